@@ -1,0 +1,38 @@
+//! `magnet-worker` — the MAGNET worker binary.
+//!
+//! Each area of work lives in its own library crate (`node/bitnet`, `node/storage`,
+//! `node/autoresearch`, …); this binary only parses the command line and dispatches.
+//! Each subcommand's code is in its own `cmd_<area>.rs` file.
+
+use clap::{Parser, Subcommand};
+
+/// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
+#[derive(Parser, Debug)]
+#[command(name = "magnet-worker", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print version and build information.
+    Version,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("magnet-worker {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
