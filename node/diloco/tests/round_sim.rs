@@ -271,3 +271,33 @@ fn every_recorded_round_can_be_rechecked_by_anyone_and_forgeries_are_caught() {
         Err(VerifyError::BaseMismatch { .. })
     ));
 }
+
+#[test]
+fn replayed_messages_are_rejected_and_never_counted_twice() {
+    use magnet_diloco::round::Rejection;
+    let cfg = SimConfig {
+        duplicate_ppm: 1_000_000, // every network message arrives twice
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(cfg, specs(3), 9);
+    sim.run_until(6_000);
+    assert!(sim.records.len() >= 4);
+    assert!(sim.records.iter().all(|r| r.accepted.len() == 3));
+    let dup_senders = sim
+        .rejections
+        .iter()
+        .filter(|(_, r)| {
+            matches!(
+                r,
+                Rejection::DuplicateSender { .. }
+                    | Rejection::WrongRound { .. }
+                    | Rejection::WrongPhase { .. }
+            )
+        })
+        .count();
+    assert!(
+        dup_senders > 0,
+        "replays must be seen and rejected: {:?}",
+        sim.rejections
+    );
+}

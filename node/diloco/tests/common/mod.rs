@@ -54,6 +54,8 @@ pub struct SimConfig {
     pub chain_removal_ms: u64,
     pub compression: CompressionConfig,
     pub policy: MergePolicy,
+    /// Chance (parts per million) that the network delivers a message twice.
+    pub duplicate_ppm: u32,
 }
 
 impl Default for SimConfig {
@@ -72,6 +74,7 @@ impl Default for SimConfig {
                 top_k_ppm: None,
             },
             policy: MergePolicy::default(),
+            duplicate_ppm: 0,
         }
     }
 }
@@ -185,6 +188,16 @@ impl Sim {
     fn push(&mut self, at: u64, item: Item) {
         self.seq += 1;
         self.queue.insert((at, self.seq), item);
+    }
+
+    /// A network message: random latency, sometimes delivered twice.
+    fn send(&mut self, to: NodeId, event: Event) {
+        let d = self.latency();
+        if self.rng.gen_range(0..1_000_000) < self.cfg.duplicate_ppm {
+            let d2 = self.latency();
+            self.push(self.now + d + d2, Item::Deliver(to.clone(), event.clone()));
+        }
+        self.push(self.now + d, Item::Deliver(to, event));
     }
 
     fn latency(&mut self) -> u64 {
@@ -314,13 +327,7 @@ impl Sim {
                     for peer in to {
                         let d = self.latency();
                         if self.alive(&peer) {
-                            self.push(
-                                now + d,
-                                Item::Deliver(
-                                    peer.clone(),
-                                    Event::Announcement(announcement.clone()),
-                                ),
-                            );
+                            self.send(peer.clone(), Event::Announcement(announcement.clone()));
                             self.push(
                                 now + 2 * d,
                                 Item::Deliver(
@@ -355,8 +362,7 @@ impl Sim {
                     self.push(now + t, Item::Deliver(me.clone(), event));
                 }
                 Action::SendGradientReady { to, signal } => {
-                    let d = self.latency();
-                    self.push(now + d, Item::Deliver(to, Event::GradientReady(signal)));
+                    self.send(to, Event::GradientReady(signal));
                 }
                 Action::Merge(job) => {
                     let event = self.run_merge(me, &job);
@@ -364,18 +370,13 @@ impl Sim {
                 }
                 Action::PublishMerged { to, merged } => {
                     for peer in to {
-                        let d = self.latency();
-                        self.push(now + d, Item::Deliver(peer, Event::Merged(merged.clone())));
+                        self.send(peer, Event::Merged(merged.clone()));
                     }
                 }
                 Action::RecordRound(record) => self.record_on_chain(record),
                 Action::PublishAborted { to, aborted } => {
                     for peer in to {
-                        let d = self.latency();
-                        self.push(
-                            now + d,
-                            Item::Deliver(peer, Event::Aborted(aborted.clone())),
-                        );
+                        self.send(peer, Event::Aborted(aborted.clone()));
                     }
                 }
                 Action::AdoptCheckpoint { hash, .. } => {
