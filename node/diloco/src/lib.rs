@@ -35,13 +35,16 @@ pub mod compress;
 pub mod election;
 pub mod eligible;
 pub mod merge;
+pub mod round;
 pub mod types;
 
 pub use checkpoint::{pseudo_gradient, Checkpoint, CheckpointError};
 pub use compress::{ByteLedger, CompressError, Compressed, CompressionConfig, Compressor};
 pub use election::{elect_leader, ElectionError, LeaderRule};
+pub use eligible::{EligibleSet, EligibleSource, FailoverSource, Member};
 pub use merge::{
     merge, verify_merge, Contribution, MergeError, MergeMeta, MergeOutput, MergePolicy,
     RejectReason, RoundRecord, VerifyError,
 };
+pub use round::{Action, Event, Phase, RoundConfig, RoundState};
 pub use types::{delta_hash, Digest, NodeId};
