@@ -485,3 +485,173 @@ pub mod fixtures {
         }
     }
 }
+
+/// Helpers that drive contributions through commit → reveal → evaluation.
+pub mod flow {
+    use super::fixtures::*;
+    use super::*;
+    use magnet_contrib::msgs as cm;
+    use magnet_contrib::state::Work;
+    use std::collections::BTreeMap;
+
+    /// A work result with distinct hashes per `tag`.
+    pub fn work(steps: u64, params: u64, kind: &str, tag: u8) -> Work {
+        Work {
+            checkpoint_hash: [tag; 32],
+            steps,
+            params,
+            data_hash: [tag.wrapping_add(100); 32],
+            kind: kind.into(),
+        }
+    }
+
+    /// Evaluators assigned to a contribution, with slots.
+    pub fn assigned(c: &Chain, epoch: u64, job: u64, contributor: &Address) -> Vec<(Address, u32)> {
+        let v = c
+            .query(
+                "/magnet.contrib.v1/assignments",
+                format!("{epoch}/{job}/{contributor}").as_bytes(),
+            )
+            .unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| {
+                let a: Address = pair[0].as_str().unwrap().parse().unwrap();
+                (a, pair[1]["slots"].as_u64().unwrap() as u32)
+            })
+            .collect()
+    }
+
+    /// A chain with `n` registered `gpu_compute` nodes (bond 1,000 MAG each), heart-beating
+    /// until `T0 + 40`.
+    pub fn setup(n: u32) -> (Chain, Vec<Node>) {
+        setup_with(n, app_state())
+    }
+
+    /// As [`setup`] with a custom genesis.
+    pub fn setup_with(n: u32, app_state: serde_json::Value) -> (Chain, Vec<Node>) {
+        let nodes: Vec<Node> = (0..n).map(node).collect();
+        let balances: Vec<(Address, u128)> = nodes.iter().map(|x| (x.op, FUNDS)).collect();
+        let mut c = Chain::genesis(T0, app_state, &balances);
+        c.begin(1).unwrap();
+        for x in &nodes {
+            x.register(&mut c, "gpu_compute", 1_000_000_000).unwrap();
+        }
+        c.end().unwrap();
+        run_until(&mut c, T0 + 40, 10, &nodes);
+        (c, nodes)
+    }
+
+    /// Commit `w` for `job` by `n` in the current epoch (in the current block).
+    pub fn commit(
+        c: &mut Chain,
+        n: &Node,
+        job: u64,
+        w: &Work,
+        nonce: &[u8],
+    ) -> Result<Vec<MsgResult>, ModuleError> {
+        let e = c.epoch();
+        let h = cm::work_commitment(&c.block.chain_id, e, job, &n.op, w, nonce);
+        c.deliver(&n.node, &[cm::commit(&n.node, e, job, h)])
+    }
+
+    /// Reveal.
+    pub fn reveal(
+        c: &mut Chain,
+        n: &Node,
+        job: u64,
+        w: &Work,
+        nonce: &[u8],
+    ) -> Result<Vec<MsgResult>, ModuleError> {
+        let e = c.epoch();
+        c.deliver(&n.node, &[cm::reveal(&n.node, e, job, w, nonce)])
+    }
+
+    /// Run one epoch's full evaluation for `contribs` (node index, work) in epoch 0 of a
+    /// chain from [`setup`]: commit, reveal, evaluator commit and reveal with `score(contributor,
+    /// evaluator)`, until the evaluator reveal window closes (`T0 + 510`). Returns the slots of
+    /// every evaluator, summed over contributions.
+    pub fn evaluate_epoch0(
+        c: &mut Chain,
+        nodes: &[Node],
+        job: u64,
+        contribs: &[(usize, Work)],
+        score: impl Fn(&Address, &Address) -> i64,
+    ) -> BTreeMap<Address, u128> {
+        let by_op: BTreeMap<Address, Node> = nodes.iter().map(|n| (n.op, n.clone())).collect();
+        c.begin(5).unwrap();
+        for (i, w) in contribs {
+            commit(c, &nodes[*i], job, w, b"n1").unwrap();
+        }
+        c.end().unwrap();
+        run_until(c, T0 + 210, 10, nodes);
+        c.begin(1).unwrap();
+        for (i, w) in contribs {
+            reveal(c, &nodes[*i], job, w, b"n1").unwrap();
+        }
+        c.end().unwrap();
+        run_until(c, T0 + 310, 10, nodes);
+        let mut slots = BTreeMap::new();
+        c.begin(1).unwrap();
+        for (i, _) in contribs {
+            let who = nodes[*i].op;
+            for (ev, s) in assigned(c, 0, job, &who) {
+                *slots.entry(ev).or_default() += s as u128;
+                let n = &by_op[&ev];
+                let h = cm::score_commitment(
+                    &c.block.chain_id,
+                    0,
+                    job,
+                    &who,
+                    &ev,
+                    score(&who, &ev),
+                    b"ev",
+                );
+                c.deliver(&n.node, &[cm::eval_commit(&n.node, 0, job, &who, h)])
+                    .unwrap();
+            }
+        }
+        c.end().unwrap();
+        run_until(c, T0 + 410, 10, nodes);
+        c.begin(1).unwrap();
+        for (i, _) in contribs {
+            let who = nodes[*i].op;
+            for (ev, _) in assigned(c, 0, job, &who) {
+                let n = &by_op[&ev];
+                c.deliver(
+                    &n.node,
+                    &[cm::eval_reveal(
+                        &n.node,
+                        0,
+                        job,
+                        &who,
+                        score(&who, &ev),
+                        b"ev",
+                    )],
+                )
+                .unwrap();
+            }
+        }
+        c.end().unwrap();
+        run_until(c, T0 + 510, 10, nodes);
+        slots
+    }
+
+    /// Slash records so far.
+    pub fn slashes(c: &Chain) -> Vec<serde_json::Value> {
+        c.query("/magnet.slashing.v1/records", b"")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Bond of `op` now.
+    pub fn bond(c: &Chain, op: &Address) -> u128 {
+        let v = c
+            .query("/magnet.registry.v1/node", op.to_string().as_bytes())
+            .unwrap();
+        v["bond"].as_str().unwrap().parse().unwrap()
+    }
+}
