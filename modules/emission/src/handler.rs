@@ -1,12 +1,14 @@
 //! Minting under caps, and the fee split.
 //!
-//! ## Caps over sliding windows
-//! A cap of `C` per window of length `W` (seconds or heights) is kept with 24 buckets per
-//! window: bucket size `b = max(1, ⌊W/24⌋)`, and a mint at position `x` (bucket `i = ⌊x/b⌋`)
-//! is allowed only while the buckets `i−n+1 ..= i`, `n = ⌈W/b⌉ + 1`, hold at most `C`. Any
-//! window of length `W` ending at a mint lies inside those `n` buckets, so **every** window
-//! of length `W`, wherever it starts, sums to at most `C` — whatever block times a proposer
-//! picks. Four windows are kept: 24 h and 365 d of block time, and `blocks_per_day` and
+//! ## Caps over exact sliding windows
+//! A cap of `C` per window of length `W` (seconds or heights) is enforced exactly: the
+//! module keeps a log of mints by position (one entry per block; several epochs ending in one
+//! block add to the same entry) and allows a mint at position `x` only while the entries in
+//! `(x − W, x]` plus the new amount stay ≤ `C`. Every window `[s, s+W)` that ends at or
+//! after a mint lies inside the window checked at its last mint, so **every** window of
+//! length `W`, wherever it starts, sums to at most `C` — whatever block times a proposer
+//! picks. Entries older than `W` are pruned, so the log holds at most one entry per block of
+//! the window. Four windows are kept: 24 h and 365 d of block time, and `blocks_per_day` and
 //! `365·blocks_per_day` heights (so a clock pushed forward cannot stretch the caps).
 
 use crate::params::{Params, DAY_SECS, YEAR_SECS};
@@ -29,22 +31,19 @@ pub struct Window {
 }
 
 impl Window {
-    fn bucket_size(&self) -> u64 {
-        (self.len / 24).max(1)
+    fn key(&self, pos: u64) -> Vec<u8> {
+        [WIN_PREFIX, &[self.tag], &pos.to_be_bytes()].concat()
     }
-    fn span(&self) -> u64 {
-        self.len.div_ceil(self.bucket_size()) + 1
+    /// First position still inside the window that ends at this position.
+    fn lo(&self) -> u64 {
+        (self.pos + 1).saturating_sub(self.len)
     }
-    fn key(&self, bucket: u64) -> Vec<u8> {
-        [WIN_PREFIX, &[self.tag], &bucket.to_be_bytes()].concat()
-    }
-    /// Minted in the buckets that bound this position's windows.
+    /// Minted in `(pos − len, pos]`.
     pub fn used(&self, ctx: &mut Ctx) -> Result<u128, ModuleError> {
-        let i = self.pos / self.bucket_size();
-        let lo = i.saturating_sub(self.span() - 1);
-        let rows = ctx
-            .store()
-            .range(&self.key(lo), Some(&self.key(i.saturating_add(1))));
+        let rows = ctx.store().range(
+            &self.key(self.lo()),
+            Some(&self.key(self.pos.saturating_add(1))),
+        );
         let mut sum: u128 = 0;
         for (k, v) in rows {
             let n: u128 =
@@ -55,17 +54,15 @@ impl Window {
         }
         Ok(sum)
     }
-    /// Record `amount` at this position and drop buckets that can no longer matter.
+    /// Record `amount` at this position and drop entries that left the window.
     pub fn add(&self, ctx: &mut Ctx, amount: u128) -> Result<(), ModuleError> {
-        let i = self.pos / self.bucket_size();
-        let k = self.key(i);
+        let k = self.key(self.pos);
         let cur: u128 = ctx.get_borsh(&k)?.unwrap_or(0);
         let new = cur
             .checked_add(amount)
-            .ok_or_else(|| ModuleError::corrupt(&k, "bucket overflows"))?;
+            .ok_or_else(|| ModuleError::corrupt(&k, "window entry overflows"))?;
         ctx.set_borsh(&k, &new)?;
-        let lo = i.saturating_sub(self.span());
-        for (old, _) in ctx.store().range(&self.key(0), Some(&self.key(lo))) {
+        for (old, _) in ctx.store().range(&self.key(0), Some(&self.key(self.lo()))) {
             ctx.delete(&old)?;
         }
         Ok(())

@@ -39,9 +39,8 @@ impl Default for Params {
             // 50M MAG in year one.
             initial_annual_emission: 50_000_000 * 1_000_000,
             decay_ppm_per_year: 150_000,
-            // Schedule per day ≈ 136,986 MAG; caps leave room for the 25-bucket window.
+            // Schedule per day ≈ 136,986 MAG; the caps leave ~10 % headroom for block-time jitter.
             daily_cap: 150_000 * 1_000_000,
-            // Above the schedule by the 25-bucket window slack (1/24).
             annual_cap: 55_000_000 * 1_000_000,
             blocks_per_day: 14_400,
             fee_burn_ppm: 300_000,

@@ -3,7 +3,7 @@
 //! * `emission/params` → [`Params`] (JSON)
 //! * `emission/genesis_time` → block time of genesis (u64 borsh): year 0 of the schedule
 //! * `emission/pool/<epoch:8 BE>` → [`EpochPool`] (borsh)
-//! * `emission/win/<window:1><bucket:8 BE>` → minted in that bucket (u128 borsh)
+//! * `emission/win/<window:1><position:8 BE>` → minted at that block time / height (u128 borsh)
 //! * `emission/minted_total` → Σ minted since genesis (u128 borsh)
 //! * `emission/fees/<height:8 BE>` → [`FeeSplit`] of that block (borsh)
 
