@@ -18,10 +18,15 @@ fn node_id_is_the_sha256_prefix_of_the_node_key_and_state_is_keyed_by_operator()
     let digest = magnet_core::sha256(&n.node_pk);
     let hexed: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(resp.node_id, format!("node-{}", &hexed[..16]));
-    let rec = c.query("/magnet.registry.v1/node", n.op.to_string().as_bytes()).unwrap();
+    let rec = c
+        .query("/magnet.registry.v1/node", n.op.to_string().as_bytes())
+        .unwrap();
     assert_eq!(rec["node"], n.node.to_string());
     assert_eq!(c.balance(&n.op), FUNDS - 1_000_000_000);
-    assert_eq!(c.balance(&magnet_core::Address::module("registry")), 1_000_000_000);
+    assert_eq!(
+        c.balance(&magnet_core::Address::module("registry")),
+        1_000_000_000
+    );
 }
 
 #[test]
@@ -55,17 +60,44 @@ fn registration_failures_have_their_own_codes_and_change_nothing() {
         (a.register(&mut c, "gpu_compute", 1_000_000_000), 4),  // operator already registered
         (
             // b reuses a's node key
-            c.deliver(&b.op, &[msgs::register_node(&b.op, &a.node_pk, "gpu_compute", "", "", "", 1_000_000_000)]),
+            c.deliver(
+                &b.op,
+                &[msgs::register_node(
+                    &b.op,
+                    &a.node_pk,
+                    "gpu_compute",
+                    "",
+                    "",
+                    "",
+                    1_000_000_000,
+                )],
+            ),
             5,
         ),
         (
-            c.deliver(&b.op, &[msgs::register_node(&b.op, &[5u8; 33], "gpu_compute", "", "", "", 1_000_000_000)]),
+            c.deliver(
+                &b.op,
+                &[msgs::register_node(
+                    &b.op,
+                    &[5u8; 33],
+                    "gpu_compute",
+                    "",
+                    "",
+                    "",
+                    1_000_000_000,
+                )],
+            ),
             8,
         ),
     ];
     for (r, code) in cases {
         let e = r.unwrap_err();
-        assert_eq!((e.codespace.as_str(), e.code), ("registry", code), "{}", e.log);
+        assert_eq!(
+            (e.codespace.as_str(), e.code),
+            ("registry", code),
+            "{}",
+            e.log
+        );
     }
     assert_eq!(c.snapshot(), before);
     c.end().unwrap();
@@ -78,12 +110,19 @@ fn unjail_while_still_jailed_is_rejected_then_accepted_after_the_jail_period() {
     run_until(&mut c, T0 + EPOCH + 10, 10, &nodes);
     run_until(&mut c, T0 + 2 * EPOCH + 10, 10, &nodes[..2]);
     let n = &nodes[2];
-    let rec = c.query("/magnet.registry.v1/node", n.op.to_string().as_bytes()).unwrap();
+    let rec = c
+        .query("/magnet.registry.v1/node", n.op.to_string().as_bytes())
+        .unwrap();
     assert_eq!(rec["jailed"], true);
     c.begin(1).unwrap();
     let before = c.snapshot();
     let e = c.deliver(&n.op, &[msgs::unjail(&n.op)]).unwrap_err();
-    assert_eq!((e.codespace.as_str(), e.code), ("registry", 10), "{}", e.log);
+    assert_eq!(
+        (e.codespace.as_str(), e.code),
+        ("registry", 10),
+        "{}",
+        e.log
+    );
     assert_eq!(c.snapshot(), before);
     c.end().unwrap();
     // A jailed node cannot commit work.
@@ -96,10 +135,18 @@ fn unjail_while_still_jailed_is_rejected_then_accepted_after_the_jail_period() {
     c.begin(1).unwrap();
     let e = c.deliver(&n.op, &[msgs::unjail(&n.op)]).unwrap_err();
     assert_eq!((e.codespace.as_str(), e.code), ("registry", 3), "{}", e.log);
-    c.deliver(&n.op, &[msgs::change_tier(&n.op, "gpu_compute", 100_000_000)]).unwrap();
+    c.deliver(
+        &n.op,
+        &[msgs::change_tier(&n.op, "gpu_compute", 100_000_000)],
+    )
+    .unwrap();
     c.deliver(&n.op, &[msgs::unjail(&n.op)]).unwrap();
     let e = c.deliver(&n.op, &[msgs::unjail(&n.op)]).unwrap_err();
-    assert_eq!((e.codespace.as_str(), e.code), ("registry", 9), "not jailed any more");
+    assert_eq!(
+        (e.codespace.as_str(), e.code),
+        ("registry", 9),
+        "not jailed any more"
+    );
     c.end().unwrap();
 }
 
@@ -120,7 +167,10 @@ fn unbonding_returns_the_bond_after_the_delay_and_not_before() {
     c.end().unwrap();
     c.empty_block(20).unwrap();
     assert_eq!(c.balance(&n.op), before + 1_000_000_000);
-    assert!(c.query("/magnet.registry.v1/node", n.op.to_string().as_bytes()).unwrap().is_null());
+    assert!(c
+        .query("/magnet.registry.v1/node", n.op.to_string().as_bytes())
+        .unwrap()
+        .is_null());
 }
 
 #[test]
@@ -155,7 +205,11 @@ fn governance_bonds_carry_voting_power_and_unbond_after_the_delay() {
     assert_eq!(e.code, 12);
     c.deliver(&a, &[msgs::unbond_gov(&a, 200)]).unwrap();
     c.end().unwrap();
-    assert_eq!(c.query("/magnet.registry.v1/gov_bond", a.to_string().as_bytes()).unwrap(), "300");
+    assert_eq!(
+        c.query("/magnet.registry.v1/gov_bond", a.to_string().as_bytes())
+            .unwrap(),
+        "300"
+    );
     c.empty_block(5_000).unwrap();
     assert_eq!(c.balance(&a), FUNDS - 300);
 }
