@@ -27,9 +27,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let fds = protox::compile(&files, [&root])?;
+    // Type names give every message `prost::Name`, so `Any::from_msg` writes
+    // `/magnet.<pkg>.v1.MsgX` (no domain before the slash, as Cosmos SDK type URLs are).
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
+    config.type_name_domain(["."], "");
     tonic_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(config, fds)?;
     Ok(())
 }

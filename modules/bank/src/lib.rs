@@ -190,7 +190,7 @@ mod tests {
             let block = BlockInfo::default();
             let mut store = MemStore::new();
             let router = NoModules;
-            let services = Services { bank: &BankKeeper, router: &router };
+            let services = Services::new(&BankKeeper, &router);
             let mut ctx = Ctx::new(&block, &mut store, GasMeter::infinite(), services);
             let addr = |i: u8| Address([i; 20]);
             for op in ops {

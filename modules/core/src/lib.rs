@@ -10,7 +10,8 @@
 //! * [`coins`] and [`address`] — integer money (`u128`) and bech32 `magnet1…` addresses;
 //! * [`module`] — the [`Module`] trait every module implements, and [`ModuleError`];
 //! * [`services`] — the narrow traits through which modules call each other (bank first);
-//! * [`epoch`] — the block-time epoch clock shared by all modules.
+//! * [`epoch`] — the block-time epoch clock shared by all modules;
+//! * [`math`] — checked `a·b/c` with a 256-bit intermediate, ppm rates.
 //!
 //! # Guarantees
 //! Everything here is deterministic: ordered maps only, no floats, no wall clock, no
@@ -27,7 +28,9 @@ pub mod context;
 pub mod epoch;
 pub mod event;
 pub mod gas;
+pub mod math;
 pub mod module;
+pub mod msg;
 pub mod services;
 pub mod store;
 
@@ -37,7 +40,10 @@ pub use context::{BlockInfo, Ctx, QueryCtx};
 pub use event::Event;
 pub use gas::{GasMeter, OutOfGas};
 pub use module::{Module, ModuleError, MsgResult, ValidatorUpdate};
-pub use services::{Bank, BankError, Services};
+pub use services::{
+    community_pool, Bank, BankError, Contributions, Disputable, Emission, NodeInfo, NodeRegistry,
+    NotaryPanel, Offence, Services, Slashing, Validators, VerifiedWork,
+};
 pub use store::{KvStore, MemStore};
 
 /// SHA-256 of `data`.

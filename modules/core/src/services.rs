@@ -96,10 +96,301 @@ pub trait ModuleRouter: Send + Sync {
 }
 
 /// Handles to other modules, copied into every [`Ctx`].
+///
+/// `bank` and `router` are always present. The incentive services are optional so that an
+/// app can be built before every module exists; a module that needs an absent service fails
+/// with [`missing_service`] (a clear error, never a panic). Build with [`Services::new`] and
+/// set the fields the app has.
 #[derive(Clone, Copy)]
 pub struct Services<'a> {
     /// The bank.
     pub bank: &'a dyn Bank,
     /// All modules (governance).
     pub router: &'a dyn ModuleRouter,
+    /// Node registry (`magnet-registry`).
+    pub registry: Option<&'a dyn NodeRegistry>,
+    /// Slashing (`magnet-slashing`).
+    pub slashing: Option<&'a dyn Slashing>,
+    /// Epoch reward pools (`magnet-emission`).
+    pub emission: Option<&'a dyn Emission>,
+    /// Verified contributions (`magnet-contrib`).
+    pub contrib: Option<&'a dyn Contributions>,
+    /// Data records (`magnet-data`), a dispute target.
+    pub data: Option<&'a dyn Disputable>,
+    /// The notary panel (`magnet-notary`), for governance.
+    pub notary: Option<&'a dyn NotaryPanel>,
+    /// The validator set (owned by the app), for fee payouts and governance.
+    pub validators: Option<&'a dyn Validators>,
+}
+
+impl<'a> Services<'a> {
+    /// Bank and router only; set the optional services afterwards.
+    pub fn new(bank: &'a dyn Bank, router: &'a dyn ModuleRouter) -> Services<'a> {
+        Services {
+            bank,
+            router,
+            registry: None,
+            slashing: None,
+            emission: None,
+            contrib: None,
+            data: None,
+            notary: None,
+            validators: None,
+        }
+    }
+    /// The registry, or a `missing_service` error.
+    pub fn registry(&self) -> Result<&'a dyn NodeRegistry, ModuleError> {
+        self.registry.ok_or_else(|| missing_service("registry"))
+    }
+    /// Slashing, or a `missing_service` error.
+    pub fn slashing(&self) -> Result<&'a dyn Slashing, ModuleError> {
+        self.slashing.ok_or_else(|| missing_service("slashing"))
+    }
+    /// Emission, or a `missing_service` error.
+    pub fn emission(&self) -> Result<&'a dyn Emission, ModuleError> {
+        self.emission.ok_or_else(|| missing_service("emission"))
+    }
+    /// Contributions, or a `missing_service` error.
+    pub fn contrib(&self) -> Result<&'a dyn Contributions, ModuleError> {
+        self.contrib.ok_or_else(|| missing_service("contrib"))
+    }
+    /// Data records, or a `missing_service` error.
+    pub fn data(&self) -> Result<&'a dyn Disputable, ModuleError> {
+        self.data.ok_or_else(|| missing_service("data"))
+    }
+    /// Notary panel, or a `missing_service` error.
+    pub fn notary(&self) -> Result<&'a dyn NotaryPanel, ModuleError> {
+        self.notary.ok_or_else(|| missing_service("notary"))
+    }
+}
+
+/// The error a module returns when the app did not wire a service it needs.
+pub fn missing_service(name: &str) -> ModuleError {
+    ModuleError::new(
+        "sdk",
+        38,
+        format!("service {name} is not wired into this app; register the {name} module in app/"),
+    )
+}
+
+/// Name of the module account the app's ante handler collects fees into.
+pub const FEE_COLLECTOR: &str = "fee_collector";
+/// Name of the module account that holds minted epoch reward pools until settlement.
+pub const REWARDS_POOL: &str = "rewards_pool";
+
+/// An offence with its own slashing rate (see `magnet-slashing` Params).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Offence {
+    /// A commitment (contribution or evaluation) was never revealed.
+    NoReveal,
+    /// A reveal did not hash to its commitment.
+    RevealMismatch,
+    /// A notary panel upheld a challenge against the offender's contribution, or the
+    /// offender lost a challenge it raised.
+    FailedChallenge,
+    /// A data record was rejected as invalid.
+    InvalidData,
+    /// Too few heartbeats in an epoch.
+    Downtime,
+    /// An evaluator's score was outside the band around the median.
+    EvaluatorDeviation,
+    /// A notary approval that governance overturned as fraudulent (rate 1.0).
+    FraudulentApproval,
+    /// Consensus double-sign evidence.
+    DoubleSign,
+}
+
+impl Offence {
+    /// All offences, in a fixed order.
+    pub const ALL: [Offence; 8] = [
+        Offence::NoReveal,
+        Offence::RevealMismatch,
+        Offence::FailedChallenge,
+        Offence::InvalidData,
+        Offence::Downtime,
+        Offence::EvaluatorDeviation,
+        Offence::FraudulentApproval,
+        Offence::DoubleSign,
+    ];
+    /// snake_case name (events, params keys).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Offence::NoReveal => "no_reveal",
+            Offence::RevealMismatch => "reveal_mismatch",
+            Offence::FailedChallenge => "failed_challenge",
+            Offence::InvalidData => "invalid_data",
+            Offence::Downtime => "downtime",
+            Offence::EvaluatorDeviation => "evaluator_deviation",
+            Offence::FraudulentApproval => "fraudulent_approval",
+            Offence::DoubleSign => "double_sign",
+        }
+    }
+}
+
+/// A registered node as other modules see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Operator account (the state key; receives rewards).
+    pub operator: Address,
+    /// Address of the node key (signs the node's work).
+    pub node: Address,
+    /// Display / p2p name, `node-<16 hex>`.
+    pub node_id: String,
+    /// Tier name.
+    pub tier: String,
+    /// Bonded amount (umag).
+    pub bond: u128,
+    /// True while jailed.
+    pub jailed: bool,
+    /// True unless unbonding.
+    pub active: bool,
+}
+
+/// The registry as other modules see it.
+pub trait NodeRegistry: Send + Sync {
+    /// The node registered by `operator`.
+    fn node(&self, ctx: &mut Ctx, operator: &Address) -> Result<Option<NodeInfo>, ModuleError>;
+    /// The operator whose node key has address `node`.
+    fn operator_of(&self, ctx: &mut Ctx, node: &Address) -> Result<Option<Address>, ModuleError>;
+    /// May `operator` earn for `epoch`: active, not jailed, enough heartbeats in that epoch.
+    fn is_eligible(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        epoch: u64,
+    ) -> Result<bool, ModuleError>;
+    /// Nodes live now (active, not jailed, a heartbeat within the liveness window), by operator.
+    fn live_nodes(&self, ctx: &mut Ctx) -> Result<Vec<NodeInfo>, ModuleError>;
+    /// Reward multiplier (milli: 1000 = 1.0×) of `operator`'s tier for work of `kind`.
+    fn multiplier_milli(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        kind: &str,
+    ) -> Result<u64, ModuleError>;
+    /// Largest verified compute `operator` may be credited per contribution (scales with bond).
+    fn compute_cap(&self, ctx: &mut Ctx, operator: &Address) -> Result<u128, ModuleError>;
+    /// Governance weight of `addr`: its node bond plus its governance bond (not unbonding).
+    fn voting_power(&self, ctx: &mut Ctx, addr: &Address) -> Result<u128, ModuleError>;
+    /// Σ voting power of everyone.
+    fn total_voting_power(&self, ctx: &mut Ctx) -> Result<u128, ModuleError>;
+    /// Take up to `amount` from `operator`'s bond into `to`; returns what was taken.
+    fn take_bond(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        amount: u128,
+        to: &Address,
+    ) -> Result<u128, ModuleError>;
+    /// Jail `operator` until block time `until_secs` (extends, never shortens).
+    fn jail(&self, ctx: &mut Ctx, operator: &Address, until_secs: u64) -> Result<(), ModuleError>;
+}
+
+/// Slashing as other modules see it.
+pub trait Slashing: Send + Sync {
+    /// Slash `operator`'s node bond at `offence`'s rate and jail it; returns the amount slashed.
+    fn slash_node(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        offence: Offence,
+        evidence: &str,
+    ) -> Result<u128, ModuleError>;
+    /// Slash `offence`'s rate of `base`, held in `escrow` on behalf of `offender` (challenge
+    /// bonds, notary bonds); returns the amount slashed. The caller owns the rest.
+    fn slash_escrow(
+        &self,
+        ctx: &mut Ctx,
+        offender: &Address,
+        offence: Offence,
+        base: u128,
+        escrow: &Address,
+        evidence: &str,
+    ) -> Result<u128, ModuleError>;
+}
+
+/// Epoch reward pools.
+pub trait Emission: Send + Sync {
+    /// Amount minted into [`REWARDS_POOL`] for `epoch` (`None` until the epoch has ended).
+    fn epoch_pool(&self, ctx: &mut Ctx, epoch: u64) -> Result<Option<u128>, ModuleError>;
+}
+
+/// One verified contribution, as rewards and jobs see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedWork {
+    /// Epoch of the commitment.
+    pub epoch: u64,
+    /// Job id.
+    pub job: u64,
+    /// Contributor's operator account.
+    pub operator: Address,
+    /// Work kind (`training`, `storage`, …).
+    pub kind: String,
+    /// Verified quality q (median score, fixed-point 10^6, floored at 0; 0 when unscored).
+    pub quality: u128,
+    /// Verified compute c (steps × params, capped).
+    pub compute: u128,
+    /// Evaluators whose score was within the band, with their slot counts.
+    pub good_evaluators: Vec<(Address, u32)>,
+    /// True when a notary resolution invalidated it.
+    pub invalidated: bool,
+}
+
+/// Contributions as rewards, jobs and notary see them (and a dispute target).
+pub trait Contributions: Disputable + Send + Sync {
+    /// When `epoch`'s challenge window closes (`None` while its evaluation is still running).
+    fn challenge_closes_at(&self, ctx: &mut Ctx, epoch: u64) -> Result<Option<u64>, ModuleError>;
+    /// Verified contributions of `epoch`, in key order (empty before finalisation).
+    fn verified(&self, ctx: &mut Ctx, epoch: u64) -> Result<Vec<VerifiedWork>, ModuleError>;
+    /// Number of disputes against `epoch`'s contributions still open.
+    fn open_disputes(&self, ctx: &mut Ctx, epoch: u64) -> Result<u64, ModuleError>;
+}
+
+/// Something a notary challenge can target (`contrib/<epoch>/<job>/<operator>`, `data/<id>`).
+pub trait Disputable: Send + Sync {
+    /// The party answerable for `target` and the offence if a challenge is upheld, if the
+    /// target exists and is inside its challenge window; otherwise an error saying why not.
+    fn open_dispute(&self, ctx: &mut Ctx, target: &str) -> Result<(Address, Offence), ModuleError>;
+    /// The panel resolved: `upheld` = the target is invalid.
+    fn close_dispute(&self, ctx: &mut Ctx, target: &str, upheld: bool) -> Result<(), ModuleError>;
+}
+
+/// The notary panel, for governance and fee splits.
+pub trait NotaryPanel: Send + Sync {
+    /// Current panel members, ascending.
+    fn members(&self, ctx: &mut Ctx) -> Result<Vec<Address>, ModuleError>;
+    /// Replace the panel.
+    fn set_panel(&self, ctx: &mut Ctx, members: &[Address]) -> Result<(), ModuleError>;
+    /// Governance overturned challenge `id` as fraudulently approved: slash its majority 1.0.
+    fn overturn(&self, ctx: &mut Ctx, challenge_id: u64) -> Result<(), ModuleError>;
+}
+
+/// The validator set, owned by the app.
+pub trait Validators: Send + Sync {
+    /// Account that receives fee payouts of the validator with this consensus address.
+    fn reward_address(
+        &self,
+        ctx: &mut Ctx,
+        consensus: &[u8],
+    ) -> Result<Option<Address>, ModuleError>;
+    /// Set a validator's power by its ed25519 public key (0 removes it).
+    fn set_power(
+        &self,
+        ctx: &mut Ctx,
+        pub_key_ed25519: &[u8],
+        power: u64,
+    ) -> Result<(), ModuleError>;
 }

@@ -1,0 +1,249 @@
+//! `begin_block` drives every epoch with contributions through its phases, at the first
+//! block whose time reaches each boundary (so transactions in that block already see the
+//! window closed):
+//!
+//! 1. **reveal window closed** → unrevealed commitments are slashed (`no_reveal`); each
+//!    revealed contribution gets `evaluator_slots` evaluator draws, seeded by this block's
+//!    hash, among live nodes other than the contributor, **weighted by bond, with
+//!    replacement** — splitting a bond over k identities leaves the distribution of slots a
+//!    party controls unchanged (the Sybil property);
+//! 2. **evaluator reveal window closed** → per contribution, the median of the revealed scores
+//!    (each counted once per slot; the lower middle for an even count) if at least
+//!    `min_evaluations` slots revealed, else unscored; evaluators further than `median_band`
+//!    from the median are slashed (`evaluator_deviation`), committed-but-unrevealed ones are
+//!    slashed (`no_reveal`); `q = clamp(median, 0, max_quality)`,
+//!    `c = min(steps · params, compute cap)`; the challenge window starts.
+
+use crate::state::{self, Assignment, EpochPhase, Phase, Status};
+use magnet_core::msg::framed;
+use magnet_core::{sha256, Address, Ctx, Event, ModuleError, Offence};
+
+/// Slash `op` unless its node is gone (fully unbonded).
+fn slash(ctx: &mut Ctx, op: &Address, offence: Offence, why: &str) -> Result<(), ModuleError> {
+    let reg = ctx.services().registry()?;
+    if reg.node(ctx, op)?.is_some() {
+        ctx.services()
+            .slashing()?
+            .slash_node(ctx, op, offence, why)?;
+    }
+    Ok(())
+}
+
+/// Phase transitions; see the module docs.
+pub fn begin_block(ctx: &mut Ctx) -> Result<(), ModuleError> {
+    let es = magnet_core::epoch::state(ctx.store())?;
+    if state::epoch_start(ctx.store(), es.current)?.is_none() {
+        state::set_epoch_start(ctx.store_mut(), es.current, es.start_time_secs);
+    }
+    let p = state::params(ctx.store())?;
+    let now = ctx.block.time_secs;
+    for (e, mut ph) in state::unfinished(ctx.store())? {
+        let Some(start) = state::epoch_start(ctx.store(), e)? else {
+            continue;
+        };
+        if ph.phase == Phase::Open && now >= start.saturating_add(p.reveal_end()) {
+            close_reveals(ctx, e, p.evaluator_slots)?;
+            ph.phase = Phase::Evaluating;
+            state::set_phase(ctx, e, &ph)?;
+        }
+        if ph.phase == Phase::Evaluating && now >= start.saturating_add(p.eval_reveal_end()) {
+            finalize(ctx, e, &p)?;
+            let closes_at = start
+                .saturating_add(p.eval_reveal_end())
+                .saturating_add(p.challenge_window_secs);
+            state::set_phase(
+                ctx,
+                e,
+                &EpochPhase {
+                    phase: Phase::Final { closes_at },
+                    count: ph.count,
+                },
+            )?;
+            ctx.emit(
+                Event::new("magnet.contrib.epoch_final")
+                    .attr("epoch", e)
+                    .attr("challenge_closes_at", closes_at),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Draw `slots` evaluators for one contribution: stake-weighted, with replacement.
+pub fn draw(
+    seed: &[u8; 32],
+    epoch: u64,
+    job: u64,
+    contributor: &Address,
+    candidates: &[(Address, u128)],
+    slots: u32,
+) -> Vec<(Address, u32)> {
+    let total: u128 = candidates
+        .iter()
+        .fold(0u128, |a, (_, w)| a.saturating_add(*w));
+    let mut out: std::collections::BTreeMap<Address, u32> = Default::default();
+    if total == 0 {
+        return Vec::new();
+    }
+    for j in 0..slots {
+        let h = sha256(&framed(&[
+            b"MAGNET/contrib/assign/v1",
+            seed,
+            &epoch.to_be_bytes(),
+            &job.to_be_bytes(),
+            contributor.as_bytes(),
+            &j.to_be_bytes(),
+        ]));
+        let mut r = [0u8; 16];
+        r.copy_from_slice(&h[..16]);
+        let mut x = u128::from_be_bytes(r) % total;
+        for (a, w) in candidates {
+            if x < *w {
+                *out.entry(*a).or_default() += 1;
+                break;
+            }
+            x -= *w;
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn close_reveals(ctx: &mut Ctx, e: u64, slots: u32) -> Result<(), ModuleError> {
+    let reg = ctx.services().registry()?;
+    let live: Vec<(Address, u128)> = reg
+        .live_nodes(ctx)?
+        .into_iter()
+        .map(|n| (n.operator, n.bond))
+        .collect();
+    let seed = ctx.block.hash;
+    for mut c in state::contributions(ctx.store(), e)? {
+        match c.status {
+            Status::Committed => {
+                c.status = Status::NoReveal;
+                state::set_contribution(ctx, &c)?;
+                slash(
+                    ctx,
+                    &c.operator,
+                    Offence::NoReveal,
+                    &format!("no reveal, epoch {e} job {}", c.job),
+                )?;
+            }
+            Status::Revealed => {
+                let cands: Vec<(Address, u128)> = live
+                    .iter()
+                    .filter(|(a, _)| *a != c.operator)
+                    .cloned()
+                    .collect();
+                for (ev, n) in draw(&seed, e, c.job, &c.operator, &cands, slots) {
+                    let a = Assignment {
+                        slots: n,
+                        commitment: None,
+                        score: None,
+                        mismatched: false,
+                    };
+                    ctx.set_borsh(&state::a_key(e, c.job, &c.operator, &ev), &a)?;
+                    ctx.emit(
+                        Event::new("magnet.contrib.evaluator_assigned")
+                            .attr("epoch", e)
+                            .attr("job", c.job)
+                            .attr("contributor", c.operator)
+                            .attr("evaluator", ev)
+                            .attr("slots", n),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Lower median of a multiset given as (value, multiplicity), sorted here.
+pub fn lower_median(mut xs: Vec<(i64, u32)>) -> Option<i64> {
+    let n: u64 = xs.iter().map(|(_, m)| *m as u64).sum();
+    if n == 0 {
+        return None;
+    }
+    xs.sort();
+    let idx = (n - 1) / 2;
+    let mut seen = 0u64;
+    for (v, m) in xs {
+        seen += m as u64;
+        if seen > idx {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn finalize(ctx: &mut Ctx, e: u64, p: &crate::params::Params) -> Result<(), ModuleError> {
+    let reg = ctx.services().registry()?;
+    for mut c in state::contributions(ctx.store(), e)? {
+        if c.status != Status::Revealed {
+            continue;
+        }
+        let assigned = state::assignments(ctx.store(), e, c.job, &c.operator)?;
+        for (ev, a) in &assigned {
+            if a.commitment.is_some() && a.score.is_none() && !a.mismatched {
+                slash(
+                    ctx,
+                    ev,
+                    Offence::NoReveal,
+                    &format!("no score reveal, epoch {e} job {}", c.job),
+                )?;
+            }
+        }
+        let scores: Vec<(i64, u32)> = assigned
+            .iter()
+            .filter_map(|(_, a)| a.score.map(|s| (s, a.slots)))
+            .collect();
+        let n: u64 = scores.iter().map(|(_, m)| *m as u64).sum();
+        let median = if n >= p.min_evaluations as u64 {
+            lower_median(scores)
+        } else {
+            None
+        };
+        match median {
+            None => {
+                c.status = Status::Unscored;
+            }
+            Some(med) => {
+                c.status = Status::Scored;
+                c.median = Some(med);
+                for (ev, a) in &assigned {
+                    let Some(s) = a.score else { continue };
+                    let dev = (s as i128 - med as i128).unsigned_abs();
+                    if dev > p.median_band as u128 {
+                        slash(
+                            ctx,
+                            ev,
+                            Offence::EvaluatorDeviation,
+                            &format!("score {s} vs median {med}, epoch {e} job {}", c.job),
+                        )?;
+                    } else {
+                        c.good_evaluators.push((*ev, a.slots));
+                    }
+                }
+                c.quality = (med.max(0) as u128).min(p.max_quality as u128);
+                let w = c.work.as_ref();
+                let raw = w.map_or(0, |w| (w.steps as u128).saturating_mul(w.params as u128));
+                let cap = if reg.node(ctx, &c.operator)?.is_some() {
+                    reg.compute_cap(ctx, &c.operator)?
+                } else {
+                    0
+                };
+                c.compute = raw.min(cap).min(u64::MAX as u128);
+            }
+        }
+        state::set_contribution(ctx, &c)?;
+        ctx.emit(
+            Event::new("magnet.contrib.scored")
+                .attr("epoch", e)
+                .attr("job", c.job)
+                .attr("operator", c.operator)
+                .attr("quality", c.quality)
+                .attr("compute", c.compute),
+        );
+    }
+    Ok(())
+}

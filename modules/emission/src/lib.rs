@@ -1,0 +1,118 @@
+//! # magnet-emission — capped epoch reward pools and the fee split
+//!
+//! At the end of each epoch `e` the module mints `e`'s reward pool into the module account
+//! `rewards_pool` (where `magnet-rewards` settles it one epoch later). The schedule gives each
+//! epoch its time share of an annual emission that decays yearly; the mint is then clipped so
+//! that no 24 h of block time and no `blocks_per_day` heights see more than `daily_cap`, and
+//! no 365 days / `365·blocks_per_day` heights more than `annual_cap` (see [`handler`]). A
+//! clipped amount is not carried over. A block that ends several epochs mints each, in order.
+//!
+//! Fees: at the start of each block the fees collected into `fee_collector` are split by
+//! Params into burn, the last block's signing validators (pro rata to power, paid to the
+//! account the app's validator set names) and the community pool, which also receives
+//! unpayable shares and rounding dust.
+//!
+//! Queries (JSON): `/magnet.emission.v1/params`, `/magnet.emission.v1/pool` (data: epoch in
+//! decimal), `/magnet.emission.v1/pools`, `/magnet.emission.v1/minted_total`.
+//!
+//! # Security
+//! Guarantees: minted per 24 h / per `blocks_per_day` heights ≤ daily cap and per year ≤
+//! annual cap whatever block times the proposers choose; supply grows only here (and shrinks
+//! by burns), so `supply = genesis + minted − burned`; the fee split conserves coins exactly.
+//! Does not guarantee: that block time tracks wall time (the height caps bound the damage),
+//! nor that validators are paid when the app wires no validator set (their share then goes to
+//! the community pool, and an event says so).
+#![deny(clippy::unwrap_used, clippy::disallowed_types)]
+
+pub mod error;
+pub mod handler;
+pub mod hooks;
+pub mod msgs;
+pub mod params;
+pub mod state;
+
+pub use error::Error;
+pub use params::Params;
+
+use magnet_core::{Ctx, Module, ModuleError, QueryCtx};
+
+/// The emission module and keeper.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct EmissionModule;
+
+fn parse_params(v: &serde_json::Value) -> Result<Params, ModuleError> {
+    let p: Params =
+        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidParams(e.to_string()))?;
+    p.validate()?;
+    Ok(p)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ModuleError> {
+    serde_json::to_vec(v).map_err(|e| ModuleError::invalid_request(e.to_string()))
+}
+
+impl Module for EmissionModule {
+    fn name(&self) -> &'static str {
+        "emission"
+    }
+    fn init_genesis(&self, ctx: &mut Ctx, genesis: &serde_json::Value) -> Result<(), ModuleError> {
+        let p = match genesis.get("params") {
+            Some(p) => parse_params(p)?,
+            None => Params::default(),
+        };
+        state::set_params(ctx.store_mut(), &p);
+        let t = ctx.block.time_secs;
+        magnet_core::store::set_borsh(ctx.store_mut(), state::GENESIS_TIME_KEY, &t);
+        Ok(())
+    }
+    fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
+        Ok(serde_json::json!({ "params": state::params(ctx.store)? }))
+    }
+    fn begin_block(&self, ctx: &mut Ctx) -> Result<(), ModuleError> {
+        hooks::begin_block(ctx)
+    }
+    fn end_epoch(&self, ctx: &mut Ctx, epoch: u64) -> Result<(), ModuleError> {
+        hooks::end_epoch(ctx, epoch)
+    }
+    fn query(
+        &self,
+        ctx: &QueryCtx,
+        path: &str,
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, ModuleError>> {
+        Some(match path {
+            "/magnet.emission.v1/params" => state::params(ctx.store).and_then(|p| json(&p)),
+            "/magnet.emission.v1/pools" => state::pools(ctx.store).and_then(|p| json(&p)),
+            "/magnet.emission.v1/minted_total" => {
+                state::minted_total(ctx.store).and_then(|m| json(&m.to_string()))
+            }
+            "/magnet.emission.v1/pool" => String::from_utf8_lossy(data)
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| {
+                    ModuleError::invalid_request("pool query data must be an epoch number")
+                })
+                .and_then(|e| state::pool(ctx.store, e))
+                .and_then(|p| json(&p)),
+            _ => return None,
+        })
+    }
+    fn params(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
+        serde_json::to_value(state::params(ctx.store)?)
+            .map_err(|e| ModuleError::invalid_request(e.to_string()))
+    }
+    fn validate_params(&self, params: &serde_json::Value) -> Result<(), ModuleError> {
+        parse_params(params).map(|_| ())
+    }
+    fn set_params(&self, ctx: &mut Ctx, params: &serde_json::Value) -> Result<(), ModuleError> {
+        let p = parse_params(params)?;
+        state::set_params(ctx.store_mut(), &p);
+        Ok(())
+    }
+}
+
+impl magnet_core::Emission for EmissionModule {
+    fn epoch_pool(&self, ctx: &mut Ctx, epoch: u64) -> Result<Option<u128>, ModuleError> {
+        Ok(state::pool(ctx.store(), epoch)?.map(|p| p.minted))
+    }
+}

@@ -1,0 +1,94 @@
+//! Jobs errors (codespace `jobs`).
+
+use magnet_core::ModuleError;
+
+/// Codespace of this module.
+pub const CODESPACE: &str = "jobs";
+
+/// Why a jobs message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such job.
+    #[error("job {0} does not exist")]
+    UnknownJob(u64),
+    /// The job is not open.
+    #[error("job {0} is not open (settling, settled or cancelled)")]
+    NotOpen(u64),
+    /// Only the creator may cancel.
+    #[error("only the creator {0} may cancel this job")]
+    NotCreator(String),
+    /// Cancel after work was recorded.
+    #[error(
+        "job {0} has recorded rounds or verified contributions and can no longer be cancelled"
+    )]
+    CannotCancel(u64),
+    /// Round out of order or not chained to the previous merge.
+    #[error("round {round} of job {job} does not extend the lineage: {why}")]
+    BadRound {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// Why.
+        why: String,
+    },
+    /// Payment for a job that has no merged model yet.
+    #[error("job {0} has no merged model to pay for")]
+    NoModel(u64),
+    /// Server is not a registered node.
+    #[error("server {0} is not a registered node operator")]
+    UnknownServer(String),
+    /// A malformed field.
+    #[error("invalid {field}: {why}")]
+    InvalidField {
+        /// Field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// Invalid params.
+    #[error("invalid jobs params: {0}")]
+    InvalidParams(String),
+    /// An error from the core or another module.
+    #[error(transparent)]
+    Other(#[from] ModuleError),
+}
+
+impl Error {
+    /// ABCI code.
+    pub fn code(&self) -> u32 {
+        match self {
+            Error::UnknownJob(_) => 2,
+            Error::NotOpen(_) => 3,
+            Error::NotCreator(_) => 4,
+            Error::CannotCancel(_) => 5,
+            Error::BadRound { .. } => 6,
+            Error::NoModel(_) => 7,
+            Error::UnknownServer(_) => 8,
+            Error::InvalidField { .. } => 9,
+            Error::InvalidParams(_) => 10,
+            Error::Other(e) => e.code,
+        }
+    }
+}
+
+impl From<Error> for ModuleError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Other(m) => m,
+            e => ModuleError::new(CODESPACE, e.code(), e.to_string()),
+        }
+    }
+}
+
+impl From<magnet_core::OutOfGas> for Error {
+    fn from(e: magnet_core::OutOfGas) -> Self {
+        Error::Other(e.into())
+    }
+}
+
+impl From<magnet_core::BankError> for Error {
+    fn from(e: magnet_core::BankError) -> Self {
+        Error::Other(e.into())
+    }
+}

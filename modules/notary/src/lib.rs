@@ -1,0 +1,146 @@
+//! # magnet-notary — the bootstrap notary panel
+//!
+//! The panel is a genesis list of accounts, replaced only by governance (`notary_set`).
+//! A member votes only while its bond (`MsgBondNotary`) is at least `min_notary_bond`.
+//!
+//! `MsgChallenge{target, bond, evidence hash}` targets a contribution
+//! (`contrib/<epoch>/<job>/<operator>`, inside its challenge window) or a data record
+//! (`data/<id>`, while pending). The target is frozen (its epoch does not settle, the data
+//! record does not confirm) until resolution. Members vote (`MsgVote{uphold}`) within
+//! `vote_window_secs`; then:
+//! * fewer than `quorum_ppm` of the panel voted → the challenger gets its bond back minus
+//!   `no_quorum_fee_ppm` (to the community pool), so challenges are not free griefing;
+//! * majority uphold → the target is invalidated and its party slashed at the target's
+//!   offence rate (`failed_challenge` for contributions, `invalid_data` for data); the
+//!   challenger gets its bond back;
+//! * otherwise → the challenger's bond is slashed at the `failed_challenge` rate.
+//!
+//! Voting with the minority is not an offence. Governance can overturn a resolution
+//! (`overturn`); every notary of its majority is then slashed at `fraudulent_approval`
+//! (1.0) of its bond.
+//!
+//! Queries (JSON): `/magnet.notary.v1/params`, `/magnet.notary.v1/panel`,
+//! `/magnet.notary.v1/challenges`, `/magnet.notary.v1/challenge` (data: id).
+//!
+//! # Security
+//! Guarantees: only bonded panel members vote, once each; bonds are conserved (refunded,
+//! slashed to burn/community pool, or kept as fee); a resolution happens exactly once.
+//! Does not guarantee: an honest panel — that is the bootstrap assumption, backed by bonds
+//! and the governance appeal.
+#![deny(clippy::unwrap_used, clippy::disallowed_types)]
+
+pub mod error;
+pub mod handler;
+pub mod hooks;
+pub mod msgs;
+pub mod params;
+pub mod state;
+
+pub use error::Error;
+pub use params::Params;
+
+use magnet_core::{Address, Ctx, Module, ModuleError, MsgResult, QueryCtx, ValidatorUpdate};
+
+/// The notary module and keeper.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct NotaryModule;
+
+fn parse_params(v: &serde_json::Value) -> Result<Params, ModuleError> {
+    let p: Params =
+        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidParams(e.to_string()))?;
+    p.validate()?;
+    Ok(p)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ModuleError> {
+    serde_json::to_vec(v).map_err(|e| ModuleError::invalid_request(e.to_string()))
+}
+
+impl Module for NotaryModule {
+    fn name(&self) -> &'static str {
+        "notary"
+    }
+    fn msg_type_urls(&self) -> Vec<&'static str> {
+        msgs::type_urls()
+    }
+    fn validate_msg(&self, msg: &prost_types::Any) -> Result<Address, ModuleError> {
+        Ok(msgs::check(msg)?.1)
+    }
+    fn deliver(&self, ctx: &mut Ctx, msg: &prost_types::Any) -> Result<MsgResult, ModuleError> {
+        Ok(handler::deliver(ctx, msg)?)
+    }
+    /// Genesis: `{"params": …, "panel": ["magnet1…", …]}`.
+    fn init_genesis(&self, ctx: &mut Ctx, genesis: &serde_json::Value) -> Result<(), ModuleError> {
+        let p = match genesis.get("params") {
+            Some(p) => parse_params(p)?,
+            None => Params::default(),
+        };
+        state::set_params(ctx.store_mut(), &p);
+        let mut panel = Vec::new();
+        if let Some(list) = genesis.get("panel").and_then(|v| v.as_array()) {
+            for m in list {
+                let s = m.as_str().unwrap_or_default();
+                panel.push(magnet_core::msg::address("notary panel member", s)?);
+            }
+        }
+        handler::set_panel(ctx, &panel)?;
+        Ok(())
+    }
+    fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
+        let panel: Vec<String> = state::members(ctx.store)?
+            .iter()
+            .map(|(a, _)| a.to_string())
+            .collect();
+        Ok(serde_json::json!({ "params": state::params(ctx.store)?, "panel": panel }))
+    }
+    fn end_block(&self, ctx: &mut Ctx) -> Result<Vec<ValidatorUpdate>, ModuleError> {
+        hooks::end_block(ctx)?;
+        Ok(Vec::new())
+    }
+    fn query(
+        &self,
+        ctx: &QueryCtx,
+        path: &str,
+        data: &[u8],
+    ) -> Option<Result<Vec<u8>, ModuleError>> {
+        Some(match path {
+            "/magnet.notary.v1/params" => state::params(ctx.store).and_then(|p| json(&p)),
+            "/magnet.notary.v1/panel" => state::members(ctx.store).and_then(|m| json(&m)),
+            "/magnet.notary.v1/challenges" => state::challenges(ctx.store).and_then(|c| json(&c)),
+            "/magnet.notary.v1/challenge" => String::from_utf8_lossy(data)
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ModuleError::invalid_request("data must be a challenge id"))
+                .and_then(|id| state::challenge(ctx.store, id))
+                .and_then(|c| json(&c)),
+            _ => return None,
+        })
+    }
+    fn params(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
+        serde_json::to_value(state::params(ctx.store)?)
+            .map_err(|e| ModuleError::invalid_request(e.to_string()))
+    }
+    fn validate_params(&self, params: &serde_json::Value) -> Result<(), ModuleError> {
+        parse_params(params).map(|_| ())
+    }
+    fn set_params(&self, ctx: &mut Ctx, params: &serde_json::Value) -> Result<(), ModuleError> {
+        let p = parse_params(params)?;
+        state::set_params(ctx.store_mut(), &p);
+        Ok(())
+    }
+}
+
+impl magnet_core::NotaryPanel for NotaryModule {
+    fn members(&self, ctx: &mut Ctx) -> Result<Vec<Address>, ModuleError> {
+        Ok(state::members(ctx.store())?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect())
+    }
+    fn set_panel(&self, ctx: &mut Ctx, members: &[Address]) -> Result<(), ModuleError> {
+        Ok(handler::set_panel(ctx, members)?)
+    }
+    fn overturn(&self, ctx: &mut Ctx, challenge_id: u64) -> Result<(), ModuleError> {
+        Ok(handler::overturn(ctx, challenge_id)?)
+    }
+}

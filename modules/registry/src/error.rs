@@ -1,0 +1,132 @@
+//! Registry errors; each variant has its own ABCI code in codespace `registry`.
+
+use magnet_core::ModuleError;
+
+/// Codespace of this module.
+pub const CODESPACE: &str = "registry";
+
+/// Why a registry message or call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Unknown tier name.
+    #[error(
+        "unknown tier {0:?}; use orchestrator, gpu_compute, storage_node, cpu_only or mobile_light"
+    )]
+    InvalidTier(String),
+    /// Bond below the tier's minimum.
+    #[error("bond {have}umag is below the {tier} minimum of {min}umag")]
+    BondBelowMinimum {
+        /// Tier.
+        tier: String,
+        /// Offered / held.
+        have: u128,
+        /// Required.
+        min: u128,
+    },
+    /// The operator already has a node.
+    #[error("operator {0} already registered a node; one node per operator account")]
+    AlreadyRegistered(String),
+    /// The node key is bound to another operator.
+    #[error("node key is already registered by operator {0}")]
+    NodeKeyInUse(String),
+    /// No node for this operator.
+    #[error("operator {0} has no registered node")]
+    NotRegistered(String),
+    /// The signing node key is not registered.
+    #[error("node key address {0} is not registered; register it with MsgRegisterNode first")]
+    UnknownNodeKey(String),
+    /// Bad node public key.
+    #[error("invalid node public key: {0}; expected a 33-byte compressed secp256k1 key")]
+    InvalidPubkey(String),
+    /// Unjail of a node that is not jailed.
+    #[error("node of {0} is not jailed")]
+    NotJailed(String),
+    /// Unjail before the jail period ended.
+    #[error(
+        "node of {operator} is jailed until block time {until}s (now {now}s); unjail after that"
+    )]
+    StillJailed {
+        /// Operator.
+        operator: String,
+        /// Jail end.
+        until: u64,
+        /// Block time.
+        now: u64,
+    },
+    /// The node is unbonding.
+    #[error("node of {0} is unbonding and cannot do this")]
+    Unbonding(String),
+    /// Governance unbond above the bond.
+    #[error("governance bond of {owner} is {have}umag, cannot unbond {need}umag")]
+    InsufficientGovBond {
+        /// Owner.
+        owner: String,
+        /// Held.
+        have: u128,
+        /// Asked.
+        need: u128,
+    },
+    /// A text field is too long.
+    #[error("{field} is {len} bytes, at most {max} allowed")]
+    FieldTooLong {
+        /// Field.
+        field: &'static str,
+        /// Length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A zero amount where a positive one is needed.
+    #[error("{0} must be > 0")]
+    ZeroAmount(&'static str),
+    /// Invalid params.
+    #[error("invalid registry params: {0}")]
+    InvalidParams(String),
+    /// An error from the core or another module.
+    #[error(transparent)]
+    Other(#[from] ModuleError),
+}
+
+impl Error {
+    /// ABCI code.
+    pub fn code(&self) -> u32 {
+        match self {
+            Error::InvalidTier(_) => 2,
+            Error::BondBelowMinimum { .. } => 3,
+            Error::AlreadyRegistered(_) => 4,
+            Error::NodeKeyInUse(_) => 5,
+            Error::NotRegistered(_) => 6,
+            Error::UnknownNodeKey(_) => 7,
+            Error::InvalidPubkey(_) => 8,
+            Error::NotJailed(_) => 9,
+            Error::StillJailed { .. } => 10,
+            Error::Unbonding(_) => 11,
+            Error::InsufficientGovBond { .. } => 12,
+            Error::FieldTooLong { .. } => 13,
+            Error::ZeroAmount(_) => 14,
+            Error::InvalidParams(_) => 15,
+            Error::Other(e) => e.code,
+        }
+    }
+}
+
+impl From<Error> for ModuleError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Other(m) => m,
+            e => ModuleError::new(CODESPACE, e.code(), e.to_string()),
+        }
+    }
+}
+
+impl From<magnet_core::OutOfGas> for Error {
+    fn from(e: magnet_core::OutOfGas) -> Self {
+        Error::Other(e.into())
+    }
+}
+
+impl From<magnet_core::BankError> for Error {
+    fn from(e: magnet_core::BankError) -> Self {
+        Error::Other(e.into())
+    }
+}

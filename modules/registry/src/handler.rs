@@ -1,0 +1,260 @@
+//! check → execute for each registry message. Every handler validates fully before its first
+//! write, so an error leaves state unchanged even outside the app's tx overlay.
+
+use crate::error::Error;
+use crate::msgs::{self, Msg};
+use crate::state::{self, escrow, NodeRecord, NodeStatus, UnbondEntry, UnbondKind};
+use magnet_core::msg::result;
+use magnet_core::{Coins, Ctx, Event, MsgResult};
+use magnet_proto::registry::v1 as pb;
+
+fn now(ctx: &Ctx) -> u64 {
+    ctx.block.time_secs
+}
+
+fn current_epoch(ctx: &Ctx) -> Result<u64, Error> {
+    Ok(magnet_core::epoch::state(ctx.store())?.current)
+}
+
+/// Execute a checked message.
+pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error> {
+    let (msg, _) = msgs::check(any)?;
+    let params = state::params(ctx.store())?;
+    let bank = ctx.services().bank;
+    match msg {
+        Msg::Register {
+            operator,
+            node_pubkey,
+            node,
+            tier,
+            endpoint,
+            region,
+            hardware_profile,
+            bond,
+        } => {
+            let t = params.tier(&tier)?;
+            if bond < t.min_bond {
+                return Err(Error::BondBelowMinimum {
+                    tier,
+                    have: bond,
+                    min: t.min_bond,
+                });
+            }
+            if state::node(ctx, &operator)?.is_some() {
+                return Err(Error::AlreadyRegistered(operator.to_string()));
+            }
+            if let Some(other) = state::operator_of(ctx, &node)? {
+                return Err(Error::NodeKeyInUse(other.to_string()));
+            }
+            bank.send(ctx, &operator, &escrow(), &Coins::umag(bond))?;
+            let rec = NodeRecord {
+                operator,
+                node,
+                node_id: state::node_id(&node_pubkey),
+                node_pubkey,
+                tier,
+                endpoint,
+                region,
+                hardware_profile,
+                bond,
+                status: NodeStatus::Active,
+                jailed: false,
+                jail_until: 0,
+                registered_epoch: current_epoch(ctx)?,
+                last_heartbeat: 0,
+                last_counted_heartbeat: 0,
+            };
+            state::set_node(ctx, &rec)?;
+            state::set_operator_of(ctx, &node, &operator)?;
+            ctx.emit(
+                Event::new("magnet.registry.node_registered")
+                    .attr("operator", operator)
+                    .attr("node", node)
+                    .attr("node_id", &rec.node_id)
+                    .attr("tier", &rec.tier)
+                    .attr("bond", bond),
+            );
+            Ok(result(&pb::MsgRegisterNodeResponse {
+                node_id: rec.node_id,
+            }))
+        }
+        Msg::Heartbeat { node } => {
+            let op = state::operator_of(ctx, &node)?
+                .ok_or_else(|| Error::UnknownNodeKey(node.to_string()))?;
+            let mut rec = state::must_node(ctx, &op)?;
+            if rec.status != NodeStatus::Active {
+                return Err(Error::Unbonding(op.to_string()));
+            }
+            let t = now(ctx);
+            rec.last_heartbeat = t;
+            let first = rec.last_counted_heartbeat == 0;
+            if first
+                || t >= rec
+                    .last_counted_heartbeat
+                    .saturating_add(params.heartbeat_interval_secs)
+            {
+                rec.last_counted_heartbeat = t;
+                let e = current_epoch(ctx)?;
+                let n = state::heartbeats(ctx, e, &op)?;
+                state::set_heartbeats(ctx, e, &op, n.saturating_add(1))?;
+            }
+            state::set_node(ctx, &rec)?;
+            Ok(result(&pb::MsgHeartbeatResponse {}))
+        }
+        Msg::ChangeTier {
+            operator,
+            tier,
+            extra_bond,
+        } => {
+            let mut rec = state::must_node(ctx, &operator)?;
+            if rec.status != NodeStatus::Active {
+                return Err(Error::Unbonding(operator.to_string()));
+            }
+            let t = params.tier(&tier)?;
+            let new_bond = rec
+                .bond
+                .checked_add(extra_bond)
+                .ok_or_else(|| magnet_core::BankError::Overflow("node bond".into()))?;
+            if new_bond < t.min_bond {
+                return Err(Error::BondBelowMinimum {
+                    tier,
+                    have: new_bond,
+                    min: t.min_bond,
+                });
+            }
+            bank.send(ctx, &operator, &escrow(), &Coins::umag(extra_bond))?;
+            rec.tier = tier;
+            rec.bond = new_bond;
+            state::set_node(ctx, &rec)?;
+            ctx.emit(
+                Event::new("magnet.registry.tier_changed")
+                    .attr("operator", operator)
+                    .attr("tier", &rec.tier)
+                    .attr("bond", new_bond),
+            );
+            Ok(result(&pb::MsgChangeTierResponse {}))
+        }
+        Msg::UnbondNode { operator } => {
+            let mut rec = state::must_node(ctx, &operator)?;
+            if rec.status != NodeStatus::Active {
+                return Err(Error::Unbonding(operator.to_string()));
+            }
+            let at = now(ctx).saturating_add(params.unbonding_delay_secs);
+            rec.status = NodeStatus::Unbonding { completes_at: at };
+            state::set_node(ctx, &rec)?;
+            state::push_unbond(
+                ctx,
+                at,
+                &UnbondEntry {
+                    owner: operator,
+                    kind: UnbondKind::Node,
+                },
+            )?;
+            ctx.emit(
+                Event::new("magnet.registry.unbonding")
+                    .attr("operator", operator)
+                    .attr("completes_at", at),
+            );
+            Ok(result(&pb::MsgUnbondNodeResponse {
+                completes_at_secs: at,
+            }))
+        }
+        Msg::Unjail { operator } => {
+            let mut rec = state::must_node(ctx, &operator)?;
+            if !rec.jailed {
+                return Err(Error::NotJailed(operator.to_string()));
+            }
+            if now(ctx) < rec.jail_until {
+                return Err(Error::StillJailed {
+                    operator: operator.to_string(),
+                    until: rec.jail_until,
+                    now: now(ctx),
+                });
+            }
+            let min = params.tier(&rec.tier)?.min_bond;
+            if rec.bond < min {
+                return Err(Error::BondBelowMinimum {
+                    tier: rec.tier,
+                    have: rec.bond,
+                    min,
+                });
+            }
+            rec.jailed = false;
+            state::set_node(ctx, &rec)?;
+            ctx.emit(Event::new("magnet.registry.unjailed").attr("operator", operator));
+            Ok(result(&pb::MsgUnjailResponse {}))
+        }
+        Msg::BondGov { owner, amount } => {
+            let cur = state::gov_bond(ctx, &owner)?;
+            let new = cur
+                .checked_add(amount)
+                .ok_or_else(|| magnet_core::BankError::Overflow("governance bond".into()))?;
+            bank.send(ctx, &owner, &escrow(), &Coins::umag(amount))?;
+            state::set_gov_bond(ctx, &owner, new)?;
+            ctx.emit(
+                Event::new("magnet.registry.gov_bonded")
+                    .attr("owner", owner)
+                    .attr("amount", amount),
+            );
+            Ok(result(&pb::MsgBondGovResponse {}))
+        }
+        Msg::UnbondGov { owner, amount } => {
+            let cur = state::gov_bond(ctx, &owner)?;
+            let left = cur.checked_sub(amount).ok_or(Error::InsufficientGovBond {
+                owner: owner.to_string(),
+                have: cur,
+                need: amount,
+            })?;
+            let at = now(ctx).saturating_add(params.unbonding_delay_secs);
+            state::set_gov_bond(ctx, &owner, left)?;
+            state::push_unbond(
+                ctx,
+                at,
+                &UnbondEntry {
+                    owner,
+                    kind: UnbondKind::Gov(amount),
+                },
+            )?;
+            Ok(result(&pb::MsgUnbondGovResponse {
+                completes_at_secs: at,
+            }))
+        }
+    }
+}
+
+/// Pay out a matured unbonding.
+pub fn complete_unbonding(ctx: &mut Ctx, e: &UnbondEntry) -> Result<(), Error> {
+    let bank = ctx.services().bank;
+    let amount = match e.kind {
+        UnbondKind::Gov(a) => a,
+        UnbondKind::Node => {
+            let Some(rec) = state::node(ctx, &e.owner)? else {
+                return Ok(());
+            };
+            state::delete_node(ctx, &rec)?;
+            rec.bond
+        }
+    };
+    bank.send(ctx, &escrow(), &e.owner, &Coins::umag(amount))?;
+    ctx.emit(
+        Event::new("magnet.registry.unbonded")
+            .attr("owner", e.owner)
+            .attr("amount", amount),
+    );
+    Ok(())
+}
+
+/// Reward multiplier for `kind` of work on `tier`.
+pub fn multiplier(params: &crate::params::Params, tier: &str, kind: &str) -> Result<u64, Error> {
+    let t = params.tier(tier)?;
+    Ok(if t.kinds.iter().any(|k| k == kind) {
+        t.multiplier_milli
+    } else {
+        t.multiplier_milli.min(1000)
+    })
+}
+
+/// Is `rec` jailed or unbonding (excluded from work and rewards)?
+pub fn excluded(rec: &NodeRecord) -> bool {
+    rec.jailed || rec.status != NodeStatus::Active
+}

@@ -1,0 +1,259 @@
+//! Every registry storage key, and typed access.
+//!
+//! * `registry/params` → [`Params`] (JSON)
+//! * `registry/node/<operator:20>` → [`NodeRecord`] (borsh)
+//! * `registry/nodekey/<node:20>` → operator (20 bytes)
+//! * `registry/hb/<epoch:8 BE><operator:20>` → counted heartbeats in that epoch (u64 borsh)
+//! * `registry/gov/<owner:20>` → governance bond (u128 borsh)
+//! * `registry/unbond/<completes_at:8 BE><seq:8 BE>` → [`UnbondEntry`] (borsh)
+//! * `registry/seq` → next unbonding sequence number (u64 borsh)
+//!
+//! Escrow: every bond (node and governance, bonded or unbonding) sits in the module account
+//! `Address::module("registry")`, so `escrow balance = Σ bonds` at all times.
+
+use crate::error::Error;
+use crate::params::Params;
+use borsh::{BorshDeserialize, BorshSerialize};
+use magnet_core::{Address, Ctx, KvStore, ModuleError};
+
+/// Name of the escrow module account.
+pub const ESCROW: &str = "registry";
+/// Params key.
+pub const PARAMS_KEY: &[u8] = b"registry/params";
+/// Node records.
+pub const NODE_PREFIX: &[u8] = b"registry/node/";
+/// Node key → operator.
+pub const NODEKEY_PREFIX: &[u8] = b"registry/nodekey/";
+/// Heartbeat counts.
+pub const HB_PREFIX: &[u8] = b"registry/hb/";
+/// Governance bonds.
+pub const GOV_PREFIX: &[u8] = b"registry/gov/";
+/// Unbonding queue.
+pub const UNBOND_PREFIX: &[u8] = b"registry/unbond/";
+/// Sequence counter.
+pub const SEQ_KEY: &[u8] = b"registry/seq";
+
+/// Escrow account address.
+pub fn escrow() -> Address {
+    Address::module(ESCROW)
+}
+
+/// A node's lifecycle state.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub enum NodeStatus {
+    /// Bonded and working.
+    Active,
+    /// Unbonding; the bond returns at this block time (still slashable until then).
+    Unbonding {
+        /// Block time of completion.
+        completes_at: u64,
+    },
+}
+
+/// A registered node.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct NodeRecord {
+    /// Operator account.
+    pub operator: Address,
+    /// Node key address.
+    pub node: Address,
+    /// Compressed node public key.
+    #[serde(with = "hex_bytes")]
+    pub node_pubkey: Vec<u8>,
+    /// `node-<16 hex>`.
+    pub node_id: String,
+    /// Tier name.
+    pub tier: String,
+    /// p2p endpoint.
+    pub endpoint: String,
+    /// Region.
+    pub region: String,
+    /// Hardware profile.
+    pub hardware_profile: String,
+    /// Bond (umag).
+    #[serde(with = "magnet_core::coins::u128_string")]
+    pub bond: u128,
+    /// Status.
+    pub status: NodeStatus,
+    /// Jailed until `MsgUnjail`.
+    pub jailed: bool,
+    /// Earliest block time `MsgUnjail` is accepted.
+    pub jail_until: u64,
+    /// Epoch of registration.
+    pub registered_epoch: u64,
+    /// Block time of the last heartbeat.
+    pub last_heartbeat: u64,
+    /// Block time of the last heartbeat that counted.
+    pub last_counted_heartbeat: u64,
+}
+
+mod hex_bytes {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+}
+
+/// Whose bond an unbonding entry returns, and from where.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum UnbondKind {
+    /// A whole node bond (amount read from the node record at completion).
+    Node,
+    /// Part of a governance bond.
+    Gov(u128),
+}
+
+/// One pending unbonding.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct UnbondEntry {
+    /// Owner.
+    pub owner: Address,
+    /// What returns.
+    pub kind: UnbondKind,
+}
+
+/// `nodeId = "node-" ‖ hex(SHA-256(compressed node pubkey))[..16]`.
+pub fn node_id(pubkey: &[u8]) -> String {
+    format!("node-{}", &hex::encode(magnet_core::sha256(pubkey))[..16])
+}
+
+/// Current params (defaults if genesis wrote none).
+pub fn params(store: &dyn KvStore) -> Result<Params, ModuleError> {
+    match store.get(PARAMS_KEY) {
+        None => Ok(Params::default()),
+        Some(b) => {
+            serde_json::from_slice(&b).map_err(|e| ModuleError::corrupt(PARAMS_KEY, &e.to_string()))
+        }
+    }
+}
+
+/// Write params.
+pub fn set_params(store: &mut dyn KvStore, p: &Params) {
+    store.set(PARAMS_KEY, serde_json::to_vec(p).unwrap_or_default());
+}
+
+fn node_key(op: &Address) -> Vec<u8> {
+    [NODE_PREFIX, op.as_bytes()].concat()
+}
+
+/// The node of `op`.
+pub fn node(ctx: &mut Ctx, op: &Address) -> Result<Option<NodeRecord>, Error> {
+    Ok(ctx.get_borsh(&node_key(op))?)
+}
+
+/// Write a node record.
+pub fn set_node(ctx: &mut Ctx, n: &NodeRecord) -> Result<(), Error> {
+    ctx.set_borsh(&node_key(&n.operator), n)?;
+    Ok(())
+}
+
+/// Delete a node record and its key binding.
+pub fn delete_node(ctx: &mut Ctx, n: &NodeRecord) -> Result<(), Error> {
+    ctx.delete(&node_key(&n.operator))?;
+    ctx.delete(&[NODEKEY_PREFIX, n.node.as_bytes()].concat())?;
+    Ok(())
+}
+
+/// The node of `op`, or `NotRegistered`.
+pub fn must_node(ctx: &mut Ctx, op: &Address) -> Result<NodeRecord, Error> {
+    node(ctx, op)?.ok_or_else(|| Error::NotRegistered(op.to_string()))
+}
+
+/// Operator of a node key.
+pub fn operator_of(ctx: &mut Ctx, node: &Address) -> Result<Option<Address>, Error> {
+    let k = [NODEKEY_PREFIX, node.as_bytes()].concat();
+    match ctx.get(&k)? {
+        None => Ok(None),
+        Some(b) => Ok(Some(
+            Address::from_slice(&b).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?,
+        )),
+    }
+}
+
+/// Bind a node key to an operator.
+pub fn set_operator_of(ctx: &mut Ctx, node: &Address, op: &Address) -> Result<(), Error> {
+    ctx.set(
+        &[NODEKEY_PREFIX, node.as_bytes()].concat(),
+        op.as_bytes().to_vec(),
+    )?;
+    Ok(())
+}
+
+/// All node records, by operator.
+pub fn all_nodes(store: &dyn KvStore) -> Result<Vec<NodeRecord>, ModuleError> {
+    magnet_core::store::scan_prefix(store, NODE_PREFIX)
+        .into_iter()
+        .map(|(k, v)| {
+            NodeRecord::try_from_slice(&v).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
+        })
+        .collect()
+}
+
+fn hb_key(epoch: u64, op: &Address) -> Vec<u8> {
+    [HB_PREFIX, &epoch.to_be_bytes(), op.as_bytes()].concat()
+}
+
+/// Counted heartbeats of `op` in `epoch`.
+pub fn heartbeats(ctx: &mut Ctx, epoch: u64, op: &Address) -> Result<u64, Error> {
+    Ok(ctx.get_borsh::<u64>(&hb_key(epoch, op))?.unwrap_or(0))
+}
+
+/// Set counted heartbeats.
+pub fn set_heartbeats(ctx: &mut Ctx, epoch: u64, op: &Address, n: u64) -> Result<(), Error> {
+    ctx.set_borsh(&hb_key(epoch, op), &n)?;
+    Ok(())
+}
+
+/// Governance bond of `owner`.
+pub fn gov_bond(ctx: &mut Ctx, owner: &Address) -> Result<u128, Error> {
+    Ok(ctx
+        .get_borsh::<u128>(&[GOV_PREFIX, owner.as_bytes()].concat())?
+        .unwrap_or(0))
+}
+
+/// Set a governance bond (0 deletes).
+pub fn set_gov_bond(ctx: &mut Ctx, owner: &Address, amount: u128) -> Result<(), Error> {
+    let k = [GOV_PREFIX, owner.as_bytes()].concat();
+    if amount == 0 {
+        ctx.delete(&k)?;
+    } else {
+        ctx.set_borsh(&k, &amount)?;
+    }
+    Ok(())
+}
+
+/// All governance bonds.
+pub fn all_gov_bonds(store: &dyn KvStore) -> Result<Vec<(Address, u128)>, ModuleError> {
+    magnet_core::store::scan_prefix(store, GOV_PREFIX)
+        .into_iter()
+        .map(|(k, v)| {
+            let a = Address::from_slice(&k[GOV_PREFIX.len()..])
+                .map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?;
+            let n =
+                u128::try_from_slice(&v).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?;
+            Ok((a, n))
+        })
+        .collect()
+}
+
+/// Queue an unbonding that completes at `at`.
+pub fn push_unbond(ctx: &mut Ctx, at: u64, entry: &UnbondEntry) -> Result<(), Error> {
+    let seq = ctx.get_borsh::<u64>(SEQ_KEY)?.unwrap_or(0);
+    ctx.set_borsh(SEQ_KEY, &(seq + 1))?;
+    let k = [UNBOND_PREFIX, &at.to_be_bytes(), &seq.to_be_bytes()].concat();
+    ctx.set_borsh(&k, entry)?;
+    Ok(())
+}
+
+/// Remove and return every unbonding that completes at or before `now`, oldest first.
+pub fn pop_matured(ctx: &mut Ctx, now: u64) -> Result<Vec<UnbondEntry>, Error> {
+    let end = [UNBOND_PREFIX, &now.saturating_add(1).to_be_bytes()].concat();
+    let rows = ctx.store().range(UNBOND_PREFIX, Some(&end));
+    let mut out = Vec::new();
+    for (k, v) in rows {
+        let e = UnbondEntry::try_from_slice(&v)
+            .map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?;
+        ctx.delete(&k)?;
+        out.push(e);
+    }
+    Ok(out)
+}
