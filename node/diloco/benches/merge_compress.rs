@@ -1,6 +1,7 @@
 //! Throughput of the outer merge and of pseudo-gradient compression on 1M-parameter vectors.
 //!
 //! Run: `cargo bench -p magnet-diloco --bench merge_compress`.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use magnet_diloco::{
     merge, verify_merge, Checkpoint, Compressed, CompressionConfig, Compressor, Contribution,
