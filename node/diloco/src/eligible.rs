@@ -193,7 +193,8 @@ impl<S: EligibleSource> FailoverSource<S> {
                 Ok(set) => {
                     answers.push((i, set));
                     if let Some(set) = self.agreed(&answers) {
-                        self.preferred = answers.first().map_or(i, |a| a.0);
+                        // Prefer next time the first endpoint that gave the agreed answer.
+                        self.preferred = answers.iter().find(|a| a.1 == set).map_or(i, |a| a.0);
                         return Ok(set);
                     }
                 }
@@ -229,5 +230,157 @@ impl<S: EligibleSource> FailoverSource<S> {
             .iter()
             .find(|(_, a)| answers.iter().filter(|(_, b)| b == a).count() >= self.quorum)
             .map(|(_, a)| a.clone())
+    }
+}
+
+/// Path of the eligible-set endpoint served by the chain node (JSON body = [`EligibleSet`]).
+pub const ELIGIBLE_PATH: &str = "/magnet/diloco/v1/eligible";
+
+/// Body of a 404 answer from an endpoint that has not reached the height yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotYetBody {
+    /// The endpoint's latest height.
+    pub latest_height: u64,
+}
+
+/// An [`EligibleSource`] over plain HTTP/1.1 (`GET {base}/magnet/diloco/v1/eligible?height=H`).
+///
+/// Answers: `200` + JSON [`EligibleSet`]; `404` + JSON [`NotYetBody`] when the height is not
+/// reached yet; anything else is `Unavailable`. Only `http://host:port[/prefix]` URLs (TLS
+/// termination belongs in front of the chain node). Blocking, with connect and read timeouts;
+/// the answer is capped at `max_body` bytes.
+#[derive(Clone, Debug)]
+pub struct HttpEligibleSource {
+    url: String,
+    host_port: String,
+    prefix: String,
+    timeout: std::time::Duration,
+    max_body: usize,
+}
+
+impl HttpEligibleSource {
+    /// A source for `url` (`http://host:port[/prefix]`).
+    pub fn new(url: &str, timeout: std::time::Duration) -> Result<Self, SourceError> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| SourceError::Malformed {
+                endpoint: url.to_string(),
+                detail: "only http://host:port[/prefix] URLs are supported".into(),
+            })?;
+        let (host_port, prefix) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if host_port.is_empty() || !host_port.contains(':') {
+            return Err(SourceError::Malformed {
+                endpoint: url.to_string(),
+                detail: "the URL needs an explicit host:port".into(),
+            });
+        }
+        Ok(Self {
+            url: url.to_string(),
+            host_port: host_port.to_string(),
+            prefix: prefix.to_string(),
+            timeout,
+            max_body: 16 << 20,
+        })
+    }
+
+    fn unavailable(&self, detail: impl std::fmt::Display) -> SourceError {
+        SourceError::Unavailable {
+            endpoint: self.url.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn malformed(&self, detail: impl std::fmt::Display) -> SourceError {
+        SourceError::Malformed {
+            endpoint: self.url.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn get(&self, height: u64) -> Result<(u16, Vec<u8>), SourceError> {
+        use std::io::{Read, Write};
+        use std::net::ToSocketAddrs;
+        let addr = self
+            .host_port
+            .to_socket_addrs()
+            .map_err(|e| self.unavailable(format!("cannot resolve {}: {e}", self.host_port)))?
+            .next()
+            .ok_or_else(|| self.unavailable("host resolves to no address"))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, self.timeout)
+            .map_err(|e| self.unavailable(format!("connect: {e}")))?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .and_then(|_| stream.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| self.unavailable(e))?;
+        let req = format!(
+            "GET {}{ELIGIBLE_PATH}?height={height} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            self.prefix, self.host_port
+        );
+        stream
+            .write_all(req.as_bytes())
+            .map_err(|e| self.unavailable(format!("send: {e}")))?;
+        let mut raw = Vec::new();
+        stream
+            .take(self.max_body as u64 + 64 * 1024)
+            .read_to_end(&mut raw)
+            .map_err(|e| self.unavailable(format!("read: {e}")))?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| self.malformed("no end of HTTP headers"))?;
+        let head = std::str::from_utf8(&raw[..split])
+            .map_err(|_| self.malformed("headers are not UTF-8"))?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status: u16 = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| self.malformed(format!("bad status line {status_line:?}")))?;
+        let mut body = raw[split + 4..].to_vec();
+        let content_length = lines.find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())
+                .flatten()
+        });
+        if let Some(n) = content_length {
+            if body.len() < n {
+                return Err(self.malformed(format!("body cut short: {} of {n} bytes", body.len())));
+            }
+            body.truncate(n);
+        }
+        if body.len() > self.max_body {
+            return Err(self.malformed("body too large"));
+        }
+        Ok((status, body))
+    }
+}
+
+impl EligibleSource for HttpEligibleSource {
+    fn name(&self) -> &str {
+        &self.url
+    }
+
+    fn eligible_at(&mut self, height: u64) -> Result<EligibleSet, SourceError> {
+        let (status, body) = self.get(height)?;
+        match status {
+            200 => serde_json::from_slice(&body)
+                .map_err(|e| self.malformed(format!("eligible set JSON: {e}"))),
+            404 => {
+                let nb: NotYetBody = serde_json::from_slice(&body)
+                    .map_err(|e| self.malformed(format!("404 without a latest height: {e}")))?;
+                Err(SourceError::NotYet {
+                    endpoint: self.url.clone(),
+                    height,
+                    latest: nb.latest_height,
+                })
+            }
+            s => Err(self.unavailable(format!("HTTP {s}"))),
+        }
     }
 }

@@ -41,7 +41,7 @@ pub mod types;
 pub use checkpoint::{pseudo_gradient, Checkpoint, CheckpointError};
 pub use compress::{ByteLedger, CompressError, Compressed, CompressionConfig, Compressor};
 pub use election::{elect_leader, ElectionError, LeaderRule};
-pub use eligible::{EligibleSet, EligibleSource, FailoverSource, Member};
+pub use eligible::{EligibleSet, EligibleSource, FailoverSource, HttpEligibleSource, Member};
 pub use merge::{
     merge, verify_merge, Contribution, MergeError, MergeMeta, MergeOutput, MergePolicy,
     RejectReason, RoundRecord, VerifyError,

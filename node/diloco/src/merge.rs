@@ -175,7 +175,7 @@ pub enum RejectReason {
         /// Median norm of the screened contributions, in millionths (saturating).
         median_micro: u64,
     },
-    /// data size × quality × staleness decay is zero.
+    /// data size × quality × staleness decay is zero, or its share rounds to 0 ppm.
     ZeroWeight,
 }
 
@@ -464,6 +464,12 @@ fn screen(
         .map(|(k, _)| k)
     {
         accepted[heaviest].1.weight_ppm += WEIGHT_SCALE_PPM - assigned;
+    }
+    // A share that rounds to zero ppm earns nothing: record it as rejected, not as accepted.
+    let (accepted, dust): (Vec<_>, Vec<_>) =
+        accepted.into_iter().partition(|(_, e)| e.weight_ppm > 0);
+    for (i, _) in dust {
+        reject(&mut rejected, sorted[i], RejectReason::ZeroWeight);
     }
     rejected.sort_by(|a, b| a.node.cmp(&b.node));
     (accepted, rejected)
