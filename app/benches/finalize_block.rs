@@ -1,1 +1,173 @@
-fn main() {}
+//! Signed MsgSend throughput through FinalizeBlock (decode, signature checks on all cores,
+//! ante, bank transfer, merkle root), in blocks of 10,000 txs, against single-thread k256
+//! ECDSA verification — the ceiling a one-core verifier would impose.
+//!
+//! Run: `cargo bench -p magnet-app --bench finalize_block`. Read `thrpt` as tx/s (or
+//! verifications/s for the k256 line). `MAGNET_BENCH_TXS` changes the block size.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use magnet_app::abci as pb;
+use magnet_app::testkit::{genesis_app_state, Signer, TxBuilder};
+use magnet_app::{AppConfig, Application, MagnetApp, StoreConfig};
+use std::time::{Duration, Instant};
+
+const CHAIN_ID: &str = "magnet-bench";
+
+fn block_size() -> usize {
+    std::env::var("MAGNET_BENCH_TXS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+fn request(height: i64, txs: Vec<Vec<u8>>) -> pb::RequestFinalizeBlock {
+    pb::RequestFinalizeBlock {
+        txs: txs.into_iter().map(Into::into).collect(),
+        height,
+        time: Some(tendermint_proto::google::protobuf::Timestamp {
+            seconds: 1_700_000_000 + height * 5,
+            nanos: 0,
+        }),
+        hash: vec![height as u8; 32].into(),
+        ..Default::default()
+    }
+}
+
+struct Chain {
+    app: MagnetApp,
+    signers: Vec<Signer>,
+    height: i64,
+    _dir: tempfile::TempDir,
+}
+
+impl Chain {
+    fn new(n: usize, fsync: bool) -> Chain {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = AppConfig {
+            store: StoreConfig {
+                keep_recent: 100,
+                fsync,
+            },
+            min_gas_price: "0".into(),
+        };
+        let app = MagnetApp::open(dir.path(), cfg).unwrap();
+        let signers: Vec<Signer> = (0..n as u64)
+            .map(|i| Signer::from_seed(10_000 + i))
+            .collect();
+        let funded: Vec<_> = signers
+            .iter()
+            .map(|s| (s.address(), 1_000_000_000u128))
+            .collect();
+        app.init_chain(pb::RequestInitChain {
+            chain_id: CHAIN_ID.into(),
+            app_state_bytes: serde_json::to_vec(&genesis_app_state(&funded))
+                .unwrap()
+                .into(),
+            initial_height: 1,
+            time: Some(tendermint_proto::google::protobuf::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        });
+        app.finalize_block(request(1, vec![]));
+        app.commit();
+        Chain {
+            app,
+            signers,
+            height: 1,
+            _dir: dir,
+        }
+    }
+
+    /// A block where every signer sends 1 umag to the next one (sequence = block number).
+    fn next_block(&self) -> Vec<Vec<u8>> {
+        let seq = (self.height - 1) as u64;
+        let n = self.signers.len();
+        self.signers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                TxBuilder::new(CHAIN_ID, i as u64, seq)
+                    .fee(2_000, 200_000)
+                    .send(s, &self.signers[(i + 1) % n].address(), 1, "umag")
+                    .sign(s)
+            })
+            .collect()
+    }
+
+    fn run(&mut self, txs: Vec<Vec<u8>>, commit_in_timing: bool) -> Duration {
+        self.height += 1;
+        let req = request(self.height, txs);
+        let start = Instant::now();
+        let r = self.app.finalize_block(req);
+        let mut took = start.elapsed();
+        let failed = r.tx_results.iter().filter(|t| t.code != 0).count();
+        assert_eq!(
+            failed,
+            0,
+            "first failure: {:?}",
+            r.tx_results.iter().find(|t| t.code != 0)
+        );
+        let c = Instant::now();
+        self.app.commit();
+        if commit_in_timing {
+            took += c.elapsed();
+        }
+        took
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let n = block_size();
+    let mut g = c.benchmark_group("signed_msgsend");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(1));
+    g.warm_up_time(Duration::from_millis(1));
+    g.throughput(Throughput::Elements(n as u64));
+    eprintln!("rayon threads: {}", rayon::current_num_threads());
+    let mut chain = Chain::new(n, true);
+    g.bench_function(format!("finalize_block_{n}_txs"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let txs = chain.next_block();
+                total += chain.run(txs, false);
+            }
+            total
+        })
+    });
+    g.bench_function(format!("finalize_block_and_commit_{n}_txs"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let txs = chain.next_block();
+                total += chain.run(txs, true);
+            }
+            total
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("k256");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20);
+    let s = Signer::from_seed(1);
+    let doc = b"a SignDoc-sized message: body bytes, auth info bytes, chain id, account number";
+    let sig_bytes = s.sign_bytes(doc);
+    let sig = k256::ecdsa::Signature::from_slice(&sig_bytes).unwrap();
+    let vk = *s.key().verifying_key();
+    g.bench_function("verify_single_thread", |b| {
+        use k256::ecdsa::signature::hazmat::PrehashVerifier;
+        b.iter(|| {
+            let digest = magnet_core::sha256(std::hint::black_box(doc));
+            vk.verify_prehash(&digest, &sig).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

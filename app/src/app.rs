@@ -671,7 +671,7 @@ impl Inner {
             &mut events,
             "advance",
             "epochs",
-            |ctx| magnet_core::epoch::advance(ctx),
+            magnet_core::epoch::advance,
         )
         .unwrap_or_default();
         for e in ended {

@@ -163,7 +163,7 @@ impl GasPrice {
         let frac = (self.0 % PRICE_SCALE).saturating_mul(g);
         whole
             .saturating_add(frac / PRICE_SCALE)
-            .saturating_add(u128::from(frac % PRICE_SCALE != 0))
+            .saturating_add(u128::from(!frac.is_multiple_of(PRICE_SCALE)))
     }
 }
 

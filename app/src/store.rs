@@ -358,7 +358,6 @@ impl MerkleStore {
                     height,
                     detail: e.to_string(),
                 })?;
-        drop(tree);
         drop(reader);
         for (k, n) in batch.node_batch.nodes() {
             self.pending_nodes.insert(k.clone(), n.clone());

@@ -330,3 +330,15 @@ pub fn verify_signature(
     let digest = magnet_core::sha256(&sign_doc_bytes(tx, chain_id, account_number));
     vk.verify_prehash(&digest, &sig).is_ok()
 }
+
+/// Decode with the default params and the registered modules, in both modes; returns the
+/// strict result. The fuzz target and its corpus replay call this: it must never panic.
+pub fn decode_standalone(bytes: &[u8]) -> Result<DecodedTx, TxError> {
+    let modules = match crate::modules::ModuleSet::new(crate::modules::registered_modules()) {
+        Ok(m) => m,
+        Err(e) => return Err(TxError::sdk(codes::INTERNAL, e.to_string())),
+    };
+    let params = AuthParams::default();
+    let _ = decode_tx(bytes, &params, &modules, DecodeMode::Simulate);
+    decode_tx(bytes, &params, &modules, DecodeMode::Strict)
+}

@@ -112,3 +112,123 @@ fn simulate_estimates_gas_for_an_unsigned_tx_like_cosmjs_sends() {
     let r = h.block(vec![tx]);
     assert_eq!(r.tx_results[0].code, 0, "{}", r.tx_results[0].log);
 }
+
+#[test]
+fn prepare_proposal_drops_invalid_and_oversize_txs_and_respects_max_tx_bytes() {
+    let alice = Signer::from_seed(1);
+    let bob = Signer::from_seed(2);
+    let mut h = Harness::new(&[(alice.address(), 1_000_000)], fast_config());
+    h.block(vec![]);
+    let t0 = h.send(&alice, &bob.address(), 1);
+    let t1 = TxBuilder::new(CHAIN_ID, 0, 1)
+        .fee(2_000, 200_000)
+        .send(&alice, &bob.address(), 1, "umag")
+        .sign(&alice);
+    let replay = t0.clone();
+    let garbage = vec![1u8, 2, 3];
+    let r = h.app.prepare_proposal(pb::RequestPrepareProposal {
+        max_tx_bytes: (t0.len() + t1.len()) as i64,
+        txs: vec![
+            t0.clone().into(),
+            garbage.into(),
+            replay.into(),
+            t1.clone().into(),
+        ],
+        height: 2,
+        ..Default::default()
+    });
+    assert_eq!(
+        r.txs,
+        vec![
+            bytes::Bytes::from(t0.clone()),
+            bytes::Bytes::from(t1.clone())
+        ]
+    );
+    let r = h.app.prepare_proposal(pb::RequestPrepareProposal {
+        max_tx_bytes: t0.len() as i64,
+        txs: vec![t0.clone().into(), t1.into()],
+        height: 2,
+        ..Default::default()
+    });
+    assert_eq!(r.txs.len(), 1);
+    // PrepareProposal did not disturb the mempool's check state.
+    assert_eq!(h.check(&t0).code, 0);
+}
+
+#[test]
+fn process_proposal_rejects_a_block_with_an_undecodable_tx() {
+    let alice = Signer::from_seed(1);
+    let bob = Signer::from_seed(2);
+    let mut h = Harness::new(&[(alice.address(), 1_000_000)], fast_config());
+    h.block(vec![]);
+    let good = h.send(&alice, &bob.address(), 1);
+    let accept = pb::response_process_proposal::ProposalStatus::Accept as i32;
+    let reject = pb::response_process_proposal::ProposalStatus::Reject as i32;
+    let req = |txs: Vec<Vec<u8>>| pb::RequestProcessProposal {
+        txs: txs.into_iter().map(Into::into).collect(),
+        height: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        h.app.process_proposal(req(vec![good.clone()])).status,
+        accept
+    );
+    assert_eq!(
+        h.app
+            .process_proposal(req(vec![good, vec![0xff, 0x00]]))
+            .status,
+        reject
+    );
+}
+
+#[test]
+fn export_writes_a_genesis_that_starts_an_identical_chain() {
+    let alice = Signer::from_seed(1);
+    let bob = Signer::from_seed(2);
+    let mut h = Harness::new(&[(alice.address(), 1_000_000)], fast_config());
+    h.block(vec![]);
+    let tx = h.send(&alice, &bob.address(), 4_242);
+    h.block(vec![tx]);
+    let exported = h.app.export().unwrap();
+    assert_eq!(exported.chain_id, CHAIN_ID);
+    assert_eq!(exported.height, 2);
+    magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &exported.app_state).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fresh = Harness::open(tmp.path(), fast_config());
+    fresh.app.init_chain(init_request(&exported.app_state));
+    fresh.block(vec![]);
+    assert_eq!(fresh.balance(&bob.address()), 4_242);
+    assert_eq!(fresh.balance(&alice.address()), h.balance(&alice.address()));
+    assert_eq!(fresh.account(&alice.address()), h.account(&alice.address()));
+    assert_eq!(fresh.account(&bob.address()), h.account(&bob.address()));
+    // Alice's recorded key carried over: her next tx needs no key in signer_infos.
+    let mut b =
+        TxBuilder::new(CHAIN_ID, 0, 1)
+            .fee(2_000, 200_000)
+            .send(&alice, &bob.address(), 1, "umag");
+    b.include_pub_key = false;
+    let r = fresh.block(vec![b.sign(&alice)]);
+    assert_eq!(r.tx_results[0].code, 0, "{}", r.tx_results[0].log);
+}
+
+#[test]
+fn a_broken_genesis_is_refused_with_a_reason() {
+    for (bad, needle) in [
+        (
+            serde_json::json!({"bank": {"balances": [{"address": "magnet1nope", "coins": []}]}}),
+            "bank",
+        ),
+        (
+            serde_json::json!({"auth": {"params": {"max_tx_bytes": 1, "max_memo_characters": 1, "max_tx_gas": 1, "min_gas_price": "0"}}}),
+            "max_tx_bytes",
+        ),
+        (
+            serde_json::json!({"validators": [{"pub_key": "AAAA", "power": "1"}]}),
+            "32 bytes",
+        ),
+        (serde_json::json!([]), "object"),
+    ] {
+        let e = magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &bad).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+}
