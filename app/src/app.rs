@@ -1,0 +1,1101 @@
+//! [`MagnetApp`]: the ABCI 2.0 application.
+//!
+//! One value, cheap to clone (`Arc` inside), shared by the four ABCI connections; every call
+//! takes one internal lock, so calls never interleave.
+//!
+//! * **InitChain** runs every module's `init_genesis` (in registration order) on the
+//!   `app_state` JSON and stages the result as height `initial_height − 1`; it is persisted
+//!   together with the first block at the first Commit (so a crash before that re-runs
+//!   InitChain, as CometBFT expects).
+//! * **FinalizeBlock** computes all state changes (hooks, txs, epochs, validator updates)
+//!   into a write buffer, hashes them into the merkle store and returns the app hash; nothing is
+//!   on disk yet. **Commit** persists the block atomically.
+//! * **CheckTx** runs the full tx (ante and messages) on a scratch buffer over committed state
+//!   that accumulates the mempool's accepted txs (so a sender may queue sequence n, n+1, …);
+//!   Commit resets it and CometBFT's recheck rebuilds it.
+//! * **PrepareProposal** keeps the txs that still pass on a scratch state, within
+//!   `max_tx_bytes`; **ProcessProposal** rejects a block holding a tx that does not decode.
+//! * **Query** routes `path` to the module that answers it, at the latest or a past height.
+
+use crate::auth::{self, AuthParams, GasPrice};
+use crate::error::{codes, TxError};
+use crate::exec::{exec_tx, ExecEnv, Mode, SigCheck, TxOutcome};
+use crate::modules::{registered_modules, ModuleSet, RegistryError};
+use crate::store::{BlockBuffer, MerkleStore, StoreConfig, StoreError};
+use crate::tx::{decode_tx, DecodeMode, DecodedTx};
+use magnet_core::context::{Misbehavior, VoteInfo};
+use magnet_core::store::Overlay;
+use magnet_core::{BlockInfo, Ctx, Event, GasMeter, KvStore, Module, QueryCtx};
+use prost::Message;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tendermint_proto::v0_38::abci as pb;
+
+/// State key of the chain id.
+pub const CHAIN_ID_KEY: &[u8] = b"app/chain_id";
+/// State key of the last block's height and time.
+pub const LAST_BLOCK_KEY: &[u8] = b"app/last_block";
+/// Prefix of the validator set: `app/val/<ed25519 pubkey:32>` → power (borsh u64).
+pub const VALIDATOR_PREFIX: &[u8] = b"app/val/";
+
+/// The ABCI `Info.data` name.
+pub const APP_NAME: &str = "magnet";
+/// Protocol version of the app (bump on a state-machine change).
+pub const APP_VERSION: u64 = 1;
+
+/// Node-local configuration of the app (not consensus).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppConfig {
+    /// Store options (pruning window, fsync).
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// This node's mempool minimum gas price in umag per gas (e.g. `"0.025"`); the consensus
+    /// `auth.min_gas_price` applies too, whichever is higher.
+    #[serde(default = "default_min_gas_price")]
+    pub min_gas_price: String,
+}
+
+fn default_min_gas_price() -> String {
+    "0".to_string()
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            store: StoreConfig::default(),
+            min_gas_price: default_min_gas_price(),
+        }
+    }
+}
+
+/// Errors of opening the app, genesis and export.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The module list is inconsistent.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Bad configuration.
+    #[error("invalid app config: {0}")]
+    Config(String),
+    /// The genesis document is invalid.
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+    /// InitChain on a chain that already has blocks.
+    #[error("InitChain called, but the store already holds height {0}; wipe the data directory to start a new chain")]
+    AlreadyInitialised(u64),
+}
+
+/// A genesis validator in `app_state.validators`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GenesisValidator {
+    /// Ed25519 consensus public key, base64 (as in CometBFT's `priv_validator_key.json`).
+    pub pub_key: String,
+    /// Voting power.
+    #[serde(with = "u64_string")]
+    pub power: u64,
+    /// Optional moniker.
+    #[serde(default)]
+    pub name: String,
+}
+
+mod u64_string {
+    pub fn serialize<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        use serde::Deserialize;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            S(String),
+            N(u64),
+        }
+        match Either::deserialize(d)? {
+            Either::S(s) => s.parse().map_err(serde::de::Error::custom),
+            Either::N(n) => Ok(n),
+        }
+    }
+}
+
+/// State exported for a new genesis (`magnetd export`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ExportedState {
+    /// Chain id.
+    pub chain_id: String,
+    /// Height the state belongs to.
+    pub height: u64,
+    /// App hash at that height, hex.
+    pub app_hash: String,
+    /// Validator set (also inside `app_state.validators`).
+    pub validators: Vec<GenesisValidator>,
+    /// The `app_state` of a genesis file: one section per module plus `validators`.
+    pub app_state: serde_json::Value,
+}
+
+struct Inner {
+    store: MerkleStore,
+    modules: Arc<ModuleSet>,
+    local_min_gas_price: GasPrice,
+    /// Writes of txs accepted by CheckTx since the last Commit.
+    check_writes: crate::store::WriteSet,
+    /// Height and time of the last finalized block (pending or committed).
+    last_block: BlockInfo,
+    /// Block info of the last committed block.
+    committed_block: BlockInfo,
+}
+
+/// The MAGNET ABCI application; see the module docs.
+#[derive(Clone)]
+pub struct MagnetApp {
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn time_of(ts: &Option<tendermint_proto::google::protobuf::Timestamp>) -> (u64, u32) {
+    match ts {
+        Some(t) => (
+            u64::try_from(t.seconds).unwrap_or(0),
+            u32::try_from(t.nanos).unwrap_or(0),
+        ),
+        None => (0, 0),
+    }
+}
+
+fn hash32(b: &[u8]) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    let n = b.len().min(32);
+    h[..n].copy_from_slice(&b[..n]);
+    h
+}
+
+fn to_abci_events(events: &[Event]) -> Vec<pb::Event> {
+    events
+        .iter()
+        .map(|e| pb::Event {
+            r#type: e.kind.clone(),
+            attributes: e
+                .attributes
+                .iter()
+                .map(|(k, v)| pb::EventAttribute {
+                    key: k.clone(),
+                    value: v.clone(),
+                    index: true,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn read_last_block(store: &dyn KvStore) -> (u64, u64, u32) {
+    magnet_core::store::get_borsh::<(u64, u64, u32)>(store, LAST_BLOCK_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or((0, 0, 0))
+}
+
+fn read_chain_id(store: &dyn KvStore) -> String {
+    store
+        .get(CHAIN_ID_KEY)
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
+/// The validator set stored in state: ed25519 key → power.
+pub fn validator_set(store: &dyn KvStore) -> BTreeMap<Vec<u8>, u64> {
+    magnet_core::store::scan_prefix(store, VALIDATOR_PREFIX)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let p = borsh::from_slice::<u64>(&v).ok()?;
+            Some((k[VALIDATOR_PREFIX.len()..].to_vec(), p))
+        })
+        .collect()
+}
+
+fn abci_validator(pk: &[u8], power: u64) -> pb::ValidatorUpdate {
+    pb::ValidatorUpdate {
+        pub_key: Some(tendermint_proto::v0_38::crypto::PublicKey {
+            sum: Some(tendermint_proto::v0_38::crypto::public_key::Sum::Ed25519(
+                pk.to_vec(),
+            )),
+        }),
+        power: i64::try_from(power).unwrap_or(i64::MAX),
+    }
+}
+
+/// Run `f` in a write buffer over `store`; keep its writes only if it succeeds. Hook failures
+/// are logged and reported as a `hook_error` event: the chain goes on, deterministically.
+fn run_hook<T>(
+    store: &mut dyn KvStore,
+    block: &BlockInfo,
+    modules: &ModuleSet,
+    events: &mut Vec<Event>,
+    what: &str,
+    module: &str,
+    f: impl FnOnce(&mut Ctx) -> Result<T, magnet_core::ModuleError>,
+) -> Option<T> {
+    let mut buf = Overlay::new(store);
+    let mut ctx = Ctx::new(block, &mut buf, GasMeter::infinite(), modules.services());
+    let r = f(&mut ctx);
+    let evs = ctx.take_events();
+    drop(ctx);
+    match r {
+        Ok(v) => {
+            buf.commit();
+            events.extend(evs);
+            Some(v)
+        }
+        Err(e) => {
+            buf.discard();
+            tracing::error!(module, hook = what, height = block.height, error = %e, "block hook failed; its writes were dropped");
+            events.push(
+                Event::new("hook_error")
+                    .attr("module", module)
+                    .attr("hook", what)
+                    .attr("error", e.to_string()),
+            );
+            None
+        }
+    }
+}
+
+impl MagnetApp {
+    /// Open (or create) the app's state in `data_dir` with the registered modules.
+    pub fn open(data_dir: &Path, config: AppConfig) -> Result<MagnetApp, AppError> {
+        MagnetApp::open_with_modules(data_dir, config, registered_modules())
+    }
+
+    /// Open with an explicit module list (tests of module wiring).
+    pub fn open_with_modules(
+        data_dir: &Path,
+        config: AppConfig,
+        modules: Vec<Box<dyn Module>>,
+    ) -> Result<MagnetApp, AppError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| AppError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let local_min_gas_price =
+            GasPrice::parse(&config.min_gas_price).map_err(|e| AppError::Config(e.log))?;
+        let modules = Arc::new(ModuleSet::new(modules)?);
+        let store = MerkleStore::open(&data_dir.join("state.redb"), config.store.clone())?;
+        let view = store.committed_view()?;
+        let (h, s, n) = read_last_block(&view);
+        let chain_id = read_chain_id(&view);
+        drop(view);
+        let committed_block = BlockInfo {
+            chain_id,
+            height: store.last_commit().map_or(h, |c| c.height),
+            time_secs: s,
+            time_nanos: n,
+            ..BlockInfo::default()
+        };
+        tracing::info!(height = committed_block.height, "magnet app opened");
+        Ok(MagnetApp {
+            inner: Arc::new(Mutex::new(Inner {
+                store,
+                modules,
+                local_min_gas_price,
+                check_writes: BTreeMap::new(),
+                last_block: committed_block.clone(),
+                committed_block,
+            })),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Last committed height and app hash (`(0, [])` before the first commit).
+    pub fn last_commit(&self) -> (u64, Vec<u8>) {
+        let g = self.lock();
+        match g.store.last_commit() {
+            Some(c) => (c.height, c.app_hash.to_vec()),
+            None => (0, Vec::new()),
+        }
+    }
+
+    /// Check an `app_state` document without starting a chain: runs every module's genesis on a
+    /// scratch store. `magnetd` calls this before writing or starting from a genesis file.
+    pub fn validate_genesis(chain_id: &str, app_state: &serde_json::Value) -> Result<(), AppError> {
+        let modules = ModuleSet::new(registered_modules())?;
+        let mut store = magnet_core::MemStore::new();
+        let block = BlockInfo {
+            chain_id: chain_id.to_string(),
+            ..BlockInfo::default()
+        };
+        run_genesis(&mut store, &block, &modules, app_state, &[]).map(|_| ())
+    }
+
+    /// InitChain with a typed error (the [`tendermint_abci::Application`] impl panics on it,
+    /// since a chain cannot start from a broken genesis).
+    pub fn try_init_chain(
+        &self,
+        req: pb::RequestInitChain,
+    ) -> Result<pb::ResponseInitChain, AppError> {
+        let mut g = self.lock();
+        if let Some(c) = g.store.last_commit() {
+            return Err(AppError::AlreadyInitialised(c.height));
+        }
+        g.store.discard_pending();
+        let app_state: serde_json::Value = if req.app_state_bytes.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(&req.app_state_bytes)
+                .map_err(|e| AppError::Genesis(format!("app_state is not JSON: {e}")))?
+        };
+        let initial_height = u64::try_from(req.initial_height).unwrap_or(1).max(1);
+        let (secs, nanos) = time_of(&req.time);
+        let block = BlockInfo {
+            chain_id: req.chain_id.clone(),
+            height: initial_height - 1,
+            time_secs: secs,
+            time_nanos: nanos,
+            ..BlockInfo::default()
+        };
+        let modules = g.modules.clone();
+        let view = g.store.working_view()?;
+        let mut buf = BlockBuffer::new(&view);
+        let validators = run_genesis(&mut buf, &block, &modules, &app_state, &req.validators)?;
+        let writes = buf.into_writes();
+        drop(view);
+        let root = g.store.stage(initial_height - 1, writes)?;
+        g.last_block = block;
+        tracing::info!(chain_id = %req.chain_id, initial_height, app_hash = %hex::encode(root), "genesis staged");
+        Ok(pb::ResponseInitChain {
+            consensus_params: None,
+            validators,
+            app_hash: root.to_vec().into(),
+        })
+    }
+
+    /// Export the committed state as genesis material (`magnetd export`).
+    pub fn export(&self) -> Result<ExportedState, AppError> {
+        let g = self.lock();
+        let commit = g.store.last_commit();
+        let view = g.store.committed_view()?;
+        let block = g.committed_block.clone();
+        let q = QueryCtx {
+            block: &block,
+            store: &view,
+        };
+        let mut app_state = serde_json::Map::new();
+        for m in g.modules.iter() {
+            let v = m
+                .export_genesis(&q)
+                .map_err(|e| AppError::Genesis(format!("export of {}: {e}", m.name())))?;
+            app_state.insert(m.name().to_string(), v);
+        }
+        use base64::Engine;
+        let validators: Vec<GenesisValidator> = validator_set(&view)
+            .into_iter()
+            .map(|(pk, power)| GenesisValidator {
+                pub_key: base64::engine::general_purpose::STANDARD.encode(pk),
+                power,
+                name: String::new(),
+            })
+            .collect();
+        app_state.insert(
+            "validators".to_string(),
+            serde_json::to_value(&validators).map_err(|e| AppError::Genesis(e.to_string()))?,
+        );
+        Ok(ExportedState {
+            chain_id: read_chain_id(&view),
+            height: commit.map_or(0, |c| c.height),
+            app_hash: commit.map_or_else(String::new, |c| hex::encode(c.app_hash)),
+            validators,
+            app_state: serde_json::Value::Object(app_state),
+        })
+    }
+
+    /// Decode and statelessly check a tx with the committed params (ProcessProposal's test;
+    /// also handy for `magnetd` to explain a rejected tx).
+    pub fn decode(&self, tx: &[u8]) -> Result<DecodedTx, TxError> {
+        let g = self.lock();
+        let params = committed_params(&g);
+        decode_tx(tx, &params, &*g.modules, DecodeMode::Strict)
+    }
+}
+
+fn committed_params(g: &Inner) -> AuthParams {
+    g.store
+        .committed_view()
+        .ok()
+        .and_then(|v| auth::params(&v).ok())
+        .unwrap_or_default()
+}
+
+/// Run genesis: modules' sections in order, then the validator set. Returns the validators
+/// to report to CometBFT (empty: accept CometBFT's).
+fn run_genesis(
+    store: &mut dyn KvStore,
+    block: &BlockInfo,
+    modules: &ModuleSet,
+    app_state: &serde_json::Value,
+    comet_validators: &[pb::ValidatorUpdate],
+) -> Result<Vec<pb::ValidatorUpdate>, AppError> {
+    if !app_state.is_object() {
+        return Err(AppError::Genesis("app_state must be a JSON object".into()));
+    }
+    store.set(CHAIN_ID_KEY, block.chain_id.as_bytes().to_vec());
+    for m in modules.iter() {
+        let section = app_state
+            .get(m.name())
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let mut ctx = Ctx::new(block, store, GasMeter::infinite(), modules.services());
+        m.init_genesis(&mut ctx, &section)
+            .map_err(|e| AppError::Genesis(format!("module {}: {e}", m.name())))?;
+    }
+    // Validators: app_state.validators when given (and reported back), else CometBFT's.
+    let mut report = Vec::new();
+    let mut set = BTreeMap::new();
+    match app_state.get("validators") {
+        Some(v) if !v.is_null() => {
+            let vals: Vec<GenesisValidator> = serde_json::from_value(v.clone())
+                .map_err(|e| AppError::Genesis(format!("validators: {e}")))?;
+            use base64::Engine;
+            for val in vals {
+                let pk = base64::engine::general_purpose::STANDARD
+                    .decode(&val.pub_key)
+                    .map_err(|e| {
+                        AppError::Genesis(format!("validator {}: pub_key: {e}", val.name))
+                    })?;
+                if pk.len() != 32 {
+                    return Err(AppError::Genesis(format!(
+                        "validator {}: ed25519 pub_key must be 32 bytes, got {}",
+                        val.name,
+                        pk.len()
+                    )));
+                }
+                if val.power == 0 || set.insert(pk.clone(), val.power).is_some() {
+                    return Err(AppError::Genesis(format!(
+                        "validator {}: zero power or listed twice",
+                        val.name
+                    )));
+                }
+            }
+            report = set.iter().map(|(pk, p)| abci_validator(pk, *p)).collect();
+        }
+        _ => {
+            for v in comet_validators {
+                if let Some(tendermint_proto::v0_38::crypto::PublicKey {
+                    sum: Some(tendermint_proto::v0_38::crypto::public_key::Sum::Ed25519(pk)),
+                }) = &v.pub_key
+                {
+                    set.insert(pk.clone(), u64::try_from(v.power).unwrap_or(0));
+                }
+            }
+        }
+    }
+    for (pk, p) in &set {
+        magnet_core::store::set_borsh(store, &[VALIDATOR_PREFIX, pk].concat(), p);
+    }
+    Ok(report)
+}
+
+/// Everything [`finalize`] returns.
+struct Finalized {
+    events: Vec<Event>,
+    results: Vec<TxOutcome>,
+    validator_updates: Vec<pb::ValidatorUpdate>,
+    app_hash: [u8; 32],
+}
+
+impl Inner {
+    fn block_info(&self, req: &pb::RequestFinalizeBlock, chain_id: String) -> BlockInfo {
+        let (secs, nanos) = time_of(&req.time);
+        BlockInfo {
+            chain_id,
+            height: u64::try_from(req.height).unwrap_or(0),
+            time_secs: secs,
+            time_nanos: nanos,
+            hash: hash32(&req.hash),
+            proposer: req.proposer_address.to_vec(),
+            last_votes: req
+                .decided_last_commit
+                .as_ref()
+                .map(|c| {
+                    c.votes
+                        .iter()
+                        .map(|v| VoteInfo {
+                            validator: v
+                                .validator
+                                .as_ref()
+                                .map(|x| x.address.to_vec())
+                                .unwrap_or_default(),
+                            power: v
+                                .validator
+                                .as_ref()
+                                .map_or(0, |x| u64::try_from(x.power).unwrap_or(0)),
+                            signed: v.block_id_flag == 2,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            misbehavior: req
+                .misbehavior
+                .iter()
+                .map(|m| Misbehavior {
+                    kind: match m.r#type {
+                        1 => "duplicate_vote".to_string(),
+                        2 => "light_client_attack".to_string(),
+                        _ => "unknown".to_string(),
+                    },
+                    validator: m
+                        .validator
+                        .as_ref()
+                        .map(|x| x.address.to_vec())
+                        .unwrap_or_default(),
+                    power: m
+                        .validator
+                        .as_ref()
+                        .map_or(0, |x| u64::try_from(x.power).unwrap_or(0)),
+                    height: u64::try_from(m.height).unwrap_or(0),
+                })
+                .collect(),
+        }
+    }
+
+    fn finalize(
+        &mut self,
+        req: &pb::RequestFinalizeBlock,
+    ) -> Result<(Finalized, BlockInfo), StoreError> {
+        let modules = self.modules.clone();
+        let view = self.store.working_view()?;
+        let chain_id = read_chain_id(&view);
+        let block = self.block_info(req, chain_id.clone());
+        let params = auth::params(&view).unwrap_or_default();
+        let min_gas_price = GasPrice::parse(&params.min_gas_price).unwrap_or_default();
+
+        // Decode every tx and check signatures of already-known accounts on all cores. Pure
+        // functions of (bytes, state at block start): the results are the same on any machine
+        // and thread count, and execution re-verifies whenever the hint does not apply.
+        let decoded: Vec<Result<DecodedTx, TxError>> = req
+            .txs
+            .par_iter()
+            .map(|t| decode_tx(t, &params, &*modules, DecodeMode::Strict))
+            .collect();
+        let keys: Vec<Option<(Vec<u8>, u64)>> = decoded
+            .iter()
+            .map(|d| {
+                let tx = d.as_ref().ok()?;
+                let acct = auth::get_account(&view, &tx.signer).ok()??;
+                let key = tx.pub_key.clone().or(acct.pub_key)?;
+                Some((key, acct.account_number))
+            })
+            .collect();
+        let hints: Vec<Option<SigCheck>> = decoded
+            .par_iter()
+            .zip(keys.into_par_iter())
+            .map(|(d, k)| {
+                let tx = d.as_ref().ok()?;
+                let (pub_key, account_number) = k?;
+                let valid = crate::tx::verify_signature(tx, &pub_key, &chain_id, account_number);
+                Some(SigCheck {
+                    pub_key,
+                    account_number,
+                    valid,
+                })
+            })
+            .collect();
+
+        let mut buf = BlockBuffer::new(&view);
+        let mut events = Vec::new();
+        for m in modules.iter() {
+            run_hook(
+                &mut buf,
+                &block,
+                &modules,
+                &mut events,
+                "begin_block",
+                m.name(),
+                |ctx| m.begin_block(ctx),
+            );
+        }
+        let env = ExecEnv {
+            block: &block,
+            chain_id: &chain_id,
+            modules: &modules,
+            params: &params,
+            min_gas_price,
+        };
+        let mut results = Vec::with_capacity(decoded.len());
+        for (d, hint) in decoded.iter().zip(hints.iter()) {
+            let outcome = match d {
+                Ok(tx) => exec_tx(&mut buf, &env, tx, hint.as_ref(), Mode::Deliver),
+                Err(e) => TxOutcome {
+                    code: e.code,
+                    codespace: e.codespace.clone(),
+                    log: e.log.clone(),
+                    ..TxOutcome::default()
+                },
+            };
+            results.push(outcome);
+        }
+        let mut updates: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        for m in modules.iter() {
+            if let Some(ups) = run_hook(
+                &mut buf,
+                &block,
+                &modules,
+                &mut events,
+                "end_block",
+                m.name(),
+                |ctx| m.end_block(ctx),
+            ) {
+                for u in ups {
+                    updates.insert(u.pub_key_ed25519, u.power);
+                }
+            }
+        }
+        let ended = run_hook(
+            &mut buf,
+            &block,
+            &modules,
+            &mut events,
+            "advance",
+            "epochs",
+            |ctx| magnet_core::epoch::advance(ctx),
+        )
+        .unwrap_or_default();
+        for e in ended {
+            for m in modules.iter() {
+                run_hook(
+                    &mut buf,
+                    &block,
+                    &modules,
+                    &mut events,
+                    "end_epoch",
+                    m.name(),
+                    |ctx| m.end_epoch(ctx, e),
+                );
+            }
+        }
+        // Apply validator updates; report only real changes.
+        let mut validator_updates = Vec::new();
+        for (pk, power) in updates {
+            if pk.len() != 32 {
+                tracing::error!(
+                    len = pk.len(),
+                    "ignoring a validator update whose key is not 32 bytes"
+                );
+                continue;
+            }
+            let key = [VALIDATOR_PREFIX, pk.as_slice()].concat();
+            let cur: Option<u64> = magnet_core::store::get_borsh(&buf, &key).ok().flatten();
+            if cur.unwrap_or(0) == power {
+                continue;
+            }
+            if power == 0 {
+                buf.delete(&key);
+            } else {
+                magnet_core::store::set_borsh(&mut buf, &key, &power);
+            }
+            validator_updates.push(abci_validator(&pk, power));
+        }
+        magnet_core::store::set_borsh(
+            &mut buf,
+            LAST_BLOCK_KEY,
+            &(block.height, block.time_secs, block.time_nanos),
+        );
+        let writes = buf.into_writes();
+        drop(view);
+        let app_hash = self.store.stage(block.height, writes)?;
+        Ok((
+            Finalized {
+                events,
+                results,
+                validator_updates,
+                app_hash,
+            },
+            block,
+        ))
+    }
+
+    /// Run a tx on the check state (CheckTx) or a throwaway copy of it (simulate, proposals).
+    fn check(&mut self, tx_bytes: &[u8], mode: Mode, keep: bool) -> TxOutcome {
+        let modules = self.modules.clone();
+        let view = match self.store.committed_view() {
+            Ok(v) => v,
+            Err(e) => {
+                return TxOutcome {
+                    code: codes::INTERNAL,
+                    codespace: crate::error::SDK.into(),
+                    log: e.to_string(),
+                    ..TxOutcome::default()
+                }
+            }
+        };
+        let chain_id = read_chain_id(&view);
+        let params = auth::params(&view).unwrap_or_default();
+        let decode_mode = if mode == Mode::Simulate {
+            DecodeMode::Simulate
+        } else {
+            DecodeMode::Strict
+        };
+        let tx = match decode_tx(tx_bytes, &params, &*modules, decode_mode) {
+            Ok(t) => t,
+            Err(e) => {
+                return TxOutcome {
+                    code: e.code,
+                    codespace: e.codespace,
+                    log: e.log,
+                    ..TxOutcome::default()
+                }
+            }
+        };
+        if self.store.last_commit().is_none() {
+            return TxOutcome {
+                code: codes::INVALID_REQUEST,
+                codespace: crate::error::SDK.into(),
+                log: "the chain has not committed its first block yet; retry shortly".into(),
+                ..TxOutcome::default()
+            };
+        }
+        let block = BlockInfo {
+            chain_id: chain_id.clone(),
+            height: self.committed_block.height + 1,
+            ..self.committed_block.clone()
+        };
+        let env = ExecEnv {
+            block: &block,
+            chain_id: &chain_id,
+            modules: &modules,
+            params: &params,
+            min_gas_price: GasPrice::parse(&params.min_gas_price).unwrap_or_default(),
+        };
+        let writes = if keep {
+            std::mem::take(&mut self.check_writes)
+        } else {
+            self.check_writes.clone()
+        };
+        let mut buf = BlockBuffer::with_writes(&view, writes);
+        let out = exec_tx(&mut buf, &env, &tx, None, mode);
+        let writes = buf.into_writes();
+        drop(view);
+        if keep {
+            self.check_writes = writes;
+        }
+        out
+    }
+}
+
+impl tendermint_abci::Application for MagnetApp {
+    fn info(&self, _req: pb::RequestInfo) -> pb::ResponseInfo {
+        let (height, hash) = self.last_commit();
+        pb::ResponseInfo {
+            data: APP_NAME.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            app_version: APP_VERSION,
+            last_block_height: i64::try_from(height).unwrap_or(i64::MAX),
+            last_block_app_hash: hash.into(),
+        }
+    }
+
+    fn init_chain(&self, req: pb::RequestInitChain) -> pb::ResponseInitChain {
+        match self.try_init_chain(req) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "InitChain failed: the chain cannot start");
+                panic!("InitChain failed: {e}")
+            }
+        }
+    }
+
+    fn query(&self, req: pb::RequestQuery) -> pb::ResponseQuery {
+        let mut g = self.lock();
+        let fail = |e: magnet_core::ModuleError, height: i64| pb::ResponseQuery {
+            code: e.code,
+            log: e.log,
+            codespace: e.codespace,
+            height,
+            ..Default::default()
+        };
+        let latest = g.store.last_commit().map_or(0, |c| c.height);
+        if req.path == "/cosmos.tx.v1beta1.Service/Simulate" {
+            return simulate(&mut g, &req.data, latest);
+        }
+        let height = if req.height <= 0 {
+            latest
+        } else {
+            u64::try_from(req.height).unwrap_or(0)
+        };
+        let h = i64::try_from(height).unwrap_or(i64::MAX);
+        if g.store.last_commit().is_none() {
+            return fail(
+                magnet_core::ModuleError::new(
+                    "sdk",
+                    codes::INVALID_HEIGHT,
+                    "no committed state yet",
+                ),
+                0,
+            );
+        }
+        let block = BlockInfo {
+            height,
+            ..g.committed_block.clone()
+        };
+        let view: Box<dyn KvStore> = if height == latest {
+            match g.store.committed_view() {
+                Ok(v) => Box::new(v),
+                Err(e) => {
+                    return fail(
+                        magnet_core::ModuleError::new("sdk", codes::INTERNAL, e.to_string()),
+                        h,
+                    )
+                }
+            }
+        } else {
+            match g.store.view_at(height) {
+                Ok(v) => Box::new(v),
+                Err(e) => {
+                    return fail(
+                        magnet_core::ModuleError::new("sdk", codes::INVALID_HEIGHT, e.to_string()),
+                        h,
+                    )
+                }
+            }
+        };
+        let q = QueryCtx {
+            block: &block,
+            store: &*view,
+        };
+        for m in g.modules.iter() {
+            if let Some(r) = m.query(&q, &req.path, &req.data) {
+                return match r {
+                    Ok(value) => pb::ResponseQuery {
+                        code: 0,
+                        value: value.into(),
+                        height: h,
+                        ..Default::default()
+                    },
+                    Err(e) => fail(e, h),
+                };
+            }
+        }
+        fail(
+            magnet_core::ModuleError::new(
+                "sdk",
+                codes::UNKNOWN_REQUEST,
+                format!("unknown query path {:?}", req.path),
+            ),
+            h,
+        )
+    }
+
+    fn check_tx(&self, req: pb::RequestCheckTx) -> pb::ResponseCheckTx {
+        let mut g = self.lock();
+        let local = g.local_min_gas_price;
+        let out = g.check(
+            &req.tx,
+            Mode::Check {
+                local_min_gas_price: local,
+            },
+            true,
+        );
+        if !out.is_ok() {
+            tracing::debug!(code = out.code, log = %out.log, "CheckTx rejected a tx");
+        }
+        pb::ResponseCheckTx {
+            code: out.code,
+            data: out.data.into(),
+            log: out.log,
+            info: String::new(),
+            gas_wanted: i64::try_from(out.gas_wanted).unwrap_or(i64::MAX),
+            gas_used: i64::try_from(out.gas_used).unwrap_or(i64::MAX),
+            events: Vec::new(),
+            codespace: out.codespace,
+        }
+    }
+
+    fn commit(&self) -> pb::ResponseCommit {
+        let mut g = self.lock();
+        match g.store.commit() {
+            Ok(c) => {
+                g.committed_block = g.last_block.clone();
+                g.check_writes.clear();
+                tracing::info!(height = c.map_or(0, |c| c.height), "committed");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Commit failed: stopping so the block is replayed on restart");
+                panic!("Commit failed: {e}")
+            }
+        }
+        pb::ResponseCommit { retain_height: 0 }
+    }
+
+    fn prepare_proposal(&self, req: pb::RequestPrepareProposal) -> pb::ResponsePrepareProposal {
+        let mut g = self.lock();
+        let max = u64::try_from(req.max_tx_bytes).unwrap_or(0);
+        let local = g.local_min_gas_price;
+        // A scratch copy of the check state: txs are tried in order, as the block will run.
+        let saved = g.check_writes.clone();
+        g.check_writes.clear();
+        let mut total = 0u64;
+        let mut txs = Vec::new();
+        for tx in req.txs {
+            let len = tx.len() as u64;
+            if total.saturating_add(len) > max {
+                continue;
+            }
+            let out = g.check(
+                &tx,
+                Mode::Check {
+                    local_min_gas_price: local,
+                },
+                true,
+            );
+            if out.is_ok() {
+                total += len;
+                txs.push(tx);
+            }
+        }
+        g.check_writes = saved;
+        pb::ResponsePrepareProposal { txs }
+    }
+
+    fn process_proposal(&self, req: pb::RequestProcessProposal) -> pb::ResponseProcessProposal {
+        let g = self.lock();
+        let params = committed_params(&g);
+        for (i, tx) in req.txs.iter().enumerate() {
+            if let Err(e) = decode_tx(tx, &params, &*g.modules, DecodeMode::Strict) {
+                if e.code == codes::TX_DECODE || e.code == codes::TX_TOO_LARGE {
+                    tracing::warn!(index = i, error = %e, "rejecting a proposal with an undecodable tx");
+                    return pb::ResponseProcessProposal {
+                        status: pb::response_process_proposal::ProposalStatus::Reject as i32,
+                    };
+                }
+            }
+        }
+        pb::ResponseProcessProposal {
+            status: pb::response_process_proposal::ProposalStatus::Accept as i32,
+        }
+    }
+
+    fn finalize_block(&self, req: pb::RequestFinalizeBlock) -> pb::ResponseFinalizeBlock {
+        let mut g = self.lock();
+        match g.finalize(&req) {
+            Ok((f, block)) => {
+                g.last_block = block;
+                pb::ResponseFinalizeBlock {
+                    events: to_abci_events(&f.events),
+                    tx_results: f
+                        .results
+                        .into_iter()
+                        .map(|o| pb::ExecTxResult {
+                            code: o.code,
+                            data: o.data.into(),
+                            log: o.log,
+                            info: String::new(),
+                            gas_wanted: i64::try_from(o.gas_wanted).unwrap_or(i64::MAX),
+                            gas_used: i64::try_from(o.gas_used).unwrap_or(i64::MAX),
+                            events: to_abci_events(&o.events),
+                            codespace: o.codespace,
+                        })
+                        .collect(),
+                    validator_updates: f.validator_updates,
+                    consensus_param_updates: None,
+                    app_hash: f.app_hash.to_vec().into(),
+                }
+            }
+            Err(e) => {
+                tracing::error!(height = req.height, error = %e, "FinalizeBlock failed: stopping");
+                panic!("FinalizeBlock at height {} failed: {e}", req.height)
+            }
+        }
+    }
+}
+
+fn simulate(g: &mut Inner, data: &[u8], height: u64) -> pb::ResponseQuery {
+    use cosmrs::proto::cosmos::base::abci::v1beta1 as abcipb;
+    use cosmrs::proto::cosmos::tx::v1beta1 as txpb;
+    let h = i64::try_from(height).unwrap_or(i64::MAX);
+    let req = match txpb::SimulateRequest::decode(data) {
+        Ok(r) => r,
+        Err(e) => {
+            return pb::ResponseQuery {
+                code: codes::TX_DECODE,
+                codespace: crate::error::SDK.into(),
+                log: format!("SimulateRequest does not decode: {e}"),
+                height: h,
+                ..Default::default()
+            }
+        }
+    };
+    #[allow(deprecated)]
+    let tx_bytes = if !req.tx_bytes.is_empty() {
+        req.tx_bytes
+    } else if let Some(tx) = req.tx {
+        txpb::TxRaw {
+            body_bytes: tx.body.map(|b| b.encode_to_vec()).unwrap_or_default(),
+            auth_info_bytes: tx.auth_info.map(|a| a.encode_to_vec()).unwrap_or_default(),
+            signatures: tx.signatures,
+        }
+        .encode_to_vec()
+    } else {
+        Vec::new()
+    };
+    let out = g.check(&tx_bytes, Mode::Simulate, false);
+    if !out.is_ok() {
+        return pb::ResponseQuery {
+            code: out.code,
+            codespace: out.codespace,
+            log: out.log,
+            height: h,
+            ..Default::default()
+        };
+    }
+    #[allow(deprecated)]
+    let resp = txpb::SimulateResponse {
+        gas_info: Some(abcipb::GasInfo {
+            gas_wanted: out.gas_wanted,
+            gas_used: out.gas_used,
+        }),
+        result: Some(abcipb::Result {
+            data: out.data.clone(),
+            log: String::new(),
+            events: to_abci_events(&out.events)
+                .into_iter()
+                .map(|e| tendermint_proto::abci::Event {
+                    r#type: e.r#type,
+                    attributes: e
+                        .attributes
+                        .into_iter()
+                        .map(|a| tendermint_proto::abci::EventAttribute {
+                            key: a.key,
+                            value: a.value,
+                            index: a.index,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            msg_responses: cosmrs::proto::cosmos::base::abci::v1beta1::TxMsgData::decode(
+                out.data.as_slice(),
+            )
+            .map(|d| d.msg_responses)
+            .unwrap_or_default(),
+        }),
+    };
+    pb::ResponseQuery {
+        code: 0,
+        value: resp.encode_to_vec().into(),
+        height: h,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,30 @@
+//! MAGNET autoresearch: the error-driven research loop of the paper's Algorithm 1.
+//!
+//! For each version: **error analysis** of the current best on the validation folds
+//! ([`analysis`]) → 3–8 **strategies** chosen by a [`strategy::Strategist`] from the failure
+//! patterns and the [`kb::KnowledgeBase`] → a budgeted **config sweep** per strategy
+//! ([`sweep`]: grid, random or TPE) → every config trained and scored by cross-validated
+//! log-loss ([`pipeline`]) → keep the best → record **insights** → **stop** when the gain is
+//! below ε for p consecutive versions ([`run`]).
+//!
+//! What it guarantees: model selection only ever sees the training part; the held-out test
+//! rows are sealed in [`split::SealedTest`], which only [`report`] can open (enforced by types).
+//! Every trial is a serialisable unit (config + data hash + seed) logged to `trials.jsonl`, so an
+//! interrupted run resumes without recomputing. What it does not guarantee: that repeated
+//! selection on the same CV folds cannot overfit them (the paper's "evaluation set reuse"); the
+//! report shows the held-out score with a bootstrap interval and a LOCO check to expose that.
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod analysis;
+pub mod data;
+pub mod kb;
+pub mod lm;
+pub mod models;
+pub mod pipeline;
+pub mod report;
+pub mod run;
+pub mod split;
+pub mod strategy;
+pub mod sweep;
+pub mod timeseries;

@@ -1,0 +1,1 @@
+//! BitNet-LM domain (phase-wise search) — see below.

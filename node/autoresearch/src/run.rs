@@ -1,0 +1,775 @@
+//! The research loop (Algorithm 1) over a [`Domain`]: versions of error analysis → strategies →
+//! budgeted sweeps → selection on CV log-loss → insights → convergence.
+//!
+//! Guarantees: the loop receives the training part only; the sealed test set is passed through
+//! untouched to [`crate::report::finish`]. Trials are deterministic given (candidate, data hash,
+//! seed, folds); each finished trial is appended to `trials.jsonl` and a re-run with the same
+//! output folder takes finished trials from the log instead of recomputing them (resume).
+
+use crate::analysis::{self, ErrorReport, Pattern};
+use crate::data::{Dataset, LoadError};
+use crate::kb::{Insight, InsightBody, KnowledgeBase, Outcome};
+use crate::models::{ModelError, ModelSpec};
+use crate::pipeline::{
+    content_hash, Candidate, Evaluation, Evaluator, FeatureSpec, PipelineConfig,
+};
+use crate::split::{self, Fold, HoldoutMode, SealedTest, TrainPart};
+use crate::strategy::{self, Family, RuleStrategist, Strategist, Strategy, StrategyContext};
+use crate::sweep::{self, SamplerKind};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A research domain: how data is loaded, held out and folded, and what decision metrics the
+/// final report adds.
+pub trait Domain: Send + Sync {
+    /// Name (`tabular`, `timeseries`).
+    fn name(&self) -> &'static str;
+    /// Loads a data file.
+    fn load(
+        &self,
+        path: &Path,
+        target: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<Dataset, LoadError>;
+    /// How the test rows are held out.
+    fn holdout_mode(&self) -> HoldoutMode;
+    /// Validation folds on the training part.
+    fn folds(&self, train: &Dataset, k: usize, seed: u64) -> Vec<Fold>;
+    /// Decision metrics on test predictions (name, value), e.g. hit rate vs baselines.
+    fn decision_metrics(&self, test: &Dataset, probs: &[Vec<f64>]) -> Vec<(String, f64)>;
+}
+
+/// The tabular domain: CSV with a categorical target, stratified hold-out and K-fold.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tabular;
+
+impl Domain for Tabular {
+    fn name(&self) -> &'static str {
+        "tabular"
+    }
+    fn load(
+        &self,
+        path: &Path,
+        target: Option<&str>,
+        context: Option<&str>,
+    ) -> Result<Dataset, LoadError> {
+        let target = target.unwrap_or("target");
+        crate::data::load_tabular(path, target, context)
+    }
+    fn holdout_mode(&self) -> HoldoutMode {
+        HoldoutMode::Stratified
+    }
+    fn folds(&self, train: &Dataset, k: usize, seed: u64) -> Vec<Fold> {
+        split::stratified_kfold(&train.y, k, seed)
+    }
+    fn decision_metrics(&self, _test: &Dataset, _probs: &[Vec<f64>]) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+}
+
+/// Returns the domain for a name.
+pub fn domain_by_name(name: &str) -> Option<Box<dyn Domain>> {
+    match name {
+        "tabular" => Some(Box::new(Tabular)),
+        "timeseries" => Some(Box::new(crate::timeseries::TimeSeries::default())),
+        _ => None,
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Data could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A model failed on every trial of the baseline.
+    #[error("baseline model failed: {0}")]
+    Model(#[from] ModelError),
+    /// Output could not be written.
+    #[error("writing {path}: {message}")]
+    Output {
+        /// Path.
+        path: String,
+        /// Cause.
+        message: String,
+    },
+    /// Knowledge base problem.
+    #[error(transparent)]
+    Kb(#[from] crate::kb::KbError),
+}
+
+/// Settings of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Total trial budget (the baseline counts as one).
+    pub budget: usize,
+    /// Convergence: minimum CV log-loss gain that counts as progress.
+    pub epsilon: f64,
+    /// Convergence: stop after this many consecutive versions without progress.
+    pub patience: usize,
+    /// Seed for splits, samplers and models.
+    pub seed: u64,
+    /// Validation folds.
+    pub folds: usize,
+    /// Fraction of rows held out for the final test.
+    pub test_fraction: f64,
+    /// Maximum versions.
+    pub max_versions: usize,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            budget: 60,
+            epsilon: 0.002,
+            patience: 2,
+            seed: 42,
+            folds: 5,
+            test_fraction: 0.2,
+            max_versions: 10,
+            progress: false,
+        }
+    }
+}
+
+/// One logged trial (serialisable: it can be farmed out and its result merged back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// Content hash of (candidate, data hash, seed, folds).
+    pub key: String,
+    /// Running number.
+    pub id: usize,
+    /// Version.
+    pub version: usize,
+    /// Strategy idea.
+    pub idea: String,
+    /// Sampler used.
+    pub sampler: SamplerKind,
+    /// The config.
+    pub candidate: Candidate,
+    /// Data set hash.
+    pub data_hash: String,
+    /// Seed.
+    pub seed: u64,
+    /// CV log-loss (NaN if the trial failed).
+    pub cv_loss: f64,
+    /// Per-fold losses.
+    pub fold_loss: Vec<f64>,
+    /// Error message if it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Wall time in milliseconds.
+    pub wall_ms: u64,
+}
+
+/// The key of a trial.
+pub fn trial_key(c: &Candidate, data_hash: &str, seed: u64, folds: usize) -> String {
+    content_hash(&(c, data_hash, seed, folds))
+}
+
+/// A strategy's result in a version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StrategyResult {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Trials run.
+    pub trials: usize,
+    /// Sampler.
+    pub sampler: SamplerKind,
+    /// Best CV loss (NaN if none ran).
+    pub best_loss: f64,
+}
+
+/// One version of the loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Version (0 = baseline).
+    pub version: usize,
+    /// Error analysis of the model this version started from (None for v0).
+    pub analysis_of_previous: Option<ErrorReport>,
+    /// Strategies tried.
+    pub strategies: Vec<StrategyResult>,
+    /// Configs evaluated in this version.
+    pub configs: usize,
+    /// Best-so-far candidate after this version.
+    pub best: Candidate,
+    /// Its CV loss.
+    pub best_loss: f64,
+    /// Error analysis of the best after this version.
+    pub analysis: ErrorReport,
+    /// Gain over the previous version's best.
+    pub gain: f64,
+    /// The idea that produced the best (if this version improved).
+    pub key_innovation: String,
+    /// Leave-one-context-out loss of the best (if a context column exists).
+    pub loco_loss: Option<f64>,
+}
+
+/// A finished run.
+pub struct RunOutcome {
+    /// Domain name.
+    pub domain: String,
+    /// Data set name and hash.
+    pub dataset: (String, String),
+    /// Versions, v0 = baseline.
+    pub versions: Vec<VersionRecord>,
+    /// All trials.
+    pub trials: Vec<TrialRecord>,
+    /// Knowledge base after the run (input merged with new insights).
+    pub kb: KnowledgeBase,
+    /// New insights of this run.
+    pub new_insights: usize,
+    /// Why it stopped.
+    pub stop_reason: String,
+    /// Held-out evaluation.
+    pub test: crate::report::HeldOut,
+    /// Settings.
+    pub config: RunConfig,
+    /// Strategist name.
+    pub strategist: String,
+}
+
+/// The baseline model M0: default logistic regression.
+pub fn baseline() -> Candidate {
+    Candidate::single(PipelineConfig {
+        features: FeatureSpec::default(),
+        model: ModelSpec::Logistic { l2: 1e-3 },
+        class_weight: false,
+        stack: None,
+    })
+}
+
+struct TrialLog {
+    path: Option<PathBuf>,
+    done: BTreeMap<String, TrialRecord>,
+}
+
+impl TrialLog {
+    fn open(out: Option<&Path>) -> TrialLog {
+        let path = out.map(|o| o.join("trials.jsonl"));
+        let mut done = BTreeMap::new();
+        if let Some(p) = &path {
+            if let Ok(text) = std::fs::read_to_string(p) {
+                for line in text.lines() {
+                    if let Ok(r) = serde_json::from_str::<TrialRecord>(line) {
+                        done.insert(r.key.clone(), r);
+                    }
+                }
+            }
+        }
+        TrialLog { path, done }
+    }
+    fn append(&mut self, r: &TrialRecord) {
+        if let Some(p) = &self.path {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
+                let _ = writeln!(f, "{}", serde_json::to_string(r).unwrap_or_default());
+            }
+        }
+        self.done.insert(r.key.clone(), r.clone());
+    }
+}
+
+/// Runs the loop on `domain` for a data file; writes the run folder if `out` is given.
+pub fn run_file(
+    domain: &dyn Domain,
+    data: &Path,
+    target: Option<&str>,
+    context: Option<&str>,
+    cfg: &RunConfig,
+    kb_in: KnowledgeBase,
+    strategist: &dyn Strategist,
+    out: Option<&Path>,
+) -> Result<RunOutcome, RunError> {
+    let ds = domain.load(data, target, context)?;
+    let (train, sealed) = split::holdout(ds, cfg.test_fraction, cfg.seed, domain.holdout_mode());
+    run(domain, train, sealed, cfg, kb_in, strategist, out)
+}
+
+/// Runs the loop on an already split data set.
+pub fn run(
+    domain: &dyn Domain,
+    train: TrainPart,
+    sealed: SealedTest,
+    cfg: &RunConfig,
+    kb_in: KnowledgeBase,
+    strategist: &dyn Strategist,
+    out: Option<&Path>,
+) -> Result<RunOutcome, RunError> {
+    if let Some(o) = out {
+        std::fs::create_dir_all(o).map_err(|e| RunError::Output {
+            path: o.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    let outcome = search(domain, &train, cfg, kb_in, strategist, out)?;
+    let test = crate::report::finish(domain, &train, sealed, &outcome, cfg.seed);
+    let outcome = RunOutcome { test, ..outcome };
+    if let Some(o) = out {
+        crate::report::write_run_folder(o, &outcome, &train.data)?;
+    }
+    Ok(outcome)
+}
+
+fn search(
+    domain: &dyn Domain,
+    train: &TrainPart,
+    cfg: &RunConfig,
+    kb_in: KnowledgeBase,
+    strategist: &dyn Strategist,
+    out: Option<&Path>,
+) -> Result<RunOutcome, RunError> {
+    let data = &train.data;
+    let folds = domain.folds(data, cfg.folds, cfg.seed);
+    let ev = Evaluator::new(data, &folds, cfg.seed);
+    let loco_folds = data
+        .context
+        .as_ref()
+        .map(|c| split::loco(c, data.context_names.len()));
+    let loco_ev = loco_folds
+        .as_ref()
+        .map(|f| Evaluator::new(data, f, cfg.seed));
+    let mut log = TrialLog::open(out);
+    let mut trials: Vec<TrialRecord> = Vec::new();
+    let mut kb = kb_in;
+    let mut new_insights = 0;
+    let threads = rayon::current_num_threads().max(1);
+    let pb = if cfg.progress {
+        let pb = indicatif::ProgressBar::new(cfg.budget as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} trials  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let run_batch = |cands: &[(Candidate, String, SamplerKind)],
+                     version: usize,
+                     log: &mut TrialLog,
+                     trials: &mut Vec<TrialRecord>| {
+        let jobs: Vec<(usize, &(Candidate, String, SamplerKind), String)> = cands
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                (
+                    trials.len() + j,
+                    c,
+                    trial_key(&c.0, &data.hash, cfg.seed, cfg.folds),
+                )
+            })
+            .collect();
+        let results: Vec<TrialRecord> = jobs
+            .par_iter()
+            .map(|(id, (cand, idea, sampler), key)| {
+                if let Some(r) = log.done.get(key) {
+                    let mut r = r.clone();
+                    r.id = *id;
+                    r.version = version;
+                    return r;
+                }
+                let t0 = std::time::Instant::now();
+                let res = ev.evaluate(cand);
+                TrialRecord {
+                    key: key.clone(),
+                    id: *id,
+                    version,
+                    idea: idea.clone(),
+                    sampler: *sampler,
+                    candidate: cand.clone(),
+                    data_hash: data.hash.clone(),
+                    seed: cfg.seed,
+                    cv_loss: res.as_ref().map_or(f64::NAN, |e| e.cv_loss),
+                    fold_loss: res
+                        .as_ref()
+                        .map_or_else(|_| Vec::new(), |e| e.fold_loss.clone()),
+                    error: res.err().map(|e| e.to_string()),
+                    wall_ms: t0.elapsed().as_millis() as u64,
+                }
+            })
+            .collect();
+        for r in &results {
+            if !log.done.contains_key(&r.key) {
+                log.append(r);
+            }
+            pb.inc(1);
+        }
+        trials.extend(results.iter().cloned());
+        results
+    };
+
+    // Version 0: the baseline.
+    let base = baseline();
+    let r0 = run_batch(
+        &[(base.clone(), "baseline".into(), SamplerKind::Grid)],
+        0,
+        &mut log,
+        &mut trials,
+    );
+    if let Some(e) = &r0[0].error {
+        return Err(RunError::Model(ModelError::Invalid(e.clone())));
+    }
+    let mut best = base.clone();
+    let mut best_eval: Evaluation = ev.evaluate(&best)?;
+    let mut best_loss = best_eval.cv_loss;
+    let mut family_best: BTreeMap<String, (Candidate, f64)> = BTreeMap::new();
+    family_best.insert("logistic".into(), (base.clone(), best_loss));
+    let mut versions = vec![VersionRecord {
+        version: 0,
+        analysis_of_previous: None,
+        strategies: Vec::new(),
+        configs: 1,
+        best: base.clone(),
+        best_loss,
+        analysis: analysis::analyse(data, &best_eval),
+        gain: 0.0,
+        key_innovation: "baseline: logistic regression".into(),
+        loco_loss: loco_ev
+            .as_ref()
+            .and_then(|l| l.evaluate(&base).ok())
+            .map(|e| e.cv_loss),
+    }];
+    let mut tried: BTreeSet<String> = BTreeSet::new();
+    let mut stall = 0;
+    let mut stop_reason = String::from("budget exhausted");
+    let per_version = (cfg.budget.saturating_sub(1) / 3).max(6);
+    for version in 1..=cfg.max_versions {
+        let used = trials.len();
+        if used >= cfg.budget {
+            stop_reason = "budget exhausted".into();
+            break;
+        }
+        let this_budget = per_version.min(cfg.budget - used);
+        let report = analysis::analyse(data, &best_eval);
+        let want = (this_budget / 2).clamp(3, 8);
+        let ctx = StrategyContext {
+            domain: domain.name(),
+            dataset: &data.hash,
+            version,
+            report: &report,
+            kb: &kb,
+            tried: &tried,
+            best: &best,
+            family_best: &family_best,
+            has_context: data.context.is_some(),
+            has_text: data.text_tokens.cols > 0,
+            want,
+        };
+        let strategies = match strategist.design(&ctx) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "strategist {} failed ({e}); using the rule-based strategist",
+                    strategist.name()
+                );
+                RuleStrategist.design(&ctx).unwrap_or_default()
+            }
+        };
+        if strategies.is_empty() {
+            stop_reason = "strategy catalog exhausted".into();
+            break;
+        }
+        pb.set_message(format!(
+            "v{version}: {}",
+            strategies
+                .iter()
+                .map(|s| s.idea.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let per_strategy = (this_budget / strategies.len()).max(1);
+        let start_best = best.clone();
+        let start_loss = best_loss;
+        let mut results = Vec::new();
+        let mut version_trials: Vec<TrialRecord> = Vec::new();
+        for s in &strategies {
+            tried.insert(s.idea.clone());
+            if trials.len() >= cfg.budget {
+                break;
+            }
+            let n = per_strategy.min(cfg.budget - trials.len());
+            let space = strategy::idea_space(&s.idea, &start_best, data.x.cols);
+            let kind = SamplerKind::choose(&space, n);
+            let n = if space.dims() == 0 { 1 } else { n };
+            let mut history: Vec<(Vec<f64>, f64)> = Vec::new();
+            let mut s_trials = Vec::new();
+            let mut i = 0;
+            let seed = cfg.seed
+                ^ content_hash(&(version, &s.idea))
+                    .bytes()
+                    .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+            while i < n {
+                let batch = threads.min(n - i);
+                let mut points = Vec::new();
+                let mut cands = Vec::new();
+                for j in 0..batch {
+                    let u = sweep::propose(kind, &space, i + j, n, &history, seed);
+                    let vals = space.decode(&u);
+                    if let Some(c) =
+                        strategy::instantiate(&s.idea, &vals, &start_best, &family_best)
+                    {
+                        points.push(u);
+                        cands.push((c, s.idea.clone(), kind));
+                    }
+                }
+                if cands.is_empty() {
+                    break;
+                }
+                let res = run_batch(&cands, version, &mut log, &mut trials);
+                for (u, r) in points.into_iter().zip(&res) {
+                    history.push((
+                        u,
+                        if r.cv_loss.is_finite() {
+                            r.cv_loss
+                        } else {
+                            10.0
+                        },
+                    ));
+                }
+                s_trials.extend(res);
+                i += batch;
+            }
+            let s_best = s_trials
+                .iter()
+                .filter(|t| t.cv_loss.is_finite())
+                .min_by(|a, b| a.cv_loss.total_cmp(&b.cv_loss));
+            if let Some(b) = s_best {
+                let fam = b.candidate.members[0].0.model.family().to_string();
+                if b.candidate.members.len() == 1
+                    && family_best.get(&fam).is_none_or(|f| b.cv_loss < f.1)
+                {
+                    family_best.insert(fam, (b.candidate.clone(), b.cv_loss));
+                }
+                let effect = start_loss - b.cv_loss;
+                let ins = Insight::new(InsightBody {
+                    domain: domain.name().into(),
+                    dataset: data.hash.clone(),
+                    dataset_name: data.name.clone(),
+                    version,
+                    idea: s.idea.clone(),
+                    family: format!("{:?}", s.family),
+                    conditions: report.patterns.clone(),
+                    trials: s_trials.len(),
+                    reference_loss: start_loss,
+                    best_loss: b.cv_loss,
+                    effect,
+                    outcome: if effect >= cfg.epsilon {
+                        Outcome::Improved
+                    } else {
+                        Outcome::NoGain
+                    },
+                    best_config: b.candidate.clone(),
+                });
+                let before = kb.insights.len();
+                kb.add(ins);
+                new_insights += kb.insights.len() - before;
+            }
+            results.push(StrategyResult {
+                strategy: s.clone(),
+                trials: s_trials.len(),
+                sampler: kind,
+                best_loss: s_best.map_or(f64::NAN, |b| b.cv_loss),
+            });
+            version_trials.extend(s_trials);
+        }
+        let v_best = version_trials
+            .iter()
+            .filter(|t| t.cv_loss.is_finite())
+            .min_by(|a, b| a.cv_loss.total_cmp(&b.cv_loss))
+            .cloned();
+        let mut key_innovation = "no improvement".to_string();
+        if let Some(vb) = v_best {
+            if vb.cv_loss < best_loss {
+                if let Ok(e) = ev.evaluate(&vb.candidate) {
+                    best = vb.candidate.clone();
+                    best_loss = e.cv_loss;
+                    best_eval = e;
+                    let desc = strategy::idea(&vb.idea).map_or("", |i| i.description);
+                    key_innovation = format!("{}: {desc}", vb.idea);
+                }
+            }
+        }
+        let gain = start_loss - best_loss;
+        versions.push(VersionRecord {
+            version,
+            analysis_of_previous: Some(report),
+            strategies: results,
+            configs: version_trials.len(),
+            best: best.clone(),
+            best_loss,
+            analysis: analysis::analyse(data, &best_eval),
+            gain,
+            key_innovation,
+            loco_loss: loco_ev
+                .as_ref()
+                .and_then(|l| l.evaluate(&best).ok())
+                .map(|e| e.cv_loss),
+        });
+        tracing::info!(version, best_loss, gain, "version done");
+        if gain < cfg.epsilon {
+            stall += 1;
+            if stall >= cfg.patience {
+                stop_reason = format!(
+                    "converged: gain < ε = {} for {} consecutive versions (ceiling declared)",
+                    cfg.epsilon, cfg.patience
+                );
+                break;
+            }
+        } else {
+            stall = 0;
+        }
+        if version == cfg.max_versions {
+            stop_reason = "maximum versions reached".into();
+        }
+    }
+    pb.finish_and_clear();
+    Ok(RunOutcome {
+        domain: domain.name().into(),
+        dataset: (data.name.clone(), data.hash.clone()),
+        versions,
+        trials,
+        kb,
+        new_insights,
+        stop_reason,
+        test: crate::report::HeldOut::default(),
+        config: cfg.clone(),
+        strategist: strategist.name().into(),
+    })
+}
+
+/// A serialised single trial (what `magnet-worker research trial --config` reads).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrialSpec {
+    /// Domain name.
+    pub domain: String,
+    /// Data file.
+    pub data: PathBuf,
+    /// Target column.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Context column.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Seed (same splits as a `research` run with this seed).
+    pub seed: u64,
+    /// Validation folds.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Held-out fraction.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Expected data hash (checked if given).
+    #[serde(default)]
+    pub data_hash: Option<String>,
+    /// The candidate to evaluate.
+    pub candidate: Candidate,
+    /// Also fit on the whole training part and score the held-out test (final reporting only).
+    #[serde(default)]
+    pub holdout: bool,
+}
+
+fn default_folds() -> usize {
+    5
+}
+fn default_test_fraction() -> f64 {
+    0.2
+}
+
+/// Output of a single trial.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrialOutput {
+    /// Trial key.
+    pub key: String,
+    /// Data hash.
+    pub data_hash: String,
+    /// CV log-loss on the training part.
+    pub cv_loss: f64,
+    /// Per-fold losses.
+    pub fold_loss: Vec<f64>,
+    /// Held-out log-loss (only if `holdout`).
+    pub test_loss: Option<f64>,
+    /// Held-out accuracy (only if `holdout`).
+    pub test_accuracy: Option<f64>,
+}
+
+/// Why a single trial failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    /// Unknown domain.
+    #[error("unknown domain `{0}` (tabular or timeseries)")]
+    Domain(String),
+    /// Data problem.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Data changed since the trial was made.
+    #[error("data hash mismatch: trial expects {expected}, file gives {actual}")]
+    Hash {
+        /// Expected.
+        expected: String,
+        /// Actual.
+        actual: String,
+    },
+    /// Model problem.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Runs one serialised trial.
+pub fn run_trial(spec: &TrialSpec) -> Result<TrialOutput, TrialError> {
+    let domain =
+        domain_by_name(&spec.domain).ok_or_else(|| TrialError::Domain(spec.domain.clone()))?;
+    let ds = domain.load(&spec.data, spec.target.as_deref(), spec.context.as_deref())?;
+    if let Some(h) = &spec.data_hash {
+        if *h != ds.hash {
+            return Err(TrialError::Hash {
+                expected: h.clone(),
+                actual: ds.hash,
+            });
+        }
+    }
+    let (train, sealed) = split::holdout(ds, spec.test_fraction, spec.seed, domain.holdout_mode());
+    let folds = domain.folds(&train.data, spec.folds, spec.seed);
+    let ev = Evaluator::new(&train.data, &folds, spec.seed);
+    let e = ev.evaluate(&spec.candidate)?;
+    let (test_loss, test_accuracy) = if spec.holdout {
+        let h = crate::report::holdout_score(&train.data, sealed, &ev, &spec.candidate, spec.seed)?;
+        (Some(h.0), Some(h.1))
+    } else {
+        (None, None)
+    };
+    Ok(TrialOutput {
+        key: trial_key(&spec.candidate, &train.data.hash, spec.seed, spec.folds),
+        data_hash: train.data.hash.clone(),
+        cv_loss: e.cv_loss,
+        fold_loss: e.fold_loss,
+        test_loss,
+        test_accuracy,
+    })
+}
+
+/// Families of the strategies that produced each version's best (for tests and reports).
+pub fn families_used(o: &RunOutcome) -> BTreeSet<Family> {
+    o.versions
+        .iter()
+        .flat_map(|v| v.strategies.iter().map(|s| s.strategy.family))
+        .collect()
+}
+
+/// Patterns seen across versions.
+pub fn patterns_seen(o: &RunOutcome) -> BTreeSet<Pattern> {
+    o.versions
+        .iter()
+        .flat_map(|v| v.analysis.patterns.iter().copied())
+        .collect()
+}

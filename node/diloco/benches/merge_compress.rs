@@ -1,0 +1,2 @@
+//! Placeholder until the merge/compression bench lands.
+fn main() {}
