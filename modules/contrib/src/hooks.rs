@@ -96,16 +96,22 @@ pub fn draw(
         ]));
         let mut r = [0u8; 16];
         r.copy_from_slice(&h[..16]);
-        let mut x = u128::from_be_bytes(r) % total;
-        for (a, w) in candidates {
-            if x < *w {
-                *out.entry(*a).or_default() += 1;
-                break;
-            }
-            x -= *w;
+        if let Some(a) = pick(u128::from_be_bytes(r) % total, candidates) {
+            *out.entry(a).or_default() += 1;
         }
     }
     out.into_iter().collect()
+}
+
+/// The candidate whose stake interval contains `x` (intervals laid out in list order).
+pub fn pick(mut x: u128, candidates: &[(Address, u128)]) -> Option<Address> {
+    for (a, w) in candidates {
+        if x < *w {
+            return Some(*a);
+        }
+        x -= *w;
+    }
+    None
 }
 
 fn close_reveals(ctx: &mut Ctx, e: u64, slots: u32) -> Result<(), ModuleError> {
@@ -246,4 +252,54 @@ fn finalize(ctx: &mut Ctx, e: u64, p: &crate::params::Params) -> Result<(), Modu
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_lower_median_counts_each_score_once_per_slot() {
+        assert_eq!(lower_median(vec![(5, 1), (1, 1), (3, 1)]), Some(3));
+        assert_eq!(lower_median(vec![(5, 1), (1, 1), (3, 1), (9, 1)]), Some(3));
+        assert_eq!(lower_median(vec![(9, 3), (1, 2)]), Some(9));
+        assert_eq!(lower_median(vec![]), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Every point of `[0, Σ stake)` maps to exactly one candidate, and a party owns
+        /// exactly as many points as its stake — however it splits that stake into
+        /// identities and wherever those identities sort. Draws are uniform points, so the
+        /// distribution of slots a party controls does not change with splitting.
+        #[test]
+        fn splitting_a_bond_never_changes_the_chance_of_being_drawn(
+            others in proptest::collection::vec(1u128..200, 1..6),
+            party in 1u128..400,
+            k in 1usize..6,
+            salt in any::<u8>(),
+        ) {
+            let mut cands: Vec<(Address, u128)> = others
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (Address([i as u8 * 2 + 1; 20]), *w))
+                .collect();
+            let mut mine = Vec::new();
+            for j in 0..k {
+                let w = party / k as u128 + if j == 0 { party % k as u128 } else { 0 };
+                let a = Address([salt.wrapping_add(j as u8 * 37) | 0x80; 20]);
+                if w > 0 && !cands.iter().any(|(b, _)| *b == a) {
+                    cands.push((a, w));
+                    mine.push(a);
+                }
+            }
+            cands.sort();
+            let total: u128 = cands.iter().map(|(_, w)| w).sum();
+            let party_stake: u128 = cands.iter().filter(|(a, _)| mine.contains(a)).map(|(_, w)| w).sum();
+            let owned = (0..total).filter(|x| pick(*x, &cands).is_some_and(|a| mine.contains(&a))).count() as u128;
+            prop_assert_eq!(owned, party_stake);
+            prop_assert!(pick(total, &cands).is_none());
+        }
+    }
 }

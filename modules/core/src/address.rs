@@ -79,7 +79,7 @@ impl Address {
     pub fn to_bech32(&self) -> String {
         let hrp = bech32::Hrp::parse_unchecked(BECH32_PREFIX);
         // Encoding 20 bytes with a valid prefix cannot fail.
-        bech32::encode::<bech32::Bech32>(hrp, &self.0).unwrap()
+        bech32::encode::<bech32::Bech32>(hrp, &self.0).unwrap_or_default()
     }
 }
 

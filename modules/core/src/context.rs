@@ -126,6 +126,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Metered prefix scan, ascending.
+    #[allow(clippy::type_complexity)]
     pub fn scan_prefix(&mut self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, OutOfGas> {
         let c = self.gas.costs;
         self.gas.consume(c.iter_flat, "iterate")?;

@@ -145,6 +145,7 @@ impl Params {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
 
@@ -155,7 +156,8 @@ mod tests {
 
     #[test]
     fn invalid_params_are_refused_with_the_field_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Params)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Params)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             (
                 "multiplier_milli",
                 Box::new(|p| p.tiers[0].multiplier_milli = 0),

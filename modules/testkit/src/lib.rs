@@ -14,8 +14,8 @@
 #![allow(clippy::unwrap_used)]
 
 pub use {
-    magnet_bank, magnet_contrib, magnet_data, magnet_emission, magnet_gov, magnet_notary,
-    magnet_registry, magnet_rewards, magnet_slashing,
+    magnet_bank, magnet_contrib, magnet_data, magnet_emission, magnet_gov, magnet_jobs,
+    magnet_notary, magnet_registry, magnet_rewards, magnet_slashing,
 };
 
 use magnet_core::epoch::EpochsModule;
@@ -46,6 +46,8 @@ pub static GOV: magnet_gov::GovModule = magnet_gov::GovModule;
 pub static NOTARY: magnet_notary::NotaryModule = magnet_notary::NotaryModule;
 /// Data registration.
 pub static DATA: magnet_data::DataModule = magnet_data::DataModule;
+/// Jobs, lineage and API revenue.
+pub static JOBS: magnet_jobs::JobsModule = magnet_jobs::JobsModule;
 /// The router.
 pub static ROUTER: Router = Router;
 /// The validator set stand-in.
@@ -54,7 +56,7 @@ pub static VALIDATORS: ConsensusAsAccount = ConsensusAsAccount;
 /// The modules in execution order (the app's documented order).
 pub fn modules() -> Vec<&'static dyn Module> {
     vec![
-        &EPOCHS, &REGISTRY, &SLASHING, &EMISSION, &CONTRIB, &REWARDS, &NOTARY, &DATA, &GOV,
+        &EPOCHS, &REGISTRY, &SLASHING, &EMISSION, &CONTRIB, &REWARDS, &NOTARY, &DATA, &JOBS, &GOV,
     ]
 }
 

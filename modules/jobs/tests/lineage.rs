@@ -1,0 +1,214 @@
+//! Jobs, model lineage and API revenue through the wired modules.
+
+use magnet_core::Address;
+use magnet_jobs::msgs;
+use magnet_testkit::fixtures::*;
+use magnet_testkit::flow::*;
+
+const BASE: [u8; 32] = [0xB0; 32];
+const BUDGET: u128 = 10_000_000;
+
+fn job(c: &mut magnet_testkit::Chain, creator: &Address, deadline: u64) -> u64 {
+    c.deliver(
+        creator,
+        &[msgs::create_job(
+            creator, "tabular", [1; 32], BASE, BUDGET, deadline,
+        )],
+    )
+    .unwrap();
+    c.query("/magnet.jobs.v1/jobs", b"")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len() as u64
+}
+
+#[test]
+fn rounds_must_chain_from_the_base_checkpoint_without_gaps() {
+    let (mut c, nodes) = setup(3);
+    let (creator, leader) = (nodes[0].op, &nodes[1]);
+    c.begin(1).unwrap();
+    let id = job(&mut c, &creator, T0 + 5_000);
+    let acc = [(nodes[1].op, 3u64), (nodes[2].op, 1)];
+    let rec = |round, base, merged| {
+        msgs::record_round(
+            &leader.node,
+            id,
+            round,
+            base,
+            merged,
+            &acc,
+            &[(nodes[0].op, "nan gradient")],
+        )
+    };
+    // Signed by the operator key instead of the node key: refused.
+    assert_eq!(
+        c.deliver(&leader.op, &[rec(0, BASE, [1; 32])])
+            .unwrap_err()
+            .code,
+        8
+    );
+    c.deliver(&leader.node, &[rec(0, BASE, [1; 32])]).unwrap();
+    let before = c.snapshot();
+    for (r, base) in [(0u64, BASE), (1, BASE), (2, [1; 32])] {
+        let e = c
+            .deliver(&leader.node, &[rec(r, base, [2; 32])])
+            .unwrap_err();
+        assert_eq!((e.codespace.as_str(), e.code), ("jobs", 6), "{}", e.log);
+    }
+    assert_eq!(c.snapshot(), before);
+    c.deliver(&leader.node, &[rec(1, [1; 32], [2; 32])])
+        .unwrap();
+    c.end().unwrap();
+    let l = c
+        .query("/magnet.jobs.v1/lineage", id.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(l["rounds"].as_array().unwrap().len(), 2);
+    assert_eq!(l["rounds"][1]["base_hash"], l["rounds"][0]["merged_hash"]);
+    let shares: Vec<(String, String)> = serde_json::from_value(l["shares"].clone()).unwrap();
+    let mine = shares
+        .iter()
+        .find(|(a, _)| *a == nodes[1].op.to_string())
+        .unwrap();
+    assert_eq!(mine.1, "6");
+}
+
+#[test]
+fn api_revenue_is_split_by_lineage_share_server_burn_and_pool() {
+    let (mut c, nodes) = setup(4);
+    let (payer, server) = (nodes[3].op, nodes[0].op);
+    c.begin(1).unwrap();
+    let id = job(&mut c, &nodes[0].op, T0 + 5_000);
+    let e = c
+        .deliver(
+            &payer,
+            &[msgs::pay_for_inference(&payer, id, &server, 1_000)],
+        )
+        .unwrap_err();
+    assert_eq!(e.code, 7, "no model before the first round");
+    c.deliver(
+        &nodes[1].node,
+        &[msgs::record_round(
+            &nodes[1].node,
+            id,
+            0,
+            BASE,
+            [1; 32],
+            &[(nodes[1].op, 2), (nodes[2].op, 1)],
+            &[],
+        )],
+    )
+    .unwrap();
+    let (b1, b2, bs, pool, supply) = (
+        c.balance(&nodes[1].op),
+        c.balance(&nodes[2].op),
+        c.balance(&server),
+        c.balance(&magnet_core::community_pool()),
+        c.supply(),
+    );
+    let amount = 1_000_003u128;
+    c.deliver(
+        &payer,
+        &[msgs::pay_for_inference(&payer, id, &server, amount)],
+    )
+    .unwrap();
+    c.end().unwrap();
+    let contrib = amount * 600_000 / 1_000_000;
+    let (s1, s2) = (contrib * 2 / 3, contrib / 3);
+    let server_cut = amount * 250_000 / 1_000_000;
+    let burn = amount * 50_000 / 1_000_000;
+    assert_eq!(c.balance(&nodes[1].op) - b1, s1);
+    assert_eq!(c.balance(&nodes[2].op) - b2, s2);
+    assert_eq!(c.balance(&server) - bs, server_cut);
+    assert_eq!(c.supply(), supply - burn);
+    assert_eq!(
+        c.balance(&magnet_core::community_pool()) - pool,
+        amount - s1 - s2 - server_cut - burn
+    );
+}
+
+#[test]
+fn a_job_pays_its_budget_by_verified_score_after_the_deadline() {
+    let (mut c, nodes) = setup(5);
+    let creator = nodes[4].op;
+    c.begin(1).unwrap();
+    let id = job(&mut c, &creator, T0 + 600);
+    c.end().unwrap();
+    let w0 = work(100, 1_000, "training", 1);
+    let w1 = work(300, 1_000, "training", 2);
+    let before: Vec<u128> = nodes.iter().map(|n| c.balance(&n.op)).collect();
+    let slots = evaluate_epoch0(
+        &mut c,
+        &nodes,
+        id,
+        &[(0, w0.clone()), (1, w1.clone())],
+        |who, _| {
+            if *who == nodes[0].op {
+                100_000
+            } else {
+                200_000
+            }
+        },
+    );
+    // Evaluation was final at T0+500; challenge window closes at T0+700.
+    run_until(&mut c, T0 + 690, 10, &nodes);
+    assert_eq!(
+        c.query("/magnet.jobs.v1/job", id.to_string().as_bytes())
+            .unwrap()["status"]["settling"]["through_epoch"],
+        0
+    );
+    run_until(&mut c, T0 + 710, 10, &nodes);
+    assert_eq!(
+        c.query("/magnet.jobs.v1/job", id.to_string().as_bytes())
+            .unwrap()["status"],
+        "settled"
+    );
+    let q = [100_000u128 * 100 * 1_000, 200_000 * 300 * 1_000];
+    let cpool = BUDGET * 900_000 / 1_000_000;
+    let epool = BUDGET * 50_000 / 1_000_000;
+    let total_slots: u128 = slots.values().sum();
+    for (i, n) in nodes.iter().enumerate() {
+        let mut want = 0;
+        if i < 2 {
+            want += cpool * q[i] / (q[0] + q[1]);
+        }
+        want += epool * slots.get(&n.op).copied().unwrap_or(0) / total_slots;
+        assert_eq!(c.balance(&n.op) - before[i], want, "node {i}");
+    }
+    assert_eq!(c.balance(&magnet_core::Address::module("jobs")), 0);
+}
+
+#[test]
+fn cancellation_refunds_only_before_any_work() {
+    let (mut c, nodes) = setup(2);
+    let creator = nodes[0].op;
+    c.begin(1).unwrap();
+    let before = c.balance(&creator);
+    let a = job(&mut c, &creator, T0 + 5_000);
+    let e = c
+        .deliver(&nodes[1].op, &[msgs::cancel_job(&nodes[1].op, a)])
+        .unwrap_err();
+    assert_eq!(e.code, 4);
+    c.deliver(&creator, &[msgs::cancel_job(&creator, a)])
+        .unwrap();
+    assert_eq!(c.balance(&creator), before);
+    let b = job(&mut c, &creator, T0 + 5_000);
+    c.deliver(
+        &nodes[1].node,
+        &[msgs::record_round(
+            &nodes[1].node,
+            b,
+            0,
+            BASE,
+            [1; 32],
+            &[(nodes[1].op, 1)],
+            &[],
+        )],
+    )
+    .unwrap();
+    let e = c
+        .deliver(&creator, &[msgs::cancel_job(&creator, b)])
+        .unwrap_err();
+    assert_eq!((e.codespace.as_str(), e.code), ("jobs", 5));
+    c.end().unwrap();
+}
