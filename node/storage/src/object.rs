@@ -165,7 +165,9 @@ pub async fn get_object<T: Transport>(
                     have += 1;
                     break;
                 }
-                Ok(_) => report.corrupt.push((i as u8, h.clone())),
+                Ok(_) | Err(TransportError::Corrupt { .. }) => {
+                    report.corrupt.push((i as u8, h.clone()))
+                }
                 Err(e) => report.unreachable.push((i as u8, h.clone(), e.to_string())),
             }
         }
@@ -178,12 +180,18 @@ pub async fn get_object<T: Transport>(
                 needed,
                 missing,
                 ..
-            } => CodecError::TooFewShards {
-                usable,
-                needed,
-                missing,
-                corrupt: report.corrupt.iter().map(|(i, _)| *i).collect(),
-            },
+            } => {
+                let corrupt: Vec<u8> = report.corrupt.iter().map(|(i, _)| *i).collect();
+                CodecError::TooFewShards {
+                    usable,
+                    needed,
+                    missing: missing
+                        .into_iter()
+                        .filter(|i| !corrupt.contains(i))
+                        .collect(),
+                    corrupt,
+                }
+            }
             other => other,
         },
     )?;
@@ -283,6 +291,9 @@ pub async fn audit_holder<T: Transport>(
             reason: "holder does not have the shard".into(),
         }),
         Err(TransportError::Refused { reason, .. }) => Err(Failure::Missing { reason }),
+        Err(e @ TransportError::Corrupt { .. }) => Err(Failure::Missing {
+            reason: e.to_string(),
+        }),
         Err(TransportError::Unreachable { reason, .. }) => Err(Failure::NoAnswer { reason }),
     };
     judge(holder, challenge, expected, response, now_ms, auditor)

@@ -37,6 +37,14 @@ pub enum TransportError {
         /// Which shard.
         id: ShardId,
     },
+    /// The holder's copy failed its own hash check (bitrot or tampering).
+    #[error("holder {holder} has a corrupt copy of shard {id}")]
+    Corrupt {
+        /// Who.
+        holder: HolderId,
+        /// Which shard.
+        id: ShardId,
+    },
     /// The holder refused or failed the request.
     #[error("holder {holder} refused: {reason}")]
     Refused {
@@ -51,6 +59,10 @@ impl TransportError {
     fn from_store(holder: &HolderId, e: StoreError) -> Self {
         match e {
             StoreError::NotFound(id) => TransportError::NotFound {
+                holder: holder.clone(),
+                id,
+            },
+            StoreError::Corrupt { id, .. } => TransportError::Corrupt {
                 holder: holder.clone(),
                 id,
             },

@@ -141,7 +141,10 @@ fn load_or_create_key(dir: &Path) -> Result<SigningKey> {
 
 /// `node-` ‖ first 16 hex digits of SHA-256(compressed public key) (paper §12.1).
 fn node_id(key: &SigningKey) -> String {
-    format!("node-{}", &hex::encode(Sha256::digest(key.public_key()))[..16])
+    format!(
+        "node-{}",
+        &hex::encode(Sha256::digest(key.public_key()))[..16]
+    )
 }
 
 struct Local {
@@ -258,8 +261,13 @@ pub fn run(args: StorageArgs) -> Result<()> {
             }
             let tmp = out.with_extension("magnet-partial");
             std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &out).with_context(|| format!("renaming to {}", out.display()))?;
-            println!("{} bytes → {} (verified {object})", bytes.len(), out.display());
+            std::fs::rename(&tmp, &out)
+                .with_context(|| format!("renaming to {}", out.display()))?;
+            println!(
+                "{} bytes → {} (verified {object})",
+                bytes.len(),
+                out.display()
+            );
             Ok(())
         }
         StorageCommand::Status { verify } => status(&dir, verify),
@@ -322,7 +330,10 @@ fn status(dir: &Path, verify: bool) -> Result<()> {
         );
     }
     println!("shard bytes: {total_bytes}");
-    println!("evidence:    {} failed audits recorded", main.evidence()?.len());
+    println!(
+        "evidence:    {} failed audits recorded",
+        main.evidence()?.len()
+    );
     match std::fs::read_to_string(dir.join("provision.json")) {
         Ok(t) => match serde_json::from_str::<provision::ProvisionReport>(&t) {
             Ok(r) => println!(
@@ -331,7 +342,9 @@ fn status(dir: &Path, verify: bool) -> Result<()> {
                 r.write.mbps,
                 verdict_text(&r.verdict)
             ),
-            Err(_) => println!("ssd test:    provision.json unreadable; rerun `magnet-worker provision`"),
+            Err(_) => {
+                println!("ssd test:    provision.json unreadable; rerun `magnet-worker provision`")
+            }
         },
         Err(_) => println!("ssd test:    not run (run `magnet-worker provision`)"),
     }
