@@ -26,6 +26,9 @@ magnet_pkg!(data, "magnet.data.v1");
 magnet_pkg!(jobs, "magnet.jobs.v1");
 magnet_pkg!(gov, "magnet.gov.v1");
 
+// Peer-to-peer protocol (wt/p2p): peer exchange, heartbeat, shards, audits.
+magnet_pkg!(p2p, "magnet.p2p.v1");
+
 #[cfg(test)]
 mod tests {
     use prost::Name;
