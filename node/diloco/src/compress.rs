@@ -454,6 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn wire_format_conformance_vector() {
+        let cfg = CompressionConfig {
+            chunk: 2,
+            top_k_ppm: None,
+        };
+        let m = Compressor::new(cfg, 3)
+            .unwrap()
+            .compress(&[1.0, -0.5, 0.25])
+            .unwrap();
+        assert_eq!(hex::encode(m.to_bytes()), WIRE_VECTOR);
+    }
+
+    // "MGQ8" v1 dense n=3 chunk=2 k=3 | scales 1/127, 0.25/127 | values 127, -64, 127
+    const WIRE_VECTOR: &str =
+        "4d475138010003000000000000000200000003000000000000000402013c0402013b7fc07f";
+
+    #[test]
     fn every_malformed_wire_input_is_a_typed_error() {
         let cfg = CompressionConfig {
             chunk: 2,

@@ -16,7 +16,7 @@
 //! * [`compress`] — int8 pseudo-gradient compression with error feedback, optional top-k, and
 //!   exact byte accounting;
 //! * [`eligible`] — the [`eligible::EligibleSource`] trait (the chain's eligible set through a
-//!   list of RPC endpoints) and a failover source over several of them.
+//!   list of RPC endpoints), an HTTP implementation, and a failover source over several of them.
 //!
 //! # Guarantees
 //! Everything is deterministic given its inputs (time comes in as an argument, maps are

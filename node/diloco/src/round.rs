@@ -38,7 +38,9 @@
 //! * A malformed or misdirected event is answered with [`Action::Rejected`] and changes nothing.
 //!
 //! # Non-guarantees
-//! Signatures are checked at the edge before an event is built. Two nodes that read *different*
+//! Deadlines are absolute times chosen by the leader, so nodes need loosely synchronised clocks
+//! (NTP-grade; `merge_grace_ms` absorbs the skew), as the paper's 5-minute signature freshness
+//! window already assumes. Signatures are checked at the edge before an event is built. Two nodes that read *different*
 //! eligible sets for the same round can elect different leaders; the chain accepts one
 //! `MsgRecordRound` per (job, round), which settles it.
 
