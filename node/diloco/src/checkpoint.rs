@@ -168,7 +168,17 @@ impl Checkpoint {
 
     /// The checkpoint hash (over the wire bytes, domain-separated).
     pub fn hash(&self) -> Digest {
-        Digest::domain_hash(CHECKPOINT_DOMAIN, &[&self.to_bytes()])
+        use sha2::{Digest as _, Sha256};
+        // Streams the wire bytes without materialising them.
+        let mut h = Sha256::new();
+        h.update(CHECKPOINT_DOMAIN.as_bytes());
+        h.update([0u8]);
+        h.update(CHECKPOINT_MAGIC);
+        h.update(CHECKPOINT_VERSION.to_le_bytes());
+        h.update((self.params.len() as u64).to_le_bytes());
+        crate::types::update_f32s(&mut h, &self.params);
+        crate::types::update_f32s(&mut h, &self.momentum);
+        Digest(h.finalize().into())
     }
 }
 

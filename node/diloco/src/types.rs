@@ -168,10 +168,20 @@ pub fn delta_hash(delta: &[f32]) -> Digest {
     h.update(DELTA_DOMAIN.as_bytes());
     h.update([0u8]);
     h.update((delta.len() as u64).to_le_bytes());
-    for x in delta {
-        h.update(x.to_le_bytes());
-    }
+    update_f32s(&mut h, delta);
     Digest(h.finalize().into())
+}
+
+/// Feeds `values` as little-endian bytes to `h`, in 16 KiB blocks (one `update` per value
+/// would dominate the cost of hashing a large vector).
+pub(crate) fn update_f32s(h: &mut Sha256, values: &[f32]) {
+    let mut buf = [0u8; 16 * 1024];
+    for block in values.chunks(buf.len() / 4) {
+        for (dst, x) in buf.chunks_exact_mut(4).zip(block) {
+            dst.copy_from_slice(&x.to_le_bytes());
+        }
+        h.update(&buf[..block.len() * 4]);
+    }
 }
 
 #[cfg(test)]
