@@ -576,6 +576,8 @@ impl Inner {
         &mut self,
         req: &pb::RequestFinalizeBlock,
     ) -> Result<(Finalized, BlockInfo), StoreError> {
+        let _span = tracing::info_span!("finalize_block", height = req.height, txs = req.txs.len())
+            .entered();
         let modules = self.modules.clone();
         let view = self.store.working_view()?;
         let chain_id = read_chain_id(&view);
