@@ -149,6 +149,25 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
+    // As on a live validator: every tx passed CheckTx first, whose verified signatures
+    // FinalizeBlock reuses (CheckTx time not counted here; it is spread over the block time).
+    g.bench_function(format!("finalize_block_{n}_txs_after_check_tx"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let txs = chain.next_block();
+                for t in &txs {
+                    let r = chain.app.check_tx(pb::RequestCheckTx {
+                        tx: t.clone().into(),
+                        r#type: 0,
+                    });
+                    assert_eq!(r.code, 0, "{}", r.log);
+                }
+                total += chain.run(txs, false);
+            }
+            total
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("k256");

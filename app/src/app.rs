@@ -151,6 +151,8 @@ struct Inner {
     local_min_gas_price: GasPrice,
     /// Writes of txs accepted by CheckTx since the last Commit.
     check_writes: crate::store::WriteSet,
+    /// Signatures CheckTx verified, so FinalizeBlock need not verify them again.
+    sig_cache: SigCache,
     /// Height and time of the last finalized block (pending or committed).
     last_block: BlockInfo,
     /// Block info of the last committed block.
@@ -308,6 +310,7 @@ impl MagnetApp {
                 modules,
                 local_min_gas_price,
                 check_writes: BTreeMap::new(),
+                sig_cache: SigCache::default(),
                 last_block: committed_block.clone(),
                 committed_block,
             })),
@@ -509,6 +512,34 @@ fn run_genesis(
     Ok(report)
 }
 
+/// Signatures verified by CheckTx: tx hash → (key, account number). Bounded; oldest entries
+/// go first. Only a cache of a pure function's `true` answers, so it cannot change results.
+#[derive(Default)]
+struct SigCache {
+    map: BTreeMap<[u8; 32], (Vec<u8>, u64)>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+const SIG_CACHE_MAX: usize = 200_000;
+
+impl SigCache {
+    fn verified(&self, tx: &DecodedTx, key: &[u8], account_number: u64) -> bool {
+        self.map
+            .get(&tx.hash)
+            .is_some_and(|(k, n)| k.as_slice() == key && *n == account_number)
+    }
+    fn insert(&mut self, tx: &DecodedTx, key: Vec<u8>, account_number: u64) {
+        if self.map.insert(tx.hash, (key, account_number)).is_none() {
+            self.order.push_back(tx.hash);
+        }
+        while self.order.len() > SIG_CACHE_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
 /// Everything [`finalize`] returns.
 struct Finalized {
     events: Vec<Event>,
@@ -576,6 +607,8 @@ impl Inner {
         &mut self,
         req: &pb::RequestFinalizeBlock,
     ) -> Result<(Finalized, BlockInfo), StoreError> {
+        let _span = tracing::info_span!("finalize_block", height = req.height, txs = req.txs.len())
+            .entered();
         let modules = self.modules.clone();
         let view = self.store.working_view()?;
         let chain_id = read_chain_id(&view);
@@ -600,13 +633,15 @@ impl Inner {
                 Some((key, acct.account_number))
             })
             .collect();
+        let cache = &self.sig_cache;
         let hints: Vec<Option<SigCheck>> = decoded
             .par_iter()
             .zip(keys.into_par_iter())
             .map(|(d, k)| {
                 let tx = d.as_ref().ok()?;
                 let (pub_key, account_number) = k?;
-                let valid = crate::tx::verify_signature(tx, &pub_key, &chain_id, account_number);
+                let valid = cache.verified(tx, &pub_key, account_number)
+                    || crate::tx::verify_signature(tx, &pub_key, &chain_id, account_number);
                 Some(SigCheck {
                     pub_key,
                     account_number,
@@ -786,7 +821,29 @@ impl Inner {
             self.check_writes.clone()
         };
         let mut buf = BlockBuffer::with_writes(&view, writes);
-        let out = exec_tx(&mut buf, &env, &tx, None, mode);
+        // Verify here (rather than inside exec_tx) to remember a valid signature for
+        // FinalizeBlock; the answer is the same pure function either way.
+        let hint = if tx.signature.is_empty() {
+            None
+        } else {
+            auth::get_account(&buf, &tx.signer)
+                .ok()
+                .flatten()
+                .and_then(|a| {
+                    let key = tx.pub_key.clone().or(a.pub_key)?;
+                    let valid = self.sig_cache.verified(&tx, &key, a.account_number)
+                        || crate::tx::verify_signature(&tx, &key, &chain_id, a.account_number);
+                    Some(SigCheck {
+                        pub_key: key,
+                        account_number: a.account_number,
+                        valid,
+                    })
+                })
+        };
+        let out = exec_tx(&mut buf, &env, &tx, hint.as_ref(), mode);
+        if let Some(h) = hint.filter(|h| h.valid && out.is_ok()) {
+            self.sig_cache.insert(&tx, h.pub_key, h.account_number);
+        }
         let writes = buf.into_writes();
         drop(view);
         if keep {

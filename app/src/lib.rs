@@ -21,6 +21,20 @@
 //! # Ok::<(), magnet_app::AppError>(())
 //! ```
 //!
+//! # For `magnetd`
+//! * [`MagnetApp::open`]`(data_dir, AppConfig)` — state lives in `data_dir/state.redb`.
+//! * It implements [`tendermint_abci::Application`] (Clone + Send): hand it to
+//!   `tendermint_abci::ServerBuilder` for `--abci-only`, or call `info`, `init_chain`,
+//!   `check_tx`, `prepare_proposal`, `process_proposal`, `finalize_block`, `commit`, `query`
+//!   directly from the embedded block producer, in CometBFT's order.
+//! * [`MagnetApp::validate_genesis`] checks an `app_state` before starting;
+//!   [`MagnetApp::export`] gives `magnetd export` the `app_state`, chain id, height and validators.
+//! * `testkit` (feature) builds and signs `MsgSend` txs and Simulate requests.
+//! * Query paths: `/cosmos.auth.v1beta1.Query/Account`, `/cosmos.bank.v1beta1.Query/Balance`,
+//!   `/AllBalances`, `/TotalSupply`, `/SupplyOf`, `/cosmos.tx.v1beta1.Service/Simulate`,
+//!   `/magnet.auth.v1/params`, `/magnet.epochs.v1/state`. `GetTx` is not served here: the app
+//!   keeps no tx index (the node's `tx`/`tx_search` does).
+//!
 //! # Guarantees
 //! Deterministic execution (ordered maps, integer money, no clock or randomness; parallel
 //! signature checks are pure). A failed tx changes nothing but its fee and sequence.

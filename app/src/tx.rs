@@ -187,7 +187,12 @@ pub fn decode_tx(
     let direct = txpb::mode_info::Sum::Single(txpb::mode_info::Single {
         mode: cosmrs::proto::cosmos::tx::signing::v1beta1::SignMode::Direct as i32,
     });
-    if info.mode_info.as_ref().and_then(|m| m.sum.as_ref()) != Some(&direct) {
+    // cosmjs simulates with SIGN_MODE_UNSPECIFIED (and an empty signature); accept that there.
+    let unspecified = txpb::mode_info::Sum::Single(txpb::mode_info::Single { mode: 0 });
+    let mode_sum = info.mode_info.as_ref().and_then(|m| m.sum.as_ref());
+    let simulating_unspecified =
+        mode == DecodeMode::Simulate && (mode_sum.is_none() || mode_sum == Some(&unspecified));
+    if mode_sum != Some(&direct) && !simulating_unspecified {
         return Err(TxError::magnet(
             codes::UNSUPPORTED_SIGNING,
             "only SIGN_MODE_DIRECT single-key signatures are supported",

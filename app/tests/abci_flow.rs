@@ -232,3 +232,37 @@ fn a_broken_genesis_is_refused_with_a_reason() {
         assert!(e.to_string().contains(needle), "{e}");
     }
 }
+
+#[test]
+fn simulate_accepts_the_unspecified_sign_mode_and_tx_encoding_cosmjs_sends() {
+    use cosmrs::proto::cosmos::tx::v1beta1 as txpb;
+    let alice = Signer::from_seed(1);
+    let bob = Signer::from_seed(2);
+    let mut h = Harness::new(&[(alice.address(), 1_000_000)], fast_config());
+    h.block(vec![]);
+    let b = TxBuilder::new(CHAIN_ID, 0, 0)
+        .fee(0, 0)
+        .send(&alice, &bob.address(), 3, "umag");
+    let (body, auth) = b.body_and_auth_info(&alice);
+    let mut auth = txpb::AuthInfo::decode(auth.as_slice()).unwrap();
+    auth.signer_infos[0].mode_info = Some(txpb::ModeInfo {
+        sum: Some(txpb::mode_info::Sum::Single(txpb::mode_info::Single {
+            mode: 0,
+        })),
+    });
+    // cosmjs encodes a `Tx` (messages, not bytes), which is wire-compatible with `TxRaw`.
+    let tx = txpb::Tx {
+        body: Some(txpb::TxBody::decode(body.as_slice()).unwrap()),
+        auth_info: Some(auth),
+        signatures: vec![vec![]],
+    };
+    let r = h.query(
+        "/cosmos.tx.v1beta1.Service/Simulate",
+        simulate_request(tx.encode_to_vec()),
+        0,
+    );
+    assert_eq!(r.code, 0, "{}", r.log);
+    // The same layout is refused outside simulation.
+    let c = h.check(&tx.encode_to_vec());
+    assert_ne!(c.code, 0);
+}
