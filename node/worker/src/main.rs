@@ -6,6 +6,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_bitnet;
+
 /// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
 #[derive(Parser, Debug)]
 #[command(name = "magnet-worker", version, about, long_about = None)]
@@ -18,6 +20,8 @@ struct Cli {
 enum Command {
     /// Print version and build information.
     Version,
+    #[command(flatten)]
+    Bitnet(cmd_bitnet::BitnetCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +38,6 @@ fn main() -> anyhow::Result<()> {
             println!("magnet-worker {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Bitnet(cmd) => cmd_bitnet::run(cmd),
     }
 }
