@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_storage;
+mod cmd_bitnet;
 
 /// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
 #[derive(Parser, Debug)]
@@ -25,6 +26,8 @@ enum Command {
     Storage(cmd_storage::StorageArgs),
     /// Run the SSD provisioning test that decides storage-tier eligibility.
     Provision(cmd_storage::ProvisionArgs),
+    #[command(flatten)]
+    Bitnet(cmd_bitnet::BitnetCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Storage(args) => cmd_storage::run(args),
         Command::Provision(args) => cmd_storage::run_provision(args),
+        Command::Bitnet(cmd) => cmd_bitnet::run(cmd),
     }
 }

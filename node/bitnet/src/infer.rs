@@ -1,0 +1,619 @@
+//! In-process ternary inference: load a GGUF written by [`crate::export`] (or an HF folder), run
+//! token-by-token decoding with a KV cache, and sample.
+//!
+//! Per token: embedding row → L × [RMSNorm → int8 activations → ternary q/k/v (SIMD kernel) →
+//! interleaved RoPE (llama.cpp layout, as stored in the GGUF) → GQA attention over the cache →
+//! int8 → ternary o-projection → residual; RMSNorm → int8 → ternary gate/up → SiLU·up → int8 →
+//! ternary down → residual] → RMSNorm → f32 head.
+//!
+//! It computes the same function as the candle training forward (same quantizers, same f16
+//! weight scale); the logits agree to float rounding. It does not batch prompts (prompt tokens are
+//! fed one at a time) and keeps the head in f32.
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::ModelConfig;
+use crate::error::{BitnetError, Result};
+use crate::gguf::{GgmlType, GgufFile};
+use crate::kernel::{matvec, matvec_f32, quantize_acts, Kernel, TernaryMatrix};
+use crate::tokenizer::Tokenizer;
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: TernaryMatrix,
+    k: TernaryMatrix,
+    v: TernaryMatrix,
+    o: TernaryMatrix,
+    ffn_norm: Vec<f32>,
+    gate: TernaryMatrix,
+    up: TernaryMatrix,
+    down: TernaryMatrix,
+}
+
+/// An embedding or head matrix `(vocab, d)`: f32 (from F32/F16 files) or kept as Q8_0 blocks.
+enum Table {
+    F32(Vec<f32>),
+    Q8(Vec<u8>),
+}
+
+impl Table {
+    fn load(g: &GgufFile, name: &str, d: usize, vocab: usize) -> Result<Self> {
+        let t = g.tensor_info(name)?;
+        if t.dims != [d as u64, vocab as u64] {
+            return Err(BitnetError::Model(format!(
+                "tensor {name} has dims {:?}, want [{d}, {vocab}]",
+                t.dims
+            )));
+        }
+        Ok(match t.ty {
+            GgmlType::Q8_0 => Table::Q8(g.tensor_bytes(name)?.to_vec()),
+            _ => Table::F32(g.tensor_f32(name)?),
+        })
+    }
+
+    fn row(&self, r: usize, d: usize) -> Vec<f32> {
+        match self {
+            Table::F32(w) => w[r * d..(r + 1) * d].to_vec(),
+            Table::Q8(b) => {
+                crate::gguf::dequantize_q8_0(&b[r * d / 32 * 34..(r + 1) * d / 32 * 34])
+            }
+        }
+    }
+
+    fn nbytes(&self) -> usize {
+        match self {
+            Table::F32(w) => w.len() * 4,
+            Table::Q8(b) => b.len(),
+        }
+    }
+
+    fn matvec(&self, d: usize, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+        match self {
+            Table::F32(w) => matvec_f32(w, d, x, out, pool),
+            Table::Q8(b) => crate::kernel::matvec_q8_0(b, d, x, out, pool),
+        }
+    }
+}
+
+/// A loaded model plus its KV cache and thread pool.
+pub struct Engine {
+    cfg: ModelConfig,
+    embed: Table,
+    head: Option<Table>,
+    norm: Vec<f32>,
+    layers: Vec<Layer>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    kcache: Vec<Vec<f32>>,
+    vcache: Vec<Vec<f32>>,
+    pos: usize,
+    kernel: Kernel,
+    pool: Option<rayon::ThreadPool>,
+    tokenizer: Option<Tokenizer>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("cfg", &self.cfg)
+            .field("kernel", &self.kernel)
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps;
+    let r = ms.sqrt();
+    x.iter().zip(w).map(|(v, g)| v / r * g).collect()
+}
+
+/// Decoding knobs. `temperature == 0` is greedy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Softmax temperature (0: argmax).
+    pub temperature: f32,
+    /// Keep the `top_k` most likely tokens (0: all).
+    pub top_k: usize,
+    /// Keep the smallest set with probability ≥ `top_p` (1: all).
+    pub top_p: f32,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Index of the largest logit (lowest index on ties).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in logits.iter().enumerate() {
+        if *v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// A seeded sampler.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    cfg: Sampling,
+    rng: ChaCha8Rng,
+}
+
+impl Sampler {
+    /// A sampler; same seed, same choices.
+    pub fn new(cfg: Sampling) -> Self {
+        Self {
+            cfg,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        }
+    }
+
+    /// Picks the next token.
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        if self.cfg.temperature <= 0.0 {
+            return argmax(logits);
+        }
+        let mut idx: Vec<usize> = (0..logits.len()).collect();
+        idx.sort_by(|a, b| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b)));
+        if self.cfg.top_k > 0 {
+            idx.truncate(self.cfg.top_k);
+        }
+        let mx = logits[idx[0]];
+        let mut p: Vec<f64> = idx
+            .iter()
+            .map(|i| (((logits[*i] - mx) / self.cfg.temperature) as f64).exp())
+            .collect();
+        let z: f64 = p.iter().sum();
+        p.iter_mut().for_each(|v| *v /= z);
+        if self.cfg.top_p < 1.0 {
+            let mut cum = 0.0;
+            let mut keep = p.len();
+            for (i, v) in p.iter().enumerate() {
+                cum += v;
+                if cum >= self.cfg.top_p as f64 {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            p.truncate(keep);
+            let z: f64 = p.iter().sum();
+            p.iter_mut().for_each(|v| *v /= z);
+        }
+        let u: f64 = self.rng.gen();
+        let mut cum = 0.0;
+        for (i, v) in p.iter().enumerate() {
+            cum += v;
+            if u < cum {
+                return idx[i] as u32;
+            }
+        }
+        idx[p.len() - 1] as u32
+    }
+}
+
+impl Engine {
+    /// Loads a GGUF file from [`crate::export`] with `threads` worker threads (1: none).
+    pub fn load_gguf(path: &Path, threads: usize) -> Result<Self> {
+        Self::from_gguf(&GgufFile::open(path)?, threads)
+    }
+
+    /// Loads an HF folder from [`crate::export::export_hf`] (converted in memory to the GGUF form).
+    pub fn load_hf(dir: &Path, threads: usize) -> Result<Self> {
+        let m = crate::export::load_hf(dir)?;
+        let bytes = crate::export::gguf_writer(&m, GgmlType::F32)?.to_bytes()?;
+        Self::from_gguf(&GgufFile::parse(bytes)?, threads)
+    }
+
+    /// Loads a model file: a `.gguf` file or an HF folder.
+    pub fn load(path: &Path, threads: usize) -> Result<Self> {
+        if path.is_dir() {
+            Self::load_hf(path, threads)
+        } else {
+            Self::load_gguf(path, threads)
+        }
+    }
+
+    /// Builds the engine from a parsed GGUF.
+    pub fn from_gguf(g: &GgufFile, threads: usize) -> Result<Self> {
+        let arch = g
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        if arch != "llama" {
+            return Err(BitnetError::Model(format!(
+                "architecture {arch:?} is not supported (want \"llama\")"
+            )));
+        }
+        let u = |k: &str| -> Result<usize> { Ok(g.get_u64(&format!("llama.{k}"))? as usize) };
+        let embed_info = g.tensor_info("token_embd.weight")?.clone();
+        let vocab = embed_info.dims.get(1).copied().unwrap_or(0) as usize;
+        let cfg = ModelConfig {
+            vocab_size: vocab,
+            hidden_size: u("embedding_length")?,
+            num_layers: u("block_count")?,
+            num_heads: u("attention.head_count")?,
+            num_kv_heads: u("attention.head_count_kv")?,
+            intermediate_size: u("feed_forward_length")?,
+            max_seq_len: u("context_length")?,
+            rms_norm_eps: g.get_f64("llama.attention.layer_norm_rms_epsilon")?,
+            rope_theta: g.get_f64("llama.rope.freq_base").unwrap_or(10_000.0),
+            tie_embeddings: g.tensor_info("output.weight").is_err(),
+            quantized: true,
+        };
+        cfg.validate()?;
+        if g.get_u64("llama.rope.dimension_count")
+            .map(|v| v as usize)
+            .unwrap_or(cfg.head_dim())
+            != cfg.head_dim()
+        {
+            return Err(BitnetError::Model(
+                "partial RoPE (rope.dimension_count ≠ head_dim) is not supported".into(),
+            ));
+        }
+        let d = cfg.hidden_size;
+        let f32_of = |name: &str, want: &[u64]| -> Result<Vec<f32>> {
+            let t = g.tensor_info(name)?;
+            if t.dims != want {
+                return Err(BitnetError::Model(format!(
+                    "tensor {name} has dims {:?}, want {want:?}",
+                    t.dims
+                )));
+            }
+            g.tensor_f32(name)
+        };
+        let tern = |name: &str, rows: usize, cols: usize| -> Result<TernaryMatrix> {
+            let t = g.tensor_info(name)?;
+            if t.ty != GgmlType::Tq2_0 {
+                return Err(BitnetError::Model(format!(
+                    "tensor {name} is {:?}; this engine runs TQ2_0 ternary linears only (float twins run in llama.cpp)",
+                    t.ty
+                )));
+            }
+            if t.dims != [cols as u64, rows as u64] {
+                return Err(BitnetError::Model(format!(
+                    "tensor {name} has dims {:?}, want [{cols}, {rows}]",
+                    t.dims
+                )));
+            }
+            TernaryMatrix::from_tq2_0(g.tensor_bytes(name)?, rows, cols)
+        };
+        let (kv, ff) = (cfg.kv_dim(), cfg.intermediate_size);
+        let mut layers = Vec::new();
+        for l in 0..cfg.num_layers {
+            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: f32_of(&n("attn_norm"), &[d as u64])?,
+                q: tern(&n("attn_q"), d, d)?,
+                k: tern(&n("attn_k"), kv, d)?,
+                v: tern(&n("attn_v"), kv, d)?,
+                o: tern(&n("attn_output"), d, d)?,
+                ffn_norm: f32_of(&n("ffn_norm"), &[d as u64])?,
+                gate: tern(&n("ffn_gate"), ff, d)?,
+                up: tern(&n("ffn_up"), ff, d)?,
+                down: tern(&n("ffn_down"), d, ff)?,
+            });
+        }
+        let embed = Table::load(g, "token_embd.weight", d, vocab)?;
+        let head = if cfg.tie_embeddings {
+            None
+        } else {
+            Some(Table::load(g, "output.weight", d, vocab)?)
+        };
+        let norm = f32_of("output_norm.weight", &[d as u64])?;
+        let (cos, sin) = crate::model::rope_tables(&cfg);
+        let tokenizer = gguf_tokenizer(g).ok();
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| BitnetError::Model(format!("thread pool: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let kcache = vec![Vec::with_capacity(cfg.max_seq_len * kv); cfg.num_layers];
+        let vcache = kcache.clone();
+        Ok(Self {
+            cfg,
+            embed,
+            head,
+            norm,
+            layers,
+            cos,
+            sin,
+            kcache,
+            vcache,
+            pos: 0,
+            kernel: Kernel::best(),
+            pool,
+            tokenizer,
+        })
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// The tokenizer stored in the file, when it has one.
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// Selects the matvec kernel (must be in [`Kernel::available`]).
+    pub fn set_kernel(&mut self, k: Kernel) -> Result<()> {
+        if !Kernel::available().contains(&k) {
+            return Err(BitnetError::Model(format!(
+                "kernel {k:?} is not supported by this CPU"
+            )));
+        }
+        self.kernel = k;
+        Ok(())
+    }
+
+    /// The kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Bytes of ternary weights read per token (for the bandwidth bound).
+    pub fn ternary_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| {
+                l.q.nbytes()
+                    + l.k.nbytes()
+                    + l.v.nbytes()
+                    + l.o.nbytes()
+                    + l.gate.nbytes()
+                    + l.up.nbytes()
+                    + l.down.nbytes()
+            })
+            .sum()
+    }
+
+    /// Bytes of head weights read per token.
+    pub fn head_bytes(&self) -> usize {
+        self.head.as_ref().unwrap_or(&self.embed).nbytes()
+    }
+
+    /// Runs every ternary matrix-vector product of one token once (benchmarks).
+    pub fn ternary_matvec_pass(&self) -> Result<()> {
+        let c = &self.cfg;
+        let xd: Vec<f32> = (0..c.hidden_size)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let xf: Vec<f32> = (0..c.intermediate_size)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let (ad, af) = (quantize_acts(&xd), quantize_acts(&xf));
+        let mut o_d = vec![0f32; c.hidden_size];
+        let mut o_kv = vec![0f32; c.kv_dim()];
+        let mut o_f = vec![0f32; c.intermediate_size];
+        let p = self.pool.as_ref();
+        for l in &self.layers {
+            matvec(self.kernel, &l.q, &ad, &mut o_d, p)?;
+            matvec(self.kernel, &l.k, &ad, &mut o_kv, p)?;
+            matvec(self.kernel, &l.v, &ad, &mut o_kv, p)?;
+            matvec(self.kernel, &l.o, &ad, &mut o_d, p)?;
+            matvec(self.kernel, &l.gate, &ad, &mut o_f, p)?;
+            matvec(self.kernel, &l.up, &ad, &mut o_f, p)?;
+            matvec(self.kernel, &l.down, &af, &mut o_d, p)?;
+        }
+        std::hint::black_box((&o_d, &o_kv, &o_f));
+        Ok(())
+    }
+
+    /// Clears the KV cache.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.kcache
+            .iter_mut()
+            .chain(self.vcache.iter_mut())
+            .for_each(Vec::clear);
+    }
+
+    /// Tokens in the cache.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    fn mv(&self, m: &TernaryMatrix, x: &[f32]) -> Result<Vec<f32>> {
+        let a = quantize_acts(x);
+        let mut out = vec![0f32; m.rows];
+        matvec(self.kernel, m, &a, &mut out, self.pool.as_ref())?;
+        Ok(out)
+    }
+
+    fn rope(&self, x: &mut [f32], heads: usize) {
+        let hd = self.cfg.head_dim();
+        let half = hd / 2;
+        let base = self.pos * half;
+        for h in 0..heads {
+            for i in 0..half {
+                let (c, s) = (self.cos[base + i], self.sin[base + i]);
+                let (a, b) = (x[h * hd + 2 * i], x[h * hd + 2 * i + 1]);
+                x[h * hd + 2 * i] = a * c - b * s;
+                x[h * hd + 2 * i + 1] = b * c + a * s;
+            }
+        }
+    }
+
+    /// Feeds one token at the next position and returns the next-token logits.
+    pub fn forward(&mut self, token: u32) -> Result<Vec<f32>> {
+        let c = self.cfg.clone();
+        if token as usize >= c.vocab_size {
+            return Err(BitnetError::Model(format!(
+                "token {token} is outside the vocabulary of {}",
+                c.vocab_size
+            )));
+        }
+        if self.pos >= c.max_seq_len {
+            return Err(BitnetError::Model(format!(
+                "context is full ({} tokens)",
+                c.max_seq_len
+            )));
+        }
+        let (d, hd, h, kvh) = (c.hidden_size, c.head_dim(), c.num_heads, c.num_kv_heads);
+        let rep = h / kvh;
+        let eps = c.rms_norm_eps as f32;
+        let scale = (1.0 / (hd as f64).sqrt()) as f32;
+        let t = token as usize;
+        let mut x = self.embed.row(t, d);
+        for l in 0..c.num_layers {
+            let layer = &self.layers[l];
+            let hn = rms_norm(&x, &layer.attn_norm, eps);
+            let a = quantize_acts(&hn);
+            let mut q = vec![0f32; d];
+            let mut k = vec![0f32; c.kv_dim()];
+            let mut v = vec![0f32; c.kv_dim()];
+            matvec(self.kernel, &layer.q, &a, &mut q, self.pool.as_ref())?;
+            matvec(self.kernel, &layer.k, &a, &mut k, self.pool.as_ref())?;
+            matvec(self.kernel, &layer.v, &a, &mut v, self.pool.as_ref())?;
+            self.rope(&mut q, h);
+            self.rope(&mut k, kvh);
+            self.kcache[l].extend_from_slice(&k);
+            self.vcache[l].extend_from_slice(&v);
+            let n = self.pos + 1;
+            let kv_dim = c.kv_dim();
+            let mut att = vec![0f32; d];
+            let mut scores = vec![0f32; n];
+            for head in 0..h {
+                let g = head / rep;
+                let qh = &q[head * hd..(head + 1) * hd];
+                for (tpos, s) in scores.iter_mut().enumerate() {
+                    let kt = &self.kcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
+                    *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+                }
+                let mx = scores.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                let mut z = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - mx).exp();
+                    z += *s;
+                }
+                let out = &mut att[head * hd..(head + 1) * hd];
+                for (tpos, s) in scores.iter().enumerate() {
+                    let p = s / z;
+                    let vt = &self.vcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
+                    for (o, vv) in out.iter_mut().zip(vt) {
+                        *o += p * vv;
+                    }
+                }
+            }
+            let o = self.mv(&layer.o, &att)?;
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            let hn = rms_norm(&x, &layer.ffn_norm, eps);
+            let a = quantize_acts(&hn);
+            let mut gt = vec![0f32; c.intermediate_size];
+            let mut up = vec![0f32; c.intermediate_size];
+            matvec(self.kernel, &layer.gate, &a, &mut gt, self.pool.as_ref())?;
+            matvec(self.kernel, &layer.up, &a, &mut up, self.pool.as_ref())?;
+            let act: Vec<f32> = gt
+                .iter()
+                .zip(&up)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            let dn = self.mv(&layer.down, &act)?;
+            x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+        }
+        self.pos += 1;
+        let xn = rms_norm(&x, &self.norm, eps);
+        let mut logits = vec![0f32; c.vocab_size];
+        self.head
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .matvec(d, &xn, &mut logits, self.pool.as_ref());
+        Ok(logits)
+    }
+
+    /// Feeds `prompt` and generates up to `max_new` tokens (stopping at `stop`, if given).
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        max_new: usize,
+        sampling: Sampling,
+        stop: Option<u32>,
+    ) -> Result<Vec<u32>> {
+        if prompt.is_empty() {
+            return Err(BitnetError::Model("the prompt has no tokens".into()));
+        }
+        let mut sampler = Sampler::new(sampling);
+        let mut logits = Vec::new();
+        for t in prompt {
+            logits = self.forward(*t)?;
+        }
+        let mut out = Vec::new();
+        for i in 0..max_new {
+            let next = sampler.sample(&logits);
+            out.push(next);
+            if Some(next) == stop || self.pos >= self.cfg.max_seq_len || i + 1 == max_new {
+                break;
+            }
+            logits = self.forward(next)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Rebuilds a [`Tokenizer`] from a GGUF's `tokenizer.ggml.*` keys (gpt2 BPE).
+pub fn gguf_tokenizer(g: &GgufFile) -> Result<Tokenizer> {
+    let strs = |k: &str| -> Result<Vec<String>> {
+        match g.get(k) {
+            Some(crate::gguf::Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| BitnetError::Model(format!("{k} holds a non-string")))
+                })
+                .collect(),
+            _ => Err(BitnetError::Model(format!("GGUF has no {k}"))),
+        }
+    };
+    if g.get("tokenizer.ggml.model").and_then(|v| v.as_str()) != Some("gpt2") {
+        return Err(BitnetError::Model(
+            "tokenizer.ggml.model is not gpt2".into(),
+        ));
+    }
+    let tokens = strs("tokenizer.ggml.tokens")?;
+    let merges = strs("tokenizer.ggml.merges")?;
+    let vocab: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), serde_json::Value::from(i)))
+        .collect();
+    let eos = g.get_u64("tokenizer.ggml.eos_token_id")? as usize;
+    let eos_tok = tokens
+        .get(eos)
+        .ok_or_else(|| BitnetError::Model("eos id outside the vocabulary".into()))?;
+    let bl = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [{"id": eos, "content": eos_tok, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": null,
+        "pre_tokenizer": bl,
+        "post_processor": bl,
+        "decoder": bl,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges},
+    });
+    Tokenizer::from_json(&json.to_string())
+}
