@@ -398,6 +398,16 @@ impl Daemon {
                 }
             }
             Event::Track(m) => {
+                // Holders named by a manifest but not heard from yet (e.g. right after a
+                // restart) get one suspect window of grace instead of being declared lost.
+                for h in m.holders.iter().flatten() {
+                    self.holders.entry(h.clone()).or_insert_with(|| Holder {
+                        region: String::new(),
+                        free_bytes: 0,
+                        last_seen_ms: now_ms,
+                        liveness: Liveness::Up,
+                    });
+                }
                 self.reported_unrecoverable.remove(&m.object);
                 self.objects.insert(m.object, m);
             }

@@ -553,3 +553,30 @@ fn the_same_events_give_the_same_actions() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn after_a_restart_unheard_holders_get_a_grace_period_before_repair() {
+    let mut d = Daemon::new(DaemonConfig::default());
+    let h: Vec<HolderId> = (0..8)
+        .map(|i| HolderId::new(format!("h{i}")).unwrap())
+        .collect();
+    let m = tracked(&mut d, b"restart", &h[0..6]);
+    // Only the spares and four holders speak up; h0, h1 stay silent.
+    for t in 1..=3u64 {
+        heartbeat(&mut d, &h[2..], t * 30_000);
+        let acts = d.step(Event::Tick, t * 30_000);
+        assert!(
+            acts.iter().all(|a| !matches!(a, Action::Repair(_))),
+            "t={t}: {acts:?}"
+        );
+    }
+    // Once they are suspect the object is critical (4 healthy = K) and repair starts.
+    heartbeat(&mut d, &h[2..], 150_000);
+    let acts = d.step(Event::Tick, 150_000);
+    let n = acts
+        .iter()
+        .filter(|a| matches!(a, Action::Repair(o) if o.priority == Priority::Critical))
+        .count();
+    assert_eq!(n, 2, "{acts:?}");
+    assert_eq!(d.manifest(&m.object).unwrap().revision, 0);
+}
