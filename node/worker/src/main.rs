@@ -6,6 +6,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_storage;
+
 /// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
 #[derive(Parser, Debug)]
 #[command(name = "magnet-worker", version, about, long_about = None)]
@@ -18,6 +20,11 @@ struct Cli {
 enum Command {
     /// Print version and build information.
     Version,
+    /// Store, fetch and inspect erasure-coded objects (`storage put FILE`, `storage get ADDR
+    /// --out FILE`, `storage status`).
+    Storage(cmd_storage::StorageArgs),
+    /// Run the SSD provisioning test that decides storage-tier eligibility.
+    Provision(cmd_storage::ProvisionArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +41,7 @@ fn main() -> anyhow::Result<()> {
             println!("magnet-worker {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Storage(args) => cmd_storage::run(args),
+        Command::Provision(args) => cmd_storage::run_provision(args),
     }
 }
