@@ -2,6 +2,8 @@
 //!
 //! Run: `cargo bench -p magnet-p2p --bench p2p_throughput` (or `scripts/bench-p2p.sh`).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -54,7 +56,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     for mib in [1usize, 16, 64] {
         let data: Vec<u8> = (0..mib << 20)
-            .map(|i| (i * 2_654_435_761usize >> 7) as u8)
+            .map(|i| ((i * 2_654_435_761usize) >> 7) as u8)
             .collect();
         let key = ShardKey {
             object_id: [mib as u8; 32],

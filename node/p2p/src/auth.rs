@@ -22,7 +22,7 @@
 //! Not guaranteed: confidentiality (that is TLS's job) and protection against a verifier whose
 //! clock is more than the window off.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -223,6 +223,7 @@ pub fn request_digest(
 
 /// How this node proves its requests.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // one per node, cloned rarely; boxing buys nothing
 pub enum Signer {
     /// Wallet mode: sign with the node key.
     Wallet(NodeKey),
@@ -335,7 +336,7 @@ pub enum VerifyMode {
 /// Bounded memory of `(nodeId, nonce)` pairs seen within the freshness window.
 #[derive(Debug)]
 struct ReplayCache {
-    seen: HashMap<(String, [u8; NONCE_LEN]), u64>,
+    seen: BTreeMap<(String, [u8; NONCE_LEN]), u64>,
     order: VecDeque<(u64, (String, [u8; NONCE_LEN]))>,
     capacity: usize,
 }
@@ -413,7 +414,7 @@ impl Verifier {
             mode,
             clock,
             replay: Mutex::new(ReplayCache {
-                seen: HashMap::new(),
+                seen: BTreeMap::new(),
                 order: VecDeque::new(),
                 capacity: replay_capacity.max(1),
             }),

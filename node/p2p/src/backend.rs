@@ -86,6 +86,9 @@ pub enum BackendError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The stored copy failed its own hash check (bitrot or tampering).
+    #[error("stored shard is corrupt: {0}")]
+    Corrupt(String),
     /// Anything else the implementation reports.
     #[error("shard backend: {0}")]
     Other(String),

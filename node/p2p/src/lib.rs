@@ -12,7 +12,9 @@
 //!   TOFU pinning only for peers with no known key; CA mode from `MAGNET_P2P_*`.
 //! * **Services** ([`service`], [`client`], [`node`]): peer exchange, heartbeat, chunked shard
 //!   put/get with per-chunk hash checks, list, delete and storage audits, over tonic + rustls
-//!   (ring provider). The on-disk store plugs in through [`backend::ShardBackend`].
+//!   (ring provider). The on-disk store plugs in through [`backend::ShardBackend`];
+//!   [`storage_glue`] wires `magnet-storage`'s `ShardStore` in as the backend and implements
+//!   its `Transport` over these services, so object put/get/repair/audit run across nodes.
 //!
 //! # Security
 //! Guaranteed: a request is acted on only if it is fresh, not replayed, signed for this method
@@ -21,6 +23,9 @@
 //! Not guaranteed: availability under flooding (no rate limiting here), confidentiality of
 //! metadata such as who talks to whom, and anything about a TOFU peer's first contact.
 #![deny(clippy::unwrap_used)]
+// `tonic::Status` (176 bytes) is the error type of every tonic handler; boxing it in our own
+// results would only add conversions at each boundary.
+#![allow(clippy::result_large_err)]
 
 pub mod auth;
 pub mod backend;
@@ -31,6 +36,7 @@ pub mod identity;
 pub mod node;
 pub mod registry;
 pub mod service;
+pub mod storage_glue;
 pub mod stream;
 pub mod tls;
 

@@ -170,6 +170,7 @@ fn backend_status(e: BackendError) -> Status {
     match e {
         BackendError::InvalidKey(m) => Status::invalid_argument(m),
         BackendError::Full { .. } => Status::resource_exhausted(e.to_string()),
+        BackendError::Corrupt(m) => Status::data_loss(m),
         other => Status::internal(other.to_string()),
     }
 }
