@@ -101,13 +101,13 @@ impl ModelSpec {
                 l2: 1.0,
             },
             "random_forest" => ModelSpec::RandomForest {
-                n_trees: 100,
+                n_trees: 60,
                 max_depth: 0,
                 min_samples_leaf: 3,
                 max_features: 0.5,
             },
             "extra_trees" => ModelSpec::ExtraTrees {
-                n_trees: 100,
+                n_trees: 60,
                 max_depth: 0,
                 min_samples_leaf: 3,
                 max_features: 0.7,

@@ -6,6 +6,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_research;
+
 /// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
 #[derive(Parser, Debug)]
 #[command(name = "magnet-worker", version, about, long_about = None)]
@@ -18,6 +20,8 @@ struct Cli {
 enum Command {
     /// Print version and build information.
     Version,
+    /// Autoresearch: the error-driven research loop (or one serialised trial).
+    Research(Box<cmd_research::ResearchArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Research(a) => cmd_research::run(*a),
         Command::Version => {
             println!("magnet-worker {}", env!("CARGO_PKG_VERSION"));
             Ok(())
