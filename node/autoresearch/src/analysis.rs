@@ -331,8 +331,8 @@ mod tests {
         // Positives have p ≈ 0.3, negatives ≈ 0.1: threshold 0.5 misses every positive.
         let mut p = Vec::new();
         let mut y = Vec::new();
-        for i in 0..100 {
-            let pos = i % 5 == 0;
+        for i in 0..100usize {
+            let pos = i.is_multiple_of(5);
             p.push(if pos {
                 0.3 + (i % 3) as f64 * 0.01
             } else {

@@ -663,7 +663,7 @@ mod tests {
 
     #[test]
     fn every_bad_file_gives_an_error_naming_the_line_or_column() {
-        let good = |i: usize| format!("{},{},{}", i, if i % 3 == 0 { "a" } else { "b" }, i % 2);
+        let good = |i: usize| format!("{},{},{}", i, if i.is_multiple_of(3) { "a" } else { "b" }, i % 2);
         let cases: Vec<(String, &str, &str)> = vec![
             (
                 format!("x,c,y\n{}", rows(40, good)),
@@ -726,12 +726,12 @@ mod tests {
             rows(60, |i| format!(
                 "\"Person {i}, Mr {}\",{},{},{}",
                 i * 7,
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     String::new()
                 } else {
                     i.to_string()
                 },
-                if i % 2 == 0 { "m" } else { "f" },
+                if i.is_multiple_of(2) { "m" } else { "f" },
                 i % 2
             ))
         );

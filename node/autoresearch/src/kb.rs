@@ -72,6 +72,9 @@ pub struct InsightBody {
     pub idea: String,
     /// Strategy family.
     pub family: String,
+    /// Model family of the best model the strategy started from.
+    #[serde(default)]
+    pub base: String,
     /// Failure patterns present when it was chosen.
     pub conditions: Vec<Pattern>,
     /// Trials spent.
@@ -180,12 +183,18 @@ impl KnowledgeBase {
             self.add(ins.clone());
         }
     }
-    /// Whether `idea` is recorded as failed on this data set in this domain.
-    pub fn failed(&self, domain: &str, dataset: &str, idea: &str) -> bool {
+    /// Whether `idea` is recorded as failed on this data set in this domain, starting from a
+    /// model of family `base`.
+    pub fn failed(&self, domain: &str, dataset: &str, idea: &str, base: &str) -> bool {
         let rel: Vec<&Insight> = self
             .insights
             .iter()
-            .filter(|i| i.body.domain == domain && i.body.dataset == dataset && i.body.idea == idea)
+            .filter(|i| {
+                i.body.domain == domain
+                    && i.body.dataset == dataset
+                    && i.body.idea == idea
+                    && i.body.base == base
+            })
             .collect();
         !rel.is_empty() && rel.iter().all(|i| i.body.outcome == Outcome::NoGain)
     }
@@ -220,6 +229,7 @@ mod tests {
             version: 1,
             idea: idea.into(),
             family: "f".into(),
+            base: "logistic".into(),
             conditions: vec![Pattern::Underfit],
             trials: 3,
             reference_loss: 0.5,
@@ -258,8 +268,9 @@ mod tests {
         let p = dir.path().join("kb.json");
         ab.save(&p).unwrap();
         assert_eq!(KnowledgeBase::load(&p).unwrap(), ab);
-        assert!(ab.failed("tabular", "d", "y"));
-        assert!(!ab.failed("tabular", "d", "x"));
+        assert!(ab.failed("tabular", "d", "y", "logistic"));
+        assert!(!ab.failed("tabular", "d", "y", "gbm"));
+        assert!(!ab.failed("tabular", "d", "x", "logistic"));
     }
 
     #[test]

@@ -101,13 +101,13 @@ impl ModelSpec {
                 l2: 1.0,
             },
             "random_forest" => ModelSpec::RandomForest {
-                n_trees: 100,
+                n_trees: 60,
                 max_depth: 0,
                 min_samples_leaf: 3,
                 max_features: 0.5,
             },
             "extra_trees" => ModelSpec::ExtraTrees {
-                n_trees: 100,
+                n_trees: 60,
                 max_depth: 0,
                 min_samples_leaf: 3,
                 max_features: 0.7,
@@ -566,10 +566,10 @@ mod tests {
     fn toy() -> (Mat, Vec<usize>) {
         let mut x = Mat::with_cols(2);
         let mut y = Vec::new();
-        for i in 0..120 {
+        for i in 0..120usize {
             let a = (i % 12) as f64;
             let b = ((i * 7) % 5) as f64;
-            x.push_row(&[a, if i % 10 == 0 { f64::NAN } else { b }]);
+            x.push_row(&[a, if i.is_multiple_of(10) { f64::NAN } else { b }]);
             y.push(usize::from(a + 0.3 * b > 6.0));
         }
         (x, y)

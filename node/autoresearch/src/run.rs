@@ -279,6 +279,7 @@ impl TrialLog {
 }
 
 /// Runs the loop on `domain` for a data file; writes the run folder if `out` is given.
+#[allow(clippy::too_many_arguments)]
 pub fn run_file(
     domain: &dyn Domain,
     data: &Path,
@@ -494,7 +495,7 @@ fn search(
         let mut results = Vec::new();
         let mut version_trials: Vec<TrialRecord> = Vec::new();
         for s in &strategies {
-            tried.insert(s.idea.clone());
+            tried.insert(strategy::tried_key(&s.idea, &start_best));
             if trials.len() >= cfg.budget {
                 break;
             }
@@ -559,6 +560,7 @@ fn search(
                     version,
                     idea: s.idea.clone(),
                     family: format!("{:?}", s.family),
+                    base: start_best.members[0].0.model.family().to_string(),
                     conditions: report.patterns.clone(),
                     trials: s_trials.len(),
                     reference_loss: start_loss,

@@ -267,12 +267,20 @@ pub fn applicable(id: &str, ctx: &StrategyContext) -> Result<(), &'static str> {
         "pivot_extra_trees" if fam == "extra_trees" => Err("already the family"),
         "pivot_random_forest" if fam == "random_forest" => Err("already the family"),
         "pivot_logistic" if fam == "logistic" => Err("already the family"),
-        _ if ctx.tried.contains(id) => Err("already tried in this run"),
-        _ if ctx.kb.failed(ctx.domain, ctx.dataset, id) => {
+        _ if ctx.tried.contains(&tried_key(id, ctx.best)) => {
+            Err("already tried on this model family in this run")
+        }
+        _ if ctx.kb.failed(ctx.domain, ctx.dataset, id, fam) => {
             Err("recorded as failed in the knowledge base")
         }
         _ => Ok(()),
     }
+}
+
+/// The key under which an idea counts as tried: the idea and the model family it started from
+/// (feature engineering that failed on logistic regression may still help trees).
+pub fn tried_key(id: &str, best: &Candidate) -> String {
+    format!("{id}@{}", best.members[0].0.model.family())
 }
 
 /// The rule-based strategist.
@@ -441,14 +449,14 @@ pub fn model_space(family: &str) -> Space {
     match family {
         "logistic" => Space::default().float("l2", 1e-4, 1.0, true),
         "gbm" => Space::default()
-            .int("iterations", 30, 300, true)
+            .int("iterations", 30, 200, true)
             .float("learning_rate", 0.02, 0.3, true)
             .int("max_depth", 2, 6, false)
             .float("min_leaf_weight", 0.5, 20.0, true)
             .float("subsample", 0.5, 1.0, false)
             .float("l2", 0.1, 10.0, true),
         _ => Space::default()
-            .int("n_trees", 40, 150, false)
+            .int("n_trees", 20, 80, false)
             .int("min_samples_leaf", 1, 20, true)
             .float("max_features", 0.2, 1.0, false)
             .int("depth_choice", 0, 3, false),

@@ -189,8 +189,8 @@ fn tpe(d: usize, history: &[(Vec<f64>, f64)], rng: &mut ChaCha8Rng) -> Vec<f64> 
         let mut s = 1.0; // prior weight (uniform density = 1)
         for p in pts {
             let mut k = 1.0;
-            for j in 0..d {
-                let z = (x[j] - p.0[j]) / h;
+            for (xj, pj) in x.iter().zip(&p.0) {
+                let z = (xj - pj) / h;
                 k *= (-0.5 * z * z).exp() / (h * (2.0 * std::f64::consts::PI).sqrt());
             }
             s += k;

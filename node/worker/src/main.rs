@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd_storage;
 mod cmd_bitnet;
+mod cmd_research;
 
 /// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
 #[derive(Parser, Debug)]
@@ -28,6 +29,8 @@ enum Command {
     Provision(cmd_storage::ProvisionArgs),
     #[command(flatten)]
     Bitnet(cmd_bitnet::BitnetCommand),
+    /// Autoresearch: the error-driven research loop (or one serialised trial).
+    Research(Box<cmd_research::ResearchArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Research(a) => cmd_research::run(*a),
         Command::Version => {
             println!("magnet-worker {}", env!("CARGO_PKG_VERSION"));
             Ok(())

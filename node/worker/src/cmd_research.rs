@@ -1,0 +1,152 @@
+//! `magnet-worker research`: the autoresearch loop (see the `magnet-autoresearch` crate).
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use magnet_autoresearch::kb::KnowledgeBase;
+use magnet_autoresearch::run::{self, RunConfig, TrialSpec};
+use magnet_autoresearch::strategy::RuleStrategist;
+use std::path::PathBuf;
+
+/// Run the error-driven research loop on a data file, or one serialised trial.
+///
+/// Each version analyses the current best model's out-of-fold errors, picks 3–8 different
+/// strategies (model pivots, class weights, per-context offsets, feature selection/engineering,
+/// stacking, ensembles, calibration), sweeps each under a trial budget, keeps the best by
+/// cross-validated log-loss and records insights in a knowledge base. It stops when the gain
+/// stays below ε for P versions. A held-out test set, unseen by the search, is scored once at
+/// the end with a bootstrap confidence interval.
+///
+/// Example:
+///   magnet-worker research --domain tabular --data data/tabular/titanic.csv \
+///       --target survived --context class --budget 60 --out runs/titanic
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ResearchArgs {
+    #[command(subcommand)]
+    sub: Option<ResearchSub>,
+    /// Domain: tabular (CSV classification), timeseries (daily prices → BUY/SELL/HOLD) or
+    /// bitnet-lm (phase-wise LM hyperparameter search; needs the BitNet trainer).
+    #[arg(long, default_value = "tabular")]
+    domain: String,
+    /// Data file (CSV with a header line).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Target column (tabular: the class column, default `target`; timeseries: the price
+    /// column, default `Adj Close`).
+    #[arg(long)]
+    target: Option<String>,
+    /// Context column: slices, leave-one-context-out validation and per-context offsets
+    /// (tabular, e.g. `class`); the series id for timeseries (e.g. `Ticker`).
+    #[arg(long)]
+    context: Option<String>,
+    /// Total trial budget (the baseline counts as one).
+    #[arg(long, default_value_t = 60)]
+    budget: usize,
+    /// Minimum CV log-loss gain that counts as progress.
+    #[arg(long, default_value_t = 0.002)]
+    epsilon: f64,
+    /// Stop after this many consecutive versions without progress.
+    #[arg(long, default_value_t = 2)]
+    patience: usize,
+    /// Seed for splits, samplers and models.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Validation folds.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Knowledge base to start from (JSON written by an earlier run); merged with new insights.
+    #[arg(long)]
+    kb: Option<PathBuf>,
+    /// Output folder: report.md, progression.png, trials.jsonl, knowledge.json, best_model.json.
+    /// Re-running with the same folder resumes from its trials.jsonl.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ResearchSub {
+    /// Run one serialised trial (JSON: domain, data, target, context, seed, folds, candidate,
+    /// optional holdout) and print its CV score as JSON. Used by scripts/bench-autoresearch.py.
+    Trial {
+        /// Trial file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Runs the subcommand.
+pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
+    if let Some(ResearchSub::Trial { config }) = args.sub {
+        let text = std::fs::read_to_string(&config)
+            .with_context(|| format!("reading {}", config.display()))?;
+        let spec: TrialSpec = serde_json::from_str(&text)
+            .with_context(|| format!("parsing trial {}", config.display()))?;
+        let out =
+            run::run_trial(&spec).with_context(|| format!("running trial {}", config.display()))?;
+        println!("{}", serde_json::to_string(&out)?);
+        return Ok(());
+    }
+    let data = args.data.context("--data FILE is required")?;
+    let Some(out) = args.out else {
+        bail!("--out DIR is required")
+    };
+    if args.domain == "bitnet-lm" {
+        bail!("domain bitnet-lm: the phase-wise search is in magnet_autoresearch::lm, but no BitNet trainer is wired into this binary yet (see the crate docs)");
+    }
+    let domain = run::domain_by_name(&args.domain).with_context(|| {
+        format!(
+            "unknown domain `{}` (tabular, timeseries, bitnet-lm)",
+            args.domain
+        )
+    })?;
+    let kb = match &args.kb {
+        Some(p) => KnowledgeBase::load(p)
+            .with_context(|| format!("loading knowledge base {}", p.display()))?,
+        None => {
+            let own = out.join("knowledge.json");
+            if own.exists() {
+                KnowledgeBase::load(&own).with_context(|| format!("loading {}", own.display()))?
+            } else {
+                KnowledgeBase::new()
+            }
+        }
+    };
+    let cfg = RunConfig {
+        budget: args.budget,
+        epsilon: args.epsilon,
+        patience: args.patience,
+        seed: args.seed,
+        folds: args.folds,
+        progress: !args.quiet,
+        ..RunConfig::default()
+    };
+    let o = run::run_file(
+        domain.as_ref(),
+        &data,
+        args.target.as_deref(),
+        args.context.as_deref(),
+        &cfg,
+        kb,
+        &RuleStrategist,
+        Some(&out),
+    )
+    .with_context(|| format!("research on {}", data.display()))?;
+    let first = o.versions.first().map_or(f64::NAN, |v| v.best_loss);
+    let last = o.versions.last().map_or(f64::NAN, |v| v.best_loss);
+    println!(
+        "{} versions, {} trials; CV log-loss {first:.4} → {last:.4}; held-out {:.4} → {:.4} (improvement {:.4}, 95% CI [{:.4}, {:.4}]); {}",
+        o.versions.len() - 1,
+        o.trials.len(),
+        o.test.baseline_loss,
+        o.test.final_loss,
+        o.test.improvement,
+        o.test.improvement_ci.0,
+        o.test.improvement_ci.1,
+        o.stop_reason
+    );
+    println!("report: {}", out.join("report.md").display());
+    Ok(())
+}
