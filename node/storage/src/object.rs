@@ -10,17 +10,18 @@
 //!   only once the copy is verified where it lives.
 //!
 //! # Non-guarantees
-//! Shards are uploaded one at a time and held in memory one at a time (objects stream through
-//! the encoder in stripes, but a whole shard is buffered for upload).
+//! Over a [`Transport`], whole shards are buffered: `put_object` holds the K+M encoded shards
+//! before uploading and `get_object` holds K fetched shards (a chunked-stream transport API is
+//! future work). [`get_object_from_stores`] streams stripe by stripe from local shard files.
 
-use std::io::Read;
+use std::io::{BufReader, Read, Write};
 
 use crate::audit::{judge, Challenge, Evidence, Failure};
 use crate::codec::{self, Codec, CodecError, Params};
 use crate::daemon::{Event, RepairOrder};
 use crate::hash::{ContentAddress, Hash32};
 use crate::manifest::{HolderId, Manifest, ManifestError, SignedManifest, Signer};
-use crate::store::ShardId;
+use crate::store::{ShardId, ShardStore, StoreError};
 use crate::transport::{Transport, TransportError};
 
 /// Failures of object operations.
@@ -196,6 +197,78 @@ pub async fn get_object<T: Transport>(
         },
     )?;
     Ok((bytes, report))
+}
+
+/// Streams an object out of local shard stores (`stores[i]` holds shard `i`, `None` if there is
+/// no such store) into `out`, stripe by stripe, without holding whole shards in memory. Each
+/// shard is hash-checked (one streaming pass) before it is used; corrupt or missing ones are
+/// skipped while K good ones remain. The written bytes are checked against the content address;
+/// on [`CodecError::ObjectMismatch`] the caller must discard what was written.
+pub fn get_object_from_stores<W: Write>(
+    manifest: &SignedManifest,
+    stores: &[Option<ShardStore>],
+    out: W,
+    progress: impl FnMut(u64),
+) -> Result<GetReport, ObjectError> {
+    let m = manifest.verify()?;
+    let layout = m.layout()?;
+    let codec = Codec::new(layout.params)?;
+    let k = usize::from(m.k);
+    let mut report = GetReport::default();
+    let mut readers: Vec<Option<BufReader<std::fs::File>>> =
+        (0..m.holders.len()).map(|_| None).collect();
+    let mut have = 0;
+    for (i, slot) in readers.iter_mut().enumerate() {
+        if have == k {
+            break;
+        }
+        let holder = m.holders[i].first().cloned();
+        let Some(store) = stores.get(i).and_then(Option::as_ref) else {
+            continue;
+        };
+        let id = ShardId {
+            object: m.object,
+            index: i as u8,
+        };
+        match store.open_verified(&id) {
+            Ok((f, st)) if st.hash == m.shard_hashes[i] && st.len == layout.shard_len() => {
+                *slot = Some(BufReader::with_capacity(1 << 20, f));
+                report.used.push(i as u8);
+                have += 1;
+            }
+            Ok(_) | Err(StoreError::Corrupt { .. }) => {
+                if let Some(h) = holder {
+                    report.corrupt.push((i as u8, h));
+                }
+            }
+            Err(e) => {
+                if let Some(h) = holder {
+                    report.unreachable.push((i as u8, h, e.to_string()));
+                }
+            }
+        }
+    }
+    if have < k {
+        let corrupt: Vec<u8> = report.corrupt.iter().map(|(i, _)| *i).collect();
+        return Err(CodecError::TooFewShards {
+            usable: have,
+            needed: k,
+            missing: (0..m.holders.len() as u8)
+                .filter(|i| !report.used.contains(i) && !corrupt.contains(i))
+                .collect(),
+            corrupt,
+        }
+        .into());
+    }
+    let got = codec::decode_stream(&codec, &layout, &mut readers, out, progress)?;
+    if got != m.object.0 {
+        return Err(CodecError::ObjectMismatch {
+            expected: m.object.0,
+            got,
+        }
+        .into());
+    }
+    Ok(report)
 }
 
 /// Performs one repair ordered by the daemon and returns the event to feed back.

@@ -179,7 +179,10 @@ fn a_lost_shard_is_rebuilt_bit_for_bit() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // Honours PROPTEST_CASES (scripts/test.sh sets 64); 48 when unset.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+    ))]
 
     #[test]
     fn random_sizes_losses_and_corruptions_rebuild_or_fail_typed(

@@ -85,3 +85,41 @@ async fn a_tampered_manifest_is_refused_before_any_fetch() {
         Err(ObjectError::Manifest(_))
     ));
 }
+
+#[tokio::test]
+async fn streaming_from_local_stores_matches_and_skips_bad_shards() {
+    use magnet_storage::object::get_object_from_stores;
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 241) as u8).collect();
+    let (dirs, _t, sm) = setup(&data).await;
+    rot(&dirs[0]);
+    std::fs::remove_dir_all(dirs[2].path().join("shards")).unwrap();
+    let stores: Vec<Option<ShardStore>> = dirs
+        .iter()
+        .map(|d| Some(ShardStore::open(d.path()).unwrap()))
+        .collect();
+    let mut out = Vec::new();
+    let mut last = 0;
+    let report = get_object_from_stores(&sm, &stores, &mut out, |n| last = n).unwrap();
+    assert!(out == data);
+    assert_eq!(last, data.len() as u64);
+    assert_eq!(report.used, vec![1, 3, 4, 5]);
+    assert_eq!(report.corrupt.len(), 1);
+    // One more loss is a typed error naming what is missing and what is corrupt.
+    std::fs::remove_dir_all(dirs[4].path().join("shards")).unwrap();
+    let stores: Vec<Option<ShardStore>> = dirs
+        .iter()
+        .map(|d| Some(ShardStore::open(d.path()).unwrap()))
+        .collect();
+    match get_object_from_stores(&sm, &stores, std::io::sink(), |_| {}) {
+        Err(ObjectError::Codec(CodecError::TooFewShards {
+            usable: 3,
+            missing,
+            corrupt,
+            ..
+        })) => {
+            assert_eq!(missing, vec![2, 4]);
+            assert_eq!(corrupt, vec![0]);
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}

@@ -16,7 +16,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use k256::ecdsa::SigningKey;
-use magnet_storage::object::{get_object, put_object, PutOptions};
+use magnet_storage::object::{get_object_from_stores, put_object, PutOptions};
 use magnet_storage::provision::{self, ProvisionConfig, Verdict};
 use magnet_storage::{
     ContentAddress, HolderId, LocalTransport, Params, ShardId, ShardStore, Signer, StoreError,
@@ -237,7 +237,6 @@ pub fn run(args: StorageArgs) -> Result<()> {
         }
         StorageCommand::Get { addr, out } => {
             let object: ContentAddress = addr.parse()?;
-            let key = load_or_create_key(&dir)?;
             let main = ShardStore::open(&dir)?;
             let sm = match main.get_manifest(&object) {
                 Ok(sm) => sm,
@@ -246,26 +245,47 @@ pub fn run(args: StorageArgs) -> Result<()> {
                 }
                 Err(e) => return Err(e).context("loading the manifest"),
             };
-            let local = open_local(&dir, &key, sm.manifest.holders.len())?;
-            let pb = ProgressBar::new_spinner();
-            pb.set_message(format!("rebuilding {object}"));
-            pb.enable_steady_tick(Duration::from_millis(120));
-            let (bytes, report) =
-                block_on(get_object(&local.transport, &sm)).context("rebuilding the object")?;
+            let stores: Vec<Option<ShardStore>> = sm
+                .manifest
+                .holders
+                .iter()
+                .map(|reps| reps.first().and_then(|h| slot_store(&dir, h)))
+                .collect();
+            let tmp = out.with_extension("magnet-partial");
+            let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let pb = bar(sm.manifest.size, "rebuilding");
+            let result = get_object_from_stores(&sm, &stores, &mut writer, |n| pb.set_position(n));
             pb.finish_and_clear();
+            let report = match result.and_then(|r| {
+                writer.flush().map(|_| r).map_err(|e| {
+                    magnet_storage::CodecError::Io {
+                        during: "writing the object",
+                        message: e.to_string(),
+                    }
+                    .into()
+                })
+            }) {
+                Ok(r) => r,
+                Err(e) => {
+                    drop(writer);
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e).context("rebuilding the object");
+                }
+            };
             for (i, h) in &report.corrupt {
                 eprintln!("warning: shard {i} on {h} is corrupt and was excluded");
             }
             for (i, h, e) in &report.unreachable {
                 eprintln!("warning: shard {i} on {h} unavailable: {e}");
             }
-            let tmp = out.with_extension("magnet-partial");
-            std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+            drop(writer);
             std::fs::rename(&tmp, &out)
                 .with_context(|| format!("renaming to {}", out.display()))?;
+            let bytes_len = sm.manifest.size;
             println!(
                 "{} bytes → {} (verified {object})",
-                bytes.len(),
+                bytes_len,
                 out.display()
             );
             Ok(())
