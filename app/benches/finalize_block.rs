@@ -7,7 +7,7 @@
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use magnet_app::abci as pb;
 use magnet_app::testkit::{genesis_app_state, Signer, TxBuilder};
 use magnet_app::{AppConfig, Application, MagnetApp, StoreConfig};
@@ -123,7 +123,9 @@ impl Chain {
 fn bench(c: &mut Criterion) {
     let n = block_size();
     let mut g = c.benchmark_group("signed_msgsend");
+    // Each iteration is a whole 10,000-tx block: 10 flat samples of one block each.
     g.sample_size(10);
+    g.sampling_mode(SamplingMode::Flat);
     g.measurement_time(Duration::from_secs(1));
     g.warm_up_time(Duration::from_millis(1));
     g.throughput(Throughput::Elements(n as u64));
