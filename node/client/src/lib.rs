@@ -1,0 +1,35 @@
+//! # magnet-client — talk to a MAGNET chain
+//!
+//! The pieces every MAGNET program needs to act on the chain, shared by `magnetd` and
+//! `magnet-worker`:
+//!
+//! * [`keys`] — secp256k1 account keys derived from a BIP-39 mnemonic on the Cosmos path
+//!   `m/44'/118'/0'/0/0`, so the same words give the same `magnet1…` address in Keplr,
+//!   cosmjs and here;
+//! * [`keyring`] — where keys live on disk: the `test` backend (plain JSON, for devnets and
+//!   CI) and the `file` backend (mnemonic sealed with scrypt + ChaCha20-Poly1305 under a
+//!   passphrase);
+//! * [`tx`] — build and sign Cosmos SDK transactions (`TxRaw`, `SIGN_MODE_DIRECT`);
+//! * [`rpc`] — a [`rpc::ChainClient`] over CometBFT JSON-RPC (`tendermint-rpc`'s
+//!   `HttpClient`): account and balance queries through `abci_query`, broadcast, wait for
+//!   inclusion, blocks.
+//!
+//! # Guarantees
+//! A key file is written atomically (temp file + rename) with mode 0600; a wrong passphrase is
+//! reported as such, never as garbage. Signing is deterministic (RFC 6979).
+//!
+//! # Non-guarantees
+//! The `test` keyring stores mnemonics in clear text: never use it for real funds. The client
+//! trusts the node it talks to (no light-client verification of query results).
+#![deny(clippy::unwrap_used)]
+
+pub mod error;
+pub mod keyring;
+pub mod keys;
+pub mod rpc;
+pub mod tx;
+
+pub use error::ClientError;
+pub use keyring::{Keyring, KeyringBackend};
+pub use keys::{Key, HD_PATH};
+pub use rpc::ChainClient;
