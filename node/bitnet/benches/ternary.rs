@@ -1,4 +1,5 @@
 //! Ternary matrix-vector kernel micro-benchmarks at genkidama-618m shapes, per kernel.
+#![allow(missing_docs)] // criterion's macros generate undocumented public items
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use magnet_bitnet::kernel::{matvec, quantize_acts, Kernel, TernaryMatrix};

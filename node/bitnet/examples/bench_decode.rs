@@ -21,8 +21,8 @@ fn read_bandwidth() -> f64 {
         let t = Instant::now();
         let mut acc = [0u64; 8];
         for c in v.chunks_exact(8) {
-            for i in 0..8 {
-                acc[i] = acc[i].wrapping_add(c[i]);
+            for (a, x) in acc.iter_mut().zip(c) {
+                *a = a.wrapping_add(*x);
             }
         }
         sink = sink.wrapping_add(acc.iter().sum::<u64>());

@@ -169,13 +169,13 @@ impl ModelConfig {
         if self.max_seq_len == 0 {
             return err("max_seq_len must be positive".into());
         }
-        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
+        if !(f64::MIN_POSITIVE..1.0).contains(&self.rms_norm_eps) {
             return err(format!(
                 "rms_norm_eps must be in (0, 1), got {}",
                 self.rms_norm_eps
             ));
         }
-        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+        if !self.rope_theta.is_finite() || self.rope_theta <= 1.0 {
             return err(format!("rope_theta must be > 1, got {}", self.rope_theta));
         }
         Ok(())

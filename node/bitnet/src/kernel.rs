@@ -363,8 +363,8 @@ pub fn matvec_f32(
         let wr = &w[r * cols..(r + 1) * cols];
         let mut acc = [0f32; 8];
         for (wc, xc) in wr.chunks_exact(8).zip(x.chunks_exact(8)) {
-            for i in 0..8 {
-                acc[i] += wc[i] * xc[i];
+            for ((a, w), x) in acc.iter_mut().zip(wc).zip(xc) {
+                *a += w * x;
             }
         }
         let mut s: f32 = acc.iter().sum();
@@ -406,8 +406,8 @@ pub fn matvec_q8_0(
         {
             let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
             let mut acc = [0f32; 8];
-            for i in 0..32 {
-                acc[i % 8] += (blk[2 + i] as i8) as f32 * xb[i];
+            for (i, (q, xv)) in blk[2..].iter().zip(xb).enumerate() {
+                acc[i % 8] += (*q as i8) as f32 * xv;
             }
             s += d * acc.iter().sum::<f32>();
         }

@@ -248,7 +248,7 @@ impl TrainConfig {
                 return bad(format!("train.{name} must be positive"));
             }
         }
-        if !(t.lr > 0.0 && t.lr < 1.0) {
+        if !(f64::MIN_POSITIVE..1.0).contains(&t.lr) {
             return bad(format!("train.lr must be in (0, 1), got {}", t.lr));
         }
         for (name, v) in [
@@ -277,7 +277,9 @@ impl TrainConfig {
                 return bad(format!("train.{name} must be in [0, 1), got {v}"));
             }
         }
-        if !(t.eps > 0.0) || !(t.grad_clip >= 0.0) {
+        if !(f64::MIN_POSITIVE..=f64::MAX).contains(&t.eps)
+            || !(0.0..=f64::MAX).contains(&t.grad_clip)
+        {
             return bad("train.eps must be > 0 and train.grad_clip ≥ 0".into());
         }
         if t.device != "cpu" && t.device != "cuda" {

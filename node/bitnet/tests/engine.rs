@@ -40,12 +40,14 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = base_config(dir.path());
-        cfg.train.steps = 120;
-        cfg.train.batch_size = 16;
+        // A short run: enough to move the model away from uniform logits; learning itself is
+        // checked in tests/learning.rs.
+        cfg.train.steps = 12;
+        cfg.train.batch_size = 8;
         cfg.train.seq_len = 64;
         cfg.train.lr = 4e-3;
-        cfg.train.eval_every = 40;
-        cfg.train.eval_windows = 64;
+        cfg.train.eval_every = 6;
+        cfg.train.eval_windows = 16;
         let report = train(&cfg, None, false).unwrap();
         Fixture {
             _dir: dir,
@@ -73,19 +75,8 @@ fn python_with(modules: &str) -> Option<&'static str> {
 }
 
 #[test]
-fn tiny_preset_ends_at_least_one_nat_below_the_unigram_entropy() {
+fn a_training_run_writes_metrics_a_loss_curve_and_a_final_checkpoint() {
     let f = fixture();
-    let r = &f.report;
-    eprintln!(
-        "val loss {:.4}, unigram entropy {:.4}, {:.0} tok/s, curve {:?}",
-        r.final_val_loss, r.val_unigram_entropy, r.tokens_per_s, r.val_losses
-    );
-    assert!(
-        r.final_val_loss <= r.val_unigram_entropy - 1.0,
-        "val loss {} is not 1 nat below the unigram entropy {}",
-        r.final_val_loss,
-        r.val_unigram_entropy
-    );
     let out = &f.cfg.train.out_dir;
     assert!(out.join("loss.png").is_file(), "loss curve was drawn");
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -97,6 +88,18 @@ fn tiny_preset_ends_at_least_one_nat_below_the_unigram_entropy() {
         f.cfg.train.steps
     );
     assert!(metrics.lines().any(|l| l.contains("val_ppl")));
+    assert!(
+        f.report.final_val_loss < f.report.train_losses[0],
+        "validation loss fell"
+    );
+    for part in [
+        "model.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+        "tokenizer.json",
+    ] {
+        assert!(f.report.checkpoint.join(part).is_file(), "{part}");
+    }
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn one_step(preset: &str, vocab: usize) {
 #[test]
 fn tiny_and_small_build_and_take_a_step() {
     one_step("tiny", 1024);
-    one_step("small", 8192);
+    one_step("small", 8192); // ~28M parameters
 }
 
 #[test]
