@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_p2p;
 mod cmd_storage;
 mod cmd_bitnet;
 mod cmd_research;
@@ -25,6 +26,8 @@ enum Command {
     /// Store, fetch and inspect erasure-coded objects (`storage put FILE`, `storage get ADDR
     /// --out FILE`, `storage status`).
     Storage(cmd_storage::StorageArgs),
+    /// This node's P2P identity, and its signed gRPC+TLS shard server.
+    P2p(cmd_p2p::P2pArgs),
     /// Run the SSD provisioning test that decides storage-tier eligibility.
     Provision(cmd_storage::ProvisionArgs),
     #[command(flatten)]
@@ -49,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Storage(args) => cmd_storage::run(args),
+        Command::P2p(args) => cmd_p2p::run(args),
         Command::Provision(args) => cmd_storage::run_provision(args),
         Command::Bitnet(cmd) => cmd_bitnet::run(cmd),
     }
