@@ -663,7 +663,14 @@ mod tests {
 
     #[test]
     fn every_bad_file_gives_an_error_naming_the_line_or_column() {
-        let good = |i: usize| format!("{},{},{}", i, if i.is_multiple_of(3) { "a" } else { "b" }, i % 2);
+        let good = |i: usize| {
+            format!(
+                "{},{},{}",
+                i,
+                if i.is_multiple_of(3) { "a" } else { "b" },
+                i % 2
+            )
+        };
         let cases: Vec<(String, &str, &str)> = vec![
             (
                 format!("x,c,y\n{}", rows(40, good)),
