@@ -4,5 +4,5 @@
 set -euo pipefail
 VENV="${BENCH_VENV:-$HOME/.cache/magnet-bench-venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q -r "$(dirname "$0")/../requirements-bench-autoresearch.txt"
+"$VENV/bin/pip" install -q -r "$(dirname "$0")/requirements-bench-autoresearch.txt"
 echo "$VENV/bin/python"
