@@ -86,8 +86,8 @@ case "$cmd" in
   status)
     for h in "$DIR"/node*; do
       i="${h##*node}"
-      printf 'node%s ' "$i"
-      curl -s "http://127.0.0.1:$(port "$i" 1)/abci_info" | sed -n 's/.*"last_block_height":"\([0-9]*\)".*"last_block_app_hash":"\([^"]*\)".*/height \1 app_hash \2/p' || echo down
+      info=$(curl -s "http://127.0.0.1:$(port "$i" 1)/abci_info" | sed -n 's/.*"last_block_height":"\([0-9]*\)".*"last_block_app_hash":"\([^"]*\)".*/height \1 app_hash \2/p')
+      echo "node$i ${info:-down}"
     done
     ;;
   stop)

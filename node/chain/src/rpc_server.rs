@@ -60,7 +60,36 @@ impl RpcError {
 }
 
 fn ok<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
-    serde_json::to_value(v).map_err(|e| RpcError::internal(e.to_string()))
+    let mut v = serde_json::to_value(v).map_err(|e| RpcError::internal(e.to_string()))?;
+    fix_bytes(&mut v);
+    Ok(v)
+}
+
+/// `tendermint`'s `ExecTxResult.data` (a `bytes::Bytes`) serialises as a JSON array of numbers;
+/// CometBFT (and cosmjs) use a base64 string. Rewrite every `"data": [n, …]` accordingly.
+fn fix_bytes(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "data" {
+                    if let Value::Array(a) = x {
+                        if a.iter().all(Value::is_u64) {
+                            let bytes: Vec<u8> = a
+                                .iter()
+                                .filter_map(Value::as_u64)
+                                .map(|n| n as u8)
+                                .collect();
+                            *x = Value::String(B64.encode(bytes));
+                            continue;
+                        }
+                    }
+                }
+                fix_bytes(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(fix_bytes),
+        _ => {}
+    }
 }
 
 /// Request parameters, from a JSON object (POST) or a query string (GET).

@@ -90,6 +90,25 @@ fn a_cometbft_style_client_drives_the_abci_socket_on_four_connections() {
     let r = snapshot.call(request::Value::ListSnapshots(pb::RequestListSnapshots {}));
     assert!(matches!(r, response::Value::ListSnapshots(_)));
 
+    // Block 1, empty (the app accepts txs once genesis is committed).
+    let proposer1 = g.validators[0].address.as_bytes().to_vec();
+    let response::Value::FinalizeBlock(fin1) =
+        consensus.call(request::Value::FinalizeBlock(pb::RequestFinalizeBlock {
+            txs: vec![],
+            decided_last_commit: Some(Default::default()),
+            misbehavior: vec![],
+            hash: vec![7; 32].into(),
+            height: 1,
+            time: Some(ts()),
+            next_validators_hash: vec![0; 32].into(),
+            proposer_address: proposer1.into(),
+        }))
+    else {
+        panic!()
+    };
+    assert!(fin1.tx_results.is_empty());
+    consensus.call(request::Value::Commit(pb::RequestCommit {}));
+
     // Mempool: a good signed tx passes CheckTx, junk does not.
     let alice = Key::from_mnemonic(&net.alice_mnemonic).unwrap();
     let bob = Key::generate().unwrap().address();
@@ -129,7 +148,7 @@ fn a_cometbft_style_client_drives_the_abci_socket_on_four_connections() {
             txs: vec![tx.clone().into()],
             local_last_commit: Some(Default::default()),
             misbehavior: vec![],
-            height: 1,
+            height: 2,
             time: Some(ts()),
             next_validators_hash: vec![0; 32].into(),
             proposer_address: proposer.clone().into(),
@@ -144,7 +163,7 @@ fn a_cometbft_style_client_drives_the_abci_socket_on_four_connections() {
             proposed_last_commit: Some(Default::default()),
             misbehavior: vec![],
             hash: vec![1; 32].into(),
-            height: 1,
+            height: 2,
             time: Some(ts()),
             next_validators_hash: vec![0; 32].into(),
             proposer_address: proposer.clone().into(),
@@ -162,7 +181,7 @@ fn a_cometbft_style_client_drives_the_abci_socket_on_four_connections() {
             decided_last_commit: Some(Default::default()),
             misbehavior: vec![],
             hash: vec![1; 32].into(),
-            height: 1,
+            height: 2,
             time: Some(ts()),
             next_validators_hash: vec![0; 32].into(),
             proposer_address: proposer.into(),
@@ -209,7 +228,7 @@ fn a_cometbft_style_client_drives_the_abci_socket_on_four_connections() {
     let response::Value::Info(info) = query.call(request::Value::Info(Default::default())) else {
         panic!()
     };
-    assert_eq!(info.last_block_height, 1);
+    assert_eq!(info.last_block_height, 2);
     assert_eq!(info.last_block_app_hash, fin.app_hash);
     drop((consensus, mempool, query, snapshot));
     p.kill9();
@@ -229,6 +248,6 @@ fn a_cometbft_style_client_drives_the_abci_socket_on_four_connections() {
     let response::Value::Info(info) = query.call(request::Value::Info(Default::default())) else {
         panic!()
     };
-    assert_eq!(info.last_block_height, 1);
+    assert_eq!(info.last_block_height, 2);
     assert_eq!(info.last_block_app_hash, fin.app_hash);
 }
