@@ -26,8 +26,15 @@ pub fn registered_modules() -> Vec<Box<dyn Module>> {
         Box::new(magnet_core::epoch::EpochsModule),
         Box::new(crate::auth::AuthModule),
         Box::new(crate::bank::BankModule),
-        // Incentive modules register here, one line each, e.g.
-        // Box::new(magnet_registry::RegistryModule::default()),
+        Box::new(magnet_registry::Registry),
+        Box::new(magnet_slashing::SlashingModule),
+        Box::new(magnet_emission::EmissionModule),
+        Box::new(magnet_contrib::ContribModule),
+        Box::new(magnet_rewards::RewardsModule),
+        Box::new(magnet_notary::NotaryModule),
+        Box::new(magnet_data::DataModule),
+        Box::new(magnet_jobs::JobsModule),
+        Box::new(magnet_gov::GovModule),
     ]
 }
 
@@ -94,10 +101,14 @@ impl ModuleSet {
 
     /// The services handed to every module for one block.
     pub fn services(&self) -> Services<'_> {
-        Services {
-            bank: &crate::bank::AccountingBank,
-            router: self,
-        }
+        let mut s = Services::new(&crate::bank::AccountingBank, self);
+        s.registry = Some(&magnet_registry::Registry);
+        s.slashing = Some(&magnet_slashing::SlashingModule);
+        s.emission = Some(&magnet_emission::EmissionModule);
+        s.contrib = Some(&magnet_contrib::ContribModule);
+        s.notary = Some(&magnet_notary::NotaryModule);
+        s.data = Some(&magnet_data::DataModule);
+        s
     }
 
     fn by_name(&self, name: &str) -> Result<&dyn Module, ModuleError> {
