@@ -64,6 +64,7 @@ pub enum EmbedType {
     /// 16-bit float (default; exact enough to match the training forward).
     F16,
     /// 8-bit blocks (smallest).
+    #[value(name = "q8_0")]
     Q8_0,
     /// 32-bit float.
     F32,
