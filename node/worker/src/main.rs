@@ -6,10 +6,10 @@
 
 use clap::{Parser, Subcommand};
 
-mod cmd_p2p;
-mod cmd_storage;
 mod cmd_bitnet;
+mod cmd_p2p;
 mod cmd_research;
+mod cmd_storage;
 
 /// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
 #[derive(Parser, Debug)]
