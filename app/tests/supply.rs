@@ -68,6 +68,10 @@ proptest! {
         h.block(vec![]);
         let mut everyone: Vec<Address> = signers.iter().map(|s| s.address()).collect();
         everyone.push(magnet_app::fee_collector());
+        // With the incentive modules registered, emission splits each block's fees among burn,
+        // validators (the community pool until the app provides the validator service) and the
+        // community pool. No epoch ends in these few seconds of block time, so nothing is minted.
+        everyone.push(magnet_core::services::community_pool());
         for block in blocks {
             let mut pending = [0u64; 4];
             let txs: Vec<Vec<u8>> = block.iter().map(|s| {
@@ -83,7 +87,8 @@ proptest! {
             h.block(txs);
             let sum: u128 = everyone.iter().map(|a| h.balance(a)).sum();
             prop_assert_eq!(supply(&h), sum);
-            prop_assert_eq!(sum, 4_000_000);
+            // Burned fees leave supply and balances together; nothing else creates or destroys.
+            prop_assert!(sum <= 4_000_000);
         }
     }
 }
