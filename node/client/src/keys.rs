@@ -70,6 +70,18 @@ impl Key {
         self.signing.public_key().to_bytes()
     }
 
+    /// The 32-byte secret scalar (secret!), for programs that use the same key as their p2p
+    /// identity (a worker's node key signs both its chain work and its p2p requests).
+    pub fn secret_bytes(&self) -> Result<[u8; 32], ClientError> {
+        let seed = self.mnemonic.to_seed("");
+        let path: cosmrs::bip32::DerivationPath = HD_PATH
+            .parse()
+            .map_err(|e: cosmrs::bip32::Error| ClientError::Key(e.to_string()))?;
+        let xprv = cosmrs::bip32::XPrv::derive_from_path(seed, &path)
+            .map_err(|e| ClientError::Key(e.to_string()))?;
+        Ok(xprv.private_key().to_bytes().into())
+    }
+
     /// The account address, `RIPEMD160(SHA256(pubkey))`.
     pub fn address(&self) -> Address {
         Address::from_pubkey(&self.public_key_bytes())
@@ -94,6 +106,16 @@ mod tests {
         .unwrap();
         assert_eq!(cosmos, "cosmos19rl4cm2hmr8afy4kldpxz3fka4jguq0auqdal4");
         assert!(key.address().to_bech32().starts_with("magnet1"));
+    }
+
+    #[test]
+    fn the_secret_bytes_are_the_signing_key() {
+        let k = Key::generate().unwrap();
+        let sk = k256::ecdsa::SigningKey::from_slice(&k.secret_bytes().unwrap()).unwrap();
+        assert_eq!(
+            sk.verifying_key().to_encoded_point(true).as_bytes(),
+            k.public_key_bytes().as_slice()
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::time::Duration;
 use magnet_proto::p2p::v1::{
     get_shard_frame, peer_service_client::PeerServiceClient, put_shard_frame,
     shard_service_client::ShardServiceClient, AuditChallenge, AuditProof, DeleteShardRequest,
-    ExchangeRequest, GetShardRequest, HeartbeatRequest, HeartbeatResponse, ListShardsRequest,
-    NodeStatus, PeerInfo, PutShardFrame, PutShardResponse, ShardManifest,
+    DilocoMessage, ExchangeRequest, GetShardRequest, HeartbeatRequest, HeartbeatResponse,
+    ListShardsRequest, NodeStatus, PeerInfo, PutShardFrame, PutShardResponse, ShardManifest,
 };
 use prost::Message;
 use rustls::pki_types::ServerName;
@@ -138,6 +138,19 @@ impl PeerClient {
             }
         }
         Ok(resp)
+    }
+
+    /// Delivers a DiLoCo round message; `Ok(false)` when the peer runs no round engine.
+    pub async fn diloco(&mut self, kind: &str, json: Vec<u8>) -> Result<bool, P2pError> {
+        let req = self.signer.seal(
+            methods::DILOCO,
+            &DilocoMessage {
+                kind: kind.to_owned(),
+                json,
+            },
+        );
+        let ack = self.peer.diloco(req).await?.into_inner();
+        Ok(ack.accepted)
     }
 
     /// Announces ourselves and the peers we know; returns the peers the other side knows.

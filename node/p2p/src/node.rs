@@ -219,6 +219,13 @@ impl NodeHandle {
         })
     }
 
+    /// Routes verified DiLoCo round messages to `inbox` from now on.
+    pub fn set_diloco_inbox(&self, inbox: crate::service::DilocoInbox) {
+        if let Ok(mut slot) = self.shared.diloco_inbox.lock() {
+            *slot = Some(inbox);
+        }
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

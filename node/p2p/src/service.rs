@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use magnet_proto::p2p::v1::{
     get_shard_frame, peer_service_server::PeerService, put_shard_frame,
     shard_service_server::ShardService, AuditChallenge, AuditProof, DeleteShardRequest,
-    DeleteShardResponse, ExchangeRequest, ExchangeResponse, GetShardFrame, GetShardRequest,
-    HeartbeatRequest, HeartbeatResponse, ListShardsRequest, ListShardsResponse, NodeStatus,
-    PeerInfo, PutShardFrame, PutShardResponse, ShardEntry, ShardManifest, Signed,
+    DeleteShardResponse, DilocoAck, DilocoMessage, ExchangeRequest, ExchangeResponse,
+    GetShardFrame, GetShardRequest, HeartbeatRequest, HeartbeatResponse, ListShardsRequest,
+    ListShardsResponse, NodeStatus, PeerInfo, PutShardFrame, PutShardResponse, ShardEntry,
+    ShardManifest, Signed,
 };
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -33,6 +34,8 @@ pub mod methods {
     pub const EXCHANGE: &str = "/magnet.p2p.v1.PeerService/Exchange";
     /// PeerService/Heartbeat.
     pub const HEARTBEAT: &str = "/magnet.p2p.v1.PeerService/Heartbeat";
+    /// PeerService/Diloco.
+    pub const DILOCO: &str = "/magnet.p2p.v1.PeerService/Diloco";
     /// ShardService/PutShard (signs the manifest).
     pub const PUT_SHARD: &str = "/magnet.p2p.v1.ShardService/PutShard";
     /// ShardService/GetShard.
@@ -51,6 +54,8 @@ pub mod methods {
 
 /// Largest range an audit may ask to hash.
 pub const MAX_AUDIT_RANGE: u64 = 4 << 20;
+/// Largest DiLoCo round message (the JSON of one record) accepted.
+pub const MAX_DILOCO_MESSAGE_BYTES: usize = 1 << 20;
 /// Most peers returned by one exchange.
 pub const MAX_EXCHANGE_PEERS: usize = 256;
 
@@ -100,8 +105,12 @@ pub struct Shared {
     pub(crate) self_info: Mutex<PeerInfo>,
     pub(crate) peers: Mutex<BTreeMap<NodeId, PeerRecord>>,
     pub(crate) load_permille: AtomicU32,
+    pub(crate) diloco_inbox: Mutex<Option<DilocoInbox>>,
     clock: SystemClock,
 }
+
+/// Where verified DiLoCo messages go: `(sender, message)`.
+pub type DilocoInbox = tokio::sync::mpsc::Sender<(NodeId, DilocoMessage)>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +125,7 @@ impl Shared {
             self_info: Mutex::new(self_info),
             peers: Mutex::new(BTreeMap::new()),
             load_permille: AtomicU32::new(0),
+            diloco_inbox: Mutex::new(None),
             clock: SystemClock,
         }
     }
@@ -277,6 +287,44 @@ impl PeerService for NodeService {
             status: Some(status),
             timestamp: self.shared.clock.now_unix(),
         }))
+    }
+
+    async fn diloco(&self, req: Request<Signed>) -> Result<Response<DilocoAck>, Status> {
+        let tls = tls_peer(&req);
+        let (v, body): (_, DilocoMessage) = open(
+            &self.shared.cfg.verifier,
+            req.get_ref(),
+            methods::DILOCO,
+            tls.as_ref(),
+        )?;
+        if body.json.len() > MAX_DILOCO_MESSAGE_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "DiLoCo message of {} bytes exceeds {MAX_DILOCO_MESSAGE_BYTES}",
+                body.json.len()
+            )));
+        }
+        let inbox = self
+            .shared
+            .diloco_inbox
+            .lock()
+            .map_err(|_| Status::internal("inbox lock poisoned"))?
+            .clone();
+        let Some(inbox) = inbox else {
+            return Ok(Response::new(DilocoAck {
+                accepted: false,
+                detail: "this node runs no DiLoCo round engine".into(),
+            }));
+        };
+        tracing::debug!(peer = %v.node_id, kind = %body.kind, "diloco message");
+        match inbox.try_send((v.node_id, body)) {
+            Ok(()) => Ok(Response::new(DilocoAck {
+                accepted: true,
+                detail: String::new(),
+            })),
+            Err(e) => Err(Status::resource_exhausted(format!(
+                "DiLoCo inbox cannot take the message: {e}"
+            ))),
+        }
     }
 }
 

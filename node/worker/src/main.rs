@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd_bitnet;
+mod cmd_daemon;
 mod cmd_p2p;
 mod cmd_research;
 mod cmd_storage;
@@ -32,6 +33,8 @@ enum Command {
     Provision(cmd_storage::ProvisionArgs),
     #[command(flatten)]
     Bitnet(cmd_bitnet::BitnetCommand),
+    #[command(flatten)]
+    Daemon(cmd_daemon::DaemonCommand),
     /// Autoresearch: the error-driven research loop (or one serialised trial).
     Research(Box<cmd_research::ResearchArgs>),
 }
@@ -55,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::P2p(args) => cmd_p2p::run(args),
         Command::Provision(args) => cmd_storage::run_provision(args),
         Command::Bitnet(cmd) => cmd_bitnet::run(cmd),
+        Command::Daemon(cmd) => cmd_daemon::run(cmd),
     }
 }

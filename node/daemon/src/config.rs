@@ -1,0 +1,376 @@
+//! `worker.toml`: what a worker does and where. Written by `magnet-worker init`, read by
+//! every other subcommand. Every field has a default; [`Config::validate`] rejects values that
+//! cannot work, naming the field and the fix.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DaemonError, Result};
+
+/// File name of the config inside the worker home.
+pub const CONFIG_FILE: &str = "worker.toml";
+
+/// The whole config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// A name for logs and reports.
+    pub moniker: String,
+    /// Chain access.
+    pub chain: ChainSection,
+    /// This node on the network.
+    pub node: NodeSection,
+    /// The research job this worker trains for.
+    pub job: JobSection,
+    /// Fault injection for devnets and tests (never set on a real network).
+    pub dev: DevSection,
+}
+
+/// Chain access.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainSection {
+    /// CometBFT RPC endpoints, tried in order with failover.
+    pub rpc: Vec<String>,
+    /// Gas limit of each tx.
+    pub gas_limit: u64,
+    /// Fee of each tx in umag.
+    pub fee_umag: u64,
+}
+
+/// This node on the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// Tier registered on chain.
+    pub tier: String,
+    /// p2p listen address (also the endpoint registered on chain).
+    pub p2p_listen: String,
+    /// Region label.
+    pub region: String,
+    /// Prometheus `/metrics` listen address; empty disables.
+    pub metrics_listen: String,
+    /// Bytes of disk offered to the network's shard store.
+    pub storage_quota: u64,
+}
+
+/// Which leader rule the rounds use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LeaderRuleName {
+    /// `sorted(eligible)[H(block hash ‖ r) mod N]` (default: cannot be predicted or ground).
+    Hash,
+    /// The paper's `sorted(eligible)[r mod N]`.
+    RoundRobin,
+}
+
+/// The research job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobSection {
+    /// On-chain job id.
+    pub id: u64,
+    /// Training corpus (UTF-8 text).
+    pub corpus: PathBuf,
+    /// Shared BPE tokenizer (`tokenizer.json`); every worker of a job must use the same file.
+    pub tokenizer: PathBuf,
+    /// Vocabulary size of the tokenizer.
+    pub vocab_size: usize,
+    /// BitNet preset (`tiny`, `small`, …).
+    pub preset: String,
+    /// Sequences per inner step.
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Inner AdamW peak learning rate.
+    pub lr: f64,
+    /// Validation windows per evaluation.
+    pub eval_windows: usize,
+    /// Seed of the job's initial model (the same on every worker: it is the base checkpoint).
+    pub model_seed: u64,
+    /// This worker's shard of the training tokens: `shard_index` of `shard_count`.
+    pub shard_index: usize,
+    /// Number of shards.
+    pub shard_count: usize,
+    /// Inner steps H per round.
+    pub inner_steps: u32,
+    /// Total inner steps the LR schedule spans (rounds × H of the whole job).
+    pub schedule_steps: usize,
+    /// Chain height at which round 0 starts.
+    pub first_height: u64,
+    /// Blocks between round starts.
+    pub blocks_per_round: u64,
+    /// Collection window after the announcement (ms).
+    pub round_ms: u64,
+    /// How long a worker waits for the leader's announcement (ms).
+    pub announce_timeout_ms: u64,
+    /// How long after the deadline a worker waits for the merged checkpoint (ms).
+    pub merge_grace_ms: u64,
+    /// Leader rule.
+    pub leader_rule: LeaderRuleName,
+    /// Values per int8 scale when compressing Δ.
+    pub compression_chunk: u32,
+    /// Seconds before the end of the commit window at which the epoch's work is committed.
+    pub commit_lead_secs: u64,
+}
+
+/// A deliberate fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Behave.
+    None,
+    /// Send NaN pseudo-gradients (the leader must reject them).
+    Nan,
+    /// Commit the epoch's work but never reveal it (the chain must slash).
+    NoReveal,
+}
+
+/// Fault injection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevSection {
+    /// The fault to play.
+    pub fault: Fault,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            moniker: "worker".into(),
+            chain: ChainSection::default(),
+            node: NodeSection::default(),
+            job: JobSection::default(),
+            dev: DevSection::default(),
+        }
+    }
+}
+
+impl Default for ChainSection {
+    fn default() -> Self {
+        ChainSection {
+            rpc: vec!["http://127.0.0.1:26657".into()],
+            gas_limit: 2_000_000,
+            fee_umag: 0,
+        }
+    }
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            tier: "cpu_only".into(),
+            p2p_listen: "127.0.0.1:7100".into(),
+            region: "local".into(),
+            metrics_listen: String::new(),
+            storage_quota: 1 << 30,
+        }
+    }
+}
+
+impl Default for JobSection {
+    fn default() -> Self {
+        JobSection {
+            id: 1,
+            corpus: PathBuf::from("data/text/kjv.txt"),
+            tokenizer: PathBuf::from("tokenizer.json"),
+            vocab_size: 512,
+            preset: "tiny".into(),
+            batch_size: 8,
+            seq_len: 32,
+            lr: 3e-3,
+            eval_windows: 32,
+            model_seed: 42,
+            shard_index: 0,
+            shard_count: 1,
+            inner_steps: 20,
+            schedule_steps: 2_000,
+            first_height: 10,
+            blocks_per_round: 20,
+            round_ms: 15_000,
+            announce_timeout_ms: 6_000,
+            merge_grace_ms: 6_000,
+            leader_rule: LeaderRuleName::Hash,
+            compression_chunk: 256,
+            commit_lead_secs: 10,
+        }
+    }
+}
+
+impl Default for DevSection {
+    fn default() -> Self {
+        DevSection { fault: Fault::None }
+    }
+}
+
+/// The tiers the registry knows.
+pub const TIERS: &[&str] = &[
+    "orchestrator",
+    "gpu_compute",
+    "storage_node",
+    "cpu_only",
+    "mobile_light",
+];
+
+impl Config {
+    /// Reads `home/worker.toml`, resolving relative paths against `home`.
+    pub fn load(home: &Path) -> Result<Config> {
+        let path = home.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| DaemonError::Config {
+            path: path.display().to_string(),
+            reason: format!(
+                "{e}; create it with `magnet-worker init --home {}`",
+                home.display()
+            ),
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| DaemonError::Config {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        cfg.job.corpus = resolve(home, &cfg.job.corpus);
+        cfg.job.tokenizer = resolve(home, &cfg.job.tokenizer);
+        cfg.validate().map_err(|reason| DaemonError::Config {
+            path: path.display().to_string(),
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Writes the config to `home/worker.toml` (atomically).
+    pub fn save(&self, home: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).map_err(|e| DaemonError::Config {
+            path: CONFIG_FILE.into(),
+            reason: e.to_string(),
+        })?;
+        crate::state::write_atomic(&home.join(CONFIG_FILE), text.as_bytes())
+    }
+
+    /// Checks every range; the error names the field and what would work.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.chain.rpc.is_empty() {
+            return Err("chain.rpc is empty: give at least one RPC endpoint".into());
+        }
+        for u in &self.chain.rpc {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(format!(
+                    "chain.rpc entry {u:?} must be an http(s) URL like http://127.0.0.1:26657"
+                ));
+            }
+        }
+        if self.chain.gas_limit == 0 {
+            return Err("chain.gas_limit must be positive".into());
+        }
+        if !TIERS.contains(&self.node.tier.as_str()) {
+            return Err(format!(
+                "node.tier {:?} is not a tier; use one of {}",
+                self.node.tier,
+                TIERS.join(", ")
+            ));
+        }
+        self.node
+            .p2p_listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("node.p2p_listen {:?}: {e}", self.node.p2p_listen))?;
+        if !self.node.metrics_listen.is_empty() {
+            self.node
+                .metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("node.metrics_listen {:?}: {e}", self.node.metrics_listen))?;
+        }
+        let j = &self.job;
+        if j.shard_count == 0 || j.shard_index >= j.shard_count {
+            return Err(format!(
+                "job.shard_index {} must be below job.shard_count {} (and the count positive)",
+                j.shard_index, j.shard_count
+            ));
+        }
+        let positive = [
+            ("job.batch_size", j.batch_size as u64),
+            ("job.seq_len", j.seq_len as u64),
+            ("job.eval_windows", j.eval_windows as u64),
+            ("job.inner_steps", u64::from(j.inner_steps)),
+            ("job.schedule_steps", j.schedule_steps as u64),
+            ("job.blocks_per_round", j.blocks_per_round),
+            ("job.round_ms", j.round_ms),
+            ("job.compression_chunk", u64::from(j.compression_chunk)),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be positive"));
+        }
+        if !(j.lr.is_finite() && j.lr > 0.0) {
+            return Err(format!("job.lr {} must be a positive number", j.lr));
+        }
+        if j.first_height == 0 {
+            return Err("job.first_height must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn resolve(home: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        home.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_valid_and_round_trips_through_toml() {
+        let c = Config::default();
+        assert_eq!(c.validate(), Ok(()));
+        let text = toml::to_string_pretty(&c).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn every_bad_field_is_named_in_its_error() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+            ("chain.rpc is empty", Box::new(|c| c.chain.rpc.clear())),
+            (
+                "must be an http(s) URL",
+                Box::new(|c| c.chain.rpc = vec!["tcp://x:1".into()]),
+            ),
+            ("node.tier", Box::new(|c| c.node.tier = "gold".into())),
+            (
+                "node.p2p_listen",
+                Box::new(|c| c.node.p2p_listen = "nowhere".into()),
+            ),
+            (
+                "node.metrics_listen",
+                Box::new(|c| c.node.metrics_listen = "x".into()),
+            ),
+            ("job.shard_index", Box::new(|c| c.job.shard_index = 3)),
+            ("job.inner_steps", Box::new(|c| c.job.inner_steps = 0)),
+            (
+                "job.blocks_per_round",
+                Box::new(|c| c.job.blocks_per_round = 0),
+            ),
+            ("job.lr", Box::new(|c| c.job.lr = f64::NAN)),
+            ("job.first_height", Box::new(|c| c.job.first_height = 0)),
+            ("chain.gas_limit", Box::new(|c| c.chain.gas_limit = 0)),
+        ];
+        for (needle, f) in cases {
+            let mut c = Config::default();
+            f(&mut c);
+            let err = c.validate().expect_err(needle);
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("magnet-worker init"), "{e}");
+        std::fs::write(dir.path().join(CONFIG_FILE), "moniker = \"a\"\nbogus = 1\n").unwrap();
+        let e = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

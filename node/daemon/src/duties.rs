@@ -1,0 +1,587 @@
+//! The epoch's on-chain duties, run on every tick from the chain's block time:
+//!
+//! * **heartbeat** every `heartbeat_interval_secs` (node key);
+//! * **commit** this worker's work of the epoch (`result` = its latest local checkpoint, the
+//!   inner steps × parameters, its data shard's hash) in the last `commit_lead_secs` of the
+//!   commit window, the nonce saved to disk *before* the commit is sent;
+//! * **reveal** it in the reveal window (unless the `no-reveal` fault is set);
+//! * **evaluate** every contribution this worker is assigned to: fetch the revealed checkpoint
+//!   from the contributor's node, check its hash, measure the validation-loss improvement over
+//!   the job's base model on the job's evaluation split, commit the score, then reveal it;
+//! * **read settlement** of finished epochs and count this operator's reward.
+//!
+//! Every step is idempotent against the saved state, so a restarted worker picks up where it
+//! stopped (within the windows the chain still accepts).
+
+use std::sync::Arc;
+
+use magnet_contrib::msgs as cm;
+use magnet_contrib::state::Work;
+use magnet_diloco::Digest;
+use rand::RngCore;
+use serde::Deserialize;
+
+use crate::chain::Chain;
+use crate::config::Fault;
+use crate::run::Shared;
+use crate::state::{PendingEval, PendingWork, State};
+use crate::{DaemonError, Result};
+
+/// The contrib module's windows (seconds from the epoch's start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Windows {
+    /// Commit window length.
+    pub commit: u64,
+    /// Reveal window length.
+    pub reveal: u64,
+    /// Evaluator commit window length.
+    pub eval_commit: u64,
+    /// Evaluator reveal window length.
+    pub eval_reveal: u64,
+    /// Challenge window length.
+    pub challenge: u64,
+}
+
+impl Windows {
+    /// Reads the windows from the chain's contrib params.
+    pub async fn read(chain: &Chain) -> Result<Windows> {
+        let p: serde_json::Value = chain.query("/magnet.contrib.v1/params", "").await?;
+        let f = |k: &str| {
+            p[k].as_u64()
+                .ok_or_else(|| DaemonError::Chain(format!("contrib params lack {k}")))
+        };
+        Ok(Windows {
+            commit: f("commit_window_secs")?,
+            reveal: f("reveal_window_secs")?,
+            eval_commit: f("eval_commit_window_secs")?,
+            eval_reveal: f("eval_reveal_window_secs")?,
+            challenge: f("challenge_window_secs")?,
+        })
+    }
+}
+
+/// Where in the epoch a block time falls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Training; not yet time to commit.
+    Training,
+    /// The last `lead` seconds of the commit window.
+    Commit,
+    /// Reveal window.
+    Reveal,
+    /// Evaluator commit window.
+    EvalCommit,
+    /// Evaluator reveal window.
+    EvalReveal,
+    /// After the evaluator windows.
+    After,
+}
+
+/// The stage at `offset` seconds into an epoch.
+pub fn stage(w: &Windows, lead: u64, offset: u64) -> Stage {
+    let c = w.commit;
+    let r = c + w.reveal;
+    let ec = r + w.eval_commit;
+    let er = ec + w.eval_reveal;
+    if offset < c.saturating_sub(lead) {
+        Stage::Training
+    } else if offset < c {
+        Stage::Commit
+    } else if offset < r {
+        Stage::Reveal
+    } else if offset < ec {
+        Stage::EvalCommit
+    } else if offset < er {
+        Stage::EvalReveal
+    } else {
+        Stage::After
+    }
+}
+
+/// One contribution as `/magnet.contrib.v1/epoch` lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ContributionJson {
+    /// Operator.
+    pub operator: String,
+    /// Job.
+    pub job: u64,
+    /// Status.
+    pub status: String,
+    /// Revealed work.
+    pub work: Option<WorkJson>,
+    /// Median score once scored.
+    pub median: Option<i64>,
+    /// Verified quality.
+    pub quality: String,
+    /// Verified compute.
+    pub compute: String,
+}
+
+/// Revealed work.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WorkJson {
+    /// Checkpoint hash (hex).
+    pub checkpoint_hash: String,
+    /// Steps.
+    pub steps: u64,
+    /// Params.
+    pub params: u64,
+}
+
+/// `/magnet.contrib.v1/epoch` answer.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EpochJson {
+    /// Contributions.
+    pub contributions: Vec<ContributionJson>,
+}
+
+fn nonce() -> [u8; 32] {
+    let mut n = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut n);
+    n
+}
+
+fn hex32(s: &str) -> Result<[u8; 32]> {
+    hex::decode(s)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| DaemonError::State(format!("{s:?} is not a 32-byte hex hash")))
+}
+
+fn work_of(p: &PendingWork) -> Result<Work> {
+    Ok(Work {
+        checkpoint_hash: hex32(&p.checkpoint_hash)?,
+        steps: p.steps,
+        params: p.params,
+        data_hash: hex32(&p.data_hash)?,
+        kind: "training".into(),
+    })
+}
+
+/// Runs whatever the current block time calls for.
+pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
+    let head = sh.chain.head().await?;
+    let (epoch, offset) = sh.epoch_at(head.time);
+    heartbeat(sh, head.time).await?;
+    match stage(&sh.windows, sh.cfg.job.commit_lead_secs, offset) {
+        Stage::Training | Stage::After => {}
+        Stage::Commit => commit(sh, epoch).await?,
+        Stage::Reveal => reveal(sh, epoch).await?,
+        Stage::EvalCommit => eval_commit(sh, epoch).await?,
+        Stage::EvalReveal => eval_reveal(sh, epoch).await?,
+    }
+    settlements(sh, epoch).await
+}
+
+async fn heartbeat(sh: &Arc<Shared>, now: u64) -> Result<()> {
+    let last = sh.state.lock().await.last_heartbeat;
+    if now < last + sh.heartbeat_interval_secs {
+        return Ok(());
+    }
+    let node = sh.keys.node.address();
+    sh.chain
+        .send(
+            &sh.keys.node,
+            "MsgHeartbeat",
+            vec![magnet_registry::msgs::heartbeat(&node)],
+        )
+        .await?;
+    sh.state.lock().await.last_heartbeat = now;
+    sh.save_state().await;
+    Ok(())
+}
+
+async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
+    let pending = {
+        let mut st = sh.state.lock().await;
+        if st.work.get(&epoch).is_some_and(|w| w.committed) {
+            return Ok(());
+        }
+        let steps = st.steps_by_epoch.get(&epoch).copied().unwrap_or(0);
+        let Some(ckpt) = st.local_checkpoint.clone() else {
+            return Ok(());
+        };
+        if steps == 0 {
+            return Ok(());
+        }
+        let (params, data_hash) = {
+            let e = sh
+                .engine
+                .lock()
+                .map_err(|_| DaemonError::State("engine lock poisoned".into()))?;
+            (e.params(), hex::encode(e.data_hash))
+        };
+        let p = st.work.entry(epoch).or_insert_with(|| PendingWork {
+            checkpoint_hash: ckpt,
+            steps,
+            params,
+            data_hash,
+            nonce: hex::encode(nonce()),
+            committed: false,
+            revealed: false,
+        });
+        let p = p.clone();
+        st.save(&sh.home)?;
+        p
+    };
+    let w = work_of(&pending)?;
+    let n = hex::decode(&pending.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
+    let h = cm::work_commitment(
+        &sh.genesis.chain_id,
+        epoch,
+        sh.cfg.job.id,
+        &sh.keys.operator.address(),
+        &w,
+        &n,
+    );
+    let node = sh.keys.node.address();
+    sh.chain
+        .send(
+            &sh.keys.node,
+            "MsgCommit",
+            vec![cm::commit(&node, epoch, sh.cfg.job.id, h)],
+        )
+        .await?;
+    tracing::info!(epoch, steps = w.steps, "work committed");
+    mark(sh, |st| {
+        if let Some(p) = st.work.get_mut(&epoch) {
+            p.committed = true;
+        }
+    })
+    .await
+}
+
+async fn mark(sh: &Arc<Shared>, f: impl FnOnce(&mut State)) -> Result<()> {
+    let mut st = sh.state.lock().await;
+    f(&mut st);
+    st.save(&sh.home)
+}
+
+async fn reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
+    if sh.cfg.dev.fault == Fault::NoReveal {
+        return Ok(());
+    }
+    let Some(p) = sh.state.lock().await.work.get(&epoch).cloned() else {
+        return Ok(());
+    };
+    if !p.committed || p.revealed {
+        return Ok(());
+    }
+    let w = work_of(&p)?;
+    let n = hex::decode(&p.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
+    let node = sh.keys.node.address();
+    sh.chain
+        .send(
+            &sh.keys.node,
+            "MsgReveal",
+            vec![cm::reveal(&node, epoch, sh.cfg.job.id, &w, &n)],
+        )
+        .await?;
+    tracing::info!(epoch, "work revealed");
+    mark(sh, |st| {
+        if let Some(p) = st.work.get_mut(&epoch) {
+            p.revealed = true;
+        }
+    })
+    .await
+}
+
+/// Validation loss of the job's base model (computed once).
+async fn base_loss(sh: &Arc<Shared>) -> Result<f64> {
+    if let Some(l) = sh.base_loss.lock().ok().and_then(|g| *g) {
+        return Ok(l);
+    }
+    let sh2 = sh.clone();
+    let l = tokio::task::spawn_blocking(move || -> Result<f64> {
+        let e = sh2
+            .engine
+            .lock()
+            .map_err(|_| DaemonError::State("engine lock poisoned".into()))?;
+        let base = e.base_checkpoint();
+        e.eval(&base.params)
+    })
+    .await
+    .map_err(|e| DaemonError::State(format!("eval task: {e}")))??;
+    if let Ok(mut g) = sh.base_loss.lock() {
+        *g = Some(l);
+    }
+    Ok(l)
+}
+
+/// Scores the checkpoint `hash` held by `contributor_node`.
+async fn evaluate(sh: &Arc<Shared>, hash: &str, contributor_node: Option<String>) -> Result<i64> {
+    let digest = Digest::from_hex(hash).map_err(|e| DaemonError::State(e.to_string()))?;
+    let mut holders: Vec<String> = contributor_node.into_iter().collect();
+    if let Ok(p) = sh.net.peers.read() {
+        let more: Vec<String> = p.keys().filter(|k| !holders.contains(k)).cloned().collect();
+        holders.extend(more);
+    }
+    let base = base_loss(sh).await?;
+    let loss = match sh.net.checkpoint(&digest, &holders).await {
+        Ok((c, bytes)) => {
+            sh.metrics.bytes_received.inc_by(bytes);
+            let sh2 = sh.clone();
+            tokio::task::spawn_blocking(move || -> Result<f64> {
+                sh2.engine
+                    .lock()
+                    .map_err(|_| DaemonError::State("engine lock poisoned".into()))?
+                    .eval(&c.params)
+            })
+            .await
+            .map_err(|e| DaemonError::State(format!("eval task: {e}")))??
+        }
+        // A revealed checkpoint nobody serves is worth nothing.
+        Err(e) => {
+            tracing::warn!("checkpoint {hash} unavailable for evaluation: {e}");
+            f64::NAN
+        }
+    };
+    Ok(crate::engine::score(base, loss))
+}
+
+async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
+    let ep: EpochJson = sh
+        .chain
+        .query("/magnet.contrib.v1/epoch", &epoch.to_string())
+        .await?;
+    let me = sh.keys.operator.address().to_string();
+    let job = sh.cfg.job.id;
+    let mut msgs = Vec::new();
+    let mut keys = Vec::new();
+    for c in ep
+        .contributions
+        .iter()
+        .filter(|c| c.job == job && c.operator != me)
+    {
+        let Some(w) = &c.work else { continue };
+        let key = State::eval_key(epoch, &c.operator);
+        if sh
+            .state
+            .lock()
+            .await
+            .evals
+            .get(&key)
+            .is_some_and(|e| e.committed)
+        {
+            continue;
+        }
+        let assigned: Vec<(String, serde_json::Value)> = sh
+            .chain
+            .query(
+                "/magnet.contrib.v1/assignments",
+                &format!("{epoch}/{job}/{}", c.operator),
+            )
+            .await?;
+        if !assigned.iter().any(|(ev, _)| *ev == me) {
+            continue;
+        }
+        let pending = match sh.state.lock().await.evals.get(&key).cloned() {
+            Some(p) => p,
+            None => {
+                let holder = sh.net.peers.read().ok().and_then(|p| {
+                    p.values()
+                        .find(|x| x.operator == c.operator)
+                        .map(|x| x.node_id.clone())
+                });
+                let score = evaluate(sh, &w.checkpoint_hash, holder).await?;
+                let p = PendingEval {
+                    score,
+                    nonce: hex::encode(nonce()),
+                    committed: false,
+                    revealed: false,
+                };
+                mark(sh, |st| {
+                    st.evals.insert(key.clone(), p.clone());
+                })
+                .await?;
+                tracing::info!(epoch, contributor = %c.operator, score, "evaluated");
+                p
+            }
+        };
+        let contributor: magnet_core::Address = c
+            .operator
+            .parse()
+            .map_err(|e| DaemonError::Chain(format!("contributor address: {e}")))?;
+        let n = hex::decode(&pending.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
+        let h = cm::score_commitment(
+            &sh.genesis.chain_id,
+            epoch,
+            job,
+            &contributor,
+            &sh.keys.operator.address(),
+            pending.score,
+            &n,
+        );
+        msgs.push(cm::eval_commit(
+            &sh.keys.node.address(),
+            epoch,
+            job,
+            &contributor,
+            h,
+        ));
+        keys.push(key);
+    }
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    sh.chain.send(&sh.keys.node, "MsgEvalCommit", msgs).await?;
+    mark(sh, |st| {
+        for k in &keys {
+            if let Some(e) = st.evals.get_mut(k) {
+                e.committed = true;
+            }
+        }
+    })
+    .await
+}
+
+async fn eval_reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
+    let prefix = format!("{epoch}/");
+    let todo: Vec<(String, PendingEval)> = sh
+        .state
+        .lock()
+        .await
+        .evals
+        .iter()
+        .filter(|(k, e)| k.starts_with(&prefix) && e.committed && !e.revealed)
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let mut msgs = Vec::new();
+    for (k, e) in &todo {
+        let contributor: magnet_core::Address = k[prefix.len()..]
+            .parse()
+            .map_err(|e| DaemonError::State(format!("eval key {k}: {e}")))?;
+        let n = hex::decode(&e.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
+        msgs.push(cm::eval_reveal(
+            &sh.keys.node.address(),
+            epoch,
+            sh.cfg.job.id,
+            &contributor,
+            e.score,
+            &n,
+        ));
+    }
+    sh.chain.send(&sh.keys.node, "MsgEvalReveal", msgs).await?;
+    tracing::info!(epoch, n = todo.len(), "scores revealed");
+    mark(sh, |st| {
+        for (k, _) in &todo {
+            if let Some(e) = st.evals.get_mut(k) {
+                e.revealed = true;
+            }
+        }
+    })
+    .await
+}
+
+/// A settlement as `/magnet.rewards.v1/settlement` returns it (fields read here).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SettlementJson {
+    /// Epoch.
+    pub epoch: u64,
+    /// Pool.
+    pub pool: String,
+    /// Contributor payouts.
+    pub contributors: Vec<PayoutJson>,
+    /// Evaluator payouts.
+    pub evaluators: Vec<PayoutJson>,
+    /// Dust.
+    pub dust: String,
+}
+
+/// One payout.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PayoutJson {
+    /// Operator.
+    pub operator: String,
+    /// Weight.
+    pub weight: String,
+    /// Amount.
+    pub amount: String,
+}
+
+impl SettlementJson {
+    /// What `operator` was paid in total.
+    pub fn paid_to(&self, operator: &str) -> u128 {
+        self.contributors
+            .iter()
+            .chain(&self.evaluators)
+            .filter(|p| p.operator == operator)
+            .filter_map(|p| p.amount.parse::<u128>().ok())
+            .sum()
+    }
+}
+
+async fn settlements(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
+    let me = sh.keys.operator.address().to_string();
+    for e in epoch.saturating_sub(3)..epoch {
+        if sh.state.lock().await.settlements.contains_key(&e) {
+            continue;
+        }
+        let s: Option<SettlementJson> = match sh
+            .chain
+            .query("/magnet.rewards.v1/settlement", &e.to_string())
+            .await
+        {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if let Some(s) = s {
+            let paid = s.paid_to(&me);
+            sh.metrics
+                .rewards
+                .inc_by(u64::try_from(paid).unwrap_or(u64::MAX));
+            tracing::info!(epoch = e, reward_umag = %paid, "epoch settled");
+            mark(sh, |st| {
+                st.settlements.insert(e, paid.to_string());
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stages_follow_the_windows_in_order() {
+        let w = Windows {
+            commit: 60,
+            reveal: 10,
+            eval_commit: 10,
+            eval_reveal: 10,
+            challenge: 10,
+        };
+        let at = |o| stage(&w, 8, o);
+        assert_eq!(at(0), Stage::Training);
+        assert_eq!(at(51), Stage::Training);
+        assert_eq!(at(52), Stage::Commit);
+        assert_eq!(at(59), Stage::Commit);
+        assert_eq!(at(60), Stage::Reveal);
+        assert_eq!(at(70), Stage::EvalCommit);
+        assert_eq!(at(80), Stage::EvalReveal);
+        assert_eq!(at(90), Stage::After);
+        assert_eq!(
+            stage(&w, 100, 0),
+            Stage::Commit,
+            "a lead longer than the window"
+        );
+    }
+
+    #[test]
+    fn a_settlement_sums_what_one_operator_was_paid() {
+        let s: SettlementJson = serde_json::from_value(serde_json::json!({
+            "epoch": 1, "pool": "100", "dust": "1",
+            "contributors": [{"operator": "a", "weight": "1", "amount": "60"},
+                             {"operator": "b", "weight": "1", "amount": "30"}],
+            "evaluators": [{"operator": "a", "weight": "1", "amount": "9"}],
+        }))
+        .unwrap();
+        assert_eq!(s.paid_to("a"), 69);
+        assert_eq!(s.paid_to("c"), 0);
+    }
+}

@@ -1,0 +1,203 @@
+//! Real BitNet training for the daemon: this worker's shard of the job's corpus, inner AdamW
+//! steps from a global checkpoint, pseudo-gradients, and validation loss on the job's shared
+//! evaluation split.
+//!
+//! The job's initial model comes from `job.model_seed` and is the same on every worker (its
+//! hash is the job's base checkpoint on chain). Each worker samples its own shard in its own
+//! order; its AdamW state persists across rounds (as in DiLoCo).
+//!
+//! Not guaranteed: bit-identical losses across machines with different SIMD (the evaluation of
+//! one checkpoint is deterministic on one machine, and evaluators' scores are compared with a
+//! band, not for equality).
+
+use std::path::Path;
+
+use candle_core::Device;
+use magnet_bitnet::data::TokenData;
+use magnet_bitnet::train::{device, prepare_data, TrainConfig, Trainer};
+use magnet_diloco::Checkpoint;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{Fault, JobSection};
+use crate::{DaemonError, Result};
+
+/// What one round of inner steps produced.
+#[derive(Clone, Debug)]
+pub struct RoundWork {
+    /// θ_i after the steps.
+    pub local: Vec<f32>,
+    /// Δ_i = θ_global − θ_i.
+    pub delta: Vec<f32>,
+    /// Mean training loss over the steps.
+    pub train_loss: f64,
+    /// Validation loss of θ_i.
+    pub local_val_loss: f64,
+    /// Tokens trained on.
+    pub tokens: u64,
+}
+
+/// The training engine of one worker.
+pub struct Engine {
+    trainer: Trainer,
+    base: Vec<f32>,
+    /// SHA-256 of this worker's training tokens (u32 little-endian).
+    pub data_hash: [u8; 32],
+    /// SHA-256 of the evaluation split (the same on every worker of the job).
+    pub eval_set_hash: [u8; 32],
+    tokens_per_step: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine({} params)", self.base.len())
+    }
+}
+
+fn hash_tokens(t: &[u32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for x in t {
+        h.update(x.to_le_bytes());
+    }
+    h.finalize().into()
+}
+
+/// The training config a job section describes (data prepared under `shards`).
+pub fn train_config(job: &JobSection, shards: &Path, seed: u64) -> TrainConfig {
+    let mut c = TrainConfig::default();
+    c.model.preset = job.preset.clone();
+    c.data.corpus = job.corpus.clone();
+    c.data.tokenizer = job.tokenizer.clone();
+    c.data.vocab_size = job.vocab_size;
+    c.data.shards = shards.to_path_buf();
+    c.train.batch_size = job.batch_size;
+    c.train.seq_len = job.seq_len;
+    c.train.lr = job.lr;
+    c.train.warmup_frac = 0.05;
+    c.train.eval_windows = job.eval_windows;
+    c.train.steps = job.schedule_steps;
+    c.train.seed = seed;
+    c.train.out_dir = shards.join("run");
+    c
+}
+
+/// Worker `i`'s contiguous share of the training tokens.
+pub fn shard(data: &TokenData, i: usize, n: usize) -> TokenData {
+    let len = data.train.len();
+    let (a, b) = (len * i / n, len * (i + 1) / n);
+    let mut d = data.clone();
+    d.train = data.train[a..b].to_vec();
+    d.meta.train_tokens = d.train.len();
+    d
+}
+
+impl Engine {
+    /// Prepares the data (tokenising the corpus into `home/shards` once) and the models.
+    pub fn open(job: &JobSection, home: &Path) -> Result<Engine> {
+        let shards = home.join("shards");
+        let base_cfg = train_config(job, &shards, job.model_seed);
+        if !job.tokenizer.is_file() {
+            return Err(DaemonError::Engine(format!(
+                "tokenizer {} is missing: every worker of a job must use the same file \
+                 (make one with `magnet-worker tokenizer train`)",
+                job.tokenizer.display()
+            )));
+        }
+        let data = prepare_data(&base_cfg)?;
+        let dev: Device = device("cpu")?;
+        let base = Trainer::new(base_cfg, data.clone(), dev.clone())?
+            .params()
+            .params_to_vec()?;
+        let mine = shard(&data, job.shard_index, job.shard_count);
+        let data_hash = hash_tokens(&mine.train);
+        let eval_set_hash = hash_tokens(&data.val);
+        let seed = job
+            .model_seed
+            .wrapping_add(1)
+            .wrapping_add(job.shard_index as u64);
+        let cfg = train_config(job, &shards, seed);
+        let tokens_per_step =
+            (cfg.train.batch_size * cfg.train.seq_len * cfg.train.grad_accum) as u64;
+        let trainer = Trainer::new(cfg, mine, dev)?;
+        Ok(Engine {
+            trainer,
+            base,
+            data_hash,
+            eval_set_hash,
+            tokens_per_step,
+        })
+    }
+
+    /// The job's initial model (momentum zero).
+    pub fn base_checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(self.base.clone())
+    }
+
+    /// Model parameters.
+    pub fn params(&self) -> u64 {
+        self.base.len() as u64
+    }
+
+    /// `steps` inner steps from `global`; with [`Fault::Nan`] the local weights come out NaN.
+    pub fn train_round(&mut self, global: &[f32], steps: u32, fault: Fault) -> Result<RoundWork> {
+        self.trainer.params().load_from_vec(global)?;
+        let mut loss = 0.0;
+        for _ in 0..steps {
+            loss += self.trainer.train_step()?.loss;
+        }
+        let mut local = self.trainer.params().params_to_vec()?;
+        let local_val_loss = if fault == Fault::Nan {
+            local.iter_mut().for_each(|x| *x = f32::NAN);
+            f64::NAN
+        } else {
+            self.trainer.eval()?
+        };
+        let delta = magnet_diloco::pseudo_gradient(global, &local)
+            .map_err(|e| DaemonError::Diloco(e.to_string()))?;
+        Ok(RoundWork {
+            local,
+            delta,
+            train_loss: loss / f64::from(steps.max(1)),
+            local_val_loss,
+            tokens: u64::from(steps) * self.tokens_per_step,
+        })
+    }
+
+    /// Validation loss of `params` on the job's evaluation split (NaN weights give NaN).
+    pub fn eval(&self, params: &[f32]) -> Result<f64> {
+        if params.len() != self.base.len() {
+            return Err(DaemonError::Diloco(format!(
+                "checkpoint has {} parameters, the job's model {}",
+                params.len(),
+                self.base.len()
+            )));
+        }
+        if params.iter().any(|x| !x.is_finite()) {
+            return Ok(f64::NAN);
+        }
+        self.trainer.params().load_from_vec(params)?;
+        Ok(self.trainer.eval()?)
+    }
+}
+
+/// The evaluator's score of a checkpoint: the validation-loss improvement over the job's base
+/// model in fixed-point 10^6; a NaN/Inf loss scores the worst possible value.
+pub fn score(base_loss: f64, loss: f64) -> i64 {
+    if !loss.is_finite() || !base_loss.is_finite() {
+        return -1_000_000_000;
+    }
+    let s = ((base_loss - loss) * 1e6).round();
+    s.clamp(-1e9, 1e9) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_fixed_point_improvements_and_nan_scores_worst() {
+        assert_eq!(score(5.0, 4.5), 500_000);
+        assert_eq!(score(5.0, 5.25), -250_000);
+        assert_eq!(score(5.0, f64::NAN), -1_000_000_000);
+        assert_eq!(score(5.0, -1e12), 1_000_000_000);
+    }
+}

@@ -1,0 +1,886 @@
+//! `magnet-worker run`: the event loop.
+//!
+//! One task owns the round state machine; everything slow (training, merging, fetching,
+//! sending, chain writes) runs in spawned tasks that report back as [`Event`]s on a channel,
+//! so the machine only ever sees one event at a time, in the order they arrived. A 500 ms tick
+//! polls the chain head (answering the machine's `ReadEligible` once the height is reached),
+//! fires the machine's `WakeAt` timers, and runs the epoch [`crate::duties`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use magnet_diloco::compress::{Compressed, CompressionConfig, Compressor};
+use magnet_diloco::election::LeaderRule;
+use magnet_diloco::eligible::{EligibleSet, Member};
+use magnet_diloco::merge::{merge, Contribution, MergeMeta, MergePolicy};
+use magnet_diloco::round::{Action, MergeJob, RoundConfig, RoundState};
+use magnet_diloco::{Checkpoint, Digest, Event, NodeId};
+use magnet_p2p::backend::ShardBackend;
+use magnet_p2p::{
+    DirShardBackend, NodeConfig, NodeHandle, NodeTls, PinStore, ServiceConfig, Signer,
+    StaticRegistry, Verifier, VerifyMode,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::chain::{Chain, GenesisInfo};
+use crate::config::{Config, Fault, LeaderRuleName};
+use crate::engine::Engine;
+use crate::keys::WorkerKeys;
+use crate::metrics::Metrics;
+use crate::round::{self, kind, Net, NodeRecordJson};
+use crate::state::State;
+use crate::{DaemonError, Result};
+
+/// File (in the worker home) where every round this worker saw is logged as JSON lines.
+pub const ROUNDS_LOG: &str = "rounds.jsonl";
+
+/// Everything the spawned tasks share.
+pub struct Shared {
+    /// Worker home.
+    pub home: PathBuf,
+    /// Config.
+    pub cfg: Config,
+    /// Keys.
+    pub keys: WorkerKeys,
+    /// This node's id.
+    pub me: NodeId,
+    /// Chain.
+    pub chain: Chain,
+    /// Genesis facts.
+    pub genesis: GenesisInfo,
+    /// Training engine.
+    pub engine: std::sync::Mutex<Engine>,
+    /// Δ compressor (its error-feedback residual persists across rounds).
+    pub compressor: std::sync::Mutex<Compressor>,
+    /// Peers and stores.
+    pub net: Net,
+    /// p2p verifier's registry of accepted keys.
+    pub registry: Arc<StaticRegistry>,
+    /// Persistent state.
+    pub state: tokio::sync::Mutex<State>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Hash of the job's base checkpoint.
+    pub job_base: Digest,
+    /// Leader node id of each round seen.
+    pub leaders: std::sync::Mutex<BTreeMap<u64, String>>,
+    /// Validation loss of the job's base model (evaluator reference), once computed.
+    pub base_loss: std::sync::Mutex<Option<f64>>,
+    /// Registry params the daemon needs.
+    pub liveness_window_secs: u64,
+    /// Heartbeat interval.
+    pub heartbeat_interval_secs: u64,
+    /// Contrib windows.
+    pub windows: crate::duties::Windows,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Worker({})", self.me)
+    }
+}
+
+/// Milliseconds since the unix epoch (the state machine's `now`).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Shared {
+    /// Appends one JSON line to the rounds log.
+    pub fn log_round(&self, v: serde_json::Value) {
+        use std::io::Write;
+        let path = self.home.join(ROUNDS_LOG);
+        let line = format!("{v}\n");
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = r {
+            tracing::warn!("cannot append to {}: {e}", path.display());
+        }
+    }
+
+    /// Saves the state, logging (not failing) on error.
+    pub async fn save_state(&self) {
+        let st = self.state.lock().await;
+        if let Err(e) = st.save(&self.home) {
+            tracing::warn!("saving state: {e}");
+        }
+    }
+
+    /// The peers (node ids) that may hold checkpoint `hash`: the leader of the round that
+    /// made it first, then every other registered peer.
+    fn holders(&self, round_hint: Option<u64>) -> Vec<String> {
+        let mut v = Vec::new();
+        if let (Some(r), Ok(l)) = (round_hint, self.leaders.lock()) {
+            if let Some(id) = l.get(&r) {
+                v.push(id.clone());
+            }
+        }
+        if let Ok(p) = self.net.peers.read() {
+            for id in p.keys() {
+                if id != self.me.as_str() && !v.contains(id) {
+                    v.push(id.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// Checkpoint `hash` (the job base is built locally; others come from the store or peers).
+    pub async fn checkpoint(&self, hash: &Digest, round_hint: Option<u64>) -> Result<Checkpoint> {
+        if *hash == self.job_base {
+            let e = self
+                .engine
+                .lock()
+                .map_err(|_| DaemonError::State("engine lock poisoned".into()))?;
+            return Ok(e.base_checkpoint());
+        }
+        let (c, bytes) = self.net.checkpoint(hash, &self.holders(round_hint)).await?;
+        if bytes > 0 {
+            self.metrics.bytes_received.inc_by(bytes);
+            self.state.lock().await.bytes_received += bytes;
+        }
+        Ok(c)
+    }
+
+    /// The epoch and its offset (seconds) at block time `t`.
+    pub fn epoch_at(&self, t: u64) -> (u64, u64) {
+        let since = t.saturating_sub(self.genesis.genesis_time);
+        let len = self.genesis.epoch_secs.max(1);
+        (since / len, since % len)
+    }
+
+    /// Reads the registry at `height`, refreshes the peer table, and returns the eligible set.
+    pub async fn read_eligible(&self, height: u64) -> Result<EligibleSet> {
+        let nodes: Vec<NodeRecordJson> = self
+            .chain
+            .query_at("/magnet.registry.v1/nodes", "", Some(height))
+            .await?;
+        let block_hash = self.chain.block_hash(height).await?;
+        let head_time = self.chain.block_time(height).await?;
+        let mut members = BTreeMap::new();
+        {
+            let mut peers = self
+                .net
+                .peers
+                .write()
+                .map_err(|_| DaemonError::State("peer table lock poisoned".into()))?;
+            for n in &nodes {
+                let p = n.to_peer();
+                if let Ok(pk) = magnet_p2p::PublicKey::from_bytes(&p.pubkey) {
+                    self.registry.register(pk, "chain");
+                }
+                let live = p.last_heartbeat + self.liveness_window_secs >= head_time;
+                if p.active && live {
+                    if let Ok(id) = NodeId::new(p.node_id.clone()) {
+                        members.insert(id, Member::default());
+                    }
+                }
+                peers.insert(p.node_id.clone(), p);
+            }
+        }
+        Ok(EligibleSet {
+            height,
+            block_hash: Digest(block_hash),
+            members,
+        })
+    }
+
+    /// Refreshes the peer table from the latest registry state.
+    pub async fn refresh_peers(&self) -> Result<()> {
+        let nodes: Vec<NodeRecordJson> = self.chain.query("/magnet.registry.v1/nodes", "").await?;
+        let mut peers = self
+            .net
+            .peers
+            .write()
+            .map_err(|_| DaemonError::State("peer table lock poisoned".into()))?;
+        for n in &nodes {
+            let p = n.to_peer();
+            if let Ok(pk) = magnet_p2p::PublicKey::from_bytes(&p.pubkey) {
+                self.registry.register(pk, "chain");
+            }
+            peers.insert(p.node_id.clone(), p);
+        }
+        Ok(())
+    }
+
+    fn operator_of(&self, node_id: &str) -> Option<String> {
+        self.net.peer(node_id).ok().map(|p| p.operator)
+    }
+
+    fn node_of_operator(&self, operator: &str) -> Option<String> {
+        self.net
+            .peers
+            .read()
+            .ok()?
+            .values()
+            .find(|p| p.operator == operator)
+            .map(|p| p.node_id.clone())
+    }
+}
+
+/// One round's inner training: fetch the base, train, compress, store Δ and θ_i.
+async fn train_task(sh: Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> Event {
+    match train(&sh, round, base_hash, steps).await {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::warn!(round, "training failed: {e}");
+            Event::TrainingFailed {
+                round,
+                detail: e.to_string(),
+            }
+        }
+    }
+}
+
+fn nan_update(len: usize, chunk: u32) -> Compressed {
+    let chunks = len.div_ceil(chunk as usize);
+    Compressed {
+        len: len as u64,
+        chunk,
+        scales: vec![f32::NAN; chunks],
+        indices: None,
+        values: vec![0; len],
+    }
+}
+
+async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> Result<Event> {
+    let base = sh.checkpoint(&base_hash, round.checked_sub(1)).await?;
+    let fault = sh.cfg.dev.fault;
+    let sh2 = sh.clone();
+    let (work, wire, delta_hash) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let work = sh2
+            .engine
+            .lock()
+            .map_err(|_| DaemonError::State("engine lock poisoned".into()))?
+            .train_round(&base.params, steps, fault)?;
+        let c = if fault == Fault::Nan {
+            nan_update(work.delta.len(), sh2.cfg.job.compression_chunk)
+        } else {
+            sh2.compressor
+                .lock()
+                .map_err(|_| DaemonError::State("compressor lock poisoned".into()))?
+                .compress(&work.delta)
+                .map_err(|e| DaemonError::Diloco(e.to_string()))?
+        };
+        let dh = c.delta_hash();
+        Ok((work, c.to_bytes(), dh))
+    })
+    .await
+    .map_err(|e| DaemonError::State(format!("training task: {e}")))??;
+    let key = round::delta_key(&wire);
+    sh.net.put_local(&key, &wire)?;
+    let local = Checkpoint::new(work.local.clone());
+    let local_hash = local.hash();
+    sh.net
+        .put_local(&round::checkpoint_key(&local_hash), &local.to_bytes())?;
+    let head = sh.chain.head().await?;
+    let (epoch, offset) = sh.epoch_at(head.time);
+    let commit_at = sh
+        .windows
+        .commit
+        .saturating_sub(sh.cfg.job.commit_lead_secs);
+    let credit_epoch = if offset < commit_at { epoch } else { epoch + 1 };
+    {
+        let mut st = sh.state.lock().await;
+        st.local_checkpoint = Some(local_hash.to_hex());
+        *st.steps_by_epoch.entry(credit_epoch).or_default() += u64::from(steps);
+    }
+    sh.save_state().await;
+    if work.local_val_loss.is_finite() {
+        sh.metrics.local_val_loss.set(work.local_val_loss);
+    }
+    sh.log_round(serde_json::json!({
+        "kind": "local", "round": round, "node": sh.me.as_str(), "moniker": sh.cfg.moniker,
+        "train_loss": work.train_loss, "local_val_loss": work.local_val_loss,
+        "upload_bytes": wire.len(), "tokens": work.tokens, "height": head.height,
+    }));
+    tracing::info!(
+        round,
+        loss = work.train_loss,
+        val = work.local_val_loss,
+        "inner steps done"
+    );
+    Ok(Event::TrainingDone {
+        round,
+        base_hash,
+        delta_hash,
+        content_address: hex::encode(key.object_id),
+        local_loss: work.train_loss as f32,
+        data_size: work.tokens,
+    })
+}
+
+/// Pushes our Δ to the leader (direct path), then signals it.
+async fn send_gradient(sh: Arc<Shared>, to: NodeId, signal: magnet_diloco::round::GradientReady) {
+    let pushed = async {
+        let id: [u8; 32] = hex::decode(&signal.content_address)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| DaemonError::Diloco("bad content address".into()))?;
+        let key = magnet_p2p::ShardKey {
+            object_id: id,
+            index: 0,
+        };
+        let bytes = sh
+            .net
+            .get_local(&key)?
+            .ok_or_else(|| DaemonError::Diloco("our Δ is not in the local store".into()))?;
+        sh.net.push(to.as_str(), &key, &bytes).await?;
+        sh.metrics.bytes_sent.inc_by(bytes.len() as u64);
+        sh.state.lock().await.bytes_sent += bytes.len() as u64;
+        Ok::<_, DaemonError>(())
+    }
+    .await;
+    if let Err(e) = pushed {
+        tracing::warn!(leader = %to, "direct Δ push failed (the leader can still pull it): {e}");
+    }
+    match serde_json::to_vec(&signal) {
+        Ok(json) => {
+            if let Err(e) = sh.net.send(to.as_str(), kind::GRADIENT_READY, json).await {
+                tracing::warn!(leader = %to, "GradientReady not delivered: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("encoding GradientReady: {e}"),
+    }
+}
+
+async fn merge_task(sh: Arc<Shared>, job: MergeJob) -> Event {
+    match do_merge(&sh, &job).await {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::warn!(round = job.round, "merge failed: {e}");
+            Event::MergeFailed {
+                round: job.round,
+                detail: e.to_string(),
+            }
+        }
+    }
+}
+
+async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
+    let base = sh
+        .checkpoint(&job.base_hash, job.round.checked_sub(1))
+        .await?;
+    let mut contributions = Vec::with_capacity(job.contributions.len());
+    for g in &job.contributions {
+        let id: Option<[u8; 32]> = hex::decode(&g.content_address)
+            .ok()
+            .and_then(|b| b.try_into().ok());
+        let delta = match id {
+            None => Vec::new(),
+            Some(id) => {
+                let key = magnet_p2p::ShardKey {
+                    object_id: id,
+                    index: 0,
+                };
+                let bytes = match sh.net.get_local(&key)? {
+                    Some(b) => Some(b),
+                    None => sh.net.fetch(g.node.as_str(), &key, Some(id)).await.ok(),
+                };
+                // A Δ that cannot be fetched or parsed enters the merge empty and is rejected
+                // there (wrong length), so the record names it.
+                bytes
+                    .and_then(|b| Compressed::from_bytes(&b).ok())
+                    .map(|c| c.decode())
+                    .unwrap_or_default()
+            }
+        };
+        contributions.push(Contribution {
+            node: g.node.clone(),
+            declared_hash: g.delta_hash,
+            delta,
+            data_size: g.data_size,
+            quality_bps: g.quality_bps,
+            staleness: g.staleness,
+        });
+    }
+    let meta = MergeMeta {
+        job_id: sh.cfg.job.id,
+        round: job.round,
+        leader: sh.me.clone(),
+    };
+    let sh2 = sh.clone();
+    let (out, merged_val_loss) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let out = merge(&base, &contributions, &MergePolicy::default(), &meta)
+            .map_err(|e| DaemonError::Diloco(e.to_string()))?;
+        let loss = sh2
+            .engine
+            .lock()
+            .map_err(|_| DaemonError::State("engine lock poisoned".into()))?
+            .eval(&out.checkpoint.params)?;
+        Ok((out, loss))
+    })
+    .await
+    .map_err(|e| DaemonError::State(format!("merge task: {e}")))??;
+    let hash = out.checkpoint.hash();
+    sh.net
+        .put_local(&round::checkpoint_key(&hash), &out.checkpoint.to_bytes())?;
+    sh.metrics.merged_val_loss.set(merged_val_loss);
+    sh.metrics.rounds_led.inc();
+    let accepted: Vec<_> = out
+        .record
+        .accepted
+        .iter()
+        .map(|a| serde_json::json!({"node": a.node.as_str(), "weight_ppm": a.weight_ppm}))
+        .collect();
+    let rejected: Vec<_> = out
+        .record
+        .rejected
+        .iter()
+        .map(|r| serde_json::json!({"node": r.node.as_str(), "reason": format!("{:?}", r.reason)}))
+        .collect();
+    sh.log_round(serde_json::json!({
+        "kind": "merged", "round": job.round, "leader": sh.me.as_str(), "moniker": sh.cfg.moniker,
+        "merged_hash": hash.to_hex(), "base_hash": job.base_hash.to_hex(),
+        "merged_val_loss": merged_val_loss, "accepted": accepted, "rejected": rejected,
+    }));
+    tracing::info!(round = job.round, merged_val_loss, "merged");
+    Ok(Event::MergeDone {
+        round: job.round,
+        record: out.record,
+    })
+}
+
+async fn record_round(sh: Arc<Shared>, record: magnet_diloco::RoundRecord) {
+    let to_addr = |id: &NodeId| -> Option<magnet_core::Address> {
+        sh.operator_of(id.as_str()).and_then(|a| a.parse().ok())
+    };
+    let accepted: Vec<_> = record
+        .accepted
+        .iter()
+        .filter_map(|a| to_addr(&a.node).map(|op| (op, u64::from(a.weight_ppm))))
+        .collect();
+    let reasons: Vec<(magnet_core::Address, String)> = record
+        .rejected
+        .iter()
+        .filter_map(|r| to_addr(&r.node).map(|op| (op, format!("{:?}", r.reason))))
+        .collect();
+    let rejected: Vec<_> = reasons.iter().map(|(a, r)| (*a, r.as_str())).collect();
+    let msg = magnet_jobs::msgs::record_round(
+        &sh.keys.node.address(),
+        sh.cfg.job.id,
+        record.round,
+        record.base_hash.0,
+        record.merged_hash.0,
+        &accepted,
+        &rejected,
+    );
+    match sh
+        .chain
+        .send(&sh.keys.node, "MsgRecordRound", vec![msg])
+        .await
+    {
+        Ok(h) => tracing::info!(round = record.round, height = h, "round recorded on chain"),
+        Err(e) => {
+            sh.metrics.chain_errors.inc();
+            tracing::warn!(round = record.round, "MsgRecordRound: {e}");
+        }
+    }
+}
+
+async fn adopt(sh: Arc<Shared>, round: u64, hash: Digest) {
+    match sh.checkpoint(&hash, Some(round)).await {
+        Ok(_) => {
+            {
+                let mut st = sh.state.lock().await;
+                st.last_merged = Some((round, hash.to_hex()));
+            }
+            sh.save_state().await;
+            sh.log_round(serde_json::json!({
+                "kind": "adopted", "round": round, "node": sh.me.as_str(), "hash": hash.to_hex(),
+            }));
+        }
+        Err(e) => tracing::warn!(round, "cannot adopt checkpoint {hash}: {e}"),
+    }
+}
+
+async fn publish(
+    sh: Arc<Shared>,
+    to: Vec<NodeId>,
+    kind: &'static str,
+    json: Vec<u8>,
+) -> Vec<(NodeId, bool)> {
+    let mut out = Vec::new();
+    for p in to {
+        let ok = match sh.net.send(p.as_str(), kind, json.clone()).await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(peer = %p, "{kind} not delivered: {e}");
+                false
+            }
+        };
+        out.push((p, ok));
+    }
+    out
+}
+
+/// Performs the machine's actions; slow ones are spawned and answer on `tx`.
+fn perform(
+    sh: &Arc<Shared>,
+    actions: Vec<Action>,
+    tx: &mpsc::UnboundedSender<Event>,
+    reads: &mut Vec<(u64, u64)>,
+    wakes: &mut Vec<u64>,
+) {
+    for a in actions {
+        match a {
+            Action::ReadEligible { round, height } => {
+                sh.metrics.round.set(round as i64);
+                reads.push((round, height));
+            }
+            Action::Announce { to, announcement } => {
+                if let Ok(mut l) = sh.leaders.lock() {
+                    l.insert(announcement.round, sh.me.to_string());
+                }
+                let (sh, tx) = (sh.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let round = announcement.round;
+                    let json = serde_json::to_vec(&announcement).unwrap_or_default();
+                    for (peer, ok) in publish(sh, to, kind::ANNOUNCEMENT, json).await {
+                        let ev = if ok {
+                            Event::AnnouncementDelivered { round, peer }
+                        } else {
+                            Event::PeerUnreachable { round, peer }
+                        };
+                        let _ = tx.send(ev);
+                    }
+                });
+            }
+            Action::TrainInner {
+                round,
+                base_hash,
+                steps,
+            } => {
+                let (sh, tx) = (sh.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(train_task(sh, round, base_hash, steps).await);
+                });
+            }
+            Action::SendGradientReady { to, signal } => {
+                if let Ok(mut l) = sh.leaders.lock() {
+                    l.insert(signal.round, to.to_string());
+                }
+                tokio::spawn(send_gradient(sh.clone(), to, signal));
+            }
+            Action::Merge(job) => {
+                let (sh, tx) = (sh.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(merge_task(sh, job).await);
+                });
+            }
+            Action::PublishMerged { to, merged } => {
+                let json = serde_json::to_vec(&merged).unwrap_or_default();
+                let sh = sh.clone();
+                tokio::spawn(async move {
+                    publish(sh, to, kind::MERGED, json).await;
+                });
+            }
+            Action::RecordRound(record) => {
+                tokio::spawn(record_round(sh.clone(), record));
+            }
+            Action::PublishAborted { to, aborted } => {
+                let json = serde_json::to_vec(&aborted).unwrap_or_default();
+                let sh = sh.clone();
+                tokio::spawn(async move {
+                    publish(sh, to, kind::ABORTED, json).await;
+                });
+            }
+            Action::AdoptCheckpoint { round, hash } => {
+                tokio::spawn(adopt(sh.clone(), round, hash));
+            }
+            Action::RoundFailed { round, why } => {
+                tracing::warn!(round, "round ended without a merge here: {why:?}");
+                sh.log_round(serde_json::json!({
+                    "kind": "failed", "round": round, "node": sh.me.as_str(),
+                    "why": format!("{why:?}"),
+                }));
+            }
+            Action::WakeAt(t) => wakes.push(t),
+            Action::Rejected(r) => tracing::debug!("round event ignored: {r}"),
+        }
+    }
+}
+
+/// The latest merged round recorded on chain: `(round, merged hash, leader operator)`.
+#[derive(Debug, Deserialize)]
+struct Lineage {
+    rounds: Vec<LineageRound>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LineageRound {
+    round: u64,
+    leader: String,
+    merged_hash: String,
+}
+
+/// The job record fields the daemon reads.
+#[derive(Debug, Deserialize)]
+pub struct JobJson {
+    /// Base checkpoint (hex).
+    pub base_checkpoint: String,
+    /// Latest merged checkpoint (hex).
+    pub head: String,
+    /// Status.
+    pub status: serde_json::Value,
+}
+
+/// Starts the worker's services and runs until `shutdown` flips.
+pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
+    let cfg = Config::load(home)?;
+    let keys = WorkerKeys::load(home)?;
+    let chain = Chain::new(&cfg.chain.rpc, cfg.chain.gas_limit, cfg.chain.fee_umag)?;
+    let genesis = chain.genesis().await?;
+    let me = NodeId::new(keys.node_id()?).map_err(|e| DaemonError::Keys(e.to_string()))?;
+    let state = State::load(home)?;
+    let registration: Option<NodeRecordJson> = chain
+        .query(
+            "/magnet.registry.v1/node",
+            &keys.operator.address().to_string(),
+        )
+        .await?;
+    if registration.is_none() {
+        return Err(DaemonError::State(format!(
+            "operator {} has no registered node: run `magnet-worker join --home {}` first",
+            keys.operator.address(),
+            home.display()
+        )));
+    }
+    let windows = crate::duties::Windows::read(&chain).await?;
+    let reg_params: serde_json::Value = chain.query("/magnet.registry.v1/params", "").await?;
+    let liveness_window_secs = reg_params["liveness_window_secs"].as_u64().unwrap_or(300);
+    let heartbeat_interval_secs = reg_params["heartbeat_interval_secs"].as_u64().unwrap_or(30);
+
+    tracing::info!(node = %me, "preparing data and model");
+    let job_cfg = cfg.job.clone();
+    let home2 = home.to_path_buf();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&job_cfg, &home2))
+        .await
+        .map_err(|e| DaemonError::State(format!("engine task: {e}")))??;
+    let job_base = engine.base_checkpoint().hash();
+    let job: JobJson = chain
+        .query("/magnet.jobs.v1/job", &cfg.job.id.to_string())
+        .await
+        .map_err(|e| DaemonError::State(format!("job {}: {e}", cfg.job.id)))?;
+    if job.base_checkpoint != job_base.to_hex() {
+        return Err(DaemonError::State(format!(
+            "job {}'s base checkpoint is {}, but this worker's model is {}: the [job] section \
+             (preset, vocab, model_seed, tokenizer, corpus) must match the job's",
+            cfg.job.id,
+            job.base_checkpoint,
+            job_base.to_hex()
+        )));
+    }
+    let compressor = Compressor::new(
+        CompressionConfig {
+            chunk: cfg.job.compression_chunk,
+            top_k_ppm: None,
+        },
+        engine.params() as usize,
+    )
+    .map_err(|e| DaemonError::Diloco(e.to_string()))?;
+
+    // p2p: wallet mode, only keys registered on chain accepted.
+    let node_key = keys.p2p_key()?;
+    let registry = Arc::new(StaticRegistry::new());
+    let verifier = Arc::new(Verifier::new(VerifyMode::Wallet {
+        registry: Some(registry.clone()),
+    }));
+    let pins = Arc::new(
+        PinStore::open(&home.join("p2p-pins.json")).map_err(|e| DaemonError::P2p(e.to_string()))?,
+    );
+    let tls = NodeTls::key_bound(&node_key, pins).map_err(|e| DaemonError::P2p(e.to_string()))?;
+    let backend = Arc::new(
+        DirShardBackend::open(&home.join("store"), cfg.node.storage_quota)
+            .map_err(|e| DaemonError::P2p(e.to_string()))?,
+    );
+    let listen = cfg
+        .node
+        .p2p_listen
+        .parse()
+        .map_err(|e| DaemonError::State(format!("node.p2p_listen: {e}")))?;
+    let signer = Signer::Wallet(node_key.clone());
+    let p2p = NodeHandle::spawn(NodeConfig {
+        service: ServiceConfig {
+            signer: signer.clone(),
+            verifier: verifier.clone(),
+            backend: backend.clone(),
+            tier: cfg.node.tier.clone(),
+            region: cfg.node.region.clone(),
+            max_shard_bytes: 1 << 30,
+            deleters: Some(Default::default()),
+        },
+        tls: tls.clone(),
+        listen,
+        public_key: Some(node_key.public_key()),
+    })
+    .await?;
+    let (inbox_tx, mut inbox) = mpsc::channel(256);
+    p2p.set_diloco_inbox(inbox_tx);
+    let metrics = Metrics::new();
+    let _metrics_task = if cfg.node.metrics_listen.is_empty() {
+        None
+    } else {
+        Some(crate::metrics::serve(&cfg.node.metrics_listen, metrics.clone()).await?)
+    };
+    let net = Net {
+        tls,
+        signer,
+        verifier,
+        backend: backend.clone(),
+        peers: Default::default(),
+    };
+    let sh = Arc::new(Shared {
+        home: home.to_path_buf(),
+        cfg: cfg.clone(),
+        keys,
+        me: me.clone(),
+        chain,
+        genesis,
+        engine: std::sync::Mutex::new(engine),
+        compressor: std::sync::Mutex::new(compressor),
+        net,
+        registry,
+        state: tokio::sync::Mutex::new(state),
+        metrics: metrics.clone(),
+        job_base,
+        leaders: Default::default(),
+        base_loss: Default::default(),
+        liveness_window_secs,
+        heartbeat_interval_secs,
+        windows,
+    });
+    sh.refresh_peers().await?;
+
+    // Where to start: after the chain's last recorded round, at the current schedule.
+    let lineage: Lineage = sh
+        .chain
+        .query("/magnet.jobs.v1/lineage", &cfg.job.id.to_string())
+        .await?;
+    let mut base = job_base;
+    let mut next_round = 0;
+    if let Some(last) = lineage.rounds.last() {
+        base =
+            Digest::from_hex(&last.merged_hash).map_err(|e| DaemonError::Chain(e.to_string()))?;
+        next_round = last.round + 1;
+        if let (Some(id), Ok(mut l)) = (sh.node_of_operator(&last.leader), sh.leaders.lock()) {
+            l.insert(last.round, id);
+        }
+    }
+    let head = sh.chain.head().await?;
+    let rc = RoundConfig {
+        me: me.clone(),
+        job_id: cfg.job.id,
+        rule: match cfg.job.leader_rule {
+            LeaderRuleName::Hash => LeaderRule::BlockHashSeeded,
+            LeaderRuleName::RoundRobin => LeaderRule::RoundRobin,
+        },
+        inner_steps: cfg.job.inner_steps,
+        first_height: cfg.job.first_height,
+        blocks_per_round: cfg.job.blocks_per_round,
+        round_ms: cfg.job.round_ms,
+        announce_timeout_ms: cfg.job.announce_timeout_ms,
+        merge_grace_ms: cfg.job.merge_grace_ms,
+        policy: MergePolicy::default(),
+    };
+    let scheduled = if head.height <= rc.first_height {
+        0
+    } else {
+        (head.height - rc.first_height).div_ceil(rc.blocks_per_round)
+    };
+    let start = next_round.max(scheduled);
+    tracing::info!(node = %me, round = start, base = %base, p2p = %p2p.addr(), "worker running");
+    let (mut sm, first) = RoundState::new(rc, start, base);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let mut reads: Vec<(u64, u64)> = Vec::new();
+    let mut wakes: Vec<u64> = Vec::new();
+    perform(&sh, first, &tx, &mut reads, &mut wakes);
+    let duty_running = Arc::new(AtomicBool::new(false));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut reading = false;
+    let (read_tx, mut read_rx) = mpsc::unbounded_channel::<(u64, u64, Result<EligibleSet>)>();
+    while !shutdown.load(Ordering::Relaxed) {
+        let mut events = Vec::new();
+        tokio::select! {
+            Some((from, msg)) = inbox.recv() => {
+                match round::parse_message(from.as_str(), &msg) {
+                    Ok(ev) => {
+                        if let Event::Merged(m) = &ev {
+                            if let Ok(mut l) = sh.leaders.lock() {
+                                l.insert(m.record.round, from.to_string());
+                            }
+                        }
+                        events.push(ev);
+                    }
+                    Err(e) => tracing::warn!("dropped p2p message: {e}"),
+                }
+            }
+            Some(ev) = rx.recv() => events.push(ev),
+            Some((round, height, r)) = read_rx.recv() => {
+                reading = false;
+                match r {
+                    Ok(set) => events.push(Event::EligibleRead { round, set }),
+                    Err(e) => {
+                        tracing::warn!(round, height, "eligible set not readable yet: {e}");
+                        reads.push((round, height));
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = now_ms();
+                if wakes.iter().any(|&t| t <= now) {
+                    wakes.retain(|&t| t > now);
+                    events.push(Event::Tick);
+                }
+                if !reading {
+                    if let Some(&(round, height)) = reads.first() {
+                        if let Ok(h) = sh.chain.head().await {
+                            if h.height >= height {
+                                reads.remove(0);
+                                reading = true;
+                                let (sh, read_tx) = (sh.clone(), read_tx.clone());
+                                tokio::spawn(async move {
+                                    let r = sh.read_eligible(height).await;
+                                    let _ = read_tx.send((round, height, r));
+                                });
+                            }
+                        }
+                    }
+                }
+                if !duty_running.swap(true, Ordering::SeqCst) {
+                    let (sh, flag) = (sh.clone(), duty_running.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::duties::run_duties(&sh).await {
+                            sh.metrics.chain_errors.inc();
+                            tracing::warn!("epoch duties: {e}");
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    });
+                }
+                if let Ok(list) = sh.net.backend.list_shards(None) {
+                    sh.metrics.shards_held.set(list.len() as i64);
+                }
+            }
+        }
+        for ev in events {
+            let (next, actions) = sm.step(ev, now_ms());
+            sm = next;
+            perform(&sh, actions, &tx, &mut reads, &mut wakes);
+        }
+    }
+    tracing::info!(node = %me, "shutting down");
+    sh.save_state().await;
+    p2p.kill();
+    Ok(())
+}

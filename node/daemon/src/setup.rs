@@ -1,0 +1,108 @@
+//! `magnet-worker init` and `magnet-worker join`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::chain::Chain;
+use crate::config::Config;
+use crate::keys::WorkerKeys;
+use crate::profile::{profile, HardwareProfile};
+use crate::run::JobJson;
+use crate::{DaemonError, Result};
+
+/// What `init` created.
+#[derive(Clone, Debug, Serialize)]
+pub struct InitReport {
+    /// Worker home.
+    pub home: String,
+    /// Operator address (fund it, then `join`).
+    pub operator: String,
+    /// Node key's account address (pays no bond; fund it for tx fees if fees are on).
+    pub node_address: String,
+    /// Node id.
+    pub node_id: String,
+    /// Compressed node key (hex).
+    pub node_pubkey: String,
+    /// Hardware profile.
+    pub profile: HardwareProfile,
+    /// The tier written to the config.
+    pub tier: String,
+}
+
+/// Creates `home` with a config (`cfg`, its tier replaced by the profile's suggestion when
+/// `cfg.node.tier` is empty), both keys, and a hardware profile. Refuses an existing config.
+pub fn init(home: &Path, mut cfg: Config, disk_test_mb: usize) -> Result<InitReport> {
+    if home.join(crate::config::CONFIG_FILE).exists() {
+        return Err(DaemonError::State(format!(
+            "{} already holds a worker; pick another --home or remove it",
+            home.display()
+        )));
+    }
+    std::fs::create_dir_all(home)
+        .map_err(DaemonError::io(format!("creating {}", home.display())))?;
+    let profile = profile(home, disk_test_mb)?;
+    if cfg.node.tier.is_empty() {
+        cfg.node.tier = profile.suggested_tier.clone();
+    }
+    cfg.validate().map_err(|reason| DaemonError::Config {
+        path: "worker.toml".into(),
+        reason,
+    })?;
+    let keys = WorkerKeys::create(home)?;
+    cfg.save(home)?;
+    let hw = serde_json::to_vec_pretty(&profile).map_err(|e| DaemonError::State(e.to_string()))?;
+    crate::state::write_atomic(&home.join("hardware.json"), &hw)?;
+    Ok(InitReport {
+        home: home.display().to_string(),
+        operator: keys.operator.address().to_string(),
+        node_address: keys.node.address().to_string(),
+        node_id: keys.node_id()?,
+        node_pubkey: hex::encode(keys.node.public_key_bytes()),
+        tier: cfg.node.tier.clone(),
+        profile,
+    })
+}
+
+/// Registers this worker's node key on chain under its operator, with `bond` umag.
+pub async fn join(home: &Path, bond: u128) -> Result<String> {
+    let cfg = Config::load(home)?;
+    let keys = WorkerKeys::load(home)?;
+    let chain = Chain::new(&cfg.chain.rpc, cfg.chain.gas_limit, cfg.chain.fee_umag)?;
+    let op = keys.operator.address();
+    let existing: Option<serde_json::Value> = chain
+        .query("/magnet.registry.v1/node", &op.to_string())
+        .await?;
+    if let Some(n) = existing {
+        return Ok(n["node_id"].as_str().unwrap_or_default().to_string());
+    }
+    let hw = std::fs::read_to_string(home.join("hardware.json")).unwrap_or_else(|_| "{}".into());
+    let msg = magnet_registry::msgs::register_node(
+        &op,
+        &keys.node.public_key_bytes(),
+        &cfg.node.tier,
+        &cfg.node.p2p_listen,
+        &cfg.node.region,
+        &hw,
+        bond,
+    );
+    chain
+        .send(&keys.operator, "MsgRegisterNode", vec![msg])
+        .await?;
+    keys.node_id()
+}
+
+/// The job's base checkpoint hash this worker's `[job]` section produces (for `MsgCreateJob`).
+pub fn base_hash(home: &Path) -> Result<(String, String)> {
+    let cfg = Config::load(home)?;
+    let e = crate::engine::Engine::open(&cfg.job, home)?;
+    Ok((
+        e.base_checkpoint().hash().to_hex(),
+        hex::encode(e.eval_set_hash),
+    ))
+}
+
+/// Checks that the job exists on chain.
+pub async fn job(chain: &Chain, id: u64) -> Result<JobJson> {
+    chain.query("/magnet.jobs.v1/job", &id.to_string()).await
+}
