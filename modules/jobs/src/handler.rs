@@ -117,11 +117,17 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             if !matches!(j.status, Status::Open) {
                 return Err(Error::NotOpen(job));
             }
-            if round != j.rounds {
+            // DiLoCo rounds are numbered by their schedule; a round that timed out (dead leader,
+            // too few contributions) leaves a gap. The lineage stays a chain through `base`.
+            let next = match state::rounds(ctx.store(), job)?.last() {
+                Some(r) => r.round + 1,
+                None => 0,
+            };
+            if round < next {
                 return Err(Error::BadRound {
                     job,
                     round,
-                    why: format!("the next round is {}", j.rounds),
+                    why: format!("rounds up to {} are recorded; the next is at least {next}", next - 1),
                 });
             }
             if hexs(&base) != j.head {

@@ -24,7 +24,7 @@ fn job(c: &mut magnet_testkit::Chain, creator: &Address, deadline: u64) -> u64 {
 }
 
 #[test]
-fn rounds_must_chain_from_the_base_checkpoint_without_gaps() {
+fn rounds_must_chain_from_the_base_checkpoint_with_increasing_numbers() {
     let (mut c, nodes) = setup(3);
     let (creator, leader) = (nodes[0].op, &nodes[1]);
     c.begin(1).unwrap();
@@ -50,21 +50,28 @@ fn rounds_must_chain_from_the_base_checkpoint_without_gaps() {
     );
     c.deliver(&leader.node, &[rec(0, BASE, [1; 32])]).unwrap();
     let before = c.snapshot();
-    for (r, base) in [(0u64, BASE), (1, BASE), (2, [1; 32])] {
+    // A replayed round number, and a base that is not the head, are refused.
+    for (r, base) in [(0u64, BASE), (1, BASE)] {
         let e = c
             .deliver(&leader.node, &[rec(r, base, [2; 32])])
             .unwrap_err();
         assert_eq!((e.codespace.as_str(), e.code), ("jobs", 6), "{}", e.log);
     }
     assert_eq!(c.snapshot(), before);
-    c.deliver(&leader.node, &[rec(1, [1; 32], [2; 32])])
+    // Round 1 timed out (no merge); round 2 extends the lineage from round 0's checkpoint.
+    c.deliver(&leader.node, &[rec(2, [1; 32], [2; 32])])
         .unwrap();
+    let e = c
+        .deliver(&leader.node, &[rec(1, [2; 32], [3; 32])])
+        .unwrap_err();
+    assert_eq!((e.codespace.as_str(), e.code), ("jobs", 6), "{}", e.log);
     c.end().unwrap();
     let l = c
         .query("/magnet.jobs.v1/lineage", id.to_string().as_bytes())
         .unwrap();
     assert_eq!(l["rounds"].as_array().unwrap().len(), 2);
     assert_eq!(l["rounds"][1]["base_hash"], l["rounds"][0]["merged_hash"]);
+    assert_eq!(l["rounds"][1]["round"], 2);
     let shares: Vec<(String, String)> = serde_json::from_value(l["shares"].clone()).unwrap();
     let mine = shares
         .iter()

@@ -98,6 +98,13 @@ enum Command {
     ///
     /// Example: magnetd export --output-file exported-genesis.json
     Export(ExportArgs),
+    /// A whole MAGNET loop on this machine: an embedded chain with a devnet genesis, a research
+    /// job, and N `magnet-worker` processes that train in DiLoCo rounds, commit, reveal,
+    /// evaluate each other and get settled; ends with a report and a loss curve.
+    ///
+    /// Example: `magnetd devnet --workers 3 --epochs 2 --out devnet` (about 8 minutes on 2
+    /// cores; needs `magnet-worker` next to `magnetd` or on $PATH).
+    Devnet(magnet_chain::devnet::DevnetArgs),
 }
 
 #[derive(Args, Debug)]
@@ -404,6 +411,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tx(TxCmd::Bank(t)) => rt()?.block_on(tx_bank(&home, t)),
         Command::Query(q) => rt()?.block_on(query(&home, q)),
         Command::Export(e) => export(&home, e),
+        Command::Devnet(a) => {
+            let me = std::env::current_exe().context("locating the magnetd binary")?;
+            magnet_chain::devnet::run(a, &me).map(|_| ())
+        }
     }
 }
 

@@ -542,6 +542,10 @@ fn perform(
                 if let Ok(mut l) = sh.leaders.lock() {
                     l.insert(announcement.round, sh.me.to_string());
                 }
+                sh.log_round(serde_json::json!({
+                    "kind": "announced", "round": announcement.round, "leader": sh.me.as_str(),
+                    "peers": to.len(),
+                }));
                 let (sh, tx) = (sh.clone(), tx.clone());
                 tokio::spawn(async move {
                     let round = announcement.round;

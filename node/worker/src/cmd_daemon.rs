@@ -98,6 +98,9 @@ pub struct InitArgs {
     /// Inner steps per round.
     #[arg(long)]
     pub inner_steps: Option<u32>,
+    /// Sequences per inner step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Chain height of round 0.
     #[arg(long)]
     pub first_height: Option<u64>,
@@ -163,6 +166,9 @@ fn init(a: InitArgs) -> Result<()> {
     cfg.job.shard_count = n;
     if let Some(v) = a.inner_steps {
         cfg.job.inner_steps = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.job.batch_size = v;
     }
     if let Some(v) = a.first_height {
         cfg.job.first_height = v;

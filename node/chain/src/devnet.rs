@@ -1,0 +1,1087 @@
+//! `magnetd devnet`: a whole MAGNET epoch loop on one machine, with one command.
+//!
+//! It builds a devnet genesis (short epochs and windows, funded operator and node accounts),
+//! starts the embedded chain (`magnetd start`, a child process), creates a research job for a
+//! small BitNet model on the shipped text corpus, and starts N `magnet-worker` processes of
+//! different tiers on loopback. The workers register, heart-beat, train in DiLoCo rounds over
+//! signed gRPC, record each merge on chain, commit and reveal their work, evaluate each other,
+//! and get settled. The devnet watches the chain until the asked epochs are settled, then
+//! writes `report.md` / `report.json` (per round: leader, participants, bytes, merged
+//! validation loss; per node: tier, verified contribution, reward, slashes) and `loss.png`.
+//!
+//! `magnetd` links no ML code: the devnet only orchestrates processes, signs two kinds of tx
+//! (the job's creation) and reads the chain; everything it reports about training comes from
+//! the chain and from the workers' own round logs.
+//!
+//! # Guarantees
+//! Every number in the report is read back from the chain (lineage, contributions, settlements,
+//! slash records) or from the worker that measured it (losses, bytes). The chain keeps running
+//! after the report unless `--exit-when-done`, and its home (`OUT/chain`) restarts with
+//! `magnetd --home OUT/chain start`.
+//!
+//! # Non-guarantees
+//! Wall-clock pacing: on a loaded machine rounds may time out and be skipped (the report shows
+//! them as failed); the defaults are sized for 2 cores.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use magnet_client::tx::FeeSpec;
+use magnet_client::{ChainClient, Key};
+use magnet_core::Coins;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// `magnetd devnet` options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DevnetArgs {
+    /// Number of worker processes (tiers cycle orchestrator, gpu_compute, cpu_only).
+    #[arg(long, default_value_t = 3)]
+    pub workers: usize,
+    /// Epochs of work to settle before the report.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: u64,
+    /// Output directory (chain home, worker homes, report); must not exist or be empty.
+    #[arg(long, default_value = "devnet")]
+    pub out: PathBuf,
+    /// Epoch length in seconds of block time (blocks are 1 s apart).
+    #[arg(long, default_value_t = 150)]
+    pub epoch_secs: u64,
+    /// Inner steps per DiLoCo round.
+    #[arg(long, default_value_t = 10)]
+    pub inner_steps: u32,
+    /// Sequences per inner step.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Blocks between DiLoCo round starts.
+    #[arg(long, default_value_t = 30)]
+    pub blocks_per_round: u64,
+    /// Text corpus for the job (default: data/text/kjv.txt under the current directory).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Lines of the corpus the job uses.
+    #[arg(long, default_value_t = 12_000)]
+    pub corpus_lines: usize,
+    /// The magnet-worker binary (default: next to this magnetd, then $PATH).
+    #[arg(long)]
+    pub worker_bin: Option<PathBuf>,
+    /// RPC port of the chain.
+    #[arg(long, default_value_t = 26_757)]
+    pub rpc_port: u16,
+    /// First p2p port (worker i listens on this + i).
+    #[arg(long, default_value_t = 27_100)]
+    pub p2p_port: u16,
+    /// Stop the chain after the report instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Fault injection: `I:nan` (worker I sends NaN updates) or `I:no-reveal`.
+    #[arg(long = "fault", hide = true)]
+    pub faults: Vec<String>,
+    /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
+    /// leader once it has announced.
+    #[arg(long = "kill", hide = true)]
+    pub kills: Vec<String>,
+}
+
+const TIERS: [(&str, u128); 3] = [
+    ("orchestrator", 10_000_000_000),
+    ("gpu_compute", 1_000_000_000),
+    ("cpu_only", 300_000_000),
+];
+const MAG: u128 = 1_000_000;
+const CHAIN_ID: &str = "magnet-devnet-1";
+
+struct Worker {
+    idx: usize,
+    home: PathBuf,
+    moniker: String,
+    tier: String,
+    operator: String,
+    node_id: String,
+    child: Option<Child>,
+}
+
+fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn find_worker_bin(given: &Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    if let Ok(me) = std::env::current_exe() {
+        let sib = me.with_file_name("magnet-worker");
+        if sib.is_file() {
+            return Ok(sib);
+        }
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&paths) {
+            let p = d.join("magnet-worker");
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    bail!(
+        "magnet-worker not found next to magnetd or on $PATH: build it with \
+         `cargo build --release -p magnet-worker` or pass --worker-bin"
+    )
+}
+
+fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
+    let mut m = BTreeMap::new();
+    for f in v {
+        let (i, k) = f
+            .split_once(':')
+            .ok_or_else(|| anyhow!("--fault {f:?}: use I:nan or I:no-reveal"))?;
+        let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
+        if i >= n || !["nan", "no-reveal"].contains(&k) {
+            bail!("--fault {f:?}: worker index below {n}, fault nan or no-reveal");
+        }
+        m.insert(i, k.to_string());
+    }
+    Ok(m)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KillWho {
+    Worker(usize),
+    Leader,
+}
+
+fn parse_kills(v: &[String], n: usize) -> Result<Vec<(KillWho, u64)>> {
+    v.iter()
+        .map(|k| {
+            let (who, r) = k
+                .split_once('@')
+                .ok_or_else(|| anyhow!("--kill {k:?}: use I@ROUND or leader@ROUND"))?;
+            let r: u64 = r.parse().with_context(|| format!("--kill {k:?}"))?;
+            let who = if who == "leader" {
+                KillWho::Leader
+            } else {
+                let i: usize = who.parse().with_context(|| format!("--kill {k:?}"))?;
+                if i >= n {
+                    bail!("--kill {k:?}: there are only {n} workers");
+                }
+                KillWho::Worker(i)
+            };
+            Ok((who, r))
+        })
+        .collect()
+}
+
+fn devnet_app_state(epoch_secs: u64) -> Result<Value> {
+    let mut reg = serde_json::to_value(magnet_registry::Params::default())?;
+    reg["heartbeat_interval_secs"] = 10.into();
+    reg["min_heartbeats_per_epoch"] = 2.into();
+    reg["liveness_window_secs"] = 45.into();
+    reg["unbonding_delay_secs"] = 600.into();
+    // On a CPU-only devnet every tier trains: give cpu_only the training kind too.
+    if let Some(tiers) = reg["tiers"].as_array_mut() {
+        for t in tiers {
+            if t["name"] == "cpu_only" {
+                if let Some(k) = t["kinds"].as_array_mut() {
+                    k.push("training".into());
+                }
+            }
+        }
+    }
+    let mut em = serde_json::to_value(magnet_emission::Params::default())?;
+    em["blocks_per_day"] = 86_400.into();
+    let mut co = serde_json::to_value(magnet_contrib::Params::default())?;
+    let w = |x: u64| Value::from(x);
+    let tail = 16u64;
+    let commit = epoch_secs.saturating_sub(4 * tail).max(tail);
+    co["commit_window_secs"] = w(commit);
+    co["reveal_window_secs"] = w(tail);
+    co["eval_commit_window_secs"] = w(tail);
+    co["eval_reveal_window_secs"] = w(tail);
+    co["challenge_window_secs"] = w(tail);
+    co["evaluator_slots"] = 4.into();
+    co["min_evaluations"] = 2.into();
+    Ok(json!({
+        "epochs": { "params": { "duration_secs": epoch_secs, "max_ends_per_block": 16 } },
+        "registry": { "params": reg },
+        "emission": { "params": em },
+        "contrib": { "params": co },
+    }))
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
+}
+
+fn stop_child(child: &mut Child, grace: Duration) {
+    signal(child, "INT");
+    let t = Instant::now();
+    while t.elapsed() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// One line of a worker's `rounds.jsonl`.
+#[derive(Clone, Debug, Deserialize)]
+struct RoundLine {
+    kind: String,
+    round: u64,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    local_val_loss: Option<f64>,
+    #[serde(default)]
+    merged_val_loss: Option<f64>,
+    #[serde(default)]
+    upload_bytes: Option<u64>,
+}
+
+fn read_rounds(home: &Path) -> Vec<RoundLine> {
+    let Ok(f) = std::fs::File::open(home.join("rounds.jsonl")) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(|l| l.ok())
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect()
+}
+
+/// The devnet's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Chain id.
+    pub chain_id: String,
+    /// Job id.
+    pub job: u64,
+    /// Per round.
+    pub rounds: Vec<RoundRow>,
+    /// Per node.
+    pub nodes: Vec<NodeRow>,
+    /// Per settled epoch.
+    pub epochs: Vec<EpochRow>,
+}
+
+/// One DiLoCo round.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundRow {
+    /// Round.
+    pub round: u64,
+    /// Leader moniker (as recorded on chain).
+    pub leader: String,
+    /// Accepted participants (monikers) and weights (ppm).
+    pub accepted: Vec<(String, u64)>,
+    /// Rejected participants and why.
+    pub rejected: Vec<(String, String)>,
+    /// Δ bytes uploaded to the leader.
+    pub upload_bytes: u64,
+    /// Merged-model bytes every participant downloads (fp32 parameters + momentum).
+    pub merged_val_loss: Option<f64>,
+    /// Mean validation loss of the participants' local models.
+    pub mean_local_val_loss: Option<f64>,
+}
+
+/// One node.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeRow {
+    /// Moniker.
+    pub moniker: String,
+    /// Node id.
+    pub node_id: String,
+    /// Operator.
+    pub operator: String,
+    /// Tier.
+    pub tier: String,
+    /// Per epoch: contribution status, quality, compute.
+    pub contributions: Vec<(u64, String, String, String)>,
+    /// Total reward (umag).
+    pub reward: u128,
+    /// Slashes: offence and amount.
+    pub slashes: Vec<(String, u128)>,
+}
+
+/// One settled epoch.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochRow {
+    /// Epoch.
+    pub epoch: u64,
+    /// The epoch's reward pool.
+    pub pool: u128,
+    /// Its contributors' part (the rest goes to evaluators).
+    pub contributor_pool: u128,
+    /// Contributor payouts: operator (moniker) and amount.
+    pub contributors: Vec<(String, u128)>,
+    /// Σ payouts (contributors and evaluators).
+    pub paid: u128,
+    /// Dust to the community pool.
+    pub dust: u128,
+}
+
+fn u(v: &Value) -> u128 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64().map(u128::from))
+        .unwrap_or(0)
+}
+
+async fn q(c: &ChainClient, path: &str, data: &str) -> Result<Value> {
+    let b = c.query(path, data.as_bytes().to_vec()).await?;
+    Ok(serde_json::from_slice(&b)?)
+}
+
+/// Runs the devnet; returns the report (also written under `--out`).
+pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
+    if a.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if a.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    let faults = parse_faults(&a.faults, a.workers)?;
+    let mut kills = parse_kills(&a.kills, a.workers)?;
+    let worker_bin = find_worker_bin(&a.worker_bin)?;
+    let out = &a.out;
+    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        if !a.force {
+            bail!(
+                "{} exists and is not empty: pick another --out or pass --force",
+                out.display()
+            );
+        }
+        std::fs::remove_dir_all(out)?;
+    }
+    std::fs::create_dir_all(out.join("data"))?;
+    let out = std::fs::canonicalize(out)?;
+    let corpus_src = a
+        .corpus
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data/text/kjv.txt"));
+    let text = std::fs::read_to_string(&corpus_src).with_context(|| {
+        format!(
+            "reading the corpus {} (run from the repository root or pass --corpus)",
+            corpus_src.display()
+        )
+    })?;
+    let corpus = out.join("data/corpus.txt");
+    let part: String = text
+        .lines()
+        .take(a.corpus_lines)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&corpus, part)?;
+    let tokenizer = out.join("data/tokenizer.json");
+    let t0 = Instant::now();
+    eprintln!("devnet: training the job's tokenizer on {} lines", a.corpus_lines);
+    run_cmd(
+        Command::new(&worker_bin)
+            .args(["tokenizer", "train", "--vocab-size", "512", "--corpus"])
+            .arg(&corpus)
+            .arg("--out")
+            .arg(&tokenizer),
+        "magnet-worker tokenizer train",
+    )?;
+
+    // Chain home.
+    let chain = out.join("chain");
+    let rpc = format!("127.0.0.1:{}", a.rpc_port);
+    let rpc_url = format!("http://{rpc}");
+    let md = |args: &[&str]| -> Result<String> {
+        let mut c = Command::new(magnetd);
+        c.arg("--home").arg(&chain).args(args);
+        run_cmd(&mut c, &format!("magnetd {}", args.join(" ")))
+    };
+    md(&[
+        "init",
+        "devnet",
+        "--chain-id",
+        CHAIN_ID,
+        "--rpc-laddr",
+        &format!("tcp://{rpc}"),
+    ])?;
+
+    // Workers' homes and keys.
+    let total_rounds_estimate = (a.epochs + 1) * a.epoch_secs / a.blocks_per_round.max(1) + 2;
+    let mut workers = Vec::new();
+    for i in 0..a.workers {
+        let (tier, _) = TIERS[i % TIERS.len()];
+        let home = out.join(format!("w{i}"));
+        let fault = faults.get(&i).cloned().unwrap_or_else(|| "none".into());
+        let s = run_cmd(
+            Command::new(&worker_bin)
+                .arg("init")
+                .arg("--home")
+                .arg(&home)
+                .args(["--moniker", &format!("w{i}")])
+                .args(["--rpc", &rpc_url])
+                .args(["--p2p", &format!("127.0.0.1:{}", a.p2p_port as usize + i)])
+                .args(["--tier", tier])
+                .arg("--corpus")
+                .arg(&corpus)
+                .arg("--tokenizer")
+                .arg(&tokenizer)
+                .args(["--shard", &format!("{i}/{}", a.workers)])
+                .args(["--inner-steps", &a.inner_steps.to_string()])
+                .args(["--batch-size", &a.batch_size.to_string()])
+                .args(["--blocks-per-round", &a.blocks_per_round.to_string()])
+                .args(["--round-ms", &(a.blocks_per_round * 1000 * 3 / 4).to_string()])
+                .args([
+                    "--schedule-steps",
+                    &(total_rounds_estimate * u64::from(a.inner_steps)).to_string(),
+                ])
+                .args(["--fault", &fault])
+                .args(["--disk-test-mb", "4"]),
+            &format!("magnet-worker init (w{i})"),
+        )?;
+        let r: Value = serde_json::from_str(&s).context("magnet-worker init output")?;
+        workers.push(Worker {
+            idx: i,
+            home,
+            moniker: format!("w{i}"),
+            tier: tier.to_string(),
+            operator: r["operator"].as_str().unwrap_or_default().to_string(),
+            node_id: r["node_id"].as_str().unwrap_or_default().to_string(),
+            child: None,
+        });
+        let node_addr = r["node_address"].as_str().unwrap_or_default().to_string();
+        let (_, bond) = TIERS[i % TIERS.len()];
+        md(&[
+            "genesis",
+            "add-account",
+            &workers[i].operator,
+            &format!("{}umag", 2 * bond + 100 * MAG),
+        ])?;
+        md(&["genesis", "add-account", &node_addr, &format!("{}umag", MAG)])?;
+    }
+    eprintln!("devnet: computing the job's base checkpoint");
+    let hashes: Value = serde_json::from_str(&run_cmd(
+        Command::new(&worker_bin)
+            .arg("job-hash")
+            .arg("--home")
+            .arg(&workers[0].home),
+        "magnet-worker job-hash",
+    )?)?;
+    let base = hashes["base_checkpoint"].as_str().unwrap_or_default();
+    let eval = hashes["eval_set_hash"].as_str().unwrap_or_default();
+
+    // The job's creator.
+    let funder = Key::generate()?;
+    md(&[
+        "genesis",
+        "add-account",
+        &funder.address().to_string(),
+        &format!("{}umag", 1_000_000 * MAG),
+    ])?;
+    let gpath = chain.join("config/genesis.json");
+    let mut g: Value = serde_json::from_slice(&std::fs::read(&gpath)?)?;
+    for (k, v) in devnet_app_state(a.epoch_secs)?
+        .as_object()
+        .ok_or_else(|| anyhow!("app state"))?
+    {
+        g["app_state"][k] = v.clone();
+    }
+    crate::genesis::write(&gpath, &g)?;
+
+    // Start the chain.
+    let chain_log = std::fs::File::create(chain.join("node.log"))?;
+    let mut node = Command::new(magnetd)
+        .arg("--home")
+        .arg(&chain)
+        .args([
+            "start",
+            "--block-time",
+            "1s",
+            "--metrics-addr",
+            "off",
+            "--min-gas-price",
+            "0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(chain_log.try_clone()?)
+        .stderr(chain_log)
+        .spawn()
+        .context("starting magnetd")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let res = rt.block_on(drive(&a, &out, &rpc_url, &worker_bin, &mut workers, &funder, base, eval, &mut kills));
+    let report = match res {
+        Ok(r) => r,
+        Err(e) => {
+            for w in &mut workers {
+                if let Some(c) = w.child.as_mut() {
+                    stop_child(c, Duration::from_secs(5));
+                }
+            }
+            stop_child(&mut node, Duration::from_secs(5));
+            return Err(e);
+        }
+    };
+    for w in &mut workers {
+        if let Some(c) = w.child.as_mut() {
+            stop_child(c, Duration::from_secs(10));
+        }
+    }
+    eprintln!(
+        "devnet: done in {:.0} s; report at {}",
+        t0.elapsed().as_secs_f64(),
+        out.join("report.md").display()
+    );
+    if a.exit_when_done {
+        stop_child(&mut node, Duration::from_secs(10));
+    } else {
+        eprintln!(
+            "devnet: the chain is still serving at {rpc_url} (e.g. `magnetd query bank balances \
+             <addr> --node {rpc_url}`); Ctrl-C stops it. Restart it later with \
+             `magnetd --home {} start`.",
+            chain.display()
+        );
+        let _ = rt.block_on(tokio::signal::ctrl_c());
+        stop_child(&mut node, Duration::from_secs(10));
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    a: &DevnetArgs,
+    out: &Path,
+    rpc_url: &str,
+    worker_bin: &Path,
+    workers: &mut [Worker],
+    funder: &Key,
+    base: &str,
+    eval: &str,
+    kills: &mut Vec<(KillWho, u64)>,
+) -> Result<Report> {
+    let c = ChainClient::new(rpc_url)?;
+    let t = Instant::now();
+    loop {
+        if let Ok(s) = c.status().await {
+            if s.sync_info.latest_block_height.value() >= 2 {
+                break;
+            }
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!("the chain did not start: see {}", out.join("chain/node.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Create the job.
+    let fee = FeeSpec {
+        amount: Coins::new(),
+        gas_limit: 2_000_000,
+    };
+    let g = c.http();
+    let genesis: tendermint::Genesis<Value> = tendermint_rpc::Client::genesis(g).await?;
+    let genesis_time = u64::try_from(genesis.genesis_time.unix_timestamp()).unwrap_or(0);
+    let deadline = genesis_time + (a.epochs + 4) * a.epoch_secs;
+    let hexa = |s: &str| -> Result<[u8; 32]> {
+        hex::decode(s)?
+            .try_into()
+            .map_err(|_| anyhow!("{s} is not a 32-byte hash"))
+    };
+    let msg = magnet_jobs::msgs::create_job(
+        &funder.address(),
+        "bitnet-lm",
+        hexa(eval)?,
+        hexa(base)?,
+        1_000 * MAG,
+        deadline,
+    );
+    let r = c
+        .sign_and_broadcast(
+            funder,
+            vec![cosmrs::Any {
+                type_url: msg.type_url,
+                value: msg.value,
+            }],
+            "devnet job",
+            &fee,
+        )
+        .await?;
+    let tx = c.wait_tx(&r.hash.to_string(), Duration::from_secs(30)).await?;
+    if tx.tx_result.code.is_err() {
+        bail!("MsgCreateJob failed: {}", tx.tx_result.log);
+    }
+    let jobs = q(&c, "/magnet.jobs.v1/jobs", "").await?;
+    let job = jobs
+        .as_array()
+        .and_then(|j| j.last())
+        .and_then(|j| j["id"].as_u64())
+        .ok_or_else(|| anyhow!("no job on chain after MsgCreateJob"))?;
+    eprintln!("devnet: job {job} created; registering {} workers", workers.len());
+
+    // Register, then schedule round 0 a few blocks ahead and start the workers.
+    for w in workers.iter() {
+        let (_, bond) = TIERS[w.idx % TIERS.len()];
+        run_cmd(
+            Command::new(worker_bin)
+                .arg("join")
+                .arg("--home")
+                .arg(&w.home)
+                .args(["--bond", &bond.to_string()]),
+            &format!("magnet-worker join ({})", w.moniker),
+        )?;
+    }
+    let h = c.status().await?.sync_info.latest_block_height.value();
+    let first_height = h + 8;
+    for w in workers.iter_mut() {
+        let p = w.home.join("worker.toml");
+        let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
+        if let Some(j) = t.get_mut("job").and_then(|j| j.as_table_mut()) {
+            j.insert("id".into(), toml::Value::Integer(job as i64));
+            j.insert("first_height".into(), toml::Value::Integer(first_height as i64));
+        }
+        std::fs::write(&p, toml::to_string_pretty(&t)?)?;
+        let log = std::fs::File::create(w.home.join("worker.log"))?;
+        w.child = Some(
+            Command::new(worker_bin)
+                .arg("run")
+                .arg("--home")
+                .arg(&w.home)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting {}", w.moniker))?,
+        );
+    }
+    eprintln!(
+        "devnet: {} workers running; round 0 starts at height {first_height}; \
+         {} epochs of {} s to settle",
+        workers.len(),
+        a.epochs,
+        a.epoch_secs
+    );
+
+    // The first epoch with work: round 0 plus two rounds of training must fit before its
+    // commit window closes (block time is genesis + height seconds on the devnet).
+    let commit = a.epoch_secs.saturating_sub(64).max(16);
+    let ready = first_height + 2 * a.blocks_per_round;
+    let e0 = ready / a.epoch_secs + u64::from(ready % a.epoch_secs + 10 > commit);
+    let wanted: Vec<u64> = (e0..e0 + a.epochs).collect();
+    eprintln!("devnet: settling epochs {wanted:?}");
+    // Watch until every asked epoch is settled.
+    let limit = Duration::from_secs((e0 + a.epochs + 3) * a.epoch_secs + 120);
+    let started = Instant::now();
+    let mut last_line = String::new();
+    loop {
+        if started.elapsed() > limit {
+            bail!(
+                "epochs not settled after {} s: see the worker logs under {}",
+                limit.as_secs(),
+                out.display()
+            );
+        }
+        let st = c.status().await?;
+        let height = st.sync_info.latest_block_height.value();
+        let time = u64::try_from(st.sync_info.latest_block_time.unix_timestamp()).unwrap_or(0);
+        let epoch = time.saturating_sub(genesis_time) / a.epoch_secs;
+        let round = height.saturating_sub(first_height) / a.blocks_per_round;
+        // Kills.
+        let mut fired = Vec::new();
+        for (k, (who, r)) in kills.iter().enumerate() {
+            let target = match who {
+                KillWho::Worker(i) => (round >= *r && height >= first_height).then_some(*i),
+                KillWho::Leader => workers.iter().position(|w| {
+                    read_rounds(&w.home)
+                        .iter()
+                        .any(|l| l.kind == "announced" && l.round == *r)
+                }),
+            };
+            if let Some(i) = target {
+                if let Some(ch) = workers[i].child.as_mut() {
+                    let _ = ch.kill();
+                    let _ = ch.wait();
+                    eprintln!("devnet: killed {} (round {r})", workers[i].moniker);
+                }
+                workers[i].child = None;
+                fired.push(k);
+            }
+        }
+        for k in fired.into_iter().rev() {
+            kills.remove(k);
+        }
+        let settled = {
+            let mut n = 0;
+            for e in &wanted {
+                let s = q(&c, "/magnet.rewards.v1/settlement", &e.to_string()).await;
+                let _ = e;
+                if matches!(s, Ok(ref v) if !v.is_null()) {
+                    n += 1;
+                }
+            }
+            n
+        };
+        let merged = workers
+            .iter()
+            .flat_map(|w| read_rounds(&w.home))
+            .filter(|l| l.kind == "merged")
+            .max_by_key(|l| l.round);
+        let line = format!(
+            "height {height} · epoch {epoch} · round {round} · settled {settled}/{} · last merge: {}",
+            a.epochs,
+            merged.map_or("none yet".to_string(), |m| format!(
+                "round {} val loss {:.3}",
+                m.round,
+                m.merged_val_loss.unwrap_or(f64::NAN)
+            ))
+        );
+        if line != last_line {
+            eprintln!("devnet: {line}");
+            last_line = line;
+        }
+        if settled == a.epochs {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let report = build_report(&c, job, workers, &wanted).await?;
+    write_report(out, &report, workers)?;
+    Ok(report)
+}
+
+async fn build_report(
+    c: &ChainClient,
+    job: u64,
+    workers: &[Worker],
+    wanted: &[u64],
+) -> Result<Report> {
+    let by_operator: BTreeMap<String, String> = workers
+        .iter()
+        .map(|w| (w.operator.clone(), w.moniker.clone()))
+        .collect();
+    let by_node: BTreeMap<String, String> = workers
+        .iter()
+        .map(|w| (w.node_id.clone(), w.moniker.clone()))
+        .collect();
+    let name = |op: &str| by_operator.get(op).cloned().unwrap_or_else(|| op.to_string());
+    let logs: Vec<RoundLine> = workers.iter().flat_map(|w| read_rounds(&w.home)).collect();
+    let lineage = q(c, "/magnet.jobs.v1/lineage", &job.to_string()).await?;
+    let mut rounds = Vec::new();
+    for r in lineage["rounds"].as_array().cloned().unwrap_or_default() {
+        let round = r["round"].as_u64().unwrap_or(0);
+        let locals: Vec<&RoundLine> = logs
+            .iter()
+            .filter(|l| l.kind == "local" && l.round == round)
+            .collect();
+        let accepted: Vec<(String, u64)> = r["accepted"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|x| (name(x[0].as_str().unwrap_or("")), x[1].as_u64().unwrap_or(0)))
+            .collect();
+        let accepted_nodes: Vec<&String> = accepted.iter().map(|(m, _)| m).collect();
+        let finite: Vec<f64> = locals
+            .iter()
+            .filter(|l| {
+                l.node
+                    .as_ref()
+                    .and_then(|n| by_node.get(n))
+                    .is_some_and(|m| accepted_nodes.contains(&m))
+            })
+            .filter_map(|l| l.local_val_loss)
+            .filter(|x| x.is_finite())
+            .collect();
+        rounds.push(RoundRow {
+            round,
+            leader: name(r["leader"].as_str().unwrap_or("")),
+            rejected: r["rejected"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|x| {
+                    (
+                        name(x[0].as_str().unwrap_or("")),
+                        x[1].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect(),
+            accepted,
+            upload_bytes: locals.iter().filter_map(|l| l.upload_bytes).sum(),
+            merged_val_loss: logs
+                .iter()
+                .find(|l| l.kind == "merged" && l.round == round)
+                .and_then(|l| l.merged_val_loss),
+            mean_local_val_loss: (!finite.is_empty())
+                .then(|| finite.iter().sum::<f64>() / finite.len() as f64),
+        });
+    }
+    let settlements = q(c, "/magnet.rewards.v1/settlements", "").await?;
+    let mut epochs = Vec::new();
+    let mut rewards: BTreeMap<String, u128> = BTreeMap::new();
+    for s in settlements.as_array().cloned().unwrap_or_default() {
+        if !s["epoch"].as_u64().is_some_and(|e| wanted.contains(&e)) {
+            continue;
+        }
+        let mut paid = 0u128;
+        let contributors = s["contributors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| (name(p["operator"].as_str().unwrap_or("")), u(&p["amount"])))
+            .collect();
+        for p in s["contributors"]
+            .as_array()
+            .into_iter()
+            .chain(s["evaluators"].as_array())
+            .flatten()
+        {
+            let amt = u(&p["amount"]);
+            paid += amt;
+            *rewards
+                .entry(p["operator"].as_str().unwrap_or("").to_string())
+                .or_default() += amt;
+        }
+        epochs.push(EpochRow {
+            epoch: s["epoch"].as_u64().unwrap_or(0),
+            pool: u(&s["pool"]),
+            contributor_pool: u(&s["contributor_pool"]),
+            contributors,
+            paid,
+            dust: u(&s["dust"]),
+        });
+    }
+    let slashes = q(c, "/magnet.slashing.v1/records", "").await?;
+    let mut nodes = Vec::new();
+    for w in workers {
+        let mut contributions = Vec::new();
+        for e in &epochs {
+            let ep = q(c, "/magnet.contrib.v1/epoch", &e.epoch.to_string()).await?;
+            for x in ep["contributions"].as_array().cloned().unwrap_or_default() {
+                if x["operator"].as_str() == Some(w.operator.as_str()) {
+                    contributions.push((
+                        e.epoch,
+                        x["status"].as_str().unwrap_or("").to_string(),
+                        x["quality"].as_str().unwrap_or("0").to_string(),
+                        x["compute"].as_str().unwrap_or("0").to_string(),
+                    ));
+                }
+            }
+        }
+        nodes.push(NodeRow {
+            moniker: w.moniker.clone(),
+            node_id: w.node_id.clone(),
+            operator: w.operator.clone(),
+            tier: w.tier.clone(),
+            contributions,
+            reward: rewards.get(&w.operator).copied().unwrap_or(0),
+            slashes: slashes
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|s| s["offender"].as_str() == Some(w.operator.as_str()))
+                .map(|s| (s["offence"].to_string(), u(&s["amount"])))
+                .collect(),
+        });
+    }
+    Ok(Report {
+        chain_id: CHAIN_ID.into(),
+        job,
+        rounds,
+        nodes,
+        epochs,
+    })
+}
+
+fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
+    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(r)?)?;
+    let mut md = String::new();
+    md.push_str(&format!(
+        "# MAGNET devnet report\n\nChain `{}`, job {}. Every figure below is read back from the \
+         chain or from the worker that measured it.\n\n## Rounds\n\n\
+         | round | leader | accepted (weight ppm) | rejected | Δ bytes up | merged val loss | mean local val loss |\n\
+         |---|---|---|---|---|---|---|\n",
+        r.chain_id, r.job
+    ));
+    for x in &r.rounds {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            x.round,
+            x.leader,
+            x.accepted
+                .iter()
+                .map(|(m, w)| format!("{m} ({w})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            x.rejected
+                .iter()
+                .map(|(m, why)| format!("{m}: {why}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            x.upload_bytes,
+            x.merged_val_loss.map_or("—".into(), |l| format!("{l:.4}")),
+            x.mean_local_val_loss.map_or("—".into(), |l| format!("{l:.4}")),
+        ));
+    }
+    md.push_str("\n## Nodes\n\n| node | tier | contributions (epoch: status, quality, compute) | reward (umag) | slashes |\n|---|---|---|---|---|\n");
+    for n in &r.nodes {
+        md.push_str(&format!(
+            "| {} (`{}`) | {} | {} | {} | {} |\n",
+            n.moniker,
+            n.node_id,
+            n.tier,
+            n.contributions
+                .iter()
+                .map(|(e, s, q, c)| format!("{e}: {s}, q={q}, c={c}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            n.reward,
+            n.slashes
+                .iter()
+                .map(|(o, a)| format!("{o} {a}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    md.push_str("\n## Settlements\n\n| epoch | contributor pool | paid | dust (community pool) | paid + dust = pool |\n|---|---|---|---|---|\n");
+    for e in &r.epochs {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            e.epoch,
+            e.pool,
+            e.paid,
+            e.dust,
+            if e.paid + e.dust == e.pool { "yes" } else { "NO" }
+        ));
+    }
+    md.push_str("\n![loss](loss.png)\n");
+    std::fs::write(out.join("report.md"), md)?;
+    plot(out, r, workers)
+}
+
+fn plot(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
+    use plotters::prelude::*;
+    let merged: Vec<(f64, f64)> = r
+        .rounds
+        .iter()
+        .filter_map(|x| x.merged_val_loss.map(|l| (x.round as f64, l)))
+        .filter(|(_, l)| l.is_finite())
+        .collect();
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = vec![("merged".into(), merged)];
+    for w in workers {
+        let pts: Vec<(f64, f64)> = read_rounds(&w.home)
+            .iter()
+            .filter(|l| l.kind == "local")
+            .filter_map(|l| l.local_val_loss.map(|v| (l.round as f64, v)))
+            .filter(|(_, v)| v.is_finite())
+            .collect();
+        series.push((format!("{} local", w.moniker), pts));
+    }
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let (x1, y0, y1) = all.iter().fold((1.0f64, f64::MAX, f64::MIN), |(x, a, b), (px, py)| {
+        (x.max(*px), a.min(*py), b.max(*py))
+    });
+    let path = out.join("loss.png");
+    let root = BitMapBackend::new(&path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("DiLoCo on the devnet: validation loss per round", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..x1 + 0.5, (y0 - 0.05)..(y1 + 0.05))
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .y_desc("validation loss (nats/token)")
+        .draw()
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    for (i, (name, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let width = if i == 0 { 3 } else { 1 };
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(width)))
+            .map_err(|e| anyhow!("plot: {e}"))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| anyhow!("plot: {e}"))?;
+    root.present().map_err(|e| anyhow!("plot: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_and_kill_specs_parse_or_say_what_is_wrong() {
+        assert_eq!(
+            parse_faults(&["1:nan".into(), "2:no-reveal".into()], 3).unwrap(),
+            BTreeMap::from([(1, "nan".to_string()), (2, "no-reveal".to_string())])
+        );
+        for bad in ["x:nan", "5:nan", "1:evil", "1"] {
+            assert!(parse_faults(&[bad.into()], 3).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_kills(&["leader@2".into(), "1@3".into()], 3).unwrap(),
+            vec![(KillWho::Leader, 2), (KillWho::Worker(1), 3)]
+        );
+        for bad in ["leader", "9@1", "a@b"] {
+            assert!(parse_kills(&[bad.into()], 3).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_devnet_genesis_windows_fit_in_an_epoch_and_validate() {
+        let s = devnet_app_state(150).unwrap();
+        let co: magnet_contrib::Params = serde_json::from_value(s["contrib"]["params"].clone()).unwrap();
+        co.validate().unwrap();
+        let sum = co.commit_window_secs
+            + co.reveal_window_secs
+            + co.eval_commit_window_secs
+            + co.eval_reveal_window_secs
+            + co.challenge_window_secs;
+        assert!(sum <= 150, "{sum}");
+        let reg: magnet_registry::Params =
+            serde_json::from_value(s["registry"]["params"].clone()).unwrap();
+        reg.validate().unwrap();
+        magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &s).unwrap();
+    }
+}
