@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod modules;
+
 const ABOUT: &str = "magnetd — run a MAGNET validator and talk to the MAGNET chain.
 
 A node lives in a home directory (--home, default ~/.magnetd) laid out like CometBFT's, so
@@ -279,6 +281,9 @@ enum TxCmd {
     /// Bank transactions.
     #[command(subcommand)]
     Bank(TxBankCmd),
+    /// Incentive-module transactions (registry, contrib, notary, data, jobs, gov).
+    #[command(flatten)]
+    Module(modules::ModuleTxCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -337,6 +342,9 @@ enum QueryCmd {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Incentive-module queries.
+    #[command(flatten)]
+    Module(modules::ModuleQueryCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -402,6 +410,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Start(s) => start(&home, s),
         Command::Status(n) => rt()?.block_on(status(&home, n)),
         Command::Tx(TxCmd::Bank(t)) => rt()?.block_on(tx_bank(&home, t)),
+        Command::Tx(TxCmd::Module(m)) => rt()?.block_on(modules::tx(&home, m)),
         Command::Query(q) => rt()?.block_on(query(&home, q)),
         Command::Export(e) => export(&home, e),
     }
@@ -1095,6 +1104,7 @@ async fn tx_bank(home: &Home, t: TxBankCmd) -> Result<()> {
 
 async fn query(home: &Home, q: QueryCmd) -> Result<()> {
     match q {
+        QueryCmd::Module(m) => modules::query(home, m).await,
         QueryCmd::Bank(QueryBankCmd::Balances { address, node }) => {
             let addr: Address = address.parse()?;
             let c = ChainClient::new(&node_url(home, &node))?;

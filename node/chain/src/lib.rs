@@ -25,6 +25,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod abci_server;
+pub mod eligible;
 pub mod genesis;
 pub mod home;
 pub mod metrics;

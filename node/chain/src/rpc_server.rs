@@ -6,6 +6,8 @@
 //! `/` and as GET URI calls (`/block?height=5`, `/tx?hash=0xABC…`). Results are serialised
 //! with `tendermint-rpc`'s own v0.38 response types so its `HttpClient` and cosmjs's
 //! `Comet38Client` read them unchanged. The node reports CometBFT version [`COMET_VERSION`].
+//! Besides JSON-RPC it serves `GET /magnet/diloco/v1/eligible?height=H`, the DiLoCo eligible
+//! set (see [`crate::eligible`]).
 //!
 //! Not served: websocket subscriptions, `net_info`, `consensus_state`, `unconfirmed_txs`,
 //! general `tx_search`/`block_search` queries (only `tx.hash='…'`); they answer
@@ -162,6 +164,10 @@ pub async fn serve<A: Application + Sync + Send + 'static>(
     use anyhow::Context;
     let app = axum::Router::new()
         .route("/", post(post_handler::<A>).get(|| async { "MAGNET embedded node: CometBFT v0.38 JSON-RPC. POST JSON-RPC 2.0 to / or GET /status" }))
+        .route(
+            crate::eligible::ELIGIBLE_PATH,
+            get(crate::eligible::handler::<A>),
+        )
         .route("/{method}", get(get_handler::<A>))
         .with_state(node);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -190,8 +190,8 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
     let mut vals: Vec<Validator> = (0..4)
         .map(|i| Validator {
             home: dir.path().join(format!("node{i}")),
-            rpc: (base + 10 * i + 1) as u16,
-            metrics: (base + 10 * i + 3) as u16,
+            rpc: base + 10 * i + 1,
+            metrics: base + 10 * i + 3,
             app: None,
             comet: None,
         })
