@@ -1177,6 +1177,17 @@ async fn query(home: &Home, q: QueryCmd) -> Result<()> {
     }
 }
 
+/// Header time of the embedded node's block `height`, if this home ran the embedded node
+/// (behind CometBFT the blocks live in CometBFT's own store).
+fn last_block_time(home: &Home, height: u64) -> Option<String> {
+    if !home.node_dir().exists() {
+        return None;
+    }
+    let store = magnet_chain::store::BlockStore::open(&home.node_dir()).ok()?;
+    let st = store.state().ok()?;
+    (st.last_height == height).then_some(st.last_time)
+}
+
 fn export(home: &Home, e: ExportArgs) -> Result<()> {
     let app = magnet_app::MagnetApp::open(&home.app_dir(), magnet_app::AppConfig::default())
         .with_context(|| {
@@ -1190,6 +1201,11 @@ fn export(home: &Home, e: ExportArgs) -> Result<()> {
     let mut g = old.clone();
     g["chain_id"] = json!(e.chain_id.unwrap_or_else(|| st.chain_id.clone()));
     g["initial_height"] = json!((st.height + 1).to_string());
+    if let Some(t) = last_block_time(home, st.height) {
+        // The new chain's first block must not be earlier than the old chain's last one:
+        // module clocks (epochs, heartbeats, unbonding) read block time.
+        g["genesis_time"] = json!(t);
+    }
     g["app_state"] = st.app_state.clone();
     let vals: Vec<ValidatorInfo> = st
         .validators

@@ -365,15 +365,16 @@ async fn dispatch<A: Application + Sync + Send + 'static>(
             let (earliest_hash, earliest_app, earliest_time, earliest_h) = if st.last_height == 0 {
                 (String::new(), String::new(), v.genesis_time.to_rfc3339(), 0)
             } else {
+                let first = v.initial_height.max(1);
                 let b = node
-                    .load_block(1)
+                    .load_block(first)
                     .map_err(|e| RpcError::internal(e.to_string()))?;
                 let id = Node::<A>::block_id(&b).map_err(|e| RpcError::internal(e.to_string()))?;
                 (
                     id.hash.to_string(),
                     hex::encode_upper(b.header.app_hash.as_bytes()),
                     b.header.time.to_rfc3339(),
-                    1,
+                    first,
                 )
             };
             let me = v
