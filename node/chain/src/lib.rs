@@ -32,3 +32,4 @@ pub mod metrics;
 pub mod node;
 pub mod rpc_server;
 pub mod store;
+pub mod tx_search;
