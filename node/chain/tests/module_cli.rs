@@ -330,3 +330,185 @@ fn diloco_reads_the_eligible_set_from_the_embedded_node() {
         other => panic!("expected NotYet, got {other:?}"),
     }
 }
+
+#[test]
+fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
+    let net = devnet("magnet-modules-cli");
+    let _node = start_embedded(&net, "200ms");
+    let home = net.home();
+    let (_, _, _) = register_and_heartbeat(&net);
+
+    // data: register a real file; its hash and size are computed by the CLI.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("corpus.txt");
+    std::fs::write(
+        &file,
+        "the quick brown fox jumps over the lazy dog\n".repeat(100),
+    )
+    .unwrap();
+    let r = tx(
+        &home,
+        &[
+            "data",
+            "register",
+            "--file",
+            file.to_str().unwrap(),
+            "--domain",
+            "text",
+        ],
+        "alice",
+    );
+    let data_id = r["responses"][0]["id"].as_u64().unwrap();
+    let rec = query(&home, &["data", "record", &data_id.to_string()]);
+    assert_eq!(rec["size"], json!(4400), "{rec}");
+    assert_eq!(rec["status"], json!("pending"), "{rec}");
+
+    // jobs: create, record a round with the node key, pay for inference, read the lineage.
+    let base = "11".repeat(32);
+    let merged = "22".repeat(32);
+    let r = tx(
+        &home,
+        &[
+            "jobs",
+            "create",
+            "--domain",
+            "text",
+            "--eval-set-hash",
+            &"33".repeat(32),
+            "--base-checkpoint",
+            &base,
+            "--budget",
+            "1000000umag",
+            "--deadline-secs",
+            "1800000000",
+        ],
+        "alice",
+    );
+    let job = r["responses"][0]["job"].as_u64().unwrap().to_string();
+    let accept = format!("{}:3", net.alice);
+    tx(
+        &home,
+        &[
+            "jobs",
+            "record-round",
+            "--job",
+            &job,
+            "--round",
+            "0",
+            "--base-hash",
+            &base,
+            "--merged-hash",
+            &merged,
+            "--accept",
+            &accept,
+        ],
+        "node1",
+    );
+    let lineage = query(&home, &["jobs", "lineage", &job]);
+    assert_eq!(lineage["rounds"].as_array().unwrap().len(), 1, "{lineage}");
+    assert!(lineage.to_string().contains(&merged), "{lineage}");
+    // The round must be recorded by a registered node key: the operator key is refused
+    // with the jobs module's own error.
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "jobs",
+            "record-round",
+            "--job",
+            &job,
+            "--round",
+            "1",
+            "--base-hash",
+            &merged,
+            "--merged-hash",
+            &base,
+            "--accept",
+            &accept,
+            "--from",
+            "alice",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("not registered"), "{err}");
+    tx(
+        &home,
+        &["jobs", "pay-inference", &job, &net.alice, "1000000umag"],
+        "alice",
+    );
+
+    // notary: challenge the data record with the minimum bond; it is open for votes.
+    let min_bond = query(&home, &["notary", "params"])["min_challenge_bond"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = tx(
+        &home,
+        &[
+            "notary",
+            "challenge",
+            &format!("data/{data_id}"),
+            "--bond",
+            &min_bond,
+            "--evidence-hash",
+            &"44".repeat(32),
+        ],
+        "alice",
+    );
+    let cid = r["responses"][0]["challenge_id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let c = query(&home, &["notary", "challenge", &cid]);
+    assert!(c.to_string().contains(&format!("data/{data_id}")), "{c}");
+    // alice is not on the notary panel: her vote is refused by the notary module.
+    let err = run_err(
+        &home,
+        &[
+            "tx", "notary", "vote", &cid, "uphold", "--from", "alice", "--yes",
+        ],
+    );
+    assert!(
+        err.contains("not a bonded member of the notary panel"),
+        "{err}"
+    );
+
+    // contrib: commit in the open commit window; a reveal before its window is refused
+    // with a typed error (code and codespace), state unchanged.
+    let epoch = query(&home, &["epochs", "state"])["current"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let work = [
+        "--checkpoint-hash",
+        &merged,
+        "--steps",
+        "500",
+        "--params",
+        "124000000",
+        "--data-hash",
+        &"55".repeat(32),
+        "--kind",
+        "training",
+    ];
+    let mut args = vec![
+        "contrib", "commit", "--epoch", &epoch, "--job", &job, "--nonce", "0badc0de",
+    ];
+    args.extend_from_slice(&work);
+    let r = tx(&home, &args, "node1");
+    assert_eq!(r["nonce"], json!("0badc0de"));
+    assert_eq!(r["operator"], json!(net.alice));
+    let mut args = vec![
+        "tx", "contrib", "reveal", "--epoch", &epoch, "--job", &job, "--nonce", "0badc0de",
+        "--from", "node1", "--yes",
+    ];
+    args.extend_from_slice(&work);
+    let err = run_err(&home, &args);
+    assert!(err.contains("reveal window of epoch"), "{err}");
+    let ep = query(&home, &["contrib", "epoch", &epoch]);
+    assert_eq!(
+        ep["contributions"].as_array().map(Vec::len),
+        Some(1),
+        "{ep}"
+    );
+}

@@ -502,6 +502,13 @@ pub(super) enum GovTx {
 /// Incentive-module queries, flattened into `magnetd query`.
 #[derive(Subcommand, Debug)]
 pub(super) enum ModuleQueryCmd {
+    /// The epoch clock: current epoch, its start, params.
+    ///
+    /// Example: magnetd query epochs state
+    Epochs {
+        #[command(subcommand)]
+        q: EpochsQ,
+    },
     /// Registry: params, nodes, a node, governance bonds.
     ///
     /// Example: magnetd query registry nodes --output json
@@ -565,6 +572,12 @@ pub(super) enum ModuleQueryCmd {
         #[command(subcommand)]
         q: GovQ,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum EpochsQ {
+    /// Current epoch, its start time and height, params in force and pending.
+    State(QArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -1521,6 +1534,9 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
         keyring_backend: magnet_client::KeyringBackend::Test,
     };
     let (q, path, data) = match cmd {
+        ModuleQueryCmd::Epochs {
+            q: EpochsQ::State(q),
+        } => (q, "/magnet.epochs.v1/state", String::new()),
         ModuleQueryCmd::Registry { q } => match q {
             RegistryQ::Params(q) => (q, "/magnet.registry.v1/params", String::new()),
             RegistryQ::Nodes(q) => (q, "/magnet.registry.v1/nodes", String::new()),
