@@ -20,6 +20,18 @@ pub const PATH_ACCOUNT: &str = "/cosmos.auth.v1beta1.Query/Account";
 /// ABCI query path of all balances of an account.
 pub const PATH_ALL_BALANCES: &str = "/cosmos.bank.v1beta1.Query/AllBalances";
 
+/// ABCI code of "account sequence mismatch" (Cosmos SDK `ErrWrongSequence`, codespace `sdk`).
+pub const WRONG_SEQUENCE_CODE: u32 = 32;
+/// How many times [`ChainClient::sign_and_broadcast`] re-signs after a sequence mismatch.
+pub const SEQUENCE_RETRIES: usize = 5;
+
+/// The sequence a "account sequence mismatch, expected N, got M" log asks for.
+fn expected_sequence(log: &str) -> Option<u64> {
+    let rest = &log[log.find("expected ")? + "expected ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// A client of one node.
 #[derive(Clone, Debug)]
 pub struct ChainClient {
@@ -280,6 +292,11 @@ impl ChainClient {
 
     /// Sign with `key` and broadcast a tx carrying `msgs`, looking up the chain id, account
     /// number and sequence from the node. Returns the CheckTx answer (hash included).
+    ///
+    /// The sequence is read from committed state; when earlier txs of the same key are still
+    /// in the mempool, CheckTx answers "account sequence mismatch, expected N" (code 32) and
+    /// the tx is re-signed with sequence N, up to [`SEQUENCE_RETRIES`] times, so one key may
+    /// send several txs per block (a worker's heartbeat next to its commit).
     pub async fn sign_and_broadcast(
         &self,
         key: &Key,
@@ -293,13 +310,32 @@ impl ChainClient {
             .account(&addr)
             .await?
             .ok_or_else(|| ClientError::AccountNotFound(addr.to_bech32()))?;
-        let signer = SignerData {
+        let mut signer = SignerData {
             chain_id: status.node_info.network.to_string(),
             account_number: acct.account_number,
             sequence: acct.sequence,
         };
-        let bytes = tx::sign_tx(key, msgs, memo, fee, &signer)?;
-        self.broadcast_sync(bytes).await
+        let mut tries = 0;
+        loop {
+            let bytes = tx::sign_tx(key, msgs.clone(), memo, fee, &signer)?;
+            let r = self.broadcast_sync(bytes).await;
+            if let Err(ClientError::TxRejected {
+                code,
+                codespace,
+                log,
+                ..
+            }) = &r
+            {
+                if *code == WRONG_SEQUENCE_CODE && codespace == "sdk" && tries < SEQUENCE_RETRIES {
+                    if let Some(n) = expected_sequence(log).filter(|n| *n != signer.sequence) {
+                        signer.sequence = n;
+                        tries += 1;
+                        continue;
+                    }
+                }
+            }
+            return r;
+        }
     }
 
     /// Sign with `key`, broadcast, wait up to `timeout` for the block, and return the
@@ -319,6 +355,24 @@ impl ChainClient {
         let r = self.wait_tx(&hash, timeout).await?;
         TxOutcome::from_tx(r)
     }
+}
+
+/// The `TxMsgData` bytes of a result. CometBFT sends `data` as a base64 string and
+/// tendermint-rpc 0.40 keeps that string's bytes as they are, so decode it here. A protobuf
+/// `TxMsgData` starts with a field tag (0x0a or 0x12), never with a base64 character, so
+/// raw bytes pass through unchanged.
+fn msg_data_bytes(data: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let is_b64 = !data.is_empty()
+        && data
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    if is_b64 {
+        if let Ok(d) = base64::engine::general_purpose::STANDARD.decode(data) {
+            return d;
+        }
+    }
+    data.to_vec()
 }
 
 /// A transaction that made it into a block with code 0.
@@ -360,7 +414,7 @@ impl TxOutcome {
             gas_wanted: res.gas_wanted,
             gas_used: res.gas_used,
             log: res.log,
-            data: res.data.to_vec(),
+            data: msg_data_bytes(&res.data),
             events: res.events,
         })
     }
@@ -439,6 +493,22 @@ mod tests {
     }
 
     #[test]
+    fn the_expected_sequence_is_read_from_the_mismatch_log() {
+        assert_eq!(
+            expected_sequence(
+                "account sequence mismatch, expected 7, got 6 (a replayed or out-of-order tx)"
+            ),
+            Some(7)
+        );
+        assert_eq!(
+            expected_sequence("account sequence mismatch, expected 12"),
+            Some(12)
+        );
+        assert_eq!(expected_sequence("insufficient fee"), None);
+        assert_eq!(expected_sequence("expected x"), None);
+    }
+
+    #[test]
     fn a_failed_delivery_is_a_typed_error_with_code_codespace_and_log() {
         match TxOutcome::from_tx(indexed(5, vec![])) {
             Err(ClientError::TxFailed {
@@ -468,7 +538,12 @@ mod tests {
             }],
         }
         .encode_to_vec();
-        let o = TxOutcome::from_tx(indexed(0, data)).unwrap();
+        let o = TxOutcome::from_tx(indexed(0, data.clone())).unwrap();
+        // As tendermint-rpc hands it over from a CometBFT JSON answer: base64 text.
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD.encode(&data);
+        let o2 = TxOutcome::from_tx(indexed(0, text.into_bytes())).unwrap();
+        assert_eq!(o2.data, data);
         assert_eq!(o.height, 12);
         assert_eq!(
             o.msg_response::<MsgSubmitProposalResponse>(0).unwrap(),
