@@ -256,6 +256,14 @@ struct StartArgs {
     /// This node's minimum gas price for its mempool, in umag per gas (e.g. 0.025).
     #[arg(long, default_value = "0")]
     min_gas_price: String,
+    /// With --abci-only: serve the DiLoCo eligible set (GET /magnet/diloco/v1/eligible?height=H)
+    /// on this address, e.g. 127.0.0.1:26659 (the embedded node serves it on its RPC address).
+    #[arg(long, requires = "abci_only")]
+    eligible_laddr: Option<String>,
+    /// With --eligible-laddr: the CometBFT RPC to read block hashes from (default:
+    /// config.toml [rpc] laddr).
+    #[arg(long, requires = "eligible_laddr")]
+    comet_rpc: Option<String>,
     /// Keep this many recent heights queryable (0 = all).
     #[arg(long, default_value_t = 0)]
     pruning_keep_recent: u64,
@@ -903,6 +911,9 @@ fn start(home: &Home, s: StartArgs) -> Result<()> {
                 .config_str("proxy_app")?
                 .unwrap_or_else(|| "tcp://127.0.0.1:26658".into()),
         };
+        if let Some(a) = &s.eligible_laddr {
+            spawn_eligible_behind_comet(home, &runtime, a, s.comet_rpc.as_deref(), app.clone())?;
+        }
         let metered = magnet_chain::abci_server::Metered::new(app, metrics);
         // The ABCI server is blocking (one thread per CometBFT connection).
         let _rt = runtime;
@@ -966,6 +977,35 @@ fn start(home: &Home, s: StartArgs) -> Result<()> {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = producer.join();
     res
+}
+
+/// `--abci-only --eligible-laddr`: the DiLoCo eligible-set endpoint beside the ABCI socket.
+fn spawn_eligible_behind_comet(
+    home: &Home,
+    runtime: &tokio::runtime::Runtime,
+    laddr: &str,
+    comet_rpc: Option<&str>,
+    app: magnet_app::MagnetApp,
+) -> Result<()> {
+    let addr: std::net::SocketAddr = home::strip_tcp(laddr)
+        .parse()
+        .with_context(|| format!("--eligible-laddr {laddr:?}"))?;
+    let comet = match comet_rpc {
+        Some(u) => u.to_string(),
+        None => node_url(
+            home,
+            &NodeArgs {
+                node: None,
+                output: Output::Text,
+            },
+        ),
+    };
+    runtime.spawn(async move {
+        if let Err(e) = magnet_chain::eligible::serve_behind_comet(addr, app, &comet).await {
+            tracing::error!("eligible-set server: {e:#}");
+        }
+    });
+    Ok(())
 }
 
 fn node_url(home: &Home, n: &NodeArgs) -> String {

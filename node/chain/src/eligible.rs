@@ -14,6 +14,9 @@
 //! `live_nodes`). Members are keyed by their `node-<16 hex>` id (the p2p name).
 //! `block_hash` is the id hash of block `H`, which seeds the round's leader election.
 //!
+//! Served by the embedded node's RPC server, and by `magnetd start --abci-only
+//! --eligible-laddr ADDR` behind CometBFT (block hash and time from CometBFT's RPC).
+//!
 //! # Non-guarantees
 //! `quality_bps` is 10000 (1.0) for every member: the chain keeps no per-node quality score
 //! yet (contrib keeps per-contribution median scores, rewards per-epoch payouts); when one
@@ -60,12 +63,8 @@ pub async fn handler<A: Application + Sync + Send + 'static>(
     }
 }
 
-fn query_json<A: Application + Sync>(
-    node: &Node<A>,
-    path: &str,
-    height: u64,
-) -> Result<Value, Answer> {
-    let r = node.app().query(pb::RequestQuery {
+fn query_json<A: Application>(app: &A, path: &str, height: u64) -> Result<Value, Answer> {
+    let r = app.query(pb::RequestQuery {
         data: Default::default(),
         path: path.to_string(),
         height: i64::try_from(height).unwrap_or(i64::MAX),
@@ -95,14 +94,11 @@ pub fn is_live(rec: &Value, now_secs: u64, liveness_window_secs: u64) -> bool {
     active && !jailed && last > 0 && now_secs.saturating_sub(last) <= liveness_window_secs
 }
 
-/// The answer for `height`.
+/// The answer for `height` from the embedded node.
 pub fn eligible_at<A: Application + Sync>(node: &Node<A>, height: u64) -> Answer {
     let latest = node.view().state.last_height;
     if height > latest {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "latest_height": latest })),
-        );
+        return not_yet(latest);
     }
     let block = match node.load_block(height) {
         Ok(b) => b,
@@ -112,8 +108,21 @@ pub fn eligible_at<A: Application + Sync>(node: &Node<A>, height: u64) -> Answer
         Ok(id) => id,
         Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let now = u64::try_from(block.header.time.unix_timestamp()).unwrap_or(0);
-    let params = match query_json(node, "/magnet.registry.v1/params", height) {
+    let time = u64::try_from(block.header.time.unix_timestamp()).unwrap_or(0);
+    members_at(node.app(), height, id.hash.as_bytes(), time)
+}
+
+fn not_yet(latest: u64) -> Answer {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "latest_height": latest })),
+    )
+}
+
+/// The eligible set at `height` given block `height`'s id hash and time, from `app`'s
+/// state committed at that height.
+pub fn members_at<A: Application>(app: &A, height: u64, block_hash: &[u8], now: u64) -> Answer {
+    let params = match query_json(app, "/magnet.registry.v1/params", height) {
         Ok(v) => v,
         Err(a) => return a,
     };
@@ -123,7 +132,7 @@ pub fn eligible_at<A: Application + Sync>(node: &Node<A>, height: u64) -> Answer
             "registry params carry no liveness_window_secs",
         );
     };
-    let nodes = match query_json(node, "/magnet.registry.v1/nodes", height) {
+    let nodes = match query_json(app, "/magnet.registry.v1/nodes", height) {
         Ok(v) => v,
         Err(a) => return a,
     };
@@ -143,10 +152,97 @@ pub fn eligible_at<A: Application + Sync>(node: &Node<A>, height: u64) -> Answer
         StatusCode::OK,
         Json(json!({
             "height": height,
-            "block_hash": hex::encode(id.hash.as_bytes()),
+            "block_hash": hex::encode(block_hash),
             "members": members,
         })),
     )
+}
+
+/// State of the `--abci-only` eligible server: the app and the CometBFT node in front of it.
+#[derive(Clone)]
+pub struct CometSide<A> {
+    app: A,
+    comet: tendermint_rpc::HttpClient,
+}
+
+/// Serve the eligible endpoint on `addr` for `magnetd start --abci-only`: app state from the
+/// in-process app, block hash and time from the CometBFT RPC at `comet_rpc`.
+pub async fn serve_behind_comet<A: Application + Clone + Sync + Send + 'static>(
+    addr: std::net::SocketAddr,
+    app: A,
+    comet_rpc: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let url: tendermint_rpc::HttpClientUrl = comet_rpc
+        .parse()
+        .with_context(|| format!("CometBFT RPC URL {comet_rpc:?}"))?;
+    let comet = tendermint_rpc::HttpClient::builder(url)
+        .compat_mode(tendermint_rpc::client::CompatMode::V0_38)
+        .build()
+        .context("CometBFT RPC client")?;
+    let router = axum::Router::new()
+        .route(ELIGIBLE_PATH, axum::routing::get(comet_handler::<A>))
+        .with_state(CometSide { app, comet });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the eligible-set server to {addr}"))?;
+    tracing::info!(%addr, "DiLoCo eligible-set endpoint listening");
+    axum::serve(listener, router)
+        .await
+        .context("eligible-set server")?;
+    Ok(())
+}
+
+async fn comet_handler<A: Application + Clone + Sync + Send + 'static>(
+    State(side): State<CometSide<A>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Answer {
+    use tendermint_rpc::Client;
+    let height = match q.get("height").map(|h| h.trim().parse::<u64>()) {
+        Some(Ok(h)) if h > 0 => h,
+        Some(_) => return fail(StatusCode::BAD_REQUEST, "height must be a positive integer"),
+        None => return fail(StatusCode::BAD_REQUEST, "missing ?height=H"),
+    };
+    let app = side.app.clone();
+    let info = match tokio::task::spawn_blocking(move || {
+        app.info(pb::RequestInfo::default()).last_block_height
+    })
+    .await
+    {
+        Ok(h) => u64::try_from(h).unwrap_or(0),
+        Err(e) => {
+            return fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("worker panicked: {e}"),
+            )
+        }
+    };
+    if height > info {
+        return not_yet(info);
+    }
+    let h = match tendermint::block::Height::try_from(height) {
+        Ok(h) => h,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let b = match side.comet.block(h).await {
+        Ok(b) => b,
+        Err(e) => {
+            return fail(
+                StatusCode::BAD_GATEWAY,
+                format!("CometBFT block {height}: {e}"),
+            )
+        }
+    };
+    let time = u64::try_from(b.block.header.time.unix_timestamp()).unwrap_or(0);
+    let hash = b.block_id.hash.as_bytes().to_vec();
+    let app = side.app.clone();
+    match tokio::task::spawn_blocking(move || members_at(&app, height, &hash, time)).await {
+        Ok(a) => a,
+        Err(e) => fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker panicked: {e}"),
+        ),
+    }
 }
 
 #[cfg(test)]
