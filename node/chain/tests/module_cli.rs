@@ -199,6 +199,54 @@ fn a_param_change_proposal_is_deposited_voted_tallied_and_takes_effect() {
         &node,
         || query(&home, &["slashing", "params"])["rates"]["downtime"] == json!(200000),
     );
+    // A partial param change, completed from the current params by --merge-params.
+    let partial = tmp.path().join("quorum.json");
+    std::fs::write(
+        &partial,
+        json!({"title": "Raise the gov quorum", "deposit": "1500000000umag",
+               "content": {"param_change": {"module": "gov", "params": {"quorum_ppm": 400000}}}})
+        .to_string(),
+    )
+    .unwrap();
+    // Without the flag the partial document is refused by gov's params check.
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "gov",
+            "submit-proposal",
+            partial.to_str().unwrap(),
+            "--from",
+            "alice",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("gov"), "{err}");
+    let v = tx(
+        &home,
+        &[
+            "gov",
+            "submit-proposal",
+            partial.to_str().unwrap(),
+            "--merge-params",
+        ],
+        "alice",
+    );
+    let qid = v["responses"][0]["proposal_id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    tx(&home, &["gov", "vote", &qid, "yes"], "alice");
+    wait_for(
+        "the gov quorum to become 0.4",
+        Duration::from_secs(60),
+        &node,
+        || query(&home, &["gov", "params"])["quorum_ppm"] == json!(400000),
+    );
+    assert_eq!(
+        query(&home, &["gov", "params"])["min_deposit"],
+        json!("1500000000")
+    );
     let p = query(&home, &["gov", "proposal", &id]);
     assert!(p.to_string().to_lowercase().contains("pass"), "{p}");
     // Text output of the same query is readable key: value lines.

@@ -470,6 +470,11 @@ pub(super) enum GovTx {
     SubmitProposal {
         /// Proposal file.
         file: PathBuf,
+        /// For a param_change whose `params` lists only the fields to change: fill in the
+        /// rest from the module's current params (read from the node) before submitting.
+        /// Without it, `params` must be the module's full params document.
+        #[arg(long)]
+        merge_params: bool,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -1415,8 +1420,15 @@ async fn tx_jobs(home: &Home, j: JobsTx) -> Result<()> {
 
 async fn tx_gov(home: &Home, g: GovTx) -> Result<()> {
     match g {
-        GovTx::SubmitProposal { file, tx } => {
-            let p = read_proposal(&file)?;
+        GovTx::SubmitProposal {
+            file,
+            merge_params,
+            tx,
+        } => {
+            let mut p = read_proposal(&file)?;
+            if merge_params {
+                p.content = merged_param_change(home, &tx, p.content).await?;
+            }
             let me = from_addr(home, &tx)?;
             let d = if p.deposit.trim() == "0" {
                 0
@@ -1460,6 +1472,54 @@ async fn tx_gov(home: &Home, g: GovTx) -> Result<()> {
             .await
         }
     }
+}
+
+/// `a` with every field of `b` written over it, objects merged recursively (arrays and
+/// scalars are replaced whole).
+pub(super) fn deep_merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(slot) => deep_merge(slot, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Complete a partial `param_change` with the module's current params.
+async fn merged_param_change(home: &Home, t: &TxArgs, mut content: Value) -> Result<Value> {
+    let module = content["param_change"]["module"]
+        .as_str()
+        .ok_or_else(|| anyhow!("--merge-params needs a param_change proposal with a module name"))?
+        .to_string();
+    let partial = content["param_change"]["params"].take();
+    if !partial.is_object() {
+        bail!("param_change.params must be a JSON object");
+    }
+    let c = ChainClient::new(&node_url(
+        home,
+        &super::NodeArgs {
+            node: t.node.clone(),
+            output: t.output,
+        },
+    ))?;
+    let mut current: Value = if module == "epochs" {
+        let st: Value = c.query_json("/magnet.epochs.v1/state", b"").await?;
+        st["params"].clone()
+    } else {
+        c.query_json(&format!("/magnet.{module}.v1/params"), b"")
+            .await
+            .with_context(|| format!("reading the current params of module {module:?}"))?
+    };
+    deep_merge(&mut current, partial);
+    content["param_change"]["params"] = current;
+    Ok(content)
 }
 
 // ------------------------------------------------------------------------- queries
@@ -1669,6 +1729,19 @@ mod tests {
             }
         }
         assert!(n >= 5, "expected the five example proposals, found {n}");
+    }
+
+    #[test]
+    fn partial_params_merge_over_the_current_ones() {
+        let mut cur = json!({"a": 1, "rates": {"x": 1, "y": 2}, "tiers": [1, 2], "b": true});
+        deep_merge(
+            &mut cur,
+            json!({"rates": {"y": 5}, "tiers": [3], "c": "new"}),
+        );
+        assert_eq!(
+            cur,
+            json!({"a": 1, "rates": {"x": 1, "y": 5}, "tiers": [3], "b": true, "c": "new"})
+        );
     }
 
     #[test]
