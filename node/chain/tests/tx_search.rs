@@ -168,6 +168,29 @@ async fn tx_search_filters_by_height_sender_and_module_events_with_pages() {
     .await;
     assert_eq!(r.total_count, 0);
 
+    // The same search from the CLI.
+    let out = run_ok(
+        &net.home(),
+        &[
+            "query",
+            "txs",
+            &format!("transfer.recipient='{bob}'"),
+            "--per-page",
+            "2",
+            "--desc",
+            "--output",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["total_count"], 3, "{v}");
+    assert_eq!(
+        v["txs"][0]["txhash"],
+        serde_json::json!(sends[3].hash),
+        "{v}"
+    );
+    assert_eq!(v["txs"].as_array().unwrap().len(), 2, "{v}");
+
     // A malformed query is an error, not an empty answer.
     assert!(http
         .tx_search(

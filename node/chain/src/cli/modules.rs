@@ -507,6 +507,29 @@ pub(super) enum GovTx {
 /// Incentive-module queries, flattened into `magnetd query`.
 #[derive(Subcommand, Debug)]
 pub(super) enum ModuleQueryCmd {
+    /// Search transactions with the CometBFT query language (tx_search).
+    ///
+    /// Keys: tx.height, tx.hash, and <event type>.<attribute> of any event, e.g.
+    /// message.sender, transfer.recipient, magnet.registry.gov_bonded.owner; operators
+    /// =, <, <=, >, >=, CONTAINS, EXISTS, joined by AND.
+    ///
+    /// Example: magnetd query txs "message.sender='magnet1…' AND tx.height>100" --per-page 10
+    #[command(verbatim_doc_comment)]
+    Txs {
+        /// The query.
+        query: String,
+        /// Page (1-based).
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        /// Results per page (at most 100).
+        #[arg(long, default_value_t = 30)]
+        per_page: u8,
+        /// Newest first.
+        #[arg(long)]
+        desc: bool,
+        #[command(flatten)]
+        q: QArgs,
+    },
     /// The epoch clock: current epoch, its start, params.
     ///
     /// Example: magnetd query epochs state
@@ -1589,11 +1612,74 @@ async fn show(home: &Home, q: &QArgs, path: &str, data: String) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
-    let kr = KeyringArgs {
-        keyring_backend: magnet_client::KeyringBackend::Test,
+async fn search_txs(
+    home: &Home,
+    query: &str,
+    page: u32,
+    per_page: u8,
+    desc: bool,
+    q: &QArgs,
+) -> Result<()> {
+    use tendermint_rpc::Client;
+    let c = ChainClient::new(&node_url(
+        home,
+        &super::NodeArgs {
+            node: q.node.clone(),
+            output: q.output,
+        },
+    ))?;
+    let parsed: tendermint_rpc::query::Query = query
+        .parse()
+        .map_err(|e: tendermint_rpc::Error| anyhow!("query {query:?}: {}", e.detail()))?;
+    let order = if desc {
+        tendermint_rpc::Order::Descending
+    } else {
+        tendermint_rpc::Order::Ascending
     };
+    let r = c
+        .http()
+        .tx_search(parsed, false, page, per_page, order)
+        .await
+        .with_context(|| format!("tx_search {query:?}"))?;
+    let rows: Vec<Value> = r
+        .txs
+        .iter()
+        .map(|t| {
+            json!({
+                "txhash": t.hash.to_string(),
+                "height": t.height.value(),
+                "index": t.index,
+                "code": t.tx_result.code.value(),
+                "codespace": t.tx_result.codespace,
+                "log": t.tx_result.log,
+                "gas_used": t.tx_result.gas_used,
+            })
+        })
+        .collect();
+    if q.output == Output::Json {
+        return print_json(&json!({"total_count": r.total_count, "page": page, "txs": rows}));
+    }
+    println!("{} matching txs (page {page})", r.total_count);
+    for t in &r.txs {
+        println!(
+            "{}  height {}  code {}",
+            t.hash,
+            t.height,
+            t.tx_result.code.value()
+        );
+    }
+    Ok(())
+}
+
+pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
     let (q, path, data) = match cmd {
+        ModuleQueryCmd::Txs {
+            query,
+            page,
+            per_page,
+            desc,
+            q,
+        } => return search_txs(home, &query, page, per_page, desc, &q).await,
         ModuleQueryCmd::Epochs {
             q: EpochsQ::State(q),
         } => (q, "/magnet.epochs.v1/state", String::new()),
