@@ -1672,6 +1672,9 @@ async fn search_txs(
 }
 
 pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
+    let kr = KeyringArgs {
+        keyring_backend: magnet_client::KeyringBackend::Test,
+    };
     let (q, path, data) = match cmd {
         ModuleQueryCmd::Txs {
             query,
