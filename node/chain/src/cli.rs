@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod modules;
+
 const ABOUT: &str = "magnetd — run a MAGNET validator and talk to the MAGNET chain.
 
 A node lives in a home directory (--home, default ~/.magnetd) laid out like CometBFT's, so
@@ -261,6 +263,14 @@ struct StartArgs {
     /// This node's minimum gas price for its mempool, in umag per gas (e.g. 0.025).
     #[arg(long, default_value = "0")]
     min_gas_price: String,
+    /// With --abci-only: serve the DiLoCo eligible set (GET /magnet/diloco/v1/eligible?height=H)
+    /// on this address, e.g. 127.0.0.1:26659 (the embedded node serves it on its RPC address).
+    #[arg(long, requires = "abci_only")]
+    eligible_laddr: Option<String>,
+    /// With --eligible-laddr: the CometBFT RPC to read block hashes from (default:
+    /// config.toml [rpc] laddr).
+    #[arg(long, requires = "eligible_laddr")]
+    comet_rpc: Option<String>,
     /// Keep this many recent heights queryable (0 = all).
     #[arg(long, default_value_t = 0)]
     pruning_keep_recent: u64,
@@ -286,6 +296,9 @@ enum TxCmd {
     /// Bank transactions.
     #[command(subcommand)]
     Bank(TxBankCmd),
+    /// Incentive-module transactions (registry, contrib, notary, data, jobs, gov).
+    #[command(flatten)]
+    Module(modules::ModuleTxCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -344,6 +357,9 @@ enum QueryCmd {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Incentive-module queries.
+    #[command(flatten)]
+    Module(modules::ModuleQueryCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -409,6 +425,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Start(s) => start(&home, s),
         Command::Status(n) => rt()?.block_on(status(&home, n)),
         Command::Tx(TxCmd::Bank(t)) => rt()?.block_on(tx_bank(&home, t)),
+        Command::Tx(TxCmd::Module(m)) => rt()?.block_on(modules::tx(&home, m)),
         Command::Query(q) => rt()?.block_on(query(&home, q)),
         Command::Export(e) => export(&home, e),
         Command::Devnet(a) => {
@@ -905,6 +922,9 @@ fn start(home: &Home, s: StartArgs) -> Result<()> {
                 .config_str("proxy_app")?
                 .unwrap_or_else(|| "tcp://127.0.0.1:26658".into()),
         };
+        if let Some(a) = &s.eligible_laddr {
+            spawn_eligible_behind_comet(home, &runtime, a, s.comet_rpc.as_deref(), app.clone())?;
+        }
         let metered = magnet_chain::abci_server::Metered::new(app, metrics);
         // The ABCI server is blocking (one thread per CometBFT connection).
         let _rt = runtime;
@@ -968,6 +988,35 @@ fn start(home: &Home, s: StartArgs) -> Result<()> {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = producer.join();
     res
+}
+
+/// `--abci-only --eligible-laddr`: the DiLoCo eligible-set endpoint beside the ABCI socket.
+fn spawn_eligible_behind_comet(
+    home: &Home,
+    runtime: &tokio::runtime::Runtime,
+    laddr: &str,
+    comet_rpc: Option<&str>,
+    app: magnet_app::MagnetApp,
+) -> Result<()> {
+    let addr: std::net::SocketAddr = home::strip_tcp(laddr)
+        .parse()
+        .with_context(|| format!("--eligible-laddr {laddr:?}"))?;
+    let comet = match comet_rpc {
+        Some(u) => u.to_string(),
+        None => node_url(
+            home,
+            &NodeArgs {
+                node: None,
+                output: Output::Text,
+            },
+        ),
+    };
+    runtime.spawn(async move {
+        if let Err(e) = magnet_chain::eligible::serve_behind_comet(addr, app, &comet).await {
+            tracing::error!("eligible-set server: {e:#}");
+        }
+    });
+    Ok(())
 }
 
 fn node_url(home: &Home, n: &NodeArgs) -> String {
@@ -1106,6 +1155,7 @@ async fn tx_bank(home: &Home, t: TxBankCmd) -> Result<()> {
 
 async fn query(home: &Home, q: QueryCmd) -> Result<()> {
     match q {
+        QueryCmd::Module(m) => modules::query(home, m).await,
         QueryCmd::Bank(QueryBankCmd::Balances { address, node }) => {
             let addr: Address = address.parse()?;
             let c = ChainClient::new(&node_url(home, &node))?;
@@ -1178,6 +1228,17 @@ async fn query(home: &Home, q: QueryCmd) -> Result<()> {
     }
 }
 
+/// Header time of the embedded node's block `height`, if this home ran the embedded node
+/// (behind CometBFT the blocks live in CometBFT's own store).
+fn last_block_time(home: &Home, height: u64) -> Option<String> {
+    if !home.node_dir().exists() {
+        return None;
+    }
+    let store = magnet_chain::store::BlockStore::open(&home.node_dir()).ok()?;
+    let st = store.state().ok()?;
+    (st.last_height == height).then_some(st.last_time)
+}
+
 fn export(home: &Home, e: ExportArgs) -> Result<()> {
     let app = magnet_app::MagnetApp::open(&home.app_dir(), magnet_app::AppConfig::default())
         .with_context(|| {
@@ -1191,6 +1252,11 @@ fn export(home: &Home, e: ExportArgs) -> Result<()> {
     let mut g = old.clone();
     g["chain_id"] = json!(e.chain_id.unwrap_or_else(|| st.chain_id.clone()));
     g["initial_height"] = json!((st.height + 1).to_string());
+    if let Some(t) = last_block_time(home, st.height) {
+        // The new chain's first block must not be earlier than the old chain's last one:
+        // module clocks (epochs, heartbeats, unbonding) read block time.
+        g["genesis_time"] = json!(t);
+    }
     g["app_state"] = st.app_state.clone();
     let vals: Vec<ValidatorInfo> = st
         .validators

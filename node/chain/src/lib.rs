@@ -26,9 +26,11 @@
 
 pub mod abci_server;
 pub mod devnet;
+pub mod eligible;
 pub mod genesis;
 pub mod home;
 pub mod metrics;
 pub mod node;
 pub mod rpc_server;
 pub mod store;
+pub mod tx_search;

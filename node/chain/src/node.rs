@@ -354,8 +354,14 @@ impl<A: Application + Sync> Node<A> {
             }
             tracing::info!(app_hash = %hex::encode_upper(&resp.app_hash), "InitChain done");
         }
-        // Replay what the app has not committed.
-        for h in (app_height + 1)..=stored {
+        // Replay what the app has not committed. A chain started from an exported genesis
+        // begins at `initial_height`, not 1.
+        let first = if app_height == 0 {
+            self.view().initial_height.max(1)
+        } else {
+            app_height + 1
+        };
+        for h in first..=stored {
             let req = self.store.request(h)?.with_context(|| {
                 format!("block {h} is stored without its FinalizeBlock request")
             })?;
@@ -547,7 +553,13 @@ impl<A: Application + Sync> Node<A> {
     pub fn produce_block(&self) -> Result<u64> {
         let view = self.view();
         let st = view.state.clone();
-        let height = st.last_height + 1;
+        // The first block is at the genesis `initial_height` (1 unless the genesis was
+        // exported from an earlier chain).
+        let height = if st.last_height == 0 {
+            view.initial_height.max(1)
+        } else {
+            st.last_height + 1
+        };
         let h = Height::try_from(height)?;
         let chain_id: chain::Id = view.chain_id.parse()?;
         let time = if height == view.initial_height.max(1) {

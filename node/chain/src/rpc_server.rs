@@ -1,14 +1,16 @@
 //! A CometBFT-compatible JSON-RPC server for the embedded node.
 //!
 //! Serves the subset clients use — `health`, `status`, `abci_info`, `abci_query`,
-//! `broadcast_tx_sync|async|commit`, `block`, `block_results`, `tx`, `tx_search` (by
-//! `tx.hash`), `validators`, `genesis` — both as HTTP POST JSON-RPC 2.0 (single or batch) on
+//! `broadcast_tx_sync|async|commit`, `block`, `block_results`, `tx`, `tx_search` (CometBFT
+//! query language, see [`crate::tx_search`]), `validators`, `genesis` — both as HTTP POST JSON-RPC 2.0 (single or batch) on
 //! `/` and as GET URI calls (`/block?height=5`, `/tx?hash=0xABC…`). Results are serialised
 //! with `tendermint-rpc`'s own v0.38 response types so its `HttpClient` and cosmjs's
 //! `Comet38Client` read them unchanged. The node reports CometBFT version [`COMET_VERSION`].
+//! Besides JSON-RPC it serves `GET /magnet/diloco/v1/eligible?height=H`, the DiLoCo eligible
+//! set (see [`crate::eligible`]).
 //!
 //! Not served: websocket subscriptions, `net_info`, `consensus_state`, `unconfirmed_txs`,
-//! general `tx_search`/`block_search` queries (only `tx.hash='…'`); they answer
+//! `block_search`; they answer
 //! JSON-RPC error -32601 (method not found).
 
 use crate::node::{Node, COMET_VERSION};
@@ -162,6 +164,10 @@ pub async fn serve<A: Application + Sync + Send + 'static>(
     use anyhow::Context;
     let app = axum::Router::new()
         .route("/", post(post_handler::<A>).get(|| async { "MAGNET embedded node: CometBFT v0.38 JSON-RPC. POST JSON-RPC 2.0 to / or GET /status" }))
+        .route(
+            crate::eligible::ELIGIBLE_PATH,
+            get(crate::eligible::handler::<A>),
+        )
         .route("/{method}", get(get_handler::<A>))
         .with_state(node);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -359,15 +365,16 @@ async fn dispatch<A: Application + Sync + Send + 'static>(
             let (earliest_hash, earliest_app, earliest_time, earliest_h) = if st.last_height == 0 {
                 (String::new(), String::new(), v.genesis_time.to_rfc3339(), 0)
             } else {
+                let first = v.initial_height.max(1);
                 let b = node
-                    .load_block(1)
+                    .load_block(first)
                     .map_err(|e| RpcError::internal(e.to_string()))?;
                 let id = Node::<A>::block_id(&b).map_err(|e| RpcError::internal(e.to_string()))?;
                 (
                     id.hash.to_string(),
                     hex::encode_upper(b.header.app_hash.as_bytes()),
                     b.header.time.to_rfc3339(),
-                    1,
+                    first,
                 )
             };
             let me = v
@@ -590,26 +597,80 @@ async fn dispatch<A: Application + Sync + Send + 'static>(
             let q = p
                 .str("query")
                 .ok_or_else(|| RpcError::invalid_params("missing query"))?;
-            let q = q.trim();
-            let hex_hash = q
-                .strip_prefix("tx.hash")
-                .map(str::trim_start)
-                .and_then(|r| r.strip_prefix('='))
-                .map(|r| r.trim().trim_matches(|c| c == '\'' || c == '"'))
-                .ok_or_else(|| {
-                    RpcError::invalid_params(format!(
-                        "the embedded node only searches by tx.hash='HEX', got {q:?}"
-                    ))
-                })?;
-            let hash = hex::decode(hex_hash)
-                .map_err(|e| RpcError::invalid_params(format!("tx.hash: {e}")))?;
+            let search = crate::tx_search::Search::parse(&q)
+                .map_err(|e| RpcError::invalid_params(e.to_string()))?;
+            let page = p.u64("page")?;
+            let per_page = p.u64("per_page")?;
+            let desc = match p.str("order_by").as_deref().map(str::trim) {
+                None | Some("") | Some("asc") => false,
+                Some("desc") => true,
+                Some(o) => {
+                    return Err(RpcError::invalid_params(format!(
+                        "order_by must be asc or desc, got {o:?}"
+                    )))
+                }
+            };
             blocking(node, move |n| {
-                let txs = match tx_response(n, &hash) {
-                    Ok(t) => vec![t],
-                    Err(_) => vec![],
-                };
+                let mut found: Vec<(u64, u32, Vec<u8>)> = Vec::new();
+                if let Some(hash) = search.hash() {
+                    if let Some((h, i)) = n
+                        .store()
+                        .tx_location(&hash)
+                        .map_err(|e| RpcError::internal(e.to_string()))?
+                    {
+                        found.push((h, i, hash));
+                    }
+                } else {
+                    let view = n.view();
+                    let (lo, hi) =
+                        search.height_range(view.initial_height.max(1), view.state.last_height);
+                    for h in lo..=hi {
+                        let Some(res) = n
+                            .store()
+                            .results(h)
+                            .map_err(|e| RpcError::internal(e.to_string()))?
+                        else {
+                            continue;
+                        };
+                        if res.tx_results.is_empty() {
+                            continue;
+                        }
+                        let req = n
+                            .store()
+                            .request(h)
+                            .map_err(|e| RpcError::internal(e.to_string()))?
+                            .ok_or_else(|| RpcError::internal(format!("block {h} missing")))?;
+                        for (i, (tx, r)) in req.txs.iter().zip(&res.tx_results).enumerate() {
+                            let hash = magnet_core::sha256(tx).to_vec();
+                            if search.matches(h, &hash, &r.events) {
+                                found.push((h, i as u32, hash));
+                            }
+                        }
+                    }
+                }
+                // A tx.hash hit must still satisfy the other conditions.
+                let mut hits = Vec::new();
+                for (h, i, hash) in found {
+                    let t = tx_response(n, &hash)?;
+                    let events = n
+                        .store()
+                        .results(h)
+                        .map_err(|e| RpcError::internal(e.to_string()))?
+                        .and_then(|r| r.tx_results.get(i as usize).map(|x| x.events.clone()))
+                        .unwrap_or_default();
+                    if search.matches(h, &hash, &events) {
+                        hits.push(t);
+                    }
+                }
+                if desc {
+                    hits.reverse();
+                }
+                let total = hits.len();
+                let range = crate::tx_search::page_range(total, page, per_page)
+                    .map_err(RpcError::invalid_params)?;
+                let txs: Vec<_> = hits.drain(range).collect();
                 ok(endpoint::tx_search::Response {
-                    total_count: txs.len() as u32,
+                    total_count: u32::try_from(total).unwrap_or(u32::MAX),
                     txs,
                 })
             })

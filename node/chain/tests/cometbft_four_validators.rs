@@ -35,6 +35,8 @@ struct Validator {
     home: PathBuf,
     rpc: u16,
     metrics: u16,
+    /// Port of the DiLoCo eligible-set endpoint (`--eligible-laddr`), if served.
+    eligible: Option<u16>,
     app: Option<Proc>,
     comet: Option<Proc>,
 }
@@ -42,12 +44,17 @@ struct Validator {
 impl Validator {
     fn start(&mut self, comet: &Path) {
         let m = format!("127.0.0.1:{}", self.metrics);
-        self.app = Some(spawn_magnetd(
-            &self.home,
-            &["--abci-only", "--metrics-addr", &m],
-            &[],
-            "magnetd.log",
-        ));
+        let mut args = vec!["--abci-only".to_string(), "--metrics-addr".into(), m];
+        if let Some(p) = self.eligible {
+            args.extend([
+                "--eligible-laddr".into(),
+                format!("127.0.0.1:{p}"),
+                "--comet-rpc".into(),
+                format!("http://127.0.0.1:{}", self.rpc),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.app = Some(spawn_magnetd(&self.home, &args, &[], "magnetd.log"));
         std::thread::sleep(Duration::from_millis(300));
         let log = self.home.join("cometbft.log");
         let f = std::fs::OpenOptions::new()
@@ -190,8 +197,9 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
     let mut vals: Vec<Validator> = (0..4)
         .map(|i| Validator {
             home: dir.path().join(format!("node{i}")),
-            rpc: (base + 10 * i + 1) as u16,
-            metrics: (base + 10 * i + 3) as u16,
+            rpc: base + 10 * i + 1,
+            metrics: base + 10 * i + 3,
+            eligible: (i == 0).then_some(base + 4),
             app: None,
             comet: None,
         })
@@ -229,6 +237,22 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
     // One more tx with all four back.
     send(&client, &faucet, 1).await;
     wait_same_app_hash(&all, h3 + 1, Duration::from_secs(60));
+    // The DiLoCo eligible set is served beside the ABCI socket, with CometBFT's block hash.
+    use magnet_diloco::eligible::{EligibleSource, HttpEligibleSource, SourceError};
+    let mut src = HttpEligibleSource::new(
+        &format!("http://127.0.0.1:{}", vals[0].eligible.unwrap()),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let set = src.eligible_at(h3).unwrap();
+    assert_eq!(set.height, h3);
+    assert!(set.members.is_empty(), "no node is registered: {set:?}");
+    let b = client.block(Some(h3)).await.unwrap();
+    assert_eq!(set.block_hash.0.as_slice(), b.block_id.hash.as_bytes());
+    assert!(matches!(
+        src.eligible_at(h3 + 1_000_000),
+        Err(SourceError::NotYet { .. })
+    ));
     // The app's metrics are served in --abci-only mode.
     let m = http_get(vals[0].metrics, "/metrics").unwrap();
     assert!(m.contains("magnet_height"), "{m}");

@@ -86,6 +86,21 @@ pub enum ClientError {
         /// Log.
         log: String,
     },
+    /// A tx was included in a block but its messages failed (non-zero DeliverTx code); its
+    /// state changes were discarded, its fee was paid.
+    #[error("tx {hash} failed in block {height} with code {code} ({codespace}): {log}")]
+    TxFailed {
+        /// Tx hash, upper-case hex.
+        hash: String,
+        /// Block height.
+        height: u64,
+        /// ABCI code.
+        code: u32,
+        /// Codespace (the module that failed).
+        codespace: String,
+        /// Log: why.
+        log: String,
+    },
     /// A tx was not included in a block in time.
     #[error("tx {0} was not included in a block within {1:?}; query it later with `magnetd query tx {0}`")]
     Timeout(String, std::time::Duration),

@@ -9,6 +9,8 @@
 //! * [`keyring`] — where keys live on disk: the `test` backend (plain JSON, for devnets and
 //!   CI) and the `file` backend (mnemonic sealed with scrypt + ChaCha20-Poly1305 under a
 //!   passphrase);
+//! * [`msgs`] — typed builders for every incentive-module message, each saying which key
+//!   (operator or node) signs it;
 //! * [`tx`] — build and sign Cosmos SDK transactions (`TxRaw`, `SIGN_MODE_DIRECT`);
 //! * [`rpc`] — a [`rpc::ChainClient`] over CometBFT JSON-RPC (`tendermint-rpc`'s
 //!   `HttpClient`): account and balance queries through `abci_query`, broadcast, wait for
@@ -26,10 +28,11 @@
 pub mod error;
 pub mod keyring;
 pub mod keys;
+pub mod msgs;
 pub mod rpc;
 pub mod tx;
 
 pub use error::ClientError;
 pub use keyring::{Keyring, KeyringBackend};
 pub use keys::{Key, HD_PATH};
-pub use rpc::ChainClient;
+pub use rpc::{ChainClient, TxOutcome};

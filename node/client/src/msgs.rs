@@ -1,0 +1,541 @@
+//! Typed builders for every MAGNET incentive-module message, ready for
+//! [`crate::ChainClient::broadcast_and_wait`].
+//!
+//! Each builder takes typed values (addresses, `u128` umag amounts, 32-byte hashes) and
+//! returns the message as a `cosmrs::Any` with its `/magnet.<module>.v1.MsgX` type URL, built
+//! from the generated `magnet-proto` types. Each builder's doc says **which key must sign**:
+//!
+//! * the **operator** (account) key for anything that moves a bond or funds
+//!   (registry register/change-tier/unbond/unjail, governance bonds, jobs, data, notary,
+//!   gov);
+//! * the **node** key for the node's own work: registry heartbeats, all four contrib
+//!   messages, and `MsgRecordRound` by the round leader's node. The node key's address is
+//!   [`magnet_core::Address::from_pubkey`] of its compressed public key, i.e.
+//!   [`crate::Key::address`] of the node's key.
+//!
+//! Commitments for `contrib` are computed by [`work_commitment`] and [`score_commitment`],
+//! which call the consensus code of `magnet-contrib` itself, so a client can never hash
+//! differently from the chain.
+//!
+//! # Non-guarantees
+//! Builders do no stateful checks (is the node registered, is the window open): the chain
+//! does those and answers with a typed error code (see [`crate::ClientError::TxFailed`]).
+
+use magnet_core::Address;
+use magnet_proto::{contrib, data, gov, jobs, notary, registry};
+
+pub use magnet_contrib::state::Work;
+
+/// Encode a generated message as a `cosmrs::Any` with its `/magnet.<pkg>.v1.MsgX` type URL.
+pub fn any<M: prost::Message + prost::Name>(m: &M) -> cosmrs::Any {
+    cosmrs::Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+/// Governance vote options accepted by `gov` (`MsgVote.option`).
+pub const GOV_VOTE_OPTIONS: [&str; 4] = ["yes", "no", "abstain", "veto"];
+
+/// Node tiers accepted by `registry`.
+pub const TIERS: [&str; 5] = [
+    "orchestrator",
+    "gpu_compute",
+    "storage_node",
+    "cpu_only",
+    "mobile_light",
+];
+
+// ---------------------------------------------------------------- registry
+
+/// What a node operator declares when registering a node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeRegistration {
+    /// Compressed secp256k1 public key of the node key (33 bytes).
+    pub node_pubkey: Vec<u8>,
+    /// One of [`TIERS`].
+    pub tier: String,
+    /// P2P endpoint, e.g. `https://host:7000`.
+    pub endpoint: String,
+    /// Region label.
+    pub region: String,
+    /// Free text / JSON hardware profile.
+    pub hardware_profile: String,
+    /// Bond in umag (moved from the operator into escrow).
+    pub bond: u128,
+}
+
+/// `MsgRegisterNode`. Signed by the **operator**.
+pub fn register_node(operator: &Address, r: &NodeRegistration) -> cosmrs::Any {
+    any(&registry::v1::MsgRegisterNode {
+        operator: operator.to_string(),
+        node_pubkey: r.node_pubkey.clone(),
+        tier: r.tier.clone(),
+        endpoint: r.endpoint.clone(),
+        region: r.region.clone(),
+        hardware_profile: r.hardware_profile.clone(),
+        bond: r.bond.to_string(),
+    })
+}
+
+/// `MsgHeartbeat`. Signed by the **node** key; `node` is the node key's address.
+pub fn heartbeat(node: &Address) -> cosmrs::Any {
+    any(&registry::v1::MsgHeartbeat {
+        node: node.to_string(),
+    })
+}
+
+/// `MsgChangeTier`, topping up the bond by `extra_bond` umag. Signed by the **operator**.
+pub fn change_tier(operator: &Address, tier: &str, extra_bond: u128) -> cosmrs::Any {
+    any(&registry::v1::MsgChangeTier {
+        operator: operator.to_string(),
+        tier: tier.to_string(),
+        extra_bond: extra_bond.to_string(),
+    })
+}
+
+/// `MsgUnbondNode` (the whole node bond). Signed by the **operator**.
+pub fn unbond_node(operator: &Address) -> cosmrs::Any {
+    any(&registry::v1::MsgUnbondNode {
+        operator: operator.to_string(),
+    })
+}
+
+/// `MsgUnjail`. Signed by the **operator**.
+pub fn unjail(operator: &Address) -> cosmrs::Any {
+    any(&registry::v1::MsgUnjail {
+        operator: operator.to_string(),
+    })
+}
+
+/// `MsgBondGov`: a plain governance bond (voting weight only). Signed by the **owner**.
+pub fn bond_gov(owner: &Address, amount: u128) -> cosmrs::Any {
+    any(&registry::v1::MsgBondGov {
+        owner: owner.to_string(),
+        amount: amount.to_string(),
+    })
+}
+
+/// `MsgUnbondGov`. Signed by the **owner**.
+pub fn unbond_gov(owner: &Address, amount: u128) -> cosmrs::Any {
+    any(&registry::v1::MsgUnbondGov {
+        owner: owner.to_string(),
+        amount: amount.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------- contrib
+
+/// The work commitment `H("MAGNET/contrib/v1" ‖ chain_id ‖ epoch ‖ job ‖ committer ‖ result ‖
+/// nonce)` exactly as the chain checks it; `committer` is the node's **operator** address.
+pub fn work_commitment(
+    chain_id: &str,
+    epoch: u64,
+    job: u64,
+    committer: &Address,
+    work: &Work,
+    nonce: &[u8],
+) -> [u8; 32] {
+    magnet_contrib::msgs::work_commitment(chain_id, epoch, job, committer, work, nonce)
+}
+
+/// The evaluator's score commitment, exactly as the chain checks it; `contributor` and
+/// `evaluator` are **operator** addresses.
+pub fn score_commitment(
+    chain_id: &str,
+    epoch: u64,
+    job: u64,
+    contributor: &Address,
+    evaluator: &Address,
+    score: i64,
+    nonce: &[u8],
+) -> [u8; 32] {
+    magnet_contrib::msgs::score_commitment(
+        chain_id,
+        epoch,
+        job,
+        contributor,
+        evaluator,
+        score,
+        nonce,
+    )
+}
+
+/// `MsgCommit`. Signed by the **node** key.
+pub fn contrib_commit(node: &Address, epoch: u64, job: u64, commitment: [u8; 32]) -> cosmrs::Any {
+    any(&contrib::v1::MsgCommit {
+        node: node.to_string(),
+        epoch,
+        job,
+        commitment: commitment.to_vec(),
+    })
+}
+
+/// `MsgReveal`. Signed by the **node** key.
+pub fn contrib_reveal(
+    node: &Address,
+    epoch: u64,
+    job: u64,
+    work: &Work,
+    nonce: &[u8],
+) -> cosmrs::Any {
+    any(&contrib::v1::MsgReveal {
+        node: node.to_string(),
+        epoch,
+        job,
+        result: Some(magnet_contrib::msgs::work_result(work)),
+        nonce: nonce.to_vec(),
+    })
+}
+
+/// `MsgEvalCommit`. Signed by the evaluator's **node** key.
+pub fn eval_commit(
+    node: &Address,
+    epoch: u64,
+    job: u64,
+    contributor: &Address,
+    commitment: [u8; 32],
+) -> cosmrs::Any {
+    any(&contrib::v1::MsgEvalCommit {
+        node: node.to_string(),
+        epoch,
+        job,
+        contributor: contributor.to_string(),
+        commitment: commitment.to_vec(),
+    })
+}
+
+/// `MsgEvalReveal` (`score`: validation-loss improvement, fixed-point 10^6). Signed by the
+/// evaluator's **node** key.
+pub fn eval_reveal(
+    node: &Address,
+    epoch: u64,
+    job: u64,
+    contributor: &Address,
+    score: i64,
+    nonce: &[u8],
+) -> cosmrs::Any {
+    any(&contrib::v1::MsgEvalReveal {
+        node: node.to_string(),
+        epoch,
+        job,
+        contributor: contributor.to_string(),
+        score,
+        nonce: nonce.to_vec(),
+    })
+}
+
+// ---------------------------------------------------------------- notary
+
+/// `MsgChallenge` against `target` (`contrib/<epoch>/<job>/<operator>` or `data/<id>`),
+/// posting `bond` umag. Signed by the **challenger** account.
+pub fn challenge(
+    challenger: &Address,
+    target: &str,
+    bond: u128,
+    evidence_hash: [u8; 32],
+) -> cosmrs::Any {
+    any(&notary::v1::MsgChallenge {
+        challenger: challenger.to_string(),
+        target: target.to_string(),
+        bond: bond.to_string(),
+        evidence_hash: evidence_hash.to_vec(),
+    })
+}
+
+/// Notary `MsgVote` (`uphold` = the target misbehaved). Signed by the **notary** account.
+pub fn notary_vote(notary: &Address, challenge_id: u64, uphold: bool) -> cosmrs::Any {
+    any(&notary::v1::MsgVote {
+        notary: notary.to_string(),
+        challenge_id,
+        uphold,
+    })
+}
+
+/// `MsgBondNotary`. Signed by the **notary** account.
+pub fn bond_notary(notary: &Address, amount: u128) -> cosmrs::Any {
+    any(&notary::v1::MsgBondNotary {
+        notary: notary.to_string(),
+        amount: amount.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------- data
+
+/// `MsgRegisterData` (the registration fee is taken from the contributor). Signed by the
+/// **contributor** account.
+pub fn register_data(
+    contributor: &Address,
+    hash: [u8; 32],
+    size: u64,
+    domain: &str,
+) -> cosmrs::Any {
+    any(&data::v1::MsgRegisterData {
+        contributor: contributor.to_string(),
+        hash: hash.to_vec(),
+        size,
+        domain: domain.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------- jobs
+
+/// `MsgCreateJob`, escrowing `budget` umag until `deadline_secs` (block time, Unix seconds).
+/// Signed by the **creator** account.
+pub fn create_job(
+    creator: &Address,
+    domain: &str,
+    eval_set_hash: [u8; 32],
+    base_checkpoint: [u8; 32],
+    budget: u128,
+    deadline_secs: u64,
+) -> cosmrs::Any {
+    any(&jobs::v1::MsgCreateJob {
+        creator: creator.to_string(),
+        domain: domain.to_string(),
+        eval_set_hash: eval_set_hash.to_vec(),
+        base_checkpoint: base_checkpoint.to_vec(),
+        budget: budget.to_string(),
+        deadline_secs,
+    })
+}
+
+/// `MsgCancelJob`. Signed by the **creator** account.
+pub fn cancel_job(creator: &Address, job: u64) -> cosmrs::Any {
+    any(&jobs::v1::MsgCancelJob {
+        creator: creator.to_string(),
+        job,
+    })
+}
+
+/// One DiLoCo round as its leader records it (the model's lineage).
+#[derive(Clone, Debug, Default)]
+pub struct RoundRecord {
+    /// Job id.
+    pub job: u64,
+    /// Round number.
+    pub round: u64,
+    /// Checkpoint hash the round started from.
+    pub base_hash: [u8; 32],
+    /// Merged checkpoint hash.
+    pub merged_hash: [u8; 32],
+    /// Accepted contributors (operator addresses) and their weights.
+    pub accepted: Vec<(Address, u64)>,
+    /// Rejected contributors (operator addresses) and why.
+    pub rejected: Vec<(Address, String)>,
+}
+
+/// `MsgRecordRound`. Signed by the round leader's **node** key (`leader_node`).
+pub fn record_round(leader_node: &Address, r: &RoundRecord) -> cosmrs::Any {
+    any(&jobs::v1::MsgRecordRound {
+        leader: leader_node.to_string(),
+        job: r.job,
+        round: r.round,
+        base_hash: r.base_hash.to_vec(),
+        merged_hash: r.merged_hash.to_vec(),
+        accepted: r
+            .accepted
+            .iter()
+            .map(|(a, w)| jobs::v1::AcceptedContributor {
+                operator: a.to_string(),
+                weight: *w,
+            })
+            .collect(),
+        rejected: r
+            .rejected
+            .iter()
+            .map(|(a, why)| jobs::v1::RejectedContributor {
+                operator: a.to_string(),
+                reason: why.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// `MsgPayForInference` of `amount` umag for `model` (a job id) served by `server` (an
+/// operator address). Signed by the **payer** account.
+pub fn pay_for_inference(
+    payer: &Address,
+    model: u64,
+    server: &Address,
+    amount: u128,
+) -> cosmrs::Any {
+    any(&jobs::v1::MsgPayForInference {
+        payer: payer.to_string(),
+        model,
+        server: server.to_string(),
+        amount: amount.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------- gov
+
+/// `MsgSubmitProposal`; `content` is one proposal body, e.g.
+/// `{"param_change":{"module":"slashing","params":{…}}}` (see `docs/proposals/`).
+/// Signed by the **proposer** account.
+pub fn submit_proposal(
+    proposer: &Address,
+    title: &str,
+    content: &serde_json::Value,
+    deposit: u128,
+) -> cosmrs::Any {
+    any(&gov::v1::MsgSubmitProposal {
+        proposer: proposer.to_string(),
+        title: title.to_string(),
+        content_json: content.to_string(),
+        deposit: deposit.to_string(),
+    })
+}
+
+/// `MsgDeposit`. Signed by the **depositor** account.
+pub fn gov_deposit(depositor: &Address, proposal_id: u64, amount: u128) -> cosmrs::Any {
+    any(&gov::v1::MsgDeposit {
+        depositor: depositor.to_string(),
+        proposal_id,
+        amount: amount.to_string(),
+    })
+}
+
+/// Governance `MsgVote` (`option`: one of [`GOV_VOTE_OPTIONS`]). Signed by the **voter**,
+/// weighted by its bonded stake.
+pub fn gov_vote(voter: &Address, proposal_id: u64, option: &str) -> cosmrs::Any {
+    any(&gov::v1::MsgVote {
+        voter: voter.to_string(),
+        proposal_id,
+        option: option.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn to_prost(a: &cosmrs::Any) -> prost_types::Any {
+        prost_types::Any {
+            type_url: a.type_url.clone(),
+            value: a.value.clone(),
+        }
+    }
+
+    fn work() -> Work {
+        Work {
+            checkpoint_hash: [1; 32],
+            steps: 100,
+            params: 124_000_000,
+            data_hash: [2; 32],
+            kind: "training".into(),
+        }
+    }
+
+    /// Every builder's output passes the owning module's own stateless check, and the module
+    /// names the signer this file documents.
+    #[test]
+    fn every_builder_passes_its_modules_check_with_the_documented_signer() {
+        let op = Address([1; 20]);
+        let node = Address([2; 20]);
+        let other = Address([3; 20]);
+        let pk = crate::Key::generate().unwrap().public_key_bytes();
+        let reg = NodeRegistration {
+            node_pubkey: pk,
+            tier: "gpu_compute".into(),
+            endpoint: "https://127.0.0.1:7000".into(),
+            region: "eu".into(),
+            hardware_profile: "{}".into(),
+            bond: 5,
+        };
+        let registry_cases = [
+            (register_node(&op, &reg), op),
+            (heartbeat(&node), node),
+            (change_tier(&op, "orchestrator", 9), op),
+            (unbond_node(&op), op),
+            (unjail(&op), op),
+            (bond_gov(&op, 7), op),
+            (unbond_gov(&op, 7), op),
+        ];
+        for (m, signer) in registry_cases {
+            let (_, s) = magnet_registry::msgs::check(&to_prost(&m)).unwrap();
+            assert_eq!(s, signer, "{}", m.type_url);
+        }
+        let c = work_commitment("c", 1, 2, &op, &work(), b"n");
+        let sc = score_commitment("c", 1, 2, &op, &other, 5, b"n");
+        let contrib_cases = [
+            contrib_commit(&node, 1, 2, c),
+            contrib_reveal(&node, 1, 2, &work(), b"nonce"),
+            eval_commit(&node, 1, 2, &other, sc),
+            eval_reveal(&node, 1, 2, &other, -5, b"nonce"),
+        ];
+        for m in contrib_cases {
+            let (_, s) = magnet_contrib::msgs::check(&to_prost(&m)).unwrap();
+            assert_eq!(s, node, "{}", m.type_url);
+        }
+        for (m, signer) in [
+            (challenge(&op, "data/1", 10, [4; 32]), op),
+            (notary_vote(&other, 3, true), other),
+            (bond_notary(&other, 10), other),
+        ] {
+            let (_, s) = magnet_notary::msgs::check(&to_prost(&m)).unwrap();
+            assert_eq!(s, signer, "{}", m.type_url);
+        }
+        let (_, s) =
+            magnet_data::msgs::check(&to_prost(&register_data(&op, [5; 32], 10, "text"))).unwrap();
+        assert_eq!(s, op);
+        let round = RoundRecord {
+            job: 1,
+            round: 0,
+            base_hash: [6; 32],
+            merged_hash: [7; 32],
+            accepted: vec![(op, 3)],
+            rejected: vec![(other, "nan".into())],
+        };
+        for (m, signer) in [
+            (create_job(&op, "text", [1; 32], [2; 32], 100, 1_000), op),
+            (cancel_job(&op, 1), op),
+            (record_round(&node, &round), node),
+            (pay_for_inference(&other, 1, &op, 50), other),
+        ] {
+            let (_, s) = magnet_jobs::msgs::check(&to_prost(&m)).unwrap();
+            assert_eq!(s, signer, "{}", m.type_url);
+        }
+        let body = serde_json::json!({"text": {"body": "hello"}});
+        for (m, signer) in [
+            (submit_proposal(&op, "t", &body, 1), op),
+            (gov_deposit(&other, 1, 1), other),
+            (gov_vote(&other, 1, "veto"), other),
+        ] {
+            let (_, s) = magnet_gov::msgs::check(&to_prost(&m)).unwrap();
+            assert_eq!(s, signer, "{}", m.type_url);
+        }
+    }
+
+    #[test]
+    fn type_urls_name_the_module_package() {
+        assert_eq!(
+            heartbeat(&Address([0; 20])).type_url,
+            "/magnet.registry.v1.MsgHeartbeat"
+        );
+        assert_eq!(
+            gov_vote(&Address([0; 20]), 1, "yes").type_url,
+            "/magnet.gov.v1.MsgVote"
+        );
+        assert_eq!(
+            notary_vote(&Address([0; 20]), 1, true).type_url,
+            "/magnet.notary.v1.MsgVote"
+        );
+        let m = register_data(&Address([9; 20]), [8; 32], 77, "code");
+        let d = magnet_proto::data::v1::MsgRegisterData::decode(m.value.as_slice()).unwrap();
+        assert_eq!(d.size, 77);
+        assert_eq!(d.hash, vec![8; 32]);
+    }
+
+    #[test]
+    fn a_commitment_binds_the_committer_and_the_nonce() {
+        let a = Address([1; 20]);
+        let b = Address([2; 20]);
+        let base = work_commitment("magnet-1", 3, 4, &a, &work(), b"n1");
+        assert_ne!(base, work_commitment("magnet-1", 3, 4, &b, &work(), b"n1"));
+        assert_ne!(base, work_commitment("magnet-1", 3, 4, &a, &work(), b"n2"));
+        assert_ne!(base, work_commitment("magnet-2", 3, 4, &a, &work(), b"n1"));
+        assert_eq!(base, work_commitment("magnet-1", 3, 4, &a, &work(), b"n1"));
+    }
+}
