@@ -127,7 +127,10 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 return Err(Error::BadRound {
                     job,
                     round,
-                    why: format!("rounds up to {} are recorded; the next is at least {next}", next - 1),
+                    why: format!(
+                        "rounds up to {} are recorded; the next is at least {next}",
+                        next - 1
+                    ),
                 });
             }
             if hexs(&base) != j.head {

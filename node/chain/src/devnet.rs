@@ -52,11 +52,14 @@ pub struct DevnetArgs {
     #[arg(long, default_value_t = 150)]
     pub epoch_secs: u64,
     /// Inner steps per DiLoCo round.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 8)]
     pub inner_steps: u32,
     /// Sequences per inner step.
     #[arg(long, default_value_t = 4)]
     pub batch_size: usize,
+    /// Inner AdamW peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
     /// Blocks between DiLoCo round starts.
     #[arg(long, default_value_t = 30)]
     pub blocks_per_round: u64,
@@ -97,6 +100,9 @@ const TIERS: [(&str, u128); 3] = [
 ];
 const MAG: u128 = 1_000_000;
 const CHAIN_ID: &str = "magnet-devnet-1";
+/// Seconds of each window after the commit window (reveal, evaluator commit and reveal,
+/// challenge): a few blocks of inclusion latency on a loaded machine.
+const TAIL: u64 = 20;
 
 struct Worker {
     idx: usize,
@@ -214,7 +220,7 @@ fn devnet_app_state(epoch_secs: u64) -> Result<Value> {
     em["blocks_per_day"] = 86_400.into();
     let mut co = serde_json::to_value(magnet_contrib::Params::default())?;
     let w = |x: u64| Value::from(x);
-    let tail = 16u64;
+    let tail = TAIL;
     let commit = epoch_secs.saturating_sub(4 * tail).max(tail);
     co["commit_window_secs"] = w(commit);
     co["reveal_window_secs"] = w(tail);
@@ -290,6 +296,8 @@ pub struct Report {
     pub nodes: Vec<NodeRow>,
     /// Per settled epoch.
     pub epochs: Vec<EpochRow>,
+    /// Workers the devnet killed (fault injection), with the round.
+    pub killed: Vec<(String, u64)>,
 }
 
 /// One DiLoCo round.
@@ -401,7 +409,10 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     std::fs::write(&corpus, part)?;
     let tokenizer = out.join("data/tokenizer.json");
     let t0 = Instant::now();
-    eprintln!("devnet: training the job's tokenizer on {} lines", a.corpus_lines);
+    eprintln!(
+        "devnet: training the job's tokenizer on {} lines",
+        a.corpus_lines
+    );
     run_cmd(
         Command::new(&worker_bin)
             .args(["tokenizer", "train", "--vocab-size", "512", "--corpus"])
@@ -452,8 +463,13 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
                 .args(["--shard", &format!("{i}/{}", a.workers)])
                 .args(["--inner-steps", &a.inner_steps.to_string()])
                 .args(["--batch-size", &a.batch_size.to_string()])
+                .args(["--lr", &a.lr.to_string()])
+                .args(["--commit-lead-secs", &(TAIL + 4).to_string()])
                 .args(["--blocks-per-round", &a.blocks_per_round.to_string()])
-                .args(["--round-ms", &(a.blocks_per_round * 1000 * 3 / 4).to_string()])
+                .args([
+                    "--round-ms",
+                    &(a.blocks_per_round * 1000 * 3 / 4).to_string(),
+                ])
                 .args([
                     "--schedule-steps",
                     &(total_rounds_estimate * u64::from(a.inner_steps)).to_string(),
@@ -480,7 +496,12 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             &workers[i].operator,
             &format!("{}umag", 2 * bond + 100 * MAG),
         ])?;
-        md(&["genesis", "add-account", &node_addr, &format!("{}umag", MAG)])?;
+        md(&[
+            "genesis",
+            "add-account",
+            &node_addr,
+            &format!("{}umag", MAG),
+        ])?;
     }
     eprintln!("devnet: computing the job's base checkpoint");
     let hashes: Value = serde_json::from_str(&run_cmd(
@@ -534,7 +555,17 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let res = rt.block_on(drive(&a, &out, &rpc_url, &worker_bin, &mut workers, &funder, base, eval, &mut kills));
+    let res = rt.block_on(drive(
+        &a,
+        &out,
+        &rpc_url,
+        &worker_bin,
+        &mut workers,
+        &funder,
+        base,
+        eval,
+        &mut kills,
+    ));
     let report = match res {
         Ok(r) => r,
         Err(e) => {
@@ -593,7 +624,10 @@ async fn drive(
             }
         }
         if t.elapsed() > Duration::from_secs(30) {
-            bail!("the chain did not start: see {}", out.join("chain/node.log").display());
+            bail!(
+                "the chain did not start: see {}",
+                out.join("chain/node.log").display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -630,7 +664,9 @@ async fn drive(
             &fee,
         )
         .await?;
-    let tx = c.wait_tx(&r.hash.to_string(), Duration::from_secs(30)).await?;
+    let tx = c
+        .wait_tx(&r.hash.to_string(), Duration::from_secs(30))
+        .await?;
     if tx.tx_result.code.is_err() {
         bail!("MsgCreateJob failed: {}", tx.tx_result.log);
     }
@@ -640,7 +676,10 @@ async fn drive(
         .and_then(|j| j.last())
         .and_then(|j| j["id"].as_u64())
         .ok_or_else(|| anyhow!("no job on chain after MsgCreateJob"))?;
-    eprintln!("devnet: job {job} created; registering {} workers", workers.len());
+    eprintln!(
+        "devnet: job {job} created; registering {} workers",
+        workers.len()
+    );
 
     // Register, then schedule round 0 a few blocks ahead and start the workers.
     for w in workers.iter() {
@@ -661,7 +700,10 @@ async fn drive(
         let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
         if let Some(j) = t.get_mut("job").and_then(|j| j.as_table_mut()) {
             j.insert("id".into(), toml::Value::Integer(job as i64));
-            j.insert("first_height".into(), toml::Value::Integer(first_height as i64));
+            j.insert(
+                "first_height".into(),
+                toml::Value::Integer(first_height as i64),
+            );
         }
         std::fs::write(&p, toml::to_string_pretty(&t)?)?;
         let log = std::fs::File::create(w.home.join("worker.log"))?;
@@ -688,15 +730,16 @@ async fn drive(
 
     // The first epoch with work: round 0 plus two rounds of training must fit before its
     // commit window closes (block time is genesis + height seconds on the devnet).
-    let commit = a.epoch_secs.saturating_sub(64).max(16);
+    let commit = a.epoch_secs.saturating_sub(4 * TAIL).max(TAIL);
     let ready = first_height + 2 * a.blocks_per_round;
-    let e0 = ready / a.epoch_secs + u64::from(ready % a.epoch_secs + 10 > commit);
+    let e0 = ready / a.epoch_secs + u64::from(ready % a.epoch_secs + TAIL + 4 > commit);
     let wanted: Vec<u64> = (e0..e0 + a.epochs).collect();
     eprintln!("devnet: settling epochs {wanted:?}");
     // Watch until every asked epoch is settled.
     let limit = Duration::from_secs((e0 + a.epochs + 3) * a.epoch_secs + 120);
     let started = Instant::now();
     let mut last_line = String::new();
+    let mut killed = Vec::new();
     loop {
         if started.elapsed() > limit {
             bail!(
@@ -726,6 +769,7 @@ async fn drive(
                     let _ = ch.kill();
                     let _ = ch.wait();
                     eprintln!("devnet: killed {} (round {r})", workers[i].moniker);
+                    killed.push((workers[i].moniker.clone(), *r));
                 }
                 workers[i].child = None;
                 fired.push(k);
@@ -768,7 +812,8 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let report = build_report(&c, job, workers, &wanted).await?;
+    let mut report = build_report(&c, job, workers, &wanted).await?;
+    report.killed = killed;
     write_report(out, &report, workers)?;
     Ok(report)
 }
@@ -787,7 +832,12 @@ async fn build_report(
         .iter()
         .map(|w| (w.node_id.clone(), w.moniker.clone()))
         .collect();
-    let name = |op: &str| by_operator.get(op).cloned().unwrap_or_else(|| op.to_string());
+    let name = |op: &str| {
+        by_operator
+            .get(op)
+            .cloned()
+            .unwrap_or_else(|| op.to_string())
+    };
     let logs: Vec<RoundLine> = workers.iter().flat_map(|w| read_rounds(&w.home)).collect();
     let lineage = q(c, "/magnet.jobs.v1/lineage", &job.to_string()).await?;
     let mut rounds = Vec::new();
@@ -802,7 +852,12 @@ async fn build_report(
             .cloned()
             .unwrap_or_default()
             .iter()
-            .map(|x| (name(x[0].as_str().unwrap_or("")), x[1].as_u64().unwrap_or(0)))
+            .map(|x| {
+                (
+                    name(x[0].as_str().unwrap_or("")),
+                    x[1].as_u64().unwrap_or(0),
+                )
+            })
             .collect();
         let accepted_nodes: Vec<&String> = accepted.iter().map(|(m, _)| m).collect();
         let finite: Vec<f64> = locals
@@ -917,6 +972,7 @@ async fn build_report(
         rounds,
         nodes,
         epochs,
+        killed: Vec::new(),
     })
 }
 
@@ -947,7 +1003,8 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
                 .join(", "),
             x.upload_bytes,
             x.merged_val_loss.map_or("—".into(), |l| format!("{l:.4}")),
-            x.mean_local_val_loss.map_or("—".into(), |l| format!("{l:.4}")),
+            x.mean_local_val_loss
+                .map_or("—".into(), |l| format!("{l:.4}")),
         ));
     }
     md.push_str("\n## Nodes\n\n| node | tier | contributions (epoch: status, quality, compute) | reward (umag) | slashes |\n|---|---|---|---|---|\n");
@@ -978,7 +1035,11 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
             e.pool,
             e.paid,
             e.dust,
-            if e.paid + e.dust == e.pool { "yes" } else { "NO" }
+            if e.paid + e.dust == e.pool {
+                "yes"
+            } else {
+                "NO"
+            }
         ));
     }
     md.push_str("\n![loss](loss.png)\n");
@@ -1008,14 +1069,19 @@ fn plot(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     if all.is_empty() {
         return Ok(());
     }
-    let (x1, y0, y1) = all.iter().fold((1.0f64, f64::MAX, f64::MIN), |(x, a, b), (px, py)| {
-        (x.max(*px), a.min(*py), b.max(*py))
-    });
+    let (x1, y0, y1) = all
+        .iter()
+        .fold((1.0f64, f64::MAX, f64::MIN), |(x, a, b), (px, py)| {
+            (x.max(*px), a.min(*py), b.max(*py))
+        });
     let path = out.join("loss.png");
     let root = BitMapBackend::new(&path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("DiLoCo on the devnet: validation loss per round", ("sans-serif", 22))
+        .caption(
+            "DiLoCo on the devnet: validation loss per round",
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
@@ -1031,7 +1097,10 @@ fn plot(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
         let color = Palette99::pick(i).to_rgba();
         let width = if i == 0 { 3 } else { 1 };
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(width)))
+            .draw_series(LineSeries::new(
+                pts.iter().copied(),
+                color.stroke_width(width),
+            ))
             .map_err(|e| anyhow!("plot: {e}"))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
@@ -1071,7 +1140,8 @@ mod tests {
     #[test]
     fn the_devnet_genesis_windows_fit_in_an_epoch_and_validate() {
         let s = devnet_app_state(150).unwrap();
-        let co: magnet_contrib::Params = serde_json::from_value(s["contrib"]["params"].clone()).unwrap();
+        let co: magnet_contrib::Params =
+            serde_json::from_value(s["contrib"]["params"].clone()).unwrap();
         co.validate().unwrap();
         let sum = co.commit_window_secs
             + co.reveal_window_secs

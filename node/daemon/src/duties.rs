@@ -162,7 +162,7 @@ fn work_of(p: &PendingWork) -> Result<Work> {
 pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
     let head = sh.chain.head().await?;
     let (epoch, offset) = sh.epoch_at(head.time);
-    heartbeat(sh, head.time).await?;
+    // Window duties first: a heartbeat can wait a block, a commit cannot.
     match stage(&sh.windows, sh.cfg.job.commit_lead_secs, offset) {
         Stage::Training | Stage::After => {}
         Stage::Commit => commit(sh, epoch).await?,
@@ -170,6 +170,7 @@ pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
         Stage::EvalCommit => eval_commit(sh, epoch).await?,
         Stage::EvalReveal => eval_reveal(sh, epoch).await?,
     }
+    heartbeat(sh, head.time).await?;
     settlements(sh, epoch).await
 }
 

@@ -101,6 +101,12 @@ pub struct InitArgs {
     /// Sequences per inner step.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Inner AdamW peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seconds before the end of the commit window at which the epoch's work is committed.
+    #[arg(long)]
+    pub commit_lead_secs: Option<u64>,
     /// Chain height of round 0.
     #[arg(long)]
     pub first_height: Option<u64>,
@@ -169,6 +175,12 @@ fn init(a: InitArgs) -> Result<()> {
     }
     if let Some(v) = a.batch_size {
         cfg.job.batch_size = v;
+    }
+    if let Some(v) = a.lr {
+        cfg.job.lr = v;
+    }
+    if let Some(v) = a.commit_lead_secs {
+        cfg.job.commit_lead_secs = v;
     }
     if let Some(v) = a.first_height {
         cfg.job.first_height = v;
