@@ -263,13 +263,15 @@ struct RoundLine {
     kind: String,
     round: u64,
     #[serde(default)]
-    node: Option<String>,
-    #[serde(default)]
     local_val_loss: Option<f64>,
     #[serde(default)]
     merged_val_loss: Option<f64>,
     #[serde(default)]
     upload_bytes: Option<u64>,
+    #[serde(default)]
+    delta_hash: Option<String>,
+    #[serde(default)]
+    accepted: Vec<Value>,
 }
 
 fn read_rounds(home: &Path) -> Vec<RoundLine> {
@@ -828,10 +830,6 @@ async fn build_report(
         .iter()
         .map(|w| (w.operator.clone(), w.moniker.clone()))
         .collect();
-    let by_node: BTreeMap<String, String> = workers
-        .iter()
-        .map(|w| (w.node_id.clone(), w.moniker.clone()))
-        .collect();
     let name = |op: &str| {
         by_operator
             .get(op)
@@ -859,15 +857,21 @@ async fn build_report(
                 )
             })
             .collect();
-        let accepted_nodes: Vec<&String> = accepted.iter().map(|(m, _)| m).collect();
-        let finite: Vec<f64> = locals
-            .iter()
-            .filter(|l| {
-                l.node
-                    .as_ref()
-                    .and_then(|n| by_node.get(n))
-                    .is_some_and(|m| accepted_nodes.contains(&m))
+        // The leader's merge line names the Δ hashes it accepted; each worker's local line
+        // carries its Δ hash and the validation loss of the model it came from.
+        let merge_line = logs.iter().find(|l| l.kind == "merged" && l.round == round);
+        let hashes: Vec<&str> = merge_line
+            .map(|m| {
+                m.accepted
+                    .iter()
+                    .filter_map(|a| a["delta_hash"].as_str())
+                    .collect()
             })
+            .unwrap_or_default();
+        let finite: Vec<f64> = logs
+            .iter()
+            .filter(|l| l.kind == "local")
+            .filter(|l| l.delta_hash.as_deref().is_some_and(|h| hashes.contains(&h)))
             .filter_map(|l| l.local_val_loss)
             .filter(|x| x.is_finite())
             .collect();

@@ -303,6 +303,7 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
         "kind": "local", "round": round, "node": sh.me.as_str(), "moniker": sh.cfg.moniker,
         "train_loss": work.train_loss, "local_val_loss": work.local_val_loss,
         "upload_bytes": wire.len(), "tokens": work.tokens, "height": head.height,
+        "delta_hash": delta_hash.to_hex(),
     }));
     tracing::info!(
         round,
@@ -431,7 +432,12 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         .record
         .accepted
         .iter()
-        .map(|a| serde_json::json!({"node": a.node.as_str(), "weight_ppm": a.weight_ppm}))
+        .map(|a| {
+            serde_json::json!({
+                "node": a.node.as_str(), "weight_ppm": a.weight_ppm,
+                "delta_hash": a.delta_hash.to_hex(), "staleness": a.staleness,
+            })
+        })
         .collect();
     let rejected: Vec<_> = out
         .record

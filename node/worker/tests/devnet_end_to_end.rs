@@ -53,8 +53,9 @@ fn tier_milli(tier: &str) -> u128 {
 #[test]
 fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
     let Some(magnetd) = magnetd() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("devnet");
+    // Kept on failure for the logs; removed at the end of a passing run.
+    let dir = tempfile::tempdir().unwrap().keep();
+    let out = dir.join("devnet");
     let status = Command::new(&magnetd)
         .arg("devnet")
         .arg("--out")
