@@ -42,7 +42,7 @@ pub use gas::{GasMeter, OutOfGas};
 pub use module::{Module, ModuleError, MsgResult, ValidatorUpdate};
 pub use services::{
     community_pool, Bank, BankError, Contributions, Disputable, Emission, NodeInfo, NodeRegistry,
-    NotaryPanel, Offence, Services, Slashing, Validators, VerifiedWork,
+    NotaryPanel, Offence, Services, Slashing, ValidatorRecord, Validators, VerifiedWork,
 };
 pub use store::{KvStore, MemStore};
 

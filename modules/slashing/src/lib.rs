@@ -10,7 +10,8 @@
 //!
 //! Slashed funds are split: `⌊amount · burn_ppm⌋` burned, the remainder to the community pool.
 //! Every slash is recorded (`slashing/record/<seq>`) and emitted as
-//! `magnet.slashing.slashed`. Consensus double-sign evidence is recorded in `begin_block`.
+//! `magnet.slashing.slashed`. Consensus double-sign evidence is recorded and punished in
+//! `begin_block` ([`hooks`]).
 //!
 //! Queries (JSON): `/magnet.slashing.v1/params`, `/magnet.slashing.v1/records`.
 //!
@@ -19,7 +20,9 @@
 //! than the bond; slashed coins are burned or reach the community pool in the same call, so
 //! nothing lingers in the pass-through account; arithmetic is exact (floor) and checked.
 //! Does not guarantee: that the reporting module judged the offence correctly (that is
-//! contrib's and the notary panel's job), nor slashing of validator stake (the app's).
+//! contrib's and the notary panel's job). Double-sign evidence slashes the operator's node
+//! bond (a validator whose operator has no node has no stake to slash) and removes the
+//! validator from the set (see [`hooks`]).
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
 pub mod error;
