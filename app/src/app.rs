@@ -687,6 +687,81 @@ impl SigCache {
     }
 }
 
+/// Signature checks of one block, shared by the block's thread and helper threads. Each tx's
+/// answer is a pure function of (tx, signer account at block start, chain id), computed once.
+struct SigPipeline<'a> {
+    decoded: &'a [Result<DecodedTx, TxError>],
+    view: &'a crate::store::StateView<'a>,
+    cache: &'a SigCache,
+    chain_id: &'a str,
+    slots: Vec<std::sync::OnceLock<Option<SigCheck>>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> SigPipeline<'a> {
+    fn new(
+        decoded: &'a [Result<DecodedTx, TxError>],
+        view: &'a crate::store::StateView<'a>,
+        cache: &'a SigCache,
+        chain_id: &'a str,
+    ) -> SigPipeline<'a> {
+        SigPipeline {
+            decoded,
+            view,
+            cache,
+            chain_id,
+            slots: (0..decoded.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next tx nobody has started checking.
+    fn claim(&self) -> Option<usize> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (i < self.decoded.len()).then_some(i)
+    }
+
+    /// Check tx `i` (of a signer known at block start) and publish the answer.
+    fn check(&self, i: usize) {
+        let hint = (|| {
+            let tx = self.decoded[i].as_ref().ok()?;
+            let acct = auth::get_account(self.view, &tx.signer).ok()??;
+            let pub_key = tx.pub_key.clone().or(acct.pub_key)?;
+            let n = acct.account_number;
+            let valid = self.cache.verified(tx, &pub_key, n)
+                || crate::tx::verify_signature(tx, &pub_key, self.chain_id, n);
+            Some(SigCheck {
+                pub_key,
+                account_number: n,
+                valid,
+            })
+        })();
+        let _ = self.slots[i].set(hint);
+    }
+
+    /// Helper thread: check txs until none is left.
+    fn run(&self) {
+        while let Some(i) = self.claim() {
+            self.check(i);
+        }
+    }
+
+    /// The answer for tx `i`, checking unclaimed txs while it is not there yet.
+    fn wait(&self, i: usize) -> Option<&SigCheck> {
+        loop {
+            if let Some(h) = self.slots[i].get() {
+                return h.as_ref();
+            }
+            match self.claim() {
+                Some(j) => self.check(j),
+                None => std::thread::yield_now(),
+            }
+        }
+    }
+}
+
 /// Everything [`finalize`] returns.
 struct Finalized {
     events: Vec<Event>,
@@ -783,78 +858,65 @@ impl Inner {
             .par_iter()
             .map(|t| decode_tx(t, &params, &*modules, DecodeMode::Strict))
             .collect();
-        let keys: Vec<Option<(Vec<u8>, u64)>> = decoded
-            .iter()
-            .map(|d| {
-                let tx = d.as_ref().ok()?;
-                let acct = auth::get_account(&view, &tx.signer).ok()??;
-                let key = tx.pub_key.clone().or(acct.pub_key)?;
-                Some((key, acct.account_number))
-            })
-            .collect();
-        let cache = &self.sig_cache;
-        let hints: Vec<Option<SigCheck>> = decoded
-            .par_iter()
-            .zip(keys.into_par_iter())
-            .map(|(d, k)| {
-                let tx = d.as_ref().ok()?;
-                let (pub_key, account_number) = k?;
-                let valid = cache.verified(tx, &pub_key, account_number)
-                    || crate::tx::verify_signature(tx, &pub_key, &chain_id, account_number);
-                Some(SigCheck {
-                    pub_key,
-                    account_number,
-                    valid,
-                })
-            })
-            .collect();
-
-        let mut buf = BlockBuffer::new(&view);
-        let mut events = Vec::new();
-        if let Some(p) = plan {
-            buf.delete(magnet_gov::state::UPGRADE_KEY);
-            magnet_core::store::set_borsh(
-                &mut buf,
-                &[UPGRADE_DONE_PREFIX, p.name.as_bytes()].concat(),
-                &block.height,
-            );
-            events.push(
-                Event::new("magnet.upgrade.applied")
-                    .attr("name", &p.name)
-                    .attr("height", block.height),
-            );
-        }
-        for m in modules.iter() {
-            run_hook(
-                &mut buf,
-                &block,
-                &modules,
-                &mut events,
-                "begin_block",
-                m.name(),
-                |ctx| m.begin_block(ctx),
-            );
-        }
-        let env = ExecEnv {
-            block: &block,
-            chain_id: &chain_id,
-            modules: &modules,
-            params: &params,
-            min_gas_price,
-        };
-        let mut results = Vec::with_capacity(decoded.len());
-        for (d, hint) in decoded.iter().zip(hints.iter()) {
-            let outcome = match d {
-                Ok(tx) => exec_tx(&mut buf, &env, tx, hint.as_ref(), Mode::Deliver),
-                Err(e) => TxOutcome {
-                    code: e.code,
-                    codespace: e.codespace.clone(),
-                    log: e.log.clone(),
-                    ..TxOutcome::default()
-                },
+        // Signatures are checked by helper threads while this thread runs the block; it
+        // takes tx i's answer when it gets there (verifying the next unclaimed tx itself
+        // while it waits), so execution order, and every result, are independent of timing.
+        let sigs = SigPipeline::new(&decoded, &view, &self.sig_cache, &chain_id);
+        let helpers = rayon::current_num_threads()
+            .saturating_sub(1)
+            .min(decoded.len());
+        let (mut buf, mut events, results) = std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|| sigs.run());
+            }
+            let mut buf = BlockBuffer::new(&view);
+            let mut events = Vec::new();
+            if let Some(p) = plan {
+                buf.delete(magnet_gov::state::UPGRADE_KEY);
+                magnet_core::store::set_borsh(
+                    &mut buf,
+                    &[UPGRADE_DONE_PREFIX, p.name.as_bytes()].concat(),
+                    &block.height,
+                );
+                events.push(
+                    Event::new("magnet.upgrade.applied")
+                        .attr("name", &p.name)
+                        .attr("height", block.height),
+                );
+            }
+            for m in modules.iter() {
+                run_hook(
+                    &mut buf,
+                    &block,
+                    &modules,
+                    &mut events,
+                    "begin_block",
+                    m.name(),
+                    |ctx| m.begin_block(ctx),
+                );
+            }
+            let env = ExecEnv {
+                block: &block,
+                chain_id: &chain_id,
+                modules: &modules,
+                params: &params,
+                min_gas_price,
             };
-            results.push(outcome);
-        }
+            let mut results = Vec::with_capacity(decoded.len());
+            for (i, d) in decoded.iter().enumerate() {
+                let outcome = match d {
+                    Ok(tx) => exec_tx(&mut buf, &env, tx, sigs.wait(i), Mode::Deliver),
+                    Err(e) => TxOutcome {
+                        code: e.code,
+                        codespace: e.codespace.clone(),
+                        log: e.log.clone(),
+                        ..TxOutcome::default()
+                    },
+                };
+                results.push(outcome);
+            }
+            (buf, events, results)
+        });
         let mut updates: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for m in modules.iter() {
             if let Some(ups) = run_hook(
@@ -1117,7 +1179,7 @@ impl tendermint_abci::Application for MagnetApp {
             }
             drop(view);
             return match g.store.prove(height, &key) {
-                Ok((value, proof, _root)) => pb::ResponseQuery {
+                Ok(crate::store::ProvenValue { value, proof, .. }) => pb::ResponseQuery {
                     code: 0,
                     info: if value.is_some() { "exists" } else { "absent" }.into(),
                     proof_ops: Some(crate::proof::proof_ops(&key, &proof)),

@@ -34,6 +34,19 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 
+/// A jmt proof of one key against a state root.
+pub type StateProof = jmt::proof::SparseMerkleProof<sha2::Sha256>;
+
+/// A value (or absence) read with its proof, and the root it is proven against.
+pub struct ProvenValue {
+    /// The value; `None` when the key is absent.
+    pub value: Option<Vec<u8>>,
+    /// The proof.
+    pub proof: StateProof,
+    /// The app hash of the height it was read at.
+    pub root: [u8; 32],
+}
+
 /// Pending writes: `None` deletes the key.
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
@@ -318,19 +331,8 @@ impl MerkleStore {
 
     /// The value of `key` in the committed state at `height` (within the pruning window) with
     /// a jmt proof that it — or its absence — is in the tree whose root is that height's app
-    /// hash. Returns `(value, proof, root)`.
-    pub fn prove(
-        &self,
-        height: u64,
-        key: &[u8],
-    ) -> Result<
-        (
-            Option<Vec<u8>>,
-            jmt::proof::SparseMerkleProof<sha2::Sha256>,
-            [u8; 32],
-        ),
-        StoreError,
-    > {
+    /// hash.
+    pub fn prove(&self, height: u64, key: &[u8]) -> Result<ProvenValue, StoreError> {
         // Same availability rules as a historical read.
         drop(self.view_at(height)?);
         let root = self
@@ -358,7 +360,7 @@ impl MerkleStore {
                     height,
                     detail: format!("proof of {}: {e}", hex::encode(key)),
                 })?;
-        Ok((value, proof, root))
+        Ok(ProvenValue { value, proof, root })
     }
 
     /// App hash stored for a committed `height`.

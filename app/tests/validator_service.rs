@@ -189,7 +189,7 @@ fn double_sign_evidence_slashes_the_operators_bond_at_its_rate_and_removes_the_v
             address: cons_addr(&vpk(1)).into(),
             power: 10,
         }),
-        height: c.h.height as i64,
+        height: c.h.height,
         time: None,
         total_voting_power: 20,
     };
@@ -243,7 +243,7 @@ fn double_sign_evidence_slashes_the_operators_bond_at_its_rate_and_removes_the_v
                 address: cons_addr(&vpk(2)).into(),
                 power: 10,
             }),
-            height: c.h.height as i64,
+            height: c.h.height,
             time: None,
             total_voting_power: 10,
         },
