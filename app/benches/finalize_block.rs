@@ -3,7 +3,9 @@
 //! ECDSA verification — the ceiling a one-core verifier would impose.
 //!
 //! Run: `cargo bench -p magnet-app --bench finalize_block`. Read `thrpt` as tx/s (or
-//! verifications/s for the k256 line). `MAGNET_BENCH_TXS` changes the block size.
+//! verifications/s for the k256 line). `MAGNET_BENCH_TXS` changes the block size. At the end
+//! a summary line gives each FinalizeBlock figure as a ratio to the single-thread k256
+//! verifications/s measured in the same run (the number to compare across machines).
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
@@ -11,7 +13,15 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use magnet_app::abci as pb;
 use magnet_app::testkit::{genesis_app_state, Signer, TxBuilder};
 use magnet_app::{AppConfig, Application, MagnetApp, StoreConfig};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// (bench name, txs, total time) of every timed FinalizeBlock, for the summary.
+static RUNS: Mutex<Vec<(String, u64, Duration)>> = Mutex::new(Vec::new());
+
+fn record(name: &str, txs: u64, took: Duration) {
+    RUNS.lock().unwrap().push((name.to_string(), txs, took));
+}
 
 const CHAIN_ID: &str = "magnet-bench";
 
@@ -136,7 +146,9 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let txs = chain.next_block();
-                total += chain.run(txs, false);
+                let took = chain.run(txs, false);
+                record("finalize_block", n as u64, took);
+                total += took;
             }
             total
         })
@@ -146,7 +158,9 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let txs = chain.next_block();
-                total += chain.run(txs, true);
+                let took = chain.run(txs, true);
+                record("finalize_block_and_commit", n as u64, took);
+                total += took;
             }
             total
         })
@@ -165,7 +179,9 @@ fn bench(c: &mut Criterion) {
                     });
                     assert_eq!(r.code, 0, "{}", r.log);
                 }
-                total += chain.run(txs, false);
+                let took = chain.run(txs, false);
+                record("finalize_block_after_check_tx", n as u64, took);
+                total += took;
             }
             total
         })
@@ -188,6 +204,38 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The anchor, timed plainly in the same run: single-thread verifications per second.
+    let k = 2_000u32;
+    let start = Instant::now();
+    for _ in 0..k {
+        use k256::ecdsa::signature::hazmat::PrehashVerifier;
+        let digest = magnet_core::sha256(std::hint::black_box(doc));
+        vk.verify_prehash(&digest, &sig).unwrap();
+    }
+    let verify_per_s = f64::from(k) / start.elapsed().as_secs_f64();
+    let runs = RUNS.lock().unwrap();
+    eprintln!(
+        "summary: k256 single-thread verify {verify_per_s:.0}/s; rayon threads {}",
+        rayon::current_num_threads()
+    );
+    for name in [
+        "finalize_block",
+        "finalize_block_and_commit",
+        "finalize_block_after_check_tx",
+    ] {
+        let (txs, took) = runs
+            .iter()
+            .filter(|r| r.0 == name)
+            .fold((0u64, Duration::ZERO), |(t, d), r| (t + r.1, d + r.2));
+        if took > Duration::ZERO {
+            let tps = txs as f64 / took.as_secs_f64();
+            eprintln!(
+                "summary: {name}: {tps:.0} tx/s over {txs} txs = {:.2} × single-thread k256 verify",
+                tps / verify_per_s
+            );
+        }
+    }
 }
 
 criterion_group!(benches, bench);

@@ -37,8 +37,7 @@ use tendermint_proto::v0_38::abci as pb;
 pub const CHAIN_ID_KEY: &[u8] = b"app/chain_id";
 /// State key of the last block's height and time.
 pub const LAST_BLOCK_KEY: &[u8] = b"app/last_block";
-/// Prefix of the validator set: `app/val/<ed25519 pubkey:32>` → power (borsh u64).
-pub const VALIDATOR_PREFIX: &[u8] = b"app/val/";
+pub use crate::validators::{validator_set, VALIDATOR_PREFIX};
 
 /// The ABCI `Info.data` name.
 pub const APP_NAME: &str = "magnet";
@@ -98,6 +97,36 @@ pub enum AppError {
     AlreadyInitialised(u64),
 }
 
+/// Why FinalizeBlock did not run. The block changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Governance scheduled a software upgrade at this height that this binary lacks.
+    #[error(
+        "UPGRADE {name:?} NEEDED at height {height}: governance halted the chain here for a \
+         software upgrade that this binary (magnet-app {version}) does not implement. Stop this \
+         binary and start the release that implements {name:?}; it resumes from this height. \
+         No state was changed."
+    )]
+    UpgradeNeeded {
+        /// Upgrade name from the passed proposal.
+        name: String,
+        /// The halt height (the block that was refused).
+        height: u64,
+        /// This binary's version.
+        version: &'static str,
+    },
+}
+
+/// Software upgrades this binary implements (their plans are cleared at the halt height
+/// instead of halting). A release that ships an upgrade adds its name here.
+pub const KNOWN_UPGRADES: &[&str] = &[];
+
+/// State key of applied upgrades: `app/upgrade_done/<name>` → height (borsh u64).
+pub const UPGRADE_DONE_PREFIX: &[u8] = b"app/upgrade_done/";
+
 /// A genesis validator in `app_state.validators`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GenesisValidator {
@@ -109,6 +138,17 @@ pub struct GenesisValidator {
     /// Optional moniker.
     #[serde(default)]
     pub name: String,
+}
+
+/// A validator's operator account in `app_state.validator_operators` (see ADR 0003): the
+/// account paid the validator's fee share and whose node bond backs it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisOperator {
+    /// Ed25519 consensus public key, base64; must be a genesis validator.
+    pub pub_key: String,
+    /// Operator account, bech32 `magnet1…`.
+    pub operator: String,
 }
 
 mod u64_string {
@@ -157,6 +197,8 @@ struct Inner {
     last_block: BlockInfo,
     /// Block info of the last committed block.
     committed_block: BlockInfo,
+    /// Upgrades this binary implements ([`KNOWN_UPGRADES`] plus [`MagnetApp::register_upgrade`]).
+    upgrades: std::collections::BTreeSet<String>,
 }
 
 /// The MAGNET ABCI application; see the module docs.
@@ -207,22 +249,22 @@ fn read_last_block(store: &dyn KvStore) -> (u64, u64, u32) {
         .unwrap_or((0, 0, 0))
 }
 
+fn read_upgrade_plan(store: &dyn KvStore) -> Option<magnet_gov::state::UpgradePlan> {
+    let b = store.get(magnet_gov::state::UPGRADE_KEY)?;
+    match serde_json::from_slice(&b) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(error = %e, "the scheduled upgrade plan does not decode; ignoring it");
+            None
+        }
+    }
+}
+
 fn read_chain_id(store: &dyn KvStore) -> String {
     store
         .get(CHAIN_ID_KEY)
         .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_default()
-}
-
-/// The validator set stored in state: ed25519 key → power.
-pub fn validator_set(store: &dyn KvStore) -> BTreeMap<Vec<u8>, u64> {
-    magnet_core::store::scan_prefix(store, VALIDATOR_PREFIX)
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let p = borsh::from_slice::<u64>(&v).ok()?;
-            Some((k[VALIDATOR_PREFIX.len()..].to_vec(), p))
-        })
-        .collect()
 }
 
 fn abci_validator(pk: &[u8], power: u64) -> pb::ValidatorUpdate {
@@ -313,6 +355,7 @@ impl MagnetApp {
                 sig_cache: SigCache::default(),
                 last_block: committed_block.clone(),
                 committed_block,
+                upgrades: KNOWN_UPGRADES.iter().map(|s| s.to_string()).collect(),
             })),
         })
     }
@@ -322,6 +365,53 @@ impl MagnetApp {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// Declare that this binary implements the software upgrade `name`: at its halt height
+    /// the plan is cleared and the chain goes on instead of halting. Call before the first
+    /// block (a release that ships an upgrade lists it in [`KNOWN_UPGRADES`] instead).
+    pub fn register_upgrade(&self, name: &str) {
+        self.lock().upgrades.insert(name.to_string());
+    }
+
+    /// The software upgrade governance scheduled, if any: `(name, halt height)`.
+    pub fn upgrade_plan(&self) -> Option<(String, u64)> {
+        let g = self.lock();
+        let view = g.store.working_view().ok()?;
+        read_upgrade_plan(&view).map(|p| (p.name, p.halt_height))
+    }
+
+    /// FinalizeBlock with a typed error: on `Err` nothing was staged. The
+    /// [`tendermint_abci::Application`] impl logs the error and stops the process, as
+    /// CometBFT expects of an app that cannot go on; an embedded node can call this to halt
+    /// cleanly instead ([`FinalizeError::UpgradeNeeded`] at a governance halt height).
+    pub fn try_finalize_block(
+        &self,
+        req: pb::RequestFinalizeBlock,
+    ) -> Result<pb::ResponseFinalizeBlock, FinalizeError> {
+        let mut g = self.lock();
+        let (f, block) = g.finalize(&req)?;
+        g.last_block = block;
+        Ok(pb::ResponseFinalizeBlock {
+            events: to_abci_events(&f.events),
+            tx_results: f
+                .results
+                .into_iter()
+                .map(|o| pb::ExecTxResult {
+                    code: o.code,
+                    data: o.data.into(),
+                    log: o.log,
+                    info: String::new(),
+                    gas_wanted: i64::try_from(o.gas_wanted).unwrap_or(i64::MAX),
+                    gas_used: i64::try_from(o.gas_used).unwrap_or(i64::MAX),
+                    events: to_abci_events(&o.events),
+                    codespace: o.codespace,
+                })
+                .collect(),
+            validator_updates: f.validator_updates,
+            consensus_param_updates: None,
+            app_hash: f.app_hash.to_vec().into(),
+        })
     }
 
     /// Last committed height and app hash (`(0, [])` before the first commit).
@@ -417,6 +507,28 @@ impl MagnetApp {
             "validators".to_string(),
             serde_json::to_value(&validators).map_err(|e| AppError::Genesis(e.to_string()))?,
         );
+        let ops: Vec<GenesisOperator> = crate::validators::operators(&view)
+            .into_iter()
+            .filter(|(pk, _)| {
+                validators.iter().any(|v| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(&v.pub_key)
+                        .ok()
+                        .as_deref()
+                        == Some(pk.as_slice())
+                })
+            })
+            .map(|(pk, op)| GenesisOperator {
+                pub_key: base64::engine::general_purpose::STANDARD.encode(pk),
+                operator: op.to_bech32(),
+            })
+            .collect();
+        if !ops.is_empty() {
+            app_state.insert(
+                "validator_operators".to_string(),
+                serde_json::to_value(&ops).map_err(|e| AppError::Genesis(e.to_string()))?,
+            );
+        }
         Ok(ExportedState {
             chain_id: read_chain_id(&view),
             height: commit.map_or(0, |c| c.height),
@@ -506,8 +618,43 @@ fn run_genesis(
             }
         }
     }
+    let mut operators: BTreeMap<Vec<u8>, magnet_core::Address> = BTreeMap::new();
+    if let Some(v) = app_state
+        .get("validator_operators")
+        .filter(|v| !v.is_null())
+    {
+        use base64::Engine;
+        let ops: Vec<GenesisOperator> = serde_json::from_value(v.clone())
+            .map_err(|e| AppError::Genesis(format!("validator_operators: {e}")))?;
+        for o in ops {
+            let pk = base64::engine::general_purpose::STANDARD
+                .decode(&o.pub_key)
+                .map_err(|e| {
+                    AppError::Genesis(format!("validator_operators: pub_key {:?}: {e}", o.pub_key))
+                })?;
+            if !set.contains_key(&pk) {
+                return Err(AppError::Genesis(format!(
+                    "validator_operators: {} is not a genesis validator",
+                    o.pub_key
+                )));
+            }
+            let op: magnet_core::Address = o.operator.parse().map_err(|e| {
+                AppError::Genesis(format!(
+                    "validator_operators: operator {:?}: {e}",
+                    o.operator
+                ))
+            })?;
+            if operators.insert(pk, op).is_some() {
+                return Err(AppError::Genesis(format!(
+                    "validator_operators: {} is listed twice",
+                    o.pub_key
+                )));
+            }
+        }
+    }
     for (pk, p) in &set {
         magnet_core::store::set_borsh(store, &[VALIDATOR_PREFIX, pk].concat(), p);
+        crate::validators::put_record(store, pk, operators.get(pk).copied());
     }
     Ok(report)
 }
@@ -535,6 +682,81 @@ impl SigCache {
         while self.order.len() > SIG_CACHE_MAX {
             if let Some(old) = self.order.pop_front() {
                 self.map.remove(&old);
+            }
+        }
+    }
+}
+
+/// Signature checks of one block, shared by the block's thread and helper threads. Each tx's
+/// answer is a pure function of (tx, signer account at block start, chain id), computed once.
+struct SigPipeline<'a> {
+    decoded: &'a [Result<DecodedTx, TxError>],
+    view: &'a crate::store::StateView<'a>,
+    cache: &'a SigCache,
+    chain_id: &'a str,
+    slots: Vec<std::sync::OnceLock<Option<SigCheck>>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> SigPipeline<'a> {
+    fn new(
+        decoded: &'a [Result<DecodedTx, TxError>],
+        view: &'a crate::store::StateView<'a>,
+        cache: &'a SigCache,
+        chain_id: &'a str,
+    ) -> SigPipeline<'a> {
+        SigPipeline {
+            decoded,
+            view,
+            cache,
+            chain_id,
+            slots: (0..decoded.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next tx nobody has started checking.
+    fn claim(&self) -> Option<usize> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (i < self.decoded.len()).then_some(i)
+    }
+
+    /// Check tx `i` (of a signer known at block start) and publish the answer.
+    fn check(&self, i: usize) {
+        let hint = (|| {
+            let tx = self.decoded[i].as_ref().ok()?;
+            let acct = auth::get_account(self.view, &tx.signer).ok()??;
+            let pub_key = tx.pub_key.clone().or(acct.pub_key)?;
+            let n = acct.account_number;
+            let valid = self.cache.verified(tx, &pub_key, n)
+                || crate::tx::verify_signature(tx, &pub_key, self.chain_id, n);
+            Some(SigCheck {
+                pub_key,
+                account_number: n,
+                valid,
+            })
+        })();
+        let _ = self.slots[i].set(hint);
+    }
+
+    /// Helper thread: check txs until none is left.
+    fn run(&self) {
+        while let Some(i) = self.claim() {
+            self.check(i);
+        }
+    }
+
+    /// The answer for tx `i`, checking unclaimed txs while it is not there yet.
+    fn wait(&self, i: usize) -> Option<&SigCheck> {
+        loop {
+            if let Some(h) = self.slots[i].get() {
+                return h.as_ref();
+            }
+            match self.claim() {
+                Some(j) => self.check(j),
+                None => std::thread::yield_now(),
             }
         }
     }
@@ -606,13 +828,25 @@ impl Inner {
     fn finalize(
         &mut self,
         req: &pb::RequestFinalizeBlock,
-    ) -> Result<(Finalized, BlockInfo), StoreError> {
+    ) -> Result<(Finalized, BlockInfo), FinalizeError> {
         let _span = tracing::info_span!("finalize_block", height = req.height, txs = req.txs.len())
             .entered();
         let modules = self.modules.clone();
         let view = self.store.working_view()?;
         let chain_id = read_chain_id(&view);
         let block = self.block_info(req, chain_id.clone());
+        // A passed software upgrade halts the chain at its height unless this binary has it.
+        let plan = read_upgrade_plan(&view).filter(|p| block.height >= p.halt_height);
+        if let Some(p) = &plan {
+            if !self.upgrades.contains(&p.name) {
+                return Err(FinalizeError::UpgradeNeeded {
+                    name: p.name.clone(),
+                    height: block.height,
+                    version: env!("CARGO_PKG_VERSION"),
+                });
+            }
+            tracing::info!(name = %p.name, height = block.height, "applying software upgrade");
+        }
         let params = auth::params(&view).unwrap_or_default();
         let min_gas_price = GasPrice::parse(&params.min_gas_price).unwrap_or_default();
 
@@ -624,65 +858,65 @@ impl Inner {
             .par_iter()
             .map(|t| decode_tx(t, &params, &*modules, DecodeMode::Strict))
             .collect();
-        let keys: Vec<Option<(Vec<u8>, u64)>> = decoded
-            .iter()
-            .map(|d| {
-                let tx = d.as_ref().ok()?;
-                let acct = auth::get_account(&view, &tx.signer).ok()??;
-                let key = tx.pub_key.clone().or(acct.pub_key)?;
-                Some((key, acct.account_number))
-            })
-            .collect();
-        let cache = &self.sig_cache;
-        let hints: Vec<Option<SigCheck>> = decoded
-            .par_iter()
-            .zip(keys.into_par_iter())
-            .map(|(d, k)| {
-                let tx = d.as_ref().ok()?;
-                let (pub_key, account_number) = k?;
-                let valid = cache.verified(tx, &pub_key, account_number)
-                    || crate::tx::verify_signature(tx, &pub_key, &chain_id, account_number);
-                Some(SigCheck {
-                    pub_key,
-                    account_number,
-                    valid,
-                })
-            })
-            .collect();
-
-        let mut buf = BlockBuffer::new(&view);
-        let mut events = Vec::new();
-        for m in modules.iter() {
-            run_hook(
-                &mut buf,
-                &block,
-                &modules,
-                &mut events,
-                "begin_block",
-                m.name(),
-                |ctx| m.begin_block(ctx),
-            );
-        }
-        let env = ExecEnv {
-            block: &block,
-            chain_id: &chain_id,
-            modules: &modules,
-            params: &params,
-            min_gas_price,
-        };
-        let mut results = Vec::with_capacity(decoded.len());
-        for (d, hint) in decoded.iter().zip(hints.iter()) {
-            let outcome = match d {
-                Ok(tx) => exec_tx(&mut buf, &env, tx, hint.as_ref(), Mode::Deliver),
-                Err(e) => TxOutcome {
-                    code: e.code,
-                    codespace: e.codespace.clone(),
-                    log: e.log.clone(),
-                    ..TxOutcome::default()
-                },
+        // Signatures are checked by helper threads while this thread runs the block; it
+        // takes tx i's answer when it gets there (verifying the next unclaimed tx itself
+        // while it waits), so execution order, and every result, are independent of timing.
+        let sigs = SigPipeline::new(&decoded, &view, &self.sig_cache, &chain_id);
+        let helpers = rayon::current_num_threads()
+            .saturating_sub(1)
+            .min(decoded.len());
+        let (mut buf, mut events, results) = std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|| sigs.run());
+            }
+            let mut buf = BlockBuffer::new(&view);
+            let mut events = Vec::new();
+            if let Some(p) = plan {
+                buf.delete(magnet_gov::state::UPGRADE_KEY);
+                magnet_core::store::set_borsh(
+                    &mut buf,
+                    &[UPGRADE_DONE_PREFIX, p.name.as_bytes()].concat(),
+                    &block.height,
+                );
+                events.push(
+                    Event::new("magnet.upgrade.applied")
+                        .attr("name", &p.name)
+                        .attr("height", block.height),
+                );
+            }
+            for m in modules.iter() {
+                run_hook(
+                    &mut buf,
+                    &block,
+                    &modules,
+                    &mut events,
+                    "begin_block",
+                    m.name(),
+                    |ctx| m.begin_block(ctx),
+                );
+            }
+            let env = ExecEnv {
+                block: &block,
+                chain_id: &chain_id,
+                modules: &modules,
+                params: &params,
+                min_gas_price,
             };
-            results.push(outcome);
-        }
+            let mut results = Vec::with_capacity(decoded.len());
+            for (i, d) in decoded.iter().enumerate() {
+                let outcome = match d {
+                    Ok(tx) => exec_tx(&mut buf, &env, tx, sigs.wait(i), Mode::Deliver),
+                    Err(e) => TxOutcome {
+                        code: e.code,
+                        codespace: e.codespace.clone(),
+                        log: e.log.clone(),
+                        ..TxOutcome::default()
+                    },
+                };
+                results.push(outcome);
+            }
+            (buf, events, results)
+        });
         let mut updates: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for m in modules.iter() {
             if let Some(ups) = run_hook(
@@ -722,6 +956,9 @@ impl Inner {
                 );
             }
         }
+        // Changes requested through the Validators service (governance, double-sign
+        // evidence) apply after modules' end_block updates.
+        updates.extend(crate::validators::take_pending(&mut buf));
         // Apply validator updates; report only real changes.
         let mut validator_updates = Vec::new();
         for (pk, power) in updates {
@@ -929,6 +1166,34 @@ impl tendermint_abci::Application for MagnetApp {
                 }
             }
         };
+        if req.path == crate::proof::STORE_KEY_PATH {
+            let key = req.data.to_vec();
+            if !req.prove {
+                return pb::ResponseQuery {
+                    code: 0,
+                    key: key.clone().into(),
+                    value: view.get(&key).unwrap_or_default().into(),
+                    height: h,
+                    ..Default::default()
+                };
+            }
+            drop(view);
+            return match g.store.prove(height, &key) {
+                Ok(crate::store::ProvenValue { value, proof, .. }) => pb::ResponseQuery {
+                    code: 0,
+                    info: if value.is_some() { "exists" } else { "absent" }.into(),
+                    proof_ops: Some(crate::proof::proof_ops(&key, &proof)),
+                    key: key.into(),
+                    value: value.unwrap_or_default().into(),
+                    height: h,
+                    ..Default::default()
+                },
+                Err(e) => fail(
+                    magnet_core::ModuleError::new("sdk", codes::INVALID_HEIGHT, e.to_string()),
+                    h,
+                ),
+            };
+        }
         let q = QueryCtx {
             block: &block,
             store: &*view,
@@ -1046,34 +1311,16 @@ impl tendermint_abci::Application for MagnetApp {
     }
 
     fn finalize_block(&self, req: pb::RequestFinalizeBlock) -> pb::ResponseFinalizeBlock {
-        let mut g = self.lock();
-        match g.finalize(&req) {
-            Ok((f, block)) => {
-                g.last_block = block;
-                pb::ResponseFinalizeBlock {
-                    events: to_abci_events(&f.events),
-                    tx_results: f
-                        .results
-                        .into_iter()
-                        .map(|o| pb::ExecTxResult {
-                            code: o.code,
-                            data: o.data.into(),
-                            log: o.log,
-                            info: String::new(),
-                            gas_wanted: i64::try_from(o.gas_wanted).unwrap_or(i64::MAX),
-                            gas_used: i64::try_from(o.gas_used).unwrap_or(i64::MAX),
-                            events: to_abci_events(&o.events),
-                            codespace: o.codespace,
-                        })
-                        .collect(),
-                    validator_updates: f.validator_updates,
-                    consensus_param_updates: None,
-                    app_hash: f.app_hash.to_vec().into(),
-                }
+        let height = req.height;
+        match self.try_finalize_block(req) {
+            Ok(r) => r,
+            Err(e @ FinalizeError::UpgradeNeeded { .. }) => {
+                tracing::error!(height, "{e}");
+                panic!("{e}")
             }
             Err(e) => {
-                tracing::error!(height = req.height, error = %e, "FinalizeBlock failed: stopping");
-                panic!("FinalizeBlock at height {} failed: {e}", req.height)
+                tracing::error!(height, error = %e, "FinalizeBlock failed: stopping");
+                panic!("FinalizeBlock at height {height} failed: {e}")
             }
         }
     }

@@ -32,7 +32,8 @@
 //! * `testkit` (feature) builds and signs `MsgSend` txs and Simulate requests.
 //! * Query paths: `/cosmos.auth.v1beta1.Query/Account`, `/cosmos.bank.v1beta1.Query/Balance`,
 //!   `/AllBalances`, `/TotalSupply`, `/SupplyOf`, `/cosmos.tx.v1beta1.Service/Simulate`,
-//!   `/magnet.auth.v1/params`, `/magnet.epochs.v1/state`. `GetTx` is not served here: the app
+//!   `/magnet.auth.v1/params`, `/magnet.epochs.v1/state`, and `/store/key` (a raw state key,
+//!   with a merkle proof when `prove = true`: check it with [`proof::verify_proof`]). `GetTx` is not served here: the app
 //!   keeps no tx index (the node's `tx`/`tx_search` does).
 //!
 //! # Guarantees
@@ -40,8 +41,8 @@
 //! signature checks are pure). A failed tx changes nothing but its fee and sequence.
 //!
 //! # Non-guarantees
-//! No merkle proofs in queries yet (`prove` is ignored), no state sync, no fee grants or
-//! multisig, one signer per tx.
+//! Merkle proofs cover raw state keys only (`/store/key`, see [`proof`]); no state sync, no
+//! fee grants or multisig, one signer per tx.
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
 pub mod app;
@@ -50,12 +51,16 @@ pub mod bank;
 pub mod error;
 pub mod exec;
 pub mod modules;
+pub mod proof;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tx;
+pub mod validators;
 
-pub use app::{AppConfig, AppError, ExportedState, GenesisValidator, MagnetApp};
+pub use app::{
+    AppConfig, AppError, ExportedState, FinalizeError, GenesisOperator, GenesisValidator, MagnetApp,
+};
 pub use error::TxError;
 pub use exec::{fee_collector, FEE_COLLECTOR};
 pub use store::StoreConfig;

@@ -108,6 +108,7 @@ impl ModuleSet {
         s.contrib = Some(&magnet_contrib::ContribModule);
         s.notary = Some(&magnet_notary::NotaryModule);
         s.data = Some(&magnet_data::DataModule);
+        s.validators = Some(&crate::validators::AppValidators);
         s
     }
 

@@ -22,7 +22,7 @@
 //! committed state plus pending blocks. Iteration is in ascending key order.
 //!
 //! # Non-guarantees
-//! No merkle proofs are served yet (queries answer with `prove = false`). State sync (snapshot
+//! Proofs ([`MerkleStore::prove`]) cover committed heights in the pruning window. State sync (snapshot
 //! restore) is not supported. An I/O error of the database file while a block executes is fatal:
 //! the process stops (as the Cosmos SDK does) rather than continue with unknown state.
 
@@ -33,6 +33,19 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
+
+/// A jmt proof of one key against a state root.
+pub type StateProof = jmt::proof::SparseMerkleProof<sha2::Sha256>;
+
+/// A value (or absence) read with its proof, and the root it is proven against.
+pub struct ProvenValue {
+    /// The value; `None` when the key is absent.
+    pub value: Option<Vec<u8>>,
+    /// The proof.
+    pub proof: StateProof,
+    /// The app hash of the height it was read at.
+    pub root: [u8; 32],
+}
 
 /// Pending writes: `None` deletes the key.
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -314,6 +327,40 @@ impl MerkleStore {
             table: dbtry!(r.open_table(HISTORY), "open history"),
             height,
         })
+    }
+
+    /// The value of `key` in the committed state at `height` (within the pruning window) with
+    /// a jmt proof that it — or its absence — is in the tree whose root is that height's app
+    /// hash.
+    pub fn prove(&self, height: u64, key: &[u8]) -> Result<ProvenValue, StoreError> {
+        // Same availability rules as a historical read.
+        drop(self.view_at(height)?);
+        let root = self
+            .app_hash_at(height)?
+            .ok_or(StoreError::HeightUnavailable {
+                height,
+                earliest: self.earliest,
+                latest: self.committed.map_or(0, |c| c.height),
+                hint: " (no root recorded)",
+            })?;
+        let tx = dbtry!(self.db.begin_read(), "begin read");
+        let no_nodes = BTreeMap::new();
+        let no_writes = WriteSet::new();
+        let reader = NodeReader {
+            pending: &no_nodes,
+            nodes: dbtry!(tx.open_table(NODES), "open nodes"),
+            history: dbtry!(tx.open_table(HISTORY), "open history"),
+            preimages: dbtry!(tx.open_table(PREIMAGES), "open preimages"),
+            pending_writes: &no_writes,
+        };
+        let tree = jmt::Sha256Jmt::new(&reader);
+        let (value, proof) =
+            tree.get_with_proof(key_hash(key), height)
+                .map_err(|e| StoreError::Tree {
+                    height,
+                    detail: format!("proof of {}: {e}", hex::encode(key)),
+                })?;
+        Ok(ProvenValue { value, proof, root })
     }
 
     /// App hash stored for a committed `height`.

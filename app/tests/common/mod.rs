@@ -1,6 +1,8 @@
 //! Shared test harness: an app in a temp dir, a funded genesis, block helpers.
 #![allow(dead_code)]
 
+pub mod chain;
+
 use magnet_app::abci as pb;
 use magnet_app::testkit::{genesis_app_state, Signer, TxBuilder};
 use magnet_app::{AppConfig, Application, MagnetApp, StoreConfig};

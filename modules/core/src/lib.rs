@@ -11,7 +11,11 @@
 //! * [`module`] — the [`Module`] trait every module implements, and [`ModuleError`];
 //! * [`services`] — the narrow traits through which modules call each other (bank first);
 //! * [`epoch`] — the block-time epoch clock shared by all modules;
-//! * [`math`] — checked `a·b/c` with a 256-bit intermediate, ppm rates.
+//! * [`math`] — checked `a·b/c` with a 256-bit intermediate, ppm rates;
+//! * [`params`] — the glue every module shares: a params document parsed, validated, stored
+//!   and queried one way ([`params::ModuleParams`]), plus the macros
+//!   `impl_module_params!`, `module_params_methods!`, `module_params_genesis!` and
+//!   `module_msg_methods!` that write the repetitive `impl Module` methods.
 //!
 //! # Guarantees
 //! Everything here is deterministic: ordered maps only, no floats, no wall clock, no
@@ -31,6 +35,7 @@ pub mod gas;
 pub mod math;
 pub mod module;
 pub mod msg;
+pub mod params;
 pub mod services;
 pub mod store;
 
@@ -42,7 +47,7 @@ pub use gas::{GasMeter, OutOfGas};
 pub use module::{Module, ModuleError, MsgResult, ValidatorUpdate};
 pub use services::{
     community_pool, Bank, BankError, Contributions, Disputable, Emission, NodeInfo, NodeRegistry,
-    NotaryPanel, Offence, Services, Slashing, Validators, VerifiedWork,
+    NotaryPanel, Offence, Services, Slashing, ValidatorRecord, Validators, VerifiedWork,
 };
 pub use store::{KvStore, MemStore};
 

@@ -158,6 +158,10 @@ impl<'a> Services<'a> {
     pub fn data(&self) -> Result<&'a dyn Disputable, ModuleError> {
         self.data.ok_or_else(|| missing_service("data"))
     }
+    /// The validator set, or a `missing_service` error.
+    pub fn validators(&self) -> Result<&'a dyn Validators, ModuleError> {
+        self.validators.ok_or_else(|| missing_service("validators"))
+    }
     /// Notary panel, or a `missing_service` error.
     pub fn notary(&self) -> Result<&'a dyn NotaryPanel, ModuleError> {
         self.notary.ok_or_else(|| missing_service("notary"))
@@ -378,19 +382,46 @@ pub trait NotaryPanel: Send + Sync {
     fn overturn(&self, ctx: &mut Ctx, challenge_id: u64) -> Result<(), ModuleError>;
 }
 
-/// The validator set, owned by the app.
+/// A consensus validator as other modules see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorRecord {
+    /// Ed25519 consensus public key (32 bytes).
+    pub pub_key_ed25519: Vec<u8>,
+    /// Current power in state (0 once removed).
+    pub power: u64,
+    /// Operator account that is paid its fee share and whose bonds back it, if known.
+    pub operator: Option<Address>,
+}
+
+/// The validator set, owned by the app. Changes made through it reach CometBFT as the
+/// block's `validator_updates`.
 pub trait Validators: Send + Sync {
-    /// Account that receives fee payouts of the validator with this consensus address.
+    /// Account that receives fee payouts of the validator with this consensus address
+    /// (`SHA-256(pubkey)[..20]`); `None` when it has no operator.
     fn reward_address(
         &self,
         ctx: &mut Ctx,
         consensus: &[u8],
     ) -> Result<Option<Address>, ModuleError>;
-    /// Set a validator's power by its ed25519 public key (0 removes it).
+    /// The validator with this consensus address, if it was ever in the set.
+    fn by_consensus_address(
+        &self,
+        ctx: &mut Ctx,
+        consensus: &[u8],
+    ) -> Result<Option<ValidatorRecord>, ModuleError>;
+    /// Set a validator's power by its ed25519 public key (0 removes it). Refuses to remove
+    /// the last validator.
     fn set_power(
         &self,
         ctx: &mut Ctx,
         pub_key_ed25519: &[u8],
         power: u64,
+    ) -> Result<(), ModuleError>;
+    /// Set the operator account of a validator.
+    fn set_operator(
+        &self,
+        ctx: &mut Ctx,
+        pub_key_ed25519: &[u8],
+        operator: &Address,
     ) -> Result<(), ModuleError>;
 }

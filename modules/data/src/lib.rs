@@ -27,25 +27,14 @@ pub mod state;
 pub use error::Error;
 pub use params::Params;
 
+use magnet_core::params::json;
 use magnet_core::{
-    community_pool, Address, Coins, Ctx, Module, ModuleError, MsgResult, Offence, QueryCtx,
-    ValidatorUpdate,
+    community_pool, Address, Coins, Ctx, Module, ModuleError, Offence, QueryCtx, ValidatorUpdate,
 };
 
 /// The data module and keeper.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct DataModule;
-
-fn parse_params(v: &serde_json::Value) -> Result<Params, ModuleError> {
-    let p: Params =
-        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidParams(e.to_string()))?;
-    p.validate()?;
-    Ok(p)
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ModuleError> {
-    serde_json::to_vec(v).map_err(|e| ModuleError::invalid_request(e.to_string()))
-}
 
 fn target_id(target: &str) -> Result<u64, Error> {
     target
@@ -61,26 +50,8 @@ impl Module for DataModule {
     fn name(&self) -> &'static str {
         "data"
     }
-    fn msg_type_urls(&self) -> Vec<&'static str> {
-        msgs::type_urls()
-    }
-    fn validate_msg(&self, msg: &prost_types::Any) -> Result<Address, ModuleError> {
-        Ok(msgs::check(msg)?.1)
-    }
-    fn deliver(&self, ctx: &mut Ctx, msg: &prost_types::Any) -> Result<MsgResult, ModuleError> {
-        Ok(handler::deliver(ctx, msg)?)
-    }
-    fn init_genesis(&self, ctx: &mut Ctx, genesis: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = match genesis.get("params") {
-            Some(p) => parse_params(p)?,
-            None => Params::default(),
-        };
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
-    fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        Ok(serde_json::json!({ "params": state::params(ctx.store)? }))
-    }
+    magnet_core::module_msg_methods!(msgs::type_urls, msgs::check, handler::deliver);
+    magnet_core::module_params_genesis!(Params);
     fn end_block(&self, ctx: &mut Ctx) -> Result<Vec<ValidatorUpdate>, ModuleError> {
         hooks::end_block(ctx)?;
         Ok(Vec::new())
@@ -103,18 +74,7 @@ impl Module for DataModule {
             _ => return None,
         })
     }
-    fn params(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        serde_json::to_value(state::params(ctx.store)?)
-            .map_err(|e| ModuleError::invalid_request(e.to_string()))
-    }
-    fn validate_params(&self, params: &serde_json::Value) -> Result<(), ModuleError> {
-        parse_params(params).map(|_| ())
-    }
-    fn set_params(&self, ctx: &mut Ctx, params: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = parse_params(params)?;
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
+    magnet_core::module_params_methods!(Params);
 }
 
 impl magnet_core::Disputable for DataModule {

@@ -60,17 +60,12 @@ pub struct FeeSplit {
 
 /// Current params.
 pub fn params(store: &dyn KvStore) -> Result<Params, ModuleError> {
-    match store.get(PARAMS_KEY) {
-        None => Ok(Params::default()),
-        Some(b) => {
-            serde_json::from_slice(&b).map_err(|e| ModuleError::corrupt(PARAMS_KEY, &e.to_string()))
-        }
-    }
+    magnet_core::params::load(store)
 }
 
 /// Write params.
 pub fn set_params(store: &mut dyn KvStore, p: &Params) {
-    store.set(PARAMS_KEY, serde_json::to_vec(p).unwrap_or_default());
+    magnet_core::params::save(store, p)
 }
 
 /// Pool of `epoch`.

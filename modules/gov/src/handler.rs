@@ -214,14 +214,16 @@ fn execute(ctx: &mut Ctx, p: &Proposal) -> Result<(), Error> {
         Content::ValidatorSet {
             pub_key_ed25519_hex,
             power,
+            operator,
         } => {
             let pk = hex::decode(&pub_key_ed25519_hex)
                 .map_err(|e| Error::InvalidProposal(e.to_string()))?;
-            let v = ctx
-                .services()
-                .validators
-                .ok_or_else(|| magnet_core::services::missing_service("validators"))?;
+            let v = ctx.services().validators()?;
             v.set_power(ctx, &pk, power)?;
+            if let Some(op) = operator {
+                let op = magnet_core::msg::address("validator_set.operator", &op)?;
+                v.set_operator(ctx, &pk, &op)?;
+            }
         }
         Content::CommunitySpend { recipient, amount } => {
             let to = magnet_core::msg::address("recipient", &recipient)?;
@@ -231,6 +233,12 @@ fn execute(ctx: &mut Ctx, p: &Proposal) -> Result<(), Error> {
                 .send(ctx, &community_pool(), &to, &Coins::umag(a))?;
         }
         Content::SoftwareUpgrade { name, halt_height } => {
+            if halt_height <= ctx.block.height {
+                return Err(Error::InvalidProposal(format!(
+                    "software_upgrade.halt_height {halt_height} passed before the proposal passed (now {})",
+                    ctx.block.height
+                )));
+            }
             let plan = state::UpgradePlan { name, halt_height };
             ctx.set(
                 state::UPGRADE_KEY,

@@ -4,7 +4,7 @@
 //! ```json
 //! {"param_change": {"module": "slashing", "params": { …the module's full params… }}}
 //! {"notary_set": {"members": ["magnet1…", …]}}
-//! {"validator_set": {"pub_key_ed25519_hex": "…64 hex…", "power": 10}}
+//! {"validator_set": {"pub_key_ed25519_hex": "…64 hex…", "power": 10, "operator": "magnet1…"}}
 //! {"community_spend": {"recipient": "magnet1…", "amount": "1000000"}}
 //! {"software_upgrade": {"name": "v2", "halt_height": 100000}}
 //! {"overturn": {"challenge_id": 3}}
@@ -40,6 +40,9 @@ pub enum Content {
         pub_key_ed25519_hex: String,
         /// Power (0 removes).
         power: u64,
+        /// Operator account (bech32) paid the validator's fee share; unchanged when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator: Option<String>,
     },
     /// Pay from the community pool.
     CommunitySpend {
@@ -137,10 +140,17 @@ pub fn check_content(c: &Content) -> Result<(), Error> {
         }
         Content::ValidatorSet {
             pub_key_ed25519_hex,
-            ..
+            power,
+            operator,
         } => {
             if hex::decode(pub_key_ed25519_hex).map(|b| b.len()) != Ok(32) {
                 return bad("validator_set.pub_key_ed25519_hex must be 32 bytes of hex".into());
+            }
+            if i64::try_from(*power).is_err() {
+                return bad(format!("validator_set.power {power} exceeds {}", i64::MAX));
+            }
+            if let Some(op) = operator {
+                address("validator_set.operator", op)?;
             }
         }
         Content::CommunitySpend {

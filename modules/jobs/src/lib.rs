@@ -39,22 +39,12 @@ pub mod state;
 pub use error::Error;
 pub use params::Params;
 
-use magnet_core::{Address, Ctx, Module, ModuleError, MsgResult, QueryCtx, ValidatorUpdate};
+use magnet_core::params::json;
+use magnet_core::{Address, Ctx, Module, ModuleError, QueryCtx, ValidatorUpdate};
 
 /// The jobs module.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct JobsModule;
-
-fn parse_params(v: &serde_json::Value) -> Result<Params, ModuleError> {
-    let p: Params =
-        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidParams(e.to_string()))?;
-    p.validate()?;
-    Ok(p)
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ModuleError> {
-    serde_json::to_vec(v).map_err(|e| ModuleError::invalid_request(e.to_string()))
-}
 
 fn id_of(data: &[u8]) -> Result<u64, ModuleError> {
     String::from_utf8_lossy(data)
@@ -67,26 +57,8 @@ impl Module for JobsModule {
     fn name(&self) -> &'static str {
         "jobs"
     }
-    fn msg_type_urls(&self) -> Vec<&'static str> {
-        msgs::type_urls()
-    }
-    fn validate_msg(&self, msg: &prost_types::Any) -> Result<Address, ModuleError> {
-        Ok(msgs::check(msg)?.1)
-    }
-    fn deliver(&self, ctx: &mut Ctx, msg: &prost_types::Any) -> Result<MsgResult, ModuleError> {
-        Ok(handler::deliver(ctx, msg)?)
-    }
-    fn init_genesis(&self, ctx: &mut Ctx, genesis: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = match genesis.get("params") {
-            Some(p) => parse_params(p)?,
-            None => Params::default(),
-        };
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
-    fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        Ok(serde_json::json!({ "params": state::params(ctx.store)? }))
-    }
+    magnet_core::module_msg_methods!(msgs::type_urls, msgs::check, handler::deliver);
+    magnet_core::module_params_genesis!(Params);
     fn end_block(&self, ctx: &mut Ctx) -> Result<Vec<ValidatorUpdate>, ModuleError> {
         hooks::end_block(ctx)?;
         Ok(Vec::new())
@@ -114,16 +86,5 @@ impl Module for JobsModule {
             _ => return None,
         })
     }
-    fn params(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        serde_json::to_value(state::params(ctx.store)?)
-            .map_err(|e| ModuleError::invalid_request(e.to_string()))
-    }
-    fn validate_params(&self, params: &serde_json::Value) -> Result<(), ModuleError> {
-        parse_params(params).map(|_| ())
-    }
-    fn set_params(&self, ctx: &mut Ctx, params: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = parse_params(params)?;
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
+    magnet_core::module_params_methods!(Params);
 }

@@ -52,3 +52,9 @@ impl Params {
         Ok(())
     }
 }
+
+magnet_core::impl_module_params!(
+    Params,
+    crate::state::PARAMS_KEY,
+    crate::error::Error::InvalidParams
+);

@@ -144,6 +144,12 @@ impl Params {
     }
 }
 
+magnet_core::impl_module_params!(
+    Params,
+    crate::state::PARAMS_KEY,
+    crate::error::Error::InvalidParams
+);
+
 #[cfg(test)]
 #[allow(clippy::field_reassign_with_default)]
 mod tests {

@@ -118,17 +118,12 @@ pub fn node_id(pubkey: &[u8]) -> String {
 
 /// Current params (defaults if genesis wrote none).
 pub fn params(store: &dyn KvStore) -> Result<Params, ModuleError> {
-    match store.get(PARAMS_KEY) {
-        None => Ok(Params::default()),
-        Some(b) => {
-            serde_json::from_slice(&b).map_err(|e| ModuleError::corrupt(PARAMS_KEY, &e.to_string()))
-        }
-    }
+    magnet_core::params::load(store)
 }
 
 /// Write params.
 pub fn set_params(store: &mut dyn KvStore, p: &Params) {
-    store.set(PARAMS_KEY, serde_json::to_vec(p).unwrap_or_default());
+    magnet_core::params::save(store, p)
 }
 
 fn node_key(op: &Address) -> Vec<u8> {

@@ -36,38 +36,18 @@ pub mod state;
 pub use error::Error;
 pub use params::Params;
 
+use magnet_core::params::json;
 use magnet_core::{Ctx, Module, ModuleError, QueryCtx};
 
 /// The rewards module.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct RewardsModule;
 
-fn parse_params(v: &serde_json::Value) -> Result<Params, ModuleError> {
-    let p: Params =
-        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidParams(e.to_string()))?;
-    p.validate()?;
-    Ok(p)
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ModuleError> {
-    serde_json::to_vec(v).map_err(|e| ModuleError::invalid_request(e.to_string()))
-}
-
 impl Module for RewardsModule {
     fn name(&self) -> &'static str {
         "rewards"
     }
-    fn init_genesis(&self, ctx: &mut Ctx, genesis: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = match genesis.get("params") {
-            Some(p) => parse_params(p)?,
-            None => Params::default(),
-        };
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
-    fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        Ok(serde_json::json!({ "params": state::params(ctx.store)? }))
-    }
+    magnet_core::module_params_genesis!(Params);
     fn end_epoch(&self, ctx: &mut Ctx, epoch: u64) -> Result<(), ModuleError> {
         hooks::end_epoch(ctx, epoch)
     }
@@ -91,16 +71,5 @@ impl Module for RewardsModule {
             _ => return None,
         })
     }
-    fn params(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        serde_json::to_value(state::params(ctx.store)?)
-            .map_err(|e| ModuleError::invalid_request(e.to_string()))
-    }
-    fn validate_params(&self, params: &serde_json::Value) -> Result<(), ModuleError> {
-        parse_params(params).map(|_| ())
-    }
-    fn set_params(&self, ctx: &mut Ctx, params: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = parse_params(params)?;
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
+    magnet_core::module_params_methods!(Params);
 }

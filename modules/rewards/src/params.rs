@@ -30,3 +30,9 @@ impl Params {
         Ok(())
     }
 }
+
+magnet_core::impl_module_params!(
+    Params,
+    crate::state::PARAMS_KEY,
+    crate::error::Error::InvalidParams
+);

@@ -10,7 +10,8 @@
 //!
 //! Slashed funds are split: `⌊amount · burn_ppm⌋` burned, the remainder to the community pool.
 //! Every slash is recorded (`slashing/record/<seq>`) and emitted as
-//! `magnet.slashing.slashed`. Consensus double-sign evidence is recorded in `begin_block`.
+//! `magnet.slashing.slashed`. Consensus double-sign evidence is recorded and punished in
+//! `begin_block` ([`hooks`]).
 //!
 //! Queries (JSON): `/magnet.slashing.v1/params`, `/magnet.slashing.v1/records`.
 //!
@@ -19,7 +20,9 @@
 //! than the bond; slashed coins are burned or reach the community pool in the same call, so
 //! nothing lingers in the pass-through account; arithmetic is exact (floor) and checked.
 //! Does not guarantee: that the reporting module judged the offence correctly (that is
-//! contrib's and the notary panel's job), nor slashing of validator stake (the app's).
+//! contrib's and the notary panel's job). Double-sign evidence slashes the operator's node
+//! bond (a validator whose operator has no node has no stake to slash) and removes the
+//! validator from the set (see [`hooks`]).
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
 pub mod error;
@@ -32,38 +35,18 @@ pub mod state;
 pub use error::Error;
 pub use params::Params;
 
+use magnet_core::params::json;
 use magnet_core::{Address, Ctx, Module, ModuleError, Offence, QueryCtx};
 
 /// The slashing module and keeper.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct SlashingModule;
 
-fn parse_params(v: &serde_json::Value) -> Result<Params, ModuleError> {
-    let p: Params =
-        serde_json::from_value(v.clone()).map_err(|e| Error::InvalidParams(e.to_string()))?;
-    p.validate()?;
-    Ok(p)
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, ModuleError> {
-    serde_json::to_vec(v).map_err(|e| ModuleError::invalid_request(e.to_string()))
-}
-
 impl Module for SlashingModule {
     fn name(&self) -> &'static str {
         "slashing"
     }
-    fn init_genesis(&self, ctx: &mut Ctx, genesis: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = match genesis.get("params") {
-            Some(p) => parse_params(p)?,
-            None => Params::default(),
-        };
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
-    fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        Ok(serde_json::json!({ "params": state::params(ctx.store)? }))
-    }
+    magnet_core::module_params_genesis!(Params);
     fn begin_block(&self, ctx: &mut Ctx) -> Result<(), ModuleError> {
         hooks::begin_block(ctx)
     }
@@ -79,18 +62,7 @@ impl Module for SlashingModule {
             _ => return None,
         })
     }
-    fn params(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        serde_json::to_value(state::params(ctx.store)?)
-            .map_err(|e| ModuleError::invalid_request(e.to_string()))
-    }
-    fn validate_params(&self, params: &serde_json::Value) -> Result<(), ModuleError> {
-        parse_params(params).map(|_| ())
-    }
-    fn set_params(&self, ctx: &mut Ctx, params: &serde_json::Value) -> Result<(), ModuleError> {
-        let p = parse_params(params)?;
-        state::set_params(ctx.store_mut(), &p);
-        Ok(())
-    }
+    magnet_core::module_params_methods!(Params);
 }
 
 impl magnet_core::Slashing for SlashingModule {

@@ -98,7 +98,19 @@ impl magnet_core::Validators for ConsensusAsAccount {
     ) -> Result<Option<Address>, ModuleError> {
         Ok(Address::from_slice(consensus).ok())
     }
+    fn by_consensus_address(
+        &self,
+        _: &mut Ctx,
+        _: &[u8],
+    ) -> Result<Option<magnet_core::ValidatorRecord>, ModuleError> {
+        Ok(None)
+    }
     fn set_power(&self, _: &mut Ctx, _: &[u8], _: u64) -> Result<(), ModuleError> {
+        Err(ModuleError::invalid_request(
+            "the testkit has no validator set",
+        ))
+    }
+    fn set_operator(&self, _: &mut Ctx, _: &[u8], _: &Address) -> Result<(), ModuleError> {
         Err(ModuleError::invalid_request(
             "the testkit has no validator set",
         ))
