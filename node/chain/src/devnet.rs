@@ -947,8 +947,8 @@ async fn build_report(
                     contributions.push((
                         e.epoch,
                         x["status"].as_str().unwrap_or("").to_string(),
-                        x["quality"].as_str().unwrap_or("0").to_string(),
-                        x["compute"].as_str().unwrap_or("0").to_string(),
+                        u(&x["quality"]).to_string(),
+                        u(&x["compute"]).to_string(),
                     ));
                 }
             }

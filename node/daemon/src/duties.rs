@@ -111,10 +111,10 @@ pub struct ContributionJson {
     pub work: Option<WorkJson>,
     /// Median score once scored.
     pub median: Option<i64>,
-    /// Verified quality.
-    pub quality: String,
-    /// Verified compute.
-    pub compute: String,
+    /// Verified quality (a JSON number or decimal string).
+    pub quality: serde_json::Value,
+    /// Verified compute (a JSON number or decimal string).
+    pub compute: serde_json::Value,
 }
 
 /// Revealed work.

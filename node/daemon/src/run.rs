@@ -410,23 +410,15 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         round: job.round,
         leader: sh.me.clone(),
     };
-    let sh2 = sh.clone();
-    let (out, merged_val_loss) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let out = merge(&base, &contributions, &MergePolicy::default(), &meta)
-            .map_err(|e| DaemonError::Diloco(e.to_string()))?;
-        let loss = sh2
-            .engine
-            .lock()
-            .map_err(|_| DaemonError::State("engine lock poisoned".into()))?
-            .eval(&out.checkpoint.params)?;
-        Ok((out, loss))
+    let out = tokio::task::spawn_blocking(move || {
+        merge(&base, &contributions, &MergePolicy::default(), &meta)
+            .map_err(|e| DaemonError::Diloco(e.to_string()))
     })
     .await
     .map_err(|e| DaemonError::State(format!("merge task: {e}")))??;
     let hash = out.checkpoint.hash();
     sh.net
         .put_local(&round::checkpoint_key(&hash), &out.checkpoint.to_bytes())?;
-    sh.metrics.merged_val_loss.set(merged_val_loss);
     sh.metrics.rounds_led.inc();
     let accepted: Vec<_> = out
         .record
@@ -445,12 +437,33 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         .iter()
         .map(|r| serde_json::json!({"node": r.node.as_str(), "reason": format!("{:?}", r.reason)}))
         .collect();
-    sh.log_round(serde_json::json!({
-        "kind": "merged", "round": job.round, "leader": sh.me.as_str(), "moniker": sh.cfg.moniker,
-        "merged_hash": hash.to_hex(), "base_hash": job.base_hash.to_hex(),
-        "merged_val_loss": merged_val_loss, "accepted": accepted, "rejected": rejected,
-    }));
-    tracing::info!(round = job.round, merged_val_loss, "merged");
+    // The merged model's validation loss is measured after the round is handed back, so a slow
+    // evaluation never holds the merge past its grace period.
+    let (sh2, round, base_hash) = (sh.clone(), job.round, job.base_hash);
+    let params = out.checkpoint.params.clone();
+    tokio::task::spawn_blocking(move || {
+        let loss = sh2
+            .engine
+            .lock()
+            .map_err(|_| DaemonError::State("engine lock poisoned".into()))
+            .and_then(|e| e.eval(&params));
+        let merged_val_loss = match loss {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(round, "evaluating the merged model: {e}");
+                f64::NAN
+            }
+        };
+        if merged_val_loss.is_finite() {
+            sh2.metrics.merged_val_loss.set(merged_val_loss);
+        }
+        sh2.log_round(serde_json::json!({
+            "kind": "merged", "round": round, "leader": sh2.me.as_str(), "moniker": sh2.cfg.moniker,
+            "merged_hash": hash.to_hex(), "base_hash": base_hash.to_hex(),
+            "merged_val_loss": merged_val_loss, "accepted": accepted, "rejected": rejected,
+        }));
+        tracing::info!(round, merged_val_loss, "merged");
+    });
     Ok(Event::MergeDone {
         round: job.round,
         record: out.record,
@@ -645,6 +658,24 @@ pub struct JobJson {
     pub status: serde_json::Value,
 }
 
+/// The chain's latest recorded round of this job and its merged hash (the leader of that
+/// round is remembered as the checkpoint's holder).
+async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
+    let lineage: Lineage = sh
+        .chain
+        .query("/magnet.jobs.v1/lineage", &sh.cfg.job.id.to_string())
+        .await?;
+    let Some(last) = lineage.rounds.last() else {
+        return Ok(None);
+    };
+    let hash =
+        Digest::from_hex(&last.merged_hash).map_err(|e| DaemonError::Chain(e.to_string()))?;
+    if let (Some(id), Ok(mut l)) = (sh.node_of_operator(&last.leader), sh.leaders.lock()) {
+        l.entry(last.round).or_insert(id);
+    }
+    Ok(Some((last.round, hash)))
+}
+
 /// Starts the worker's services and runs until `shutdown` flips.
 pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let cfg = Config::load(home)?;
@@ -810,7 +841,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     };
     let start = next_round.max(scheduled);
     tracing::info!(node = %me, round = start, base = %base, p2p = %p2p.addr(), "worker running");
-    let (mut sm, first) = RoundState::new(rc, start, base);
+    let (mut sm, first) = RoundState::new(rc.clone(), start, base);
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
     let mut reads: Vec<(u64, u64)> = Vec::new();
     let mut wakes: Vec<u64> = Vec::new();
@@ -840,7 +871,19 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
             Some((round, height, r)) = read_rx.recv() => {
                 reading = false;
                 match r {
-                    Ok(set) => events.push(Event::EligibleRead { round, set }),
+                    Ok(set) => {
+                        // The chain's lineage is the truth about the base: a node that missed a
+                        // merged notice (or whose merge the chain refused) restarts the round
+                        // from the chain's head.
+                        if let Ok(Some((head_round, head))) = chain_head(&sh).await {
+                            if head != sm.last_merged() && head_round < round {
+                                tracing::info!(round, %head, "resyncing the round base with the chain");
+                                let (fresh, _read_again) = RoundState::new(rc.clone(), round, head);
+                                sm = fresh;
+                            }
+                        }
+                        events.push(Event::EligibleRead { round, set });
+                    }
                     Err(e) => {
                         tracing::warn!(round, height, "eligible set not readable yet: {e}");
                         reads.push((round, height));

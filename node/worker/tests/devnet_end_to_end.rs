@@ -60,7 +60,7 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
         .arg("devnet")
         .arg("--out")
         .arg(&out)
-        .args(["--workers", "4", "--epochs", "1", "--epoch-secs", "150"])
+        .args(["--workers", "4", "--epochs", "1", "--epoch-secs", "165"])
         .args([
             "--inner-steps",
             "4",
