@@ -2,7 +2,7 @@
 //! matrix-vector products alone, and the memory-bandwidth bound.
 //!
 //! `cargo run --release -p magnet-bitnet --example bench_decode -- PRESET [THREADS...]`
-//! (see scripts/bench-bitnet.sh). Weights are random (speed does not depend on their values).
+//! (see scripts/bench-bitnet-decode.sh). Weights are random (speed does not depend on their values).
 
 use std::time::Instant;
 
@@ -10,25 +10,37 @@ use candle_core::Device;
 use magnet_bitnet::export::gguf_writer_parts;
 use magnet_bitnet::gguf::{GgmlType, GgufFile};
 use magnet_bitnet::infer::Engine;
+use magnet_bitnet::tokenizer::Tokenizer;
 use magnet_bitnet::{ModelConfig, ParamStore};
 
-/// Single-thread read bandwidth (bytes/s) over a buffer far larger than the caches.
-fn read_bandwidth() -> f64 {
-    let v: Vec<u64> = (0..(256u64 << 20) / 8).collect();
+/// Read bandwidth (bytes/s) of `threads` threads each summing its part of a buffer far larger
+/// than the caches (a STREAM-like "sum" kernel: decode only reads weights).
+fn read_bandwidth(threads: usize) -> f64 {
+    let v: Vec<u64> = (0..(512u64 << 20) / 8).collect();
+    let part = v.len() / threads;
     let mut best = f64::MAX;
-    let mut sink = 0u64;
     for _ in 0..5 {
         let t = Instant::now();
-        let mut acc = [0u64; 8];
-        for c in v.chunks_exact(8) {
-            for (a, x) in acc.iter_mut().zip(c) {
-                *a = a.wrapping_add(*x);
-            }
-        }
-        sink = sink.wrapping_add(acc.iter().sum::<u64>());
+        let sums: Vec<u64> = std::thread::scope(|s| {
+            let hs: Vec<_> = v
+                .chunks(part)
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut acc = [0u64; 8];
+                        for c in c.chunks_exact(8) {
+                            for (a, x) in acc.iter_mut().zip(c) {
+                                *a = a.wrapping_add(*x);
+                            }
+                        }
+                        acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+        });
+        std::hint::black_box(sums);
         best = best.min(t.elapsed().as_secs_f64());
     }
-    std::hint::black_box(sink);
     (v.len() * 8) as f64 / best
 }
 
@@ -48,9 +60,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok("f32") => GgmlType::F32,
         _ => GgmlType::Q8_0,
     };
-    let vocab = match preset.as_str() {
-        "tiny" => 1024,
-        "small" => 8192,
+    // A real tokenizer (TOKENIZER=tokenizer.json) sets the vocabulary and goes into the file, so
+    // llama.cpp can load the same GGUF (OUT_GGUF=path saves it).
+    let tokenizer = match std::env::var("TOKENIZER") {
+        Ok(p) => Some(Tokenizer::load(std::path::Path::new(&p))?),
+        Err(_) => None,
+    };
+    let vocab = match (&tokenizer, preset.as_str()) {
+        (Some(t), _) => t.vocab_size(),
+        (None, "tiny") => 1024,
+        (None, "small") => 8192,
         _ => 128_256,
     };
     let cfg = ModelConfig::preset(&preset, vocab)?;
@@ -59,13 +78,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cfg.num_params() as f64 / 1e6
     );
     let params = ParamStore::init(&cfg, 1, &Device::Cpu)?;
-    let bytes = gguf_writer_parts(&cfg, &params, None, embed)?.to_bytes()?;
+    let bytes = gguf_writer_parts(&cfg, &params, tokenizer.as_ref(), embed)?.to_bytes()?;
     drop(params);
+    if let Ok(out) = std::env::var("OUT_GGUF") {
+        std::fs::write(&out, &bytes)?;
+        eprintln!("wrote {out} ({:.1} MB)", bytes.len() as f64 / 1e6);
+    }
     let g = GgufFile::parse(bytes)?;
-    let bw = read_bandwidth();
-    println!("| preset | threads | kernel | decode tok/s | ternary matvecs ms/token | ternary GB/s | weight MB/token | bound tok/s (1-thread bw {:.1} GB/s) | % of bound |", bw / 1e9);
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| preset | threads | kernel | decode tok/s | ternary matvecs ms/token | ternary GB/s | weight MB/token | read bw GB/s | bound tok/s | % of bound |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &t in &threads {
+        let bw = read_bandwidth(t);
         let mut e = Engine::from_gguf(&g, t)?;
         let n = 48.min(cfg.max_seq_len - 1);
         for i in 0..4 {
@@ -77,6 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             e.forward(i % cfg.vocab_size as u32)?;
         }
         let tps = n as f64 / t0.elapsed().as_secs_f64();
+        // The matvec pass alone at the same thread count.
         let reps = 20;
         let t1 = Instant::now();
         for _ in 0..reps {
@@ -87,11 +111,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let total = tb + e.head_bytes() as f64;
         let bound = bw / total;
         println!(
-            "| {preset} | {t} | {:?} | {tps:.1} | {:.3} | {:.1} | {:.1} | {bound:.1} | {:.0}% |",
+            "| {preset} | {t} | {:?} | {tps:.1} | {:.3} | {:.1} | {:.1} | {:.1} | {bound:.1} | {:.0}% |",
             e.kernel(),
             mv * 1e3,
             tb / mv / 1e9,
             total / 1e6,
+            bw / 1e9,
             100.0 * tps / bound
         );
     }
