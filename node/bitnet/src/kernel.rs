@@ -264,23 +264,22 @@ mod x86 {
 
     /// [`super::q8_row_portable`] with AVX2, same operations in the same order.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn q8_row_avx2(row: &[u8], x: &[f32]) -> f32 {
+    pub(super) unsafe fn q8_row_avx2(q: &[i8], d: &[f32], x: &[f32]) -> f32 {
         let mut tot = _mm256_setzero_ps();
-        for (blk, xb) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
-            let d = _mm256_set1_ps(half::f16::from_le_bytes([blk[0], blk[1]]).to_f32());
+        for ((qb, xb), d) in q.chunks_exact(32).zip(x.chunks_exact(32)).zip(d) {
             let mut acc = _mm256_setzero_ps();
             for k in 0..4 {
-                // SAFETY: blk has 34 bytes (8 loaded from 2 + 8k ≤ 26) and xb 32 floats.
-                let (q, xv) = unsafe {
+                // SAFETY: qb has 32 bytes (8 loaded from 8k ≤ 24) and xb 32 floats.
+                let (qv, xv) = unsafe {
                     (
-                        _mm_loadl_epi64(blk.as_ptr().add(2 + 8 * k) as *const __m128i),
+                        _mm_loadl_epi64(qb.as_ptr().add(8 * k) as *const __m128i),
                         _mm256_loadu_ps(xb.as_ptr().add(8 * k)),
                     )
                 };
-                let qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                let qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qv));
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(qf, xv));
             }
-            tot = _mm256_add_ps(tot, _mm256_mul_ps(acc, d));
+            tot = _mm256_add_ps(tot, _mm256_mul_ps(acc, _mm256_set1_ps(*d)));
         }
         let a = _mm_add_ps(_mm256_castps256_ps128(tot), _mm256_extractf128_ps::<1>(tot));
         // a = [t0+t4, t1+t5, t2+t6, t3+t7]; then (a0 + a2) + (a1 + a3).
@@ -416,18 +415,113 @@ pub fn matvec_f32(
     }
 }
 
+/// A `Q8_0` matrix (blocks of 32 int8 weights sharing one f16 scale) with its scales widened to
+/// f32 once at load (exact), so the matrix-vector product does no f16 conversion.
+#[derive(Debug, Clone)]
+pub struct Q8Matrix {
+    /// Input columns (a multiple of 32).
+    pub cols: usize,
+    d: Vec<f32>,
+    q: Vec<i8>,
+}
+
+impl Q8Matrix {
+    /// From the raw bytes of a `Q8_0` tensor with `cols` columns.
+    pub fn from_q8_0(bytes: &[u8], cols: usize) -> Result<Self> {
+        if cols == 0
+            || !cols.is_multiple_of(32)
+            || !bytes.len().is_multiple_of(34)
+            || !(bytes.len() / 34 * 32).is_multiple_of(cols)
+        {
+            return Err(BitnetError::Model(format!(
+                "Q8_0 tensor of {} bytes does not hold rows of {cols} columns",
+                bytes.len()
+            )));
+        }
+        let mut d = Vec::with_capacity(bytes.len() / 34);
+        let mut q = Vec::with_capacity(bytes.len() / 34 * 32);
+        for blk in bytes.chunks_exact(34) {
+            d.push(half::f16::from_le_bytes([blk[0], blk[1]]).to_f32());
+            q.extend(blk[2..].iter().map(|v| *v as i8));
+        }
+        Ok(Self { cols, d, q })
+    }
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.q.len() / self.cols
+    }
+
+    /// Row `r` dequantized (`q·d`, as `dequantize_q8_0` gives it).
+    pub fn row(&self, r: usize) -> Vec<f32> {
+        let nb = self.cols / 32;
+        self.q[r * self.cols..(r + 1) * self.cols]
+            .chunks_exact(32)
+            .zip(&self.d[r * nb..(r + 1) * nb])
+            .flat_map(|(qb, d)| qb.iter().map(move |v| *v as f32 * d))
+            .collect()
+    }
+
+    /// Bytes as stored in the file (what a matvec reads, give or take the widened scales).
+    pub fn nbytes(&self) -> usize {
+        self.q.len() / 32 * 34
+    }
+
+    /// `out = W x` (f32 activations), rows split over `pool`. Runs the AVX2 row kernel when the CPU
+    /// has it; it gives the same bits as the portable one.
+    pub fn matvec(&self, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+        self.matvec_with(q8_avx2(), x, out, pool)
+    }
+
+    fn matvec_with(
+        &self,
+        avx2: bool,
+        x: &[f32],
+        out: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        let (cols, nb) = (self.cols, self.cols / 32);
+        let x = &x[..cols];
+        let dot = |r: usize| -> f32 {
+            let q = &self.q[r * cols..(r + 1) * cols];
+            let d = &self.d[r * nb..(r + 1) * nb];
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: `avx2` is only true when the CPU has AVX2 (`q8_avx2`); `q` and `x` hold
+                // `cols` values and `d` one scale per 32 of them.
+                return unsafe { x86::q8_row_avx2(q, d, x) };
+            }
+            let _ = avx2;
+            q8_row_portable(q, d, x)
+        };
+        match pool {
+            Some(p) if p.current_num_threads() > 1 => p.install(|| {
+                out.par_chunks_mut(256).enumerate().for_each(|(c, o)| {
+                    for (i, y) in o.iter_mut().enumerate() {
+                        *y = dot(c * 256 + i);
+                    }
+                })
+            }),
+            _ => {
+                for (r, y) in out.iter_mut().enumerate() {
+                    *y = dot(r);
+                }
+            }
+        }
+    }
+}
+
 /// One row of a Q8_0 matrix times f32 `x`: per 32-weight block, eight lane sums of
 /// `q·x` (lane `j` takes weights `j, j+8, j+16, j+24` in that order) scaled by the block's `d`
 /// and added to eight running lane totals, which are reduced in a fixed tree at the end. The
 /// AVX2 version performs exactly these operations (no FMA), so both give the same bits.
-fn q8_row_portable(row: &[u8], x: &[f32]) -> f32 {
+fn q8_row_portable(q: &[i8], d: &[f32], x: &[f32]) -> f32 {
     let mut tot = [0f32; 8];
-    for (blk, xb) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
-        let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+    for ((qb, xb), d) in q.chunks_exact(32).zip(x.chunks_exact(32)).zip(d) {
         let mut acc = [0f32; 8];
         for k in 0..4 {
             for j in 0..8 {
-                acc[j] += (blk[2 + 8 * k + j] as i8) as f32 * xb[8 * k + j];
+                acc[j] += qb[8 * k + j] as f32 * xb[8 * k + j];
             }
         }
         for j in 0..8 {
@@ -452,56 +546,6 @@ fn q8_avx2() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
-    }
-}
-
-fn q8_row(avx2: bool, row: &[u8], x: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: `avx2` is only true when the CPU has AVX2 (`q8_avx2`); `row` holds whole
-        // 34-byte blocks and `x` at least 32 values per block (checked by the caller's shapes).
-        return unsafe { x86::q8_row_avx2(row, x) };
-    }
-    let _ = avx2;
-    q8_row_portable(row, x)
-}
-
-/// `out = W x` for a `(rows, cols)` matrix stored as Q8_0 blocks (f32 activations), split over
-/// `pool`. Runs the AVX2 row kernel when the CPU has it; it gives the same bits as the portable one.
-pub fn matvec_q8_0(
-    w: &[u8],
-    cols: usize,
-    x: &[f32],
-    out: &mut [f32],
-    pool: Option<&rayon::ThreadPool>,
-) {
-    matvec_q8_0_with(q8_avx2(), w, cols, x, out, pool)
-}
-
-fn matvec_q8_0_with(
-    avx2: bool,
-    w: &[u8],
-    cols: usize,
-    x: &[f32],
-    out: &mut [f32],
-    pool: Option<&rayon::ThreadPool>,
-) {
-    let rb = cols / 32 * 34;
-    let x = &x[..cols / 32 * 32];
-    let dot = |r: usize| -> f32 { q8_row(avx2, &w[r * rb..(r + 1) * rb], x) };
-    match pool {
-        Some(p) if p.current_num_threads() > 1 => p.install(|| {
-            out.par_chunks_mut(256).enumerate().for_each(|(c, o)| {
-                for (i, y) in o.iter_mut().enumerate() {
-                    *y = dot(c * 256 + i);
-                }
-            })
-        }),
-        _ => {
-            for (r, y) in out.iter_mut().enumerate() {
-                *y = dot(r);
-            }
-        }
     }
 }
 
@@ -625,14 +669,17 @@ mod tests {
             let q = crate::gguf::quantize_q8_0(&w).unwrap();
             let deq = crate::gguf::dequantize_q8_0(&q);
             let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+            let m = Q8Matrix::from_q8_0(&q, cols).unwrap();
+            assert_eq!(m.rows(), rows);
+            assert_eq!(m.row(rows - 1), deq[(rows - 1) * cols..]);
             let mut want = vec![0f32; rows];
-            matvec_q8_0_with(false, &q, cols, &x, &mut want, None);
+            m.matvec_with(false, &x, &mut want, None);
             for r in 0..rows {
                 let f: f32 = (0..cols).map(|j| deq[r * cols + j] * x[j]).sum();
                 assert!((want[r] - f).abs() < 1e-4, "row {r}: {} vs {f}", want[r]);
             }
             let mut got = vec![0f32; rows];
-            matvec_q8_0(&q, cols, &x, &mut got, None);
+            m.matvec(&x, &mut got, None);
             assert_eq!(got, want, "{rows}x{cols}");
         }
     }
