@@ -14,6 +14,9 @@ fn tiny_preset_ends_at_least_one_nat_below_the_unigram_entropy() {
     c.data.shards = dir.path().join("shards");
     c.data.vocab_size = 512;
     c.train.out_dir = dir.path().join("run");
+    // 220 × 8 × 64 = 112,640 tokens. Measured: val 3.973 vs entropy 5.195 (1.22 nats below);
+    // 150 steps at lr 5e-3 with the default 1 %/15 % schedule ended 0.99 nats below. A longer
+    // decay phase (30 %) is what buys the margin (val 4.235 at step 150 → 3.973 at 220).
     c.train.steps = 220;
     c.train.batch_size = 8;
     c.train.seq_len = 64;
