@@ -136,31 +136,31 @@ impl ModelConfig {
         if self.num_layers == 0 || self.num_heads == 0 || self.num_kv_heads == 0 {
             return err("num_layers, num_heads and num_kv_heads must be positive".into());
         }
-        if self.hidden_size == 0 || self.hidden_size % QK_TERNARY != 0 {
+        if self.hidden_size == 0 || !self.hidden_size.is_multiple_of(QK_TERNARY) {
             return err(format!(
                 "hidden_size must be a positive multiple of {QK_TERNARY} (TQ2_0 rows), got {}",
                 self.hidden_size
             ));
         }
-        if self.intermediate_size == 0 || self.intermediate_size % QK_TERNARY != 0 {
+        if self.intermediate_size == 0 || !self.intermediate_size.is_multiple_of(QK_TERNARY) {
             return err(format!(
                 "intermediate_size must be a positive multiple of {QK_TERNARY} (TQ2_0 rows), got {}",
                 self.intermediate_size
             ));
         }
-        if self.hidden_size % self.num_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
             return err(format!(
                 "hidden_size {} is not divisible by num_heads {}",
                 self.hidden_size, self.num_heads
             ));
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return err(format!(
                 "num_heads {} is not a multiple of num_kv_heads {} (GQA groups)",
                 self.num_heads, self.num_kv_heads
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return err(format!(
                 "head_dim {} must be even for RoPE",
                 self.head_dim()

@@ -77,7 +77,7 @@ impl GgmlType {
     /// Bytes of a tensor of `n` elements, or an error when `n` is not whole blocks.
     pub fn nbytes(self, n: u64) -> Result<u64> {
         let (be, bb) = self.block();
-        if n % be as u64 != 0 {
+        if !n.is_multiple_of(be as u64) {
             return Err(BitnetError::Gguf(format!(
                 "{n} elements is not a whole number of {self:?} blocks of {be}"
             )));
@@ -272,7 +272,7 @@ impl GgufWriter {
                 dims.len()
             )));
         }
-        if dims[0] % ty.block().0 as u64 != 0 {
+        if !dims[0].is_multiple_of(ty.block().0 as u64) {
             return Err(BitnetError::Gguf(format!(
                 "tensor {name}: row length {} is not a multiple of the {ty:?} block {}",
                 dims[0],
@@ -329,7 +329,7 @@ impl GgufWriter {
 }
 
 fn pad(out: &mut Vec<u8>, align: u64) {
-    while out.len() as u64 % align != 0 {
+    while !(out.len() as u64).is_multiple_of(align) {
         out.push(0);
     }
 }
@@ -610,7 +610,7 @@ impl GgufFile {
 /// Encodes ternary codes (each in {−1, 0, 1}; length a multiple of 256) with one scale `d` for
 /// every block.
 pub fn quantize_tq2_0(codes: &[i8], d: f32) -> Result<Vec<u8>> {
-    if codes.len() % 256 != 0 {
+    if !codes.len().is_multiple_of(256) {
         return Err(BitnetError::Gguf(format!(
             "{} ternary values is not whole 256-blocks",
             codes.len()
@@ -658,7 +658,7 @@ pub fn dequantize_tq2_0(bytes: &[u8]) -> Vec<f32> {
 
 /// Q8_0 encoding (llama.cpp's reference rounding: `d = max|x|/127`, `q = round(x/d)`).
 pub fn quantize_q8_0(x: &[f32]) -> Result<Vec<u8>> {
-    if x.len() % 32 != 0 {
+    if !x.len().is_multiple_of(32) {
         return Err(BitnetError::Gguf(format!(
             "{} values is not whole Q8_0 blocks of 32",
             x.len()

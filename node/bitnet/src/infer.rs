@@ -36,7 +36,7 @@ struct Layer {
 /// An embedding or head matrix `(vocab, d)`: f32 (from F32/F16 files) or kept as Q8_0 blocks.
 enum Table {
     F32(Vec<f32>),
-    Q8(Vec<u8>),
+    Q8(crate::kernel::Q8Matrix),
 }
 
 impl Table {
@@ -49,7 +49,10 @@ impl Table {
             )));
         }
         Ok(match t.ty {
-            GgmlType::Q8_0 => Table::Q8(g.tensor_bytes(name)?.to_vec()),
+            GgmlType::Q8_0 => Table::Q8(crate::kernel::Q8Matrix::from_q8_0(
+                g.tensor_bytes(name)?,
+                d,
+            )?),
             _ => Table::F32(g.tensor_f32(name)?),
         })
     }
@@ -57,23 +60,21 @@ impl Table {
     fn row(&self, r: usize, d: usize) -> Vec<f32> {
         match self {
             Table::F32(w) => w[r * d..(r + 1) * d].to_vec(),
-            Table::Q8(b) => {
-                crate::gguf::dequantize_q8_0(&b[r * d / 32 * 34..(r + 1) * d / 32 * 34])
-            }
+            Table::Q8(m) => m.row(r),
         }
     }
 
     fn nbytes(&self) -> usize {
         match self {
             Table::F32(w) => w.len() * 4,
-            Table::Q8(b) => b.len(),
+            Table::Q8(m) => m.nbytes(),
         }
     }
 
     fn matvec(&self, d: usize, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
         match self {
             Table::F32(w) => matvec_f32(w, d, x, out, pool),
-            Table::Q8(b) => crate::kernel::matvec_q8_0(b, d, x, out, pool),
+            Table::Q8(m) => m.matvec(x, out, pool),
         }
     }
 }

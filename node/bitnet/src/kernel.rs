@@ -38,7 +38,7 @@ pub struct TernaryMatrix {
 impl TernaryMatrix {
     /// From the raw bytes of a `(rows, cols)` `TQ2_0` tensor.
     pub fn from_tq2_0(bytes: &[u8], rows: usize, cols: usize) -> Result<Self> {
-        if cols % QK != 0 || bytes.len() != rows * cols / QK * 66 {
+        if !cols.is_multiple_of(QK) || bytes.len() != rows * cols / QK * 66 {
             return Err(BitnetError::Model(format!(
                 "TQ2_0 tensor of {} bytes does not hold a {rows}x{cols} matrix",
                 bytes.len()
@@ -262,6 +262,32 @@ mod x86 {
         _mm_cvtsi128_si32(s)
     }
 
+    /// [`super::q8_row_portable`] with AVX2, same operations in the same order.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q8_row_avx2(q: &[i8], d: &[f32], x: &[f32]) -> f32 {
+        let mut tot = _mm256_setzero_ps();
+        for ((qb, xb), d) in q.chunks_exact(32).zip(x.chunks_exact(32)).zip(d) {
+            let mut acc = _mm256_setzero_ps();
+            for k in 0..4 {
+                // SAFETY: qb has 32 bytes (8 loaded from 8k ≤ 24) and xb 32 floats.
+                let (qv, xv) = unsafe {
+                    (
+                        _mm_loadl_epi64(qb.as_ptr().add(8 * k) as *const __m128i),
+                        _mm256_loadu_ps(xb.as_ptr().add(8 * k)),
+                    )
+                };
+                let qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qv));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(qf, xv));
+            }
+            tot = _mm256_add_ps(tot, _mm256_mul_ps(acc, _mm256_set1_ps(*d)));
+        }
+        let a = _mm_add_ps(_mm256_castps256_ps128(tot), _mm256_extractf128_ps::<1>(tot));
+        // a = [t0+t4, t1+t5, t2+t6, t3+t7]; then (a0 + a2) + (a1 + a3).
+        let b = _mm_add_ps(a, _mm_movehl_ps(a, a));
+        let c = _mm_add_ss(b, _mm_shuffle_ps::<0b01>(b, b));
+        _mm_cvtss_f32(c)
+    }
+
     /// Σ (code+1)·x over whole blocks, AVX-512 VNNI; `x` is in the kernel order of `QuantizedActs::q512`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn dot_avx512vnni(qs: &[u8], x: &[i8]) -> i32 {
@@ -389,43 +415,137 @@ pub fn matvec_f32(
     }
 }
 
-/// `out = W x` for a `(rows, cols)` matrix stored as Q8_0 blocks (f32 activations), split over `pool`.
-pub fn matvec_q8_0(
-    w: &[u8],
-    cols: usize,
-    x: &[f32],
-    out: &mut [f32],
-    pool: Option<&rayon::ThreadPool>,
-) {
-    let rb = cols / 32 * 34;
-    let dot = |r: usize| -> f32 {
-        let mut s = 0f32;
-        for (blk, xb) in w[r * rb..(r + 1) * rb]
-            .chunks_exact(34)
-            .zip(x.chunks_exact(32))
+/// A `Q8_0` matrix (blocks of 32 int8 weights sharing one f16 scale) with its scales widened to
+/// f32 once at load (exact), so the matrix-vector product does no f16 conversion.
+#[derive(Debug, Clone)]
+pub struct Q8Matrix {
+    /// Input columns (a multiple of 32).
+    pub cols: usize,
+    d: Vec<f32>,
+    q: Vec<i8>,
+}
+
+impl Q8Matrix {
+    /// From the raw bytes of a `Q8_0` tensor with `cols` columns.
+    pub fn from_q8_0(bytes: &[u8], cols: usize) -> Result<Self> {
+        if cols == 0
+            || !cols.is_multiple_of(32)
+            || !bytes.len().is_multiple_of(34)
+            || !(bytes.len() / 34 * 32).is_multiple_of(cols)
         {
-            let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
-            let mut acc = [0f32; 8];
-            for (i, (q, xv)) in blk[2..].iter().zip(xb).enumerate() {
-                acc[i % 8] += (*q as i8) as f32 * xv;
-            }
-            s += d * acc.iter().sum::<f32>();
+            return Err(BitnetError::Model(format!(
+                "Q8_0 tensor of {} bytes does not hold rows of {cols} columns",
+                bytes.len()
+            )));
         }
-        s
-    };
-    match pool {
-        Some(p) if p.current_num_threads() > 1 => p.install(|| {
-            out.par_chunks_mut(256).enumerate().for_each(|(c, o)| {
-                for (i, y) in o.iter_mut().enumerate() {
-                    *y = dot(c * 256 + i);
+        let mut d = Vec::with_capacity(bytes.len() / 34);
+        let mut q = Vec::with_capacity(bytes.len() / 34 * 32);
+        for blk in bytes.chunks_exact(34) {
+            d.push(half::f16::from_le_bytes([blk[0], blk[1]]).to_f32());
+            q.extend(blk[2..].iter().map(|v| *v as i8));
+        }
+        Ok(Self { cols, d, q })
+    }
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.q.len() / self.cols
+    }
+
+    /// Row `r` dequantized (`q·d`, as `dequantize_q8_0` gives it).
+    pub fn row(&self, r: usize) -> Vec<f32> {
+        let nb = self.cols / 32;
+        self.q[r * self.cols..(r + 1) * self.cols]
+            .chunks_exact(32)
+            .zip(&self.d[r * nb..(r + 1) * nb])
+            .flat_map(|(qb, d)| qb.iter().map(move |v| *v as f32 * d))
+            .collect()
+    }
+
+    /// Bytes as stored in the file (what a matvec reads, give or take the widened scales).
+    pub fn nbytes(&self) -> usize {
+        self.q.len() / 32 * 34
+    }
+
+    /// `out = W x` (f32 activations), rows split over `pool`. Runs the AVX2 row kernel when the CPU
+    /// has it; it gives the same bits as the portable one.
+    pub fn matvec(&self, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+        self.matvec_with(q8_avx2(), x, out, pool)
+    }
+
+    fn matvec_with(
+        &self,
+        avx2: bool,
+        x: &[f32],
+        out: &mut [f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) {
+        let (cols, nb) = (self.cols, self.cols / 32);
+        let x = &x[..cols];
+        let dot = |r: usize| -> f32 {
+            let q = &self.q[r * cols..(r + 1) * cols];
+            let d = &self.d[r * nb..(r + 1) * nb];
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: `avx2` is only true when the CPU has AVX2 (`q8_avx2`); `q` and `x` hold
+                // `cols` values and `d` one scale per 32 of them.
+                return unsafe { x86::q8_row_avx2(q, d, x) };
+            }
+            let _ = avx2;
+            q8_row_portable(q, d, x)
+        };
+        match pool {
+            Some(p) if p.current_num_threads() > 1 => p.install(|| {
+                out.par_chunks_mut(256).enumerate().for_each(|(c, o)| {
+                    for (i, y) in o.iter_mut().enumerate() {
+                        *y = dot(c * 256 + i);
+                    }
+                })
+            }),
+            _ => {
+                for (r, y) in out.iter_mut().enumerate() {
+                    *y = dot(r);
                 }
-            })
-        }),
-        _ => {
-            for (r, y) in out.iter_mut().enumerate() {
-                *y = dot(r);
             }
         }
+    }
+}
+
+/// One row of a Q8_0 matrix times f32 `x`: per 32-weight block, eight lane sums of
+/// `q·x` (lane `j` takes weights `j, j+8, j+16, j+24` in that order) scaled by the block's `d`
+/// and added to eight running lane totals, which are reduced in a fixed tree at the end. The
+/// AVX2 version performs exactly these operations (no FMA), so both give the same bits.
+fn q8_row_portable(q: &[i8], d: &[f32], x: &[f32]) -> f32 {
+    let mut tot = [0f32; 8];
+    for ((qb, xb), d) in q.chunks_exact(32).zip(x.chunks_exact(32)).zip(d) {
+        let mut acc = [0f32; 8];
+        for k in 0..4 {
+            for j in 0..8 {
+                acc[j] += qb[8 * k + j] as f32 * xb[8 * k + j];
+            }
+        }
+        for j in 0..8 {
+            tot[j] += acc[j] * d;
+        }
+    }
+    let a = [
+        tot[0] + tot[4],
+        tot[1] + tot[5],
+        tot[2] + tot[6],
+        tot[3] + tot[7],
+    ];
+    (a[0] + a[2]) + (a[1] + a[3])
+}
+
+/// Whether the AVX2 Q8_0 row kernel can run here.
+fn q8_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -453,7 +573,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
-        fn simd_and_portable_kernels_agree_exactly(rows in 1usize..80, blocks in 1usize..6, seed in any::<u64>(), per_block in any::<bool>()) {
+        fn simd_and_portable_kernels_agree_exactly(rows in 1usize..300, blocks in 1usize..17, seed in any::<u64>(), per_block in any::<bool>()) {
             let cols = blocks * QK;
             let m = random_matrix(rows, cols, seed, per_block);
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 1);
@@ -465,6 +585,45 @@ mod tests {
                 let mut got = vec![0f32; rows];
                 matvec(k, &m, &a, &mut got, None).unwrap();
                 prop_assert_eq!(&got, &want, "kernel {:?}", k);
+            }
+        }
+    }
+
+    #[test]
+    fn simd_and_portable_kernels_agree_exactly_at_every_preset_shape() {
+        // (rows, cols) of every projection of tiny, small, autoresearch-best and genkidama-618m.
+        let shapes = [
+            (256, 256),
+            (128, 256),
+            (512, 256),
+            (256, 512),
+            (512, 512),
+            (1536, 512),
+            (512, 1536),
+            (1024, 1024),
+            (256, 1024),
+            (2816, 1024),
+            (1024, 2816),
+            (1536, 1536),
+            (384, 1536),
+            (4096, 1536),
+            (1536, 4096),
+        ];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for (i, (rows, cols)) in shapes.into_iter().enumerate() {
+            let m = random_matrix(rows, cols, i as u64, i % 2 == 1);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(100 + i as u64);
+            let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-4.0f32..4.0)).collect();
+            let a = quantize_acts(&x);
+            let mut want = vec![0f32; rows];
+            matvec(Kernel::Portable, &m, &a, &mut want, None).unwrap();
+            for k in Kernel::available() {
+                let mut got = vec![0f32; rows];
+                matvec(k, &m, &a, &mut got, Some(&pool)).unwrap();
+                assert_eq!(got, want, "{k:?} at {rows}x{cols}");
             }
         }
     }
@@ -497,6 +656,31 @@ mod tests {
                     one[r]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_q8_0_head_kernels_agree_exactly_and_match_a_float_reference() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for (rows, cols) in [(1, 32), (7, 64), (300, 512), (513, 1536)] {
+            let w: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.gen_range(-0.1f32..0.1))
+                .collect();
+            let q = crate::gguf::quantize_q8_0(&w).unwrap();
+            let deq = crate::gguf::dequantize_q8_0(&q);
+            let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+            let m = Q8Matrix::from_q8_0(&q, cols).unwrap();
+            assert_eq!(m.rows(), rows);
+            assert_eq!(m.row(rows - 1), deq[(rows - 1) * cols..]);
+            let mut want = vec![0f32; rows];
+            m.matvec_with(false, &x, &mut want, None);
+            for r in 0..rows {
+                let f: f32 = (0..cols).map(|j| deq[r * cols + j] * x[j]).sum();
+                assert!((want[r] - f).abs() < 1e-4, "row {r}: {} vs {f}", want[r]);
+            }
+            let mut got = vec![0f32; rows];
+            m.matvec(&x, &mut got, None);
+            assert_eq!(got, want, "{rows}x{cols}");
         }
     }
 

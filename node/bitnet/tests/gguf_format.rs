@@ -154,7 +154,7 @@ fn one_tensor(ty: u32, dims: &[u64], offset: u64, data: usize) -> Vec<u8> {
     }
     b.extend(ty.to_le_bytes());
     b.extend(offset.to_le_bytes());
-    while b.len() % 32 != 0 {
+    while !b.len().is_multiple_of(32) {
         b.push(0);
     }
     b.extend(vec![0u8; data]);

@@ -6,7 +6,6 @@ use std::path::Path;
 use magnet_bitnet::train::{train, TrainConfig};
 
 #[test]
-#[ignore = "known gap: the CI-sized run ends at val loss 4.21 vs unigram entropy 5.19 (0.99 nat, needs 1.0); tracked in issue 4"]
 fn tiny_preset_ends_at_least_one_nat_below_the_unigram_entropy() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = TrainConfig::default();
@@ -15,10 +14,15 @@ fn tiny_preset_ends_at_least_one_nat_below_the_unigram_entropy() {
     c.data.shards = dir.path().join("shards");
     c.data.vocab_size = 512;
     c.train.out_dir = dir.path().join("run");
-    c.train.steps = 150;
+    // 220 × 8 × 64 = 112,640 tokens. Measured: val 3.973 vs entropy 5.195 (1.22 nats below);
+    // 150 steps at lr 5e-3 with the default 1 %/15 % schedule ended 0.99 nats below. A longer
+    // decay phase (30 %) is what buys the margin (val 4.235 at step 150 → 3.973 at 220).
+    c.train.steps = 220;
     c.train.batch_size = 8;
     c.train.seq_len = 64;
-    c.train.lr = 5e-3;
+    c.train.lr = 6e-3;
+    c.train.warmup_frac = 0.05;
+    c.train.decay_frac = 0.3;
     c.train.eval_every = 50;
     c.train.eval_windows = 32;
     let r = train(&c, None, false).unwrap();
