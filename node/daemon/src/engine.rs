@@ -30,7 +30,7 @@ pub struct RoundWork {
     pub delta: Vec<f32>,
     /// Mean training loss over the steps.
     pub train_loss: f64,
-    /// Validation loss of θ_i.
+    /// Validation loss of θ_i (NaN until measured; see [`Engine::eval`]).
     pub local_val_loss: f64,
     /// Tokens trained on.
     pub tokens: u64,
@@ -145,12 +145,10 @@ impl Engine {
             loss += self.trainer.train_step()?.loss;
         }
         let mut local = self.trainer.params().params_to_vec()?;
-        let local_val_loss = if fault == Fault::Nan {
+        if fault == Fault::Nan {
             local.iter_mut().for_each(|x| *x = f32::NAN);
-            f64::NAN
-        } else {
-            self.trainer.eval()?
-        };
+        }
+        let local_val_loss = f64::NAN;
         let delta = magnet_diloco::pseudo_gradient(global, &local)
             .map_err(|e| DaemonError::Diloco(e.to_string()))?;
         Ok(RoundWork {

@@ -296,21 +296,34 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
         *st.steps_by_epoch.entry(credit_epoch).or_default() += u64::from(steps);
     }
     sh.save_state().await;
-    if work.local_val_loss.is_finite() {
-        sh.metrics.local_val_loss.set(work.local_val_loss);
-    }
-    sh.log_round(serde_json::json!({
-        "kind": "local", "round": round, "node": sh.me.as_str(), "moniker": sh.cfg.moniker,
-        "train_loss": work.train_loss, "local_val_loss": work.local_val_loss,
-        "upload_bytes": wire.len(), "tokens": work.tokens, "height": head.height,
-        "delta_hash": delta_hash.to_hex(),
-    }));
-    tracing::info!(
-        round,
-        loss = work.train_loss,
-        val = work.local_val_loss,
-        "inner steps done"
+    // The local model's validation loss is measured after the Δ is handed back, so a slow
+    // evaluation never makes the Δ miss its round.
+    let (sh2, local_params, train_loss, tokens, up) = (
+        sh.clone(),
+        work.local.clone(),
+        work.train_loss,
+        work.tokens,
+        wire.len(),
     );
+    let (dh, height) = (delta_hash.to_hex(), head.height);
+    tokio::task::spawn_blocking(move || {
+        let v = sh2
+            .engine
+            .lock()
+            .map_err(|_| DaemonError::State("engine lock poisoned".into()))
+            .and_then(|e| e.eval(&local_params))
+            .unwrap_or(f64::NAN);
+        if v.is_finite() {
+            sh2.metrics.local_val_loss.set(v);
+        }
+        sh2.log_round(serde_json::json!({
+            "kind": "local", "round": round, "node": sh2.me.as_str(), "moniker": sh2.cfg.moniker,
+            "train_loss": train_loss, "local_val_loss": v,
+            "upload_bytes": up, "tokens": tokens, "height": height, "delta_hash": dh,
+        }));
+        tracing::info!(round, loss = train_loss, val = v, "local model evaluated");
+    });
+    tracing::info!(round, loss = work.train_loss, "inner steps done");
     Ok(Event::TrainingDone {
         round,
         base_hash,

@@ -67,7 +67,7 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
             "--batch-size",
             "4",
             "--blocks-per-round",
-            "20",
+            "24",
         ])
         .args(["--corpus-lines", "6000", "--exit-when-done"])
         .args(["--rpc-port", "26957", "--p2p-port", "27400"])
