@@ -780,6 +780,22 @@ async fn drive(
         for k in fired.into_iter().rev() {
             kills.remove(k);
         }
+        // A worker that exits on its own is a failure: say which and show its log.
+        for w in workers.iter_mut() {
+            if let Some(ch) = w.child.as_mut() {
+                if let Ok(Some(status)) = ch.try_wait() {
+                    let log =
+                        std::fs::read_to_string(w.home.join("worker.log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    bail!(
+                        "{} exited ({status}); the end of {}:\n{}",
+                        w.moniker,
+                        w.home.join("worker.log").display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+            }
+        }
         let settled = {
             let mut n = 0;
             for e in &wanted {
