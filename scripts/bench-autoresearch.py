@@ -31,7 +31,8 @@ DATASETS = {
     "wine": dict(domain="tabular", data="data/tabular/wine_data.csv", target="target", context=None),
     "stocks": dict(domain="timeseries", data="data/timeseries/stocks_daily.csv", target=None, context="Ticker"),
 }
-T975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
+T975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262,
+        12: 2.201, 15: 2.145, 16: 2.131, 20: 2.093, 24: 2.069, 25: 2.064, 30: 2.045, 40: 2.023, 50: 2.010}  # keyed by n (df = n - 1)
 
 
 def ours(bin_, ds, budget, seed, folds):
@@ -183,10 +184,13 @@ def main():
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--tracks", nargs="+", default=["search-only", "open"])
     ap.add_argument("--out", default="bench-autoresearch-out")
+    ap.add_argument("--summary-only", action="store_true", help="only summarise an existing results.json")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     res_path = os.path.join(a.out, "results.json")
     results = json.load(open(res_path)) if os.path.exists(res_path) else {}
+    if a.summary_only:
+        return summary(a, results)
     for budget in a.budgets:
         for ds in a.datasets:
             for seed in a.seeds:
@@ -201,25 +205,68 @@ def main():
                 results[key] = r
                 json.dump(results, open(res_path, "w"), indent=1)
                 print(key, {k: round(v["test"], 4) for k, v in r.items() if v}, flush=True)
-    # Summary.
+    summary(a, results)
+
+
+def significance(pairs):
+    """Two-sided Wilcoxon signed-rank p-value of paired differences (None if not computable)."""
+    try:
+        from scipy.stats import wilcoxon
+    except ImportError:
+        return None
+    d = [x for x in pairs if x != 0]
+    if len(d) < 2:
+        return None
+    return float(wilcoxon(d).pvalue)
+
+
+def friedman(blocks):
+    """Friedman test over blocks of equal-length score lists (None if not computable)."""
+    try:
+        from scipy.stats import friedmanchisquare
+    except ImportError:
+        return None
+    if len(blocks) < 2 or len(blocks[0]) < 3:
+        return None
+    cols = list(zip(*blocks))
+    return float(friedmanchisquare(*cols).pvalue)
+
+
+def summary(a, results):
     lines = ["# autoresearch vs Optuna TPE (held-out log-loss, lower is better)", "",
-             "Δ = Optuna − ours (positive: ours better), mean over seeds with 95 % t-interval.", ""]
+             "Δ = Optuna − ours (positive: ours better), mean over seeds with 95 % t-interval; "
+             "p = two-sided Wilcoxon signed-rank over the paired seeds.", ""]
+    methods = ["ours", "optuna_search_only", "optuna_open"]
     for budget in a.budgets:
         lines += [f"## budget {budget}", "",
-                  "| dataset | ours | Optuna (search-only) | Δ search-only [95% CI] | Optuna (open) | Δ open [95% CI] | ours reaches Optuna's CV best at | wall s ours / optuna |",
-                  "|---|---|---|---|---|---|---|---|"]
-        ranks = {"ours": [], "optuna_search_only": [], "optuna_open": []}
+                  "| dataset | ours | Optuna (search-only) | Δ search-only [95% CI] | p | Optuna (open) | Δ open [95% CI] | ours reaches Optuna's CV best at | wall s ours / optuna |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        ranks = {m: [] for m in methods}
+        pooled = {"optuna_search_only": [], "optuna_open": []}
+        blocks3, blocks2 = [], []
+        verdict = []
         for ds in a.datasets:
             rows = [results[f"{ds}|{budget}|{s}"] for s in a.seeds if f"{ds}|{budget}|{s}" in results]
             if not rows:
                 continue
-            mean = lambda k: sum(r[k]["test"] for r in rows if r.get(k)) / max(1, sum(1 for r in rows if r.get(k)))
+            def mean(k):
+                xs = [r[k]["test"] for r in rows if r.get(k)]
+                return f"{sum(xs) / len(xs):.4f}" if xs else "–"
+            def diffs(k):
+                return [r[k]["test"] - r["ours"]["test"] for r in rows if r.get(k)]
             def delta(k):
-                ds_ = [r[k]["test"] - r["ours"]["test"] for r in rows if r.get(k)]
+                ds_ = diffs(k)
                 if not ds_:
-                    return "–"
+                    return "–", None
                 m, lo, hi = ci(ds_)
-                return f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+                return f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]", (m, lo, hi)
+            so, so_ci = delta("optuna_search_only")
+            op, _ = delta("optuna_open")
+            p = significance(diffs("optuna_search_only"))
+            if so_ci:
+                verdict.append((ds, "better" if so_ci[1] > 0 else "worse" if so_ci[2] < 0 else "tie"))
+            for k in pooled:
+                pooled[k] += diffs(k)
             reach = []
             for r in rows:
                 target = r.get("optuna_search_only", {}).get("cv")
@@ -229,15 +276,41 @@ def main():
                 reach.append(idx / budget if idx else float("nan"))
             reach_s = ", ".join("—" if math.isnan(x) else f"{x:.0%}" for x in reach)
             for r in rows:
-                present = [k for k in ranks if r.get(k)]
+                present = [k for k in methods if r.get(k)]
                 order = sorted(present, key=lambda k: r[k]["test"])
                 for i, k in enumerate(order):
                     ranks[k].append(i + 1)
+                if all(r.get(k) for k in methods):
+                    blocks3.append([r[k]["test"] for k in methods])
+                if r.get("optuna_search_only"):
+                    blocks2.append([r[k]["test"] for k in methods[:2]])
             wall_o = sum(r["ours"]["wall"] for r in rows) / len(rows)
             wall_p = sum(r["optuna_search_only"]["wall"] for r in rows if r.get("optuna_search_only")) / max(1, len(rows))
-            lines.append(f"| {ds} | {mean('ours'):.4f} | {mean('optuna_search_only'):.4f} | {delta('optuna_search_only')} | "
-                         f"{mean('optuna_open'):.4f} | {delta('optuna_open')} | {reach_s} | {wall_o:.1f} / {wall_p:.1f} |")
-        lines += ["", "Mean rank (1 = best): " + ", ".join(f"{k} {sum(v)/len(v):.2f}" for k, v in ranks.items() if v), ""]
+            ps = "–" if p is None else f"{p:.3f}"
+            lines.append(f"| {ds} | {mean('ours')} | {mean('optuna_search_only')} | {so} | {ps} | "
+                         f"{mean('optuna_open')} | {op} | {reach_s} | {wall_o:.1f} / {wall_p:.1f} |")
+        lines += ["", "Mean rank (1 = best; every dataset × seed is one block): "
+                  + ", ".join(f"{k} {sum(v)/len(v):.2f} (n={len(v)})" for k, v in ranks.items() if v)]
+        # Rank of ours vs search-only alone (two methods, all datasets).
+        if blocks2:
+            r2 = [1.0 if b[0] < b[1] else 2.0 if b[0] > b[1] else 1.5 for b in blocks2]
+            lines.append(f"Mean rank ours vs Optuna search-only only: ours {sum(r2)/len(r2):.2f}, "
+                         f"Optuna {3 - sum(r2)/len(r2):.2f} over {len(r2)} blocks")
+        for k, name in [("optuna_search_only", "search-only"), ("optuna_open", "open")]:
+            if pooled[k]:
+                m, lo, hi = ci(pooled[k])
+                p = significance(pooled[k])
+                wins = sum(1 for x in pooled[k] if x > 0)
+                lines.append(f"Pooled Δ {name} over {len(pooled[k])} dataset × seed pairs: {m:+.4f} "
+                             f"[{lo:+.4f}, {hi:+.4f}], ours better in {wins}/{len(pooled[k])}, "
+                             f"Wilcoxon p = {'–' if p is None else f'{p:.3f}'}")
+        fp = friedman(blocks3)
+        if fp is not None:
+            lines.append(f"Friedman test over the three methods ({len(blocks3)} tabular blocks): p = {fp:.3f}")
+        if verdict:
+            lines.append("Per-dataset verdict vs search-only (95 % CI of Δ excludes 0): "
+                         + ", ".join(f"{d} {v}" for d, v in verdict))
+        lines.append("")
     curves = {k: {m: v["curve"] for m, v in r.items() if v} for k, r in results.items()}
     json.dump(curves, open(os.path.join(a.out, "curves.json"), "w"))
     open(os.path.join(a.out, "summary.md"), "w").write("\n".join(lines) + "\n")

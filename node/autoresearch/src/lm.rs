@@ -161,6 +161,11 @@ pub trait LmTrainer: Sync {
     fn train_eval(&self, cfg: &LmConfig, steps: usize, seed: u64) -> Result<f64, LmError>;
     /// Whether the trainer's model uses this group (unused groups are skipped).
     fn supports(&self, g: Group) -> bool;
+    /// The variants a phase of group `g` tries around `base` (values valid for this trainer's
+    /// model). Default: [`variants`].
+    fn variants(&self, g: Group, base: &LmConfig) -> Vec<LmConfig> {
+        variants(g, base)
+    }
 }
 
 /// One phase's result.
@@ -209,7 +214,7 @@ pub fn phase_search(
             continue;
         }
         let mut tried = Vec::new();
-        for c in variants(g, &best) {
+        for c in t.variants(g, &best) {
             let l = match all.iter().find(|(a, _)| *a == c) {
                 Some((_, l)) => *l,
                 None => t.train_eval(&c, steps, seed)?,

@@ -224,9 +224,56 @@ pub fn finish(
         final_accuracy: acc(&dec),
         final_balanced_accuracy: bal,
         final_confusion: conf,
-        decision_metrics: domain.decision_metrics(&test, &pf),
+        decision_metrics: match walk_forward_predictions(domain, data, &test, &last, o, seed) {
+            Some(Ok(wf)) => {
+                let mut m = domain.decision_metrics(&test, &wf);
+                m.push((
+                    "walk-forward log-loss (model)".into(),
+                    log_loss(&wf, &test.y),
+                ));
+                m
+            }
+            Some(Err(e)) => {
+                tracing::warn!("walk-forward evaluation failed ({e}); single fit reported");
+                domain.decision_metrics(&test, &pf)
+            }
+            None => domain.decision_metrics(&test, &pf),
+        },
         final_probs: pf,
     }
+}
+
+/// Walk-forward predictions of the held-out rows (see [`Domain::walk_forward_blocks`]), or
+/// `None` when the domain asks for none.
+fn walk_forward_predictions(
+    domain: &dyn Domain,
+    train: &Dataset,
+    test: &Dataset,
+    cand: &Candidate,
+    o: &RunOutcome,
+    seed: u64,
+) -> Option<Result<Vec<Vec<f64>>, ModelError>> {
+    let blocks = domain.walk_forward_blocks().min(test.len());
+    if blocks == 0 {
+        return None;
+    }
+    let all = concat(train, test);
+    let gap = domain.walk_forward_gap(train);
+    let n0 = train.len();
+    let run = || -> Result<Vec<Vec<f64>>, ModelError> {
+        let mut out = Vec::with_capacity(test.len());
+        for b in 0..blocks {
+            let start = n0 + b * test.len() / blocks;
+            let end = n0 + (b + 1) * test.len() / blocks;
+            let fit = all.subset(&(0..start.saturating_sub(gap)).collect::<Vec<_>>());
+            let pred = all.subset(&(start..end).collect::<Vec<_>>());
+            let folds = domain.folds(&fit, o.config.folds, seed);
+            let ev = Evaluator::new(&fit, &folds, seed);
+            out.extend(predict_test(&fit, &pred, &ev, cand, seed)?);
+        }
+        Ok(out)
+    };
+    Some(run())
 }
 
 /// Renders `report.md`.

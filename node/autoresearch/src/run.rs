@@ -40,6 +40,17 @@ pub trait Domain: Send + Sync {
     fn folds(&self, train: &Dataset, k: usize, seed: u64) -> Vec<Fold>;
     /// Decision metrics on test predictions (name, value), e.g. hit rate vs baselines.
     fn decision_metrics(&self, test: &Dataset, probs: &[Vec<f64>]) -> Vec<(String, f64)>;
+    /// Consecutive held-out blocks for a walk-forward final evaluation (0 = none): block b is
+    /// predicted by the final config refitted on every row before it (training part and the
+    /// earlier held-out blocks, minus the domain's gap), as it would be used in time. The
+    /// decision metrics are then computed on those predictions.
+    fn walk_forward_blocks(&self) -> usize {
+        0
+    }
+    /// Rows dropped between a walk-forward fit and the block it predicts (label horizon).
+    fn walk_forward_gap(&self, _train: &Dataset) -> usize {
+        0
+    }
 }
 
 /// The tabular domain: CSV with a categorical target, stratified hold-out and K-fold.
@@ -208,6 +219,10 @@ pub struct VersionRecord {
     pub key_innovation: String,
     /// Leave-one-context-out loss of the best (if a context column exists).
     pub loco_loss: Option<f64>,
+    /// Why the configured strategist's proposal was refused (the rule-based strategist then
+    /// designed this version), if it was.
+    #[serde(default)]
+    pub strategist_error: Option<String>,
 }
 
 /// A finished run.
@@ -440,6 +455,7 @@ fn search(
             .as_ref()
             .and_then(|l| l.evaluate(&base).ok())
             .map(|e| e.cv_loss),
+        strategist_error: None,
     }];
     let mut tried: BTreeSet<String> = BTreeSet::new();
     let mut stall = 0;
@@ -467,6 +483,7 @@ fn search(
             has_text: data.text_tokens.cols > 0,
             want,
         };
+        let mut strategist_error = None;
         let strategies = match strategist.design(&ctx) {
             Ok(s) => s,
             Err(e) => {
@@ -474,6 +491,7 @@ fn search(
                     "strategist {} failed ({e}); using the rule-based strategist",
                     strategist.name()
                 );
+                strategist_error = Some(e.to_string());
                 RuleStrategist.design(&ctx).unwrap_or_default()
             }
         };
@@ -617,6 +635,7 @@ fn search(
                 .as_ref()
                 .and_then(|l| l.evaluate(&best).ok())
                 .map(|e| e.cv_loss),
+            strategist_error,
         });
         tracing::info!(version, best_loss, gain, "version done");
         if gain < cfg.epsilon {

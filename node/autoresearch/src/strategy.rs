@@ -423,7 +423,10 @@ impl Strategist for LlmStrategist {
             "messages": [{"role": "user", "content": prompt}],
             "temperature": 0.2,
         });
-        let mut req = ureq::post(&format!(
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(120))
+            .build();
+        let mut req = agent.post(&format!(
             "{}/chat/completions",
             self.base_url.trim_end_matches('/')
         ));

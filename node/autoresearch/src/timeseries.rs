@@ -29,6 +29,12 @@ pub const FEATURES: &[&str] = &[
     "volume_ratio",
     "dist_ma20",
     "rsi_14",
+    "vol_20",
+    "hold_prior_10",
+    "hold_prior_20",
+    "z_ret_1",
+    "z_mom_10",
+    "z_dist_ma20",
 ];
 /// Days of history a row needs.
 pub const WARMUP: usize = 21;
@@ -60,15 +66,37 @@ pub struct Prefix<'a> {
     pub volume: &'a [f64],
 }
 
-/// Features for the last day of `h` (needs `WARMUP` days). Reads nothing beyond the prefix.
-pub fn features_at(h: &Prefix) -> Option<Vec<f64>> {
+/// The error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let y = 1.0 - poly * (-x * x).exp();
+    if x >= 0.0 {
+        y
+    } else {
+        -y
+    }
+}
+
+/// Features for the last day of `h` (needs `WARMUP` days) under the neutral `band`. Reads
+/// nothing beyond the prefix.
+///
+/// Besides raw lagged returns, momentum, range, volume and RSI, it gives volatility-scaled
+/// versions (returns in units of the 20-day volatility, so one model serves calm and wild
+/// regimes) and the HOLD prior `P(|r| ≤ band)` of a zero-mean normal return with the recent
+/// volatility (`erf(band / (σ √2))` over 10 and 20 days): the share of HOLD days moves with the
+/// volatility regime, which raw returns only show indirectly.
+pub fn features_at(h: &Prefix, band: f64) -> Option<Vec<f64>> {
     let t = h.price.len().checked_sub(1)?;
     if t < WARMUP {
         return None;
     }
     let p = h.price;
     let r = |i: usize| p[i] / p[i - 1] - 1.0;
-    let rets: Vec<f64> = (t - 13..=t).map(r).collect();
+    let rets: Vec<f64> = (t - 19..=t).map(r).collect();
     let last10 = &rets[rets.len() - 10..];
     let m10 = last10.iter().sum::<f64>() / 10.0;
     let vol10 = (last10.iter().map(|x| (x - m10).powi(2)).sum::<f64>() / 10.0).sqrt();
@@ -82,6 +110,11 @@ pub fn features_at(h: &Prefix) -> Option<Vec<f64>> {
     } else {
         0.5
     };
+    let m20 = rets.iter().sum::<f64>() / 20.0;
+    let vol20 = (rets.iter().map(|x| (x - m20).powi(2)).sum::<f64>() / 20.0).sqrt();
+    let floor = 1e-6;
+    let hold_prior = |sd: f64| erf(band / (sd.max(floor) * std::f64::consts::SQRT_2));
+    let dist_ma20 = p[t] / ma20 - 1.0;
     Some(vec![
         r(t),
         r(t - 1),
@@ -97,8 +130,14 @@ pub fn features_at(h: &Prefix) -> Option<Vec<f64>> {
         } else {
             0.0
         },
-        p[t] / ma20 - 1.0,
+        dist_ma20,
         rsi,
+        vol20,
+        hold_prior(vol10),
+        hold_prior(vol20),
+        r(t) / vol20.max(floor),
+        (p[t] / p[t - 10] - 1.0) / (vol20.max(floor) * 10f64.sqrt()),
+        dist_ma20 / vol20.max(floor),
     ])
 }
 
@@ -192,7 +231,7 @@ impl TimeSeries {
                     low: &lo[..=t],
                     volume: &v[..=t],
                 };
-                if let Some(f) = features_at(&prefix) {
+                if let Some(f) = features_at(&prefix, self.band) {
                     let label = direction(p[t + 1] / p[t] - 1.0, self.band);
                     rows.push((table.rows[idx[t]][date].clone(), gi, f, label));
                 }
@@ -262,40 +301,85 @@ impl Domain for TimeSeries {
     fn folds(&self, train: &Dataset, k: usize, _seed: u64) -> Vec<Fold> {
         split::walk_forward(train.len(), k, self.gap(train))
     }
-    fn decision_metrics(&self, test: &Dataset, probs: &[Vec<f64>]) -> Vec<(String, f64)> {
-        let pred = crate::analysis::decide(probs, None);
-        let up = vec![2usize; test.len()];
-        let last: Vec<usize> = (0..test.len())
-            .map(|i| direction(test.x.get(i, 0), self.band))
-            .collect();
-        let hit = |p: &[usize]| {
-            p.iter().zip(&test.y).filter(|(a, b)| a == b).count() as f64 / test.len().max(1) as f64
-        };
-        let directional = |p: &[usize]| {
-            let pairs: Vec<(usize, usize)> = p
-                .iter()
-                .zip(&test.y)
-                .filter(|(a, b)| **a != 1 && **b != 1)
-                .map(|(a, b)| (*a, *b))
-                .collect();
-            pairs.iter().filter(|(a, b)| a == b).count() as f64 / pairs.len().max(1) as f64
-        };
-        vec![
-            ("hit rate (model)".into(), hit(&pred)),
-            ("hit rate (always-up)".into(), hit(&up)),
-            ("hit rate (last-direction)".into(), hit(&last)),
-            ("directional rate (model)".into(), directional(&pred)),
-            ("directional rate (always-up)".into(), directional(&up)),
-            (
-                "directional rate (last-direction)".into(),
-                directional(&last),
-            ),
-            (
-                "share of non-HOLD calls (model)".into(),
-                pred.iter().filter(|&&p| p != 1).count() as f64 / pred.len().max(1) as f64,
-            ),
-        ]
+    fn walk_forward_blocks(&self) -> usize {
+        WALK_FORWARD_BLOCKS
     }
+    fn walk_forward_gap(&self, train: &Dataset) -> usize {
+        self.gap(train)
+    }
+    fn decision_metrics(&self, test: &Dataset, probs: &[Vec<f64>]) -> Vec<(String, f64)> {
+        direction_metrics(test, probs, self.band, WALK_FORWARD_BLOCKS)
+    }
+}
+
+/// Held-out blocks of the walk-forward final evaluation.
+pub const WALK_FORWARD_BLOCKS: usize = 5;
+
+/// Hit rate (3-class accuracy) and directional rate (accuracy where both the call and the
+/// outcome are BUY or SELL) of the model's argmax calls against always-up (always BUY) and
+/// last-direction (the class of the last known return under the band), overall and per
+/// consecutive block, with 95 % bootstrap intervals of the paired per-row hit differences.
+pub fn direction_metrics(
+    test: &Dataset,
+    probs: &[Vec<f64>],
+    band: f64,
+    blocks: usize,
+) -> Vec<(String, f64)> {
+    let n = test.len().min(probs.len());
+    let pred = crate::analysis::decide(&probs[..n], None);
+    let up = vec![2usize; n];
+    let last: Vec<usize> = (0..n).map(|i| direction(test.x.get(i, 0), band)).collect();
+    let y = &test.y[..n];
+    let hits = |p: &[usize], r: std::ops::Range<usize>| -> f64 {
+        r.clone().filter(|&i| p[i] == y[i]).count() as f64 / r.len().max(1) as f64
+    };
+    let directional = |p: &[usize]| {
+        let pairs: Vec<(usize, usize)> = p
+            .iter()
+            .zip(y)
+            .filter(|(a, b)| **a != 1 && **b != 1)
+            .map(|(a, b)| (*a, *b))
+            .collect();
+        pairs.iter().filter(|(a, b)| a == b).count() as f64 / pairs.len().max(1) as f64
+    };
+    let mut m: Vec<(String, f64)> = vec![
+        ("hit rate (model)".into(), hits(&pred, 0..n)),
+        ("hit rate (always-up)".into(), hits(&up, 0..n)),
+        ("hit rate (last-direction)".into(), hits(&last, 0..n)),
+        ("directional rate (model)".into(), directional(&pred)),
+        ("directional rate (always-up)".into(), directional(&up)),
+        (
+            "directional rate (last-direction)".into(),
+            directional(&last),
+        ),
+        (
+            "share of non-HOLD calls (model)".into(),
+            pred.iter().filter(|&&p| p != 1).count() as f64 / n.max(1) as f64,
+        ),
+    ];
+    for (name, base) in [("always-up", &up), ("last-direction", &last)] {
+        let d: Vec<f64> = (0..n)
+            .map(|i| f64::from(u8::from(pred[i] == y[i])) - f64::from(u8::from(base[i] == y[i])))
+            .collect();
+        let (lo, hi) = crate::report::bootstrap_ci(&d, 7, 2000);
+        m.push((format!("hit rate − {name}, 95% CI low"), lo));
+        m.push((format!("hit rate − {name}, 95% CI high"), hi));
+    }
+    let blocks = blocks.min(n);
+    for b in 0..blocks {
+        let r = b * n / blocks..(b + 1) * n / blocks;
+        for (name, p) in [
+            ("model", &pred),
+            ("always-up", &up),
+            ("last-direction", &last),
+        ] {
+            m.push((
+                format!("block {} hit rate ({name})", b + 1),
+                hits(p, r.clone()),
+            ));
+        }
+    }
+    m
 }
 
 #[cfg(test)]
@@ -334,12 +418,15 @@ mod tests {
             let t = rng.gen_range(WARMUP..p.len() - 2);
             let before: Vec<Vec<f64>> = (WARMUP..=t)
                 .map(|s| {
-                    features_at(&Prefix {
-                        price: &p[..=s],
-                        high: &h[..=s],
-                        low: &l[..=s],
-                        volume: &v[..=s],
-                    })
+                    features_at(
+                        &Prefix {
+                            price: &p[..=s],
+                            high: &h[..=s],
+                            low: &l[..=s],
+                            volume: &v[..=s],
+                        },
+                        0.005,
+                    )
                     .unwrap()
                 })
                 .collect();
@@ -364,12 +451,15 @@ mod tests {
             );
             let after: Vec<Vec<f64>> = (WARMUP..=t)
                 .map(|s| {
-                    features_at(&Prefix {
-                        price: &p2[..=s],
-                        high: &h2[..=s],
-                        low: &l2[..=s],
-                        volume: &v2[..=s],
-                    })
+                    features_at(
+                        &Prefix {
+                            price: &p2[..=s],
+                            high: &h2[..=s],
+                            low: &l2[..=s],
+                            volume: &v2[..=s],
+                        },
+                        0.005,
+                    )
                     .unwrap()
                 })
                 .collect();
