@@ -1,6 +1,7 @@
 //! The epoch's on-chain duties, run on every tick from the chain's block time:
 //!
-//! * **heartbeat** every `heartbeat_interval_secs` (node key);
+//! * **heartbeat** every `heartbeat_interval_secs` (node key), on its own task
+//!   ([`heartbeat_tick`]) so slow duties never cost liveness;
 //! * **commit** this worker's work of the epoch (`result` = its latest local checkpoint, the
 //!   inner steps × parameters, its data shard's hash) in the last `commit_lead_secs` of the
 //!   commit window, the nonce saved to disk *before* the commit is sent;
@@ -162,7 +163,6 @@ fn work_of(p: &PendingWork) -> Result<Work> {
 pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
     let head = sh.chain.head().await?;
     let (epoch, offset) = sh.epoch_at(head.time);
-    // Window duties first: a heartbeat can wait a block, a commit cannot.
     match stage(&sh.windows, sh.cfg.job.commit_lead_secs, offset) {
         Stage::Training | Stage::After => {}
         Stage::Commit => commit(sh, epoch).await?,
@@ -170,8 +170,14 @@ pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
         Stage::EvalCommit => eval_commit(sh, epoch).await?,
         Stage::EvalReveal => eval_reveal(sh, epoch).await?,
     }
-    heartbeat(sh, head.time).await?;
     settlements(sh, epoch).await
+}
+
+/// Sends a heartbeat when one is due. Runs on its own task: a slow evaluation or fetch in the
+/// window duties must never cost the node its liveness.
+pub async fn heartbeat_tick(sh: &Arc<Shared>) -> Result<()> {
+    let head = sh.chain.head().await?;
+    heartbeat(sh, head.time).await
 }
 
 async fn heartbeat(sh: &Arc<Shared>, now: u64) -> Result<()> {

@@ -860,6 +860,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let mut wakes: Vec<u64> = Vec::new();
     perform(&sh, first, &tx, &mut reads, &mut wakes);
     let duty_running = Arc::new(AtomicBool::new(false));
+    let beat_running = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut reading = false;
@@ -923,6 +924,16 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
                             }
                         }
                     }
+                }
+                if !beat_running.swap(true, Ordering::SeqCst) {
+                    let (sh, flag) = (sh.clone(), beat_running.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::duties::heartbeat_tick(&sh).await {
+                            sh.metrics.chain_errors.inc();
+                            tracing::warn!("heartbeat: {e}");
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    });
                 }
                 if !duty_running.swap(true, Ordering::SeqCst) {
                     let (sh, flag) = (sh.clone(), duty_running.clone());
