@@ -211,13 +211,8 @@ async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         if steps == 0 {
             return Ok(());
         }
-        let (params, data_hash) = {
-            let e = sh
-                .engine
-                .lock()
-                .map_err(|_| DaemonError::State("engine lock poisoned".into()))?;
-            (e.params(), hex::encode(e.data_hash))
-        };
+        // Never wait for the engine (busy training) while holding the state lock.
+        let (params, data_hash) = (sh.params, hex::encode(sh.data_hash));
         let p = st.work.entry(epoch).or_insert_with(|| PendingWork {
             checkpoint_hash: ckpt,
             steps,

@@ -66,6 +66,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Hash of the job's base checkpoint.
     pub job_base: Digest,
+    /// Model parameters (fixed for the job; read without locking the engine).
+    pub params: u64,
+    /// SHA-256 of this worker's training tokens.
+    pub data_hash: [u8; 32],
     /// Leader node id of each round seen.
     pub leaders: std::sync::Mutex<BTreeMap<u64, String>>,
     /// Validation loss of the job's base model (evaluator reference), once computed.
@@ -722,6 +726,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         .await
         .map_err(|e| DaemonError::State(format!("engine task: {e}")))??;
     let job_base = engine.base_checkpoint().hash();
+    let (params, data_hash) = (engine.params(), engine.data_hash);
     let job: JobJson = chain
         .query("/magnet.jobs.v1/job", &cfg.job.id.to_string())
         .await
@@ -808,6 +813,8 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         state: tokio::sync::Mutex::new(state),
         metrics: metrics.clone(),
         job_base,
+        params,
+        data_hash,
         leaders: Default::default(),
         base_loss: Default::default(),
         liveness_window_secs,
