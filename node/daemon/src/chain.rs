@@ -171,33 +171,7 @@ impl Chain {
         let bytes = self
             .each(path, |c| {
                 let data = data.as_bytes().to_vec();
-                async move {
-                    let h = match height {
-                        Some(h) => Some(tendermint::block::Height::try_from(h).map_err(|e| {
-                            ClientError::Rpc {
-                                endpoint: "height".into(),
-                                reason: e.to_string(),
-                            }
-                        })?),
-                        None => None,
-                    };
-                    let r = c
-                        .http()
-                        .abci_query(Some(path.to_string()), data, h, false)
-                        .await
-                        .map_err(|e| ClientError::Rpc {
-                            endpoint: path.to_string(),
-                            reason: e.to_string(),
-                        })?;
-                    if r.code.is_err() {
-                        return Err(ClientError::Query {
-                            path: path.to_string(),
-                            code: r.code.value(),
-                            log: r.log,
-                        });
-                    }
-                    Ok(r.value)
-                }
+                async move { c.query_at(path, data, height).await }
             })
             .await?;
         serde_json::from_slice(&bytes)

@@ -171,25 +171,14 @@ impl Shared {
             .await?;
         let block_hash = self.chain.block_hash(height).await?;
         let head_time = self.chain.block_time(height).await?;
+        self.upsert_peers(&nodes)?;
         let mut members = BTreeMap::new();
-        {
-            let mut peers = self
-                .net
-                .peers
-                .write()
-                .map_err(|_| DaemonError::State("peer table lock poisoned".into()))?;
-            for n in &nodes {
-                let p = n.to_peer();
-                if let Ok(pk) = magnet_p2p::PublicKey::from_bytes(&p.pubkey) {
-                    self.registry.register(pk, "chain");
+        for p in nodes.iter().map(NodeRecordJson::to_peer) {
+            let live = p.last_heartbeat + self.liveness_window_secs >= head_time;
+            if p.active && live {
+                if let Ok(id) = NodeId::new(p.node_id.clone()) {
+                    members.insert(id, Member::default());
                 }
-                let live = p.last_heartbeat + self.liveness_window_secs >= head_time;
-                if p.active && live {
-                    if let Ok(id) = NodeId::new(p.node_id.clone()) {
-                        members.insert(id, Member::default());
-                    }
-                }
-                peers.insert(p.node_id.clone(), p);
             }
         }
         Ok(EligibleSet {
@@ -202,13 +191,17 @@ impl Shared {
     /// Refreshes the peer table from the latest registry state.
     pub async fn refresh_peers(&self) -> Result<()> {
         let nodes: Vec<NodeRecordJson> = self.chain.query("/magnet.registry.v1/nodes", "").await?;
+        self.upsert_peers(&nodes)
+    }
+
+    /// Records registry nodes in the peer table and their keys in the p2p verifier's registry.
+    fn upsert_peers(&self, nodes: &[NodeRecordJson]) -> Result<()> {
         let mut peers = self
             .net
             .peers
             .write()
             .map_err(|_| DaemonError::State("peer table lock poisoned".into()))?;
-        for n in &nodes {
-            let p = n.to_peer();
+        for p in nodes.iter().map(NodeRecordJson::to_peer) {
             if let Ok(pk) = magnet_p2p::PublicKey::from_bytes(&p.pubkey) {
                 self.registry.register(pk, "chain");
             }
