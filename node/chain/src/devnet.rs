@@ -300,6 +300,20 @@ pub struct Report {
     pub epochs: Vec<EpochRow>,
     /// Workers the devnet killed (fault injection), with the round.
     pub killed: Vec<(String, u64)>,
+    /// The single-worker reference: the first worker trained alone for as many inner steps
+    /// as the merged lineage holds (`merged rounds × H`).
+    pub solo: Option<SoloRow>,
+}
+
+/// One worker trained alone (`magnet-worker solo`).
+#[derive(Clone, Debug, Serialize)]
+pub struct SoloRow {
+    /// Worker moniker whose home, shard and settings were used.
+    pub moniker: String,
+    /// Inner steps trained.
+    pub steps: u64,
+    /// Validation loss on the job's evaluation split.
+    pub val_loss: f64,
 }
 
 /// One DiLoCo round.
@@ -334,8 +348,10 @@ pub struct NodeRow {
     pub tier: String,
     /// Per epoch: contribution status, quality, compute.
     pub contributions: Vec<(u64, String, String, String)>,
-    /// Total reward (umag).
+    /// Reward for its own verified work (umag), over the settled epochs.
     pub reward: u128,
+    /// Pay for honest evaluations of others' work (umag), over the settled epochs.
+    pub evaluator_pay: u128,
     /// Slashes: offence and amount.
     pub slashes: Vec<(String, u128)>,
 }
@@ -697,6 +713,12 @@ async fn drive(
     }
     let h = c.status().await?.sync_info.latest_block_height.value();
     let first_height = h + 8;
+    // The workers share this machine: split its cores between them (a worker's kernels
+    // would otherwise each start one thread per core and thrash), unless the user chose.
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / workers.len().max(1)).max(1).to_string()
+    });
     for w in workers.iter_mut() {
         let p = w.home.join("worker.toml");
         let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
@@ -715,6 +737,7 @@ async fn drive(
                 .arg("--home")
                 .arg(&w.home)
                 .env("RUST_LOG", "info")
+                .env("RAYON_NUM_THREADS", &threads)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -832,6 +855,7 @@ async fn drive(
     }
     let mut report = build_report(&c, job, workers, &wanted).await?;
     report.killed = killed;
+    report.solo = solo_reference(worker_bin, &workers[0], &report, a.inner_steps)?;
     write_report(out, &report, workers)?;
     Ok(report)
 }
@@ -919,6 +943,7 @@ async fn build_report(
     let settlements = q(c, "/magnet.rewards.v1/settlements", "").await?;
     let mut epochs = Vec::new();
     let mut rewards: BTreeMap<String, u128> = BTreeMap::new();
+    let mut eval_pay: BTreeMap<String, u128> = BTreeMap::new();
     for s in settlements.as_array().cloned().unwrap_or_default() {
         if !s["epoch"].as_u64().is_some_and(|e| wanted.contains(&e)) {
             continue;
@@ -931,17 +956,17 @@ async fn build_report(
             .iter()
             .map(|p| (name(p["operator"].as_str().unwrap_or("")), u(&p["amount"])))
             .collect();
-        for p in s["contributors"]
-            .as_array()
-            .into_iter()
-            .chain(s["evaluators"].as_array())
-            .flatten()
-        {
-            let amt = u(&p["amount"]);
-            paid += amt;
-            *rewards
-                .entry(p["operator"].as_str().unwrap_or("").to_string())
-                .or_default() += amt;
+        for (list, into) in [
+            ("contributors", &mut rewards),
+            ("evaluators", &mut eval_pay),
+        ] {
+            for p in s[list].as_array().into_iter().flatten() {
+                let amt = u(&p["amount"]);
+                paid += amt;
+                *into
+                    .entry(p["operator"].as_str().unwrap_or("").to_string())
+                    .or_default() += amt;
+            }
         }
         epochs.push(EpochRow {
             epoch: s["epoch"].as_u64().unwrap_or(0),
@@ -976,6 +1001,7 @@ async fn build_report(
             tier: w.tier.clone(),
             contributions,
             reward: rewards.get(&w.operator).copied().unwrap_or(0),
+            evaluator_pay: eval_pay.get(&w.operator).copied().unwrap_or(0),
             slashes: slashes
                 .as_array()
                 .cloned()
@@ -993,7 +1019,37 @@ async fn build_report(
         nodes,
         epochs,
         killed: Vec::new(),
+        solo: None,
     })
+}
+
+/// Trains the first worker's engine alone for `merged rounds × H` steps (its own process, so
+/// the validator links no ML code). `None` when nothing merged.
+fn solo_reference(
+    worker_bin: &Path,
+    w: &Worker,
+    r: &Report,
+    inner_steps: u32,
+) -> Result<Option<SoloRow>> {
+    let steps = r.rounds.len() as u64 * u64::from(inner_steps);
+    if steps == 0 {
+        return Ok(None);
+    }
+    eprintln!(
+        "devnet: training {} alone for {steps} steps (the single-worker reference)",
+        w.moniker
+    );
+    let out: Value = serde_json::from_str(&run_cmd(
+        Command::new(worker_bin)
+            .args(["solo", "--steps", &steps.to_string(), "--home"])
+            .arg(&w.home),
+        "magnet-worker solo",
+    )?)?;
+    Ok(Some(SoloRow {
+        moniker: w.moniker.clone(),
+        steps,
+        val_loss: out["val_loss"].as_f64().unwrap_or(f64::NAN),
+    }))
 }
 
 fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
@@ -1027,10 +1083,24 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
                 .map_or("—".into(), |l| format!("{l:.4}")),
         ));
     }
-    md.push_str("\n## Nodes\n\n| node | tier | contributions (epoch: status, quality, compute) | reward (umag) | slashes |\n|---|---|---|---|---|\n");
+    if let (Some(solo), Some(last)) = (
+        &r.solo,
+        r.rounds.iter().rev().find_map(|x| x.merged_val_loss),
+    ) {
+        md.push_str(&format!(
+            "\nOne worker alone ({}, {} inner steps = merged rounds × H, its own shard): val loss \
+             {:.4}; the last merged model: {:.4} ({:+.2} %).\n",
+            solo.moniker,
+            solo.steps,
+            solo.val_loss,
+            last,
+            100.0 * (last / solo.val_loss - 1.0)
+        ));
+    }
+    md.push_str("\n## Nodes\n\n| node | tier | contributions (epoch: status, quality, compute) | reward for work (umag) | evaluator pay (umag) | slashes |\n|---|---|---|---|---|---|\n");
     for n in &r.nodes {
         md.push_str(&format!(
-            "| {} (`{}`) | {} | {} | {} | {} |\n",
+            "| {} (`{}`) | {} | {} | {} | {} | {} |\n",
             n.moniker,
             n.node_id,
             n.tier,
@@ -1040,6 +1110,7 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join("; "),
             n.reward,
+            n.evaluator_pay,
             n.slashes
                 .iter()
                 .map(|(o, a)| format!("{o} {a}"))

@@ -166,7 +166,10 @@ pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
     match stage(&sh.windows, sh.cfg.job.commit_lead_secs, offset) {
         Stage::Training | Stage::After => {}
         Stage::Commit => commit(sh, epoch).await?,
-        Stage::Reveal => reveal(sh, epoch).await?,
+        Stage::Reveal => {
+            reveal(sh, epoch).await?;
+            pre_evaluate(sh, epoch).await?;
+        }
         Stage::EvalCommit => eval_commit(sh, epoch).await?,
         Stage::EvalReveal => eval_reveal(sh, epoch).await?,
     }
@@ -295,12 +298,10 @@ async fn base_loss(sh: &Arc<Shared>) -> Result<f64> {
     }
     let sh2 = sh.clone();
     let l = tokio::task::spawn_blocking(move || -> Result<f64> {
-        let e = sh2
-            .engine
+        sh2.evaluator
             .lock()
-            .map_err(|_| DaemonError::State("engine lock poisoned".into()))?;
-        let base = e.base_checkpoint();
-        e.eval(&base.params)
+            .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))?
+            .eval(&sh2.base_checkpoint.params)
     })
     .await
     .map_err(|e| DaemonError::State(format!("eval task: {e}")))??;
@@ -310,8 +311,35 @@ async fn base_loss(sh: &Arc<Shared>) -> Result<f64> {
     Ok(l)
 }
 
-/// Scores the checkpoint `hash` held by `contributor_node`.
+/// Scores every contribution already revealed this epoch (not ours) before the chain assigns
+/// evaluators, so the short eval-commit window only has to send the commitments. Scores
+/// depend on the checkpoint alone and are memoised by [`evaluate`].
+async fn pre_evaluate(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
+    let ep: EpochJson = sh
+        .chain
+        .query("/magnet.contrib.v1/epoch", &epoch.to_string())
+        .await?;
+    let me = sh.keys.operator.address().to_string();
+    for c in ep
+        .contributions
+        .iter()
+        .filter(|c| c.job == sh.cfg.job.id && c.operator != me)
+    {
+        if let Some(w) = &c.work {
+            let holder = sh.node_of_operator(&c.operator);
+            let score = evaluate(sh, &w.checkpoint_hash, holder).await?;
+            tracing::debug!(epoch, contributor = %c.operator, score, "pre-evaluated");
+        }
+    }
+    Ok(())
+}
+
+/// Scores the checkpoint `hash` held by `contributor_node` (memoised by hash; an unavailable
+/// checkpoint is not memoised, so a later try can still fetch it).
 async fn evaluate(sh: &Arc<Shared>, hash: &str, contributor_node: Option<String>) -> Result<i64> {
+    if let Some(s) = sh.scores.lock().ok().and_then(|m| m.get(hash).copied()) {
+        return Ok(s);
+    }
     let digest = Digest::from_hex(hash).map_err(|e| DaemonError::State(e.to_string()))?;
     let mut holders: Vec<String> = contributor_node.into_iter().collect();
     if let Ok(p) = sh.net.peers.read() {
@@ -324,9 +352,9 @@ async fn evaluate(sh: &Arc<Shared>, hash: &str, contributor_node: Option<String>
             sh.metrics.bytes_received.inc_by(bytes);
             let sh2 = sh.clone();
             tokio::task::spawn_blocking(move || -> Result<f64> {
-                sh2.engine
+                sh2.evaluator
                     .lock()
-                    .map_err(|_| DaemonError::State("engine lock poisoned".into()))?
+                    .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))?
                     .eval(&c.params)
             })
             .await
@@ -335,10 +363,14 @@ async fn evaluate(sh: &Arc<Shared>, hash: &str, contributor_node: Option<String>
         // A revealed checkpoint nobody serves is worth nothing.
         Err(e) => {
             tracing::warn!("checkpoint {hash} unavailable for evaluation: {e}");
-            f64::NAN
+            return Ok(crate::engine::score(base, f64::NAN));
         }
     };
-    Ok(crate::engine::score(base, loss))
+    let score = crate::engine::score(base, loss);
+    if let Ok(mut m) = sh.scores.lock() {
+        m.insert(hash.to_string(), score);
+    }
+    Ok(score)
 }
 
 async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
@@ -377,14 +409,13 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         if !assigned.iter().any(|(ev, _)| *ev == me) {
             continue;
         }
-        let pending = match sh.state.lock().await.evals.get(&key).cloned() {
+        // Bound first: a guard in a `match` scrutinee would live through the arms, and the
+        // arms lock the state again (a tokio Mutex is not reentrant).
+        let known = sh.state.lock().await.evals.get(&key).cloned();
+        let pending = match known {
             Some(p) => p,
             None => {
-                let holder = sh.net.peers.read().ok().and_then(|p| {
-                    p.values()
-                        .find(|x| x.operator == c.operator)
-                        .map(|x| x.node_id.clone())
-                });
+                let holder = sh.node_of_operator(&c.operator);
                 let score = evaluate(sh, &w.checkpoint_hash, holder).await?;
                 let p = PendingEval {
                     score,

@@ -30,7 +30,7 @@ pub struct RoundWork {
     pub delta: Vec<f32>,
     /// Mean training loss over the steps.
     pub train_loss: f64,
-    /// Validation loss of θ_i (NaN until measured; see [`Engine::eval`]).
+    /// Validation loss of θ_i (NaN until measured; see [`Evaluator::eval`]).
     pub local_val_loss: f64,
     /// Tokens trained on.
     pub tokens: u64,
@@ -39,7 +39,7 @@ pub struct RoundWork {
 /// The training engine of one worker.
 pub struct Engine {
     trainer: Trainer,
-    base: Vec<f32>,
+    params: u64,
     /// SHA-256 of this worker's training tokens (u32 little-endian).
     pub data_hash: [u8; 32],
     /// SHA-256 of the evaluation split (the same on every worker of the job).
@@ -49,7 +49,7 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Engine({} params)", self.base.len())
+        write!(f, "Engine({} params)", self.params)
     }
 }
 
@@ -91,8 +91,10 @@ pub fn shard(data: &TokenData, i: usize, n: usize) -> TokenData {
 }
 
 impl Engine {
-    /// Prepares the data (tokenising the corpus into `home/shards` once) and the models.
-    pub fn open(job: &JobSection, home: &Path) -> Result<Engine> {
+    /// Prepares the data (tokenising the corpus into `home/shards` once) and the models: the
+    /// training engine on this worker's shard, and a separate [`Evaluator`] on the job's
+    /// evaluation split, so evaluations never wait for training (or the reverse).
+    pub fn open(job: &JobSection, home: &Path) -> Result<(Engine, Evaluator)> {
         let shards = home.join("shards");
         let base_cfg = train_config(job, &shards, job.model_seed);
         if !job.tokenizer.is_file() {
@@ -104,9 +106,8 @@ impl Engine {
         }
         let data = prepare_data(&base_cfg)?;
         let dev: Device = device("cpu")?;
-        let base = Trainer::new(base_cfg, data.clone(), dev.clone())?
-            .params()
-            .params_to_vec()?;
+        let eval_trainer = Trainer::new(base_cfg, data.clone(), dev.clone())?;
+        let base = eval_trainer.params().params_to_vec()?;
         let mine = shard(&data, job.shard_index, job.shard_count);
         let data_hash = hash_tokens(&mine.train);
         let eval_set_hash = hash_tokens(&data.val);
@@ -118,23 +119,25 @@ impl Engine {
         let tokens_per_step =
             (cfg.train.batch_size * cfg.train.seq_len * cfg.train.grad_accum) as u64;
         let trainer = Trainer::new(cfg, mine, dev)?;
-        Ok(Engine {
+        let engine = Engine {
             trainer,
-            base,
+            params: base.len() as u64,
             data_hash,
             eval_set_hash,
             tokens_per_step,
-        })
-    }
-
-    /// The job's initial model (momentum zero).
-    pub fn base_checkpoint(&self) -> Checkpoint {
-        Checkpoint::new(self.base.clone())
+        };
+        Ok((
+            engine,
+            Evaluator {
+                trainer: eval_trainer,
+                base,
+            },
+        ))
     }
 
     /// Model parameters.
     pub fn params(&self) -> u64 {
-        self.base.len() as u64
+        self.params
     }
 
     /// `steps` inner steps from `global`; with [`Fault::Nan`] the local weights come out NaN.
@@ -158,6 +161,27 @@ impl Engine {
             local_val_loss,
             tokens: u64::from(steps) * self.tokens_per_step,
         })
+    }
+}
+
+/// Measures validation losses on the job's evaluation split, with its own model instance.
+pub struct Evaluator {
+    trainer: Trainer,
+    base: Vec<f32>,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("params", &self.base.len())
+            .finish()
+    }
+}
+
+impl Evaluator {
+    /// The job's initial model (momentum zero).
+    pub fn base_checkpoint(&self) -> Checkpoint {
+        Checkpoint::new(self.base.clone())
     }
 
     /// Validation loss of `params` on the job's evaluation split (NaN weights give NaN).

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::chain::{Chain, GenesisInfo};
 use crate::config::{Config, Fault, LeaderRuleName};
-use crate::engine::Engine;
+use crate::engine::{Engine, Evaluator};
 use crate::keys::WorkerKeys;
 use crate::metrics::Metrics;
 use crate::round::{self, kind, Net, NodeRecordJson};
@@ -54,6 +54,10 @@ pub struct Shared {
     pub genesis: GenesisInfo,
     /// Training engine.
     pub engine: std::sync::Mutex<Engine>,
+    /// Evaluation model (separate from the engine: evaluations never wait for training).
+    pub evaluator: std::sync::Mutex<Evaluator>,
+    /// The job's base checkpoint (held here so merges never wait for the engine or evaluator).
+    pub base_checkpoint: Checkpoint,
     /// Δ compressor (its error-feedback residual persists across rounds).
     pub compressor: std::sync::Mutex<Compressor>,
     /// Peers and stores.
@@ -74,6 +78,8 @@ pub struct Shared {
     pub leaders: std::sync::Mutex<BTreeMap<u64, String>>,
     /// Validation loss of the job's base model (evaluator reference), once computed.
     pub base_loss: std::sync::Mutex<Option<f64>>,
+    /// Evaluator scores by checkpoint hash (a score depends on the checkpoint alone).
+    pub scores: std::sync::Mutex<BTreeMap<String, i64>>,
     /// Registry params the daemon needs.
     pub liveness_window_secs: u64,
     /// Heartbeat interval.
@@ -142,11 +148,7 @@ impl Shared {
     /// Checkpoint `hash` (the job base is built locally; others come from the store or peers).
     pub async fn checkpoint(&self, hash: &Digest, round_hint: Option<u64>) -> Result<Checkpoint> {
         if *hash == self.job_base {
-            let e = self
-                .engine
-                .lock()
-                .map_err(|_| DaemonError::State("engine lock poisoned".into()))?;
-            return Ok(e.base_checkpoint());
+            return Ok(self.base_checkpoint.clone());
         }
         let (c, bytes) = self.net.checkpoint(hash, &self.holders(round_hint)).await?;
         if bytes > 0 {
@@ -214,7 +216,7 @@ impl Shared {
         self.net.peer(node_id).ok().map(|p| p.operator)
     }
 
-    fn node_of_operator(&self, operator: &str) -> Option<String> {
+    pub(crate) fn node_of_operator(&self, operator: &str) -> Option<String> {
         self.net
             .peers
             .read()
@@ -305,9 +307,9 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
     let (dh, height) = (delta_hash.to_hex(), head.height);
     tokio::task::spawn_blocking(move || {
         let v = sh2
-            .engine
+            .evaluator
             .lock()
-            .map_err(|_| DaemonError::State("engine lock poisoned".into()))
+            .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))
             .and_then(|e| e.eval(&local_params))
             .unwrap_or(f64::NAN);
         if v.is_finite() {
@@ -453,9 +455,9 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
     let params = out.checkpoint.params.clone();
     tokio::task::spawn_blocking(move || {
         let loss = sh2
-            .engine
+            .evaluator
             .lock()
-            .map_err(|_| DaemonError::State("engine lock poisoned".into()))
+            .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))
             .and_then(|e| e.eval(&params));
         let merged_val_loss = match loss {
             Ok(l) => l,
@@ -715,10 +717,11 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     tracing::info!(node = %me, "preparing data and model");
     let job_cfg = cfg.job.clone();
     let home2 = home.to_path_buf();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(&job_cfg, &home2))
+    let (engine, evaluator) = tokio::task::spawn_blocking(move || Engine::open(&job_cfg, &home2))
         .await
         .map_err(|e| DaemonError::State(format!("engine task: {e}")))??;
-    let job_base = engine.base_checkpoint().hash();
+    let base_checkpoint = evaluator.base_checkpoint();
+    let job_base = base_checkpoint.hash();
     let (params, data_hash) = (engine.params(), engine.data_hash);
     let job: JobJson = chain
         .query("/magnet.jobs.v1/job", &cfg.job.id.to_string())
@@ -800,6 +803,8 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         chain,
         genesis,
         engine: std::sync::Mutex::new(engine),
+        evaluator: std::sync::Mutex::new(evaluator),
+        base_checkpoint,
         compressor: std::sync::Mutex::new(compressor),
         net,
         registry,
@@ -810,6 +815,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         data_hash,
         leaders: Default::default(),
         base_loss: Default::default(),
+        scores: Default::default(),
         liveness_window_secs,
         heartbeat_interval_secs,
         windows,

@@ -95,11 +95,37 @@ pub async fn join(home: &Path, bond: u128) -> Result<String> {
 /// The job's base checkpoint hash this worker's `[job]` section produces (for `MsgCreateJob`).
 pub fn base_hash(home: &Path) -> Result<(String, String)> {
     let cfg = Config::load(home)?;
-    let e = crate::engine::Engine::open(&cfg.job, home)?;
+    let (e, ev) = crate::engine::Engine::open(&cfg.job, home)?;
     Ok((
-        e.base_checkpoint().hash().to_hex(),
+        ev.base_checkpoint().hash().to_hex(),
         hex::encode(e.eval_set_hash),
     ))
+}
+
+/// What [`solo`] measured.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Solo {
+    /// Steps trained.
+    pub steps: u32,
+    /// Mean training loss over the steps.
+    pub train_loss: f64,
+    /// Validation loss of the result on the job's evaluation split.
+    pub val_loss: f64,
+}
+
+/// Trains this worker's engine alone from the job's base model for `steps` steps and
+/// measures the result on the job's evaluation split: the single-worker reference for a
+/// DiLoCo run (same model, data shard, optimiser and schedule as the daemon's rounds).
+pub fn solo(home: &Path, steps: u32) -> Result<Solo> {
+    let cfg = Config::load(home)?;
+    let (mut e, ev) = crate::engine::Engine::open(&cfg.job, home)?;
+    let base = ev.base_checkpoint();
+    let w = e.train_round(&base.params, steps, crate::config::Fault::None)?;
+    Ok(Solo {
+        steps,
+        train_loss: w.train_loss,
+        val_loss: ev.eval(&w.local)?,
+    })
 }
 
 /// Checks that the job exists on chain.

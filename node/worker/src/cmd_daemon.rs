@@ -60,6 +60,19 @@ pub enum DaemonCommand {
         #[arg(long, default_value = "~/.magnet-worker")]
         home: PathBuf,
     },
+    /// Train this worker alone from the job's base model for `--steps` steps (its own shard,
+    /// the job's hyper-parameters) and print the validation loss as JSON: the reference a
+    /// DiLoCo run is compared with ("within 2 % of one worker alone for the same steps").
+    ///
+    /// Example: magnet-worker solo --home ./w0 --steps 48
+    Solo {
+        /// Worker home.
+        #[arg(long, default_value = "~/.magnet-worker")]
+        home: PathBuf,
+        /// Inner steps to train.
+        #[arg(long)]
+        steps: u32,
+    },
 }
 
 /// `init` arguments.
@@ -284,6 +297,11 @@ pub fn run(cmd: DaemonCommand) -> Result<()> {
             } else {
                 println!("{r}");
             }
+            Ok(())
+        }
+        DaemonCommand::Solo { home, steps } => {
+            let r = magnet_daemon::setup::solo(&expand(home), steps)?;
+            println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
         DaemonCommand::JobHash { home } => {

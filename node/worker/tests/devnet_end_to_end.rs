@@ -1,5 +1,5 @@
 //! The README's main job end to end, with real processes: `magnetd devnet` starts the embedded
-//! chain and four `magnet-worker` processes that train a BitNet model in DiLoCo rounds over
+//! chain and five `magnet-worker` processes that train a BitNet model in DiLoCo rounds over
 //! signed gRPC, record each merge on chain, commit, reveal, evaluate each other and get
 //! settled. Faults ride along: worker 3 sends NaN updates, worker 2 commits and never reveals,
 //! and the leader of round 2 is killed mid-round.
@@ -63,7 +63,7 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
         .arg("devnet")
         .arg("--out")
         .arg(&out)
-        .args(["--workers", "4", "--epochs", "1", "--epoch-secs", "165"])
+        .args(["--workers", "5", "--epochs", "1", "--epoch-secs", "165"])
         .args([
             "--inner-steps",
             "4",
@@ -132,6 +132,18 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
     assert!(
         merged < rounds[0]["merged_val_loss"].as_f64().unwrap_or(f64::MAX),
         "the model learned across rounds"
+    );
+    // ... and within 2 % of one worker trained alone for as many steps as the lineage holds.
+    let solo = &r["solo"];
+    let solo_loss = solo["val_loss"].as_f64().unwrap();
+    assert_eq!(
+        solo["steps"].as_u64().unwrap(),
+        4 * rounds.len() as u64,
+        "{solo:#}"
+    );
+    assert!(
+        merged <= 1.02 * solo_loss,
+        "merged {merged} vs one worker alone {solo_loss}: {rounds:#?}"
     );
 
     // The leader of round 2 was killed; a later round merged under a different leader.
