@@ -88,7 +88,8 @@ pub struct DevnetArgs {
     #[arg(long = "fault", hide = true)]
     pub faults: Vec<String>,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
-    /// leader once it has announced.
+    /// leader once it has announced; `member@R` kills, once round R is announced, the
+    /// highest-numbered live worker that is neither its leader nor carries a `--fault`.
     #[arg(long = "kill", hide = true)]
     pub kills: Vec<String>,
 }
@@ -177,17 +178,20 @@ fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
 enum KillWho {
     Worker(usize),
     Leader,
+    Member,
 }
 
 fn parse_kills(v: &[String], n: usize) -> Result<Vec<(KillWho, u64)>> {
     v.iter()
         .map(|k| {
-            let (who, r) = k
-                .split_once('@')
-                .ok_or_else(|| anyhow!("--kill {k:?}: use I@ROUND or leader@ROUND"))?;
+            let (who, r) = k.split_once('@').ok_or_else(|| {
+                anyhow!("--kill {k:?}: use I@ROUND, leader@ROUND or member@ROUND")
+            })?;
             let r: u64 = r.parse().with_context(|| format!("--kill {k:?}"))?;
             let who = if who == "leader" {
                 KillWho::Leader
+            } else if who == "member" {
+                KillWho::Member
             } else {
                 let i: usize = who.parse().with_context(|| format!("--kill {k:?}"))?;
                 if i >= n {
@@ -633,6 +637,7 @@ async fn drive(
     eval: &str,
     kills: &mut Vec<(KillWho, u64)>,
 ) -> Result<Report> {
+    let faults = parse_faults(&a.faults, workers.len())?;
     let c = ChainClient::new(rpc_url)?;
     let t = Instant::now();
     loop {
@@ -781,12 +786,20 @@ async fn drive(
         // Kills.
         let mut fired = Vec::new();
         for (k, (who, r)) in kills.iter().enumerate() {
-            let target = match who {
-                KillWho::Worker(i) => (round >= *r && height >= first_height).then_some(*i),
-                KillWho::Leader => workers.iter().position(|w| {
+            let leader = || {
+                workers.iter().position(|w| {
                     read_rounds(&w.home)
                         .iter()
                         .any(|l| l.kind == "announced" && l.round == *r)
+                })
+            };
+            let target = match who {
+                KillWho::Worker(i) => (round >= *r && height >= first_height).then_some(*i),
+                KillWho::Leader => leader(),
+                KillWho::Member => leader().and_then(|l| {
+                    (0..workers.len())
+                        .rev()
+                        .find(|&i| i != l && workers[i].child.is_some() && !faults.contains_key(&i))
                 }),
             };
             if let Some(i) = target {
@@ -1220,8 +1233,12 @@ mod tests {
             assert!(parse_faults(&[bad.into()], 3).is_err(), "{bad}");
         }
         assert_eq!(
-            parse_kills(&["leader@2".into(), "1@3".into()], 3).unwrap(),
-            vec![(KillWho::Leader, 2), (KillWho::Worker(1), 3)]
+            parse_kills(&["leader@2".into(), "1@3".into(), "member@5".into()], 3).unwrap(),
+            vec![
+                (KillWho::Leader, 2),
+                (KillWho::Worker(1), 3),
+                (KillWho::Member, 5)
+            ]
         );
         for bad in ["leader", "9@1", "a@b"] {
             assert!(parse_kills(&[bad.into()], 3).is_err(), "{bad}");

@@ -113,6 +113,24 @@ pub struct JobSection {
     pub compression_chunk: u32,
     /// Seconds before the end of the commit window at which the epoch's work is committed.
     pub commit_lead_secs: u64,
+    /// Outer learning rate η of the merge, in thousandths (default 1000: plain averaging of
+    /// the Δs). Every worker of a job must use the same value (ADR 0075).
+    pub outer_lr_permille: u32,
+    /// Outer Nesterov momentum μ, in thousandths (default 0). The DiLoCo paper's η = 0.7,
+    /// μ = 0.9 pays off at large H (hundreds of inner steps); at H of a few dozen steps it
+    /// overshoots (ADR 0075 has the measurement).
+    pub outer_momentum_permille: u32,
+}
+
+impl JobSection {
+    /// The merge rule this job's rounds use.
+    pub fn merge_policy(&self) -> magnet_diloco::MergePolicy {
+        magnet_diloco::MergePolicy {
+            lr_permille: self.outer_lr_permille,
+            momentum_permille: self.outer_momentum_permille,
+            ..Default::default()
+        }
+    }
 }
 
 /// A deliberate fault.
@@ -194,6 +212,8 @@ impl Default for JobSection {
             leader_rule: LeaderRuleName::Hash,
             compression_chunk: 256,
             commit_lead_secs: 10,
+            outer_lr_permille: 1000,
+            outer_momentum_permille: 0,
         }
     }
 }
@@ -304,6 +324,12 @@ impl Config {
         if j.first_height == 0 {
             return Err("job.first_height must be at least 1".into());
         }
+        j.merge_policy().validate().map_err(|e| {
+            format!(
+                "job.outer_lr_permille {} / job.outer_momentum_permille {}: {e}",
+                j.outer_lr_permille, j.outer_momentum_permille
+            )
+        })?;
         Ok(())
     }
 }
@@ -348,6 +374,14 @@ mod tests {
             ),
             ("job.shard_index", Box::new(|c| c.job.shard_index = 3)),
             ("job.inner_steps", Box::new(|c| c.job.inner_steps = 0)),
+            (
+                "job.outer_lr_permille 0",
+                Box::new(|c| c.job.outer_lr_permille = 0),
+            ),
+            (
+                "job.outer_momentum_permille 1000",
+                Box::new(|c| c.job.outer_momentum_permille = 1000),
+            ),
             (
                 "job.blocks_per_round",
                 Box::new(|c| c.job.blocks_per_round = 0),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use magnet_diloco::compress::{Compressed, CompressionConfig, Compressor};
 use magnet_diloco::election::LeaderRule;
 use magnet_diloco::eligible::{EligibleSet, Member};
-use magnet_diloco::merge::{merge, Contribution, MergeMeta, MergePolicy};
+use magnet_diloco::merge::{merge, Contribution, MergeMeta};
 use magnet_diloco::round::{Action, MergeJob, RoundConfig, RoundState};
 use magnet_diloco::{Checkpoint, Digest, Event, NodeId};
 use magnet_p2p::backend::ShardBackend;
@@ -422,9 +422,9 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         round: job.round,
         leader: sh.me.clone(),
     };
+    let policy = sh.cfg.job.merge_policy();
     let out = tokio::task::spawn_blocking(move || {
-        merge(&base, &contributions, &MergePolicy::default(), &meta)
-            .map_err(|e| DaemonError::Diloco(e.to_string()))
+        merge(&base, &contributions, &policy, &meta).map_err(|e| DaemonError::Diloco(e.to_string()))
     })
     .await
     .map_err(|e| DaemonError::State(format!("merge task: {e}")))??;
@@ -851,7 +851,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         round_ms: cfg.job.round_ms,
         announce_timeout_ms: cfg.job.announce_timeout_ms,
         merge_grace_ms: cfg.job.merge_grace_ms,
-        policy: MergePolicy::default(),
+        policy: cfg.job.merge_policy(),
     };
     let scheduled = if head.height <= rc.first_height {
         0

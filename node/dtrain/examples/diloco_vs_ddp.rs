@@ -35,7 +35,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
              --seq T           tokens per sequence (default 64)\n\
              --lines L         KJV verses used (default 12000)\n\
              --work DIR        tokenizer/shards cache (default runs/bench-diloco)\n\
-             --out FILE        Markdown report (default docs/bench/diloco-vs-ddp.md)"
+             --out FILE        Markdown report (default docs/bench/diloco-vs-ddp.md)\n\
+             --outer-lr-permille E        outer learning rate η ×1000 (default 700)\n\
+             --outer-momentum-permille M  outer Nesterov momentum μ ×1000 (default 900)"
         );
         return Ok(());
     }
@@ -47,6 +49,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lines: usize = arg(&args, "--lines", "12000").parse()?;
     let work = PathBuf::from(arg(&args, "--work", "runs/bench-diloco"));
     let out = PathBuf::from(arg(&args, "--out", "docs/bench/diloco-vs-ddp.md"));
+    let outer_lr: u32 = arg(&args, "--outer-lr-permille", "700").parse()?;
+    let outer_mu: u32 = arg(&args, "--outer-momentum-permille", "900").parse()?;
+    let policy = MergePolicy {
+        lr_permille: outer_lr,
+        momentum_permille: outer_mu,
+        ..MergePolicy::default()
+    };
+    policy.validate()?;
 
     std::fs::create_dir_all(&work)?;
     let corpus = work.join(format!("kjv-{lines}.txt"));
@@ -74,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         inner_steps: h,
         rounds,
         compression: Some(compression),
-        policy: MergePolicy::default(),
+        policy,
         faults: vec![],
     };
 
@@ -131,7 +141,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| compression | int8, one f32 scale per {} values, error feedback; downloads fp32 |",
         compression.chunk
     )?;
-    writeln!(md, "| outer optimizer | Nesterov η = 0.7, μ = 0.9 |")?;
+    writeln!(
+        md,
+        "| outer optimizer | Nesterov η = {}, μ = {} |",
+        f64::from(outer_lr) / 1000.0,
+        f64::from(outer_mu) / 1000.0
+    )?;
     writeln!(
         md,
         "| DDP bytes | fp32 gradient up + fp32 average down, every step, per worker |\n"

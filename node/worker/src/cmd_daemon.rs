@@ -117,6 +117,14 @@ pub struct InitArgs {
     /// Inner AdamW peak learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Outer learning rate η of the merge ×1000 (default 1000: average the Δs). Every worker
+    /// of a job must use the same value.
+    #[arg(long)]
+    pub outer_lr_permille: Option<u32>,
+    /// Outer Nesterov momentum μ ×1000 (default 0; the DiLoCo paper's 900 with η 700 suits
+    /// hundreds of inner steps per round, not a few dozen).
+    #[arg(long)]
+    pub outer_momentum_permille: Option<u32>,
     /// Seconds before the end of the commit window at which the epoch's work is committed.
     #[arg(long)]
     pub commit_lead_secs: Option<u64>,
@@ -191,6 +199,12 @@ fn init(a: InitArgs) -> Result<()> {
     }
     if let Some(v) = a.lr {
         cfg.job.lr = v;
+    }
+    if let Some(v) = a.outer_lr_permille {
+        cfg.job.outer_lr_permille = v;
+    }
+    if let Some(v) = a.outer_momentum_permille {
+        cfg.job.outer_momentum_permille = v;
     }
     if let Some(v) = a.commit_lead_secs {
         cfg.job.commit_lead_secs = v;

@@ -81,6 +81,8 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
             "2:no-reveal",
             "--kill",
             "leader@2",
+            "--kill",
+            "member@5",
         ])
         .arg("--worker-bin")
         .arg(env!("CARGO_BIN_EXE_magnet-worker"))
@@ -148,13 +150,31 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
 
     // The leader of round 2 was killed; a later round merged under a different leader.
     let killed = r["killed"].as_array().unwrap();
-    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed.len(), 2, "{killed:?}");
     let dead = killed[0][0].as_str().unwrap();
     assert!(
         rounds
             .iter()
             .any(|x| x["round"].as_u64().unwrap() > 2 && x["leader"] != dead),
         "no round after the killed leader: {rounds:#?}"
+    );
+
+    // A member was killed once round 5 was announced: the round still merged, with the rest.
+    assert_eq!(killed[1][1].as_u64(), Some(5), "{killed:?}");
+    let member = killed[1][0].as_str().unwrap();
+    let r5 = rounds
+        .iter()
+        .find(|x| x["round"].as_u64() == Some(5))
+        .unwrap_or_else(|| panic!("round 5 did not merge without {member}: {rounds:#?}"));
+    let r5_accepted: Vec<&str> = r5["accepted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[0].as_str().unwrap())
+        .collect();
+    assert!(
+        !r5_accepted.is_empty() && !r5_accepted.contains(&member),
+        "{r5:#}"
     );
 
     // Nodes: the no-reveal worker is slashed.
