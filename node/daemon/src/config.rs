@@ -346,6 +346,9 @@ fn resolve(home: &Path, p: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// A table row: the text the error must contain, and how to break the config.
+    type BadField = (&'static str, Box<dyn Fn(&mut Config)>);
+
     #[test]
     fn the_default_config_is_valid_and_round_trips_through_toml() {
         let c = Config::default();
@@ -357,7 +360,7 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named_in_its_error() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        let cases: Vec<BadField> = vec![
             ("chain.rpc is empty", Box::new(|c| c.chain.rpc.clear())),
             (
                 "must be an http(s) URL",

@@ -109,8 +109,10 @@ mod tests {
     fn state_survives_a_save_and_load_and_a_damaged_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(State::load(dir.path()).unwrap(), State::default());
-        let mut s = State::default();
-        s.last_merged = Some((3, "ab".into()));
+        let mut s = State {
+            last_merged: Some((3, "ab".into())),
+            ..State::default()
+        };
         s.steps_by_epoch.insert(1, 40);
         s.save(dir.path()).unwrap();
         assert_eq!(State::load(dir.path()).unwrap(), s);

@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut done = 0usize;
     let dl = run_diloco(&sim, &data, || {
         done += 1;
-        if done % 25 == 0 {
+        if done.is_multiple_of(25) {
             eprintln!("diloco: {done}/{total} worker steps");
         }
     })?;
@@ -102,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut done = 0usize;
     let dp = run_ddp(&sim, &data, || {
         done += 1;
-        if done % 25 == 0 {
+        if done.is_multiple_of(25) {
             eprintln!("ddp: {done}/{} steps", h * rounds);
         }
     })?;

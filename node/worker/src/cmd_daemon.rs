@@ -17,7 +17,7 @@ pub enum DaemonCommand {
     ///
     /// Example: `magnet-worker init --home ~/.magnet-worker --rpc http://127.0.0.1:26657
     /// --p2p 0.0.0.0:7100 --corpus kjv.txt --tokenizer tokenizer.json --job 1`
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Register this worker's node key on chain (signed by the operator key, which must hold
     /// the bond).
     ///
@@ -257,7 +257,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Runs a daemon subcommand.
 pub fn run(cmd: DaemonCommand) -> Result<()> {
     match cmd {
-        DaemonCommand::Init(a) => init(a),
+        DaemonCommand::Init(a) => init(*a),
         DaemonCommand::Join {
             home,
             tier,

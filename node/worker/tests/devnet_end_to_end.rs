@@ -1,5 +1,5 @@
 //! The README's main job end to end, with real processes: `magnetd devnet` starts the embedded
-//! chain and five `magnet-worker` processes that train a BitNet model in DiLoCo rounds over
+//! chain and six `magnet-worker` processes that train a BitNet model in DiLoCo rounds over
 //! signed gRPC, record each merge on chain, commit, reveal, evaluate each other and get
 //! settled. Faults ride along: worker 3 sends NaN updates, worker 2 commits and never reveals,
 //! and the leader of round 2 is killed mid-round.
@@ -63,7 +63,7 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
         .arg("devnet")
         .arg("--out")
         .arg(&out)
-        .args(["--workers", "5", "--epochs", "1", "--epoch-secs", "165"])
+        .args(["--workers", "6", "--epochs", "1", "--epoch-secs", "165"])
         .args([
             "--inner-steps",
             "4",
@@ -189,7 +189,7 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
         w2["slashes"].as_array().unwrap().iter().any(|s| s[0]
             .as_str()
             .unwrap()
-            .contains("NoReveal")
+            .contains("no_reveal")
             && u(&s[1]) > 0),
         "no-reveal worker not slashed: {w2:#}"
     );
