@@ -18,7 +18,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::ModelConfig;
 use crate::error::{BitnetError, Result};
 use crate::gguf::{GgmlType, GgufFile};
-use crate::kernel::{matvec, matvec_f32, quantize_acts, Kernel, TernaryMatrix};
+use crate::kernel::{
+    matvec, matvec_f32, quantize_acts, quantize_acts_into, Kernel, QuantizedActs, TernaryMatrix,
+};
 use crate::tokenizer::Tokenizer;
 
 struct Layer {
@@ -94,6 +96,23 @@ pub struct Engine {
     kernel: Kernel,
     pool: Option<rayon::ThreadPool>,
     tokenizer: Option<Tokenizer>,
+    scratch: Scratch,
+}
+
+/// Per-token buffers, reused from token to token so decode allocates nothing but the logits.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    hn: Vec<f32>,
+    acts: QuantizedActs,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    scores: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -107,9 +126,32 @@ impl std::fmt::Debug for Engine {
 }
 
 fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = Vec::new();
+    rms_norm_into(x, w, eps, &mut out);
+    out
+}
+
+fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
     let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps;
     let r = ms.sqrt();
-    x.iter().zip(w).map(|(v, g)| v / r * g).collect()
+    out.clear();
+    out.extend(x.iter().zip(w).map(|(v, g)| v / r * g));
+}
+
+/// `Σ a_i·b_i` in eight interleaved partial sums (so the compiler vectorizes it; a single running
+/// sum is a chain of dependent additions), reduced in a fixed tree.
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (ac, bc) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += ac[i] * bc[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in a.len() / 8 * 8..a.len().min(b.len()) {
+        s += a[i] * b[i];
+    }
+    s
 }
 
 /// Decoding knobs. `temperature == 0` is greedy.
@@ -343,6 +385,7 @@ impl Engine {
             kernel: Kernel::best(),
             pool,
             tokenizer,
+            scratch: Scratch::default(),
         })
     }
 
@@ -434,13 +477,6 @@ impl Engine {
         self.pos
     }
 
-    fn mv(&self, m: &TernaryMatrix, x: &[f32]) -> Result<Vec<f32>> {
-        let a = quantize_acts(x);
-        let mut out = vec![0f32; m.rows];
-        matvec(self.kernel, m, &a, &mut out, self.pool.as_ref())?;
-        Ok(out)
-    }
-
     fn rope(&self, x: &mut [f32], heads: usize) {
         let hd = self.cfg.head_dim();
         let half = hd / 2;
@@ -475,40 +511,46 @@ impl Engine {
         let eps = c.rms_norm_eps as f32;
         let scale = (1.0 / (hd as f64).sqrt()) as f32;
         let t = token as usize;
-        let mut x = self.embed.row(t, d);
+        let mut sc = std::mem::take(&mut self.scratch);
+        let kv_dim = c.kv_dim();
+        let n = self.pos + 1;
+        sc.x = self.embed.row(t, d);
+        sc.q.resize(d, 0.0);
+        sc.k.resize(kv_dim, 0.0);
+        sc.v.resize(kv_dim, 0.0);
+        sc.o.resize(d, 0.0);
+        sc.gate.resize(c.intermediate_size, 0.0);
+        sc.up.resize(c.intermediate_size, 0.0);
+        sc.scores.resize(n, 0.0);
+        let (kernel, pool) = (self.kernel, self.pool.as_ref());
         for l in 0..c.num_layers {
             let layer = &self.layers[l];
-            let hn = rms_norm(&x, &layer.attn_norm, eps);
-            let a = quantize_acts(&hn);
-            let mut q = vec![0f32; d];
-            let mut k = vec![0f32; c.kv_dim()];
-            let mut v = vec![0f32; c.kv_dim()];
-            matvec(self.kernel, &layer.q, &a, &mut q, self.pool.as_ref())?;
-            matvec(self.kernel, &layer.k, &a, &mut k, self.pool.as_ref())?;
-            matvec(self.kernel, &layer.v, &a, &mut v, self.pool.as_ref())?;
-            self.rope(&mut q, h);
-            self.rope(&mut k, kvh);
-            self.kcache[l].extend_from_slice(&k);
-            self.vcache[l].extend_from_slice(&v);
-            let n = self.pos + 1;
-            let kv_dim = c.kv_dim();
-            let mut att = vec![0f32; d];
-            let mut scores = vec![0f32; n];
+            rms_norm_into(&sc.x, &layer.attn_norm, eps, &mut sc.hn);
+            quantize_acts_into(&sc.hn, &mut sc.acts);
+            matvec(kernel, &layer.q, &sc.acts, &mut sc.q, pool)?;
+            matvec(kernel, &layer.k, &sc.acts, &mut sc.k, pool)?;
+            matvec(kernel, &layer.v, &sc.acts, &mut sc.v, pool)?;
+            self.rope(&mut sc.q, h);
+            self.rope(&mut sc.k, kvh);
+            self.kcache[l].extend_from_slice(&sc.k);
+            self.vcache[l].extend_from_slice(&sc.v);
+            sc.att.clear();
+            sc.att.resize(d, 0.0);
             for head in 0..h {
                 let g = head / rep;
-                let qh = &q[head * hd..(head + 1) * hd];
-                for (tpos, s) in scores.iter_mut().enumerate() {
+                let qh = &sc.q[head * hd..(head + 1) * hd];
+                for (tpos, s) in sc.scores.iter_mut().enumerate() {
                     let kt = &self.kcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
-                    *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    *s = dot_f32(qh, kt) * scale;
                 }
-                let mx = scores.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+                let mx = sc.scores.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
                 let mut z = 0f32;
-                for s in scores.iter_mut() {
+                for s in sc.scores.iter_mut() {
                     *s = (*s - mx).exp();
                     z += *s;
                 }
-                let out = &mut att[head * hd..(head + 1) * hd];
-                for (tpos, s) in scores.iter().enumerate() {
+                let out = &mut sc.att[head * hd..(head + 1) * hd];
+                for (tpos, s) in sc.scores.iter().enumerate() {
                     let p = s / z;
                     let vt = &self.vcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
                     for (o, vv) in out.iter_mut().zip(vt) {
@@ -516,22 +558,24 @@ impl Engine {
                     }
                 }
             }
-            let o = self.mv(&layer.o, &att)?;
-            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-            let hn = rms_norm(&x, &layer.ffn_norm, eps);
-            let a = quantize_acts(&hn);
-            let mut gt = vec![0f32; c.intermediate_size];
-            let mut up = vec![0f32; c.intermediate_size];
-            matvec(self.kernel, &layer.gate, &a, &mut gt, self.pool.as_ref())?;
-            matvec(self.kernel, &layer.up, &a, &mut up, self.pool.as_ref())?;
-            let act: Vec<f32> = gt
-                .iter()
-                .zip(&up)
-                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-                .collect();
-            let dn = self.mv(&layer.down, &act)?;
-            x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+            quantize_acts_into(&sc.att, &mut sc.acts);
+            matvec(kernel, &layer.o, &sc.acts, &mut sc.o, pool)?;
+            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
+            rms_norm_into(&sc.x, &layer.ffn_norm, eps, &mut sc.hn);
+            quantize_acts_into(&sc.hn, &mut sc.acts);
+            matvec(kernel, &layer.gate, &sc.acts, &mut sc.gate, pool)?;
+            matvec(kernel, &layer.up, &sc.acts, &mut sc.up, pool)?;
+            // SiLU(gate)·up, in place in `gate`.
+            sc.gate
+                .iter_mut()
+                .zip(&sc.up)
+                .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            quantize_acts_into(&sc.gate, &mut sc.acts);
+            matvec(kernel, &layer.down, &sc.acts, &mut sc.o, pool)?;
+            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
         }
+        let x = std::mem::take(&mut sc.x);
+        self.scratch = sc;
         self.pos += 1;
         let xn = rms_norm(&x, &self.norm, eps);
         let mut logits = vec![0f32; c.vocab_size];

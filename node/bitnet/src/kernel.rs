@@ -93,7 +93,7 @@ impl TernaryMatrix {
 
 /// An activation vector quantized to int8 (absmax per vector, ×127), in the layouts the kernels
 /// read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct QuantizedActs {
     /// Codes in natural order.
     pub q: Vec<i8>,
@@ -110,32 +110,36 @@ pub struct QuantizedActs {
 /// Quantizes `x` (length a multiple of 256) like the training forward: `s = (1/max(max|x|, 1e-5))·127`,
 /// `q = clamp(round(x·s), −128, 127)`.
 pub fn quantize_acts(x: &[f32]) -> QuantizedActs {
+    let mut a = QuantizedActs::default();
+    quantize_acts_into(x, &mut a);
+    a
+}
+
+/// [`quantize_acts`] into `a`, reusing its buffers (decode quantizes four vectors per layer per
+/// token).
+pub fn quantize_acts_into(x: &[f32], a: &mut QuantizedActs) {
     let m = x
         .iter()
         .fold(0f32, |m, v| m.max(v.abs()))
         .max(crate::bitlinear::EPS as f32);
     let s = (1.0 / m) * 127.0;
-    let q: Vec<i8> = x.iter().map(|v| round_clamp_i8(v * s)).collect();
-    let mut q512 = vec![0i8; q.len()];
-    let mut bsum = Vec::with_capacity(q.len() / QK);
-    for (b, blk) in q.chunks(QK).enumerate() {
+    a.q.clear();
+    a.q.extend(x.iter().map(|v| round_clamp_i8(v * s)));
+    a.q512.clear();
+    a.q512.resize(x.len(), 0);
+    a.bsum.clear();
+    for (b, blk) in a.q.chunks(QK).enumerate() {
         if blk.len() == QK {
             for k in 0..4 {
-                let dst = &mut q512[b * QK + 64 * k..b * QK + 64 * k + 64];
+                let dst = &mut a.q512[b * QK + 64 * k..b * QK + 64 * k + 64];
                 dst[..32].copy_from_slice(&blk[32 * k..32 * k + 32]);
                 dst[32..].copy_from_slice(&blk[128 + 32 * k..128 + 32 * k + 32]);
             }
         }
-        bsum.push(blk.iter().map(|v| *v as i32).sum());
+        a.bsum.push(blk.iter().map(|v| *v as i32).sum());
     }
-    let total = bsum.iter().sum();
-    QuantizedActs {
-        q,
-        q512,
-        bsum,
-        total,
-        s,
-    }
+    a.total = a.bsum.iter().sum();
+    a.s = s;
 }
 
 /// `clamp(round(y), −128, 127) as i8` with `f32::round`'s rounding (half away from zero), without
