@@ -463,6 +463,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs the output head's matrix-vector product of one token once (benchmarks).
+    pub fn head_matvec_pass(&self) {
+        let c = &self.cfg;
+        let x: Vec<f32> = (0..c.hidden_size)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let mut logits = vec![0f32; c.vocab_size];
+        self.head.as_ref().unwrap_or(&self.embed).matvec(
+            c.hidden_size,
+            &x,
+            &mut logits,
+            self.pool.as_ref(),
+        );
+        std::hint::black_box(&logits);
+    }
+
     /// Clears the KV cache.
     pub fn reset(&mut self) {
         self.pos = 0;
