@@ -136,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tps = n as f64 / t0.elapsed().as_secs_f64();
         let cpu_tps = n as f64 / ((thread_cpu_ns() - c0) as f64 / 1e9);
         // The matvec pass alone at the same thread count.
-        let reps = 20;
+        let reps = 100;
         let t1 = Instant::now();
         let c1 = thread_cpu_ns();
         for _ in 0..reps {

@@ -138,8 +138,83 @@ fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
     out.extend(x.iter().zip(w).map(|(v, g)| v / r * g));
 }
 
+/// The attention geometry of one layer.
+#[derive(Clone, Copy)]
+struct AttnShape {
+    heads: usize,
+    /// Query heads per KV head.
+    rep: usize,
+    hd: usize,
+    kv_dim: usize,
+    scale: f32,
+}
+
+/// Causal attention of one token over the `scores.len()` cached positions, added into `att`.
+/// Runs the AVX2 build of the same code where the CPU has it: the same operations in the same
+/// order (no FMA), so both give the same bits; only the vector width differs.
+fn attend(sh: AttnShape, q: &[f32], kc: &[f32], vc: &[f32], scores: &mut [f32], att: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (detected at run time just above).
+        return unsafe { attend_avx2(sh, q, kc, vc, scores, att) };
+    }
+    attend_body(sh, q, kc, vc, scores, att)
+}
+
+/// [`attend_body`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn attend_avx2(
+    sh: AttnShape,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    scores: &mut [f32],
+    att: &mut [f32],
+) {
+    attend_body(sh, q, kc, vc, scores, att)
+}
+
+#[inline(always)]
+fn attend_body(
+    sh: AttnShape,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    scores: &mut [f32],
+    att: &mut [f32],
+) {
+    let (hd, kv_dim) = (sh.hd, sh.kv_dim);
+    for head in 0..sh.heads {
+        let g = head / sh.rep;
+        let qh = &q[head * hd..(head + 1) * hd];
+        for (tpos, s) in scores.iter_mut().enumerate() {
+            let kt = &kc[tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
+            *s = dot_f32(qh, kt) * sh.scale;
+        }
+        let mx = scores.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let mut z = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - mx).exp();
+            z += *s;
+        }
+        let out = &mut att[head * hd..(head + 1) * hd];
+        for (tpos, s) in scores.iter().enumerate() {
+            let p = s / z;
+            let vt = &vc[tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
+            for (o, vv) in out.iter_mut().zip(vt) {
+                *o += p * vv;
+            }
+        }
+    }
+}
+
 /// `Σ a_i·b_i` in eight interleaved partial sums (so the compiler vectorizes it; a single running
 /// sum is a chain of dependent additions), reduced in a fixed tree.
+#[inline(always)]
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     for (ac, bc) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
@@ -552,28 +627,21 @@ impl Engine {
             self.vcache[l].extend_from_slice(&sc.v);
             sc.att.clear();
             sc.att.resize(d, 0.0);
-            for head in 0..h {
-                let g = head / rep;
-                let qh = &sc.q[head * hd..(head + 1) * hd];
-                for (tpos, s) in sc.scores.iter_mut().enumerate() {
-                    let kt = &self.kcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
-                    *s = dot_f32(qh, kt) * scale;
-                }
-                let mx = sc.scores.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-                let mut z = 0f32;
-                for s in sc.scores.iter_mut() {
-                    *s = (*s - mx).exp();
-                    z += *s;
-                }
-                let out = &mut sc.att[head * hd..(head + 1) * hd];
-                for (tpos, s) in sc.scores.iter().enumerate() {
-                    let p = s / z;
-                    let vt = &self.vcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
-                    for (o, vv) in out.iter_mut().zip(vt) {
-                        *o += p * vv;
-                    }
-                }
-            }
+            let shape = AttnShape {
+                heads: h,
+                rep,
+                hd,
+                kv_dim,
+                scale,
+            };
+            attend(
+                shape,
+                &sc.q,
+                &self.kcache[l],
+                &self.vcache[l],
+                &mut sc.scores,
+                &mut sc.att,
+            );
             quantize_acts_into(&sc.att, &mut sc.acts);
             matvec(kernel, &layer.o, &sc.acts, &mut sc.o, pool)?;
             sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
