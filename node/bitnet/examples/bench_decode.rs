@@ -101,16 +101,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("wrote {out} ({:.1} MB)", bytes.len() as f64 / 1e6);
     }
     let g = GgufFile::parse(bytes)?;
-    println!("| preset | threads | kernel | decode tok/s | decode tok/CPU-s (1 thread) | ternary matvecs ms/token | matvecs CPU ms/token (1 thread) | ternary GB/s | weight MB/token | read bw GB/s (wall / per CPU-s) | bound tok/s (wall bw) | % of bound | CPU-time bound tok/s | decode % of CPU-time bound (1 thread) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| preset | threads | kernel | decode tok/s | decode tok/CPU-s (1 thread) | ternary matvecs ms/token | matvecs CPU ms/token (1 thread) | ternary GB/s | weight MB/token | read bw GB/s (wall / per CPU-s) | bound tok/s (wall bw) | % of bound | CPU-time bound tok/s | decode % of CPU-time bound (1 thread) | head CPU ms/token (1 thread) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &t in &threads {
         let (bw, bw_cpu) = read_bandwidth(t);
         let mut e = Engine::from_gguf(&g, t)?;
-        let n = 48.min(cfg.max_seq_len - 1);
+        // TOKENS=N decodes N tokens (default 48), e.g. 144 to span llama-bench's -n 16 … -n 144.
+        let n = std::env::var("TOKENS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(48usize)
+            .min(cfg.max_seq_len - 1);
         for i in 0..4 {
             e.forward(i)?;
         }
         e.reset();
+        // PROFILE=N decodes N extra rounds of the same tokens first, so that a profiler
+        // (`perf record`) sees mostly decode rather than model construction.
+        let extra: usize = std::env::var("PROFILE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        for _ in 0..extra {
+            for i in 0..n as u32 {
+                e.forward(i % cfg.vocab_size as u32)?;
+            }
+            e.reset();
+        }
         let t0 = Instant::now();
         let c0 = thread_cpu_ns();
         for i in 0..n as u32 {
@@ -119,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tps = n as f64 / t0.elapsed().as_secs_f64();
         let cpu_tps = n as f64 / ((thread_cpu_ns() - c0) as f64 / 1e9);
         // The matvec pass alone at the same thread count.
-        let reps = 20;
+        let reps = 100;
         let t1 = Instant::now();
         let c1 = thread_cpu_ns();
         for _ in 0..reps {
@@ -127,11 +144,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let mv = t1.elapsed().as_secs_f64() / reps as f64;
         let mv_cpu = (thread_cpu_ns() - c1) as f64 / 1e9 / reps as f64;
+        // The head alone.
+        let c2 = thread_cpu_ns();
+        for _ in 0..reps {
+            e.head_matvec_pass();
+        }
+        let head_cpu = (thread_cpu_ns() - c2) as f64 / 1e9 / reps as f64;
         let tb = e.ternary_bytes() as f64;
         let total = tb + e.head_bytes() as f64;
         let bound = bw / total;
         println!(
-            "| {preset} | {t} | {:?} | {tps:.1} | {} | {:.3} | {} | {:.1} | {:.1} | {:.1} / {:.1} | {bound:.1} | {:.0}% | {:.1} | {} |",
+            "| {preset} | {t} | {:?} | {tps:.1} | {} | {:.3} | {} | {:.1} | {:.1} | {:.1} / {:.1} | {bound:.1} | {:.0}% | {:.1} | {} | {} |",
             e.kernel(),
             if t == 1 { format!("{cpu_tps:.1}") } else { "-".into() },
             mv * 1e3,
@@ -143,6 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             100.0 * tps / bound,
             bw_cpu / total,
             if t == 1 { format!("{:.0}%", 100.0 * cpu_tps / (bw_cpu / total)) } else { "-".into() },
+            if t == 1 { format!("{:.3}", head_cpu * 1e3) } else { "-".into() },
         );
     }
     Ok(())

@@ -18,7 +18,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::ModelConfig;
 use crate::error::{BitnetError, Result};
 use crate::gguf::{GgmlType, GgufFile};
-use crate::kernel::{matvec, matvec_f32, quantize_acts, Kernel, TernaryMatrix};
+use crate::kernel::{
+    matvec, matvec_f32, quantize_acts, quantize_acts_into, Kernel, QuantizedActs, TernaryMatrix,
+};
 use crate::tokenizer::Tokenizer;
 
 struct Layer {
@@ -94,6 +96,23 @@ pub struct Engine {
     kernel: Kernel,
     pool: Option<rayon::ThreadPool>,
     tokenizer: Option<Tokenizer>,
+    scratch: Scratch,
+}
+
+/// Per-token buffers, reused from token to token so decode allocates nothing but the logits.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    hn: Vec<f32>,
+    acts: QuantizedActs,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    scores: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -107,9 +126,107 @@ impl std::fmt::Debug for Engine {
 }
 
 fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let mut out = Vec::new();
+    rms_norm_into(x, w, eps, &mut out);
+    out
+}
+
+fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
     let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps;
     let r = ms.sqrt();
-    x.iter().zip(w).map(|(v, g)| v / r * g).collect()
+    out.clear();
+    out.extend(x.iter().zip(w).map(|(v, g)| v / r * g));
+}
+
+/// The attention geometry of one layer.
+#[derive(Clone, Copy)]
+struct AttnShape {
+    heads: usize,
+    /// Query heads per KV head.
+    rep: usize,
+    hd: usize,
+    kv_dim: usize,
+    scale: f32,
+}
+
+/// Causal attention of one token over the `scores.len()` cached positions, added into `att`.
+/// Runs the AVX2 build of the same code where the CPU has it: the same operations in the same
+/// order (no FMA), so both give the same bits; only the vector width differs.
+fn attend(sh: AttnShape, q: &[f32], kc: &[f32], vc: &[f32], scores: &mut [f32], att: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (detected at run time just above).
+        return unsafe { attend_avx2(sh, q, kc, vc, scores, att) };
+    }
+    attend_body(sh, q, kc, vc, scores, att)
+}
+
+/// [`attend_body`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn attend_avx2(
+    sh: AttnShape,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    scores: &mut [f32],
+    att: &mut [f32],
+) {
+    attend_body(sh, q, kc, vc, scores, att)
+}
+
+#[inline(always)]
+fn attend_body(
+    sh: AttnShape,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    scores: &mut [f32],
+    att: &mut [f32],
+) {
+    let (hd, kv_dim) = (sh.hd, sh.kv_dim);
+    for head in 0..sh.heads {
+        let g = head / sh.rep;
+        let qh = &q[head * hd..(head + 1) * hd];
+        for (tpos, s) in scores.iter_mut().enumerate() {
+            let kt = &kc[tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
+            *s = dot_f32(qh, kt) * sh.scale;
+        }
+        let mx = scores.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let mut z = 0f32;
+        for s in scores.iter_mut() {
+            *s = (*s - mx).exp();
+            z += *s;
+        }
+        let out = &mut att[head * hd..(head + 1) * hd];
+        for (tpos, s) in scores.iter().enumerate() {
+            let p = s / z;
+            let vt = &vc[tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
+            for (o, vv) in out.iter_mut().zip(vt) {
+                *o += p * vv;
+            }
+        }
+    }
+}
+
+/// `Σ a_i·b_i` in eight interleaved partial sums (so the compiler vectorizes it; a single running
+/// sum is a chain of dependent additions), reduced in a fixed tree.
+#[inline(always)]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (ac, bc) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += ac[i] * bc[i];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in a.len() / 8 * 8..a.len().min(b.len()) {
+        s += a[i] * b[i];
+    }
+    s
 }
 
 /// Decoding knobs. `temperature == 0` is greedy.
@@ -343,6 +460,7 @@ impl Engine {
             kernel: Kernel::best(),
             pool,
             tokenizer,
+            scratch: Scratch::default(),
         })
     }
 
@@ -420,6 +538,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Runs the output head's matrix-vector product of one token once (benchmarks).
+    pub fn head_matvec_pass(&self) {
+        let c = &self.cfg;
+        let x: Vec<f32> = (0..c.hidden_size)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+            .collect();
+        let mut logits = vec![0f32; c.vocab_size];
+        self.head.as_ref().unwrap_or(&self.embed).matvec(
+            c.hidden_size,
+            &x,
+            &mut logits,
+            self.pool.as_ref(),
+        );
+        std::hint::black_box(&logits);
+    }
+
     /// Clears the KV cache.
     pub fn reset(&mut self) {
         self.pos = 0;
@@ -432,13 +566,6 @@ impl Engine {
     /// Tokens in the cache.
     pub fn position(&self) -> usize {
         self.pos
-    }
-
-    fn mv(&self, m: &TernaryMatrix, x: &[f32]) -> Result<Vec<f32>> {
-        let a = quantize_acts(x);
-        let mut out = vec![0f32; m.rows];
-        matvec(self.kernel, m, &a, &mut out, self.pool.as_ref())?;
-        Ok(out)
     }
 
     fn rope(&self, x: &mut [f32], heads: usize) {
@@ -475,63 +602,64 @@ impl Engine {
         let eps = c.rms_norm_eps as f32;
         let scale = (1.0 / (hd as f64).sqrt()) as f32;
         let t = token as usize;
-        let mut x = self.embed.row(t, d);
+        let mut sc = std::mem::take(&mut self.scratch);
+        let kv_dim = c.kv_dim();
+        let n = self.pos + 1;
+        sc.x = self.embed.row(t, d);
+        sc.q.resize(d, 0.0);
+        sc.k.resize(kv_dim, 0.0);
+        sc.v.resize(kv_dim, 0.0);
+        sc.o.resize(d, 0.0);
+        sc.gate.resize(c.intermediate_size, 0.0);
+        sc.up.resize(c.intermediate_size, 0.0);
+        sc.scores.resize(n, 0.0);
+        let (kernel, pool) = (self.kernel, self.pool.as_ref());
         for l in 0..c.num_layers {
             let layer = &self.layers[l];
-            let hn = rms_norm(&x, &layer.attn_norm, eps);
-            let a = quantize_acts(&hn);
-            let mut q = vec![0f32; d];
-            let mut k = vec![0f32; c.kv_dim()];
-            let mut v = vec![0f32; c.kv_dim()];
-            matvec(self.kernel, &layer.q, &a, &mut q, self.pool.as_ref())?;
-            matvec(self.kernel, &layer.k, &a, &mut k, self.pool.as_ref())?;
-            matvec(self.kernel, &layer.v, &a, &mut v, self.pool.as_ref())?;
-            self.rope(&mut q, h);
-            self.rope(&mut k, kvh);
-            self.kcache[l].extend_from_slice(&k);
-            self.vcache[l].extend_from_slice(&v);
-            let n = self.pos + 1;
-            let kv_dim = c.kv_dim();
-            let mut att = vec![0f32; d];
-            let mut scores = vec![0f32; n];
-            for head in 0..h {
-                let g = head / rep;
-                let qh = &q[head * hd..(head + 1) * hd];
-                for (tpos, s) in scores.iter_mut().enumerate() {
-                    let kt = &self.kcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
-                    *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
-                }
-                let mx = scores.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-                let mut z = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - mx).exp();
-                    z += *s;
-                }
-                let out = &mut att[head * hd..(head + 1) * hd];
-                for (tpos, s) in scores.iter().enumerate() {
-                    let p = s / z;
-                    let vt = &self.vcache[l][tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
-                    for (o, vv) in out.iter_mut().zip(vt) {
-                        *o += p * vv;
-                    }
-                }
-            }
-            let o = self.mv(&layer.o, &att)?;
-            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-            let hn = rms_norm(&x, &layer.ffn_norm, eps);
-            let a = quantize_acts(&hn);
-            let mut gt = vec![0f32; c.intermediate_size];
-            let mut up = vec![0f32; c.intermediate_size];
-            matvec(self.kernel, &layer.gate, &a, &mut gt, self.pool.as_ref())?;
-            matvec(self.kernel, &layer.up, &a, &mut up, self.pool.as_ref())?;
-            let act: Vec<f32> = gt
-                .iter()
-                .zip(&up)
-                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-                .collect();
-            let dn = self.mv(&layer.down, &act)?;
-            x.iter_mut().zip(&dn).for_each(|(a, b)| *a += b);
+            rms_norm_into(&sc.x, &layer.attn_norm, eps, &mut sc.hn);
+            quantize_acts_into(&sc.hn, &mut sc.acts);
+            matvec(kernel, &layer.q, &sc.acts, &mut sc.q, pool)?;
+            matvec(kernel, &layer.k, &sc.acts, &mut sc.k, pool)?;
+            matvec(kernel, &layer.v, &sc.acts, &mut sc.v, pool)?;
+            self.rope(&mut sc.q, h);
+            self.rope(&mut sc.k, kvh);
+            self.kcache[l].extend_from_slice(&sc.k);
+            self.vcache[l].extend_from_slice(&sc.v);
+            sc.att.clear();
+            sc.att.resize(d, 0.0);
+            let shape = AttnShape {
+                heads: h,
+                rep,
+                hd,
+                kv_dim,
+                scale,
+            };
+            attend(
+                shape,
+                &sc.q,
+                &self.kcache[l],
+                &self.vcache[l],
+                &mut sc.scores,
+                &mut sc.att,
+            );
+            quantize_acts_into(&sc.att, &mut sc.acts);
+            matvec(kernel, &layer.o, &sc.acts, &mut sc.o, pool)?;
+            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
+            rms_norm_into(&sc.x, &layer.ffn_norm, eps, &mut sc.hn);
+            quantize_acts_into(&sc.hn, &mut sc.acts);
+            matvec(kernel, &layer.gate, &sc.acts, &mut sc.gate, pool)?;
+            matvec(kernel, &layer.up, &sc.acts, &mut sc.up, pool)?;
+            // SiLU(gate)·up, in place in `gate`.
+            sc.gate
+                .iter_mut()
+                .zip(&sc.up)
+                .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            quantize_acts_into(&sc.gate, &mut sc.acts);
+            matvec(kernel, &layer.down, &sc.acts, &mut sc.o, pool)?;
+            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
         }
+        let x = std::mem::take(&mut sc.x);
+        self.scratch = sc;
         self.pos += 1;
         let xn = rms_norm(&x, &self.norm, eps);
         let mut logits = vec![0f32; c.vocab_size];

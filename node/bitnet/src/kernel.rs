@@ -7,9 +7,15 @@
 //!
 //! Exactness: every kernel computes the same integer sums exactly (no saturation is possible:
 //! `|(t+1)·x| ≤ 256`, four `vpmaddubsw` lanes sum to at most 2048 < 2¹⁵), and the float epilogue
-//! (`isum as f32 · d`, then `/ s`) is one shared scalar routine, so the portable and SIMD kernels
-//! agree bit for bit. When all blocks of a row share one scale (our exporter's files) the integer
-//! sum runs over the whole row; otherwise per block.
+//! (`isum as f32 · d`, then `/ s`) is the same sequence of IEEE operations in every kernel (the SIMD
+//! ones run it on four lanes), so the portable and SIMD kernels agree bit for bit. When all blocks
+//! of a row share one scale (our exporter's files) the integer sum runs over the whole row;
+//! otherwise per block.
+//!
+//! The SIMD kernels compute four rows per step: each activation vector is loaded once for the four
+//! rows, the four accumulators stay in registers, and one horizontal reduction yields the four
+//! sums (short rows — 512 columns are two blocks — made the per-row call, reduction and epilogue
+//! a large share of the work). The portable kernel stays the one-row reference.
 //!
 //! Threads split the rows; each row is computed by one thread, so results do not depend on the
 //! thread count.
@@ -87,7 +93,7 @@ impl TernaryMatrix {
 
 /// An activation vector quantized to int8 (absmax per vector, ×127), in the layouts the kernels
 /// read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct QuantizedActs {
     /// Codes in natural order.
     pub q: Vec<i8>,
@@ -104,35 +110,49 @@ pub struct QuantizedActs {
 /// Quantizes `x` (length a multiple of 256) like the training forward: `s = (1/max(max|x|, 1e-5))·127`,
 /// `q = clamp(round(x·s), −128, 127)`.
 pub fn quantize_acts(x: &[f32]) -> QuantizedActs {
+    let mut a = QuantizedActs::default();
+    quantize_acts_into(x, &mut a);
+    a
+}
+
+/// [`quantize_acts`] into `a`, reusing its buffers (decode quantizes four vectors per layer per
+/// token).
+pub fn quantize_acts_into(x: &[f32], a: &mut QuantizedActs) {
     let m = x
         .iter()
         .fold(0f32, |m, v| m.max(v.abs()))
         .max(crate::bitlinear::EPS as f32);
     let s = (1.0 / m) * 127.0;
-    let q: Vec<i8> = x
-        .iter()
-        .map(|v| (v * s).round().clamp(-128.0, 127.0) as i8)
-        .collect();
-    let mut q512 = vec![0i8; q.len()];
-    let mut bsum = Vec::with_capacity(q.len() / QK);
-    for (b, blk) in q.chunks(QK).enumerate() {
+    a.q.clear();
+    a.q.extend(x.iter().map(|v| round_clamp_i8(v * s)));
+    a.q512.clear();
+    a.q512.resize(x.len(), 0);
+    a.bsum.clear();
+    for (b, blk) in a.q.chunks(QK).enumerate() {
         if blk.len() == QK {
             for k in 0..4 {
-                let dst = &mut q512[b * QK + 64 * k..b * QK + 64 * k + 64];
+                let dst = &mut a.q512[b * QK + 64 * k..b * QK + 64 * k + 64];
                 dst[..32].copy_from_slice(&blk[32 * k..32 * k + 32]);
                 dst[32..].copy_from_slice(&blk[128 + 32 * k..128 + 32 * k + 32]);
             }
         }
-        bsum.push(blk.iter().map(|v| *v as i32).sum());
+        a.bsum.push(blk.iter().map(|v| *v as i32).sum());
     }
-    let total = bsum.iter().sum();
-    QuantizedActs {
-        q,
-        q512,
-        bsum,
-        total,
-        s,
-    }
+    a.total = a.bsum.iter().sum();
+    a.s = s;
+}
+
+/// `clamp(round(y), −128, 127) as i8` with `f32::round`'s rounding (half away from zero), without
+/// the `roundf` library call that `f32::round` becomes on x86-64 without SSE4.1 (one call per
+/// activation per token was a measurable share of decode). Clamping first gives the same result
+/// (the bounds are integers and rounding is monotonic); on [−128, 127] the truncation is exact and
+/// so is the remaining fraction, which decides the rounding. NaN gives 0, as `NaN as i8` does.
+#[inline]
+fn round_clamp_i8(y: f32) -> i8 {
+    let c = y.clamp(-128.0, 127.0);
+    let t = c as i32;
+    let f = c - t as f32;
+    (t + (f >= 0.5) as i32 - (f <= -0.5) as i32) as i8
 }
 
 /// A kernel implementation.
@@ -180,22 +200,6 @@ impl Kernel {
             _ => avail.last().copied().unwrap_or(Kernel::Portable),
         }
     }
-
-    /// Σ (code+1)·x over blocks `b0..b1` of one row (`qs` is the row's packed codes).
-    fn biased_dot(self, qs: &[u8], a: &QuantizedActs, b0: usize, b1: usize) -> i32 {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `available()` only offers Avx2 when the CPU has AVX2, and `matvec` checks that
-            // the kernel is available; the slices hold whole blocks `b0..b1`.
-            Kernel::Avx2 => unsafe { x86::dot_avx2(&qs[b0 * QS..b1 * QS], &a.q[b0 * QK..b1 * QK]) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above, for AVX-512 F/BW/VNNI.
-            Kernel::Avx512Vnni => unsafe {
-                x86::dot_avx512vnni(&qs[b0 * QS..b1 * QS], &a.q512[b0 * QK..b1 * QK])
-            },
-            _ => dot_portable(&qs[b0 * QS..b1 * QS], &a.q[b0 * QK..b1 * QK]),
-        }
-    }
 }
 
 fn dot_portable(qs: &[u8], x: &[i8]) -> i32 {
@@ -217,40 +221,108 @@ fn dot_portable(qs: &[u8], x: &[i8]) -> i32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// Σ (code+1)·x over whole blocks, AVX2.
+    use super::{QuantizedActs, TernaryMatrix, QK, QS};
+
+    /// Σ (code+1)·x for one 128-weight half block (32 code bytes `v`, activations `x0..x3`)
+    /// as eight i32 lanes. No saturation: a `vpmaddubsw` lane is at most 2·2·128 = 512 in
+    /// magnitude, four of them 2048 < 2¹⁵.
+    #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn dot_avx2(qs: &[u8], x: &[i8]) -> i32 {
+    fn half_avx2(v: __m256i, x: [__m256i; 4], mask: __m256i, ones: __m256i) -> __m256i {
+        let w0 = _mm256_and_si256(v, mask);
+        let w1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
+        let w2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
+        let w3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
+        let p = _mm256_add_epi16(
+            _mm256_add_epi16(
+                _mm256_maddubs_epi16(w0, x[0]),
+                _mm256_maddubs_epi16(w1, x[1]),
+            ),
+            _mm256_add_epi16(
+                _mm256_maddubs_epi16(w2, x[2]),
+                _mm256_maddubs_epi16(w3, x[3]),
+            ),
+        );
+        _mm256_madd_epi16(p, ones)
+    }
+
+    /// The 128 activations of half block `h` of block `b`.
+    ///
+    /// # Safety
+    /// `x + 256·b + 128·h .. + 128` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn acts_avx2(x: *const i8, b: usize, h: usize) -> [__m256i; 4] {
+        // SAFETY: the caller guarantees the 128 bytes are readable; loads are unaligned.
+        unsafe {
+            let p = x.add(b * QK + h * 128);
+            [
+                _mm256_loadu_si256(p as *const __m256i),
+                _mm256_loadu_si256(p.add(32) as *const __m256i),
+                _mm256_loadu_si256(p.add(64) as *const __m256i),
+                _mm256_loadu_si256(p.add(96) as *const __m256i),
+            ]
+        }
+    }
+
+    /// Horizontal sums of four accumulators: `[Σa0, Σa1, Σa2, Σa3]`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hsum4_avx2(a: [__m256i; 4]) -> __m128i {
+        let s01 = _mm256_hadd_epi32(a[0], a[1]);
+        let s23 = _mm256_hadd_epi32(a[2], a[3]);
+        let s = _mm256_hadd_epi32(s01, s23);
+        _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s))
+    }
+
+    /// Σ (code+1)·x over blocks `0..nb` for four rows at once (row `r`'s codes at `q + r·stride`):
+    /// each activation vector is loaded once for the four rows, and one reduction gives the four
+    /// sums.
+    ///
+    /// # Safety
+    /// `q + r·stride .. + 64·nb` for r in 0..4 and `x .. x + 256·nb` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot4_avx2(q: *const u8, stride: usize, x: *const i8, nb: usize) -> __m128i {
+        let mask = _mm256_set1_epi8(3);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_si256(); 4];
+        for b in 0..nb {
+            for h in 0..2 {
+                // SAFETY: block b's activations are readable (caller).
+                let xs = unsafe { acts_avx2(x, b, h) };
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: block b of row r is readable (caller).
+                    let v = unsafe {
+                        _mm256_loadu_si256(q.add(r * stride + b * QS + h * 32) as *const __m256i)
+                    };
+                    *acc = _mm256_add_epi32(*acc, half_avx2(v, xs, mask, ones));
+                }
+            }
+        }
+        hsum4_avx2(acc)
+    }
+
+    /// [`dot4_avx2`] for one row.
+    ///
+    /// # Safety
+    /// `q .. q + 64·nb` and `x .. x + 256·nb` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot1_avx2(q: *const u8, x: *const i8, nb: usize) -> i32 {
         let mask = _mm256_set1_epi8(3);
         let ones = _mm256_set1_epi16(1);
         let mut acc = _mm256_setzero_si256();
-        let nb = qs.len() / 64;
         for b in 0..nb {
             for h in 0..2 {
-                // SAFETY: block b has 64 code bytes and 256 activations; loads are unaligned.
-                let (v, xp) = unsafe {
+                // SAFETY: block b of the row and of the activations is readable (caller).
+                let (xs, v) = unsafe {
                     (
-                        _mm256_loadu_si256(qs.as_ptr().add(b * 64 + h * 32) as *const __m256i),
-                        x.as_ptr().add(b * 256 + h * 128),
+                        acts_avx2(x, b, h),
+                        _mm256_loadu_si256(q.add(b * QS + h * 32) as *const __m256i),
                     )
                 };
-                let w0 = _mm256_and_si256(v, mask);
-                let w1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-                let w2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-                let w3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
-                // SAFETY: xp..xp+128 lies in block b.
-                let (x0, x1, x2, x3) = unsafe {
-                    (
-                        _mm256_loadu_si256(xp as *const __m256i),
-                        _mm256_loadu_si256(xp.add(32) as *const __m256i),
-                        _mm256_loadu_si256(xp.add(64) as *const __m256i),
-                        _mm256_loadu_si256(xp.add(96) as *const __m256i),
-                    )
-                };
-                let p = _mm256_add_epi16(
-                    _mm256_add_epi16(_mm256_maddubs_epi16(w0, x0), _mm256_maddubs_epi16(w1, x1)),
-                    _mm256_add_epi16(_mm256_maddubs_epi16(w2, x2), _mm256_maddubs_epi16(w3, x3)),
-                );
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+                acc = _mm256_add_epi32(acc, half_avx2(v, xs, mask, ones));
             }
         }
         let s = _mm_add_epi32(
@@ -261,6 +333,110 @@ mod x86 {
         let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
         _mm_cvtsi128_si32(s)
     }
+
+    /// Rows `r0..r0 + out.len()` of `M · x̃`, four at a time, then one by one. Each row's float
+    /// epilogue is the portable one (`super::row_portable`) done on four lanes: the same IEEE
+    /// operations in the same order (`i32 → f32`, `× d`, per-block sums from 0, `÷ s`), so the
+    /// results are bit-identical.
+    macro_rules! rows_simd {
+        ($name:ident, $features:literal, $dot4:ident, $dot1:ident, $acts:ident) => {
+            /// Rows `r0..r0 + out.len()` of `M · x̃` (see `rows_simd!`).
+            ///
+            /// # Safety
+            /// The CPU must have the features this function enables.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(
+                m: &TernaryMatrix,
+                a: &QuantizedActs,
+                r0: usize,
+                out: &mut [f32],
+            ) {
+                let (bpr, n) = (m.cols / QK, out.len());
+                let stride = bpr * QS;
+                let x: &[i8] = &a.$acts;
+                // The bounds every raw read below relies on.
+                assert!(
+                    (r0 + n) * stride <= m.qs.len()
+                        && x.len() >= bpr * QK
+                        && a.bsum.len() >= bpr
+                        && m.d.len() >= (r0 + n) * bpr
+                );
+                // SAFETY: row r0 starts inside `m.qs` (checked above).
+                let q = unsafe { m.qs.as_ptr().add(r0 * stride) };
+                let xp = x.as_ptr();
+                let s = _mm_set1_ps(a.s);
+                let mut i = 0;
+                match &m.uniform {
+                    Some(d) => {
+                        assert!(d.len() >= r0 + n);
+                        let total = _mm_set1_epi32(a.total);
+                        while i + 4 <= n {
+                            // SAFETY: rows r0+i..r0+i+4 and the activations are in bounds; the
+                            // four scales d[r0+i..r0+i+4] and out[i..i+4] exist (checked above).
+                            unsafe {
+                                let isum = $dot4(q.add(i * stride), stride, xp, bpr);
+                                let f = _mm_mul_ps(
+                                    _mm_cvtepi32_ps(_mm_sub_epi32(isum, total)),
+                                    _mm_loadu_ps(d.as_ptr().add(r0 + i)),
+                                );
+                                _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_div_ps(f, s));
+                            }
+                            i += 4;
+                        }
+                        for (i, y) in out.iter_mut().enumerate().skip(i) {
+                            // SAFETY: row r0+i is in bounds (checked above).
+                            let isum = unsafe { $dot1(q.add(i * stride), xp, bpr) };
+                            *y = (isum - a.total) as f32 * d[r0 + i] / a.s;
+                        }
+                    }
+                    None => {
+                        while i + 4 <= n {
+                            let mut acc = _mm_setzero_ps();
+                            let r = r0 + i;
+                            for b in 0..bpr {
+                                // SAFETY: block b of rows r..r+4 and of the activations is in
+                                // bounds (checked above).
+                                let isum = unsafe {
+                                    $dot4(q.add(i * stride + b * QS), stride, xp.add(b * QK), 1)
+                                };
+                                let t =
+                                    _mm_cvtepi32_ps(_mm_sub_epi32(isum, _mm_set1_epi32(a.bsum[b])));
+                                let dd = _mm_set_ps(
+                                    m.d[(r + 3) * bpr + b],
+                                    m.d[(r + 2) * bpr + b],
+                                    m.d[(r + 1) * bpr + b],
+                                    m.d[r * bpr + b],
+                                );
+                                acc = _mm_add_ps(acc, _mm_mul_ps(t, dd));
+                            }
+                            // SAFETY: out[i..i+4] exists.
+                            unsafe { _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_div_ps(acc, s)) };
+                            i += 4;
+                        }
+                        for (i, y) in out.iter_mut().enumerate().skip(i) {
+                            let mut acc = 0f32;
+                            for b in 0..bpr {
+                                // SAFETY: block b of row r0+i is in bounds (checked above).
+                                let isum =
+                                    unsafe { $dot1(q.add(i * stride + b * QS), xp.add(b * QK), 1) };
+                                acc += (isum - a.bsum[b]) as f32 * m.d[(r0 + i) * bpr + b];
+                            }
+                            *y = acc / a.s;
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    rows_simd!(rows_avx2, "avx2", dot4_avx2, dot1_avx2, q);
+    rows_simd!(
+        rows_avx512vnni,
+        "avx2,avx512f,avx512bw,avx512vnni",
+        dot4_avx512vnni,
+        dot1_avx512vnni,
+        q512
+    );
 
     /// [`super::q8_row_portable`] with AVX2, same operations in the same order.
     #[target_feature(enable = "avx2")]
@@ -288,51 +464,136 @@ mod x86 {
         _mm_cvtss_f32(c)
     }
 
-    /// Σ (code+1)·x over whole blocks, AVX-512 VNNI; `x` is in the kernel order of `QuantizedActs::q512`.
+    /// Σ (code+1)·x for one block (64 code bytes `v`, activations `x` in the `q512` order) added
+    /// into two accumulators (two dependency chains instead of one).
+    #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn dot_avx512vnni(qs: &[u8], x: &[i8]) -> i32 {
+    fn block_avx512vnni(v: __m512i, x: &[__m512i; 4], mask: __m512i, acc: &mut [__m512i; 2]) {
+        let w0 = _mm512_and_si512(v, mask);
+        let w1 = _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask);
+        let w2 = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
+        let w3 = _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask);
+        acc[0] = _mm512_dpbusd_epi32(acc[0], w0, x[0]);
+        acc[1] = _mm512_dpbusd_epi32(acc[1], w1, x[1]);
+        acc[0] = _mm512_dpbusd_epi32(acc[0], w2, x[2]);
+        acc[1] = _mm512_dpbusd_epi32(acc[1], w3, x[3]);
+    }
+
+    /// The 256 activations of block `b` (in the `q512` order).
+    ///
+    /// # Safety
+    /// `x + 256·b .. + 256` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn acts_avx512(x: *const i8, b: usize) -> [__m512i; 4] {
+        // SAFETY: the caller guarantees the 256 bytes are readable; loads are unaligned.
+        unsafe {
+            let p = x.add(b * QK);
+            [
+                _mm512_loadu_si512(p as *const _),
+                _mm512_loadu_si512(p.add(64) as *const _),
+                _mm512_loadu_si512(p.add(128) as *const _),
+                _mm512_loadu_si512(p.add(192) as *const _),
+            ]
+        }
+    }
+
+    /// Two 512-bit accumulators folded to one 256-bit one (i32 lanes, exact).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fold_avx512(a: [__m512i; 2]) -> __m256i {
+        let s = _mm512_add_epi32(a[0], a[1]);
+        _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64::<1>(s))
+    }
+
+    /// Σ (code+1)·x over blocks `0..nb` for four rows at once, AVX-512 VNNI; `x` is in the kernel
+    /// order of `QuantizedActs::q512`.
+    ///
+    /// # Safety
+    /// `q + r·stride .. + 64·nb` for r in 0..4 and `x .. x + 256·nb` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+    unsafe fn dot4_avx512vnni(q: *const u8, stride: usize, x: *const i8, nb: usize) -> __m128i {
         let mask = _mm512_set1_epi8(3);
-        let mut acc = _mm512_setzero_si512();
-        let nb = qs.len() / 64;
+        let mut acc = [[_mm512_setzero_si512(); 2]; 4];
         for b in 0..nb {
-            // SAFETY: block b has 64 code bytes and 256 activations.
-            let (v, xp) = unsafe {
-                (
-                    _mm512_loadu_si512(qs.as_ptr().add(b * 64) as *const _),
-                    x.as_ptr().add(b * 256),
-                )
-            };
-            let w0 = _mm512_and_si512(v, mask);
-            let w1 = _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask);
-            let w2 = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
-            let w3 = _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask);
-            // SAFETY: xp..xp+256 lies in block b.
-            unsafe {
-                acc = _mm512_dpbusd_epi32(acc, w0, _mm512_loadu_si512(xp as *const _));
-                acc = _mm512_dpbusd_epi32(acc, w1, _mm512_loadu_si512(xp.add(64) as *const _));
-                acc = _mm512_dpbusd_epi32(acc, w2, _mm512_loadu_si512(xp.add(128) as *const _));
-                acc = _mm512_dpbusd_epi32(acc, w3, _mm512_loadu_si512(xp.add(192) as *const _));
+            // SAFETY: block b's activations are readable (caller).
+            let xs = unsafe { acts_avx512(x, b) };
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: block b of row r is readable (caller).
+                let v = unsafe { _mm512_loadu_si512(q.add(r * stride + b * QS) as *const _) };
+                block_avx512vnni(v, &xs, mask, acc);
             }
         }
-        _mm512_reduce_add_epi32(acc)
+        hsum4_avx2([
+            fold_avx512(acc[0]),
+            fold_avx512(acc[1]),
+            fold_avx512(acc[2]),
+            fold_avx512(acc[3]),
+        ])
+    }
+
+    /// [`dot4_avx512vnni`] for one row.
+    ///
+    /// # Safety
+    /// `q .. q + 64·nb` and `x .. x + 256·nb` must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+    unsafe fn dot1_avx512vnni(q: *const u8, x: *const i8, nb: usize) -> i32 {
+        let mask = _mm512_set1_epi8(3);
+        let mut acc = [_mm512_setzero_si512(); 2];
+        for b in 0..nb {
+            // SAFETY: block b of the row and of the activations is readable (caller).
+            let (xs, v) = unsafe {
+                (
+                    acts_avx512(x, b),
+                    _mm512_loadu_si512(q.add(b * QS) as *const _),
+                )
+            };
+            block_avx512vnni(v, &xs, mask, &mut acc);
+        }
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
     }
 }
 
-fn row(kernel: Kernel, m: &TernaryMatrix, a: &QuantizedActs, r: usize) -> f32 {
+/// Row `r` by the portable reference: the integer sums, then the shared scalar epilogue.
+fn row_portable(m: &TernaryMatrix, a: &QuantizedActs, r: usize) -> f32 {
     let bpr = m.cols / QK;
     let qs = &m.qs[r * bpr * QS..(r + 1) * bpr * QS];
     let acc = match &m.uniform {
-        Some(d) => (kernel.biased_dot(qs, a, 0, bpr) - a.total) as f32 * d[r],
+        Some(d) => (dot_portable(qs, &a.q) - a.total) as f32 * d[r],
         None => {
             let mut acc = 0f32;
             for b in 0..bpr {
-                let isum = kernel.biased_dot(qs, a, b, b + 1) - a.bsum[b];
+                let isum =
+                    dot_portable(&qs[b * QS..(b + 1) * QS], &a.q[b * QK..(b + 1) * QK]) - a.bsum[b];
                 acc += isum as f32 * m.d[r * bpr + b];
             }
             acc
         }
     };
     acc / a.s
+}
+
+/// Rows `r0..r0 + out.len()` of `M · x̃` into `out`. The SIMD kernels run four rows per step
+/// (sharing the activation loads and one horizontal reduction), then the remaining rows one by one;
+/// every path computes each row's value with the same operations as [`row_portable`].
+fn rows(kernel: Kernel, m: &TernaryMatrix, a: &QuantizedActs, r0: usize, out: &mut [f32]) {
+    debug_assert!((r0 + out.len()) <= m.rows);
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `matvec` only runs a kernel that `Kernel::available()` lists, i.e. one whose
+        // CPU features were detected at run time; `rows_simd` checks every slice bound it relies on.
+        Kernel::Avx2 => unsafe { x86::rows_avx2(m, a, r0, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX-512 F/BW/VNNI (and AVX2, which they imply).
+        Kernel::Avx512Vnni => unsafe { x86::rows_avx512vnni(m, a, r0, out) },
+        _ => {
+            for (i, y) in out.iter_mut().enumerate() {
+                *y = row_portable(m, a, r0 + i);
+            }
+        }
+    }
 }
 
 /// `out = M · x̃` where `x̃ = q/s`; rows are split over `pool`'s threads (or run here when `None`).
@@ -359,20 +620,19 @@ pub fn matvec(
     }
     match pool {
         Some(p) if p.current_num_threads() > 1 && m.rows >= 64 => {
-            let chunk = m.rows.div_ceil(p.current_num_threads() * 4).max(16);
+            // Chunks of a multiple of four rows, so every chunk runs the four-row kernel.
+            let chunk = m
+                .rows
+                .div_ceil(p.current_num_threads() * 4)
+                .max(16)
+                .next_multiple_of(4);
             p.install(|| {
-                out.par_chunks_mut(chunk).enumerate().for_each(|(c, o)| {
-                    for (i, y) in o.iter_mut().enumerate() {
-                        *y = row(kernel, m, a, c * chunk + i);
-                    }
-                })
+                out.par_chunks_mut(chunk)
+                    .enumerate()
+                    .for_each(|(c, o)| rows(kernel, m, a, c * chunk, o))
             });
         }
-        _ => {
-            for (r, y) in out.iter_mut().enumerate() {
-                *y = row(kernel, m, a, r);
-            }
-        }
+        _ => rows(kernel, m, a, 0, out),
     }
     Ok(())
 }
@@ -681,6 +941,46 @@ mod tests {
             let mut got = vec![0f32; rows];
             m.matvec(&x, &mut got, None);
             assert_eq!(got, want, "{rows}x{cols}");
+        }
+    }
+
+    #[test]
+    fn the_activation_rounding_equals_round_then_clamp() {
+        let reference = |y: f32| y.round().clamp(-128.0, 127.0) as i8;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let specials = [
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            0.49999997,
+            -0.49999997,
+            1.5,
+            -1.5,
+            2.5,
+            126.5,
+            127.0,
+            127.49998,
+            127.5,
+            -127.5,
+            -128.0,
+            -128.5,
+            -129.0,
+            1e9,
+            -1e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+        ];
+        let halves = (-260..=260).map(|i| i as f32 * 0.5);
+        let ulps = (-260..=260).flat_map(|i| {
+            let h = i as f32 * 0.5;
+            [h.next_down(), h.next_up()]
+        });
+        let random = (0..100_000).map(|_| rng.gen_range(-140.0f32..140.0));
+        for y in specials.into_iter().chain(halves).chain(ulps).chain(random) {
+            assert_eq!(round_clamp_i8(y), reference(y), "y = {y:e}");
         }
     }
 
