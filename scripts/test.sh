@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/magnet-target}"
 export PROPTEST_CASES="${PROPTEST_CASES:-64}"
 cargo fmt --all -- --check
-cargo test --workspace --locked
+# The LLM strategist (opt-in feature) is tested here too. Enabling it workspace-wide keeps the
+# workspace's one feature set; a separate `-p magnet-autoresearch --features llm` line would
+# rebuild candle, tokenizers and more under other feature hashes (~16 min cold; ADR 0063).
+cargo test --workspace --locked --features magnet-autoresearch/llm

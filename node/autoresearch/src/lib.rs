@@ -17,6 +17,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod analysis;
+#[cfg(feature = "bitnet")]
+pub mod bitnet_lm;
 pub mod data;
 pub mod kb;
 pub mod lm;

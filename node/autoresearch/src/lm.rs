@@ -6,10 +6,11 @@
 //! the top-3 distinct configs at 4× the steps and keeps the best of those.
 //!
 //! Guarantees: deterministic given the trainer; phases whose group the trainer does not use
-//! ([`LmTrainer::supports`]) are skipped and reported. What is left: wiring the BitNet trainer
-//! of `node/bitnet` (branch `wt/bitnet`) behind this trait; the bundled [`CharNgramTrainer`] is a
-//! small real character n-gram language model trained with Adam on real text, so the search
-//! can be exercised end to end without the BitNet engine.
+//! ([`LmTrainer::supports`]) are skipped and reported. Each trainer states the values its model
+//! can take ([`LmTrainer::variants`], usually a [`Grid`]). The BitNet engine's trainer is
+//! `crate::bitnet_lm` (feature `bitnet`, on by default); the bundled [`CharNgramTrainer`] is a
+//! small real character n-gram language model trained with Adam on real text, a light trainer
+//! for the search's own unit test.
 
 use serde::{Deserialize, Serialize};
 
@@ -92,62 +93,85 @@ pub const PHASES: [Group; 8] = [
     Group::Accumulation,
 ];
 
-/// The variants a phase tries around `base`.
-pub fn variants(g: Group, base: &LmConfig) -> Vec<LmConfig> {
-    let with = |f: &dyn Fn(&mut LmConfig)| {
-        let mut c = base.clone();
-        f(&mut c);
-        c
-    };
-    match g {
-        Group::Architecture => [(128, 8), (256, 4), (512, 2)]
-            .iter()
-            .map(|&(d, l)| {
-                with(&|c| {
-                    c.d_model = d;
-                    c.layers = l;
-                })
-            })
-            .collect(),
-        Group::LearningRate => [3e-3, 1e-2, 3e-2, 1e-1]
-            .iter()
-            .map(|&v| with(&|c| c.lr = v))
-            .collect(),
-        Group::Schedule => [(0.01, 0.15), (0.05, 0.2), (0.1, 0.5)]
-            .iter()
-            .map(|&(w, d)| {
-                with(&|c| {
-                    c.warmup = w;
-                    c.decay = d;
-                })
-            })
-            .collect(),
-        Group::Beta2WeightDecay => [(0.95, 0.1), (0.98, 0.1), (0.98, 0.0), (0.999, 0.01)]
-            .iter()
-            .map(|&(b, w)| {
-                with(&|c| {
-                    c.beta2 = b;
-                    c.weight_decay = w;
-                })
-            })
-            .collect(),
-        Group::FfnRatio => [2.67, 4.0]
-            .iter()
-            .map(|&v| with(&|c| c.ffn_mult = v))
-            .collect(),
-        Group::Context => [1usize, 2]
-            .iter()
-            .map(|&v| with(&|c| c.context = v))
-            .collect(),
-        Group::GqaRatio => [1usize, 4]
-            .iter()
-            .map(|&v| with(&|c| c.gqa_ratio = v))
-            .collect(),
-        Group::Accumulation => [1usize, 2, 4]
-            .iter()
-            .map(|&v| with(&|c| c.grad_accum = v))
-            .collect(),
+/// The values each phase tries, one list per group (the rest of a config is the current best).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    /// (width, layers).
+    pub architecture: Vec<(usize, usize)>,
+    /// Peak learning rates.
+    pub lr: Vec<f64>,
+    /// (warm-up, decay) fractions.
+    pub schedule: Vec<(f64, f64)>,
+    /// (β2, weight decay).
+    pub beta2_weight_decay: Vec<(f64, f64)>,
+    /// FFN multipliers.
+    pub ffn_mult: Vec<f64>,
+    /// Context lengths.
+    pub context: Vec<usize>,
+    /// GQA ratios (a trainer may drop the ones its shape cannot use).
+    pub gqa_ratio: Vec<usize>,
+    /// Accumulation steps.
+    pub grad_accum: Vec<usize>,
+}
+
+impl Default for Grid {
+    /// The grid of the bundled [`CharNgramTrainer`].
+    fn default() -> Self {
+        Grid {
+            architecture: vec![(128, 8), (256, 4), (512, 2)],
+            lr: vec![3e-3, 1e-2, 3e-2, 1e-1],
+            schedule: vec![(0.01, 0.15), (0.05, 0.2), (0.1, 0.5)],
+            beta2_weight_decay: vec![(0.95, 0.1), (0.98, 0.1), (0.98, 0.0), (0.999, 0.01)],
+            ffn_mult: vec![2.67, 4.0],
+            context: vec![1, 2],
+            gqa_ratio: vec![1, 4],
+            grad_accum: vec![1, 2, 4],
+        }
     }
+}
+
+impl Grid {
+    /// The configs a phase of group `g` tries: `base` with that group's fields set to each of
+    /// the grid's values in turn.
+    pub fn variants(&self, g: Group, base: &LmConfig) -> Vec<LmConfig> {
+        fn each<T: Copy>(
+            base: &LmConfig,
+            vals: &[T],
+            set: impl Fn(&mut LmConfig, T),
+        ) -> Vec<LmConfig> {
+            vals.iter()
+                .map(|&v| {
+                    let mut c = base.clone();
+                    set(&mut c, v);
+                    c
+                })
+                .collect()
+        }
+        match g {
+            Group::Architecture => each(base, &self.architecture, |c, (d, l)| {
+                c.d_model = d;
+                c.layers = l;
+            }),
+            Group::LearningRate => each(base, &self.lr, |c, v| c.lr = v),
+            Group::Schedule => each(base, &self.schedule, |c, (w, d)| {
+                c.warmup = w;
+                c.decay = d;
+            }),
+            Group::Beta2WeightDecay => each(base, &self.beta2_weight_decay, |c, (b, w)| {
+                c.beta2 = b;
+                c.weight_decay = w;
+            }),
+            Group::FfnRatio => each(base, &self.ffn_mult, |c, v| c.ffn_mult = v),
+            Group::Context => each(base, &self.context, |c, v| c.context = v),
+            Group::GqaRatio => each(base, &self.gqa_ratio, |c, v| c.gqa_ratio = v),
+            Group::Accumulation => each(base, &self.grad_accum, |c, v| c.grad_accum = v),
+        }
+    }
+}
+
+/// The variants a phase tries around `base` ([`Grid::default`]).
+pub fn variants(g: Group, base: &LmConfig) -> Vec<LmConfig> {
+    Grid::default().variants(g, base)
 }
 
 /// Why training failed.

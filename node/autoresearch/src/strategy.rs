@@ -441,9 +441,13 @@ impl Strategist for LlmStrategist {
         let content = resp["choices"][0]["message"]["content"]
             .as_str()
             .ok_or_else(|| StrategyError::Endpoint("no choices[0].message.content".into()))?;
-        let start = content.find('{').unwrap_or(0);
-        let end = content.rfind('}').map_or(content.len(), |e| e + 1);
-        validate_proposals(&content[start..end], ctx)
+        // Models often wrap the JSON in prose or a code fence: take the outermost braces, or
+        // the whole reply when there is no `{ … }` pair (the validator then names the error).
+        let json = match (content.find('{'), content.rfind('}')) {
+            (Some(s), Some(e)) if e > s => &content[s..=e],
+            _ => content,
+        };
+        validate_proposals(json, ctx)
     }
 }
 
