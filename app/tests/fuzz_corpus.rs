@@ -5,7 +5,10 @@ use magnet_app::testkit::{msg_send, Signer, TxBuilder};
 use std::path::PathBuf;
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tx_decode")
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../fuzz/corpus/tx_decode")
 }
 
 #[test]

@@ -389,7 +389,11 @@ mod tests {
 
     fn series() -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
         let table = Table::read(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/timeseries/stocks_daily.csv"),
+            &Path::new(
+                &std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../data/timeseries/stocks_daily.csv"),
         )
         .unwrap();
         let pc = table.column("Adj Close").unwrap();
@@ -472,8 +476,11 @@ mod tests {
 
     #[test]
     fn the_dataset_is_in_date_order_with_three_direction_classes() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/timeseries/stocks_daily.csv");
+        let path = Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../data/timeseries/stocks_daily.csv");
         let d = TimeSeries::default()
             .load(&path, None, Some("Ticker"))
             .unwrap();
@@ -487,8 +494,11 @@ mod tests {
 
     #[test]
     fn a_missing_price_column_is_named() {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/timeseries/stocks_daily.csv");
+        let path = Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../data/timeseries/stocks_daily.csv");
         let err = TimeSeries::default()
             .load(&path, Some("Price"), None)
             .unwrap_err()

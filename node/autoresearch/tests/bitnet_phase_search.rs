@@ -9,7 +9,10 @@ use std::path::Path;
 #[test]
 fn phase_wise_search_over_the_bitnet_trainer_carries_the_best_forward_and_revalidates_the_top_three(
 ) {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/text/kjv_head.txt");
+    let corpus = Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../data/text/kjv_head.txt");
     let work = tempfile::tempdir().unwrap();
     let mut t = BitnetTrainer::prepare(&corpus, work.path(), 384, 10).unwrap();
     t.batch_size = 4;

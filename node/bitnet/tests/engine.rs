@@ -16,7 +16,10 @@ use magnet_bitnet::train::{prepare_data, train, TrainConfig, TrainReport, Traine
 use magnet_bitnet::Model;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 fn base_config(dir: &Path) -> TrainConfig {

@@ -9,7 +9,10 @@ use magnet_bitnet::gguf::{
 };
 
 fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format.gguf")
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/golden/format.gguf")
 }
 
 fn codes() -> Vec<i8> {

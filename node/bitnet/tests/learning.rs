@@ -9,7 +9,10 @@ use magnet_bitnet::train::{train, TrainConfig};
 fn tiny_preset_ends_at_least_one_nat_below_the_unigram_entropy() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = TrainConfig::default();
-    c.data.corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/text/kjv.txt");
+    c.data.corpus = Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../data/text/kjv.txt");
     c.data.tokenizer = dir.path().join("tokenizer.json");
     c.data.shards = dir.path().join("shards");
     c.data.vocab_size = 512;

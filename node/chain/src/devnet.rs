@@ -1169,9 +1169,13 @@ fn plot(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
             .collect();
         series.push((format!("{} local", w.moniker), pts));
     }
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    let mut all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
     if all.is_empty() {
         return Ok(());
+    }
+    let solo = r.solo.as_ref().filter(|s| s.val_loss.is_finite());
+    if let Some(s) = solo {
+        all.push((0.0, s.val_loss));
     }
     let (x1, y0, y1) = all
         .iter()
@@ -1208,6 +1212,16 @@ fn plot(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
             .map_err(|e| anyhow!("plot: {e}"))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    }
+    if let Some(s) = solo {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, s.val_loss), (x1 + 0.5, s.val_loss)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(|e| anyhow!("plot: {e}"))?
+            .label(format!("{} alone, {} steps (final)", s.moniker, s.steps))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
     }
     chart
         .configure_series_labels()

@@ -168,7 +168,10 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
     };
     let dir = tempfile::tempdir().unwrap();
     let base = 20_000 + (free_port() % 40_000);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/testnet.sh");
+    let script = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../scripts/testnet.sh");
     let out = Command::new("bash")
         .arg(&script)
         .args(["init", "--validators", "4", "--dir"])

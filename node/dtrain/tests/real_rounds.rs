@@ -12,7 +12,10 @@ use magnet_diloco::merge::{MergePolicy, RejectReason, WEIGHT_SCALE_PPM};
 use magnet_dtrain::{node_name, run_ddp, run_diloco, DilocoReport, Fault, SimConfig};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
 }
 
 struct Data {
