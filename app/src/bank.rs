@@ -195,12 +195,6 @@ impl Module for BankModule {
                     ));
                 }
                 ctx.services().bank.send(ctx, &s.from, &s.to, &s.amount)?;
-                ctx.emit(
-                    magnet_core::Event::new("message")
-                        .attr("action", MSG_SEND_URL)
-                        .attr("sender", s.from)
-                        .attr("module", "bank"),
-                );
                 Ok(MsgResult {
                     type_url: MSG_SEND_RESPONSE_URL.to_string(),
                     value: bankpb::MsgSendResponse {}.encode_to_vec(),

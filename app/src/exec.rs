@@ -150,10 +150,20 @@ pub fn exec_tx(
             break;
         };
         match module.deliver(&mut ctx, msg) {
-            Ok(r) => responses.push(cosmrs::Any {
-                type_url: r.type_url,
-                value: r.value,
-            }),
+            Ok(r) => {
+                // The Cosmos SDK's `message` event, for every message of every module: what
+                // explorers and `tx_search("message.sender='…'")` filter on.
+                ctx.emit(
+                    magnet_core::Event::new("message")
+                        .attr("action", &msg.type_url)
+                        .attr("sender", tx.signer)
+                        .attr("module", module.name()),
+                );
+                responses.push(cosmrs::Any {
+                    type_url: r.type_url,
+                    value: r.value,
+                })
+            }
             Err(e) => {
                 let mut e = TxError::from(e);
                 e.log = format!("message {i} ({}): {}", msg.type_url, e.log);

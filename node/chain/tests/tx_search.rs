@@ -72,7 +72,8 @@ async fn tx_search_filters_by_height_sender_and_module_events_with_pages() {
     .await;
     assert_eq!(hashes(&r), vec![sends[2].hash.clone()]);
 
-    // By sender (bank's `message` event): all four sends, in height order.
+    // By sender (the `message` event every module's messages carry): the four sends and the
+    // registry bond, in height order; by module: only the bond.
     let r = search(
         format!("message.sender='{}'", alice.address()),
         1,
@@ -80,9 +81,25 @@ async fn tx_search_filters_by_height_sender_and_module_events_with_pages() {
         Order::Ascending,
     )
     .await;
-    assert_eq!(r.total_count, 4);
-    let all: Vec<String> = sends.iter().map(|o| o.hash.clone()).collect();
+    assert_eq!(r.total_count, 5);
+    // (each was waited for before the next was sent: one per block, in this order)
+    let all: Vec<String> = sends
+        .iter()
+        .chain([&bond])
+        .map(|o| o.hash.clone())
+        .collect();
     assert_eq!(hashes(&r), all);
+    let r = search(
+        format!(
+            "message.sender='{}' AND message.module='registry'",
+            alice.address()
+        ),
+        1,
+        30,
+        Order::Ascending,
+    )
+    .await;
+    assert_eq!(hashes(&r), vec![bond.hash.clone()]);
 
     // AND with a transfer attribute: the three sends to bob.
     let q = format!(
