@@ -9,19 +9,11 @@ use common::chain::*;
 use magnet_app::testkit::Signer;
 use magnet_app::{Application, FinalizeError};
 use magnet_testkit::magnet_gov::msgs as gm;
-use magnet_testkit::magnet_registry::msgs as rm;
 
 #[test]
 fn a_passed_upgrade_halts_the_chain_at_its_height_without_changing_state() {
     let voter = Signer::from_seed(1);
-    let gov = serde_json::json!({"gov": {"params": {
-        "min_deposit": "1000", "deposit_period_secs": 100, "voting_period_secs": 50,
-        "quorum_ppm": 334000, "threshold_ppm": 500000, "veto_ppm": 334000,
-        "burn_on_veto": true, "burn_on_no_quorum": false
-    }}});
-    let mut c = Chain::new(&[(voter.address(), FUNDS)], &[(vpk(1), 10)], &[], gov);
-    let bond = c.tx(&voter, vec![rm::bond_gov(&voter.address(), 1_000_000)]);
-    c.block(vec![bond], 5);
+    let mut c = governed(&voter);
     let halt = 30u64;
     let plan = serde_json::json!({"software_upgrade": {"name": "v2", "halt_height": halt}});
     let submit = c.tx(
@@ -78,14 +70,7 @@ fn a_passed_upgrade_halts_the_chain_at_its_height_without_changing_state() {
 #[test]
 fn an_upgrade_whose_halt_height_passes_during_voting_fails_instead_of_halting() {
     let voter = Signer::from_seed(1);
-    let gov = serde_json::json!({"gov": {"params": {
-        "min_deposit": "1000", "deposit_period_secs": 100, "voting_period_secs": 50,
-        "quorum_ppm": 334000, "threshold_ppm": 500000, "veto_ppm": 334000,
-        "burn_on_veto": true, "burn_on_no_quorum": false
-    }}});
-    let mut c = Chain::new(&[(voter.address(), FUNDS)], &[(vpk(1), 10)], &[], gov);
-    let bond = c.tx(&voter, vec![rm::bond_gov(&voter.address(), 1_000_000)]);
-    c.block(vec![bond], 5);
+    let mut c = governed(&voter);
     let plan = serde_json::json!({"software_upgrade": {"name": "v2", "halt_height": 5}});
     let submit = c.tx(
         &voter,

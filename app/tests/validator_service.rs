@@ -63,14 +63,7 @@ fn validator_operators_are_paid_the_fee_share_pro_rata_to_power_and_the_rest_goe
 fn validator_set_proposals_pass_reach_comet_bft_as_updates_and_cannot_empty_the_set() {
     let voter = Signer::from_seed(1);
     let new_op = Signer::from_seed(5).address();
-    let gov = serde_json::json!({"gov": {"params": {
-        "min_deposit": "1000", "deposit_period_secs": 100, "voting_period_secs": 50,
-        "quorum_ppm": 334000, "threshold_ppm": 500000, "veto_ppm": 334000,
-        "burn_on_veto": true, "burn_on_no_quorum": false
-    }}});
-    let mut c = Chain::new(&[(voter.address(), FUNDS)], &[(vpk(1), 10)], &[], gov);
-    let bond = c.tx(&voter, vec![rm::bond_gov(&voter.address(), 1_000_000)]);
-    c.block(vec![bond], 5);
+    let mut c = governed(&voter);
     let add = serde_json::json!({"validator_set": {
         "pub_key_ed25519_hex": hex::encode(vpk(9)), "power": 7, "operator": new_op.to_bech32()}});
     let submit = c.tx(

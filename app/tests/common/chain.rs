@@ -163,3 +163,25 @@ pub fn updates(r: &pb::ResponseFinalizeBlock) -> Vec<(Vec<u8>, i64)> {
         })
         .collect()
 }
+
+/// A chain ready for proposals: governance decides within a minute (deposit period 100 s,
+/// voting 50 s, min deposit 1000 umag), `voter` is funded with [`FUNDS`], one validator
+/// `vpk(1)` has power 10, and `voter`'s governance bond of 1,000,000 umag is already in a
+/// block.
+pub fn governed(voter: &Signer) -> Chain {
+    let gov = serde_json::json!({"gov": {"params": {
+        "min_deposit": "1000", "deposit_period_secs": 100, "voting_period_secs": 50,
+        "quorum_ppm": 334000, "threshold_ppm": 500000, "veto_ppm": 334000,
+        "burn_on_veto": true, "burn_on_no_quorum": false
+    }}});
+    let mut c = Chain::new(&[(voter.address(), FUNDS)], &[(vpk(1), 10)], &[], gov);
+    let bond = c.tx(
+        voter,
+        vec![magnet_testkit::magnet_registry::msgs::bond_gov(
+            &voter.address(),
+            1_000_000,
+        )],
+    );
+    c.block(vec![bond], 5);
+    c
+}

@@ -96,6 +96,27 @@ fn strategist(url: String) -> LlmStrategist {
     }
 }
 
+/// A research run on the penguins set (3 folds, seed 3) with the LLM strategist at `url`.
+fn research_penguins(url: String, budget: usize) -> run::RunOutcome {
+    let c = RunConfig {
+        budget,
+        folds: 3,
+        seed: 3,
+        ..RunConfig::default()
+    };
+    run::run_file(
+        &Tabular,
+        &data("tabular/penguins.csv"),
+        Some("sex"),
+        Some("species"),
+        &c,
+        KnowledgeBase::new(),
+        &strategist(url),
+        None,
+    )
+    .unwrap()
+}
+
 #[test]
 fn valid_llm_proposals_are_the_strategies_that_run() {
     // Like a model that reads the catalog: the last three offered ideas, in a code fence.
@@ -112,23 +133,7 @@ fn valid_llm_proposals_are_the_strategies_that_run() {
             serde_json::json!({ "strategies": pick })
         )
     }));
-    let c = RunConfig {
-        budget: 16,
-        folds: 3,
-        seed: 3,
-        ..RunConfig::default()
-    };
-    let o = run::run_file(
-        &Tabular,
-        &data("tabular/penguins.csv"),
-        Some("sex"),
-        Some("species"),
-        &c,
-        KnowledgeBase::new(),
-        &strategist(url),
-        None,
-    )
-    .unwrap();
+    let o = research_penguins(url, 16);
     let prompts = seen.lock().unwrap().clone();
     assert!(!prompts.is_empty(), "the endpoint was never asked");
     assert!(
@@ -267,23 +272,7 @@ fn a_refused_proposal_is_recorded_and_never_run() {
     let (url, seen) = serve(Box::new(|_| {
         r#"{"strategies":[{"idea":"quantum_boost","rationale":"hallucinated"}]}"#.into()
     }));
-    let c = RunConfig {
-        budget: 10,
-        folds: 3,
-        seed: 3,
-        ..RunConfig::default()
-    };
-    let o = run::run_file(
-        &Tabular,
-        &data("tabular/penguins.csv"),
-        Some("sex"),
-        Some("species"),
-        &c,
-        KnowledgeBase::new(),
-        &strategist(url),
-        None,
-    )
-    .unwrap();
+    let o = research_penguins(url, 10);
     assert!(!seen.lock().unwrap().is_empty());
     let v1 = &o.versions[1];
     let e = v1.strategist_error.as_deref().unwrap_or("");
