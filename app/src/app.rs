@@ -28,7 +28,7 @@ use magnet_core::store::Overlay;
 use magnet_core::{BlockInfo, Ctx, Event, GasMeter, KvStore, Module, QueryCtx};
 use prost::Message;
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tendermint_proto::v0_38::abci as pb;
@@ -489,9 +489,12 @@ impl MagnetApp {
         };
         let mut app_state = serde_json::Map::new();
         for m in g.modules.iter() {
-            let v = m
+            let mut v = m
                 .export_genesis(&q)
                 .map_err(|e| AppError::Genesis(format!("export of {}: {e}", m.name())))?;
+            if !m.export_is_complete() {
+                attach_store_records(&mut v, m.name(), &view)?;
+            }
             app_state.insert(m.name().to_string(), v);
         }
         use base64::Engine;
@@ -555,6 +558,103 @@ fn committed_params(g: &Inner) -> AuthParams {
         .unwrap_or_default()
 }
 
+/// Key of a module's raw records in its exported genesis section.
+const STORE_RECORDS: &str = "store_records";
+
+/// Add `store_records: [[hex key, hex value], …]` (every key under `<module>/`, ascending) to
+/// an exported module section (an object; `null` becomes one).
+fn attach_store_records(
+    section: &mut serde_json::Value,
+    module: &str,
+    store: &dyn KvStore,
+) -> Result<(), AppError> {
+    let prefix = format!("{module}/");
+    let records: Vec<serde_json::Value> = magnet_core::store::scan_prefix(store, prefix.as_bytes())
+        .into_iter()
+        .map(|(k, v)| serde_json::json!([hex::encode(k), hex::encode(v)]))
+        .collect();
+    if records.is_empty() {
+        return Ok(());
+    }
+    if section.is_null() {
+        *section = serde_json::Value::Object(serde_json::Map::new());
+    }
+    let obj = section.as_object_mut().ok_or_else(|| {
+        AppError::Genesis(format!(
+            "export of {module}: its section is not a JSON object, so it cannot carry records"
+        ))
+    })?;
+    obj.insert(STORE_RECORDS.into(), serde_json::Value::Array(records));
+    Ok(())
+}
+
+/// Write a genesis section's `store_records` (see [`attach_store_records`]) after the module's
+/// `init_genesis`: every key must lie under `<module>/`; keys `init_genesis` wrote are kept as
+/// it wrote them.
+fn restore_store_records(
+    store: &mut dyn KvStore,
+    module: &str,
+    section: &serde_json::Value,
+    written: &BTreeSet<Vec<u8>>,
+) -> Result<(), AppError> {
+    let Some(records) = section.get(STORE_RECORDS) else {
+        return Ok(());
+    };
+    let bad =
+        |i: usize, why: String| AppError::Genesis(format!("{module}.{STORE_RECORDS}[{i}]: {why}"));
+    let list = records.as_array().ok_or_else(|| {
+        AppError::Genesis(format!(
+            "{module}.{STORE_RECORDS} must be a list of [hex key, hex value] pairs"
+        ))
+    })?;
+    let prefix = format!("{module}/");
+    for (i, r) in list.iter().enumerate() {
+        let (k, v) = match r.as_array().map(Vec::as_slice) {
+            Some([serde_json::Value::String(k), serde_json::Value::String(v)]) => (k, v),
+            _ => return Err(bad(i, "expected a [hex key, hex value] pair".into())),
+        };
+        let k = hex::decode(k).map_err(|e| bad(i, format!("key is not hex: {e}")))?;
+        let v = hex::decode(v).map_err(|e| bad(i, format!("value is not hex: {e}")))?;
+        if !k.starts_with(prefix.as_bytes()) {
+            return Err(bad(
+                i,
+                format!(
+                    "key {:?} lies outside the module's prefix {prefix:?}",
+                    String::from_utf8_lossy(&k)
+                ),
+            ));
+        }
+        if !written.contains(&k) {
+            store.set(&k, v);
+        }
+    }
+    Ok(())
+}
+
+/// A store wrapper that remembers which keys were written (genesis: which records the
+/// module's typed section produced).
+struct TrackWrites<'a> {
+    inner: &'a mut dyn KvStore,
+    written: BTreeSet<Vec<u8>>,
+}
+
+impl KvStore for TrackWrites<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn set(&mut self, key: &[u8], value: Vec<u8>) {
+        self.written.insert(key.to_vec());
+        self.inner.set(key, value);
+    }
+    fn delete(&mut self, key: &[u8]) {
+        self.written.insert(key.to_vec());
+        self.inner.delete(key);
+    }
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.inner.range(start, end)
+    }
+}
+
 /// Run genesis: modules' sections in order, then the validator set. Returns the validators
 /// to report to CometBFT (empty: accept CometBFT's).
 fn run_genesis(
@@ -573,9 +673,20 @@ fn run_genesis(
             .get(m.name())
             .cloned()
             .unwrap_or(serde_json::Value::Null);
-        let mut ctx = Ctx::new(block, store, GasMeter::infinite(), modules.services());
+        let mut tracked = TrackWrites {
+            inner: &mut *store,
+            written: BTreeSet::new(),
+        };
+        let mut ctx = Ctx::new(
+            block,
+            &mut tracked,
+            GasMeter::infinite(),
+            modules.services(),
+        );
         m.init_genesis(&mut ctx, &section)
             .map_err(|e| AppError::Genesis(format!("module {}: {e}", m.name())))?;
+        let written = tracked.written;
+        restore_store_records(store, m.name(), &section, &written)?;
     }
     // Validators: app_state.validators when given (and reported back), else CometBFT's.
     let mut report = Vec::new();

@@ -324,6 +324,10 @@ fn pubkey_from_json(v: &serde_json::Value) -> Result<Vec<u8>, ModuleError> {
 pub struct AuthModule;
 
 impl Module for AuthModule {
+    /// Accounts (and balances) are exported whole, as the standard Cosmos genesis types.
+    fn export_is_complete(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "auth"
     }

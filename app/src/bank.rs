@@ -164,6 +164,10 @@ pub struct GenesisBalance {
 pub struct BankModule;
 
 impl Module for BankModule {
+    /// Accounts (and balances) are exported whole, as the standard Cosmos genesis types.
+    fn export_is_complete(&self) -> bool {
+        true
+    }
     fn name(&self) -> &'static str {
         "bank"
     }

@@ -227,6 +227,28 @@ fn a_broken_genesis_is_refused_with_a_reason() {
             "32 bytes",
         ),
         (serde_json::json!([]), "object"),
+        // Raw module records of an export (`store_records`), each failure named.
+        (
+            serde_json::json!({"registry": {"store_records": 5}}),
+            "list of [hex key, hex value] pairs",
+        ),
+        (
+            serde_json::json!({"registry": {"store_records": [[1, 2]]}}),
+            "registry.store_records[0]: expected a [hex key, hex value] pair",
+        ),
+        (
+            serde_json::json!({"registry": {"store_records": [["zz", "00"]]}}),
+            "key is not hex",
+        ),
+        (
+            serde_json::json!({"registry": {"store_records": [["7265676973747279", "z"]]}}),
+            "value is not hex",
+        ),
+        (
+            // "bank/x": another module's key.
+            serde_json::json!({"registry": {"store_records": [["62616e6b2f78", "00"]]}}),
+            "outside the module's prefix",
+        ),
     ] {
         let e = magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &bad).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");

@@ -152,12 +152,32 @@ impl Module for EpochsModule {
                 .map_err(|e| ModuleError::invalid_request(format!("epochs genesis params: {e}")))?
         };
         params.validate()?;
+        // An exported chain carries its epoch number on; the epoch restarts at the new
+        // genesis time (records keyed by epoch stay unique).
+        let current = match genesis.get("current") {
+            None | Some(serde_json::Value::Null) => 0,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                ModuleError::invalid_request(format!(
+                    "epochs genesis current: expected an epoch number, got {v}"
+                ))
+            })?,
+        };
+        let pending = match genesis.get("pending_params") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => {
+                let p: EpochParams = serde_json::from_value(v.clone()).map_err(|e| {
+                    ModuleError::invalid_request(format!("epochs genesis pending_params: {e}"))
+                })?;
+                p.validate()?;
+                Some(p)
+            }
+        };
         let st = EpochState {
-            current: 0,
+            current,
             start_time_secs: ctx.block.time_secs,
             start_height: ctx.block.height,
             params,
-            pending: None,
+            pending,
         };
         crate::store::set_borsh(ctx.store_mut(), STATE_KEY, &st);
         Ok(())
@@ -165,7 +185,11 @@ impl Module for EpochsModule {
 
     fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
         let st = state(ctx.store)?;
-        Ok(serde_json::json!({ "params": st.params }))
+        Ok(serde_json::json!({
+            "params": st.params,
+            "current": st.current,
+            "pending_params": st.pending,
+        }))
     }
 
     fn query(

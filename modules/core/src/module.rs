@@ -113,6 +113,17 @@ pub trait Module: Send + Sync {
         Ok(serde_json::Value::Null)
     }
 
+    /// Whether [`export_genesis`](Module::export_genesis) writes every record this module
+    /// owns, so that `init_genesis` of the export rebuilds its whole state.
+    ///
+    /// When it does not (the default), an export also carries the module's raw store records
+    /// (every key under `<name>/`) in its section's `store_records`, and genesis writes them
+    /// after `init_genesis`, except the keys `init_genesis` itself wrote (so an edited
+    /// `params` in the typed part wins over the recorded one).
+    fn export_is_complete(&self) -> bool {
+        false
+    }
+
     /// Start of each block.
     fn begin_block(&self, _ctx: &mut Ctx) -> Result<(), ModuleError> {
         Ok(())

@@ -346,6 +346,13 @@ pub fn render_markdown(o: &RunOutcome) -> String {
             v.version,
             pats.join(", ")
         );
+        if let Some(e) = &v.strategist_error {
+            let _ = writeln!(
+                s,
+                "\n_The `{}` strategist's proposal was not used ({e}); the rule-based strategist designed this version._\n",
+                o.strategist
+            );
+        }
         for r in &v.strategies {
             let _ = writeln!(
                 s,

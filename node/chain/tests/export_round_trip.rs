@@ -198,10 +198,6 @@ fn an_exported_genesis_starts_a_chain_with_the_same_balances_and_params() {
 }
 
 #[test]
-#[ignore = "modules' export_genesis writes only params: registered nodes, governance bonds and \
-            data records are lost on export (their escrowed bonds stay in the escrow account). \
-            Needs export_genesis/init_genesis of registry, data (and gov, jobs, notary, \
-            contrib, rewards, slashing, emission) to carry their records"]
 fn an_exported_genesis_keeps_registered_nodes_bonds_and_data_records() {
     let (before, after) = export_and_restart();
     assert_eq!(before.1, after.1, "module records carry over");

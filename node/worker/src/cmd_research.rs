@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use magnet_autoresearch::kb::KnowledgeBase;
 use magnet_autoresearch::run::{self, RunConfig, TrialSpec};
-use magnet_autoresearch::strategy::RuleStrategist;
+use magnet_autoresearch::strategy::{LlmStrategist, RuleStrategist, Strategist};
 use std::path::PathBuf;
 
 /// Run the error-driven research loop on a data file, or one serialised trial.
@@ -62,9 +62,54 @@ pub struct ResearchArgs {
     /// Re-running with the same folder resumes from its trials.jsonl.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Who designs each version's strategies: `rule` (the built-in failure-pattern →
+    /// strategy catalog) or `llm` (an OpenAI-compatible chat endpoint, see --llm-url; its
+    /// proposals are checked against the same catalog and schema before anything runs, and a
+    /// refused or failed proposal falls back to the rule-based strategist for that version,
+    /// with the reason in the report).
+    #[arg(long, default_value = "rule", value_parser = ["rule", "llm"])]
+    strategist: String,
+    /// Base URL (plain http://) of the OpenAI-compatible API for `--strategist llm`, e.g.
+    /// `http://localhost:8080/v1` (llama.cpp's `llama-server`, vLLM, Ollama's `/v1`).
+    /// The API key, if the endpoint needs one, is read from the environment variable
+    /// MAGNET_LLM_API_KEY (never from the command line).
+    #[arg(long)]
+    llm_url: Option<String>,
+    /// Model name sent to the LLM endpoint.
+    #[arg(long, default_value = "default")]
+    llm_model: String,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// The strategist `--strategist` names.
+fn strategist(args: &ResearchArgs) -> anyhow::Result<Box<dyn Strategist>> {
+    match args.strategist.as_str() {
+        "llm" => {
+            let Some(url) = &args.llm_url else {
+                bail!(
+                    "--strategist llm needs --llm-url URL (an OpenAI-compatible API, e.g. \
+                     http://localhost:8080/v1)"
+                )
+            };
+            if !url.starts_with("http://") {
+                bail!(
+                    "--llm-url {url:?} must be an http:// URL: the client speaks plain HTTP \
+                     (no TLS is built in); for a remote https API, run a local proxy in front \
+                     of it"
+                );
+            }
+            Ok(Box::new(LlmStrategist {
+                base_url: url.clone(),
+                model: args.llm_model.clone(),
+                api_key: std::env::var("MAGNET_LLM_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+            }))
+        }
+        _ => Ok(Box::new(RuleStrategist)),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +135,7 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&out)?);
         return Ok(());
     }
+    let strategist = strategist(&args)?;
     let data = args.data.context("--data FILE is required")?;
     let Some(out) = args.out else {
         bail!("--out DIR is required")
@@ -131,7 +177,7 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
         args.context.as_deref(),
         &cfg,
         kb,
-        &RuleStrategist,
+        strategist.as_ref(),
         Some(&out),
     )
     .with_context(|| format!("research on {}", data.display()))?;
