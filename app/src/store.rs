@@ -48,7 +48,7 @@ pub struct ProvenValue {
 }
 
 /// Pending writes: `None` deletes the key.
-pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+pub type WriteSet = magnet_core::store::WriteMap;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("latest");
@@ -746,25 +746,10 @@ impl KvStore for StateView<'_> {
             }
         }
         let base = self.committed_range(start, end);
-        let Some(p) = self.pending else {
-            return base;
-        };
-        let upper = match end {
-            Some(e) => Bound::Excluded(e.to_vec()),
-            None => Bound::Unbounded,
-        };
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
-        for (k, v) in p.range((Bound::Included(start.to_vec()), upper)) {
-            match v {
-                Some(v) => {
-                    merged.insert(k.clone(), v.clone());
-                }
-                None => {
-                    merged.remove(k);
-                }
-            }
+        match self.pending {
+            Some(p) => magnet_core::store::apply_writes(base, p, start, end),
+            None => base,
         }
-        merged.into_iter().collect()
     }
 }
 
@@ -868,10 +853,7 @@ impl<'a> BlockBuffer<'a> {
 
 impl KvStore for BlockBuffer<'_> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.writes.get(key) {
-            Some(v) => v.clone(),
-            None => self.base.get(key),
-        }
+        magnet_core::store::read_through(&self.writes, self.base, key)
     }
     fn set(&mut self, key: &[u8], value: Vec<u8>) {
         self.writes.insert(key.to_vec(), Some(value));
@@ -880,28 +862,7 @@ impl KvStore for BlockBuffer<'_> {
         self.writes.insert(key.to_vec(), None);
     }
     fn range(&self, start: &[u8], end: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
-        if let Some(e) = end {
-            if e <= start {
-                return Vec::new();
-            }
-        }
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.range(start, end).into_iter().collect();
-        let upper = match end {
-            Some(e) => Bound::Excluded(e.to_vec()),
-            None => Bound::Unbounded,
-        };
-        for (k, v) in self.writes.range((Bound::Included(start.to_vec()), upper)) {
-            match v {
-                Some(v) => {
-                    merged.insert(k.clone(), v.clone());
-                }
-                None => {
-                    merged.remove(k);
-                }
-            }
-        }
-        merged.into_iter().collect()
+        magnet_core::store::range_through(&self.writes, self.base, start, end)
     }
 }
 

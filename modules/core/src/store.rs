@@ -123,7 +123,7 @@ impl KvStore for MemStore {
 /// Buffered writes over a base store; see the module docs.
 pub struct Overlay<'a> {
     base: &'a mut dyn KvStore,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: WriteMap,
 }
 
 impl<'a> Overlay<'a> {
@@ -146,17 +146,14 @@ impl<'a> Overlay<'a> {
     /// Drop the buffered writes.
     pub fn discard(self) {}
     /// The buffered writes (`None` = delete), ascending.
-    pub fn pending(&self) -> &BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    pub fn pending(&self) -> &WriteMap {
         &self.writes
     }
 }
 
 impl KvStore for Overlay<'_> {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        match self.writes.get(key) {
-            Some(v) => v.clone(),
-            None => self.base.get(key),
-        }
+        read_through(&self.writes, &*self.base, key)
     }
     fn set(&mut self, key: &[u8], value: Vec<u8>) {
         self.writes.insert(key.to_vec(), Some(value));
@@ -165,30 +162,64 @@ impl KvStore for Overlay<'_> {
         self.writes.insert(key.to_vec(), None);
     }
     fn range(&self, start: &[u8], end: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
-        use std::ops::Bound;
-        if let Some(e) = end {
-            if e <= start {
-                return Vec::new();
-            }
-        }
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.range(start, end).into_iter().collect();
-        let upper = match end {
-            Some(e) => Bound::Excluded(e.to_vec()),
-            None => Bound::Unbounded,
-        };
-        for (k, v) in self.writes.range((Bound::Included(start.to_vec()), upper)) {
-            match v {
-                Some(v) => {
-                    merged.insert(k.clone(), v.clone());
-                }
-                None => {
-                    merged.remove(k);
-                }
-            }
-        }
-        merged.into_iter().collect()
+        range_through(&self.writes, &*self.base, start, end)
     }
+}
+
+/// Buffered writes over a base store, ascending by key (`None` = delete).
+pub type WriteMap = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The value at `key` as seen through buffered `writes` over `base`: a buffered write or
+/// delete wins, otherwise the base answers. (Shared by [`Overlay`] and the app's block buffer.)
+pub fn read_through(writes: &WriteMap, base: &dyn KvStore, key: &[u8]) -> Option<Vec<u8>> {
+    match writes.get(key) {
+        Some(v) => v.clone(),
+        None => base.get(key),
+    }
+}
+
+/// All pairs with `start <= key < end` as seen through buffered `writes` over `base`,
+/// ascending: the base's pairs with buffered writes applied and buffered deletes removed.
+pub fn range_through(
+    writes: &WriteMap,
+    base: &dyn KvStore,
+    start: &[u8],
+    end: Option<&[u8]>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    if end.is_some_and(|e| e <= start) {
+        return Vec::new();
+    }
+    apply_writes(base.range(start, end), writes, start, end)
+}
+
+/// `base` (the pairs of `start <= key < end`, ascending) with the buffered `writes` of that
+/// range applied: writes replace or add pairs, deletes remove them. Ascending.
+pub fn apply_writes(
+    base: Vec<(Vec<u8>, Vec<u8>)>,
+    writes: &WriteMap,
+    start: &[u8],
+    end: Option<&[u8]>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use std::ops::Bound;
+    if end.is_some_and(|e| e <= start) {
+        return Vec::new();
+    }
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
+    let upper = match end {
+        Some(e) => Bound::Excluded(e.to_vec()),
+        None => Bound::Unbounded,
+    };
+    for (k, v) in writes.range((Bound::Included(start.to_vec()), upper)) {
+        match v {
+            Some(v) => {
+                merged.insert(k.clone(), v.clone());
+            }
+            None => {
+                merged.remove(k);
+            }
+        }
+    }
+    merged.into_iter().collect()
 }
 
 #[cfg(test)]

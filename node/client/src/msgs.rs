@@ -22,7 +22,7 @@
 //! does those and answers with a typed error code (see [`crate::ClientError::TxFailed`]).
 
 use magnet_core::Address;
-use magnet_proto::{contrib, data, gov, jobs, notary, registry};
+use magnet_proto::registry;
 
 pub use magnet_contrib::state::Work;
 
@@ -31,6 +31,15 @@ pub fn any<M: prost::Message + prost::Name>(m: &M) -> cosmrs::Any {
     cosmrs::Any {
         type_url: M::type_url(),
         value: m.encode_to_vec(),
+    }
+}
+
+/// A message built by its module's own builder (`magnet_<module>::msgs`), as a `cosmrs::Any`:
+/// one encoding of every message, the one the chain's tests use.
+fn from_module(a: prost_types::Any) -> cosmrs::Any {
+    cosmrs::Any {
+        type_url: a.type_url,
+        value: a.value,
     }
 }
 
@@ -163,12 +172,7 @@ pub fn score_commitment(
 
 /// `MsgCommit`. Signed by the **node** key.
 pub fn contrib_commit(node: &Address, epoch: u64, job: u64, commitment: [u8; 32]) -> cosmrs::Any {
-    any(&contrib::v1::MsgCommit {
-        node: node.to_string(),
-        epoch,
-        job,
-        commitment: commitment.to_vec(),
-    })
+    from_module(magnet_contrib::msgs::commit(node, epoch, job, commitment))
 }
 
 /// `MsgReveal`. Signed by the **node** key.
@@ -179,13 +183,7 @@ pub fn contrib_reveal(
     work: &Work,
     nonce: &[u8],
 ) -> cosmrs::Any {
-    any(&contrib::v1::MsgReveal {
-        node: node.to_string(),
-        epoch,
-        job,
-        result: Some(magnet_contrib::msgs::work_result(work)),
-        nonce: nonce.to_vec(),
-    })
+    from_module(magnet_contrib::msgs::reveal(node, epoch, job, work, nonce))
 }
 
 /// `MsgEvalCommit`. Signed by the evaluator's **node** key.
@@ -196,13 +194,13 @@ pub fn eval_commit(
     contributor: &Address,
     commitment: [u8; 32],
 ) -> cosmrs::Any {
-    any(&contrib::v1::MsgEvalCommit {
-        node: node.to_string(),
+    from_module(magnet_contrib::msgs::eval_commit(
+        node,
         epoch,
         job,
-        contributor: contributor.to_string(),
-        commitment: commitment.to_vec(),
-    })
+        contributor,
+        commitment,
+    ))
 }
 
 /// `MsgEvalReveal` (`score`: validation-loss improvement, fixed-point 10^6). Signed by the
@@ -215,14 +213,14 @@ pub fn eval_reveal(
     score: i64,
     nonce: &[u8],
 ) -> cosmrs::Any {
-    any(&contrib::v1::MsgEvalReveal {
-        node: node.to_string(),
+    from_module(magnet_contrib::msgs::eval_reveal(
+        node,
         epoch,
         job,
-        contributor: contributor.to_string(),
+        contributor,
         score,
-        nonce: nonce.to_vec(),
-    })
+        nonce,
+    ))
 }
 
 // ---------------------------------------------------------------- notary
@@ -235,29 +233,22 @@ pub fn challenge(
     bond: u128,
     evidence_hash: [u8; 32],
 ) -> cosmrs::Any {
-    any(&notary::v1::MsgChallenge {
-        challenger: challenger.to_string(),
-        target: target.to_string(),
-        bond: bond.to_string(),
-        evidence_hash: evidence_hash.to_vec(),
-    })
+    from_module(magnet_notary::msgs::challenge(
+        challenger,
+        target,
+        bond,
+        evidence_hash,
+    ))
 }
 
 /// Notary `MsgVote` (`uphold` = the target misbehaved). Signed by the **notary** account.
 pub fn notary_vote(notary: &Address, challenge_id: u64, uphold: bool) -> cosmrs::Any {
-    any(&notary::v1::MsgVote {
-        notary: notary.to_string(),
-        challenge_id,
-        uphold,
-    })
+    from_module(magnet_notary::msgs::vote(notary, challenge_id, uphold))
 }
 
 /// `MsgBondNotary`. Signed by the **notary** account.
 pub fn bond_notary(notary: &Address, amount: u128) -> cosmrs::Any {
-    any(&notary::v1::MsgBondNotary {
-        notary: notary.to_string(),
-        amount: amount.to_string(),
-    })
+    from_module(magnet_notary::msgs::bond(notary, amount))
 }
 
 // ---------------------------------------------------------------- data
@@ -270,12 +261,7 @@ pub fn register_data(
     size: u64,
     domain: &str,
 ) -> cosmrs::Any {
-    any(&data::v1::MsgRegisterData {
-        contributor: contributor.to_string(),
-        hash: hash.to_vec(),
-        size,
-        domain: domain.to_string(),
-    })
+    from_module(magnet_data::msgs::register(contributor, hash, size, domain))
 }
 
 // ---------------------------------------------------------------- jobs
@@ -290,22 +276,19 @@ pub fn create_job(
     budget: u128,
     deadline_secs: u64,
 ) -> cosmrs::Any {
-    any(&jobs::v1::MsgCreateJob {
-        creator: creator.to_string(),
-        domain: domain.to_string(),
-        eval_set_hash: eval_set_hash.to_vec(),
-        base_checkpoint: base_checkpoint.to_vec(),
-        budget: budget.to_string(),
+    from_module(magnet_jobs::msgs::create_job(
+        creator,
+        domain,
+        eval_set_hash,
+        base_checkpoint,
+        budget,
         deadline_secs,
-    })
+    ))
 }
 
 /// `MsgCancelJob`. Signed by the **creator** account.
 pub fn cancel_job(creator: &Address, job: u64) -> cosmrs::Any {
-    any(&jobs::v1::MsgCancelJob {
-        creator: creator.to_string(),
-        job,
-    })
+    from_module(magnet_jobs::msgs::cancel_job(creator, job))
 }
 
 /// One DiLoCo round as its leader records it (the model's lineage).
@@ -327,29 +310,20 @@ pub struct RoundRecord {
 
 /// `MsgRecordRound`. Signed by the round leader's **node** key (`leader_node`).
 pub fn record_round(leader_node: &Address, r: &RoundRecord) -> cosmrs::Any {
-    any(&jobs::v1::MsgRecordRound {
-        leader: leader_node.to_string(),
-        job: r.job,
-        round: r.round,
-        base_hash: r.base_hash.to_vec(),
-        merged_hash: r.merged_hash.to_vec(),
-        accepted: r
-            .accepted
-            .iter()
-            .map(|(a, w)| jobs::v1::AcceptedContributor {
-                operator: a.to_string(),
-                weight: *w,
-            })
-            .collect(),
-        rejected: r
-            .rejected
-            .iter()
-            .map(|(a, why)| jobs::v1::RejectedContributor {
-                operator: a.to_string(),
-                reason: why.clone(),
-            })
-            .collect(),
-    })
+    let rejected: Vec<(Address, &str)> = r
+        .rejected
+        .iter()
+        .map(|(a, why)| (*a, why.as_str()))
+        .collect();
+    from_module(magnet_jobs::msgs::record_round(
+        leader_node,
+        r.job,
+        r.round,
+        r.base_hash,
+        r.merged_hash,
+        &r.accepted,
+        &rejected,
+    ))
 }
 
 /// `MsgPayForInference` of `amount` umag for `model` (a job id) served by `server` (an
@@ -360,12 +334,9 @@ pub fn pay_for_inference(
     server: &Address,
     amount: u128,
 ) -> cosmrs::Any {
-    any(&jobs::v1::MsgPayForInference {
-        payer: payer.to_string(),
-        model,
-        server: server.to_string(),
-        amount: amount.to_string(),
-    })
+    from_module(magnet_jobs::msgs::pay_for_inference(
+        payer, model, server, amount,
+    ))
 }
 
 // ---------------------------------------------------------------- gov
@@ -379,31 +350,18 @@ pub fn submit_proposal(
     content: &serde_json::Value,
     deposit: u128,
 ) -> cosmrs::Any {
-    any(&gov::v1::MsgSubmitProposal {
-        proposer: proposer.to_string(),
-        title: title.to_string(),
-        content_json: content.to_string(),
-        deposit: deposit.to_string(),
-    })
+    from_module(magnet_gov::msgs::submit(proposer, title, content, deposit))
 }
 
 /// `MsgDeposit`. Signed by the **depositor** account.
 pub fn gov_deposit(depositor: &Address, proposal_id: u64, amount: u128) -> cosmrs::Any {
-    any(&gov::v1::MsgDeposit {
-        depositor: depositor.to_string(),
-        proposal_id,
-        amount: amount.to_string(),
-    })
+    from_module(magnet_gov::msgs::deposit(depositor, proposal_id, amount))
 }
 
 /// Governance `MsgVote` (`option`: one of [`GOV_VOTE_OPTIONS`]). Signed by the **voter**,
 /// weighted by its bonded stake.
 pub fn gov_vote(voter: &Address, proposal_id: u64, option: &str) -> cosmrs::Any {
-    any(&gov::v1::MsgVote {
-        voter: voter.to_string(),
-        proposal_id,
-        option: option.to_string(),
-    })
+    from_module(magnet_gov::msgs::vote(voter, proposal_id, option))
 }
 
 #[cfg(test)]
