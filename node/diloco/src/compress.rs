@@ -109,6 +109,24 @@ fn quantize_chunk(x: &[f32], out_q: &mut Vec<i8>) -> f32 {
     scale
 }
 
+/// Dense int8 of `x` (one scale per `chunk` values, no residual): the encoding of a merged
+/// outer step (see `MergePolicy::update_chunk`). `chunk` 0 is treated as 1.
+pub fn quantize_dense(x: &[f32], chunk: u32) -> Compressed {
+    let chunk = chunk.max(1);
+    let mut values = Vec::with_capacity(x.len());
+    let scales: Vec<f32> = x
+        .chunks(chunk as usize)
+        .map(|c| quantize_chunk(c, &mut values))
+        .collect();
+    Compressed {
+        len: x.len() as u64,
+        chunk,
+        scales,
+        indices: None,
+        values,
+    }
+}
+
 impl Compressed {
     /// Exact wire size in bytes.
     pub fn encoded_len(&self) -> usize {

@@ -39,11 +39,13 @@ pub mod round;
 pub mod types;
 
 pub use checkpoint::{pseudo_gradient, Checkpoint, CheckpointError};
-pub use compress::{ByteLedger, CompressError, Compressed, CompressionConfig, Compressor};
+pub use compress::{
+    quantize_dense, ByteLedger, CompressError, Compressed, CompressionConfig, Compressor,
+};
 pub use election::{elect_leader, ElectionError, LeaderRule};
 pub use eligible::{EligibleSet, EligibleSource, FailoverSource, HttpEligibleSource, Member};
 pub use merge::{
-    merge, verify_merge, Contribution, MergeError, MergeMeta, MergeOutput, MergePolicy,
+    apply_step, merge, verify_merge, Contribution, MergeError, MergeMeta, MergeOutput, MergePolicy,
     RejectReason, RoundRecord, VerifyError,
 };
 pub use round::{Action, Event, Phase, RoundConfig, RoundState};

@@ -56,6 +56,12 @@ pub struct MergePolicy {
     pub stale_decay_bps: u32,
     /// Fewer accepted contributions than this → no merge.
     pub min_contributions: u32,
+    /// 0: the merged parameters are exact (workers download them as fp32). N > 0: the outer
+    /// step `θ − θ'` is quantized to int8 with one scale per N values before it is applied,
+    /// so θ' = θ − decode(step) and workers that hold θ download only the int8 step
+    /// ([`MergeOutput::step`], ≈ ¼ of the fp32 bytes). The momentum stays exact.
+    #[serde(default)]
+    pub update_chunk: u32,
 }
 
 impl Default for MergePolicy {
@@ -67,6 +73,7 @@ impl Default for MergePolicy {
             max_staleness: 2,
             stale_decay_bps: 5000,
             min_contributions: 1,
+            update_chunk: 0,
         }
     }
 }
@@ -92,6 +99,9 @@ impl MergePolicy {
         }
         if self.min_contributions == 0 {
             return bad("min_contributions must be at least 1");
+        }
+        if self.update_chunk > 1 << 20 {
+            return bad("update_chunk must be at most 1048576");
         }
         Ok(())
     }
@@ -287,6 +297,9 @@ pub enum MergeError {
 pub struct MergeOutput {
     /// θ' and m'.
     pub checkpoint: Checkpoint,
+    /// With `policy.update_chunk > 0`: the int8 outer step, `θ' = θ − step.decode()` bit for
+    /// bit ([`apply_step`]); what a worker holding θ downloads instead of θ'.
+    pub step: Option<crate::compress::Compressed>,
     /// What `MsgRecordRound` carries.
     pub record: RoundRecord,
 }
@@ -521,6 +534,17 @@ pub fn merge(
         params.push((f64::from(theta) - lr * update) as f32);
         momentum.push(m_new);
     }
+    let step = (policy.update_chunk > 0).then(|| {
+        let exact: Vec<f32> = base
+            .params
+            .iter()
+            .zip(&params)
+            .map(|(&theta, &p)| theta - p)
+            .collect();
+        let step = crate::compress::quantize_dense(&exact, policy.update_chunk);
+        params = apply_step(&base.params, &step);
+        step
+    });
     let checkpoint = Checkpoint { params, momentum };
     let record = RoundRecord {
         job_id: meta.job_id,
@@ -532,7 +556,22 @@ pub fn merge(
         accepted: accepted.into_iter().map(|(_, e)| e).collect(),
         rejected,
     };
-    Ok(MergeOutput { checkpoint, record })
+    Ok(MergeOutput {
+        checkpoint,
+        step,
+        record,
+    })
+}
+
+/// θ' = θ − decode(step), element by element in f32: what a worker computes from the int8
+/// outer step it downloaded, and what [`merge`] itself uses, so both agree bit for bit.
+/// Values past the end of `step` are left unchanged.
+pub fn apply_step(base: &[f32], step: &crate::compress::Compressed) -> Vec<f32> {
+    let d = step.decode();
+    base.iter()
+        .enumerate()
+        .map(|(j, &theta)| theta - d.get(j).copied().unwrap_or(0.0))
+        .collect()
 }
 
 /// A recomputed merge disagrees with a record.

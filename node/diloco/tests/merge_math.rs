@@ -286,6 +286,57 @@ fn every_screening_rule_rejects_with_its_reason() {
 }
 
 #[test]
+fn an_int8_outer_step_rebuilds_the_merged_parameters_bit_for_bit_close_to_the_exact_merge() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let n = 1_000;
+    let base = Checkpoint::new(random_vec(&mut rng, n, 1.0));
+    let contribs: Vec<Contribution> = (0..3)
+        .map(|i| Contribution::new(id(i), random_vec(&mut rng, n, 0.05), 100, 10_000))
+        .collect();
+    let exact_policy = MergePolicy {
+        lr_permille: 1000,
+        momentum_permille: 0,
+        ..MergePolicy::default()
+    };
+    let int8_policy = MergePolicy {
+        update_chunk: 256,
+        ..exact_policy
+    };
+    let exact = merge(&base, &contribs, &exact_policy, &meta(0)).unwrap();
+    assert!(exact.step.is_none(), "no step without update_chunk");
+    let q = merge(&base, &contribs, &int8_policy, &meta(0)).unwrap();
+    let step = q.step.clone().expect("an int8 step");
+    // What a worker holding the base downloads and applies: the wire bytes, parsed.
+    let wire = step.to_bytes();
+    assert_eq!(wire.len(), step.encoded_len());
+    assert!(wire.len() * 3 < 4 * n, "{} bytes vs {} fp32", wire.len(), 4 * n);
+    let parsed = magnet_diloco::Compressed::from_bytes(&wire).unwrap();
+    let rebuilt = magnet_diloco::apply_step(&base.params, &parsed);
+    assert_eq!(rebuilt, q.checkpoint.params, "bit for bit");
+    assert_eq!(q.checkpoint.momentum, exact.checkpoint.momentum);
+    // Each value is within half a quantization step of the exact merge.
+    for (k, chunk) in (0..n).collect::<Vec<_>>().chunks(256).enumerate() {
+        let half = step.scales[k] / 2.0 + 1e-6;
+        for &j in chunk {
+            let d = (q.checkpoint.params[j] - exact.checkpoint.params[j]).abs();
+            assert!(d <= half, "θ[{j}] off by {d} > {half}");
+        }
+    }
+    // Anyone can recompute it: verification passes on the int8 record, fails on the exact one.
+    magnet_diloco::verify_merge(&base, &contribs, &q.record).unwrap();
+    assert_ne!(q.record.merged_hash, exact.record.merged_hash);
+    // Out-of-range chunk: a typed error.
+    let bad = MergePolicy {
+        update_chunk: (1 << 20) + 1,
+        ..exact_policy
+    };
+    assert!(matches!(
+        merge(&base, &contribs, &bad, &meta(0)),
+        Err(MergeError::InvalidPolicy { .. })
+    ));
+}
+
+#[test]
 fn a_stale_contribution_weighs_half_per_merge_of_staleness() {
     let base = Checkpoint::new(vec![0.0; 4]);
     let fresh = Contribution::new(id(1), vec![0.1, 0.2, 0.1, 0.2], 100, 10_000);

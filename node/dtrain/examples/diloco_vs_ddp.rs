@@ -37,7 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
              --work DIR        tokenizer/shards cache (default runs/bench-diloco)\n\
              --out FILE        Markdown report (default docs/bench/diloco-vs-ddp.md)\n\
              --outer-lr-permille E        outer learning rate η ×1000 (default 700)\n\
-             --outer-momentum-permille M  outer Nesterov momentum μ ×1000 (default 900)"
+             --outer-momentum-permille M  outer Nesterov momentum μ ×1000 (default 900)\n\
+             --int8-downloads C  workers download the merged outer step as int8, one scale per C\n\
+                                 values (default 0: the merged parameters as fp32)"
         );
         return Ok(());
     }
@@ -51,12 +53,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(arg(&args, "--out", "docs/bench/diloco-vs-ddp.md"));
     let outer_lr: u32 = arg(&args, "--outer-lr-permille", "700").parse()?;
     let outer_mu: u32 = arg(&args, "--outer-momentum-permille", "900").parse()?;
+    let update_chunk: u32 = arg(&args, "--int8-downloads", "0").parse()?;
     let policy = MergePolicy {
         lr_permille: outer_lr,
         momentum_permille: outer_mu,
+        update_chunk,
         ..MergePolicy::default()
     };
     policy.validate()?;
+    // Bytes per parameter per round, up + down (int8 with a 4-byte scale per 256 values up).
+    let per_round = 1.0
+        + 4.0 / 256.0
+        + if update_chunk > 0 {
+            1.0 + 4.0 / f64::from(update_chunk)
+        } else {
+            4.0
+        };
 
     std::fs::create_dir_all(&work)?;
     let corpus = work.join(format!("kjv-{lines}.txt"));
@@ -138,8 +150,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(md, "| tokens (both) | {} |", dl.tokens)?;
     writeln!(
         md,
-        "| compression | int8, one f32 scale per {} values, error feedback; downloads fp32 |",
-        compression.chunk
+        "| compression | int8, one f32 scale per {} values, error feedback; downloads {} |",
+        compression.chunk,
+        if update_chunk > 0 {
+            format!("the outer step as int8, one f32 scale per {update_chunk} values")
+        } else {
+            "the merged parameters as fp32".to_string()
+        }
     )?;
     writeln!(
         md,
@@ -208,11 +225,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     writeln!(
         md,
-        "\nBytes per worker per round: up = int8 Δ ≈ 1.016 B/param, down = 4 B/param; data-parallel \
-         moves 8 B/param per step. The ratio is therefore ≈ 8H / 5.02 ≈ {:.0}× at H = {h}; \
-         ≥ 500× needs H ≈ 315 with fp32 downloads (or int8 downloads of the outer update, not \
-         implemented here).",
-        8.0 * h as f64 / 5.02
+        "\nBytes per worker per round: up = int8 Δ ≈ 1.016 B/param, down = {} B/param; \
+         data-parallel moves 8 B/param per step. The ratio is therefore ≈ 8H / {:.2} ≈ {:.0}× at \
+         H = {h} (≥ 500× needs H ≈ 315 with fp32 downloads, H ≈ 127 with int8 downloads).",
+        if update_chunk > 0 { "≈ 1.016" } else { "4" },
+        per_round,
+        8.0 * h as f64 / per_round
     )?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;

@@ -34,7 +34,9 @@ use candle_core::Device;
 use magnet_bitnet::data::TokenData;
 use magnet_bitnet::train::{device, TrainConfig, Trainer};
 use magnet_diloco::compress::{CompressError, Compressed, CompressionConfig, Compressor};
-use magnet_diloco::merge::{merge, Contribution, MergeError, MergeMeta, MergePolicy, RoundRecord};
+use magnet_diloco::merge::{
+    apply_step, merge, Contribution, MergeError, MergeMeta, MergePolicy, RoundRecord,
+};
 use magnet_diloco::{ByteLedger, Checkpoint, NodeId};
 use serde::Serialize;
 
@@ -314,9 +316,24 @@ pub fn run_diloco(
             leader: leader.clone(),
         };
         let out = merge(&global, &contributions, &sim.policy, &meta)?;
+        // Every worker downloads the merged fp32 parameters, or, with an int8 outer step
+        // (`policy.update_chunk > 0`), only that step, applied to the base it already holds.
+        let download = match &out.step {
+            Some(step) => {
+                let wire = step.to_bytes();
+                let parsed = Compressed::from_bytes(&wire)?;
+                let applied = apply_step(&global.params, &parsed);
+                if applied != out.checkpoint.params {
+                    return Err(DtrainError::Config(
+                        "the int8 outer step does not rebuild the merged parameters".into(),
+                    ));
+                }
+                wire.len() as u64
+            }
+            None => 4 * params,
+        };
+        down_total += download * sim.workers as u64;
         global = out.checkpoint;
-        // Every worker downloads the merged fp32 parameters.
-        down_total += 4 * params * sim.workers as u64;
         evaluator.params().load_from_vec(&global.params)?;
         let merged_val_loss = evaluator.eval()?;
         tracing::info!(round = r, merged_val_loss, "diloco round merged");
