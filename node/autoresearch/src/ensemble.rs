@@ -137,11 +137,13 @@ pub fn forward_select(
 
 /// The weighted average of `pool` with `counts` on one row.
 fn vote(pool: &[Arc<Oof>], counts: &[usize], row: usize, k: usize) -> Vec<f64> {
+    // Weights, not counts: `normalise` clips every entry to [P_MIN, 1 − P_MIN] first.
+    let total = counts.iter().sum::<usize>().max(1) as f64;
     let mut v = vec![0.0; k];
     for (o, &c) in pool.iter().zip(counts) {
         if let (true, Some(p)) = (c > 0, &o.probs[row]) {
             for (a, b) in v.iter_mut().zip(p) {
-                *a += c as f64 * b;
+                *a += c as f64 / total * b;
             }
         }
     }
@@ -293,4 +295,176 @@ fn cross_fit(
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Dataset, Mat};
+    use crate::models::ModelSpec;
+    use crate::pipeline::FeatureSpec;
+    use crate::split::stratified_kfold;
+
+    fn oof(rows: &[[f64; 2]]) -> Arc<Oof> {
+        Arc::new(Oof {
+            probs: rows.iter().map(|r| Some(r.to_vec())).collect(),
+            fold_of: (0..rows.len()).map(|i| Some(i % 2)).collect(),
+            train_loss: 0.0,
+        })
+    }
+
+    /// Two members that are each confidently wrong on different rows: their average is better
+    /// than either, and selection finds it.
+    #[test]
+    fn forward_selection_lowers_the_oof_log_loss_below_the_best_single_member() {
+        let y = vec![1, 1, 0, 0];
+        let a = oof(&[[0.02, 0.98], [0.9, 0.1], [0.9, 0.1], [0.9, 0.1]]);
+        let b = oof(&[[0.9, 0.1], [0.02, 0.98], [0.9, 0.1], [0.9, 0.1]]);
+        let pool = vec![a.clone(), b.clone()];
+        let rows = [0, 1, 2, 3];
+        let single = |o: &Arc<Oof>| {
+            let p: Vec<Vec<f64>> = o.probs.iter().flatten().cloned().collect();
+            log_loss(&p, &y)
+        };
+        let (counts, loss) = forward_select(&pool, &y, &rows, 25, MAX_MEMBERS);
+        assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+        assert!(loss < single(&a).min(single(&b)) - 0.1, "{loss}");
+        // A pool of one gives that member alone, at its own loss.
+        let (c1, l1) = forward_select(&[a.clone()], &y, &rows, 25, MAX_MEMBERS);
+        assert_eq!(c1, vec![1]);
+        assert!((l1 - single(&a)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn forward_selection_respects_the_member_limit_and_breaks_ties_by_pool_order() {
+        let y = vec![1, 0];
+        let same = oof(&[[0.3, 0.7], [0.6, 0.4]]);
+        let pool = vec![same.clone(), same.clone(), same];
+        let (counts, _) = forward_select(&pool, &y, &[0, 1], 10, MAX_MEMBERS);
+        assert_eq!(counts, vec![1, 0, 0], "identical members: the first, once");
+        let many: Vec<Arc<Oof>> = (0..8)
+            .map(|j| {
+                let e = 0.05 * j as f64;
+                oof(&[[0.2 + e, 0.8 - e], [0.9 - e, 0.1 + e]])
+            })
+            .collect();
+        let (counts, _) = forward_select(&many, &y, &[0, 1], 25, 2);
+        assert!(counts.iter().filter(|&&c| c > 0).count() <= 2, "{counts:?}");
+    }
+
+    /// Counts above one are weights: the vote stays the weighted average of the members
+    /// (`normalise` clips entries above 1 − P_MIN, so summing raw counts would flatten it).
+    #[test]
+    fn the_vote_of_repeated_members_is_their_weighted_average() {
+        let a = oof(&[[0.2, 0.8]]);
+        let b = oof(&[[0.6, 0.4]]);
+        let v = vote(&[a, b], &[3, 1], 0, 2);
+        assert!(
+            (v[0] - 0.3).abs() < 1e-12 && (v[1] - 0.7).abs() < 1e-12,
+            "{v:?}"
+        );
+    }
+
+    fn toy(n: usize) -> Dataset {
+        // Two noisy features; the label depends on their sum.
+        let mut x = Mat::with_cols(2);
+        let mut y = Vec::new();
+        let mut s = 7u64;
+        let mut r = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..n {
+            let (a, b) = (r(), r());
+            x.push_row(&[a, b]);
+            y.push(usize::from(a + b + 0.6 * (r() - 0.5) > 1.0));
+        }
+        Dataset {
+            name: "toy".into(),
+            hash: "toy".into(),
+            feature_names: vec!["a".into(), "b".into()],
+            numeric_features: vec![0, 1],
+            x,
+            text_tokens: Mat {
+                rows: n,
+                ..Mat::with_cols(0)
+            },
+            token_names: Vec::new(),
+            y,
+            classes: vec!["0".into(), "1".into()],
+            context: None,
+            context_names: Vec::new(),
+            dropped_rows: 0,
+            columns: Vec::new(),
+        }
+    }
+
+    fn configs() -> Vec<PipelineConfig> {
+        let p = |model| PipelineConfig {
+            features: FeatureSpec::default(),
+            model,
+            class_weight: false,
+            stack: None,
+        };
+        vec![
+            p(ModelSpec::Logistic { l2: 1e-3 }),
+            p(ModelSpec::Logistic { l2: 0.5 }),
+            p(ModelSpec::ExtraTrees {
+                n_trees: 20,
+                max_depth: 0,
+                min_samples_leaf: 1,
+                max_features: 1.0,
+            }),
+        ]
+    }
+
+    #[test]
+    fn selection_is_deterministic_and_independent_of_the_pool_order() {
+        let data = toy(160);
+        let folds = stratified_kfold(&data.y, 3, 5);
+        let ev = Evaluator::new(&data, &folds, 5);
+        let c = configs();
+        let a = select(&ev, &c, &PostSpec::default(), DEFAULT_STEPS)
+            .unwrap()
+            .unwrap();
+        let reversed: Vec<PipelineConfig> = c.iter().rev().cloned().collect();
+        let ev2 = Evaluator::new(&data, &folds, 5);
+        let b = select(&ev2, &reversed, &PostSpec::default(), DEFAULT_STEPS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.candidate, b.candidate);
+        assert_eq!(a.cross_fitted.to_bits(), b.cross_fitted.to_bits());
+        assert_eq!(a.pool, 3);
+        a.candidate.validate(data.x.cols).unwrap();
+        // In-sample weights never score worse than the best member alone (the first greedy
+        // step is that member), and the cross-fitted scores are finite OOF log-losses.
+        let best_single = c
+            .iter()
+            .map(|p| ev.evaluate(&Candidate::single(p.clone())).unwrap().cv_loss)
+            .fold(f64::INFINITY, f64::min);
+        if a.candidate.post == PostSpec::default() {
+            assert!(a.evaluation.cv_loss <= best_single + 1e-12);
+        }
+        assert!(a.cross_fitted.is_finite() && a.cross_fitted_single.is_finite());
+    }
+
+    #[test]
+    fn selection_reads_only_the_evaluators_rows() {
+        // The evaluator holds the training part only; selection scores exactly its rows (the
+        // sealed test set has no path into this module).
+        let data = toy(120);
+        let folds = stratified_kfold(&data.y, 3, 1);
+        let ev = Evaluator::new(&data, &folds, 1);
+        let s = select(&ev, &configs(), &PostSpec::default(), 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.evaluation.probs.len(), data.len());
+        assert!(s.evaluation.probs.iter().all(Option::is_some));
+        assert!(select(&ev, &[], &PostSpec::default(), 5).unwrap().is_none());
+        assert!(select(&ev, &configs(), &PostSpec::default(), 0)
+            .unwrap()
+            .is_none());
+    }
 }
