@@ -330,7 +330,7 @@ mod tests {
         assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
         assert!(loss < single(&a).min(single(&b)) - 0.1, "{loss}");
         // A pool of one gives that member alone, at its own loss.
-        let (c1, l1) = forward_select(&[a.clone()], &y, &rows, 25, MAX_MEMBERS);
+        let (c1, l1) = forward_select(std::slice::from_ref(&a), &y, &rows, 25, MAX_MEMBERS);
         assert_eq!(c1, vec![1]);
         assert!((l1 - single(&a)).abs() < 1e-12);
     }
