@@ -5,6 +5,8 @@
 # folds through `magnet-worker research trial`, so only the search differs. Sized for the shared
 # 2-core build machine (nice'd; the box was under a load average of ~20 from other builds):
 # 3 CV folds, budgets 30 and 100, seeds as listed; results resume from each out dir's results.json.
+# The 2026-11-26 ensemble-selection re-run (docs/bench/autoresearch-optuna.md) ran the tab30 and
+# stocks30 lines only.
 #
 # Usage: scripts/bench-autoresearch-optuna.sh [OUT_DIR]   (default bench-out/optuna)
 set -euo pipefail
@@ -18,7 +20,7 @@ TAB="titanic penguins breast_cancer wine"
 run() { nice -n 10 "$PY" scripts/bench-autoresearch.py --bin "$BIN" --folds 3 --tracks search-only "$@"; }
 run --budgets 30 --datasets $TAB --seeds 0 1 2 3 4 --out "$OUT/tab30"
 run --budgets 100 --datasets $TAB --seeds 0 1 2 --out "$OUT/tab100"
-run --budgets 30 --datasets stocks --seeds 0 1 2 --out "$OUT/stocks30"
+run --budgets 30 --datasets stocks --seeds 0 1 2 3 4 --out "$OUT/stocks30"
 # One summary over everything: merge the result files, then summarise.
 "$PY" - "$OUT" <<'PY'
 import json, sys, os

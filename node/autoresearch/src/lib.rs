@@ -5,7 +5,10 @@
 //! patterns and the [`kb::KnowledgeBase`] → a budgeted **config sweep** per strategy
 //! ([`sweep`]: grid, random or TPE) → every config trained and scored by cross-validated
 //! log-loss ([`pipeline`]) → keep the best → record **insights** → **stop** when the gain is
-//! below ε for p consecutive versions ([`run`]).
+//! below ε for p consecutive versions ([`run`]). After the search, **ensemble selection**
+//! ([`ensemble`]) builds a weighted soft vote from every pipeline the search evaluated, from
+//! their cached out-of-fold predictions (no extra trials), and keeps it as a final version if its
+//! cross-fitted CV log-loss beats the search's best.
 //!
 //! What it guarantees: model selection only ever sees the training part; the held-out test
 //! rows are sealed in [`split::SealedTest`], which only [`report`] can open (enforced by types).
@@ -20,6 +23,7 @@ pub mod analysis;
 #[cfg(feature = "bitnet")]
 pub mod bitnet_lm;
 pub mod data;
+pub mod ensemble;
 pub mod kb;
 pub mod lm;
 pub mod models;

@@ -354,6 +354,14 @@ pub fn render_markdown(o: &RunOutcome) -> String {
             );
         }
         for r in &v.strategies {
+            if v.post_search {
+                let _ = writeln!(
+                    s,
+                    "- `{}` ({:?}, after the search, no trials): cross-fitted CV {:.4} — {}",
+                    r.strategy.idea, r.strategy.family, r.best_loss, r.strategy.rationale
+                );
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "- `{}` ({:?}, {:?} sweep, {} trials): best {:.4} — {}",

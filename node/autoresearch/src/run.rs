@@ -131,6 +131,14 @@ pub struct RunConfig {
     pub max_versions: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Greedy steps of the ensemble selection after the search (0 = none; see
+    /// [`crate::ensemble`]).
+    #[serde(default = "default_ensemble_steps")]
+    pub ensemble_steps: usize,
+}
+
+fn default_ensemble_steps() -> usize {
+    crate::ensemble::DEFAULT_STEPS
 }
 
 impl Default for RunConfig {
@@ -144,6 +152,7 @@ impl Default for RunConfig {
             test_fraction: 0.2,
             max_versions: 10,
             progress: false,
+            ensemble_steps: crate::ensemble::DEFAULT_STEPS,
         }
     }
 }
@@ -223,6 +232,10 @@ pub struct VersionRecord {
     /// designed this version), if it was.
     #[serde(default)]
     pub strategist_error: Option<String>,
+    /// Whether this version ran after the search (ensemble selection over the search's
+    /// pipelines, no trials of its own) rather than being a search version.
+    #[serde(default)]
+    pub post_search: bool,
 }
 
 /// A finished run.
@@ -456,6 +469,7 @@ fn search(
             .and_then(|l| l.evaluate(&base).ok())
             .map(|e| e.cv_loss),
         strategist_error: None,
+        post_search: false,
     }];
     let mut tried: BTreeSet<String> = BTreeSet::new();
     let mut stall = 0;
@@ -636,6 +650,7 @@ fn search(
                 .and_then(|l| l.evaluate(&best).ok())
                 .map(|e| e.cv_loss),
             strategist_error,
+            post_search: false,
         });
         tracing::info!(version, best_loss, gain, "version done");
         if gain < cfg.epsilon {
@@ -655,6 +670,36 @@ fn search(
         }
     }
     pb.finish_and_clear();
+    if cfg.ensemble_steps > 0 {
+        let search = SearchState {
+            best,
+            best_loss,
+            best_eval,
+        };
+        match ensemble_version(
+            domain,
+            &ev,
+            loco_ev.as_ref(),
+            cfg,
+            &trials,
+            &search,
+            versions.len(),
+        ) {
+            Ok(Some((v, ins))) => {
+                let before = kb.insights.len();
+                kb.add(ins);
+                new_insights += kb.insights.len() - before;
+                tracing::info!(
+                    best_loss = v.best_loss,
+                    gain = v.gain,
+                    "ensemble selection done"
+                );
+                versions.push(v);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("ensemble selection failed ({e}); the search's best stays"),
+        }
+    }
     Ok(RunOutcome {
         domain: domain.name().into(),
         dataset: (data.name.clone(), data.hash.clone()),
@@ -667,6 +712,122 @@ fn search(
         config: cfg.clone(),
         strategist: strategist.name().into(),
     })
+}
+
+/// The search's best when it stopped.
+struct SearchState {
+    best: Candidate,
+    best_loss: f64,
+    best_eval: Evaluation,
+}
+
+/// The post-search version: ensemble selection ([`crate::ensemble`]) over every pipeline the
+/// search evaluated, kept only if averaging beats picking one pipeline when both are scored
+/// cross-fitted ([`crate::ensemble::Selected::beats_single`], by any margin: ε decides when to
+/// stop searching, not whether a better candidate is kept, in the search's versions too). The
+/// version and its knowledge-base insight are returned either way (`None` only when there was
+/// nothing to select from).
+fn ensemble_version(
+    domain: &dyn Domain,
+    ev: &Evaluator,
+    loco_ev: Option<&Evaluator>,
+    cfg: &RunConfig,
+    trials: &[TrialRecord],
+    s: &SearchState,
+    version: usize,
+) -> Result<Option<(VersionRecord, Insight)>, ModelError> {
+    let configs: Vec<PipelineConfig> = trials
+        .iter()
+        .filter(|t| t.cv_loss.is_finite())
+        .flat_map(|t| t.candidate.members.iter().map(|m| m.0.clone()))
+        .collect();
+    let Some(sel) = crate::ensemble::select(ev, &configs, &s.best.post, cfg.ensemble_steps)? else {
+        return Ok(None);
+    };
+    let data = ev.data;
+    let report = analysis::analyse(data, &s.best_eval);
+    let effect = s.best_loss - sel.evaluation.cv_loss;
+    let kept = sel.beats_single() && sel.candidate != s.best;
+    let (best, best_loss, best_eval) = if kept {
+        (
+            sel.candidate.clone(),
+            sel.evaluation.cv_loss,
+            sel.evaluation.clone(),
+        )
+    } else {
+        (s.best.clone(), s.best_loss, s.best_eval.clone())
+    };
+    let what = format!(
+        "{} of {} pipelines{}; cross-fitted CV {:.4} vs {:.4} for picking one",
+        sel.candidate.members.len(),
+        sel.pool,
+        if sel.candidate.post.temperature && !s.best.post.temperature {
+            ", temperature-scaled"
+        } else {
+            ""
+        },
+        sel.cross_fitted,
+        sel.cross_fitted_single
+    );
+    let key_innovation = if kept {
+        format!("ensemble selection: {what}")
+    } else {
+        format!("ensemble selection: not kept ({what})")
+    };
+    let strategy = Strategy {
+        idea: "ensemble_selection".into(),
+        family: Family::Ensemble,
+        rationale: format!(
+            "greedy forward selection with replacement ({} steps) over the out-of-fold \
+             predictions of every evaluated pipeline, cross-fitted",
+            cfg.ensemble_steps
+        ),
+    };
+    let insight = Insight::new(InsightBody {
+        domain: domain.name().into(),
+        dataset: data.hash.clone(),
+        dataset_name: data.name.clone(),
+        version,
+        idea: strategy.idea.clone(),
+        family: format!("{:?}", strategy.family),
+        base: s.best.members[0].0.model.family().to_string(),
+        conditions: report.patterns.clone(),
+        trials: 0,
+        reference_loss: s.best_loss,
+        best_loss: sel.evaluation.cv_loss,
+        effect,
+        outcome: if effect >= cfg.epsilon {
+            Outcome::Improved
+        } else {
+            Outcome::NoGain
+        },
+        best_config: sel.candidate.clone(),
+    });
+    let loco_loss = loco_ev
+        .and_then(|l| l.evaluate(&best).ok())
+        .map(|e| e.cv_loss);
+    Ok(Some((
+        VersionRecord {
+            version,
+            analysis_of_previous: Some(report),
+            strategies: vec![StrategyResult {
+                strategy,
+                trials: 0,
+                sampler: SamplerKind::Grid,
+                best_loss: sel.cross_fitted,
+            }],
+            configs: 0,
+            analysis: analysis::analyse(data, &best_eval),
+            best,
+            best_loss,
+            gain: s.best_loss - best_loss,
+            key_innovation,
+            loco_loss,
+            strategist_error: None,
+            post_search: true,
+        },
+        insight,
+    )))
 }
 
 /// A serialised single trial (what `magnet-worker research trial --config` reads).

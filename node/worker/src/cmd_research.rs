@@ -55,6 +55,11 @@ pub struct ResearchArgs {
     /// Validation folds.
     #[arg(long, default_value_t = 5)]
     folds: usize,
+    /// Greedy steps of the ensemble selection after the search: a weighted soft vote of the
+    /// evaluated pipelines, chosen on their out-of-fold predictions (no extra trials) and kept
+    /// if its cross-fitted CV log-loss beats the search's best. 0 turns it off.
+    #[arg(long, default_value_t = magnet_autoresearch::ensemble::DEFAULT_STEPS)]
+    ensemble_steps: usize,
     /// Knowledge base to start from (JSON written by an earlier run); merged with new insights.
     #[arg(long)]
     kb: Option<PathBuf>,
@@ -168,6 +173,7 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
         seed: args.seed,
         folds: args.folds,
         progress: !args.quiet,
+        ensemble_steps: args.ensemble_steps,
         ..RunConfig::default()
     };
     let o = run::run_file(
