@@ -524,15 +524,22 @@ impl Engine {
         let mut o_d = vec![0f32; c.hidden_size];
         let mut o_kv = vec![0f32; c.kv_dim()];
         let mut o_f = vec![0f32; c.intermediate_size];
-        let p = self.pool.as_ref();
-        for l in &self.layers {
-            matvec(self.kernel, &l.q, &ad, &mut o_d, p)?;
-            matvec(self.kernel, &l.k, &ad, &mut o_kv, p)?;
-            matvec(self.kernel, &l.v, &ad, &mut o_kv, p)?;
-            matvec(self.kernel, &l.o, &ad, &mut o_d, p)?;
-            matvec(self.kernel, &l.gate, &ad, &mut o_f, p)?;
-            matvec(self.kernel, &l.up, &ad, &mut o_f, p)?;
-            matvec(self.kernel, &l.down, &af, &mut o_d, p)?;
+        let mut pass = |p: Option<&rayon::ThreadPool>| -> Result<()> {
+            for l in &self.layers {
+                matvec(self.kernel, &l.q, &ad, &mut o_d, p)?;
+                matvec(self.kernel, &l.k, &ad, &mut o_kv, p)?;
+                matvec(self.kernel, &l.v, &ad, &mut o_kv, p)?;
+                matvec(self.kernel, &l.o, &ad, &mut o_d, p)?;
+                matvec(self.kernel, &l.gate, &ad, &mut o_f, p)?;
+                matvec(self.kernel, &l.up, &ad, &mut o_f, p)?;
+                matvec(self.kernel, &l.down, &af, &mut o_d, p)?;
+            }
+            Ok(())
+        };
+        // Entered once per pass, like `forward` enters it once per token.
+        match self.pool.as_ref() {
+            Some(p) => p.install(|| pass(Some(p)))?,
+            None => pass(None)?,
         }
         std::hint::black_box((&o_d, &o_kv, &o_f));
         Ok(())
@@ -584,6 +591,22 @@ impl Engine {
 
     /// Feeds one token at the next position and returns the next-token logits.
     pub fn forward(&mut self, token: u32) -> Result<Vec<f32>> {
+        // With several threads, enter the pool once per token: each of the token's matvecs
+        // then splits its rows among workers that are already awake, instead of waking the
+        // pool from outside for every one of them (which cost more than the matvecs at the
+        // `small` shapes).
+        match self.pool.take() {
+            Some(pool) => {
+                let out = pool.install(|| self.forward_on(token, Some(&pool)));
+                self.pool = Some(pool);
+                out
+            }
+            None => self.forward_on(token, None),
+        }
+    }
+
+    /// [`Engine::forward`] with its matvecs split over `pool`.
+    fn forward_on(&mut self, token: u32, pool: Option<&rayon::ThreadPool>) -> Result<Vec<f32>> {
         let c = self.cfg.clone();
         if token as usize >= c.vocab_size {
             return Err(BitnetError::Model(format!(
@@ -613,7 +636,7 @@ impl Engine {
         sc.gate.resize(c.intermediate_size, 0.0);
         sc.up.resize(c.intermediate_size, 0.0);
         sc.scores.resize(n, 0.0);
-        let (kernel, pool) = (self.kernel, self.pool.as_ref());
+        let kernel = self.kernel;
         for l in 0..c.num_layers {
             let layer = &self.layers[l];
             rms_norm_into(&sc.x, &layer.attn_norm, eps, &mut sc.hn);
@@ -666,7 +689,7 @@ impl Engine {
         self.head
             .as_ref()
             .unwrap_or(&self.embed)
-            .matvec(d, &xn, &mut logits, self.pool.as_ref());
+            .matvec(d, &xn, &mut logits, pool);
         Ok(logits)
     }
 
