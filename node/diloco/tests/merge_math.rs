@@ -309,7 +309,12 @@ fn an_int8_outer_step_rebuilds_the_merged_parameters_bit_for_bit_close_to_the_ex
     // What a worker holding the base downloads and applies: the wire bytes, parsed.
     let wire = step.to_bytes();
     assert_eq!(wire.len(), step.encoded_len());
-    assert!(wire.len() * 3 < 4 * n, "{} bytes vs {} fp32", wire.len(), 4 * n);
+    assert!(
+        wire.len() * 3 < 4 * n,
+        "{} bytes vs {} fp32",
+        wire.len(),
+        4 * n
+    );
     let parsed = magnet_diloco::Compressed::from_bytes(&wire).unwrap();
     let rebuilt = magnet_diloco::apply_step(&base.params, &parsed);
     assert_eq!(rebuilt, q.checkpoint.params, "bit for bit");
