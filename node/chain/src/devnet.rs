@@ -116,8 +116,11 @@ struct Worker {
 }
 
 fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
+    // The error's own lines, not a backtrace, are what the last lines of stderr must show.
     let out = cmd
         .stdin(Stdio::null())
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .output()
         .with_context(|| format!("running {what}"))?;
     if !out.status.success() {
@@ -707,14 +710,28 @@ async fn drive(
     // Register, then schedule round 0 a few blocks ahead and start the workers.
     for w in workers.iter() {
         let (_, bond) = TIERS[w.idx % TIERS.len()];
-        run_cmd(
-            Command::new(worker_bin)
-                .arg("join")
-                .arg("--home")
-                .arg(&w.home)
-                .args(["--bond", &bond.to_string()]),
-            &format!("magnet-worker join ({})", w.moniker),
-        )?;
+        // `join` is idempotent (it returns the existing registration), so a join that failed
+        // on a slow node (inclusion timeout, a dropped RPC connection) is simply run again.
+        let mut attempt = 1;
+        loop {
+            let r = run_cmd(
+                Command::new(worker_bin)
+                    .arg("join")
+                    .arg("--home")
+                    .arg(&w.home)
+                    .args(["--bond", &bond.to_string()]),
+                &format!("magnet-worker join ({})", w.moniker),
+            );
+            match r {
+                Ok(_) => break,
+                Err(e) if attempt < 3 => {
+                    eprintln!("devnet: {e:#}; trying again ({attempt}/3 failed)");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
     let h = c.status().await?.sync_info.latest_block_height.value();
     let first_height = h + 8;
