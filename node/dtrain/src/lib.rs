@@ -55,6 +55,13 @@ pub enum DtrainError {
     /// The simulation's own settings are out of range.
     #[error("invalid simulation config: {0}")]
     Config(String),
+    /// A downloaded int8 outer step did not rebuild the merged parameters bit for bit (a bug
+    /// in the merge or the wire format, never expected).
+    #[error("round {round}: the int8 outer step does not rebuild the merged parameters")]
+    StepMismatch {
+        /// Round.
+        round: u64,
+    },
 }
 
 /// Result alias.
@@ -324,9 +331,7 @@ pub fn run_diloco(
                 let parsed = Compressed::from_bytes(&wire)?;
                 let applied = apply_step(&global.params, &parsed);
                 if applied != out.checkpoint.params {
-                    return Err(DtrainError::Config(
-                        "the int8 outer step does not rebuild the merged parameters".into(),
-                    ));
+                    return Err(DtrainError::StepMismatch { round: r as u64 });
                 }
                 wire.len() as u64
             }

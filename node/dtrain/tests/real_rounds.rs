@@ -136,6 +136,36 @@ fn bytes_accounting_matches_the_encoded_lengths() {
 }
 
 #[test]
+fn int8_downloads_count_the_encoded_step_and_train_like_fp32_downloads() {
+    // One round of two workers, once with fp32 downloads and once with the int8 outer step.
+    let mut fp32 = sim(2, vec![]);
+    fp32.rounds = 1;
+    let mut int8 = fp32.clone();
+    int8.policy.update_chunk = 256;
+    let a = run_diloco(&fp32, &data().data, || {}).unwrap();
+    let b = run_diloco(&int8, &data().data, || {}).unwrap();
+    assert_eq!(a.bytes_total.down, 2 * 4 * a.params, "workers × fp32");
+    assert_eq!(
+        b.bytes_total.down,
+        2 * dense_int8_len(b.params, 256),
+        "workers × the int8 step's wire bytes"
+    );
+    assert_eq!(a.bytes_total.up, b.bytes_total.up, "uploads do not change");
+    // Same data, seeds and inner steps: the merged models differ only by the step's rounding.
+    let gap = (b.final_val_loss - a.final_val_loss).abs() / a.final_val_loss;
+    assert!(
+        gap < 0.005,
+        "int8 step {} vs fp32 {}",
+        b.final_val_loss,
+        a.final_val_loss
+    );
+    assert_ne!(
+        a.rounds[0].record.merged_hash,
+        b.rounds[0].record.merged_hash
+    );
+}
+
+#[test]
 fn a_worker_sending_nan_is_rejected_and_gets_zero_weight() {
     let mut s = sim(3, vec![(1, Fault::SendsNan)]);
     s.rounds = 1;
