@@ -584,27 +584,18 @@ fn search(
                 {
                     family_best.insert(fam, (b.candidate.clone(), b.cv_loss));
                 }
-                let effect = start_loss - b.cv_loss;
-                let ins = Insight::new(InsightBody {
-                    domain: domain.name().into(),
-                    dataset: data.hash.clone(),
-                    dataset_name: data.name.clone(),
+                let ins = strategy_insight(
+                    domain,
+                    data,
                     version,
-                    idea: s.idea.clone(),
-                    family: format!("{:?}", s.family),
-                    base: start_best.members[0].0.model.family().to_string(),
-                    conditions: report.patterns.clone(),
-                    trials: s_trials.len(),
-                    reference_loss: start_loss,
-                    best_loss: b.cv_loss,
-                    effect,
-                    outcome: if effect >= cfg.epsilon {
-                        Outcome::Improved
-                    } else {
-                        Outcome::NoGain
-                    },
-                    best_config: b.candidate.clone(),
-                });
+                    s,
+                    &start_best,
+                    &report.patterns,
+                    s_trials.len(),
+                    start_loss,
+                    (&b.candidate, b.cv_loss),
+                    cfg.epsilon,
+                );
                 let before = kb.insights.len();
                 kb.add(ins);
                 new_insights += kb.insights.len() - before;
@@ -727,6 +718,45 @@ struct SearchState {
 /// stop searching, not whether a better candidate is kept, in the search's versions too). The
 /// version and its knowledge-base insight are returned either way (`None` only when there was
 /// nothing to select from).
+/// The knowledge-base record of one tried strategy: where and from which base it was tried,
+/// under which failure patterns, with how many trials, and its measured effect on the CV
+/// log-loss (`Improved` when the gain reaches ε).
+#[allow(clippy::too_many_arguments)]
+fn strategy_insight(
+    domain: &dyn Domain,
+    data: &Dataset,
+    version: usize,
+    strategy: &Strategy,
+    base: &Candidate,
+    conditions: &[Pattern],
+    trials: usize,
+    reference_loss: f64,
+    (best_config, best_loss): (&Candidate, f64),
+    epsilon: f64,
+) -> Insight {
+    let effect = reference_loss - best_loss;
+    Insight::new(InsightBody {
+        domain: domain.name().into(),
+        dataset: data.hash.clone(),
+        dataset_name: data.name.clone(),
+        version,
+        idea: strategy.idea.clone(),
+        family: format!("{:?}", strategy.family),
+        base: base.members[0].0.model.family().to_string(),
+        conditions: conditions.to_vec(),
+        trials,
+        reference_loss,
+        best_loss,
+        effect,
+        outcome: if effect >= epsilon {
+            Outcome::Improved
+        } else {
+            Outcome::NoGain
+        },
+        best_config: best_config.clone(),
+    })
+}
+
 fn ensemble_version(
     domain: &dyn Domain,
     ev: &Evaluator,
@@ -746,7 +776,6 @@ fn ensemble_version(
     };
     let data = ev.data;
     let report = analysis::analyse(data, &s.best_eval);
-    let effect = s.best_loss - sel.evaluation.cv_loss;
     let kept = sel.beats_single() && sel.candidate != s.best;
     let (best, best_loss, best_eval) = if kept {
         (
@@ -783,26 +812,18 @@ fn ensemble_version(
             cfg.ensemble_steps
         ),
     };
-    let insight = Insight::new(InsightBody {
-        domain: domain.name().into(),
-        dataset: data.hash.clone(),
-        dataset_name: data.name.clone(),
+    let insight = strategy_insight(
+        domain,
+        data,
         version,
-        idea: strategy.idea.clone(),
-        family: format!("{:?}", strategy.family),
-        base: s.best.members[0].0.model.family().to_string(),
-        conditions: report.patterns.clone(),
-        trials: 0,
-        reference_loss: s.best_loss,
-        best_loss: sel.evaluation.cv_loss,
-        effect,
-        outcome: if effect >= cfg.epsilon {
-            Outcome::Improved
-        } else {
-            Outcome::NoGain
-        },
-        best_config: sel.candidate.clone(),
-    });
+        &strategy,
+        &s.best,
+        &report.patterns,
+        0,
+        s.best_loss,
+        (&sel.candidate, sel.evaluation.cv_loss),
+        cfg.epsilon,
+    );
     let loco_loss = loco_ev
         .and_then(|l| l.evaluate(&best).ok())
         .map(|e| e.cv_loss);

@@ -319,20 +319,7 @@ impl Compressor {
         let chunk = self.cfg.chunk as usize;
         let n = x.len();
         let out = match self.cfg.top_k_ppm {
-            None => {
-                let mut values = Vec::with_capacity(n);
-                let scales: Vec<f32> = x
-                    .chunks(chunk)
-                    .map(|c| quantize_chunk(c, &mut values))
-                    .collect();
-                Compressed {
-                    len: n as u64,
-                    chunk: self.cfg.chunk,
-                    scales,
-                    indices: None,
-                    values,
-                }
-            }
+            None => quantize_dense(&x, self.cfg.chunk),
             Some(ppm) => {
                 let k =
                     ((n as u64 * u64::from(ppm)).div_ceil(1_000_000) as usize).clamp(n.min(1), n);
