@@ -1,5 +1,6 @@
-//! Training throughput of the candle trainer: `bench_train PRESET BATCH SEQ [STEPS]`, on the KJV
-//! corpus (vocabulary 1024), after 3 warm-up steps. Compared with
+//! Training throughput of the trainer: `bench_train PRESET BATCH SEQ [STEPS] [KERNELS]`, on the
+//! KJV corpus (vocabulary 1024), after 3 warm-up steps; KERNELS is `fused` (default on CPU) or
+//! `candle` (autograd, the reference). Compared with
 //! scripts/bitnet_torch_train_reference.py by scripts/bench-bitnet-train.sh.
 
 use std::time::Instant;
@@ -16,6 +17,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     c.train.seq_len = arg(2, "64").parse()?;
     c.model.max_seq_len = Some(c.train.seq_len);
     let steps: usize = arg(3, "20").parse()?;
+    let kernels = arg(4, "auto");
+    c.train.kernels = toml::from_str::<toml::Value>(&format!("k = {kernels:?}"))?
+        .get("k")
+        .cloned()
+        .ok_or("kernels")?
+        .try_into()?;
     c.train.steps = steps + 3;
     c.data.vocab_size = 1024;
     c.data.tokenizer = "runs/bench/tokenizer-1024.json".into();
@@ -27,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = t.run_steps(steps)?;
     let tps = (steps * c.train.batch_size * c.train.seq_len) as f64 / t0.elapsed().as_secs_f64();
     println!(
-        "magnet-bitnet {} quantized=true threads={} batch={} seq={}: {tps:.0} tok/s ({steps} steps, last loss {:.3})",
+        "magnet-bitnet {} quantized=true kernels={kernels} threads={} batch={} seq={}: {tps:.0} tok/s ({steps} steps, last loss {:.3})",
         c.model.preset,
         rayon::current_num_threads(),
         c.train.batch_size,

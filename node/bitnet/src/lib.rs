@@ -20,6 +20,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod export;
+pub mod fused;
 pub mod gguf;
 pub mod infer;
 pub mod init;

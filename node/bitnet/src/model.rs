@@ -137,6 +137,14 @@ impl ParamStore {
         Ok(out)
     }
 
+    /// Every parameter as its own row-major vector, in store order (host copies).
+    pub fn host_vecs(&self) -> Result<Vec<Vec<f32>>> {
+        self.entries
+            .iter()
+            .map(|(_, v)| Ok(v.as_tensor().flatten_all()?.to_vec1::<f32>()?))
+            .collect()
+    }
+
     /// Overwrites every parameter from a flat vector produced by [`Self::params_to_vec`].
     pub fn load_from_vec(&self, flat: &[f32]) -> Result<()> {
         if flat.len() != self.num_params() {

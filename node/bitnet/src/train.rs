@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ModelConfig, PRESETS};
 use crate::data::{Batcher, DataPosition, TokenData};
 use crate::error::{io_err, BitnetError, Result};
+use crate::fused::FusedModel;
 use crate::model::{Model, ParamStore};
 
 /// `[model]` table: a preset plus optional overrides.
@@ -138,6 +139,25 @@ pub struct TrainSection {
     pub out_dir: PathBuf,
     /// `cpu` or `cuda` (needs the `cuda` feature).
     pub device: String,
+    /// Which code computes the loss and gradients: `auto` (fused on CPU, candle on CUDA),
+    /// `fused` or `candle`.
+    pub kernels: Kernels,
+}
+
+/// Which code computes the training loss and gradients (`train.kernels`).
+///
+/// Both give the same loss and gradients up to float rounding (the fused module's tests
+/// check them against each other); the fused kernels are several times faster on a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// [`Kernels::Fused`] on a CPU device, [`Kernels::Candle`] on CUDA.
+    #[default]
+    Auto,
+    /// The hand-written forward and backward pass of [`crate::fused`] (CPU only).
+    Fused,
+    /// candle's autograd over [`Model`] (CPU or CUDA): the reference implementation.
+    Candle,
 }
 
 impl Default for TrainSection {
@@ -162,6 +182,7 @@ impl Default for TrainSection {
             seed: 0,
             out_dir: "runs/tiny".into(),
             device: "cpu".into(),
+            kernels: Kernels::Auto,
         }
     }
 }
@@ -285,6 +306,13 @@ impl TrainConfig {
         if t.device != "cpu" && t.device != "cuda" {
             return bad(format!(
                 "train.device must be \"cpu\" or \"cuda\", got {:?}",
+                t.device
+            ));
+        }
+        if t.kernels == Kernels::Fused && t.device != "cpu" {
+            return bad(format!(
+                "train.kernels = \"fused\" runs on the CPU only; use \"auto\" or \"candle\" \
+                 with train.device = {:?}",
                 t.device
             ));
         }
@@ -413,6 +441,8 @@ pub struct Trainer {
     model_cfg: ModelConfig,
     params: ParamStore,
     model: Model,
+    /// The fused CPU kernels, when `train.kernels` selects them for this device.
+    fused: Option<FusedModel>,
     opt: AdamW,
     data: TokenData,
     batcher: Batcher,
@@ -440,6 +470,15 @@ impl Trainer {
         step: usize,
     ) -> Result<Self> {
         let model = Model::new(&model_cfg, &params)?;
+        let fused = match (cfg.train.kernels, device.is_cpu()) {
+            (Kernels::Auto, true) | (Kernels::Fused, true) => Some(FusedModel::new(&model_cfg)?),
+            (Kernels::Fused, false) => {
+                return Err(BitnetError::Config(
+                    "train.kernels = \"fused\" runs on the CPU only".into(),
+                ))
+            }
+            _ => None,
+        };
         let opt = AdamW::new(&params)?;
         let batcher = Batcher::new(data.train.len(), cfg.train.seq_len, cfg.train.seed, pos)?;
         if data.val.len() <= cfg.train.seq_len {
@@ -454,6 +493,7 @@ impl Trainer {
             model_cfg,
             params,
             model,
+            fused,
             opt,
             data,
             batcher,
@@ -505,11 +545,8 @@ impl Trainer {
         ))
     }
 
-    /// One optimizer step (with accumulation and clipping). The schedule position is the
-    /// trainer's step count modulo `train.steps`.
-    pub fn train_step(&mut self) -> Result<StepStats> {
-        let t = self.cfg.train.clone();
-        let (lr, wd) = schedule(&t, self.step % t.steps);
+    /// Loss and gradients of one optimizer step through candle's autograd.
+    fn candle_grads(&mut self, t: &TrainSection) -> Result<(Vec<Tensor>, f64)> {
         let mut grads: Vec<Option<Tensor>> = vec![None; self.params.entries().len()];
         let mut loss_sum = 0.0;
         for _ in 0..t.grad_accum {
@@ -529,7 +566,51 @@ impl Trainer {
                 });
             }
         }
-        let grads: Vec<Tensor> = grads.into_iter().flatten().collect();
+        Ok((grads.into_iter().flatten().collect(), loss_sum))
+    }
+
+    /// Loss and gradients of one optimizer step through the fused CPU kernels.
+    fn fused_grads(&mut self, fused: &FusedModel, t: &TrainSection) -> Result<(Vec<Tensor>, f64)> {
+        let flat = self.params.host_vecs()?;
+        let views: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
+        let mut acc: Vec<Vec<f32>> = Vec::new();
+        let mut loss_sum = 0.0;
+        for _ in 0..t.grad_accum {
+            let (x, y) = self.batcher.next_batch(&self.data.train, t.batch_size);
+            let out =
+                fused.loss_and_grads(&views, &x, &y, t.batch_size, 1.0 / t.grad_accum as f32)?;
+            loss_sum += out.loss;
+            if acc.is_empty() {
+                acc = out.grads;
+            } else {
+                for (a, g) in acc.iter_mut().zip(&out.grads) {
+                    for (a, g) in a.iter_mut().zip(g) {
+                        *a += g;
+                    }
+                }
+            }
+        }
+        let grads = acc
+            .into_iter()
+            .zip(self.params.entries())
+            .map(|(g, (_, var))| Ok(Tensor::from_vec(g, var.shape(), &self.device)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((grads, loss_sum))
+    }
+
+    /// One optimizer step (with accumulation and clipping). The schedule position is the
+    /// trainer's step count modulo `train.steps`.
+    pub fn train_step(&mut self) -> Result<StepStats> {
+        let t = self.cfg.train.clone();
+        let (lr, wd) = schedule(&t, self.step % t.steps);
+        let (grads, loss_sum) = match self.fused.take() {
+            Some(f) => {
+                let out = self.fused_grads(&f, &t);
+                self.fused = Some(f);
+                out?
+            }
+            None => self.candle_grads(&t)?,
+        };
         let mut sq = 0f64;
         for g in &grads {
             sq += g
@@ -570,6 +651,7 @@ impl Trainer {
         let windows = ((self.data.val.len() - 1) / t.seq_len).min(t.eval_windows);
         let mut total = 0.0;
         let mut done = 0;
+        let mut host: Option<Vec<Vec<f32>>> = None;
         while done < windows {
             let b = (windows - done).min(t.batch_size);
             let mut x = Vec::with_capacity(b * t.seq_len);
@@ -579,8 +661,18 @@ impl Trainer {
                 x.extend_from_slice(&self.data.val[s..s + t.seq_len]);
                 y.extend_from_slice(&self.data.val[s + 1..s + t.seq_len + 1]);
             }
-            let (x, y) = self.tensors(x, y, b)?;
-            total += self.model.loss(&x, &y)?.to_scalar::<f32>()? as f64 * b as f64;
+            let loss = match &self.fused {
+                Some(f) => {
+                    let flat = host.get_or_insert(self.params.host_vecs()?);
+                    let views: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
+                    f.loss(&views, &x, &y, b)?
+                }
+                None => {
+                    let (x, y) = self.tensors(x, y, b)?;
+                    self.model.loss(&x, &y)?.to_scalar::<f32>()? as f64
+                }
+            };
+            total += loss * b as f64;
             done += b;
         }
         Ok(total / windows as f64)

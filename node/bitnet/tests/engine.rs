@@ -480,3 +480,60 @@ fn a_checkpoint_with_a_missing_part_is_a_clear_error() {
         assert!(e.contains(part) || e.contains("tokenizer"), "{part}: {e}");
     }
 }
+
+/// ‖a − b‖ / ‖b‖ of two weight vectors.
+fn rel_dist(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+#[test]
+fn the_fused_cpu_kernels_train_like_candle_autograd() {
+    use magnet_bitnet::train::Kernels;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = base_config(dir.path());
+    cfg.train.steps = 5;
+    cfg.train.batch_size = 4;
+    cfg.train.seq_len = 32;
+    cfg.train.grad_accum = 2;
+    let data = prepare_data(&cfg).unwrap();
+    let run = |quantized: bool, k: Kernels| {
+        let mut c = cfg.clone();
+        c.model.quantized = quantized;
+        c.train.kernels = k;
+        let mut t = Trainer::new(c, data.clone(), Device::Cpu).unwrap();
+        let losses: Vec<f64> = t.run_steps(5).unwrap().iter().map(|s| s.loss).collect();
+        (
+            losses,
+            t.eval().unwrap(),
+            t.params().params_to_vec().unwrap(),
+        )
+    };
+    // The float twin has no rounding thresholds: both kernels follow one trajectory.
+    let (fused, fused_val, fused_w) = run(false, Kernels::Fused);
+    let (candle, candle_val, candle_w) = run(false, Kernels::Candle);
+    for (step, (f, c)) in fused.iter().zip(&candle).enumerate() {
+        assert!(
+            (f - c).abs() <= 1e-6 * c,
+            "float twin step {step}: {f} vs {c}"
+        );
+    }
+    assert!((fused_val - candle_val).abs() <= 1e-6 * candle_val);
+    let d = rel_dist(&fused_w, &candle_w);
+    assert!(d <= 1e-4, "float twin weights differ by {d:.2e}");
+    // Ternary: the first loss agrees to float rounding; later steps part where a weight or an
+    // activation sits on a rounding threshold, so only the outcome is compared.
+    let (fused, fused_val, _) = run(true, Kernels::Fused);
+    let (candle, candle_val, _) = run(true, Kernels::Candle);
+    assert!(
+        (fused[0] - candle[0]).abs() <= 1e-4 * candle[0],
+        "{} vs {}",
+        fused[0],
+        candle[0]
+    );
+    assert!(
+        (fused_val - candle_val).abs() <= 5e-3 * candle_val,
+        "ternary validation loss {fused_val} vs {candle_val}"
+    );
+}
