@@ -149,6 +149,28 @@ fn mm_tn(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], acc:
     gemm_strided(m, n, k, c, n, acc, (a, 1, m), (b, n, 1), s)
 }
 
+/// `x.round()` (half away from zero) without a libm call, so the quantizer loops vectorize.
+/// Below 2²³ in magnitude the truncation and the fraction are exact; at or above it every
+/// `f32` is already an integer (and infinities and NaN pass through unchanged), so the result
+/// equals `f32::round` bit for bit everywhere (tested).
+#[inline(always)]
+fn round_half_away(x: f32) -> f32 {
+    let t = x as i32 as f32;
+    let frac = x - t;
+    let step = if frac.abs() >= 0.5 {
+        1f32.copysign(x)
+    } else {
+        0.0
+    };
+    // The rounded value keeps x's sign, including −0 for x in (−0.5, −0].
+    let r = (t + step).copysign(x);
+    if x.abs() < 8_388_608.0 {
+        r
+    } else {
+        x
+    }
+}
+
 /// Ternary weights `RoundClamp(W/α, −1, 1)·α` into `out`, as [`crate::bitlinear::quantize_weights`].
 fn quant_weight(w: &[f32], out: &mut [f32]) {
     let sum: f64 = w.iter().map(|x| x.abs() as f64).sum();
@@ -158,7 +180,7 @@ fn quant_weight(w: &[f32], out: &mut [f32]) {
         .zip(w.par_chunks(4096))
         .for_each(|(o, w)| {
             for (o, &x) in o.iter_mut().zip(w) {
-                *o = (x / a).round().clamp(-1.0, 1.0) * a;
+                *o = round_half_away(x / a).clamp(-1.0, 1.0) * a;
             }
         });
 }
@@ -173,7 +195,7 @@ fn quant_act(x: &[f32], out: &mut [f32], width: usize) {
             let m = x.iter().fold(0f32, |m, v| m.max(v.abs())).max(EPS as f32);
             let s = (1.0 / m) * 127.0;
             for (o, &v) in o.iter_mut().zip(x) {
-                *o = (v * s).round().clamp(-128.0, 127.0) / s;
+                *o = round_half_away(v * s).clamp(-128.0, 127.0) / s;
             }
         });
 }
@@ -755,11 +777,16 @@ impl FusedModel {
             .with_min_len(ROW_GRAIN)
             .for_each(|((row, &y), out)| {
                 let mx = row.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z));
-                let sum: f32 = row.iter().map(|&z| (z - mx).exp()).sum();
-                let lse = mx + sum.ln();
-                *out = (lse - row[y as usize]) as f64;
+                let zy = row[y as usize];
+                let mut sum = 0f32;
                 for z in row.iter_mut() {
-                    *z = (*z - lse).exp() * g;
+                    *z = (*z - mx).exp();
+                    sum += *z;
+                }
+                *out = (mx + sum.ln() - zy) as f64;
+                let k = g / sum;
+                for z in row.iter_mut() {
+                    *z *= k;
                 }
                 row[y as usize] -= g;
             });
@@ -910,6 +937,41 @@ mod tests {
     fn fused_gradients_match_candle_autograd_for_the_float_twin() {
         agrees_with_candle(cfg(false, true, 2), 1e-5);
         agrees_with_candle(cfg(false, false, 1), 1e-5);
+    }
+
+    #[test]
+    fn the_inline_rounding_equals_f32_round_everywhere_it_is_used() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.499_999_97,
+            -0.499_999_97,
+            127.5,
+            -128.5,
+            8_388_607.5,
+            8_388_608.0,
+            -8_388_609.0,
+            1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+        ];
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            xs.push(f32::from_bits(s as u32) % 300.0);
+        }
+        for x in xs.into_iter().filter(|x| !x.is_nan()) {
+            assert_eq!(round_half_away(x).to_bits(), x.round().to_bits(), "{x}");
+        }
+        assert!(round_half_away(f32::NAN).is_nan());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, PRESETS};
@@ -402,6 +403,63 @@ impl AdamW {
         }
         Ok(())
     }
+
+    /// [`Self::step`] over host copies: `flat` holds the parameters (updated in place and
+    /// written back to `params`), `grads` their gradients, both in store order.
+    fn step_host(
+        &mut self,
+        params: &ParamStore,
+        flat: &mut [Vec<f32>],
+        grads: &[Vec<f32>],
+        lr: f64,
+        wd: f64,
+        t: &TrainSection,
+    ) -> Result<()> {
+        self.t += 1;
+        let bc1 = 1.0 - t.beta1.powi(self.t as i32);
+        let bc2 = 1.0 - t.beta2.powi(self.t as i32);
+        let (b1, b2) = (t.beta1 as f32, t.beta2 as f32);
+        let (c1, c2) = ((1.0 - t.beta1) as f32, (1.0 - t.beta2) as f32);
+        let (ibc1, ibc2, eps, lr32) = (
+            (1.0 / bc1) as f32,
+            (1.0 / bc2) as f32,
+            t.eps as f32,
+            lr as f32,
+        );
+        for (i, ((_, var), (p, g))) in params
+            .entries()
+            .iter()
+            .zip(flat.iter_mut().zip(grads))
+            .enumerate()
+        {
+            let decay = if var.rank() >= 2 && wd > 0.0 {
+                (1.0 - lr * wd) as f32
+            } else {
+                1.0
+            };
+            let mut m = self.m[i].as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            let mut v = self.v[i].as_tensor().flatten_all()?.to_vec1::<f32>()?;
+            rayon::scope(|_| {
+                p.par_chunks_mut(4096)
+                    .zip(m.par_chunks_mut(4096))
+                    .zip(v.par_chunks_mut(4096))
+                    .zip(g.par_chunks(4096))
+                    .for_each(|(((p, m), v), g)| {
+                        for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                            *m = *m * b1 + g * c1;
+                            *v = *v * b2 + g * g * c2;
+                            let upd = (*m * ibc1) / ((*v * ibc2).sqrt() + eps);
+                            *p = *p * decay - upd * lr32;
+                        }
+                    })
+            });
+            let dev = var.device();
+            self.m[i].set(&Tensor::from_vec(m, var.shape(), dev)?)?;
+            self.v[i].set(&Tensor::from_vec(v, var.shape(), dev)?)?;
+            var.set(&Tensor::from_vec(std::mem::take(p), var.shape(), dev)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// What one optimizer step did.
@@ -545,8 +603,9 @@ impl Trainer {
         ))
     }
 
-    /// Loss and gradients of one optimizer step through candle's autograd.
-    fn candle_grads(&mut self, t: &TrainSection) -> Result<(Vec<Tensor>, f64)> {
+    /// One optimizer step through candle's autograd and tensor ops; returns the summed
+    /// micro-batch losses and the gradient norm before clipping.
+    fn candle_step(&mut self, t: &TrainSection, lr: f64, wd: f64) -> Result<(f64, f64)> {
         let mut grads: Vec<Option<Tensor>> = vec![None; self.params.entries().len()];
         let mut loss_sum = 0.0;
         for _ in 0..t.grad_accum {
@@ -566,51 +625,7 @@ impl Trainer {
                 });
             }
         }
-        Ok((grads.into_iter().flatten().collect(), loss_sum))
-    }
-
-    /// Loss and gradients of one optimizer step through the fused CPU kernels.
-    fn fused_grads(&mut self, fused: &FusedModel, t: &TrainSection) -> Result<(Vec<Tensor>, f64)> {
-        let flat = self.params.host_vecs()?;
-        let views: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
-        let mut acc: Vec<Vec<f32>> = Vec::new();
-        let mut loss_sum = 0.0;
-        for _ in 0..t.grad_accum {
-            let (x, y) = self.batcher.next_batch(&self.data.train, t.batch_size);
-            let out =
-                fused.loss_and_grads(&views, &x, &y, t.batch_size, 1.0 / t.grad_accum as f32)?;
-            loss_sum += out.loss;
-            if acc.is_empty() {
-                acc = out.grads;
-            } else {
-                for (a, g) in acc.iter_mut().zip(&out.grads) {
-                    for (a, g) in a.iter_mut().zip(g) {
-                        *a += g;
-                    }
-                }
-            }
-        }
-        let grads = acc
-            .into_iter()
-            .zip(self.params.entries())
-            .map(|(g, (_, var))| Ok(Tensor::from_vec(g, var.shape(), &self.device)?))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((grads, loss_sum))
-    }
-
-    /// One optimizer step (with accumulation and clipping). The schedule position is the
-    /// trainer's step count modulo `train.steps`.
-    pub fn train_step(&mut self) -> Result<StepStats> {
-        let t = self.cfg.train.clone();
-        let (lr, wd) = schedule(&t, self.step % t.steps);
-        let (grads, loss_sum) = match self.fused.take() {
-            Some(f) => {
-                let out = self.fused_grads(&f, &t);
-                self.fused = Some(f);
-                out?
-            }
-            None => self.candle_grads(&t)?,
-        };
+        let grads: Vec<Tensor> = grads.into_iter().flatten().collect();
         let mut sq = 0f64;
         for g in &grads {
             sq += g
@@ -629,7 +644,74 @@ impl Trainer {
         } else {
             grads
         };
-        self.opt.step(&self.params, &grads, lr, wd, &t)?;
+        self.opt.step(&self.params, &grads, lr, wd, t)?;
+        Ok((loss_sum, norm))
+    }
+
+    /// One optimizer step through the fused CPU kernels, with clipping and AdamW on host
+    /// vectors (the same arithmetic as [`Self::candle_step`]); returns the summed micro-batch
+    /// losses and the gradient norm before clipping.
+    fn fused_step(
+        &mut self,
+        fused: &FusedModel,
+        t: &TrainSection,
+        lr: f64,
+        wd: f64,
+    ) -> Result<(f64, f64)> {
+        let mut flat = self.params.host_vecs()?;
+        let mut grads: Vec<Vec<f32>> = Vec::new();
+        let mut loss_sum = 0.0;
+        {
+            let views: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
+            for _ in 0..t.grad_accum {
+                let (x, y) = self.batcher.next_batch(&self.data.train, t.batch_size);
+                let out = fused.loss_and_grads(
+                    &views,
+                    &x,
+                    &y,
+                    t.batch_size,
+                    1.0 / t.grad_accum as f32,
+                )?;
+                loss_sum += out.loss;
+                if grads.is_empty() {
+                    grads = out.grads;
+                } else {
+                    for (a, g) in grads.iter_mut().zip(&out.grads) {
+                        for (a, g) in a.iter_mut().zip(g) {
+                            *a += g;
+                        }
+                    }
+                }
+            }
+        }
+        let norm = grads
+            .iter()
+            .flatten()
+            .map(|&g| g as f64 * g as f64)
+            .sum::<f64>()
+            .sqrt();
+        if t.grad_clip > 0.0 && norm > t.grad_clip {
+            let s = (t.grad_clip / norm) as f32;
+            grads.iter_mut().flatten().for_each(|g| *g *= s);
+        }
+        self.opt
+            .step_host(&self.params, &mut flat, &grads, lr, wd, t)?;
+        Ok((loss_sum, norm))
+    }
+
+    /// One optimizer step (with accumulation and clipping). The schedule position is the
+    /// trainer's step count modulo `train.steps`.
+    pub fn train_step(&mut self) -> Result<StepStats> {
+        let t = self.cfg.train.clone();
+        let (lr, wd) = schedule(&t, self.step % t.steps);
+        let (loss_sum, norm) = match self.fused.take() {
+            Some(f) => {
+                let out = self.fused_step(&f, &t, lr, wd);
+                self.fused = Some(f);
+                out?
+            }
+            None => self.candle_step(&t, lr, wd)?,
+        };
         self.step += 1;
         Ok(StepStats {
             step: self.step,
