@@ -472,6 +472,8 @@ fn search(
         post_search: false,
     }];
     let mut tried: BTreeSet<String> = BTreeSet::new();
+    // Trial keys evaluated in this run: a sweep never spends the budget on one of them again.
+    let mut seen: BTreeSet<String> = trials.iter().map(|t| t.key.clone()).collect();
     let mut stall = 0;
     let mut stop_reason = String::from("budget exhausted");
     let per_version = (cfg.budget.saturating_sub(1) / 3).max(6);
@@ -536,42 +538,38 @@ fn search(
             let kind = SamplerKind::choose(&space, n);
             let n = if space.dims() == 0 { 1 } else { n };
             let mut history: Vec<(Vec<f64>, f64)> = Vec::new();
-            let mut s_trials = Vec::new();
-            let mut i = 0;
+            let mut s_trials: Vec<TrialRecord> = Vec::new();
             let seed = cfg.seed
                 ^ content_hash(&(version, &s.idea))
                     .bytes()
                     .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
-            while i < n {
-                let batch = threads.min(n - i);
-                let mut points = Vec::new();
-                let mut cands = Vec::new();
-                for j in 0..batch {
-                    let u = sweep::propose(kind, &space, i + j, n, &history, seed);
-                    let vals = space.decode(&u);
-                    if let Some(c) =
-                        strategy::instantiate(&s.idea, &vals, &start_best, &family_best)
-                    {
-                        points.push(u);
-                        cands.push((c, s.idea.clone(), kind));
-                    }
-                }
-                if cands.is_empty() {
+            let mut proposer = SweepProposer::new(&s.idea, space, kind, n, seed);
+            while s_trials.len() < n {
+                let batch = threads.min(n - s_trials.len());
+                let planned = proposer.next_batch(batch, &history, &start_best, &family_best, |c| {
+                    seen.insert(trial_key(c, &data.hash, cfg.seed, cfg.folds))
+                });
+                if planned.is_empty() {
                     break;
                 }
+                let (points, cands): (Vec<_>, Vec<_>) = planned
+                    .into_iter()
+                    .map(|(u, c)| (u, (c, s.idea.clone(), kind)))
+                    .unzip();
                 let res = run_batch(&cands, version, &mut log, &mut trials);
                 for (u, r) in points.into_iter().zip(&res) {
-                    history.push((
-                        u,
-                        if r.cv_loss.is_finite() {
-                            r.cv_loss
-                        } else {
-                            10.0
-                        },
-                    ));
+                    if let Some(u) = u {
+                        history.push((
+                            u,
+                            if r.cv_loss.is_finite() {
+                                r.cv_loss
+                            } else {
+                                10.0
+                            },
+                        ));
+                    }
                 }
                 s_trials.extend(res);
-                i += batch;
             }
             let s_best = s_trials
                 .iter()
@@ -703,6 +701,84 @@ fn search(
         config: cfg.clone(),
         strategist: strategist.name().into(),
     })
+}
+
+/// Proposes one strategy's configs: the sweep's points in order, except that (1) an idea that
+/// changes the incumbent but re-tunes its model (`class_weights`, feature ideas, `stacking`)
+/// first tries the change with the incumbent's own hyperparameters (one change at a time), and
+/// (2) a config that this run already evaluated is skipped, not re-run: it costs no trial, and
+/// the sweep moves on (past the end of a grid, to random points) — at most `4n + 8` proposals.
+struct SweepProposer<'a> {
+    idea: &'a str,
+    space: crate::sweep::Space,
+    kind: SamplerKind,
+    n: usize,
+    seed: u64,
+    incumbent_pending: bool,
+    sweep_i: usize,
+    proposals: usize,
+}
+
+impl<'a> SweepProposer<'a> {
+    fn new(
+        idea: &'a str,
+        space: crate::sweep::Space,
+        kind: SamplerKind,
+        n: usize,
+        seed: u64,
+    ) -> Self {
+        SweepProposer {
+            idea,
+            incumbent_pending: space.dims() > 0 && strategy::retunes_incumbent(idea),
+            space,
+            kind,
+            n,
+            seed,
+            sweep_i: 0,
+            proposals: 0,
+        }
+    }
+
+    /// Up to `want` new candidates with their sweep points (`None` for the incumbent's own
+    /// hyperparameters, which are not a point of the sweep). `fresh` is asked once per
+    /// candidate and returns false for a config already evaluated (it records the new ones).
+    fn next_batch(
+        &mut self,
+        want: usize,
+        history: &[(Vec<f64>, f64)],
+        best: &Candidate,
+        family_best: &BTreeMap<String, (Candidate, f64)>,
+        mut fresh: impl FnMut(&Candidate) -> bool,
+    ) -> Vec<(Option<Vec<f64>>, Candidate)> {
+        let mut out = Vec::new();
+        let limit = 4 * self.n + 8;
+        while out.len() < want && self.proposals < limit {
+            self.proposals += 1;
+            let (u, vals) = if std::mem::take(&mut self.incumbent_pending) {
+                (None, crate::sweep::Values::new())
+            } else {
+                let kind = if self.kind == SamplerKind::Grid && self.sweep_i >= self.n {
+                    SamplerKind::Random
+                } else {
+                    self.kind
+                };
+                let u = sweep::propose(kind, &self.space, self.sweep_i, self.n, history, self.seed);
+                self.sweep_i += 1;
+                let vals = self.space.decode(&u);
+                (Some(u), vals)
+            };
+            let Some(c) = strategy::instantiate(self.idea, &vals, best, family_best) else {
+                // The idea does not apply (e.g. no second family): no point of its space will.
+                break;
+            };
+            if fresh(&c) {
+                out.push((u, c));
+            } else if self.space.dims() == 0 {
+                break;
+            }
+        }
+        out
+    }
 }
 
 /// The search's best when it stopped.

@@ -121,7 +121,8 @@ impl SamplerKind {
 }
 
 /// Proposes the `i`-th point of a sweep of `total` trials, given the history so far
-/// (points and their losses, lower is better).
+/// (points and their losses, lower is better). A random or TPE sweep starts at the centre of
+/// the cube.
 pub fn propose(
     kind: SamplerKind,
     space: &Space,
@@ -166,6 +167,10 @@ pub fn propose(
             };
             vec![t; d]
         }
+        // The first point of a random or TPE sweep is the centre of the space (every range's
+        // middle, geometric on log scales): one config that avoids the edges of every range
+        // before the draws begin.
+        SamplerKind::Random | SamplerKind::Tpe if i == 0 => vec![0.5; d],
         SamplerKind::Random => (0..d).map(|_| rng.gen::<f64>()).collect(),
         SamplerKind::Tpe => tpe(d, history, &mut rng),
     }
