@@ -135,6 +135,34 @@ pub struct RunConfig {
     /// [`crate::ensemble`]).
     #[serde(default = "default_ensemble_steps")]
     pub ensemble_steps: usize,
+    /// One-standard-error rule for replacing the incumbent: a version's best (and the
+    /// post-search ensemble) replaces it only if its CV log-loss gain exceeds this many standard
+    /// errors of the paired per-row difference on the out-of-fold rows (0 = any gain, the rule
+    /// before ADR 0083).
+    #[serde(default = "default_min_gain_se")]
+    pub min_gain_se: f64,
+}
+
+fn default_min_gain_se() -> f64 {
+    1.0
+}
+
+/// Whether `challenger` should replace `incumbent`: its CV log-loss is lower by more than
+/// `min_se` standard errors of the paired per-row difference (by any margin when `min_se` is 0
+/// or the difference cannot be computed). Returns the decision and the (gain, standard error).
+pub fn clears_one_se(
+    incumbent: &Evaluation,
+    challenger: &Evaluation,
+    y: &[usize],
+    min_se: f64,
+) -> (bool, Option<(f64, f64)>) {
+    let paired = crate::pipeline::paired_gain(&incumbent.probs, &challenger.probs, y);
+    let better = challenger.cv_loss < incumbent.cv_loss;
+    let ok = match paired {
+        Some((gain, se)) if min_se > 0.0 => better && gain > min_se * se,
+        _ => better,
+    };
+    (ok, paired)
 }
 
 fn default_ensemble_steps() -> usize {
@@ -153,6 +181,7 @@ impl Default for RunConfig {
             max_versions: 10,
             progress: false,
             ensemble_steps: crate::ensemble::DEFAULT_STEPS,
+            min_gain_se: default_min_gain_se(),
         }
     }
 }
@@ -615,11 +644,22 @@ fn search(
         if let Some(vb) = v_best {
             if vb.cv_loss < best_loss {
                 if let Ok(e) = ev.evaluate(&vb.candidate) {
-                    best = vb.candidate.clone();
-                    best_loss = e.cv_loss;
-                    best_eval = e;
-                    let desc = strategy::idea(&vb.idea).map_or("", |i| i.description);
-                    key_innovation = format!("{}: {desc}", vb.idea);
+                    match clears_one_se(&best_eval, &e, &data.y, cfg.min_gain_se) {
+                        (true, _) => {
+                            best = vb.candidate.clone();
+                            best_loss = e.cv_loss;
+                            best_eval = e;
+                            let desc = strategy::idea(&vb.idea).map_or("", |i| i.description);
+                            key_innovation = format!("{}: {desc}", vb.idea);
+                        }
+                        (false, paired) => {
+                            let (g, se) = paired.unwrap_or((f64::NAN, f64::NAN));
+                            key_innovation = format!(
+                                "not significant: {} gains {g:.4} ± {se:.4} (SE), below {} SE",
+                                vb.idea, cfg.min_gain_se
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -852,7 +892,9 @@ fn ensemble_version(
     };
     let data = ev.data;
     let report = analysis::analyse(data, &s.best_eval);
-    let kept = sel.beats_single() && sel.candidate != s.best;
+    let kept = sel.beats_single()
+        && sel.candidate != s.best
+        && clears_one_se(&s.best_eval, &sel.evaluation, &data.y, cfg.min_gain_se).0;
     let (best, best_loss, best_eval) = if kept {
         (
             sel.candidate.clone(),
