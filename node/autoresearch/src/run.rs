@@ -555,62 +555,85 @@ fn search(
         let per_strategy = (this_budget / strategies.len()).max(1);
         let start_best = best.clone();
         let start_loss = best_loss;
-        let mut results = Vec::new();
-        let mut version_trials: Vec<TrialRecord> = Vec::new();
-        for s in &strategies {
-            tried.insert(strategy::tried_key(&s.idea, &start_best));
-            if trials.len() >= cfg.budget {
-                break;
-            }
-            let n = per_strategy.min(cfg.budget - trials.len());
-            let space = strategy::idea_space(&s.idea, &start_best, data.x.cols);
-            let kind = SamplerKind::choose(&space, n);
-            let n = if space.dims() == 0 { 1 } else { n };
-            let mut history: Vec<(Vec<f64>, f64)> = Vec::new();
-            let mut s_trials: Vec<TrialRecord> = Vec::new();
-            let seed = cfg.seed
-                ^ content_hash(&(version, &s.idea))
-                    .bytes()
-                    .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
-            let mut proposer = SweepProposer::new(&s.idea, space, kind, n, seed);
-            while s_trials.len() < n {
-                let batch = threads.min(n - s_trials.len());
-                let planned = proposer.next_batch(batch, &history, &start_best, &family_best, |c| {
-                    seen.insert(trial_key(c, &data.hash, cfg.seed, cfg.folds))
-                });
-                if planned.is_empty() {
+        // The strategies' sweeps run interleaved, round by round (every strategy's next config,
+        // in the strategist's order), so that each idea's first and best-informed config — the
+        // change alone, or the centre of its space — comes before any idea's second one.
+        let mut arms: Vec<Arm> = strategies
+            .iter()
+            .map(|s| {
+                tried.insert(strategy::tried_key(&s.idea, &start_best));
+                let space = strategy::idea_space(&s.idea, &start_best, data.x.cols);
+                let kind = SamplerKind::choose(&space, per_strategy);
+                let n = if space.dims() == 0 { 1 } else { per_strategy };
+                let seed = cfg.seed
+                    ^ content_hash(&(version, &s.idea))
+                        .bytes()
+                        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+                Arm {
+                    proposer: SweepProposer::new(&s.idea, space, kind, n, seed),
+                    kind,
+                    n,
+                    history: Vec::new(),
+                    trials: Vec::new(),
+                    done: false,
+                }
+            })
+            .collect();
+        while trials.len() < cfg.budget {
+            let room = cfg.budget - trials.len();
+            let mut planned: Vec<(usize, Option<Vec<f64>>, Candidate)> = Vec::new();
+            for (ai, arm) in arms.iter_mut().enumerate() {
+                if planned.len() >= room {
                     break;
                 }
-                let (points, cands): (Vec<_>, Vec<_>) = planned
-                    .into_iter()
-                    .map(|(u, c)| (u, (c, s.idea.clone(), kind)))
-                    .unzip();
-                let res = run_batch(&cands, version, &mut log, &mut trials);
-                for (u, r) in points.into_iter().zip(&res) {
-                    if let Some(u) = u {
-                        history.push((
-                            u,
-                            if r.cv_loss.is_finite() {
-                                r.cv_loss
-                            } else {
-                                10.0
-                            },
-                        ));
-                    }
+                if arm.done || arm.trials.len() >= arm.n {
+                    continue;
                 }
-                s_trials.extend(res);
+                let next = arm
+                    .proposer
+                    .next_batch(1, &arm.history, &start_best, &family_best, |c| {
+                        seen.insert(trial_key(c, &data.hash, cfg.seed, cfg.folds))
+                    })
+                    .pop();
+                match next {
+                    Some((u, c)) => planned.push((ai, u, c)),
+                    None => arm.done = true,
+                }
             }
-            let s_best = s_trials
+            if planned.is_empty() {
+                break;
+            }
+            for chunk in planned.chunks(threads) {
+                let cands: Vec<(Candidate, String, SamplerKind)> = chunk
+                    .iter()
+                    .map(|(ai, _, c)| (c.clone(), strategies[*ai].idea.clone(), arms[*ai].kind))
+                    .collect();
+                let res = run_batch(&cands, version, &mut log, &mut trials);
+                for ((ai, u, _), r) in chunk.iter().zip(res) {
+                    let arm = &mut arms[*ai];
+                    if let Some(u) = u {
+                        let loss = if r.cv_loss.is_finite() { r.cv_loss } else { 10.0 };
+                        arm.history.push((u.clone(), loss));
+                    }
+                    if r.cv_loss.is_finite() && r.candidate.members.len() == 1 {
+                        let fam = r.candidate.members[0].0.model.family().to_string();
+                        if family_best.get(&fam).is_none_or(|f| r.cv_loss < f.1) {
+                            family_best.insert(fam, (r.candidate.clone(), r.cv_loss));
+                        }
+                    }
+                    arm.trials.push(r);
+                }
+            }
+        }
+        let mut results = Vec::new();
+        let mut version_trials: Vec<TrialRecord> = Vec::new();
+        for (s, arm) in strategies.iter().zip(arms) {
+            let s_best = arm
+                .trials
                 .iter()
                 .filter(|t| t.cv_loss.is_finite())
                 .min_by(|a, b| a.cv_loss.total_cmp(&b.cv_loss));
             if let Some(b) = s_best {
-                let fam = b.candidate.members[0].0.model.family().to_string();
-                if b.candidate.members.len() == 1
-                    && family_best.get(&fam).is_none_or(|f| b.cv_loss < f.1)
-                {
-                    family_best.insert(fam, (b.candidate.clone(), b.cv_loss));
-                }
                 let ins = strategy_insight(
                     domain,
                     data,
@@ -618,7 +641,7 @@ fn search(
                     s,
                     &start_best,
                     &report.patterns,
-                    s_trials.len(),
+                    arm.trials.len(),
                     start_loss,
                     (&b.candidate, b.cv_loss),
                     cfg.epsilon,
@@ -629,12 +652,13 @@ fn search(
             }
             results.push(StrategyResult {
                 strategy: s.clone(),
-                trials: s_trials.len(),
-                sampler: kind,
+                trials: arm.trials.len(),
+                sampler: arm.kind,
                 best_loss: s_best.map_or(f64::NAN, |b| b.cv_loss),
             });
-            version_trials.extend(s_trials);
+            version_trials.extend(arm.trials);
         }
+        version_trials.sort_by_key(|t| t.id);
         let v_best = version_trials
             .iter()
             .filter(|t| t.cv_loss.is_finite())
@@ -821,6 +845,18 @@ impl<'a> SweepProposer<'a> {
     }
 }
 
+/// One strategy's sweep within a version.
+struct Arm<'a> {
+    proposer: SweepProposer<'a>,
+    kind: SamplerKind,
+    /// Trials it may spend.
+    n: usize,
+    history: Vec<(Vec<f64>, f64)>,
+    trials: Vec<TrialRecord>,
+    /// No new config left to propose.
+    done: bool,
+}
+
 /// The search's best when it stopped.
 struct SearchState {
     best: Candidate,
@@ -828,12 +864,6 @@ struct SearchState {
     best_eval: Evaluation,
 }
 
-/// The post-search version: ensemble selection ([`crate::ensemble`]) over every pipeline the
-/// search evaluated, kept only if averaging beats picking one pipeline when both are scored
-/// cross-fitted ([`crate::ensemble::Selected::beats_single`], by any margin: ε decides when to
-/// stop searching, not whether a better candidate is kept, in the search's versions too). The
-/// version and its knowledge-base insight are returned either way (`None` only when there was
-/// nothing to select from).
 /// The knowledge-base record of one tried strategy: where and from which base it was tried,
 /// under which failure patterns, with how many trials, and its measured effect on the CV
 /// log-loss (`Improved` when the gain reaches ε).
@@ -873,6 +903,13 @@ fn strategy_insight(
     })
 }
 
+/// The post-search version: ensemble selection ([`crate::ensemble`]) over every pipeline the
+/// search evaluated, kept only if averaging beats picking one pipeline when both are scored
+/// cross-fitted ([`crate::ensemble::Selected::beats_single`]) and its CV gain over the search's
+/// best clears the one-standard-error rule ([`clears_one_se`], the same test a version's best
+/// must pass; ε decides when to stop searching, not whether a better candidate is kept). The
+/// version and its knowledge-base insight are returned either way (`None` only when there was
+/// nothing to select from).
 fn ensemble_version(
     domain: &dyn Domain,
     ev: &Evaluator,
@@ -1093,4 +1130,119 @@ pub fn patterns_seen(o: &RunOutcome) -> BTreeSet<Pattern> {
         .iter()
         .flat_map(|v| v.analysis.patterns.iter().copied())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::log_loss;
+
+    /// An evaluation whose out-of-fold true-class (class 1) probabilities are `p`.
+    fn eval(p: &[f64]) -> Evaluation {
+        let probs: Vec<Option<Vec<f64>>> = p.iter().map(|&q| Some(vec![1.0 - q, q])).collect();
+        let dense: Vec<Vec<f64>> = probs.iter().flatten().cloned().collect();
+        Evaluation {
+            cv_loss: log_loss(&dense, &vec![1; p.len()]),
+            fold_loss: Vec::new(),
+            probs,
+            train_loss: 0.0,
+        }
+    }
+
+    /// The one-standard-error rule, every way it can decide: (name, incumbent, challenger,
+    /// standard errors required, replaces?).
+    #[test]
+    fn the_incumbent_is_replaced_only_by_a_gain_larger_than_its_standard_error() {
+        let steady = vec![0.6; 20];
+        let better_everywhere: Vec<f64> = vec![0.7; 20];
+        // Better on average, but only through one row (and slightly worse on two): a gain
+        // within its own noise. (A gain on one row alone sits exactly at 1 SE.)
+        let mut one_row = vec![0.6; 20];
+        one_row[0] = 0.99;
+        one_row[1] = 0.55;
+        one_row[2] = 0.55;
+        let mut worse = vec![0.6; 20];
+        worse[3] = 0.2;
+        let cases: Vec<(&str, &[f64], &[f64], f64, bool)> = vec![
+            ("consistent gain", &steady, &better_everywhere, 1.0, true),
+            ("gain carried by one row, 1 SE", &steady, &one_row, 1.0, false),
+            ("gain carried by one row, any gain", &steady, &one_row, 0.0, true),
+            ("worse challenger", &steady, &worse, 1.0, false),
+            ("worse challenger, any gain", &steady, &worse, 0.0, false),
+            ("identical", &steady, &steady, 1.0, false),
+        ];
+        let y = vec![1; 20];
+        for (name, inc, ch, se, want) in cases {
+            let (got, paired) = clears_one_se(&eval(inc), &eval(ch), &y, se);
+            assert_eq!(got, want, "{name}: {paired:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_paired_difference_any_gain_replaces_the_incumbent() {
+        // One common row: no standard error, so the rule falls back to "lower CV wins".
+        let (ok, paired) = clears_one_se(&eval(&[0.5]), &eval(&[0.9]), &[1], 1.0);
+        assert!(ok && paired.is_none());
+    }
+
+    fn proposals(
+        idea: &str,
+        n: usize,
+        best: &Candidate,
+        seen: &mut BTreeSet<String>,
+    ) -> Vec<(Option<Vec<f64>>, Candidate)> {
+        let mut family_best = BTreeMap::new();
+        family_best.insert("logistic".to_string(), (baseline(), 0.5));
+        let space = strategy::idea_space(idea, best, 6);
+        let kind = SamplerKind::choose(&space, n);
+        let mut p = SweepProposer::new(idea, space, kind, n, 7);
+        let mut out = Vec::new();
+        loop {
+            let b = p.next_batch(2, &[], best, &family_best, |c| seen.insert(content_hash(c)));
+            if b.is_empty() || out.len() >= n {
+                break;
+            }
+            out.extend(b);
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn a_sweep_never_spends_a_trial_on_a_config_the_run_already_evaluated() {
+        let base = baseline();
+        let mut seen: BTreeSet<String> = [content_hash(&base)].into();
+        // tune_current's two-point l2 grid starts at the baseline's own l2 (1e-3): skipped.
+        let got = proposals("tune_current", 2, &base, &mut seen);
+        assert_eq!(got.len(), 2);
+        let hashes: BTreeSet<String> = got.iter().map(|(_, c)| content_hash(c)).collect();
+        assert_eq!(hashes.len(), 2, "no config twice");
+        assert!(got.iter().all(|(_, c)| *c != base), "{got:?}");
+        // Running the same sweep again finds nothing new it may spend the budget on except
+        // fresh random points, never the ones already run.
+        let again = proposals("tune_current", 2, &base, &mut seen);
+        assert!(again.iter().all(|(_, c)| !hashes.contains(&content_hash(c))));
+        // A fixed config (no search space) that was already run is not run again.
+        let mut t = base.clone();
+        t.post.temperature = true;
+        seen.insert(content_hash(&t));
+        assert!(proposals("temperature_calibration", 1, &base, &mut seen).is_empty());
+    }
+
+    #[test]
+    fn an_idea_that_retunes_the_incumbent_first_tries_the_change_alone() {
+        let base = baseline();
+        let mut seen = BTreeSet::new();
+        let got = proposals("feature_interactions", 3, &base, &mut seen);
+        assert_eq!(got.len(), 3);
+        let (u, first) = &got[0];
+        assert!(u.is_none(), "not a sweep point");
+        assert_eq!(first.members[0].0.model, base.members[0].0.model);
+        assert!(first.members[0].0.features.interactions);
+        assert!(got[1..].iter().all(|(u, _)| u.is_some()));
+        // A model-family pivot has no incumbent hyperparameters to keep: it starts at the
+        // centre of its space.
+        let pivot = proposals("pivot_gbm", 2, &base, &mut BTreeSet::new());
+        assert_eq!(pivot[0].0.as_deref(), Some(&[0.5; 6][..]));
+    }
 }

@@ -57,7 +57,8 @@ pub struct ResearchArgs {
     folds: usize,
     /// Greedy steps of the ensemble selection after the search: a weighted soft vote of the
     /// evaluated pipelines, chosen on their out-of-fold predictions (no extra trials) and kept
-    /// if its cross-fitted CV log-loss beats the search's best. 0 turns it off.
+    /// if its cross-fitted CV log-loss beats picking one pipeline and its gain over the search's
+    /// best clears --min-gain-se. 0 turns it off.
     #[arg(long, default_value_t = magnet_autoresearch::ensemble::DEFAULT_STEPS)]
     ensemble_steps: usize,
     /// One-standard-error rule: a version's best (or the ensemble) replaces the incumbent only
