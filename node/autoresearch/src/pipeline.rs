@@ -622,8 +622,15 @@ mod tests {
     #[test]
     fn paired_gain_is_the_mean_per_row_difference_and_its_standard_error() {
         let ln = |x: f64| x.ln();
-        let cases: Vec<(&str, Vec<f64>, Vec<f64>, f64, f64)> = vec![
-            ("identical", vec![0.7, 0.6, 0.9], vec![0.7, 0.6, 0.9], 0.0, 0.0),
+        type Case = (&'static str, Vec<f64>, Vec<f64>, f64, f64);
+        let cases: Vec<Case> = vec![
+            (
+                "identical",
+                vec![0.7, 0.6, 0.9],
+                vec![0.7, 0.6, 0.9],
+                0.0,
+                0.0,
+            ),
             (
                 "b better by the same amount on every row",
                 vec![0.5, 0.5, 0.5, 0.5],
@@ -665,7 +672,11 @@ mod tests {
             "one common row is too few"
         );
         let a2 = vec![Some(vec![0.5, 0.5]), None, Some(vec![0.5, 0.5])];
-        let b2 = vec![Some(vec![0.2, 0.8]), Some(vec![0.0, 1.0]), Some(vec![0.5, 0.5])];
+        let b2 = vec![
+            Some(vec![0.2, 0.8]),
+            Some(vec![0.0, 1.0]),
+            Some(vec![0.5, 0.5]),
+        ];
         let (g, _) = paired_gain(&a2, &b2, &y).unwrap();
         assert!((g - (0.8f64.ln() - 0.5f64.ln()) / 2.0).abs() < 1e-12, "{g}");
     }

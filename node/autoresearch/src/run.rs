@@ -612,7 +612,11 @@ fn search(
                 for ((ai, u, _), r) in chunk.iter().zip(res) {
                     let arm = &mut arms[*ai];
                     if let Some(u) = u {
-                        let loss = if r.cv_loss.is_finite() { r.cv_loss } else { 10.0 };
+                        let loss = if r.cv_loss.is_finite() {
+                            r.cv_loss
+                        } else {
+                            10.0
+                        };
                         arm.history.push((u.clone(), loss));
                     }
                     if r.cv_loss.is_finite() && r.candidate.members.len() == 1 {
@@ -1163,10 +1167,23 @@ mod tests {
         one_row[2] = 0.55;
         let mut worse = vec![0.6; 20];
         worse[3] = 0.2;
-        let cases: Vec<(&str, &[f64], &[f64], f64, bool)> = vec![
+        type Case<'a> = (&'a str, &'a [f64], &'a [f64], f64, bool);
+        let cases: Vec<Case> = vec![
             ("consistent gain", &steady, &better_everywhere, 1.0, true),
-            ("gain carried by one row, 1 SE", &steady, &one_row, 1.0, false),
-            ("gain carried by one row, any gain", &steady, &one_row, 0.0, true),
+            (
+                "gain carried by one row, 1 SE",
+                &steady,
+                &one_row,
+                1.0,
+                false,
+            ),
+            (
+                "gain carried by one row, any gain",
+                &steady,
+                &one_row,
+                0.0,
+                true,
+            ),
             ("worse challenger", &steady, &worse, 1.0, false),
             ("worse challenger, any gain", &steady, &worse, 0.0, false),
             ("identical", &steady, &steady, 1.0, false),
@@ -1221,7 +1238,9 @@ mod tests {
         // Running the same sweep again finds nothing new it may spend the budget on except
         // fresh random points, never the ones already run.
         let again = proposals("tune_current", 2, &base, &mut seen);
-        assert!(again.iter().all(|(_, c)| !hashes.contains(&content_hash(c))));
+        assert!(again
+            .iter()
+            .all(|(_, c)| !hashes.contains(&content_hash(c))));
         // A fixed config (no search space) that was already run is not run again.
         let mut t = base.clone();
         t.post.temperature = true;
@@ -1244,5 +1263,86 @@ mod tests {
         // centre of its space.
         let pivot = proposals("pivot_gbm", 2, &base, &mut BTreeSet::new());
         assert_eq!(pivot[0].0.as_deref(), Some(&[0.5; 6][..]));
+    }
+
+    fn toy(n: usize) -> Dataset {
+        // Three noisy features; the label depends on the first two.
+        let mut x = crate::data::Mat::with_cols(3);
+        let mut y = Vec::new();
+        let mut st = 11u64;
+        let mut r = || {
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (st >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..n {
+            let (a, b, c) = (r(), r(), r());
+            x.push_row(&[a, b, c]);
+            y.push(usize::from(a + 0.5 * b + 0.5 * (r() - 0.5) > 0.75));
+        }
+        Dataset {
+            name: "toy".into(),
+            hash: "toy".into(),
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            numeric_features: vec![0, 1, 2],
+            x,
+            text_tokens: crate::data::Mat {
+                rows: n,
+                ..crate::data::Mat::with_cols(0)
+            },
+            token_names: Vec::new(),
+            y,
+            classes: vec!["0".into(), "1".into()],
+            context: None,
+            context_names: Vec::new(),
+            dropped_rows: 0,
+            columns: Vec::new(),
+        }
+    }
+
+    /// The search as a whole: no config is evaluated twice in a run, and within a version every
+    /// strategy's first config runs before any strategy's second.
+    #[test]
+    fn a_run_evaluates_each_config_once_and_interleaves_its_strategies() {
+        let (train, sealed) = split::holdout(toy(240), 0.2, 5, HoldoutMode::Stratified);
+        let cfg = RunConfig {
+            budget: 25,
+            folds: 3,
+            seed: 5,
+            ensemble_steps: 0,
+            ..RunConfig::default()
+        };
+        let o = run(
+            &Tabular,
+            train,
+            sealed,
+            &cfg,
+            KnowledgeBase::new(),
+            &RuleStrategist,
+            None,
+        )
+        .unwrap();
+        assert!(o.trials.len() <= cfg.budget);
+        let keys: BTreeSet<&str> = o.trials.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys.len(), o.trials.len(), "a config was evaluated twice");
+        let v1: Vec<&str> = o
+            .trials
+            .iter()
+            .filter(|t| t.version == 1)
+            .map(|t| t.idea.as_str())
+            .collect();
+        assert!(v1.len() >= 4, "{v1:?}");
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut second_seen = false;
+        for idea in &v1 {
+            let c = count.entry(idea).or_default();
+            *c += 1;
+            if *c == 1 {
+                assert!(!second_seen, "a first config after a second one: {v1:?}");
+            } else {
+                second_seen = true;
+            }
+        }
     }
 }

@@ -268,7 +268,11 @@ mod tests {
         // ln-scale round trip of 1e-3 is 1.0000000000000002e-3 before rounding.
         assert_eq!(space.decode(&[0.25])["l2"], 1e-3);
         assert_eq!(space.decode(&[0.75])["l2"], 0.1);
-        for (v, want) in [(123.456789, 123.457), (0.000123456789, 0.000123457), (0.0, 0.0)] {
+        for (v, want) in [
+            (123.456789, 123.457),
+            (0.000123456789, 0.000123457),
+            (0.0, 0.0),
+        ] {
             assert_eq!(round_sig(v), want, "{v}");
         }
     }
