@@ -6,7 +6,9 @@
 # 2-core build machine (nice'd; the box was under a load average of ~20 from other builds):
 # 3 CV folds, budgets 30 and 100, seeds as listed; results resume from each out dir's results.json.
 # The 2026-11-26 ensemble-selection re-run (docs/bench/autoresearch-optuna.md) ran the tab30 and
-# stocks30 lines only.
+# stocks30 lines only. The ADR 0083 re-run (same day) ran tab30 with --seeds 0 … 14 and stocks30
+# for our side only: each out dir's results.json was first seeded with the earlier runs' Optuna
+# entries (the search-only track is deterministic), so the harness ran "ours" alone.
 #
 # Usage: scripts/bench-autoresearch-optuna.sh [OUT_DIR]   (default bench-out/optuna)
 set -euo pipefail

@@ -15,8 +15,10 @@
 //! rows of fold f are predicted by the ensemble selected (and calibrated) on the other folds'
 //! rows only, once with `steps` greedy steps and once with one step — which is "pick the best
 //! single pipeline". The ensemble is kept when averaging scores lower than picking one
-//! ([`Selected::beats_single`]); its final weights are then selected on all OOF rows, and its CV
-//! log-loss is reported the way every candidate's is ([`Evaluator::evaluate`]).
+//! ([`Selected::beats_single`]) and the run's one-standard-error rule accepts its gain over the
+//! search's best ([`crate::run::clears_one_se`], ADR 0083); its final weights are then selected
+//! on all OOF rows, and its CV log-loss is reported the way every candidate's is
+//! ([`Evaluator::evaluate`]).
 
 //! Post-hoc calibration: the catalog's `temperature_calibration` applies to whichever model was
 //! best when it ran, not necessarily to the final one, and an average of members is typically

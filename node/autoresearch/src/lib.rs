@@ -4,11 +4,14 @@
 //! ([`analysis`]) → 3–8 **strategies** chosen by a [`strategy::Strategist`] from the failure
 //! patterns and the [`kb::KnowledgeBase`] → a budgeted **config sweep** per strategy
 //! ([`sweep`]: grid, random or TPE) → every config trained and scored by cross-validated
-//! log-loss ([`pipeline`]) → keep the best → record **insights** → **stop** when the gain is
-//! below ε for p consecutive versions ([`run`]). After the search, **ensemble selection**
-//! ([`ensemble`]) builds a weighted soft vote from every pipeline the search evaluated, from
-//! their cached out-of-fold predictions (no extra trials), and keeps it as a final version if its
-//! cross-fitted CV log-loss beats the search's best.
+//! log-loss ([`pipeline`]) → keep the best if it beats the incumbent by more than one standard
+//! error of the paired per-row difference ([`run::clears_one_se`], ADR 0083) → record
+//! **insights** → **stop** when the gain is below ε for p consecutive versions ([`run`]). A sweep
+//! never spends a trial on a config the run already evaluated. After the search, **ensemble
+//! selection** ([`ensemble`]) builds a weighted soft vote from every pipeline the search
+//! evaluated, from their cached out-of-fold predictions (no extra trials), and keeps it as a
+//! final version if its cross-fitted CV log-loss beats picking one pipeline and its gain over the
+//! search's best clears the same one-standard-error rule.
 //!
 //! What it guarantees: model selection only ever sees the training part; the held-out test
 //! rows are sealed in [`split::SealedTest`], which only [`report`] can open (enforced by types).

@@ -175,6 +175,35 @@ pub fn log_loss(probs: &[Vec<f64>], y: &[usize]) -> f64 {
         / y.len() as f64
 }
 
+/// Paired comparison of two out-of-fold predictions on the rows both score: the mean per-row
+/// log-loss of `a` minus that of `b` (positive: `b` is better) and the standard error of that
+/// mean (sample standard deviation of the per-row differences / √n). `None` with fewer than two
+/// common rows.
+pub fn paired_gain(
+    a: &[Option<Vec<f64>>],
+    b: &[Option<Vec<f64>>],
+    y: &[usize],
+) -> Option<(f64, f64)> {
+    let d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .zip(y)
+        .filter_map(|((pa, pb), &t)| match (pa, pb) {
+            (Some(pa), Some(pb)) => {
+                Some(-pa[t].max(models::P_MIN).ln() + pb[t].max(models::P_MIN).ln())
+            }
+            _ => None,
+        })
+        .collect();
+    if d.len() < 2 {
+        return None;
+    }
+    let n = d.len() as f64;
+    let mean = d.iter().sum::<f64>() / n;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Some((mean, (var / n).sqrt()))
+}
+
 fn f_scores(x: &Mat, y: &[usize], k: usize) -> Vec<f64> {
     (0..x.cols)
         .map(|j| {
@@ -578,4 +607,77 @@ fn cross_fit_post(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(p: &[f64]) -> Vec<Option<Vec<f64>>> {
+        p.iter().map(|&q| Some(vec![1.0 - q, q])).collect()
+    }
+
+    /// Every way a paired comparison can go: (name, a's true-class probabilities, b's, expected
+    /// mean gain, expected standard error). All labels are class 1.
+    #[test]
+    fn paired_gain_is_the_mean_per_row_difference_and_its_standard_error() {
+        let ln = |x: f64| x.ln();
+        type Case = (&'static str, Vec<f64>, Vec<f64>, f64, f64);
+        let cases: Vec<Case> = vec![
+            (
+                "identical",
+                vec![0.7, 0.6, 0.9],
+                vec![0.7, 0.6, 0.9],
+                0.0,
+                0.0,
+            ),
+            (
+                "b better by the same amount on every row",
+                vec![0.5, 0.5, 0.5, 0.5],
+                vec![0.8, 0.8, 0.8, 0.8],
+                ln(0.8) - ln(0.5),
+                0.0,
+            ),
+            (
+                "b better on one row only",
+                vec![0.1, 0.9, 0.9, 0.9],
+                vec![0.9, 0.9, 0.9, 0.9],
+                (ln(0.9) - ln(0.1)) / 4.0,
+                // sd of (g, 0, 0, 0) is g/2, so the SE is g/2/√4 = g/4.
+                (ln(0.9) - ln(0.1)) / 4.0,
+            ),
+            (
+                "b worse",
+                vec![0.9, 0.9],
+                vec![0.6, 0.6],
+                ln(0.6) - ln(0.9),
+                0.0,
+            ),
+        ];
+        for (name, a, b, gain, se) in cases {
+            let y = vec![1; a.len()];
+            let (g, s) = paired_gain(&rows(&a), &rows(&b), &y).unwrap();
+            assert!((g - gain).abs() < 1e-12, "{name}: gain {g} want {gain}");
+            assert!((s - se).abs() < 1e-12, "{name}: se {s} want {se}");
+        }
+    }
+
+    #[test]
+    fn paired_gain_uses_only_rows_that_both_score_and_needs_two() {
+        let a = vec![Some(vec![0.5, 0.5]), None, Some(vec![0.5, 0.5])];
+        let b = vec![Some(vec![0.2, 0.8]), Some(vec![0.0, 1.0]), None];
+        let y = vec![1, 1, 1];
+        assert!(
+            paired_gain(&a, &b, &y).is_none(),
+            "one common row is too few"
+        );
+        let a2 = vec![Some(vec![0.5, 0.5]), None, Some(vec![0.5, 0.5])];
+        let b2 = vec![
+            Some(vec![0.2, 0.8]),
+            Some(vec![0.0, 1.0]),
+            Some(vec![0.5, 0.5]),
+        ];
+        let (g, _) = paired_gain(&a2, &b2, &y).unwrap();
+        assert!((g - (0.8f64.ln() - 0.5f64.ln()) / 2.0).abs() < 1e-12, "{g}");
+    }
 }

@@ -135,6 +135,34 @@ pub struct RunConfig {
     /// [`crate::ensemble`]).
     #[serde(default = "default_ensemble_steps")]
     pub ensemble_steps: usize,
+    /// One-standard-error rule for replacing the incumbent: a version's best (and the
+    /// post-search ensemble) replaces it only if its CV log-loss gain exceeds this many standard
+    /// errors of the paired per-row difference on the out-of-fold rows (0 = any gain, the rule
+    /// before ADR 0083).
+    #[serde(default = "default_min_gain_se")]
+    pub min_gain_se: f64,
+}
+
+fn default_min_gain_se() -> f64 {
+    1.0
+}
+
+/// Whether `challenger` should replace `incumbent`: its CV log-loss is lower by more than
+/// `min_se` standard errors of the paired per-row difference (by any margin when `min_se` is 0
+/// or the difference cannot be computed). Returns the decision and the (gain, standard error).
+pub fn clears_one_se(
+    incumbent: &Evaluation,
+    challenger: &Evaluation,
+    y: &[usize],
+    min_se: f64,
+) -> (bool, Option<(f64, f64)>) {
+    let paired = crate::pipeline::paired_gain(&incumbent.probs, &challenger.probs, y);
+    let better = challenger.cv_loss < incumbent.cv_loss;
+    let ok = match paired {
+        Some((gain, se)) if min_se > 0.0 => better && gain > min_se * se,
+        _ => better,
+    };
+    (ok, paired)
 }
 
 fn default_ensemble_steps() -> usize {
@@ -153,6 +181,7 @@ impl Default for RunConfig {
             max_versions: 10,
             progress: false,
             ensemble_steps: crate::ensemble::DEFAULT_STEPS,
+            min_gain_se: default_min_gain_se(),
         }
     }
 }
@@ -472,6 +501,8 @@ fn search(
         post_search: false,
     }];
     let mut tried: BTreeSet<String> = BTreeSet::new();
+    // Trial keys evaluated in this run: a sweep never spends the budget on one of them again.
+    let mut seen: BTreeSet<String> = trials.iter().map(|t| t.key.clone()).collect();
     let mut stall = 0;
     let mut stop_reason = String::from("budget exhausted");
     let per_version = (cfg.budget.saturating_sub(1) / 3).max(6);
@@ -524,66 +555,89 @@ fn search(
         let per_strategy = (this_budget / strategies.len()).max(1);
         let start_best = best.clone();
         let start_loss = best_loss;
-        let mut results = Vec::new();
-        let mut version_trials: Vec<TrialRecord> = Vec::new();
-        for s in &strategies {
-            tried.insert(strategy::tried_key(&s.idea, &start_best));
-            if trials.len() >= cfg.budget {
-                break;
-            }
-            let n = per_strategy.min(cfg.budget - trials.len());
-            let space = strategy::idea_space(&s.idea, &start_best, data.x.cols);
-            let kind = SamplerKind::choose(&space, n);
-            let n = if space.dims() == 0 { 1 } else { n };
-            let mut history: Vec<(Vec<f64>, f64)> = Vec::new();
-            let mut s_trials = Vec::new();
-            let mut i = 0;
-            let seed = cfg.seed
-                ^ content_hash(&(version, &s.idea))
-                    .bytes()
-                    .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
-            while i < n {
-                let batch = threads.min(n - i);
-                let mut points = Vec::new();
-                let mut cands = Vec::new();
-                for j in 0..batch {
-                    let u = sweep::propose(kind, &space, i + j, n, &history, seed);
-                    let vals = space.decode(&u);
-                    if let Some(c) =
-                        strategy::instantiate(&s.idea, &vals, &start_best, &family_best)
-                    {
-                        points.push(u);
-                        cands.push((c, s.idea.clone(), kind));
-                    }
+        // The strategies' sweeps run interleaved, round by round (every strategy's next config,
+        // in the strategist's order), so that each idea's first and best-informed config — the
+        // change alone, or the centre of its space — comes before any idea's second one.
+        let mut arms: Vec<Arm> = strategies
+            .iter()
+            .map(|s| {
+                tried.insert(strategy::tried_key(&s.idea, &start_best));
+                let space = strategy::idea_space(&s.idea, &start_best, data.x.cols);
+                let kind = SamplerKind::choose(&space, per_strategy);
+                let n = if space.dims() == 0 { 1 } else { per_strategy };
+                let seed = cfg.seed
+                    ^ content_hash(&(version, &s.idea))
+                        .bytes()
+                        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+                Arm {
+                    proposer: SweepProposer::new(&s.idea, space, kind, n, seed),
+                    kind,
+                    n,
+                    history: Vec::new(),
+                    trials: Vec::new(),
+                    done: false,
                 }
-                if cands.is_empty() {
+            })
+            .collect();
+        while trials.len() < cfg.budget {
+            let room = cfg.budget - trials.len();
+            let mut planned: Vec<(usize, Option<Vec<f64>>, Candidate)> = Vec::new();
+            for (ai, arm) in arms.iter_mut().enumerate() {
+                if planned.len() >= room {
                     break;
                 }
+                if arm.done || arm.trials.len() >= arm.n {
+                    continue;
+                }
+                let next = arm
+                    .proposer
+                    .next_batch(1, &arm.history, &start_best, &family_best, |c| {
+                        seen.insert(trial_key(c, &data.hash, cfg.seed, cfg.folds))
+                    })
+                    .pop();
+                match next {
+                    Some((u, c)) => planned.push((ai, u, c)),
+                    None => arm.done = true,
+                }
+            }
+            if planned.is_empty() {
+                break;
+            }
+            for chunk in planned.chunks(threads) {
+                let cands: Vec<(Candidate, String, SamplerKind)> = chunk
+                    .iter()
+                    .map(|(ai, _, c)| (c.clone(), strategies[*ai].idea.clone(), arms[*ai].kind))
+                    .collect();
                 let res = run_batch(&cands, version, &mut log, &mut trials);
-                for (u, r) in points.into_iter().zip(&res) {
-                    history.push((
-                        u,
-                        if r.cv_loss.is_finite() {
+                for ((ai, u, _), r) in chunk.iter().zip(res) {
+                    let arm = &mut arms[*ai];
+                    if let Some(u) = u {
+                        let loss = if r.cv_loss.is_finite() {
                             r.cv_loss
                         } else {
                             10.0
-                        },
-                    ));
+                        };
+                        arm.history.push((u.clone(), loss));
+                    }
+                    if r.cv_loss.is_finite() && r.candidate.members.len() == 1 {
+                        let fam = r.candidate.members[0].0.model.family().to_string();
+                        if family_best.get(&fam).is_none_or(|f| r.cv_loss < f.1) {
+                            family_best.insert(fam, (r.candidate.clone(), r.cv_loss));
+                        }
+                    }
+                    arm.trials.push(r);
                 }
-                s_trials.extend(res);
-                i += batch;
             }
-            let s_best = s_trials
+        }
+        let mut results = Vec::new();
+        let mut version_trials: Vec<TrialRecord> = Vec::new();
+        for (s, arm) in strategies.iter().zip(arms) {
+            let s_best = arm
+                .trials
                 .iter()
                 .filter(|t| t.cv_loss.is_finite())
                 .min_by(|a, b| a.cv_loss.total_cmp(&b.cv_loss));
             if let Some(b) = s_best {
-                let fam = b.candidate.members[0].0.model.family().to_string();
-                if b.candidate.members.len() == 1
-                    && family_best.get(&fam).is_none_or(|f| b.cv_loss < f.1)
-                {
-                    family_best.insert(fam, (b.candidate.clone(), b.cv_loss));
-                }
                 let ins = strategy_insight(
                     domain,
                     data,
@@ -591,7 +645,7 @@ fn search(
                     s,
                     &start_best,
                     &report.patterns,
-                    s_trials.len(),
+                    arm.trials.len(),
                     start_loss,
                     (&b.candidate, b.cv_loss),
                     cfg.epsilon,
@@ -602,12 +656,13 @@ fn search(
             }
             results.push(StrategyResult {
                 strategy: s.clone(),
-                trials: s_trials.len(),
-                sampler: kind,
+                trials: arm.trials.len(),
+                sampler: arm.kind,
                 best_loss: s_best.map_or(f64::NAN, |b| b.cv_loss),
             });
-            version_trials.extend(s_trials);
+            version_trials.extend(arm.trials);
         }
+        version_trials.sort_by_key(|t| t.id);
         let v_best = version_trials
             .iter()
             .filter(|t| t.cv_loss.is_finite())
@@ -617,11 +672,22 @@ fn search(
         if let Some(vb) = v_best {
             if vb.cv_loss < best_loss {
                 if let Ok(e) = ev.evaluate(&vb.candidate) {
-                    best = vb.candidate.clone();
-                    best_loss = e.cv_loss;
-                    best_eval = e;
-                    let desc = strategy::idea(&vb.idea).map_or("", |i| i.description);
-                    key_innovation = format!("{}: {desc}", vb.idea);
+                    match clears_one_se(&best_eval, &e, &data.y, cfg.min_gain_se) {
+                        (true, _) => {
+                            best = vb.candidate.clone();
+                            best_loss = e.cv_loss;
+                            best_eval = e;
+                            let desc = strategy::idea(&vb.idea).map_or("", |i| i.description);
+                            key_innovation = format!("{}: {desc}", vb.idea);
+                        }
+                        (false, paired) => {
+                            let (g, se) = paired.unwrap_or((f64::NAN, f64::NAN));
+                            key_innovation = format!(
+                                "not significant: {} gains {g:.4} ± {se:.4} (SE), below {} SE",
+                                vb.idea, cfg.min_gain_se
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -705,6 +771,96 @@ fn search(
     })
 }
 
+/// Proposes one strategy's configs: the sweep's points in order, except that (1) an idea that
+/// changes the incumbent but re-tunes its model (`class_weights`, feature ideas, `stacking`)
+/// first tries the change with the incumbent's own hyperparameters (one change at a time), and
+/// (2) a config that this run already evaluated is skipped, not re-run: it costs no trial, and
+/// the sweep moves on (past the end of a grid, to random points) — at most `4n + 8` proposals.
+struct SweepProposer<'a> {
+    idea: &'a str,
+    space: crate::sweep::Space,
+    kind: SamplerKind,
+    n: usize,
+    seed: u64,
+    incumbent_pending: bool,
+    sweep_i: usize,
+    proposals: usize,
+}
+
+impl<'a> SweepProposer<'a> {
+    fn new(
+        idea: &'a str,
+        space: crate::sweep::Space,
+        kind: SamplerKind,
+        n: usize,
+        seed: u64,
+    ) -> Self {
+        SweepProposer {
+            idea,
+            incumbent_pending: space.dims() > 0 && strategy::retunes_incumbent(idea),
+            space,
+            kind,
+            n,
+            seed,
+            sweep_i: 0,
+            proposals: 0,
+        }
+    }
+
+    /// Up to `want` new candidates with their sweep points (`None` for the incumbent's own
+    /// hyperparameters, which are not a point of the sweep). `fresh` is asked once per
+    /// candidate and returns false for a config already evaluated (it records the new ones).
+    fn next_batch(
+        &mut self,
+        want: usize,
+        history: &[(Vec<f64>, f64)],
+        best: &Candidate,
+        family_best: &BTreeMap<String, (Candidate, f64)>,
+        mut fresh: impl FnMut(&Candidate) -> bool,
+    ) -> Vec<(Option<Vec<f64>>, Candidate)> {
+        let mut out = Vec::new();
+        let limit = 4 * self.n + 8;
+        while out.len() < want && self.proposals < limit {
+            self.proposals += 1;
+            let (u, vals) = if std::mem::take(&mut self.incumbent_pending) {
+                (None, crate::sweep::Values::new())
+            } else {
+                let kind = if self.kind == SamplerKind::Grid && self.sweep_i >= self.n {
+                    SamplerKind::Random
+                } else {
+                    self.kind
+                };
+                let u = sweep::propose(kind, &self.space, self.sweep_i, self.n, history, self.seed);
+                self.sweep_i += 1;
+                let vals = self.space.decode(&u);
+                (Some(u), vals)
+            };
+            let Some(c) = strategy::instantiate(self.idea, &vals, best, family_best) else {
+                // The idea does not apply (e.g. no second family): no point of its space will.
+                break;
+            };
+            if fresh(&c) {
+                out.push((u, c));
+            } else if self.space.dims() == 0 {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// One strategy's sweep within a version.
+struct Arm<'a> {
+    proposer: SweepProposer<'a>,
+    kind: SamplerKind,
+    /// Trials it may spend.
+    n: usize,
+    history: Vec<(Vec<f64>, f64)>,
+    trials: Vec<TrialRecord>,
+    /// No new config left to propose.
+    done: bool,
+}
+
 /// The search's best when it stopped.
 struct SearchState {
     best: Candidate,
@@ -712,12 +868,6 @@ struct SearchState {
     best_eval: Evaluation,
 }
 
-/// The post-search version: ensemble selection ([`crate::ensemble`]) over every pipeline the
-/// search evaluated, kept only if averaging beats picking one pipeline when both are scored
-/// cross-fitted ([`crate::ensemble::Selected::beats_single`], by any margin: ε decides when to
-/// stop searching, not whether a better candidate is kept, in the search's versions too). The
-/// version and its knowledge-base insight are returned either way (`None` only when there was
-/// nothing to select from).
 /// The knowledge-base record of one tried strategy: where and from which base it was tried,
 /// under which failure patterns, with how many trials, and its measured effect on the CV
 /// log-loss (`Improved` when the gain reaches ε).
@@ -757,6 +907,13 @@ fn strategy_insight(
     })
 }
 
+/// The post-search version: ensemble selection ([`crate::ensemble`]) over every pipeline the
+/// search evaluated, kept only if averaging beats picking one pipeline when both are scored
+/// cross-fitted ([`crate::ensemble::Selected::beats_single`]) and its CV gain over the search's
+/// best clears the one-standard-error rule ([`clears_one_se`], the same test a version's best
+/// must pass; ε decides when to stop searching, not whether a better candidate is kept). The
+/// version and its knowledge-base insight are returned either way (`None` only when there was
+/// nothing to select from).
 fn ensemble_version(
     domain: &dyn Domain,
     ev: &Evaluator,
@@ -776,7 +933,9 @@ fn ensemble_version(
     };
     let data = ev.data;
     let report = analysis::analyse(data, &s.best_eval);
-    let kept = sel.beats_single() && sel.candidate != s.best;
+    let kept = sel.beats_single()
+        && sel.candidate != s.best
+        && clears_one_se(&s.best_eval, &sel.evaluation, &data.y, cfg.min_gain_se).0;
     let (best, best_loss, best_eval) = if kept {
         (
             sel.candidate.clone(),
@@ -975,4 +1134,215 @@ pub fn patterns_seen(o: &RunOutcome) -> BTreeSet<Pattern> {
         .iter()
         .flat_map(|v| v.analysis.patterns.iter().copied())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::log_loss;
+
+    /// An evaluation whose out-of-fold true-class (class 1) probabilities are `p`.
+    fn eval(p: &[f64]) -> Evaluation {
+        let probs: Vec<Option<Vec<f64>>> = p.iter().map(|&q| Some(vec![1.0 - q, q])).collect();
+        let dense: Vec<Vec<f64>> = probs.iter().flatten().cloned().collect();
+        Evaluation {
+            cv_loss: log_loss(&dense, &vec![1; p.len()]),
+            fold_loss: Vec::new(),
+            probs,
+            train_loss: 0.0,
+        }
+    }
+
+    /// The one-standard-error rule, every way it can decide: (name, incumbent, challenger,
+    /// standard errors required, replaces?).
+    #[test]
+    fn the_incumbent_is_replaced_only_by_a_gain_larger_than_its_standard_error() {
+        let steady = vec![0.6; 20];
+        let better_everywhere: Vec<f64> = vec![0.7; 20];
+        // Better on average, but only through one row (and slightly worse on two): a gain
+        // within its own noise. (A gain on one row alone sits exactly at 1 SE.)
+        let mut one_row = vec![0.6; 20];
+        one_row[0] = 0.99;
+        one_row[1] = 0.55;
+        one_row[2] = 0.55;
+        let mut worse = vec![0.6; 20];
+        worse[3] = 0.2;
+        type Case<'a> = (&'a str, &'a [f64], &'a [f64], f64, bool);
+        let cases: Vec<Case> = vec![
+            ("consistent gain", &steady, &better_everywhere, 1.0, true),
+            (
+                "gain carried by one row, 1 SE",
+                &steady,
+                &one_row,
+                1.0,
+                false,
+            ),
+            (
+                "gain carried by one row, any gain",
+                &steady,
+                &one_row,
+                0.0,
+                true,
+            ),
+            ("worse challenger", &steady, &worse, 1.0, false),
+            ("worse challenger, any gain", &steady, &worse, 0.0, false),
+            ("identical", &steady, &steady, 1.0, false),
+        ];
+        let y = vec![1; 20];
+        for (name, inc, ch, se, want) in cases {
+            let (got, paired) = clears_one_se(&eval(inc), &eval(ch), &y, se);
+            assert_eq!(got, want, "{name}: {paired:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_paired_difference_any_gain_replaces_the_incumbent() {
+        // One common row: no standard error, so the rule falls back to "lower CV wins".
+        let (ok, paired) = clears_one_se(&eval(&[0.5]), &eval(&[0.9]), &[1], 1.0);
+        assert!(ok && paired.is_none());
+    }
+
+    fn proposals(
+        idea: &str,
+        n: usize,
+        best: &Candidate,
+        seen: &mut BTreeSet<String>,
+    ) -> Vec<(Option<Vec<f64>>, Candidate)> {
+        let mut family_best = BTreeMap::new();
+        family_best.insert("logistic".to_string(), (baseline(), 0.5));
+        let space = strategy::idea_space(idea, best, 6);
+        let kind = SamplerKind::choose(&space, n);
+        let mut p = SweepProposer::new(idea, space, kind, n, 7);
+        let mut out = Vec::new();
+        loop {
+            let b = p.next_batch(2, &[], best, &family_best, |c| seen.insert(content_hash(c)));
+            if b.is_empty() || out.len() >= n {
+                break;
+            }
+            out.extend(b);
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn a_sweep_never_spends_a_trial_on_a_config_the_run_already_evaluated() {
+        let base = baseline();
+        let mut seen: BTreeSet<String> = [content_hash(&base)].into();
+        // tune_current's two-point l2 grid starts at the baseline's own l2 (1e-3): skipped.
+        let got = proposals("tune_current", 2, &base, &mut seen);
+        assert_eq!(got.len(), 2);
+        let hashes: BTreeSet<String> = got.iter().map(|(_, c)| content_hash(c)).collect();
+        assert_eq!(hashes.len(), 2, "no config twice");
+        assert!(got.iter().all(|(_, c)| *c != base), "{got:?}");
+        // Running the same sweep again finds nothing new it may spend the budget on except
+        // fresh random points, never the ones already run.
+        let again = proposals("tune_current", 2, &base, &mut seen);
+        assert!(again
+            .iter()
+            .all(|(_, c)| !hashes.contains(&content_hash(c))));
+        // A fixed config (no search space) that was already run is not run again.
+        let mut t = base.clone();
+        t.post.temperature = true;
+        seen.insert(content_hash(&t));
+        assert!(proposals("temperature_calibration", 1, &base, &mut seen).is_empty());
+    }
+
+    #[test]
+    fn an_idea_that_retunes_the_incumbent_first_tries_the_change_alone() {
+        let base = baseline();
+        let mut seen = BTreeSet::new();
+        let got = proposals("feature_interactions", 3, &base, &mut seen);
+        assert_eq!(got.len(), 3);
+        let (u, first) = &got[0];
+        assert!(u.is_none(), "not a sweep point");
+        assert_eq!(first.members[0].0.model, base.members[0].0.model);
+        assert!(first.members[0].0.features.interactions);
+        assert!(got[1..].iter().all(|(u, _)| u.is_some()));
+        // A model-family pivot has no incumbent hyperparameters to keep: it starts at the
+        // centre of its space.
+        let pivot = proposals("pivot_gbm", 2, &base, &mut BTreeSet::new());
+        assert_eq!(pivot[0].0.as_deref(), Some(&[0.5; 6][..]));
+    }
+
+    fn toy(n: usize) -> Dataset {
+        // Three noisy features; the label depends on the first two.
+        let mut x = crate::data::Mat::with_cols(3);
+        let mut y = Vec::new();
+        let mut st = 11u64;
+        let mut r = || {
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (st >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for _ in 0..n {
+            let (a, b, c) = (r(), r(), r());
+            x.push_row(&[a, b, c]);
+            y.push(usize::from(a + 0.5 * b + 0.5 * (r() - 0.5) > 0.75));
+        }
+        Dataset {
+            name: "toy".into(),
+            hash: "toy".into(),
+            feature_names: vec!["a".into(), "b".into(), "c".into()],
+            numeric_features: vec![0, 1, 2],
+            x,
+            text_tokens: crate::data::Mat {
+                rows: n,
+                ..crate::data::Mat::with_cols(0)
+            },
+            token_names: Vec::new(),
+            y,
+            classes: vec!["0".into(), "1".into()],
+            context: None,
+            context_names: Vec::new(),
+            dropped_rows: 0,
+            columns: Vec::new(),
+        }
+    }
+
+    /// The search as a whole: no config is evaluated twice in a run, and within a version every
+    /// strategy's first config runs before any strategy's second.
+    #[test]
+    fn a_run_evaluates_each_config_once_and_interleaves_its_strategies() {
+        let (train, sealed) = split::holdout(toy(240), 0.2, 5, HoldoutMode::Stratified);
+        let cfg = RunConfig {
+            budget: 25,
+            folds: 3,
+            seed: 5,
+            ensemble_steps: 0,
+            ..RunConfig::default()
+        };
+        let o = run(
+            &Tabular,
+            train,
+            sealed,
+            &cfg,
+            KnowledgeBase::new(),
+            &RuleStrategist,
+            None,
+        )
+        .unwrap();
+        assert!(o.trials.len() <= cfg.budget);
+        let keys: BTreeSet<&str> = o.trials.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys.len(), o.trials.len(), "a config was evaluated twice");
+        let v1: Vec<&str> = o
+            .trials
+            .iter()
+            .filter(|t| t.version == 1)
+            .map(|t| t.idea.as_str())
+            .collect();
+        assert!(v1.len() >= 4, "{v1:?}");
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut second_seen = false;
+        for idea in &v1 {
+            let c = count.entry(idea).or_default();
+            *c += 1;
+            if *c == 1 {
+                assert!(!second_seen, "a first config after a second one: {v1:?}");
+            } else {
+                second_seen = true;
+            }
+        }
+    }
 }

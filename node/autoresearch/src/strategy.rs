@@ -500,6 +500,19 @@ pub fn model_from(family: &str, v: &Values) -> Option<ModelSpec> {
     })
 }
 
+/// Whether an idea changes the incumbent and re-tunes its model in the same sweep (the sweep's
+/// first config then keeps the incumbent's hyperparameters: the change alone).
+pub fn retunes_incumbent(id: &str) -> bool {
+    matches!(
+        id,
+        "class_weights"
+            | "feature_interactions"
+            | "context_interactions"
+            | "text_tokens"
+            | "stacking"
+    )
+}
+
 fn with_first<F: Fn(&mut PipelineConfig)>(base: &Candidate, f: F) -> Candidate {
     let mut c = base.clone();
     for m in c.members.iter_mut() {

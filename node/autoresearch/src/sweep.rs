@@ -67,7 +67,7 @@ impl Space {
             .map(|((name, r), &t)| {
                 let t = t.clamp(0.0, 1.0);
                 let v = match *r {
-                    Range::Float { lo, hi, log } => scale(lo, hi, log, t),
+                    Range::Float { lo, hi, log } => round_sig(scale(lo, hi, log, t)),
                     Range::Int { lo, hi, log } => scale(lo as f64, hi as f64 + 0.999, log, t)
                         .floor()
                         .min(hi as f64),
@@ -82,6 +82,22 @@ impl Space {
             Range::Int { lo, hi, .. } => Some(acc.saturating_mul((hi - lo + 1).max(1) as usize)),
             Range::Float { .. } => None,
         })
+    }
+}
+
+/// Rounds to 6 significant digits: a sweep value that differs from a config already run only in
+/// the last bits of the float (e.g. 1e-3 read back from a log scale as 1.0000000000000002e-3)
+/// is the same config, and the run recognises it as such (it is not evaluated again).
+fn round_sig(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let e = 5 - v.abs().log10().floor() as i32;
+    let m = 10f64.powi(e.abs());
+    if e >= 0 {
+        (v * m).round() / m
+    } else {
+        (v / m).round() * m
     }
 }
 
@@ -121,7 +137,8 @@ impl SamplerKind {
 }
 
 /// Proposes the `i`-th point of a sweep of `total` trials, given the history so far
-/// (points and their losses, lower is better).
+/// (points and their losses, lower is better). A random or TPE sweep starts at the centre of
+/// the cube.
 pub fn propose(
     kind: SamplerKind,
     space: &Space,
@@ -166,6 +183,10 @@ pub fn propose(
             };
             vec![t; d]
         }
+        // The first point of a random or TPE sweep is the centre of the space (every range's
+        // middle, geometric on log scales): one config that avoids the edges of every range
+        // before the draws begin.
+        SamplerKind::Random | SamplerKind::Tpe if i == 0 => vec![0.5; d],
         SamplerKind::Random => (0..d).map(|_| rng.gen::<f64>()).collect(),
         SamplerKind::Tpe => tpe(d, history, &mut rng),
     }
@@ -239,6 +260,35 @@ mod tests {
         let early: f64 = hist[..TPE_STARTUP].iter().map(|h| h.1).sum::<f64>() / TPE_STARTUP as f64;
         assert!(best_tpe < 0.01, "{best_tpe}");
         assert!(late < early, "late {late} early {early}");
+    }
+
+    #[test]
+    fn decoded_floats_keep_six_significant_digits() {
+        let space = Space::default().float("l2", 1e-4, 1.0, true);
+        // ln-scale round trip of 1e-3 is 1.0000000000000002e-3 before rounding.
+        assert_eq!(space.decode(&[0.25])["l2"], 1e-3);
+        assert_eq!(space.decode(&[0.75])["l2"], 0.1);
+        for (v, want) in [
+            (123.456789, 123.457),
+            (0.000123456789, 0.000123457),
+            (0.0, 0.0),
+        ] {
+            assert_eq!(round_sig(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn random_and_tpe_sweeps_start_at_the_centre_and_then_draw() {
+        let space = Space::default()
+            .float("a", 1e-4, 1.0, true)
+            .int("b", 2, 6, false);
+        for kind in [SamplerKind::Random, SamplerKind::Tpe] {
+            assert_eq!(propose(kind, &space, 0, 10, &[], 9), vec![0.5, 0.5]);
+            let v = space.decode(&propose(kind, &space, 0, 10, &[], 9));
+            assert!((v["a"] - 1e-2).abs() < 1e-12, "geometric middle: {v:?}");
+            assert_eq!(v["b"], 4.0);
+            assert_ne!(propose(kind, &space, 1, 10, &[], 9), vec![0.5, 0.5]);
+        }
     }
 
     #[test]

@@ -57,9 +57,15 @@ pub struct ResearchArgs {
     folds: usize,
     /// Greedy steps of the ensemble selection after the search: a weighted soft vote of the
     /// evaluated pipelines, chosen on their out-of-fold predictions (no extra trials) and kept
-    /// if its cross-fitted CV log-loss beats the search's best. 0 turns it off.
+    /// if its cross-fitted CV log-loss beats picking one pipeline and its gain over the search's
+    /// best clears --min-gain-se. 0 turns it off.
     #[arg(long, default_value_t = magnet_autoresearch::ensemble::DEFAULT_STEPS)]
     ensemble_steps: usize,
+    /// One-standard-error rule: a version's best (or the ensemble) replaces the incumbent only
+    /// if its CV log-loss gain exceeds this many standard errors of the paired per-row
+    /// difference on the out-of-fold rows. 0 accepts any gain.
+    #[arg(long, default_value_t = 1.0)]
+    min_gain_se: f64,
     /// Knowledge base to start from (JSON written by an earlier run); merged with new insights.
     #[arg(long)]
     kb: Option<PathBuf>,
@@ -174,6 +180,7 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
         folds: args.folds,
         progress: !args.quiet,
         ensemble_steps: args.ensemble_steps,
+        min_gain_se: args.min_gain_se,
         ..RunConfig::default()
     };
     let o = run::run_file(
