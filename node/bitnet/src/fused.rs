@@ -883,16 +883,7 @@ mod tests {
         let loss = model.loss(&xt, &yt).expect("loss");
         let want_loss = loss.to_scalar::<f32>().expect("scalar") as f64;
         let store = (loss * 0.5).expect("scale").backward().expect("backward");
-        let flat: Vec<Vec<f32>> = params
-            .entries()
-            .iter()
-            .map(|(_, v)| {
-                v.as_tensor()
-                    .flatten_all()
-                    .and_then(|t| t.to_vec1())
-                    .expect("vec")
-            })
-            .collect();
+        let flat = params.host_vecs().expect("host copies");
         let views: Vec<&[f32]> = flat.iter().map(|v| v.as_slice()).collect();
         let fused = FusedModel::new(&c).expect("fused");
         let got = fused
@@ -979,16 +970,7 @@ mod tests {
         let c = cfg(true, true, 2);
         let fused = FusedModel::new(&c).expect("fused");
         let params = ParamStore::init(&c, 1, &Device::Cpu).expect("init");
-        let flat: Vec<Vec<f32>> = params
-            .entries()
-            .iter()
-            .map(|(_, v)| {
-                v.as_tensor()
-                    .flatten_all()
-                    .and_then(|t| t.to_vec1())
-                    .expect("vec")
-            })
-            .collect();
+        let flat = params.host_vecs().expect("host copies");
         let views: Vec<&[f32]> = flat.iter().map(|v| v.as_slice()).collect();
         let ok = tokens(8, c.vocab_size, 3);
         // (case, parameters, inputs, targets, batch, expected words in the error)

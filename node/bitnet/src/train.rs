@@ -377,6 +377,15 @@ impl AdamW {
         Ok(())
     }
 
+    /// Counts one more step and returns the bias corrections `1 − β1ᵗ`, `1 − β2ᵗ`.
+    fn advance(&mut self, t: &TrainSection) -> (f64, f64) {
+        self.t += 1;
+        (
+            1.0 - t.beta1.powi(self.t as i32),
+            1.0 - t.beta2.powi(self.t as i32),
+        )
+    }
+
     fn step(
         &mut self,
         params: &ParamStore,
@@ -385,9 +394,7 @@ impl AdamW {
         wd: f64,
         t: &TrainSection,
     ) -> Result<()> {
-        self.t += 1;
-        let bc1 = 1.0 - t.beta1.powi(self.t as i32);
-        let bc2 = 1.0 - t.beta2.powi(self.t as i32);
+        let (bc1, bc2) = self.advance(t);
         for (i, ((_, p), g)) in params.entries().iter().zip(grads).enumerate() {
             let m = ((self.m[i].as_tensor() * t.beta1)? + (g * (1.0 - t.beta1))?)?;
             let v = ((self.v[i].as_tensor() * t.beta2)? + (g.sqr()? * (1.0 - t.beta2))?)?;
@@ -415,9 +422,7 @@ impl AdamW {
         wd: f64,
         t: &TrainSection,
     ) -> Result<()> {
-        self.t += 1;
-        let bc1 = 1.0 - t.beta1.powi(self.t as i32);
-        let bc2 = 1.0 - t.beta2.powi(self.t as i32);
+        let (bc1, bc2) = self.advance(t);
         let (b1, b2) = (t.beta1 as f32, t.beta2 as f32);
         let (c1, c2) = ((1.0 - t.beta1) as f32, (1.0 - t.beta2) as f32);
         let (ibc1, ibc2, eps, lr32) = (
