@@ -9,6 +9,11 @@
 # stocks30 lines only. The ADR 0083 re-run (same day) ran tab30 with --seeds 0 … 14 and stocks30
 # for our side only: each out dir's results.json was first seeded with the earlier runs' Optuna
 # entries (the search-only track is deterministic), so the harness ran "ours" alone.
+# The out-of-sample check of ADR 0083 (same day, branch wt/ar7) ran the tab30 line with
+# --seeds 15 … 29, both sides, with the unchanged code; a re-run of both sides on seeds 0 … 14
+# with the same binary reproduced the stored results exactly, so the two pool.
+# Our side of the code before ADR 0083 (main at 03dffb0) was run on the same fresh seeds with the
+# Optuna entries seeded from that run.
 #
 # Usage: scripts/bench-autoresearch-optuna.sh [OUT_DIR]   (default bench-out/optuna)
 set -euo pipefail
