@@ -529,16 +529,6 @@ pub fn idea_space(id: &str, best: &Candidate, n_features: usize) -> Space {
         "pivot_extra_trees" => model_space("extra_trees"),
         "pivot_random_forest" => model_space("random_forest"),
         "pivot_logistic" => model_space("logistic"),
-        // Re-tuning a logistic incumbent is a one-dimensional search along the regularisation
-        // path: its sweep spans two decades either side of the incumbent's l2 (log scale), so a
-        // two-point grid tries l2/10 and l2·10 — the neighbours of the current value — instead of
-        // two fixed points of the global range that ignore where the incumbent is.
-        "tune_current" if best.members.len() == 1 => match best.members[0].0.model {
-            ModelSpec::Logistic { l2 } if l2 > 0.0 => {
-                Space::default().float("l2", l2 / 100.0, (l2 * 100.0).min(100.0), true)
-            }
-            _ => model_space(fam),
-        },
         "tune_current"
         | "class_weights"
         | "stacking"
