@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use candle_core::Device;
-use magnet_bitnet::train::{prepare_data, TrainConfig, Trainer};
+use magnet_bitnet::train::{prepare_data, Kernels, TrainConfig, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().skip(1).collect();
@@ -18,11 +18,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     c.model.max_seq_len = Some(c.train.seq_len);
     let steps: usize = arg(3, "20").parse()?;
     let kernels = arg(4, "auto");
-    c.train.kernels = toml::from_str::<toml::Value>(&format!("k = {kernels:?}"))?
-        .get("k")
-        .cloned()
-        .ok_or("kernels")?
-        .try_into()?;
+    c.train.kernels = match kernels.as_str() {
+        "auto" => Kernels::Auto,
+        "fused" => Kernels::Fused,
+        "candle" => Kernels::Candle,
+        other => {
+            return Err(format!("KERNELS must be auto, fused or candle, got {other:?}").into())
+        }
+    };
     c.train.steps = steps + 3;
     c.data.vocab_size = 1024;
     c.data.tokenizer = "runs/bench/tokenizer-1024.json".into();

@@ -289,6 +289,8 @@ struct BlockCache {
 #[derive(Debug, Clone)]
 pub struct FusedModel {
     cfg: ModelConfig,
+    /// Name and element count of every parameter, in store order (checked on each call).
+    specs: Vec<(String, usize)>,
     cos: Vec<f32>,
     sin: Vec<f32>,
 }
@@ -307,8 +309,13 @@ impl FusedModel {
     pub fn new(cfg: &ModelConfig) -> Result<Self> {
         cfg.validate()?;
         let (cos, sin) = rope_tables(cfg);
+        let specs = crate::model::param_specs(cfg)
+            .into_iter()
+            .map(|(name, shape, _)| (name, shape.iter().product()))
+            .collect();
         Ok(Self {
             cfg: cfg.clone(),
+            specs,
             cos,
             sin,
         })
@@ -332,7 +339,7 @@ impl FusedModel {
 
     fn check(&self, params: &[&[f32]], inputs: &[u32], targets: &[u32], b: usize) -> Result<usize> {
         let bad = |m: String| Err(BitnetError::Model(m));
-        let specs = crate::model::param_specs(&self.cfg);
+        let specs = &self.specs;
         if params.len() != specs.len() {
             return bad(format!(
                 "fused model expects {} parameter tensors, got {}",
@@ -340,9 +347,8 @@ impl FusedModel {
                 params.len()
             ));
         }
-        for ((name, shape, _), p) in specs.iter().zip(params) {
-            let want: usize = shape.iter().product();
-            if p.len() != want {
+        for ((name, want), p) in specs.iter().zip(params) {
+            if p.len() != *want {
                 return bad(format!(
                     "parameter {name} has {} values, want {want}",
                     p.len()

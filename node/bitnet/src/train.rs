@@ -738,7 +738,12 @@ impl Trainer {
         let windows = ((self.data.val.len() - 1) / t.seq_len).min(t.eval_windows);
         let mut total = 0.0;
         let mut done = 0;
-        let mut host: Option<Vec<Vec<f32>>> = None;
+        // The fused kernels read host copies of the weights: one copy for the whole evaluation.
+        let host = match &self.fused {
+            Some(_) => self.params.host_vecs()?,
+            None => Vec::new(),
+        };
+        let views: Vec<&[f32]> = host.iter().map(Vec::as_slice).collect();
         while done < windows {
             let b = (windows - done).min(t.batch_size);
             let mut x = Vec::with_capacity(b * t.seq_len);
@@ -749,11 +754,7 @@ impl Trainer {
                 y.extend_from_slice(&self.data.val[s + 1..s + t.seq_len + 1]);
             }
             let loss = match &self.fused {
-                Some(f) => {
-                    let flat = host.get_or_insert(self.params.host_vecs()?);
-                    let views: Vec<&[f32]> = flat.iter().map(Vec::as_slice).collect();
-                    f.loss(&views, &x, &y, b)?
-                }
+                Some(f) => f.loss(&views, &x, &y, b)?,
                 None => {
                     let (x, y) = self.tensors(x, y, b)?;
                     self.model.loss(&x, &y)?.to_scalar::<f32>()? as f64
