@@ -1,4 +1,5 @@
-//! Ternary matrix-vector kernel micro-benchmarks at genkidama-618m shapes, per kernel.
+//! Ternary matrix-vector kernel micro-benchmarks, per kernel: `small` shapes (whose codes fit in
+//! L2, so the kernel's arithmetic shows) and genkidama-618m shapes (which stream from L3 or DRAM).
 #![allow(missing_docs)] // criterion's macros generate undocumented public items
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -6,7 +7,9 @@ use magnet_bitnet::kernel::{matvec, quantize_acts, Kernel, TernaryMatrix};
 
 fn bench(c: &mut Criterion) {
     let shapes = [
-        (1536usize, 1536usize, "attn_q 1536x1536"),
+        (512usize, 512usize, "small attn_q 512x512"),
+        (512, 1536, "small ffn_down 512x1536"),
+        (1536, 1536, "attn_q 1536x1536"),
         (4096, 1536, "ffn_up 4096x1536"),
         (1536, 4096, "ffn_down 1536x4096"),
     ];
