@@ -25,13 +25,12 @@ use crate::tokenizer::Tokenizer;
 
 struct Layer {
     attn_norm: Vec<f32>,
-    q: TernaryMatrix,
-    k: TernaryMatrix,
-    v: TernaryMatrix,
+    /// q, k and v stacked (they read the same activations): one product instead of three.
+    qkv: TernaryMatrix,
     o: TernaryMatrix,
     ffn_norm: Vec<f32>,
-    gate: TernaryMatrix,
-    up: TernaryMatrix,
+    /// gate and up stacked, likewise.
+    gate_up: TernaryMatrix,
     down: TernaryMatrix,
 }
 
@@ -105,14 +104,13 @@ struct Scratch {
     x: Vec<f32>,
     hn: Vec<f32>,
     acts: QuantizedActs,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    /// q | k | v.
+    qkv: Vec<f32>,
     att: Vec<f32>,
     scores: Vec<f32>,
     o: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
+    /// gate | up; SiLU(gate)·up is written over the gate half.
+    gate_up: Vec<f32>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -413,15 +411,18 @@ impl Engine {
         let mut layers = Vec::new();
         for l in 0..cfg.num_layers {
             let n = |s: &str| format!("blk.{l}.{s}.weight");
+            let (q, k, v) = (
+                tern(&n("attn_q"), d, d)?,
+                tern(&n("attn_k"), kv, d)?,
+                tern(&n("attn_v"), kv, d)?,
+            );
+            let (gate, up) = (tern(&n("ffn_gate"), ff, d)?, tern(&n("ffn_up"), ff, d)?);
             layers.push(Layer {
                 attn_norm: f32_of(&n("attn_norm"), &[d as u64])?,
-                q: tern(&n("attn_q"), d, d)?,
-                k: tern(&n("attn_k"), kv, d)?,
-                v: tern(&n("attn_v"), kv, d)?,
+                qkv: TernaryMatrix::stack(&[&q, &k, &v])?,
                 o: tern(&n("attn_output"), d, d)?,
                 ffn_norm: f32_of(&n("ffn_norm"), &[d as u64])?,
-                gate: tern(&n("ffn_gate"), ff, d)?,
-                up: tern(&n("ffn_up"), ff, d)?,
+                gate_up: TernaryMatrix::stack(&[&gate, &up])?,
                 down: tern(&n("ffn_down"), d, ff)?,
             });
         }
@@ -494,15 +495,7 @@ impl Engine {
     pub fn ternary_bytes(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| {
-                l.q.nbytes()
-                    + l.k.nbytes()
-                    + l.v.nbytes()
-                    + l.o.nbytes()
-                    + l.gate.nbytes()
-                    + l.up.nbytes()
-                    + l.down.nbytes()
-            })
+            .map(|l| l.qkv.nbytes() + l.o.nbytes() + l.gate_up.nbytes() + l.down.nbytes())
             .sum()
     }
 
@@ -522,16 +515,13 @@ impl Engine {
             .collect();
         let (ad, af) = (quantize_acts(&xd), quantize_acts(&xf));
         let mut o_d = vec![0f32; c.hidden_size];
-        let mut o_kv = vec![0f32; c.kv_dim()];
-        let mut o_f = vec![0f32; c.intermediate_size];
+        let mut o_qkv = vec![0f32; c.hidden_size + 2 * c.kv_dim()];
+        let mut o_f = vec![0f32; 2 * c.intermediate_size];
         let mut pass = |p: Option<&rayon::ThreadPool>| -> Result<()> {
             for l in &self.layers {
-                matvec(self.kernel, &l.q, &ad, &mut o_d, p)?;
-                matvec(self.kernel, &l.k, &ad, &mut o_kv, p)?;
-                matvec(self.kernel, &l.v, &ad, &mut o_kv, p)?;
+                matvec(self.kernel, &l.qkv, &ad, &mut o_qkv, p)?;
                 matvec(self.kernel, &l.o, &ad, &mut o_d, p)?;
-                matvec(self.kernel, &l.gate, &ad, &mut o_f, p)?;
-                matvec(self.kernel, &l.up, &ad, &mut o_f, p)?;
+                matvec(self.kernel, &l.gate_up, &ad, &mut o_f, p)?;
                 matvec(self.kernel, &l.down, &af, &mut o_d, p)?;
             }
             Ok(())
@@ -541,7 +531,7 @@ impl Engine {
             Some(p) => p.install(|| pass(Some(p)))?,
             None => pass(None)?,
         }
-        std::hint::black_box((&o_d, &o_kv, &o_f));
+        std::hint::black_box((&o_d, &o_qkv, &o_f));
         Ok(())
     }
 
@@ -629,25 +619,22 @@ impl Engine {
         let kv_dim = c.kv_dim();
         let n = self.pos + 1;
         sc.x = self.embed.row(t, d);
-        sc.q.resize(d, 0.0);
-        sc.k.resize(kv_dim, 0.0);
-        sc.v.resize(kv_dim, 0.0);
+        sc.qkv.resize(d + 2 * kv_dim, 0.0);
         sc.o.resize(d, 0.0);
-        sc.gate.resize(c.intermediate_size, 0.0);
-        sc.up.resize(c.intermediate_size, 0.0);
+        sc.gate_up.resize(2 * c.intermediate_size, 0.0);
         sc.scores.resize(n, 0.0);
         let kernel = self.kernel;
         for l in 0..c.num_layers {
             let layer = &self.layers[l];
             rms_norm_into(&sc.x, &layer.attn_norm, eps, &mut sc.hn);
             quantize_acts_into(&sc.hn, &mut sc.acts);
-            matvec(kernel, &layer.q, &sc.acts, &mut sc.q, pool)?;
-            matvec(kernel, &layer.k, &sc.acts, &mut sc.k, pool)?;
-            matvec(kernel, &layer.v, &sc.acts, &mut sc.v, pool)?;
-            self.rope(&mut sc.q, h);
-            self.rope(&mut sc.k, kvh);
-            self.kcache[l].extend_from_slice(&sc.k);
-            self.vcache[l].extend_from_slice(&sc.v);
+            matvec(kernel, &layer.qkv, &sc.acts, &mut sc.qkv, pool)?;
+            let (q, kv) = sc.qkv.split_at_mut(d);
+            let (k, v) = kv.split_at_mut(kv_dim);
+            self.rope(q, h);
+            self.rope(k, kvh);
+            self.kcache[l].extend_from_slice(k);
+            self.vcache[l].extend_from_slice(v);
             sc.att.clear();
             sc.att.resize(d, 0.0);
             let shape = AttnShape {
@@ -659,7 +646,7 @@ impl Engine {
             };
             attend(
                 shape,
-                &sc.q,
+                &sc.qkv[..d],
                 &self.kcache[l],
                 &self.vcache[l],
                 &mut sc.scores,
@@ -670,14 +657,13 @@ impl Engine {
             sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
             rms_norm_into(&sc.x, &layer.ffn_norm, eps, &mut sc.hn);
             quantize_acts_into(&sc.hn, &mut sc.acts);
-            matvec(kernel, &layer.gate, &sc.acts, &mut sc.gate, pool)?;
-            matvec(kernel, &layer.up, &sc.acts, &mut sc.up, pool)?;
-            // SiLU(gate)·up, in place in `gate`.
-            sc.gate
-                .iter_mut()
-                .zip(&sc.up)
+            matvec(kernel, &layer.gate_up, &sc.acts, &mut sc.gate_up, pool)?;
+            // SiLU(gate)·up, in place in the gate half.
+            let (gate, up) = sc.gate_up.split_at_mut(c.intermediate_size);
+            gate.iter_mut()
+                .zip(up.iter())
                 .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
-            quantize_acts_into(&sc.gate, &mut sc.acts);
+            quantize_acts_into(gate, &mut sc.acts);
             matvec(kernel, &layer.down, &sc.acts, &mut sc.o, pool)?;
             sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
         }

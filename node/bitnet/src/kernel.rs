@@ -85,6 +85,32 @@ impl TernaryMatrix {
         Self::from_tq2_0(&bytes, rows, cols)
     }
 
+    /// The rows of `parts`, in order, as one matrix (all must have the same columns). Every row
+    /// keeps its bits and scales, so a product with the stack equals the parts' products one
+    /// after another — decode runs q|k|v and gate|up, which read the same activations, as one
+    /// product each.
+    pub fn stack(parts: &[&TernaryMatrix]) -> Result<Self> {
+        let cols = parts.first().map_or(0, |m| m.cols);
+        if let Some(m) = parts.iter().find(|m| m.cols != cols) {
+            return Err(BitnetError::Model(format!(
+                "cannot stack a matrix of {} columns onto one of {cols}",
+                m.cols
+            )));
+        }
+        let uniform = parts
+            .iter()
+            .map(|m| m.uniform.clone())
+            .collect::<Option<Vec<_>>>()
+            .map(|u| u.concat());
+        Ok(Self {
+            rows: parts.iter().map(|m| m.rows).sum(),
+            cols,
+            qs: parts.iter().flat_map(|m| m.qs.iter().copied()).collect(),
+            d: parts.iter().flat_map(|m| m.d.iter().copied()).collect(),
+            uniform,
+        })
+    }
+
     /// Bytes of packed weights and scales (what a matvec reads).
     pub fn nbytes(&self) -> usize {
         self.qs.len() + self.d.len() * 2
@@ -998,6 +1024,30 @@ mod tests {
                 "{k:?}: {y:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_stacked_matrix_gives_its_parts_products_bit_for_bit() {
+        let a = random_matrix(100, 512, 1, false);
+        let b = random_matrix(36, 512, 2, true);
+        let c = random_matrix(64, 512, 3, false);
+        let s = TernaryMatrix::stack(&[&a, &b, &c]).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let x: Vec<f32> = (0..512).map(|_| rng.gen_range(-2.0f32..2.0)).collect();
+        let acts = quantize_acts(&x);
+        for k in Kernel::available() {
+            let mut whole = vec![0f32; 200];
+            matvec(k, &s, &acts, &mut whole, None).unwrap();
+            let mut parts = Vec::new();
+            for m in [&a, &b, &c] {
+                let mut y = vec![0f32; m.rows];
+                matvec(k, m, &acts, &mut y, None).unwrap();
+                parts.extend(y);
+            }
+            assert_eq!(whole, parts, "{k:?}");
+        }
+        let wide = random_matrix(4, 768, 5, false);
+        assert!(TernaryMatrix::stack(&[&a, &wide]).is_err());
     }
 
     #[test]
