@@ -4,7 +4,8 @@
 //! `bench_quality PRESET STEPS BATCH SEQ [LR] [VOCAB] [OUT_DIR]` (see scripts/bench-bitnet-quality.sh).
 //! The corpus is data/text/kjv.txt (run from the repository root). Environment: `WARMUP`, `DECAY`
 //! (schedule fractions), `ONLY=ternary` or `ONLY=float` (one model only, e.g. to run both
-//! at once or to tune a preset's run), `EVAL_WINDOWS` (validation windows per evaluation).
+//! at once or to tune a preset's run), `EVAL_WINDOWS` (validation windows per evaluation), `SEED`
+//! (initialisation and data order; default 0).
 
 use magnet_bitnet::train::{train, TrainConfig};
 
@@ -42,6 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if let Some(w) = env_f("EVAL_WINDOWS") {
             c.train.eval_windows = w as usize;
+        }
+        if let Some(s) = env_f("SEED") {
+            c.train.seed = s as u64;
         }
         if let Some(d) = env_f("DECAY") {
             c.train.decay_frac = d;
