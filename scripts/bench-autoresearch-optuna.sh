@@ -15,6 +15,11 @@
 # Our side of the code before ADR 0083 (main at 03dffb0) was run on the same fresh seeds with the
 # Optuna entries seeded from that run.
 #
+# The local re-tuning check (ADR 0085, branch wt/ar8): ours on tab30 --seeds 0 … 14 and 15 … 29
+# with Optuna's stored entries, then both sides on --seeds 30 … 44 (fresh), and stocks30 with
+# --seeds 0 … 14 (Optuna seeded for 0 … 4, both sides for 5 … 14); main's code on the fresh
+# seeds' our side as a diagnostic. All under nice -n 19.
+#
 # Usage: scripts/bench-autoresearch-optuna.sh [OUT_DIR]   (default bench-out/optuna)
 set -euo pipefail
 cd "$(dirname "$0")/.."

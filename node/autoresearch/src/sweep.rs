@@ -68,9 +68,12 @@ impl Space {
                 let t = t.clamp(0.0, 1.0);
                 let v = match *r {
                     Range::Float { lo, hi, log } => round_sig(scale(lo, hi, log, t)),
-                    Range::Int { lo, hi, log } => scale(lo as f64, hi as f64 + 0.999, log, t)
+                    // The nudge keeps a log scale's round trip (exp(ln lo) = lo − ε) from
+                    // flooring to lo − 1, below the range.
+                    Range::Int { lo, hi, log } => (scale(lo as f64, hi as f64 + 0.999, log, t)
+                        + 1e-9)
                         .floor()
-                        .min(hi as f64),
+                        .clamp(lo as f64, hi as f64),
                 };
                 (name.clone(), v)
             })
@@ -260,6 +263,20 @@ mod tests {
         let early: f64 = hist[..TPE_STARTUP].iter().map(|h| h.1).sum::<f64>() / TPE_STARTUP as f64;
         assert!(best_tpe < 0.01, "{best_tpe}");
         assert!(late < early, "late {late} early {early}");
+    }
+
+    #[test]
+    fn an_integer_range_decodes_inside_its_bounds_at_both_ends() {
+        for (lo, hi, log) in [
+            (30, 200, true),
+            (5, 10, true),
+            (38, 157, true),
+            (2, 6, false),
+        ] {
+            let space = Space::default().int("n", lo, hi, log);
+            assert_eq!(space.decode(&[0.0])["n"], lo as f64, "{lo}..{hi}");
+            assert_eq!(space.decode(&[1.0])["n"], hi as f64, "{lo}..{hi}");
+        }
     }
 
     #[test]
