@@ -21,6 +21,7 @@ use crate::gguf::{GgmlType, GgufFile};
 use crate::kernel::{
     matvec, matvec_f32, quantize_acts, quantize_acts_into, Kernel, QuantizedActs, TernaryMatrix,
 };
+use crate::team::Team;
 use crate::tokenizer::Tokenizer;
 
 struct Layer {
@@ -72,15 +73,15 @@ impl Table {
         }
     }
 
-    fn matvec(&self, d: usize, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
+    fn matvec(&self, d: usize, x: &[f32], out: &mut [f32], team: Option<&Team>) {
         match self {
-            Table::F32(w) => matvec_f32(w, d, x, out, pool),
-            Table::Q8(m) => m.matvec(x, out, pool),
+            Table::F32(w) => matvec_f32(w, d, x, out, team),
+            Table::Q8(m) => m.matvec(x, out, team),
         }
     }
 }
 
-/// A loaded model plus its KV cache and thread pool.
+/// A loaded model plus its KV cache and decode threads.
 pub struct Engine {
     cfg: ModelConfig,
     embed: Table,
@@ -93,7 +94,7 @@ pub struct Engine {
     vcache: Vec<Vec<f32>>,
     pos: usize,
     kernel: Kernel,
-    pool: Option<rayon::ThreadPool>,
+    team: Option<Team>,
     tokenizer: Option<Tokenizer>,
     scratch: Scratch,
 }
@@ -435,13 +436,8 @@ impl Engine {
         let norm = f32_of("output_norm.weight", &[d as u64])?;
         let (cos, sin) = crate::model::rope_tables(&cfg);
         let tokenizer = gguf_tokenizer(g).ok();
-        let pool = if threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .map_err(|e| BitnetError::Model(format!("thread pool: {e}")))?,
-            )
+        let team = if threads > 1 {
+            Some(Team::new(threads)?)
         } else {
             None
         };
@@ -459,7 +455,7 @@ impl Engine {
             vcache,
             pos: 0,
             kernel: Kernel::best(),
-            pool,
+            team,
             tokenizer,
             scratch: Scratch::default(),
         })
@@ -517,19 +513,12 @@ impl Engine {
         let mut o_d = vec![0f32; c.hidden_size];
         let mut o_qkv = vec![0f32; c.hidden_size + 2 * c.kv_dim()];
         let mut o_f = vec![0f32; 2 * c.intermediate_size];
-        let mut pass = |p: Option<&rayon::ThreadPool>| -> Result<()> {
-            for l in &self.layers {
-                matvec(self.kernel, &l.qkv, &ad, &mut o_qkv, p)?;
-                matvec(self.kernel, &l.o, &ad, &mut o_d, p)?;
-                matvec(self.kernel, &l.gate_up, &ad, &mut o_f, p)?;
-                matvec(self.kernel, &l.down, &af, &mut o_d, p)?;
-            }
-            Ok(())
-        };
-        // Entered once per pass, like `forward` enters it once per token.
-        match self.pool.as_ref() {
-            Some(p) => p.install(|| pass(Some(p)))?,
-            None => pass(None)?,
+        let p = self.team.as_ref();
+        for l in &self.layers {
+            matvec(self.kernel, &l.qkv, &ad, &mut o_qkv, p)?;
+            matvec(self.kernel, &l.o, &ad, &mut o_d, p)?;
+            matvec(self.kernel, &l.gate_up, &ad, &mut o_f, p)?;
+            matvec(self.kernel, &l.down, &af, &mut o_d, p)?;
         }
         std::hint::black_box((&o_d, &o_qkv, &o_f));
         Ok(())
@@ -546,7 +535,7 @@ impl Engine {
             c.hidden_size,
             &x,
             &mut logits,
-            self.pool.as_ref(),
+            self.team.as_ref(),
         );
         std::hint::black_box(&logits);
     }
@@ -581,22 +570,16 @@ impl Engine {
 
     /// Feeds one token at the next position and returns the next-token logits.
     pub fn forward(&mut self, token: u32) -> Result<Vec<f32>> {
-        // With several threads, enter the pool once per token: each of the token's matvecs
-        // then splits its rows among workers that are already awake, instead of waking the
-        // pool from outside for every one of them (which cost more than the matvecs at the
-        // `small` shapes).
-        match self.pool.take() {
-            Some(pool) => {
-                let out = pool.install(|| self.forward_on(token, Some(&pool)));
-                self.pool = Some(pool);
-                out
-            }
-            None => self.forward_on(token, None),
-        }
+        // The team is taken out for the call so `forward_on` can borrow the rest mutably; its
+        // members spin between the token's matvecs (see `crate::team`).
+        let team = self.team.take();
+        let out = self.forward_on(token, team.as_ref());
+        self.team = team;
+        out
     }
 
     /// [`Engine::forward`] with its matvecs split over `pool`.
-    fn forward_on(&mut self, token: u32, pool: Option<&rayon::ThreadPool>) -> Result<Vec<f32>> {
+    fn forward_on(&mut self, token: u32, pool: Option<&Team>) -> Result<Vec<f32>> {
         let c = self.cfg.clone();
         if token as usize >= c.vocab_size {
             return Err(BitnetError::Model(format!(

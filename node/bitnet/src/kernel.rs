@@ -17,12 +17,11 @@
 //! sums (short rows — 512 columns are two blocks — made the per-row call, reduction and epilogue
 //! a large share of the work). The portable kernel stays the one-row reference.
 //!
-//! Threads split the rows; each row is computed by one thread, so results do not depend on the
-//! thread count.
-
-use rayon::prelude::*;
+//! Threads (a [`Team`]) split the rows; each row is computed by one thread, so results do not
+//! depend on the thread count.
 
 use crate::error::{BitnetError, Result};
+use crate::team::Team;
 
 /// Weights per `TQ2_0` block.
 pub const QK: usize = 256;
@@ -622,13 +621,13 @@ fn rows(kernel: Kernel, m: &TernaryMatrix, a: &QuantizedActs, r0: usize, out: &m
     }
 }
 
-/// `out = M · x̃` where `x̃ = q/s`; rows are split over `pool`'s threads (or run here when `None`).
+/// `out = M · x̃` where `x̃ = q/s`; rows are split over `team`'s threads (or run here when `None`).
 pub fn matvec(
     kernel: Kernel,
     m: &TernaryMatrix,
     a: &QuantizedActs,
     out: &mut [f32],
-    pool: Option<&rayon::ThreadPool>,
+    team: Option<&Team>,
 ) -> Result<()> {
     if a.q.len() != m.cols || out.len() != m.rows {
         return Err(BitnetError::Model(format!(
@@ -644,33 +643,19 @@ pub fn matvec(
             "kernel {kernel:?} is not supported by this CPU"
         )));
     }
-    match pool {
-        Some(p) if p.current_num_threads() > 1 && m.rows >= 64 => {
-            // Chunks of a multiple of four rows, so every chunk runs the four-row kernel.
-            let chunk = m
-                .rows
-                .div_ceil(p.current_num_threads() * 4)
-                .max(16)
-                .next_multiple_of(4);
-            p.install(|| {
-                out.par_chunks_mut(chunk)
-                    .enumerate()
-                    .for_each(|(c, o)| rows(kernel, m, a, c * chunk, o))
-            });
+    match team {
+        // One range of a multiple of four rows per thread, so every range runs the four-row
+        // kernel.
+        Some(t) if t.threads() > 1 && m.rows >= 64 => {
+            t.for_chunks(out, 4, |r0, o| rows(kernel, m, a, r0, o))
         }
         _ => rows(kernel, m, a, 0, out),
     }
     Ok(())
 }
 
-/// Dense f32 `out = W x` for a row-major `(rows, cols)` matrix (the output head), split over `pool`.
-pub fn matvec_f32(
-    w: &[f32],
-    cols: usize,
-    x: &[f32],
-    out: &mut [f32],
-    pool: Option<&rayon::ThreadPool>,
-) {
+/// Dense f32 `out = W x` for a row-major `(rows, cols)` matrix (the output head), split over `team`.
+pub fn matvec_f32(w: &[f32], cols: usize, x: &[f32], out: &mut [f32], team: Option<&Team>) {
     let dot = |r: usize| -> f32 {
         let wr = &w[r * cols..(r + 1) * cols];
         let mut acc = [0f32; 8];
@@ -685,19 +670,19 @@ pub fn matvec_f32(
         }
         s
     };
-    match pool {
-        Some(p) if p.current_num_threads() > 1 => p.install(|| {
-            out.par_chunks_mut(256).enumerate().for_each(|(c, o)| {
-                for (i, y) in o.iter_mut().enumerate() {
-                    *y = dot(c * 256 + i);
-                }
-            })
-        }),
-        _ => {
-            for (r, y) in out.iter_mut().enumerate() {
-                *y = dot(r);
-            }
+    split_rows(out, team, dot);
+}
+
+/// `out[r] = dot(r)` for every row, split over `team` in contiguous ranges.
+fn split_rows(out: &mut [f32], team: Option<&Team>, dot: impl Fn(usize) -> f32 + Sync) {
+    let fill = |r0: usize, o: &mut [f32]| {
+        for (i, y) in o.iter_mut().enumerate() {
+            *y = dot(r0 + i);
         }
+    };
+    match team {
+        Some(t) if t.threads() > 1 => t.for_chunks(out, 8, fill),
+        _ => fill(0, out),
     }
 }
 
@@ -753,19 +738,13 @@ impl Q8Matrix {
         self.q.len() / 32 * 34
     }
 
-    /// `out = W x` (f32 activations), rows split over `pool`. Runs the AVX2 row kernel when the CPU
-    /// has it; it gives the same bits as the portable one.
-    pub fn matvec(&self, x: &[f32], out: &mut [f32], pool: Option<&rayon::ThreadPool>) {
-        self.matvec_with(q8_avx2(), x, out, pool)
+    /// `out = W x` (f32 activations), rows split over `team`. Runs the AVX2 row kernel when the
+    /// CPU has it; it gives the same bits as the portable one.
+    pub fn matvec(&self, x: &[f32], out: &mut [f32], team: Option<&Team>) {
+        self.matvec_with(q8_avx2(), x, out, team)
     }
 
-    fn matvec_with(
-        &self,
-        avx2: bool,
-        x: &[f32],
-        out: &mut [f32],
-        pool: Option<&rayon::ThreadPool>,
-    ) {
+    fn matvec_with(&self, avx2: bool, x: &[f32], out: &mut [f32], team: Option<&Team>) {
         let (cols, nb) = (self.cols, self.cols / 32);
         let x = &x[..cols];
         let dot = |r: usize| -> f32 {
@@ -780,20 +759,7 @@ impl Q8Matrix {
             let _ = avx2;
             q8_row_portable(q, d, x)
         };
-        match pool {
-            Some(p) if p.current_num_threads() > 1 => p.install(|| {
-                out.par_chunks_mut(256).enumerate().for_each(|(c, o)| {
-                    for (i, y) in o.iter_mut().enumerate() {
-                        *y = dot(c * 256 + i);
-                    }
-                })
-            }),
-            _ => {
-                for (r, y) in out.iter_mut().enumerate() {
-                    *y = dot(r);
-                }
-            }
-        }
+        split_rows(out, team, dot);
     }
 }
 
@@ -895,10 +861,7 @@ mod tests {
             (4096, 1536),
             (1536, 4096),
         ];
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let team = Team::new(2).unwrap();
         for (i, (rows, cols)) in shapes.into_iter().enumerate() {
             let m = random_matrix(rows, cols, i as u64, i % 2 == 1);
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(100 + i as u64);
@@ -908,7 +871,7 @@ mod tests {
             matvec(Kernel::Portable, &m, &a, &mut want, None).unwrap();
             for k in Kernel::available() {
                 let mut got = vec![0f32; rows];
-                matvec(k, &m, &a, &mut got, Some(&pool)).unwrap();
+                matvec(k, &m, &a, &mut got, Some(&team)).unwrap();
                 assert_eq!(got, want, "{k:?} at {rows}x{cols}");
             }
         }
@@ -922,15 +885,12 @@ mod tests {
         let m = TernaryMatrix::from_codes(&codes, rows, cols, 0.5).unwrap();
         let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
         let a = quantize_acts(&x);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
+        let team = Team::new(3).unwrap();
         for k in Kernel::available() {
             let mut one = vec![0f32; rows];
             let mut three = vec![0f32; rows];
             matvec(k, &m, &a, &mut one, None).unwrap();
-            matvec(k, &m, &a, &mut three, Some(&pool)).unwrap();
+            matvec(k, &m, &a, &mut three, Some(&team)).unwrap();
             assert_eq!(one, three);
             for r in 0..rows {
                 let want: f32 = (0..cols)

@@ -27,6 +27,7 @@ pub mod init;
 pub mod kernel;
 pub mod model;
 pub mod plot;
+pub mod team;
 pub mod tokenizer;
 pub mod train;
 
