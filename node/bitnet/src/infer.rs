@@ -140,7 +140,6 @@ fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut Vec<f32>) {
 /// The attention geometry of one layer.
 #[derive(Clone, Copy)]
 struct AttnShape {
-    heads: usize,
     /// Query heads per KV head.
     rep: usize,
     hd: usize,
@@ -151,13 +150,23 @@ struct AttnShape {
 /// Causal attention of one token over the `scores.len()` cached positions, added into `att`.
 /// Runs the AVX2 build of the same code where the CPU has it: the same operations in the same
 /// order (no FMA), so both give the same bits; only the vector width differs.
-fn attend(sh: AttnShape, q: &[f32], kc: &[f32], vc: &[f32], scores: &mut [f32], att: &mut [f32]) {
+/// Attention for the heads whose outputs `att` holds, starting at head `h0` (`att` is a whole
+/// number of heads long).
+fn attend(
+    sh: AttnShape,
+    h0: usize,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    scores: &mut [f32],
+    att: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (detected at run time just above).
-        return unsafe { attend_avx2(sh, q, kc, vc, scores, att) };
+        return unsafe { attend_avx2(sh, h0, q, kc, vc, scores, att) };
     }
-    attend_body(sh, q, kc, vc, scores, att)
+    attend_body(sh, h0, q, kc, vc, scores, att)
 }
 
 /// [`attend_body`] compiled for AVX2.
@@ -168,18 +177,20 @@ fn attend(sh: AttnShape, q: &[f32], kc: &[f32], vc: &[f32], scores: &mut [f32], 
 #[target_feature(enable = "avx2")]
 unsafe fn attend_avx2(
     sh: AttnShape,
+    h0: usize,
     q: &[f32],
     kc: &[f32],
     vc: &[f32],
     scores: &mut [f32],
     att: &mut [f32],
 ) {
-    attend_body(sh, q, kc, vc, scores, att)
+    attend_body(sh, h0, q, kc, vc, scores, att)
 }
 
 #[inline(always)]
 fn attend_body(
     sh: AttnShape,
+    h0: usize,
     q: &[f32],
     kc: &[f32],
     vc: &[f32],
@@ -187,7 +198,7 @@ fn attend_body(
     att: &mut [f32],
 ) {
     let (hd, kv_dim) = (sh.hd, sh.kv_dim);
-    for head in 0..sh.heads {
+    for head in h0..h0 + att.len() / hd {
         let g = head / sh.rep;
         let qh = &q[head * hd..(head + 1) * hd];
         for (tpos, s) in scores.iter_mut().enumerate() {
@@ -200,7 +211,7 @@ fn attend_body(
             *s = (*s - mx).exp();
             z += *s;
         }
-        let out = &mut att[head * hd..(head + 1) * hd];
+        let out = &mut att[(head - h0) * hd..(head - h0 + 1) * hd];
         for (tpos, s) in scores.iter().enumerate() {
             let p = s / z;
             let vt = &vc[tpos * kv_dim + g * hd..tpos * kv_dim + (g + 1) * hd];
@@ -621,20 +632,21 @@ impl Engine {
             sc.att.clear();
             sc.att.resize(d, 0.0);
             let shape = AttnShape {
-                heads: h,
                 rep,
                 hd,
                 kv_dim,
                 scale,
             };
-            attend(
-                shape,
-                &sc.qkv[..d],
-                &self.kcache[l],
-                &self.vcache[l],
-                &mut sc.scores,
-                &mut sc.att,
-            );
+            let (q, kc, vc) = (&sc.qkv[..d], &self.kcache[l], &self.vcache[l]);
+            // Heads split over the team (each head's arithmetic is unchanged, so the result
+            // does not depend on the thread count).
+            match pool {
+                Some(t) if t.threads() > 1 => t.for_chunks(&mut sc.att, hd, |start, out| {
+                    let mut scores = vec![0f32; n];
+                    attend(shape, start / hd, q, kc, vc, &mut scores, out)
+                }),
+                _ => attend(shape, 0, q, kc, vc, &mut sc.scores, &mut sc.att),
+            }
             quantize_acts_into(&sc.att, &mut sc.acts);
             matvec(kernel, &layer.o, &sc.acts, &mut sc.o, pool)?;
             sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);

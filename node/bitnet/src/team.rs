@@ -12,7 +12,7 @@
 //! product waited for a scheduler slice). So work is *claimed*: a job is split into `parts`
 //! pieces, and the caller and the members take pieces from one atomic counter until none are
 //! left. A member that is not running takes nothing, and the caller does its share — decode then
-//! runs at one-thread speed instead of stalling. Threads that wait longer than ~50 µs park on a
+//! runs at one-thread speed instead of stalling. Threads that wait longer than a few microseconds park on a
 //! condition variable, so an idle engine does not burn CPU.
 //!
 //! Guarantees: [`Team::run`] calls `job(i)` exactly once for every `i` in `0..parts`, on some
@@ -29,9 +29,12 @@ use std::thread::JoinHandle;
 
 use crate::error::{BitnetError, Result};
 
-/// Spin iterations (one `spin_loop` hint each; ~50 µs in all) before a waiting thread parks.
-/// A piece at decode shapes takes a few microseconds, so with a free core per thread nobody
-/// parks mid-token.
+/// Spin iterations (one `spin_loop` hint each; a few microseconds in all) before a waiting
+/// thread parks. Measured on the 2-core VM: 2¹¹ spins kept a member co-located with the caller
+/// burning the caller's core under load (two-thread decode 297–403 tok/s vs rayon's 502–786);
+/// 2⁸ gave 361–508 vs 461–576, and on the quiet machine the team still led (ADR 0086).
+/// A member parked between two products (during a layer's norms and attention) is woken by the
+/// next job; the caller does not wait for it, it claims the pieces itself.
 const SPINS_BEFORE_PARK: u32 = 1 << 8;
 
 /// The low bits of the ticket count claimed pieces; the high bits are the job's generation.
