@@ -174,7 +174,8 @@ impl Team {
     }
 
     /// Calls `job(i)` once for every `i` in `0..parts`, spread over the team (this thread
-    /// included), and returns when all calls have returned. Re-raises a job's panic.
+    /// included), and returns when all calls have returned. Re-raises a job's panic. A job must
+    /// not call `run` on the same team (jobs are serialised, so that would wait for itself).
     pub fn run<F: Fn(usize) + Sync>(&self, parts: usize, job: F) {
         assert!(parts as u64 <= INDEX_MASK, "too many pieces in one job");
         let s = &*self.shared;
