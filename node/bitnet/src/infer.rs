@@ -147,11 +147,11 @@ struct AttnShape {
     scale: f32,
 }
 
-/// Causal attention of one token over the `scores.len()` cached positions, added into `att`.
-/// Runs the AVX2 build of the same code where the CPU has it: the same operations in the same
-/// order (no FMA), so both give the same bits; only the vector width differs.
-/// Attention for the heads whose outputs `att` holds, starting at head `h0` (`att` is a whole
-/// number of heads long).
+/// Causal attention of one token over the `scores.len()` cached positions, added into `att`,
+/// for the heads whose outputs `att` holds, starting at head `h0` (`att` is a whole number of
+/// heads long; decode splits the heads over its team). Runs the AVX2 build of the same code
+/// where the CPU has it: the same operations in the same order (no FMA), so both give the same
+/// bits; only the vector width differs.
 fn attend(
     sh: AttnShape,
     h0: usize,
