@@ -147,26 +147,29 @@ struct AttnShape {
     scale: f32,
 }
 
-/// Causal attention of one token over the `scores.len()` cached positions, added into `att`,
-/// for the heads whose outputs `att` holds, starting at head `h0` (`att` is a whole number of
-/// heads long; decode splits the heads over its team). Runs the AVX2 build of the same code
-/// where the CPU has it: the same operations in the same order (no FMA), so both give the same
-/// bits; only the vector width differs.
-fn attend(
+/// What one attention call reads: the layer's geometry, the first head it computes, the token's
+/// queries and the layer's key and value caches.
+#[derive(Clone, Copy)]
+struct AttnInputs<'a> {
     sh: AttnShape,
     h0: usize,
-    q: &[f32],
-    kc: &[f32],
-    vc: &[f32],
-    scores: &mut [f32],
-    att: &mut [f32],
-) {
+    q: &'a [f32],
+    kc: &'a [f32],
+    vc: &'a [f32],
+}
+
+/// Causal attention of one token over the `scores.len()` cached positions, added into `att`,
+/// for the heads whose outputs `att` holds, starting at head `inp.h0` (`att` is a whole number
+/// of heads long; decode splits the heads over its team). Runs the AVX2 build of the same code
+/// where the CPU has it: the same operations in the same order (no FMA), so both give the same
+/// bits; only the vector width differs.
+fn attend(inp: AttnInputs, scores: &mut [f32], att: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (detected at run time just above).
-        return unsafe { attend_avx2(sh, h0, q, kc, vc, scores, att) };
+        return unsafe { attend_avx2(inp, scores, att) };
     }
-    attend_body(sh, h0, q, kc, vc, scores, att)
+    attend_body(inp, scores, att)
 }
 
 /// [`attend_body`] compiled for AVX2.
@@ -175,28 +178,13 @@ fn attend(
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn attend_avx2(
-    sh: AttnShape,
-    h0: usize,
-    q: &[f32],
-    kc: &[f32],
-    vc: &[f32],
-    scores: &mut [f32],
-    att: &mut [f32],
-) {
-    attend_body(sh, h0, q, kc, vc, scores, att)
+unsafe fn attend_avx2(inp: AttnInputs, scores: &mut [f32], att: &mut [f32]) {
+    attend_body(inp, scores, att)
 }
 
 #[inline(always)]
-fn attend_body(
-    sh: AttnShape,
-    h0: usize,
-    q: &[f32],
-    kc: &[f32],
-    vc: &[f32],
-    scores: &mut [f32],
-    att: &mut [f32],
-) {
+fn attend_body(inp: AttnInputs, scores: &mut [f32], att: &mut [f32]) {
+    let AttnInputs { sh, h0, q, kc, vc } = inp;
     let (hd, kv_dim) = (sh.hd, sh.kv_dim);
     for head in h0..h0 + att.len() / hd {
         let g = head / sh.rep;
@@ -637,15 +625,24 @@ impl Engine {
                 kv_dim,
                 scale,
             };
-            let (q, kc, vc) = (&sc.qkv[..d], &self.kcache[l], &self.vcache[l]);
+            let inp = AttnInputs {
+                sh: shape,
+                h0: 0,
+                q: &sc.qkv[..d],
+                kc: &self.kcache[l],
+                vc: &self.vcache[l],
+            };
             // Heads split over the team (each head's arithmetic is unchanged, so the result
-            // does not depend on the thread count).
+            // does not depend on the thread count); each piece needs its own scores.
             match pool {
                 Some(t) if t.threads() > 1 => t.for_chunks(&mut sc.att, hd, |start, out| {
-                    let mut scores = vec![0f32; n];
-                    attend(shape, start / hd, q, kc, vc, &mut scores, out)
+                    let inp = AttnInputs {
+                        h0: start / hd,
+                        ..inp
+                    };
+                    attend(inp, &mut vec![0f32; n], out)
                 }),
-                _ => attend(shape, 0, q, kc, vc, &mut sc.scores, &mut sc.att),
+                _ => attend(inp, &mut sc.scores, &mut sc.att),
             }
             quantize_acts_into(&sc.att, &mut sc.acts);
             matvec(kernel, &layer.o, &sc.acts, &mut sc.o, pool)?;

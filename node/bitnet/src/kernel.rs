@@ -646,9 +646,7 @@ pub fn matvec(
     match team {
         // One range of a multiple of four rows per thread, so every range runs the four-row
         // kernel.
-        Some(t) if t.threads() > 1 && m.rows >= 64 => {
-            t.for_chunks(out, 4, |r0, o| rows(kernel, m, a, r0, o))
-        }
+        Some(t) if m.rows >= 64 => t.for_chunks(out, 4, |r0, o| rows(kernel, m, a, r0, o)),
         _ => rows(kernel, m, a, 0, out),
     }
     Ok(())
@@ -681,7 +679,7 @@ fn split_rows(out: &mut [f32], team: Option<&Team>, dot: impl Fn(usize) -> f32 +
         }
     };
     match team {
-        Some(t) if t.threads() > 1 => t.for_chunks(out, 8, fill),
+        Some(t) => t.for_chunks(out, 8, fill),
         _ => fill(0, out),
     }
 }

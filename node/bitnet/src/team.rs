@@ -71,19 +71,17 @@ struct Shared {
 }
 
 impl Shared {
-    /// Claims and runs pieces of generation `g`'s job until none are left. Returns whether this
-    /// thread ran any.
-    fn work(&self, g: u64) -> bool {
-        let mut ran = false;
+    /// Claims and runs pieces of generation `g`'s job until none are left.
+    fn work(&self, g: u64) {
         loop {
             let t = self.ticket.load(Ordering::Acquire);
             let (tg, i) = (t >> INDEX_BITS, (t & INDEX_MASK) as usize);
             if tg != g {
-                return ran;
+                return;
             }
             let parts = self.parts.load(Ordering::Acquire);
             if i >= parts {
-                return ran;
+                return;
             }
             let job = self.job.load(Ordering::Acquire);
             // A successful exchange from (g, i) proves the ticket did not move while `parts` and
@@ -97,7 +95,6 @@ impl Shared {
             {
                 continue;
             }
-            ran = true;
             // SAFETY: see above — `job` points at generation g's live job.
             let f = unsafe { &**job };
             if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
