@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Paired analysis of scripts/bench-autoresearch.py result files (search-only track).
+
+Merges every results.json given (later files fill keys the earlier ones lack; a key present in
+two files with different "ours" results is an error, so mixed code versions cannot pool by
+accident), keeps the data sets, budget and seeds asked for, and prints per data set:
+mean held-out log-loss of both sides, Δ = Optuna − ours (positive: ours better) with a 95 %
+t-interval (scipy's t quantile), the verdict (better / worse / tie by that interval), the
+two-sided Wilcoxon signed-rank p and its Holm adjustment over the data sets, wins, and
+"reaches" (runs whose best-so-far CV reaches Optuna's final CV within half of Optuna's trials).
+
+Usage:
+  python3 scripts/analyze-autoresearch-optuna.py FILE... [--datasets ...] [--budget 30]
+      [--seeds 45-194] [--per-seed]
+"""
+import argparse, json, math, sys
+
+from scipy import stats
+
+
+def seeds_arg(s):
+    out = []
+    for part in s.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def merge(paths):
+    merged = {}
+    for p in paths:
+        for k, v in json.load(open(p)).items():
+            cur = merged.setdefault(k, {})
+            for side, r in v.items():
+                if side in cur and r and cur[side] and cur[side]["test"] != r["test"]:
+                    sys.exit(f"{k}: '{side}' differs between files ({cur[side]['test']} vs {r['test']}) - "
+                             "results of different code versions; pass them separately")
+                cur.setdefault(side, r)
+    return merged
+
+
+def reaches(ours, opt):
+    """Share of Optuna's trials after which our best-so-far CV reaches Optuna's final CV."""
+    target = opt["curve"][-1]
+    for i, c in enumerate(ours["curve"]):
+        if c <= target + 1e-12:
+            return (i + 1) / len(opt["curve"])
+    return None
+
+
+def holm(ps):
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    adj, run = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        run = max(run, min(1.0, (len(ps) - rank) * ps[i]))
+        adj[i] = run
+    return adj
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--datasets", nargs="+", default=["titanic", "penguins", "breast_cancer", "wine", "stocks"])
+    ap.add_argument("--budget", type=int, default=30)
+    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0-194"))
+    ap.add_argument("--per-seed", action="store_true", help="also list every seed's Δ")
+    a = ap.parse_args()
+    res = merge(a.files)
+    rows = []
+    for ds in a.datasets:
+        pairs = []
+        for s in a.seeds:
+            r = res.get(f"{ds}|{a.budget}|{s}", {})
+            if r.get("ours") and r.get("optuna_search_only"):
+                pairs.append((s, r["ours"], r["optuna_search_only"]))
+        if not pairs:
+            continue
+        d = [o["test"] - u["test"] for _, u, o in pairs]
+        n = len(d)
+        m = sum(d) / n
+        sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1)) if n > 1 else float("nan")
+        h = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
+        nz = [x for x in d if x != 0]
+        p = stats.wilcoxon(nz).pvalue if len(nz) >= 2 else float("nan")
+        reach = [reaches(u, o) for _, u, o in pairs]
+        rows.append(dict(ds=ds, n=n, seeds=(pairs[0][0], pairs[-1][0]),
+                         ours=sum(u["test"] for _, u, _ in pairs) / n,
+                         opt=sum(o["test"] for _, _, o in pairs) / n, m=m, lo=m - h, hi=m + h, p=p,
+                         wins=(sum(x > 0 for x in d), sum(x < 0 for x in d)),
+                         reach=sum(1 for x in reach if x is not None and x <= 0.5),
+                         wall=(sum(u["wall"] for _, u, _ in pairs) / n, sum(o["wall"] for _, _, o in pairs) / n),
+                         d=d, seed_list=[s for s, _, _ in pairs]))
+    tab = [r for r in rows if r["ds"] != "stocks" and not math.isnan(r["p"])]
+    for r, q in zip(tab, holm([r["p"] for r in tab])):
+        r["holm"] = q
+    print("| data set | seeds (n) | ours | Optuna | Δ [95 % CI] | verdict | Wilcoxon p (Holm) | wins | reaches ≤ 50 % | wall s ours / Optuna |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        verdict = "**better**" if r["lo"] > 0 else "**worse**" if r["hi"] < 0 else "tie"
+        holm_s = f" ({r['holm']:.3f})" if "holm" in r else ""
+        print(f"| {r['ds']} | {r['seeds'][0]}–{r['seeds'][1]} ({r['n']}) | {r['ours']:.4f} | {r['opt']:.4f} | "
+              f"{r['m']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}] | {verdict} | {r['p']:.3f}{holm_s} | "
+              f"{r['wins'][0]}–{r['wins'][1]} | {r['reach']} of {r['n']} | {r['wall'][0]:.1f} / {r['wall'][1]:.1f} |")
+    if a.per_seed:
+        for r in rows:
+            print(f"\n{r['ds']}: " + ", ".join(f"{s}: {x:+.4f}" for s, x in zip(r["seed_list"], r["d"])))
+
+
+if __name__ == "__main__":
+    main()
