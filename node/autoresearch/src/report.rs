@@ -48,6 +48,10 @@ pub struct HeldOut {
     pub final_confusion: Vec<Vec<usize>>,
     /// Domain decision metrics (name, value).
     pub decision_metrics: Vec<(String, f64)>,
+    /// The final model's post-processing as fitted on the training part's out-of-fold rows
+    /// (temperature 1 and no offsets when it has none), so a sharpening temperature (< 1) is
+    /// visible; `None` when it could not be fitted.
+    pub final_post: Option<PostFit>,
     /// Final test probabilities (for downstream checks).
     #[serde(skip)]
     pub final_probs: Vec<Vec<f64>>,
@@ -70,29 +74,18 @@ fn concat(a: &Dataset, b: &Dataset) -> Dataset {
     d
 }
 
-/// Fits `cand` on the whole training part and predicts `test` (post-processing fitted on the
-/// candidate's out-of-fold predictions).
-pub fn predict_test(
+/// Fits `cand`'s post-processing (temperature, per-context offsets) the way the final model
+/// uses it: on the weighted vote of its members' out-of-fold predictions over the training part.
+/// Reads no test row.
+pub fn final_post_fit(
     train: &Dataset,
-    test: &Dataset,
     ev: &Evaluator,
     cand: &Candidate,
-    seed: u64,
-) -> Result<Vec<Vec<f64>>, ModelError> {
-    let all = concat(train, test);
-    let fit_rows: Vec<usize> = (0..train.len()).collect();
-    let pred_rows: Vec<usize> = (train.len()..all.len()).collect();
+) -> Result<PostFit, ModelError> {
     let k = train.n_classes();
     let total: f64 = cand.members.iter().map(|m| m.1).sum();
-    let mut probs = vec![vec![0.0; k]; test.len()];
     let mut oof_vote: Vec<Option<Vec<f64>>> = vec![None; train.len()];
     for (p, w) in &cand.members {
-        let (pr, _) = fit_predict(p, &all, &fit_rows, &pred_rows, seed)?;
-        for (row, r) in probs.iter_mut().zip(&pr) {
-            for c in 0..k {
-                row[c] += w / total * r[c];
-            }
-        }
         let oof = ev.oof(p)?;
         for (i, o) in oof.probs.iter().enumerate() {
             if let Some(o) = o {
@@ -112,13 +105,39 @@ pub fn predict_test(
         .context
         .as_ref()
         .map(|c| rows.iter().map(|&i| c[i]).collect());
-    let post = PostFit::fit(
+    Ok(PostFit::fit(
         &cand.post,
         &p,
         &y,
         ctx.as_deref(),
         train.context_names.len(),
-    );
+    ))
+}
+
+/// Fits `cand` on the whole training part and predicts `test` (post-processing fitted by
+/// [`final_post_fit`]).
+pub fn predict_test(
+    train: &Dataset,
+    test: &Dataset,
+    ev: &Evaluator,
+    cand: &Candidate,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>, ModelError> {
+    let all = concat(train, test);
+    let fit_rows: Vec<usize> = (0..train.len()).collect();
+    let pred_rows: Vec<usize> = (train.len()..all.len()).collect();
+    let k = train.n_classes();
+    let total: f64 = cand.members.iter().map(|m| m.1).sum();
+    let mut probs = vec![vec![0.0; k]; test.len()];
+    for (p, w) in &cand.members {
+        let (pr, _) = fit_predict(p, &all, &fit_rows, &pred_rows, seed)?;
+        for (row, r) in probs.iter_mut().zip(&pr) {
+            for c in 0..k {
+                row[c] += w / total * r[c];
+            }
+        }
+    }
+    let post = final_post_fit(train, ev, cand)?;
     Ok(probs
         .iter()
         .enumerate()
@@ -214,6 +233,7 @@ pub fn finish(
     };
     HeldOut {
         n_test: test.len(),
+        final_post: final_post_fit(data, &ev, &last).ok(),
         baseline_loss: log_loss(&pb, &test.y),
         v1_loss: log_loss(&p1, &test.y),
         final_loss: log_loss(&pf, &test.y),
@@ -423,6 +443,18 @@ pub fn render_markdown(o: &RunOutcome) -> String {
         "Improvement over the baseline (paired, per test row): {:.4}, 95% bootstrap CI [{:.4}, {:.4}].  \nAccuracy {:.4} → {:.4}; final balanced accuracy {:.4}; confusion {:?}",
         t.improvement, t.improvement_ci.0, t.improvement_ci.1, t.baseline_accuracy, t.final_accuracy, t.final_balanced_accuracy, t.final_confusion
     );
+    if let Some(post) = t.final_post.as_ref().filter(|p| p.temperature != 1.0) {
+        let note = if post.temperature < 1.0 {
+            "sharpens the vote"
+        } else {
+            "softens the vote"
+        };
+        let _ = writeln!(
+            s,
+            "\nFinal model's fitted temperature {:.3} ({note}; fitted on the training part's out-of-fold rows).",
+            post.temperature
+        );
+    }
     if !t.decision_metrics.is_empty() {
         let _ = writeln!(s, "\n| decision metric | value |\n|---|---|");
         for (k, v) in &t.decision_metrics {

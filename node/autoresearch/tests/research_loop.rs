@@ -137,6 +137,24 @@ fn titanic_with_class_context_goes_through_versions_and_beats_the_baseline_on_he
     ] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
+    // The final model's fitted post-processing is recorded next to its held-out score, and it
+    // is the one its candidate asks for: a temperature only when the candidate is tempered.
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("best_model.json")).unwrap())
+            .unwrap();
+    let t = model["test"]["final_post"]["temperature"].as_f64().unwrap();
+    let last = &o.versions.last().unwrap().best;
+    if last.post.temperature {
+        assert!(t.is_finite() && t > 0.0, "fitted temperature {t}");
+    } else {
+        assert_eq!(t, 1.0, "an untempered candidate has temperature 1");
+    }
+    let offsets = model["test"]["final_post"]["offsets"].as_array().unwrap();
+    assert_eq!(
+        offsets.is_empty(),
+        last.post.context_offsets.is_none(),
+        "offsets are fitted exactly when the candidate asks for them"
+    );
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(
         md.contains("| Ver. | CV log-loss") && md.contains("95% bootstrap CI"),
