@@ -97,9 +97,10 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         verdict = "**better**" if r["lo"] > 0 else "**worse**" if r["hi"] < 0 else "tie"
-        holm_s = f" ({r['holm']:.3f})" if "holm" in r else ""
+        fmt = lambda x: "< 0.001" if x < 0.001 else f"{x:.3f}"
+        holm_s = f" ({fmt(r['holm'])})" if "holm" in r else ""
         print(f"| {r['ds']} | {r['seeds'][0]}–{r['seeds'][1]} ({r['n']}) | {r['ours']:.4f} | {r['opt']:.4f} | "
-              f"{r['m']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}] | {verdict} | {r['p']:.3f}{holm_s} | "
+              f"{r['m']:+.4f} [{r['lo']:+.4f}, {r['hi']:+.4f}] | {verdict} | {fmt(r['p'])}{holm_s} | "
               f"{r['wins'][0]}–{r['wins'][1]} | {r['reach']} of {r['n']} | {r['wall'][0]:.1f} / {r['wall'][1]:.1f} |")
     if a.per_seed:
         for r in rows:

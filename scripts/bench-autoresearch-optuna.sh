@@ -20,6 +20,12 @@
 # --seeds 0 … 14 (Optuna seeded for 0 … 4, both sides for 5 … 14); main's code on the fresh
 # seeds' our side as a diagnostic. All under nice -n 19.
 #
+# The pre-registered check of main's code (session 7) ran seed-major through
+# scripts/bench-autoresearch-fresh.sh with a copied debug binary: seeds 45..194 at budget 30,
+# BUDGET=10 on 45..74, BUDGET=100 on 45..59, TRACKS="search-only open" on 45..64 (lane results
+# seeded with the budget-30 entries), and stocks30 --seeds 5 … 14 for our side only; ADR 0087's
+# own-effect check ran TRACKS=none on 195..269 with both binaries.
+#
 # Usage: scripts/bench-autoresearch-optuna.sh [OUT_DIR]   (default bench-out/optuna)
 set -euo pipefail
 cd "$(dirname "$0")/.."
