@@ -9,9 +9,12 @@ t-interval (scipy's t quantile), the verdict (better / worse / tie by that inter
 two-sided Wilcoxon signed-rank p and its Holm adjustment over the data sets, wins, and
 "reaches" (runs whose best-so-far CV reaches Optuna's final CV within half of Optuna's trials).
 
+With --own-effect BASE_FILE..., it compares our side of FILE... with our side of BASE_FILE...
+instead (a code change's own effect: FILE − BASE held-out log-loss, negative = the change better).
+
 Usage:
   python3 scripts/analyze-autoresearch-optuna.py FILE... [--datasets ...] [--budget 30]
-      [--seeds 45-194] [--per-seed]
+      [--seeds 45-194] [--per-seed] [--own-effect BASE_FILE...]
 """
 import argparse, json, math, sys
 
@@ -64,8 +67,12 @@ def main():
     ap.add_argument("--budget", type=int, default=30)
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0-194"))
     ap.add_argument("--per-seed", action="store_true", help="also list every seed's Δ")
+    ap.add_argument("--own-effect", nargs="+", metavar="BASE_FILE",
+                    help="compare our side of FILE... with our side of these files")
     a = ap.parse_args()
     res = merge(a.files)
+    if a.own_effect:
+        return own_effect(a, res, merge(a.own_effect))
     rows = []
     for ds in a.datasets:
         pairs = []
@@ -105,6 +112,35 @@ def main():
     if a.per_seed:
         for r in rows:
             print(f"\n{r['ds']}: " + ", ".join(f"{s}: {x:+.4f}" for s, x in zip(r["seed_list"], r["d"])))
+
+
+def own_effect(a, new, base):
+    print("| data set | seeds (n) | change | base | change − base [95 % CI] | Wilcoxon p | better / worse / same |")
+    print("|---|---|---|---|---|---|---|")
+    pooled = []
+    for ds in a.datasets + ["all"]:
+        if ds == "all":
+            d, names = pooled, "four sets" if len(a.datasets) == 4 else "pooled"
+        else:
+            d = []
+            for s in a.seeds:
+                k = f"{ds}|{a.budget}|{s}"
+                if new.get(k, {}).get("ours") and base.get(k, {}).get("ours"):
+                    d.append((new[k]["ours"]["test"], base[k]["ours"]["test"]))
+            pooled += d
+            names = ds
+        if len(d) < 2:
+            continue
+        x = [u - b for u, b in d]
+        n = len(x)
+        m = sum(x) / n
+        sd = math.sqrt(sum((v - m) ** 2 for v in x) / (n - 1))
+        h = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        nz = [v for v in x if v != 0]
+        p = stats.wilcoxon(nz).pvalue if len(nz) >= 2 else float("nan")
+        print(f"| {names} | {n} | {sum(u for u, _ in d) / n:.4f} | {sum(b for _, b in d) / n:.4f} | "
+              f"{m:+.4f} [{m - h:+.4f}, {m + h:+.4f}] | {p:.3g} | "
+              f"{sum(v < 0 for v in x)} / {sum(v > 0 for v in x)} / {sum(v == 0 for v in x)} |")
 
 
 if __name__ == "__main__":
