@@ -16,30 +16,12 @@ Usage:
   python3 scripts/analyze-autoresearch-optuna.py FILE... [--datasets ...] [--budget 30]
       [--seeds 45-194] [--per-seed] [--own-effect BASE_FILE...]
 """
-import argparse, json, math, sys
+import argparse, math, os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from autoresearch_results import add_common_args, merge  # noqa: E402
 
 from scipy import stats
-
-
-def seeds_arg(s):
-    out = []
-    for part in s.split(","):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
-
-
-def merge(paths):
-    merged = {}
-    for p in paths:
-        for k, v in json.load(open(p)).items():
-            cur = merged.setdefault(k, {})
-            for side, r in v.items():
-                if side in cur and r and cur[side] and cur[side]["test"] != r["test"]:
-                    sys.exit(f"{k}: '{side}' differs between files ({cur[side]['test']} vs {r['test']}) - "
-                             "results of different code versions; pass them separately")
-                cur.setdefault(side, r)
-    return merged
 
 
 def reaches(ours, opt):
@@ -62,10 +44,7 @@ def holm(ps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("files", nargs="+")
-    ap.add_argument("--datasets", nargs="+", default=["titanic", "penguins", "breast_cancer", "wine", "stocks"])
-    ap.add_argument("--budget", type=int, default=30)
-    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0-194"))
+    add_common_args(ap)
     ap.add_argument("--per-seed", action="store_true", help="also list every seed's Δ")
     ap.add_argument("--own-effect", nargs="+", metavar="BASE_FILE",
                     help="compare our side of FILE... with our side of these files")

@@ -11,20 +11,15 @@ better) as a sorted curve with its mean.
 Usage:
   python3 scripts/plot-autoresearch-curves.py FILE... --budget 30 --seeds 45-194 --out plot.png
 """
-import argparse, json, statistics
+import argparse, os, statistics, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from autoresearch_results import add_common_args, merge  # noqa: E402
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-def seeds_arg(s):
-    out = []
-    for part in s.split(","):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
-    return out
 
 
 def quantile(xs, q):
@@ -37,16 +32,10 @@ def quantile(xs, q):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("files", nargs="+")
-    ap.add_argument("--datasets", nargs="+", default=["titanic", "penguins", "breast_cancer", "wine", "stocks"])
-    ap.add_argument("--budget", type=int, default=30)
-    ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("0-194"))
+    add_common_args(ap)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    res = {}
-    for p in a.files:
-        for k, v in json.load(open(p)).items():
-            res.setdefault(k, {}).update({s: r for s, r in v.items() if r})
+    res = merge(a.files)
     sets = [d for d in a.datasets
             if any(f"{d}|{a.budget}|{s}" in res for s in a.seeds)]
     fig, axes = plt.subplots(2, len(sets), figsize=(3.6 * len(sets), 6.4), squeeze=False)
