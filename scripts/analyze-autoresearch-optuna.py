@@ -24,6 +24,20 @@ from autoresearch_results import add_common_args, merge  # noqa: E402
 from scipy import stats
 
 
+def paired(x):
+    """Mean of paired differences with its 95 % t-interval, and the two-sided Wilcoxon p (zero
+    differences dropped); NaN where n is too small."""
+    n = len(x)
+    m = sum(x) / n
+    h = float("nan")
+    if n > 1:
+        sd = math.sqrt(sum((v - m) ** 2 for v in x) / (n - 1))
+        h = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    nz = [v for v in x if v != 0]
+    p = stats.wilcoxon(nz).pvalue if len(nz) >= 2 else float("nan")
+    return m, m - h, m + h, p
+
+
 def reaches(ours, opt):
     """Share of Optuna's trials after which our best-so-far CV reaches Optuna's final CV."""
     target = opt["curve"][-1]
@@ -63,15 +77,11 @@ def main():
             continue
         d = [o["test"] - u["test"] for _, u, o in pairs]
         n = len(d)
-        m = sum(d) / n
-        sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1)) if n > 1 else float("nan")
-        h = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
-        nz = [x for x in d if x != 0]
-        p = stats.wilcoxon(nz).pvalue if len(nz) >= 2 else float("nan")
+        m, lo, hi, p = paired(d)
         reach = [reaches(u, o) for _, u, o in pairs]
         rows.append(dict(ds=ds, n=n, seeds=(pairs[0][0], pairs[-1][0]),
                          ours=sum(u["test"] for _, u, _ in pairs) / n,
-                         opt=sum(o["test"] for _, _, o in pairs) / n, m=m, lo=m - h, hi=m + h, p=p,
+                         opt=sum(o["test"] for _, _, o in pairs) / n, m=m, lo=lo, hi=hi, p=p,
                          wins=(sum(x > 0 for x in d), sum(x < 0 for x in d)),
                          reach=sum(1 for x in reach if x is not None and x <= 0.5),
                          wall=(sum(u["wall"] for _, u, _ in pairs) / n, sum(o["wall"] for _, _, o in pairs) / n),
@@ -112,13 +122,9 @@ def own_effect(a, new, base):
             continue
         x = [u - b for u, b in d]
         n = len(x)
-        m = sum(x) / n
-        sd = math.sqrt(sum((v - m) ** 2 for v in x) / (n - 1))
-        h = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-        nz = [v for v in x if v != 0]
-        p = stats.wilcoxon(nz).pvalue if len(nz) >= 2 else float("nan")
+        m, lo, hi, p = paired(x)
         print(f"| {names} | {n} | {sum(u for u, _ in d) / n:.4f} | {sum(b for _, b in d) / n:.4f} | "
-              f"{m:+.4f} [{m - h:+.4f}, {m + h:+.4f}] | {p:.3g} | "
+              f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}] | {p:.3g} | "
               f"{sum(v < 0 for v in x)} / {sum(v > 0 for v in x)} / {sum(v == 0 for v in x)} |")
 
 

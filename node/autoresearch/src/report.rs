@@ -48,9 +48,9 @@ pub struct HeldOut {
     pub final_confusion: Vec<Vec<usize>>,
     /// Domain decision metrics (name, value).
     pub decision_metrics: Vec<(String, f64)>,
-    /// The final model's post-processing as fitted on the training part's out-of-fold rows
-    /// (temperature 1 and no offsets when it has none), so a sharpening temperature (< 1) is
-    /// visible; `None` when it could not be fitted.
+    /// The final model's post-processing as fitted on the training part's out-of-fold rows and
+    /// applied to the test rows (temperature 1 and no offsets when it has none); `None` when the
+    /// held-out scoring failed.
     pub final_post: Option<PostFit>,
     /// Final test probabilities (for downstream checks).
     #[serde(skip)]
@@ -77,7 +77,7 @@ fn concat(a: &Dataset, b: &Dataset) -> Dataset {
 /// Fits `cand`'s post-processing (temperature, per-context offsets) the way the final model
 /// uses it: on the weighted vote of its members' out-of-fold predictions over the training part.
 /// Reads no test row.
-pub fn final_post_fit(
+fn final_post_fit(
     train: &Dataset,
     ev: &Evaluator,
     cand: &Candidate,
@@ -114,8 +114,8 @@ pub fn final_post_fit(
     ))
 }
 
-/// Fits `cand` on the whole training part and predicts `test` (post-processing fitted by
-/// [`final_post_fit`]).
+/// Fits `cand` on the whole training part and predicts `test` (post-processing fitted on the
+/// vote of its members' out-of-fold predictions over the training part).
 pub fn predict_test(
     train: &Dataset,
     test: &Dataset,
@@ -123,6 +123,17 @@ pub fn predict_test(
     cand: &Candidate,
     seed: u64,
 ) -> Result<Vec<Vec<f64>>, ModelError> {
+    predict_test_fitted(train, test, ev, cand, seed).map(|(p, _)| p)
+}
+
+/// [`predict_test`], also returning the post-processing it fitted and applied.
+fn predict_test_fitted(
+    train: &Dataset,
+    test: &Dataset,
+    ev: &Evaluator,
+    cand: &Candidate,
+    seed: u64,
+) -> Result<(Vec<Vec<f64>>, PostFit), ModelError> {
     let all = concat(train, test);
     let fit_rows: Vec<usize> = (0..train.len()).collect();
     let pred_rows: Vec<usize> = (train.len()..all.len()).collect();
@@ -138,11 +149,12 @@ pub fn predict_test(
         }
     }
     let post = final_post_fit(train, ev, cand)?;
-    Ok(probs
+    let probs = probs
         .iter()
         .enumerate()
         .map(|(i, r)| post.apply(r, test.context.as_ref().map(|c| c[i])))
-        .collect())
+        .collect();
+    Ok((probs, post))
 }
 
 /// Scores one candidate on the held-out test (for `research trial` with `holdout: true`):
@@ -202,7 +214,7 @@ pub fn finish(
     let data = &train.data;
     let folds = domain.folds(data, o.config.folds, seed);
     let ev = Evaluator::new(data, &folds, seed);
-    let score = |c: &Candidate| predict_test(data, &test, &ev, c, seed).ok();
+    let score = |c: &Candidate| predict_test_fitted(data, &test, &ev, c, seed).ok();
     let first = o
         .versions
         .first()
@@ -210,7 +222,9 @@ pub fn finish(
         .unwrap_or_else(crate::run::baseline);
     let v1 = o.versions.get(1).map_or(first.clone(), |v| v.best.clone());
     let last = o.versions.last().map_or(first.clone(), |v| v.best.clone());
-    let (Some(pb), Some(p1), Some(pf)) = (score(&first), score(&v1), score(&last)) else {
+    let (Some((pb, _)), Some((p1, _)), Some((pf, final_post))) =
+        (score(&first), score(&v1), score(&last))
+    else {
         return HeldOut::default();
     };
     let lb = per_row_loss(&pb, &test.y);
@@ -233,7 +247,7 @@ pub fn finish(
     };
     HeldOut {
         n_test: test.len(),
-        final_post: final_post_fit(data, &ev, &last).ok(),
+        final_post: Some(final_post),
         baseline_loss: log_loss(&pb, &test.y),
         v1_loss: log_loss(&p1, &test.y),
         final_loss: log_loss(&pf, &test.y),
@@ -444,14 +458,9 @@ pub fn render_markdown(o: &RunOutcome) -> String {
         t.improvement, t.improvement_ci.0, t.improvement_ci.1, t.baseline_accuracy, t.final_accuracy, t.final_balanced_accuracy, t.final_confusion
     );
     if let Some(post) = t.final_post.as_ref().filter(|p| p.temperature != 1.0) {
-        let note = if post.temperature < 1.0 {
-            "sharpens the vote"
-        } else {
-            "softens the vote"
-        };
         let _ = writeln!(
             s,
-            "\nFinal model's fitted temperature {:.3} ({note}; fitted on the training part's out-of-fold rows).",
+            "\nFinal model's fitted temperature {:.3} (softens the vote; fitted on the training part's out-of-fold rows).",
             post.temperature
         );
     }
