@@ -106,6 +106,7 @@ impl ModuleSet {
         s.slashing = Some(&magnet_slashing::SlashingModule);
         s.emission = Some(&magnet_emission::EmissionModule);
         s.contrib = Some(&magnet_contrib::ContribModule);
+        s.jobs = Some(&magnet_jobs::JobsModule);
         s.notary = Some(&magnet_notary::NotaryModule);
         s.data = Some(&magnet_data::DataModule);
         s.validators = Some(&crate::validators::AppValidators);

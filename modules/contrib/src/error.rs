@@ -72,6 +72,29 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// The job does not exist or no longer accepts work.
+    #[error("job {0} does not exist or is not open: contributions must name an open job")]
+    JobNotOpen(u64),
+    /// The operator already has its per-epoch number of contributions.
+    #[error("operator {operator} already has {max} contributions in epoch {epoch} (the per-operator bound)")]
+    OperatorCap {
+        /// Operator.
+        operator: String,
+        /// Epoch.
+        epoch: u64,
+        /// Bound.
+        max: u32,
+    },
+    /// A training result names a lineage entry that is not the committer's, or claimed before.
+    #[error("lineage entry round {round} Δ {delta}: {why}")]
+    BadEntry {
+        /// Round.
+        round: u64,
+        /// Δ hash (hex).
+        delta: String,
+        /// Why.
+        why: String,
+    },
     /// Invalid params.
     #[error("invalid contrib params: {0}")]
     InvalidParams(String),
@@ -101,6 +124,9 @@ impl Error {
             Error::InvalidField { .. } => 14,
             Error::NotDisputable { .. } => 15,
             Error::InvalidParams(_) => 16,
+            Error::JobNotOpen(_) => 17,
+            Error::OperatorCap { .. } => 18,
+            Error::BadEntry { .. } => 19,
             Error::Other(e) => e.code,
         }
     }

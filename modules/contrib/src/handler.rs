@@ -46,6 +46,50 @@ fn in_window(ctx: &Ctx, phase: &'static str, epoch: u64, lo: u64, hi: u64) -> Re
     Ok(())
 }
 
+/// The compute a revealed result is worth and the Δ hashes it claims; refuses an entry that is
+/// not an accepted Δ of `op` in `job`'s lineage or was claimed before.
+#[allow(clippy::type_complexity)]
+fn entry_compute(
+    ctx: &mut Ctx,
+    job: u64,
+    op: &Address,
+    work: &crate::state::Work,
+) -> Result<(u128, Vec<([u8; 32], u64)>), Error> {
+    if work.kind != "training" {
+        return Ok((0, Vec::new()));
+    }
+    let jobs = ctx.services().jobs()?;
+    let Some(params) = jobs.training_params(ctx, job)? else {
+        return Err(Error::BadEntry {
+            round: 0,
+            delta: String::new(),
+            why: format!("job {job} is not a training job, so a training result cannot name it"),
+        });
+    };
+    let mut total = 0u128;
+    let mut out = Vec::with_capacity(work.entries.len());
+    for (round, d) in &work.entries {
+        let bad = |why: String| Error::BadEntry {
+            round: *round,
+            delta: hex::encode(d),
+            why,
+        };
+        let acc = jobs
+            .accepted_delta(ctx, job, *round, d)?
+            .ok_or_else(|| bad(format!("not an accepted Δ of job {job}'s round {round}")))?;
+        if acc.operator != *op {
+            return Err(bad(format!("accepted for {}, not for {op}", acc.operator)));
+        }
+        let k = [state::CLAIMED_PREFIX, &job.to_be_bytes(), d].concat();
+        if let Some(e) = ctx.get_borsh::<u64>(&k)? {
+            return Err(bad(format!("already claimed by the result of epoch {e}")));
+        }
+        total = total.saturating_add(u128::from(acc.steps).saturating_mul(u128::from(params)));
+        out.push((*d, acc.steps));
+    }
+    Ok((total, out))
+}
+
 /// Execute a message.
 pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error> {
     let (msg, _) = msgs::check(any)?;
@@ -78,6 +122,19 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             if ph.count >= p.max_contributions_per_epoch {
                 return Err(Error::TooManyContributions(epoch));
             }
+            if !ctx.services().jobs()?.is_open(ctx, job)? {
+                return Err(Error::JobNotOpen(job));
+            }
+            let ok = [state::OPCOUNT_PREFIX, &epoch.to_be_bytes(), op.as_bytes()].concat();
+            let mine: u32 = ctx.get_borsh(&ok)?.unwrap_or(0);
+            if mine >= p.max_contributions_per_operator {
+                return Err(Error::OperatorCap {
+                    operator: op.to_string(),
+                    epoch,
+                    max: p.max_contributions_per_operator,
+                });
+            }
+            ctx.set_borsh(&ok, &mine.saturating_add(1))?;
             ph.count += 1;
             state::set_phase(ctx, epoch, &ph)?;
             state::set_contribution(
@@ -92,6 +149,7 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                     median: None,
                     quality: 0,
                     compute: 0,
+                    entry_compute: 0,
                     good_evaluators: Vec::new(),
                     disputed: false,
                     invalidated: false,
@@ -122,6 +180,17 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             let expect = msgs::work_commitment(&chain_id, epoch, job, &op, &work, &nonce);
             let matched = expect == c.commitment;
             if matched {
+                // Compute is never a number the worker states: a training result is worth the
+                // steps of the accepted Δs it names (each claimable once), other kinds nothing
+                // until they have a verified path.
+                let entries = entry_compute(ctx, job, &op, &work)?;
+                for (d, _) in &entries.1 {
+                    ctx.set_borsh(
+                        &[state::CLAIMED_PREFIX, &job.to_be_bytes(), d].concat(),
+                        &epoch,
+                    )?;
+                }
+                c.entry_compute = entries.0;
                 c.status = Status::Revealed;
                 c.work = Some(work);
             } else {

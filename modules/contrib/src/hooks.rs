@@ -12,7 +12,10 @@
 //!    `min_evaluations` slots revealed, else unscored; evaluators further than `median_band`
 //!    from the median are slashed (`evaluator_deviation`), committed-but-unrevealed ones are
 //!    slashed (`no_reveal`); `q = clamp(median, 0, max_quality)`,
-//!    `c = min(steps · params, compute cap)`; the challenge window starts.
+//!    `c = min(Σ entry steps · job params, compute cap)` (the entries' steps are the producers'
+//!    signed, bounded claims recorded in the lineage — never the reveal's own numbers; kinds
+//!    other than training have no verified compute yet and get `c = 0`); the challenge window
+//!    starts.
 
 use crate::state::{self, Assignment, EpochPhase, Phase, Status};
 use magnet_core::msg::framed;
@@ -231,8 +234,7 @@ fn finalize(ctx: &mut Ctx, e: u64, p: &crate::params::Params) -> Result<(), Modu
                     }
                 }
                 c.quality = (med.max(0) as u128).min(p.max_quality as u128);
-                let w = c.work.as_ref();
-                let raw = w.map_or(0, |w| (w.steps as u128).saturating_mul(w.params as u128));
+                let raw = c.entry_compute;
                 let cap = if reg.node(ctx, &c.operator)?.is_some() {
                     reg.compute_cap(ctx, &c.operator)?
                 } else {

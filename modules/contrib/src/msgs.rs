@@ -4,7 +4,8 @@
 //! Commitments are domain-separated and bind the committer, chain and epoch, each field
 //! length-prefixed ([`magnet_core::msg::framed`]):
 //! * work: `SHA-256(framed["MAGNET/contrib/v1", chain_id, epoch, job, committer, result, nonce])`
-//!   with `result = framed[checkpoint_hash, steps, params, data_hash, kind]`;
+//!   with `result = framed[checkpoint_hash, steps, params, data_hash, kind, entries]`
+//!   ([`result_bytes`]);
 //! * score: `SHA-256(framed["MAGNET/contrib/eval/v1", chain_id, epoch, job, contributor,
 //!   evaluator, score, nonce])`.
 //!
@@ -15,12 +16,14 @@ use crate::state::Work;
 use magnet_core::msg::{address, decode_any, framed, hash32};
 use magnet_core::{sha256, Address, ModuleError};
 pub use magnet_proto::contrib::v1::{
-    MsgCommit, MsgEvalCommit, MsgEvalReveal, MsgReveal, WorkResult,
+    LineageEntry, MsgCommit, MsgEvalCommit, MsgEvalReveal, MsgReveal, WorkResult,
 };
 use prost::Name;
 
 /// Work kinds a result may declare.
 pub const KINDS: [&str; 4] = ["research", "training", "storage", "inference"];
+/// Most lineage entries one result may name.
+pub const MAX_ENTRIES: usize = 256;
 /// Longest nonce accepted.
 pub const MAX_NONCE: usize = 64;
 
@@ -119,6 +122,26 @@ pub fn work(r: Option<&WorkResult>) -> Result<Work, Error> {
         params: r.params,
         data_hash: hash32("result.data_hash", &r.data_hash)?,
         kind: r.kind.clone(),
+        entries: {
+            if r.entries.len() > MAX_ENTRIES {
+                return Err(Error::InvalidField {
+                    field: "result.entries",
+                    why: format!("at most {MAX_ENTRIES}"),
+                });
+            }
+            let mut v = Vec::with_capacity(r.entries.len());
+            for e in &r.entries {
+                let d = hash32("result.entries.delta_hash", &e.delta_hash)?;
+                if v.iter().any(|(_, x)| *x == d) {
+                    return Err(Error::InvalidField {
+                        field: "result.entries",
+                        why: format!("Δ {} is listed twice", hex::encode(d)),
+                    });
+                }
+                v.push((e.round, d));
+            }
+            v
+        },
     })
 }
 
@@ -173,14 +196,21 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
     Ok((m, node))
 }
 
-/// Canonical bytes of a result.
+/// Canonical bytes of a result: `framed[checkpoint, steps, params, data hash, kind, entries]`
+/// with `entries` = the concatenation of (round u64 BE ‖ Δ hash) in the result's order.
 pub fn result_bytes(w: &Work) -> Vec<u8> {
+    let entries: Vec<u8> = w
+        .entries
+        .iter()
+        .flat_map(|(r, d)| r.to_be_bytes().into_iter().chain(d.iter().copied()))
+        .collect();
     framed(&[
         &w.checkpoint_hash,
         &w.steps.to_be_bytes(),
         &w.params.to_be_bytes(),
         &w.data_hash,
         w.kind.as_bytes(),
+        &entries,
     ])
 }
 
@@ -235,6 +265,14 @@ pub fn work_result(w: &Work) -> WorkResult {
         params: w.params,
         data_hash: w.data_hash.to_vec(),
         kind: w.kind.clone(),
+        entries: w
+            .entries
+            .iter()
+            .map(|(round, d)| LineageEntry {
+                round: *round,
+                delta_hash: d.to_vec(),
+            })
+            .collect(),
     }
 }
 

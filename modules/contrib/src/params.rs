@@ -29,6 +29,14 @@ pub struct Params {
     pub max_quality: u64,
     /// Most contributions per epoch.
     pub max_contributions_per_epoch: u32,
+    /// Most contributions one operator may commit per epoch (over all jobs), so one operator
+    /// cannot fill `max_contributions_per_epoch`.
+    #[serde(default = "default_per_operator")]
+    pub max_contributions_per_operator: u32,
+}
+
+fn default_per_operator() -> u32 {
+    4
 }
 
 impl Default for Params {
@@ -44,6 +52,7 @@ impl Default for Params {
             median_band: 200_000,
             max_quality: 10_000_000,
             max_contributions_per_epoch: 1_024,
+            max_contributions_per_operator: default_per_operator(),
         }
     }
 }
@@ -74,6 +83,11 @@ impl Params {
             return bad(
                 "max_contributions_per_epoch must be in 1..=1024 (keeps Σ T·q·c inside u128)",
             );
+        }
+        if self.max_contributions_per_operator == 0
+            || self.max_contributions_per_operator > self.max_contributions_per_epoch
+        {
+            return bad("max_contributions_per_operator must be in 1..=max_contributions_per_epoch");
         }
         Ok(())
     }

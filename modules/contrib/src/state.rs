@@ -5,6 +5,8 @@
 //! * `contrib/phase/<e:8 BE>` → [`EpochPhase`] of an epoch that has contributions (borsh)
 //! * `contrib/c/<e:8 BE><job:8 BE><operator:20>` → [`Contribution`] (borsh)
 //! * `contrib/a/<e:8 BE><job:8 BE><contributor:20><evaluator:20>` → [`Assignment`] (borsh)
+//! * `contrib/opcount/<e:8 BE><operator:20>` → contributions of an operator in an epoch (u32)
+//! * `contrib/claimed/<job:8 BE><Δ hash:32>` → epoch whose result claimed that lineage entry
 
 use crate::params::Params;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -20,6 +22,10 @@ pub const PHASE_PREFIX: &[u8] = b"contrib/phase/";
 pub const C_PREFIX: &[u8] = b"contrib/c/";
 /// Evaluator assignments.
 pub const A_PREFIX: &[u8] = b"contrib/a/";
+/// Contributions per operator per epoch.
+pub const OPCOUNT_PREFIX: &[u8] = b"contrib/opcount/";
+/// Lineage entries already claimed.
+pub const CLAIMED_PREFIX: &[u8] = b"contrib/claimed/";
 
 /// Where an epoch's contributions are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
@@ -59,6 +65,18 @@ pub struct Work {
     pub data_hash: [u8; 32],
     /// Kind.
     pub kind: String,
+    /// Training: the (round, Δ hash) lineage entries this result claims.
+    #[serde(serialize_with = "entries_hex")]
+    pub entries: Vec<(u64, [u8; 32])>,
+}
+
+fn entries_hex<S: serde::Serializer>(v: &[(u64, [u8; 32])], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for (r, d) in v {
+        seq.serialize_element(&(r, hex::encode(d)))?;
+    }
+    seq.end()
 }
 
 mod hexs {
@@ -106,6 +124,9 @@ pub struct Contribution {
     pub quality: u128,
     /// Verified compute c.
     pub compute: u128,
+    /// Compute derived at reveal from the lineage entries (Σ claim steps × job parameters),
+    /// before the bond cap; 0 for kinds without a verified compute path.
+    pub entry_compute: u128,
     /// Evaluators within the band, with slots.
     pub good_evaluators: Vec<(Address, u32)>,
     /// Under an open notary challenge.

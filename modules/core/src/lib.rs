@@ -46,7 +46,8 @@ pub use event::Event;
 pub use gas::{GasMeter, OutOfGas};
 pub use module::{Module, ModuleError, MsgResult, ValidatorUpdate};
 pub use services::{
-    community_pool, Bank, BankError, Contributions, Disputable, Emission, NodeInfo, NodeRegistry,
+    community_pool, AcceptedDelta, Bank, BankError, Contributions, Disputable, Emission, Jobs,
+    NodeInfo, NodeRegistry,
     NotaryPanel, Offence, Services, Slashing, ValidatorRecord, Validators, VerifiedWork,
 };
 pub use store::{KvStore, MemStore};

@@ -121,6 +121,8 @@ pub struct Services<'a> {
     pub notary: Option<&'a dyn NotaryPanel>,
     /// The validator set (owned by the app), for fee payouts and governance.
     pub validators: Option<&'a dyn Validators>,
+    /// Research jobs and their lineage (`magnet-jobs`), for contributions bound to accepted work.
+    pub jobs: Option<&'a dyn Jobs>,
 }
 
 impl<'a> Services<'a> {
@@ -136,7 +138,12 @@ impl<'a> Services<'a> {
             data: None,
             notary: None,
             validators: None,
+            jobs: None,
         }
+    }
+    /// Jobs, or a `missing_service` error.
+    pub fn jobs(&self) -> Result<&'a dyn Jobs, ModuleError> {
+        self.jobs.ok_or_else(|| missing_service("jobs"))
     }
     /// The registry, or a `missing_service` error.
     pub fn registry(&self) -> Result<&'a dyn NodeRegistry, ModuleError> {
@@ -261,6 +268,37 @@ pub struct NodeInfo {
     pub jailed: bool,
     /// True unless unbonding.
     pub active: bool,
+    /// Compressed secp256k1 node key (33 bytes): verifies the node's signed work claims.
+    pub node_pubkey: Vec<u8>,
+}
+
+/// One accepted Δ of a job's lineage, as recorded (and checked) by the jobs module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedDelta {
+    /// Operator of the producing node at the time the round was recorded.
+    pub operator: Address,
+    /// Inner steps of the producer's signed, bounded claim.
+    pub steps: u64,
+    /// Tokens of the claim.
+    pub tokens: u64,
+    /// Weight the round merged it with (ppm of the round).
+    pub weight_ppm: u32,
+}
+
+/// Research jobs as other modules see them.
+pub trait Jobs: Send + Sync {
+    /// Whether job `job` exists and still accepts work.
+    fn is_open(&self, ctx: &mut Ctx, job: u64) -> Result<bool, ModuleError>;
+    /// The model's parameter count of a training job (`None`: no such job, or not a training job).
+    fn training_params(&self, ctx: &mut Ctx, job: u64) -> Result<Option<u64>, ModuleError>;
+    /// The accepted Δ `delta_hash` of round `round` of `job`, if the lineage records one.
+    fn accepted_delta(
+        &self,
+        ctx: &mut Ctx,
+        job: u64,
+        round: u64,
+        delta_hash: &[u8; 32],
+    ) -> Result<Option<AcceptedDelta>, ModuleError>;
 }
 
 /// The registry as other modules see it.

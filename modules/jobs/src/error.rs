@@ -49,6 +49,51 @@ pub enum Error {
     /// Invalid params.
     #[error("invalid jobs params: {0}")]
     InvalidParams(String),
+    /// The signer is not the round's elected leader.
+    #[error("round {round} of job {job} is led by {elected}, not {signer}: only the elected leader may record it")]
+    WrongLeader {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// Elected node id.
+        elected: String,
+        /// The signer's node id (or address when unregistered).
+        signer: String,
+    },
+    /// An accepted Δ's claim is unsigned, mis-signed, for another round, or over its bound.
+    #[error("accepted Δ of {node} in round {round}: {why}")]
+    BadClaim {
+        /// Round.
+        round: u64,
+        /// Producer node account.
+        node: String,
+        /// Why.
+        why: String,
+    },
+    /// A Δ (or a node) appears twice, or the Δ was already merged in this job.
+    #[error("Δ {delta} of {node} is already merged or appears twice: {why}")]
+    DuplicateDelta {
+        /// Producer.
+        node: String,
+        /// Δ hash (hex).
+        delta: String,
+        /// Why.
+        why: String,
+    },
+    /// Recorded weights differ from the weights recomputed from the signed claims.
+    #[error("weight of {node} is {got} ppm but its signed claim gives {want} ppm under the job's merge policy")]
+    WeightMismatch {
+        /// Producer.
+        node: String,
+        /// Recorded.
+        got: u32,
+        /// Recomputed.
+        want: u32,
+    },
+    /// The job has no training spec, so it has no rounds.
+    #[error("job {0} is not a training job (created without a training spec): it has no DiLoCo rounds")]
+    NotTraining(u64),
     /// An error from the core or another module.
     #[error(transparent)]
     Other(#[from] ModuleError),
@@ -67,6 +112,11 @@ impl Error {
             Error::UnknownServer(_) => 8,
             Error::InvalidField { .. } => 9,
             Error::InvalidParams(_) => 10,
+            Error::WrongLeader { .. } => 11,
+            Error::BadClaim { .. } => 12,
+            Error::DuplicateDelta { .. } => 13,
+            Error::WeightMismatch { .. } => 14,
+            Error::NotTraining(_) => 15,
             Error::Other(e) => e.code,
         }
     }

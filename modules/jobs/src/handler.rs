@@ -1,8 +1,8 @@
 //! check → execute for jobs messages; budget settlement; API revenue split.
 
 use crate::error::Error;
-use crate::msgs::{self, Msg};
-use crate::state::{self, escrow, Job, Round, Status};
+use crate::msgs::{self, Accepted, Msg};
+use crate::state::{self, escrow, DeltaRecord, Job, RejectedEntry, Round, RoundEntry, Status};
 use magnet_core::math::ppm_of;
 use magnet_core::msg::result;
 use magnet_core::{community_pool, Address, Coins, Ctx, Event, ModuleError, MsgResult};
@@ -26,7 +26,20 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             base_checkpoint,
             budget,
             deadline,
+            training,
         } => {
+            if let Some(t) = &training {
+                if t.first_height <= ctx.block.height {
+                    return Err(Error::InvalidField {
+                        field: "training.first_height",
+                        why: format!(
+                            "round 0 must start after the creating block (height {}); pick a \
+                             later height",
+                            ctx.block.height
+                        ),
+                    });
+                }
+            }
             if budget < p.min_budget {
                 return Err(Error::InvalidField {
                     field: "budget",
@@ -54,8 +67,24 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 status: Status::Open,
                 rounds: 0,
                 head: hexs(&base_checkpoint),
+                training,
             };
             state::set_job(ctx, &j)?;
+            ctx.set_borsh(
+                &[state::MERGED_PREFIX, &id.to_be_bytes(), &base_checkpoint].concat(),
+                &0u64,
+            )?;
+            if let Some(t) = &j.training {
+                ctx.set_borsh(
+                    &[
+                        state::SCHED_PREFIX,
+                        &t.first_height.to_be_bytes(),
+                        &id.to_be_bytes(),
+                    ]
+                    .concat(),
+                    &0u64,
+                )?;
+            }
             ctx.set(
                 &[
                     state::QUEUE_PREFIX,
@@ -105,65 +134,24 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             accepted,
             rejected,
         } => {
-            let reg = ctx.services().registry()?;
-            let op = reg
-                .operator_of(ctx, &leader)?
-                .ok_or_else(|| Error::BadRound {
-                    job,
-                    round,
-                    why: format!("leader node key {leader} is not registered"),
-                })?;
-            let mut j = state::job(ctx.store(), job)?.ok_or(Error::UnknownJob(job))?;
-            if !matches!(j.status, Status::Open) {
-                return Err(Error::NotOpen(job));
-            }
-            // DiLoCo rounds are numbered by their schedule; a round that timed out (dead leader,
-            // too few contributions) leaves a gap. The lineage stays a chain through `base`.
-            let next = match state::rounds(ctx.store(), job)?.last() {
-                Some(r) => r.round + 1,
-                None => 0,
-            };
-            if round < next {
-                return Err(Error::BadRound {
-                    job,
-                    round,
-                    why: format!(
-                        "rounds up to {} are recorded; the next is at least {next}",
-                        next - 1
-                    ),
-                });
-            }
-            if hexs(&base) != j.head {
-                return Err(Error::BadRound {
-                    job,
-                    round,
-                    why: format!("base {} is not the current head {}", hexs(&base), j.head),
-                });
-            }
-            for (a, _) in &accepted {
-                if reg.node(ctx, a)?.is_none() {
-                    return Err(Error::BadRound {
-                        job,
-                        round,
-                        why: format!("accepted contributor {a} is not a registered node"),
-                    });
-                }
-            }
-            for (a, w) in &accepted {
-                let k = [state::SHARE_PREFIX, &job.to_be_bytes(), a.as_bytes()].concat();
-                let cur: u128 = ctx.get_borsh(&k)?.unwrap_or(0);
-                ctx.set_borsh(&k, &cur.saturating_add(*w as u128))?;
-            }
-            let rec = Round {
+            let (mut j, rec, deltas) = check_round(
+                ctx,
+                &leader,
                 job,
                 round,
-                leader: op,
-                base_hash: hexs(&base),
-                merged_hash: hexs(&merged),
-                accepted,
+                base,
+                merged,
+                &accepted,
                 rejected,
-                height: ctx.block.height,
-            };
+            )?;
+            for e in &rec.accepted {
+                let k = [state::SHARE_PREFIX, &job.to_be_bytes(), e.operator.as_bytes()].concat();
+                let cur: u128 = ctx.get_borsh(&k)?.unwrap_or(0);
+                ctx.set_borsh(&k, &cur.saturating_add(u128::from(e.weight_ppm)))?;
+            }
+            for (d, r) in &deltas {
+                ctx.set_borsh(&[state::DELTA_PREFIX, &job.to_be_bytes(), d].concat(), r)?;
+            }
             ctx.set_borsh(
                 &[
                     state::ROUND_PREFIX,
@@ -173,13 +161,19 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 .concat(),
                 &rec,
             )?;
-            j.rounds += 1;
+            j.rounds = j.rounds.saturating_add(1);
             j.head = rec.merged_hash.clone();
+            ctx.set_borsh(
+                &[state::MERGED_PREFIX, &job.to_be_bytes(), &merged].concat(),
+                &j.rounds,
+            )?;
             state::set_job(ctx, &j)?;
             ctx.emit(
                 Event::new("magnet.jobs.round")
                     .attr("job", job)
                     .attr("round", round)
+                    .attr("leader", &rec.leader_node_id)
+                    .attr("accepted", rec.accepted.len())
                     .attr("merged", &j.head),
             );
             Ok(result(&pb::MsgRecordRoundResponse {}))
@@ -223,6 +217,216 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             Ok(result(&pb::MsgPayForInferenceResponse {}))
         }
     }
+}
+
+/// Every check of `MsgRecordRound`, before any write (ADR 0088): the job is an open training
+/// job; the round has started (its election exists) and `leader` is its elected leader; the
+/// round number and base extend the lineage; every accepted Δ comes from a registered node
+/// whose node key signed its claim for this job, round and chain, within the job's bound, on a
+/// base at most `max_staleness` merges old, not merged before and not twice in the record; and
+/// every weight equals the one recomputed from the claims. Returns the job, the record to
+/// store and the Δ records to index.
+#[allow(clippy::too_many_arguments)]
+fn check_round(
+    ctx: &mut Ctx,
+    leader: &Address,
+    job: u64,
+    round: u64,
+    base: [u8; 32],
+    merged: [u8; 32],
+    accepted: &[Accepted],
+    rejected: Vec<(Address, [u8; 32], String)>,
+) -> Result<(Job, Round, Vec<([u8; 32], DeltaRecord)>), Error> {
+    let bad = |why: String| Error::BadRound { job, round, why };
+    let reg = ctx.services().registry()?;
+    let j = state::job(ctx.store(), job)?.ok_or(Error::UnknownJob(job))?;
+    if !matches!(j.status, Status::Open) {
+        return Err(Error::NotOpen(job));
+    }
+    let spec = j.training.clone().ok_or(Error::NotTraining(job))?;
+    let election = state::election(ctx.store(), job, round)?.ok_or_else(|| {
+        bad(format!(
+            "the round has not started: it starts at height {}",
+            spec.start_height(round)
+        ))
+    })?;
+    let op = reg.operator_of(ctx, leader)?;
+    let signer = match op {
+        Some(op) => reg.node(ctx, &op)?.map(|n| n.node_id),
+        None => None,
+    };
+    if election.leader.is_empty() || signer.as_deref() != Some(election.leader.as_str()) {
+        return Err(Error::WrongLeader {
+            job,
+            round,
+            elected: if election.leader.is_empty() {
+                "nobody (no live node at the start height)".into()
+            } else {
+                election.leader.clone()
+            },
+            signer: signer.unwrap_or_else(|| leader.to_string()),
+        });
+    }
+    let leader_op = op.ok_or_else(|| bad("leader is not registered".into()))?;
+    // DiLoCo rounds are numbered by their schedule; a round that timed out (dead leader, too
+    // few contributions) leaves a gap. The lineage stays a chain through `base`.
+    let next = match state::rounds(ctx.store(), job)?.last() {
+        Some(r) => r.round.saturating_add(1),
+        None => 0,
+    };
+    if round < next {
+        return Err(bad(format!(
+            "rounds up to {} are recorded; the next is at least {next}",
+            next.saturating_sub(1)
+        )));
+    }
+    if hexs(&base) != j.head {
+        return Err(bad(format!(
+            "base {} is not the current head {}",
+            hexs(&base),
+            j.head
+        )));
+    }
+    if state::position(ctx.store(), job, &merged)?.is_some() {
+        return Err(bad(format!(
+            "merged checkpoint {} is already in the lineage",
+            hexs(&merged)
+        )));
+    }
+    let chain_id = ctx.block.chain_id.clone();
+    let bound = spec.bound();
+    // (node id, entry) sorted by node id, the order of the leader's merge.
+    let mut entries: Vec<(String, RoundEntry)> = Vec::with_capacity(accepted.len());
+    let mut seen_deltas = std::collections::BTreeSet::new();
+    for a in accepted {
+        let claim_err = |why: String| Error::BadClaim {
+            round,
+            node: a.node.to_string(),
+            why,
+        };
+        let op = reg
+            .operator_of(ctx, &a.node)?
+            .ok_or_else(|| claim_err("not a registered node key".into()))?;
+        let info = reg
+            .node(ctx, &op)?
+            .ok_or_else(|| claim_err("not a registered node key".into()))?;
+        if a.job != job || a.round != round {
+            return Err(claim_err(format!(
+                "the claim is for job {} round {}, not job {job} round {round}",
+                a.job, a.round
+            )));
+        }
+        a.claim(&chain_id)
+            .verify(&info.node_pubkey, &a.signature)
+            .map_err(|e| claim_err(e.to_string()))?;
+        bound
+            .check(a.steps, a.tokens)
+            .map_err(|e| claim_err(format!("{e} (refused, not clipped)")))?;
+        let pos = state::position(ctx.store(), job, &a.base_hash)?.ok_or_else(|| {
+            claim_err(format!(
+                "its base {} is not a checkpoint of this job's lineage",
+                hexs(&a.base_hash)
+            ))
+        })?;
+        let staleness = j.rounds.saturating_sub(pos);
+        if staleness > u64::from(spec.max_staleness) {
+            return Err(claim_err(format!(
+                "its base is {staleness} merges old; the job allows {}",
+                spec.max_staleness
+            )));
+        }
+        let dup = |why: &str| Error::DuplicateDelta {
+            node: a.node.to_string(),
+            delta: hexs(&a.delta_hash),
+            why: why.to_string(),
+        };
+        if !seen_deltas.insert(a.delta_hash) {
+            return Err(dup("the record lists it twice"));
+        }
+        if let Some(prev) = state::delta(ctx.store(), job, &a.delta_hash)? {
+            return Err(dup(&format!("round {} merged it already", prev.round)));
+        }
+        if entries.iter().any(|(id, _)| *id == info.node_id) {
+            return Err(dup("the record lists this node twice"));
+        }
+        entries.push((
+            info.node_id.clone(),
+            RoundEntry {
+                node: a.node,
+                operator: op,
+                delta_hash: hexs(&a.delta_hash),
+                base_hash: hexs(&a.base_hash),
+                staleness: u32::try_from(staleness).unwrap_or(u32::MAX),
+                steps: a.steps,
+                tokens: a.tokens,
+                weight_ppm: a.weight_ppm,
+                signature: hexs(&a.signature),
+            },
+        ));
+    }
+    entries.sort_by(|x, y| x.0.cmp(&y.0));
+    let raws: Vec<u128> = entries
+        .iter()
+        .map(|(_, e)| {
+            magnet_rounds::raw_weight(
+                e.tokens,
+                magnet_rounds::QUALITY_ONE_BPS,
+                e.staleness,
+                spec.stale_decay_bps,
+                spec.max_staleness,
+            )
+        })
+        .collect();
+    let want = magnet_rounds::weights_ppm(&raws);
+    for ((_, e), w) in entries.iter().zip(&want) {
+        if e.weight_ppm != *w {
+            return Err(Error::WeightMismatch {
+                node: e.node.to_string(),
+                got: e.weight_ppm,
+                want: *w,
+            });
+        }
+    }
+    let deltas = accepted
+        .iter()
+        .filter_map(|a| {
+            entries
+                .iter()
+                .find(|(_, e)| e.node == a.node)
+                .map(|(_, e)| {
+                    (
+                        a.delta_hash,
+                        DeltaRecord {
+                            round,
+                            node: e.node,
+                            operator: e.operator,
+                            steps: e.steps,
+                            tokens: e.tokens,
+                            weight_ppm: e.weight_ppm,
+                        },
+                    )
+                })
+        })
+        .collect();
+    let rec = Round {
+        job,
+        round,
+        leader: leader_op,
+        leader_node_id: election.leader,
+        base_hash: hexs(&base),
+        merged_hash: hexs(&merged),
+        accepted: entries.into_iter().map(|(_, e)| e).collect(),
+        rejected: rejected
+            .into_iter()
+            .map(|(node, d, reason)| RejectedEntry {
+                node,
+                delta_hash: hexs(&d),
+                reason,
+            })
+            .collect(),
+        height: ctx.block.height,
+    };
+    Ok((j, rec, deltas))
 }
 
 /// Floor split of `pool` by weights (u128, 256-bit intermediate).

@@ -4,9 +4,10 @@
 use crate::error::Error;
 use magnet_core::msg::{address, amount, decode_any, hash32};
 use magnet_core::{Address, ModuleError};
+use crate::state::TrainingSpec;
 pub use magnet_proto::jobs::v1::{
-    AcceptedContributor, MsgCancelJob, MsgCreateJob, MsgPayForInference, MsgRecordRound,
-    RejectedContributor,
+    AcceptedDelta, MsgCancelJob, MsgCreateJob, MsgPayForInference, MsgRecordRound, RejectedDelta,
+    WorkClaim,
 };
 use prost::Name;
 
@@ -30,6 +31,8 @@ pub enum Msg {
         budget: u128,
         /// Deadline (block time).
         deadline: u64,
+        /// DiLoCo round spec of a training job.
+        training: Option<TrainingSpec>,
     },
     /// Cancel.
     Cancel {
@@ -50,10 +53,10 @@ pub enum Msg {
         base: [u8; 32],
         /// Merged.
         merged: [u8; 32],
-        /// Accepted.
-        accepted: Vec<(Address, u64)>,
-        /// Rejected.
-        rejected: Vec<(Address, String)>,
+        /// Accepted Δs.
+        accepted: Vec<Accepted>,
+        /// Rejected Δs: (node, Δ hash, reason).
+        rejected: Vec<(Address, [u8; 32], String)>,
     },
     /// Pay for inference.
     Pay {
@@ -66,6 +69,83 @@ pub enum Msg {
         /// Amount.
         amount: u128,
     },
+}
+
+/// An accepted Δ as a round record carries it (stateless checks done).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// Producer's node account.
+    pub node: Address,
+    /// Its claim (chain id filled in by the handler).
+    pub job: u64,
+    /// Round in the claim.
+    pub round: u64,
+    /// Base in the claim.
+    pub base_hash: [u8; 32],
+    /// Δ hash in the claim.
+    pub delta_hash: [u8; 32],
+    /// Steps in the claim.
+    pub steps: u64,
+    /// Tokens in the claim.
+    pub tokens: u64,
+    /// 64-byte signature.
+    pub signature: Vec<u8>,
+    /// Weight the leader merged it with.
+    pub weight_ppm: u32,
+}
+
+impl Accepted {
+    /// The signed claim on chain `chain_id`.
+    pub fn claim(&self, chain_id: &str) -> magnet_rounds::WorkClaim {
+        magnet_rounds::WorkClaim {
+            chain_id: chain_id.to_string(),
+            job: self.job,
+            round: self.round,
+            base_hash: self.base_hash,
+            delta_hash: self.delta_hash,
+            steps: self.steps,
+            tokens: self.tokens,
+        }
+    }
+}
+
+/// Checks a training spec's ranges.
+pub fn training_spec(t: &magnet_proto::jobs::v1::TrainingSpec) -> Result<TrainingSpec, Error> {
+    let bad = |f: &'static str, why: &str| field(f, why);
+    if t.inner_steps == 0 || t.inner_steps > 1_000_000 {
+        return Err(bad("training.inner_steps", "must be in 1..=1000000"));
+    }
+    if t.batch_size == 0 || t.batch_size > 65_536 {
+        return Err(bad("training.batch_size", "must be in 1..=65536"));
+    }
+    if t.seq_len == 0 || t.seq_len > 1 << 20 {
+        return Err(bad("training.seq_len", "must be in 1..=1048576"));
+    }
+    if t.params == 0 || t.params > 1 << 40 {
+        return Err(bad("training.params", "must be in 1..=2^40"));
+    }
+    if t.blocks_per_round == 0 || t.blocks_per_round > 1_000_000 {
+        return Err(bad("training.blocks_per_round", "must be in 1..=1000000"));
+    }
+    let rule = magnet_rounds::LeaderRule::parse(&t.leader_rule)
+        .ok_or_else(|| bad("training.leader_rule", "must be \"hash\" or \"round_robin\""))?;
+    if t.max_staleness > 16 {
+        return Err(bad("training.max_staleness", "must be at most 16"));
+    }
+    if t.stale_decay_bps > 10_000 {
+        return Err(bad("training.stale_decay_bps", "must be at most 10000"));
+    }
+    Ok(TrainingSpec {
+        inner_steps: t.inner_steps,
+        batch_size: t.batch_size,
+        seq_len: t.seq_len,
+        params: t.params,
+        first_height: t.first_height,
+        blocks_per_round: t.blocks_per_round,
+        leader_rule: rule.as_str().to_string(),
+        max_staleness: t.max_staleness,
+        stale_decay_bps: t.stale_decay_bps,
+    })
 }
 
 /// Type URLs handled by this module.
@@ -100,6 +180,7 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             base_checkpoint: hash32("base_checkpoint", &m.base_checkpoint)?,
             budget: amount("budget", &m.budget)?,
             deadline: m.deadline_secs,
+            training: m.training.as_ref().map(training_spec).transpose()?,
         }
     } else if t == MsgCancelJob::type_url() {
         let m: MsgCancelJob = decode_any(any)?;
@@ -120,17 +201,38 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
         }
         let mut accepted = Vec::new();
         for a in &m.accepted {
-            if a.weight == 0 {
-                return Err(field("accepted.weight", "must be > 0"));
+            let c = a
+                .claim
+                .as_ref()
+                .ok_or_else(|| field("accepted.claim", "missing"))?;
+            if a.signature.len() != 64 {
+                return Err(field("accepted.signature", "must be 64 bytes (r ‖ s)"));
             }
-            accepted.push((address("accepted.operator", &a.operator)?, a.weight));
+            if a.weight_ppm == 0 {
+                return Err(field("accepted.weight_ppm", "must be > 0"));
+            }
+            accepted.push(Accepted {
+                node: address("accepted.node", &a.node)?,
+                job: c.job,
+                round: c.round,
+                base_hash: hash32("accepted.claim.base_hash", &c.base_hash)?,
+                delta_hash: hash32("accepted.claim.delta_hash", &c.delta_hash)?,
+                steps: c.steps,
+                tokens: c.tokens,
+                signature: a.signature.clone(),
+                weight_ppm: a.weight_ppm,
+            });
         }
         let mut rejected = Vec::new();
         for r in &m.rejected {
             if r.reason.len() > 256 {
                 return Err(field("rejected.reason", "at most 256 bytes"));
             }
-            rejected.push((address("rejected.operator", &r.operator)?, r.reason.clone()));
+            rejected.push((
+                address("rejected.node", &r.node)?,
+                hash32("rejected.delta_hash", &r.delta_hash)?,
+                r.reason.clone(),
+            ));
         }
         Msg::Round {
             leader: address("leader", &m.leader)?,
@@ -164,7 +266,7 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
     Ok((m, s))
 }
 
-/// `MsgCreateJob` as an `Any`.
+/// `MsgCreateJob` as an `Any` (a job without training rounds).
 pub fn create_job(
     creator: &Address,
     domain: &str,
@@ -173,6 +275,19 @@ pub fn create_job(
     budget: u128,
     deadline: u64,
 ) -> prost_types::Any {
+    create_training_job(creator, domain, eval_set, base, budget, deadline, None)
+}
+
+/// `MsgCreateJob` as an `Any`, with the DiLoCo round spec of a training job.
+pub fn create_training_job(
+    creator: &Address,
+    domain: &str,
+    eval_set: [u8; 32],
+    base: [u8; 32],
+    budget: u128,
+    deadline: u64,
+    training: Option<&TrainingSpec>,
+) -> prost_types::Any {
     magnet_core::msg::to_any(&MsgCreateJob {
         creator: creator.to_string(),
         domain: domain.into(),
@@ -180,6 +295,17 @@ pub fn create_job(
         base_checkpoint: base.to_vec(),
         budget: budget.to_string(),
         deadline_secs: deadline,
+        training: training.map(|t| magnet_proto::jobs::v1::TrainingSpec {
+            inner_steps: t.inner_steps,
+            batch_size: t.batch_size,
+            seq_len: t.seq_len,
+            params: t.params,
+            first_height: t.first_height,
+            blocks_per_round: t.blocks_per_round,
+            leader_rule: t.leader_rule.clone(),
+            max_staleness: t.max_staleness,
+            stale_decay_bps: t.stale_decay_bps,
+        }),
     })
 }
 
@@ -191,15 +317,16 @@ pub fn cancel_job(creator: &Address, job: u64) -> prost_types::Any {
     })
 }
 
-/// `MsgRecordRound` as an `Any`.
+/// `MsgRecordRound` as an `Any`. `accepted` carries each Δ's claim and signature;
+/// `rejected` is (node, Δ hash, reason).
 pub fn record_round(
     leader_node: &Address,
     job: u64,
     round: u64,
     base: [u8; 32],
     merged: [u8; 32],
-    accepted: &[(Address, u64)],
-    rejected: &[(Address, &str)],
+    accepted: &[Accepted],
+    rejected: &[(Address, [u8; 32], String)],
 ) -> prost_types::Any {
     magnet_core::msg::to_any(&MsgRecordRound {
         leader: leader_node.to_string(),
@@ -209,16 +336,26 @@ pub fn record_round(
         merged_hash: merged.to_vec(),
         accepted: accepted
             .iter()
-            .map(|(a, w)| AcceptedContributor {
-                operator: a.to_string(),
-                weight: *w,
+            .map(|a| AcceptedDelta {
+                node: a.node.to_string(),
+                claim: Some(WorkClaim {
+                    job: a.job,
+                    round: a.round,
+                    base_hash: a.base_hash.to_vec(),
+                    delta_hash: a.delta_hash.to_vec(),
+                    steps: a.steps,
+                    tokens: a.tokens,
+                }),
+                signature: a.signature.clone(),
+                weight_ppm: a.weight_ppm,
             })
             .collect(),
         rejected: rejected
             .iter()
-            .map(|(a, r)| RejectedContributor {
-                operator: a.to_string(),
-                reason: r.to_string(),
+            .map(|(a, d, r)| RejectedDelta {
+                node: a.to_string(),
+                delta_hash: d.to_vec(),
+                reason: r.clone(),
             })
             .collect(),
     })

@@ -6,6 +6,13 @@
 //! * `jobs/round/<id:8 BE><round:8 BE>` → [`Round`] (borsh): the model lineage
 //! * `jobs/share/<id:8 BE><operator:20>` → lineage share Σ accepted weights (u128 borsh)
 //! * `jobs/queue/<deadline:8 BE><id:8 BE>` → (): jobs to settle
+//! * `jobs/sched/<height:8 BE><id:8 BE>` → round (u64 borsh): a training job's next round
+//!   starts at that height; its [`Election`] is snapshotted in that block's `end_block`
+//! * `jobs/election/<id:8 BE><round:8 BE>` → [`Election`] (borsh): who may lead the round
+//! * `jobs/delta/<id:8 BE><delta hash:32>` → [`DeltaRecord`] (borsh): every accepted Δ, so a
+//!   Δ is merged at most once per job and contributions can name it
+//! * `jobs/merged/<id:8 BE><checkpoint hash:32>` → lineage position (u64 borsh): the number of
+//!   merges behind that checkpoint (the base checkpoint is 0); staleness is read from it
 //!
 //! Budgets sit in `Address::module("jobs")` until settlement or cancellation.
 
@@ -25,6 +32,98 @@ pub const ROUND_PREFIX: &[u8] = b"jobs/round/";
 pub const SHARE_PREFIX: &[u8] = b"jobs/share/";
 /// Deadline queue.
 pub const QUEUE_PREFIX: &[u8] = b"jobs/queue/";
+/// Round-start schedule.
+pub const SCHED_PREFIX: &[u8] = b"jobs/sched/";
+/// Election snapshots.
+pub const ELECTION_PREFIX: &[u8] = b"jobs/election/";
+/// Accepted Δs.
+pub const DELTA_PREFIX: &[u8] = b"jobs/delta/";
+/// Lineage positions of merged checkpoints.
+pub const MERGED_PREFIX: &[u8] = b"jobs/merged/";
+
+/// How a training job's DiLoCo rounds run (from `MsgCreateJob.training`).
+#[derive(
+    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+)]
+pub struct TrainingSpec {
+    /// H: inner steps per round.
+    pub inner_steps: u32,
+    /// Sequences per inner step.
+    pub batch_size: u32,
+    /// Tokens per sequence.
+    pub seq_len: u32,
+    /// Model parameters.
+    pub params: u64,
+    /// Height at which round 0 starts.
+    pub first_height: u64,
+    /// Blocks between round starts.
+    pub blocks_per_round: u64,
+    /// Leader rule: `hash` or `round_robin`.
+    pub leader_rule: String,
+    /// Most merges a Δ's base may be behind the round's base.
+    pub max_staleness: u32,
+    /// Weight multiplier per merge of staleness (basis points).
+    pub stale_decay_bps: u32,
+}
+
+impl TrainingSpec {
+    /// Start height of `round` (saturating).
+    pub fn start_height(&self, round: u64) -> u64 {
+        self.first_height
+            .saturating_add(round.saturating_mul(self.blocks_per_round))
+    }
+
+    /// The claim bound of one Δ.
+    pub fn bound(&self) -> magnet_rounds::ClaimBound {
+        magnet_rounds::ClaimBound {
+            inner_steps: u64::from(self.inner_steps),
+            batch_size: u64::from(self.batch_size),
+            seq_len: u64::from(self.seq_len),
+        }
+    }
+}
+
+/// Who may lead one round: the live nodes at the round's start height, sorted by node id, and
+/// that block's hash (the election seed).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct Election {
+    /// Round.
+    pub round: u64,
+    /// Start height.
+    pub height: u64,
+    /// Hash of the block at `height` (hex in JSON).
+    #[serde(with = "hex32")]
+    pub block_hash: [u8; 32],
+    /// Leader rule.
+    pub rule: String,
+    /// Eligible node ids, sorted.
+    pub members: Vec<String>,
+    /// The elected leader's node id (empty when nobody was live).
+    pub leader: String,
+}
+
+/// An accepted Δ.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct DeltaRecord {
+    /// Round that merged it.
+    pub round: u64,
+    /// Producer's node account.
+    pub node: Address,
+    /// Producer's operator when recorded.
+    pub operator: Address,
+    /// Claimed (signed, bounded) steps.
+    pub steps: u64,
+    /// Claimed tokens.
+    pub tokens: u64,
+    /// Merge weight.
+    pub weight_ppm: u32,
+}
+
+mod hex32 {
+    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+}
 
 /// Budget escrow.
 pub fn escrow() -> Address {
@@ -74,6 +173,43 @@ pub struct Job {
     pub rounds: u64,
     /// Latest merged checkpoint hash (hex; the base checkpoint before any round).
     pub head: String,
+    /// How its DiLoCo rounds run; `None` for a job without training rounds (no round can be
+    /// recorded for it and no training contribution can name it).
+    pub training: Option<TrainingSpec>,
+}
+
+/// An accepted Δ in a round record.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct RoundEntry {
+    /// Producer's node account.
+    pub node: Address,
+    /// Producer's operator.
+    pub operator: Address,
+    /// Δ hash (hex).
+    pub delta_hash: String,
+    /// Base the Δ was trained from (hex).
+    pub base_hash: String,
+    /// Merges between that base and the round's base.
+    pub staleness: u32,
+    /// Signed steps.
+    pub steps: u64,
+    /// Signed tokens.
+    pub tokens: u64,
+    /// Merge weight (ppm; recomputed by the chain from the claims).
+    pub weight_ppm: u32,
+    /// The producer's claim signature (hex).
+    pub signature: String,
+}
+
+/// A rejected Δ in a round record.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct RejectedEntry {
+    /// Producer's node account.
+    pub node: Address,
+    /// Δ hash it declared (hex).
+    pub delta_hash: String,
+    /// Why the leader rejected it.
+    pub reason: String,
 }
 
 /// One DiLoCo round.
@@ -89,10 +225,12 @@ pub struct Round {
     pub base_hash: String,
     /// Merged hash (hex).
     pub merged_hash: String,
-    /// Accepted contributors and weights.
-    pub accepted: Vec<(Address, u64)>,
-    /// Rejected contributors and why.
-    pub rejected: Vec<(Address, String)>,
+    /// Leader's node id.
+    pub leader_node_id: String,
+    /// Accepted Δs with their signed claims and weights, sorted by producer node id.
+    pub accepted: Vec<RoundEntry>,
+    /// Rejected Δs and why.
+    pub rejected: Vec<RejectedEntry>,
     /// Height recorded.
     pub height: u64,
 }
@@ -150,4 +288,22 @@ pub fn shares(store: &dyn KvStore, id: u64) -> Result<Vec<(Address, u128)>, Modu
             Ok((a, n))
         })
         .collect()
+}
+
+/// The election of `round` of job `id`, if its start height has been reached.
+pub fn election(store: &dyn KvStore, id: u64, round: u64) -> Result<Option<Election>, ModuleError> {
+    let k = [ELECTION_PREFIX, &id.to_be_bytes(), &round.to_be_bytes()].concat();
+    magnet_core::store::get_borsh(store, &k).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
+}
+
+/// The accepted Δ `delta` of job `id`.
+pub fn delta(store: &dyn KvStore, id: u64, delta: &[u8; 32]) -> Result<Option<DeltaRecord>, ModuleError> {
+    let k = [DELTA_PREFIX, &id.to_be_bytes(), delta].concat();
+    magnet_core::store::get_borsh(store, &k).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
+}
+
+/// Lineage position (merges behind it) of checkpoint `hash` of job `id`.
+pub fn position(store: &dyn KvStore, id: u64, hash: &[u8; 32]) -> Result<Option<u64>, ModuleError> {
+    let k = [MERGED_PREFIX, &id.to_be_bytes(), hash].concat();
+    magnet_core::store::get_borsh(store, &k).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
 }

@@ -59,6 +59,7 @@ fn info(rec: &NodeRecord) -> NodeInfo {
         bond: rec.bond,
         jailed: rec.jailed,
         active: rec.status == state::NodeStatus::Active,
+        node_pubkey: rec.node_pubkey.clone(),
     }
 }
 

@@ -124,6 +124,7 @@ pub fn services() -> Services<'static> {
     s.slashing = Some(&SLASHING);
     s.emission = Some(&EMISSION);
     s.contrib = Some(&CONTRIB);
+    s.jobs = Some(&JOBS);
     s.notary = Some(&NOTARY);
     s.data = Some(&DATA);
     s.validators = Some(&VALIDATORS);
