@@ -20,23 +20,13 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
 use crate::types::{Digest, NodeId};
 
-/// Domain of the leader-seed hash.
-pub const LEADER_DOMAIN: &str = "MAGNET/diloco/v1/leader";
-
-/// How the leader index is picked from the sorted eligible set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeaderRule {
-    /// `sorted(eligible)[H(block hash ‖ r) mod N]` — unpredictable before the block, not grindable.
-    #[default]
-    BlockHashSeeded,
-    /// `sorted(eligible)[r mod N]` — the paper's rule.
-    RoundRobin,
-}
+/// How the leader index is picked from the sorted eligible set (shared with the chain; serde
+/// names `block_hash_seeded` / `round_robin`, chain names via [`LeaderRule::parse`]).
+pub use magnet_rounds::LeaderRule;
+/// Domain of the leader-seed hash (defined in `magnet-rounds`, shared with the chain).
+pub use magnet_rounds::LEADER_DOMAIN;
 
 /// Election failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,21 +39,12 @@ pub enum ElectionError {
     },
 }
 
-/// The index into `sorted(eligible)` for round `round` (`n` > 0 members).
+/// The index into `sorted(eligible)` for round `round` (`n` > 0 members; 0 when `n == 0`).
+/// The rule itself is [`magnet_rounds::leader_index`], the one the chain runs for its election
+/// snapshot.
 pub fn leader_index(n: usize, round: u64, block_hash: &Digest, rule: LeaderRule) -> usize {
     debug_assert!(n > 0);
-    let n = n.max(1) as u128;
-    let pick = match rule {
-        LeaderRule::RoundRobin => u128::from(round) % n,
-        LeaderRule::BlockHashSeeded => {
-            let seed = Digest::domain_hash(LEADER_DOMAIN, &[&block_hash.0, &round.to_be_bytes()]);
-            let mut head = [0u8; 16];
-            head.copy_from_slice(&seed.0[..16]);
-            u128::from_be_bytes(head) % n
-        }
-    };
-    // pick < n ≤ usize::MAX
-    usize::try_from(pick).unwrap_or(0)
+    magnet_rounds::leader_index(n, round, &block_hash.0, rule).unwrap_or(0)
 }
 
 /// Elects the leader of `round` from `eligible` (a `BTreeSet`, hence already sorted).

@@ -6,10 +6,16 @@
 //! θ' = θ − η·(g + μ·m')
 //! ```
 //!
-//! Weights are integers so they can be recorded on chain and re-used bit for bit by a verifier:
+//! Weights are integers so they can be recorded on chain and re-used bit for bit by a verifier —
+//! the chain recomputes them from the signed claims with the same functions
+//! ([`magnet_rounds::raw_weight`], [`magnet_rounds::weights_ppm`]):
 //! `raw_i = data_size_i × quality_bps_i × decay^s_i / 10000^s_i` (integer, `s_i` = staleness in
 //! merges), `weight_ppm_i = ⌊raw_i·10^6 / Σ raw⌋`, and the rounding remainder goes to the
 //! heaviest contributor (ties: lowest node id). With η = 1, μ = 0 this is FedAvg (paper Eq. 2).
+//! The weights are computed over the *final* accepted set: a share that rounds to 0 ppm is
+//! rejected ([`RejectReason::ZeroWeight`]) and the weights of the rest are computed again, until
+//! no accepted share is 0 — so recomputing over the recorded accepted entries gives the
+//! recorded weights.
 //!
 //! Screening, in this order, each failure recorded with its reason ([`RejectReason`]):
 //! duplicate node, wrong length, Δ hash ≠ declared hash, NaN/Inf, too stale, the same Δ under
@@ -35,7 +41,7 @@ use crate::checkpoint::Checkpoint;
 use crate::types::{delta_hash, Digest, NodeId};
 
 /// Total of all weights in a record.
-pub const WEIGHT_SCALE_PPM: u32 = 1_000_000;
+pub const WEIGHT_SCALE_PPM: u32 = magnet_rounds::WEIGHT_SCALE_PPM;
 /// Domain of [`RoundRecord::hash`].
 pub const RECORD_DOMAIN: &str = "MAGNET/diloco/v1/round-record";
 
@@ -130,10 +136,17 @@ pub struct Contribution {
     pub quality_bps: u32,
     /// How many merges older than the round's base this Δ's base is (0 = fresh).
     pub staleness: u32,
+    /// Checkpoint the Δ was trained from (the claim's base; carried into the record).
+    pub base_hash: Digest,
+    /// Inner steps the producer claims (carried into the record).
+    pub steps: u64,
+    /// The producer's claim signature, hex (carried into the record).
+    pub signature: String,
 }
 
 impl Contribution {
-    /// A fresh contribution whose declared hash is the hash of `delta`.
+    /// A fresh contribution whose declared hash is the hash of `delta` (no claim: zero base,
+    /// zero steps, empty signature).
     pub fn new(node: NodeId, delta: Vec<f32>, data_size: u64, quality_bps: u32) -> Self {
         Self {
             node,
@@ -142,6 +155,9 @@ impl Contribution {
             data_size,
             quality_bps,
             staleness: 0,
+            base_hash: Digest::default(),
+            steps: 0,
+            signature: String::new(),
         }
     }
 }
@@ -204,6 +220,12 @@ pub struct AcceptedEntry {
     pub quality_bps: u32,
     /// Staleness used.
     pub staleness: u32,
+    /// Checkpoint the Δ was trained from (signed in the claim).
+    pub base_hash: Digest,
+    /// Inner steps claimed (signed in the claim).
+    pub steps: u64,
+    /// The producer's claim signature (hex, 64 bytes `r ‖ s`; empty when unsigned).
+    pub signature: String,
 }
 
 /// A rejected contribution in a [`RoundRecord`].
@@ -331,13 +353,15 @@ fn to_micro(x: f64) -> u64 {
     }
 }
 
-/// The integer weight numerator: data × quality × decay^s / 10000^s.
+/// The integer weight numerator: data × quality × decay^s / 10000^s ([`magnet_rounds::raw_weight`]).
 fn raw_weight(c: &Contribution, policy: &MergePolicy) -> u128 {
-    let mut raw = u128::from(c.data_size) * u128::from(c.quality_bps);
-    for _ in 0..c.staleness.min(policy.max_staleness) {
-        raw = raw * u128::from(policy.stale_decay_bps) / 10_000;
-    }
-    raw
+    magnet_rounds::raw_weight(
+        c.data_size,
+        c.quality_bps,
+        c.staleness,
+        policy.stale_decay_bps,
+        policy.max_staleness,
+    )
 }
 
 /// Screens the contributions and computes integer weights. Returns accepted (index into the
@@ -447,43 +471,46 @@ fn screen(
         }
         weighed.push((i, raw));
     }
-    // Integer weights summing to exactly WEIGHT_SCALE_PPM.
-    let total: u128 = weighed.iter().map(|&(_, r)| r).sum();
-    let scale = u128::from(WEIGHT_SCALE_PPM);
-    let mut accepted: Vec<(usize, AcceptedEntry)> = weighed
+    // Integer weights summing to exactly WEIGHT_SCALE_PPM, over the final accepted set: a
+    // share that rounds to zero ppm earns nothing and is rejected, and the weights of the rest
+    // are computed again (each pass removes at least one entry, so this ends).
+    let weights = loop {
+        let raws: Vec<u128> = weighed.iter().map(|&(_, r)| r).collect();
+        let ppm = magnet_rounds::weights_ppm(&raws);
+        if !ppm.contains(&0) {
+            break ppm;
+        }
+        let mut kept = Vec::with_capacity(weighed.len());
+        for (&(i, raw), w) in weighed.iter().zip(&ppm) {
+            if *w == 0 {
+                reject(&mut rejected, sorted[i], RejectReason::ZeroWeight);
+            } else {
+                kept.push((i, raw));
+            }
+        }
+        weighed = kept;
+    };
+    let accepted: Vec<(usize, AcceptedEntry)> = weighed
         .iter()
-        .map(|&(i, raw)| {
+        .zip(weights)
+        .map(|(&(i, _), weight_ppm)| {
             let c = sorted[i];
-            // raw ≤ total, so the quotient ≤ 1e6 fits in u32.
-            let ppm = u32::try_from(raw * scale / total.max(1)).unwrap_or(WEIGHT_SCALE_PPM);
             (
                 i,
                 AcceptedEntry {
                     node: c.node.clone(),
                     delta_hash: c.declared_hash,
-                    weight_ppm: ppm,
+                    weight_ppm,
                     data_size: c.data_size,
                     quality_bps: c.quality_bps,
                     staleness: c.staleness,
+                    base_hash: c.base_hash,
+                    steps: c.steps,
+                    signature: c.signature.clone(),
                 },
             )
         })
         .collect();
-    let assigned: u32 = accepted.iter().map(|(_, e)| e.weight_ppm).sum();
-    if let Some(heaviest) = weighed
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1 .1.cmp(&b.1 .1).then(b.0.cmp(&a.0)))
-        .map(|(k, _)| k)
-    {
-        accepted[heaviest].1.weight_ppm += WEIGHT_SCALE_PPM - assigned;
-    }
-    // A share that rounds to zero ppm earns nothing: record it as rejected, not as accepted.
-    let (accepted, dust): (Vec<_>, Vec<_>) =
-        accepted.into_iter().partition(|(_, e)| e.weight_ppm > 0);
-    for (i, _) in dust {
-        reject(&mut rejected, sorted[i], RejectReason::ZeroWeight);
-    }
     rejected.sort_by(|a, b| a.node.cmp(&b.node));
     (accepted, rejected)
 }

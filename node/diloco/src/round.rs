@@ -52,6 +52,7 @@ use crate::election::{elect_leader, LeaderRule};
 use crate::eligible::EligibleSet;
 use crate::merge::{MergePolicy, RoundRecord};
 use crate::types::{Digest, NodeId};
+use magnet_rounds::ClaimBound;
 
 /// Longest content address accepted in a GradientReady.
 pub const MAX_CONTENT_ADDRESS_LEN: usize = 256;
@@ -81,6 +82,41 @@ pub struct RoundConfig {
     pub merge_grace_ms: u64,
     /// Merge policy (the machine uses `max_staleness` and `min_contributions`).
     pub policy: MergePolicy,
+    /// The most one Δ may claim (the job's training spec on chain); the leader rejects a
+    /// GradientReady whose steps or tokens exceed it ([`Rejection::ClaimOutOfBound`]). `None`:
+    /// no bound (tests, jobs without a spec).
+    #[serde(default, with = "claim_bound_serde")]
+    pub claim_bound: Option<ClaimBound>,
+}
+
+/// serde for `Option<ClaimBound>` (the shared type carries no serde derive).
+mod claim_bound_serde {
+    use magnet_rounds::ClaimBound;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Bound {
+        inner_steps: u64,
+        batch_size: u64,
+        seq_len: u64,
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<ClaimBound>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(|b| Bound {
+            inner_steps: b.inner_steps,
+            batch_size: b.batch_size,
+            seq_len: b.seq_len,
+        })
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ClaimBound>, D::Error> {
+        Ok(Option::<Bound>::deserialize(d)?.map(|b| ClaimBound {
+            inner_steps: b.inner_steps,
+            batch_size: b.batch_size,
+            seq_len: b.seq_len,
+        }))
+    }
 }
 
 impl RoundConfig {
@@ -127,8 +163,17 @@ pub struct GradientReady {
     pub content_address: String,
     /// Local training loss at the end of the inner steps.
     pub local_loss: f32,
-    /// Tokens/samples trained on.
+    /// Tokens/samples trained on (the claim's tokens).
     pub data_size: u64,
+    /// Inner steps trained (the claim's steps).
+    #[serde(default)]
+    pub steps: u64,
+    /// The sender's [`magnet_rounds::WorkClaim`] signature over (chain id, job, round, base,
+    /// Δ, steps, tokens = `data_size`) with its node key, hex. Filled in by the edge that
+    /// sends the signal (the machine leaves it empty); the receiving edge verifies it against
+    /// the sender's registered node key before the leader's machine sees it.
+    #[serde(default)]
+    pub signature: String,
 }
 
 /// Leader → peers: the round merged.
@@ -166,6 +211,15 @@ pub struct CollectedGradient {
     pub staleness: u32,
     /// Local loss.
     pub local_loss: f32,
+    /// Base the Δ was trained from.
+    #[serde(default)]
+    pub base_hash: Digest,
+    /// Claimed inner steps.
+    #[serde(default)]
+    pub steps: u64,
+    /// Claim signature (hex; empty for the leader's own Δ until its edge signs it).
+    #[serde(default)]
+    pub signature: String,
 }
 
 /// Everything the edge needs to run one merge.
@@ -222,8 +276,11 @@ pub enum Event {
         content_address: String,
         /// Local loss.
         local_loss: f32,
-        /// Data size.
+        /// Data size (tokens trained on).
         data_size: u64,
+        /// Inner steps trained.
+        #[serde(default)]
+        steps: u64,
     },
     /// Inner training failed (the edge says why).
     TrainingFailed {
@@ -376,6 +433,15 @@ pub enum Rejection {
     /// Buffer for future-round messages is full.
     #[error("message for a later round dropped: buffer full")]
     BufferFull,
+    /// The GradientReady claims more steps or tokens than the job's rounds allow (the chain
+    /// would refuse a record accepting it).
+    #[error("{from} claims more than a round allows: {detail}")]
+    ClaimOutOfBound {
+        /// Sender.
+        from: NodeId,
+        /// The bound violated.
+        detail: String,
+    },
 }
 
 /// Why a round ended without a merge on this node.
@@ -572,6 +638,8 @@ struct Held {
     content_address: String,
     local_loss: f32,
     data_size: u64,
+    #[serde(default)]
+    steps: u64,
 }
 
 /// One node's DiLoCo state.
@@ -704,6 +772,7 @@ impl RoundState {
                 content_address,
                 local_loss,
                 data_size,
+                steps,
             } => {
                 if self.training != Some(round) {
                     out.push(Action::Rejected(Rejection::WrongPhase {
@@ -719,6 +788,7 @@ impl RoundState {
                     content_address,
                     local_loss,
                     data_size,
+                    steps,
                 });
                 self.submit_held(now, out);
             }
@@ -922,6 +992,8 @@ impl RoundState {
             content_address: h.content_address,
             local_loss: h.local_loss,
             data_size: h.data_size,
+            steps: h.steps,
+            signature: String::new(),
         };
         self.submitted = Some(self.round);
         if leader == self.cfg.me {
@@ -1075,6 +1147,17 @@ impl RoundState {
             let len = g.content_address.len();
             return reject(out, Rejection::BadContentAddress { from: g.from, len });
         }
+        if let Some(bound) = &self.cfg.claim_bound {
+            if let Err(e) = bound.check(g.steps, g.data_size) {
+                return reject(
+                    out,
+                    Rejection::ClaimOutOfBound {
+                        from: g.from,
+                        detail: e.to_string(),
+                    },
+                );
+            }
+        }
         let staleness = match staleness {
             Some(s) if s <= max => s,
             _ => {
@@ -1102,6 +1185,9 @@ impl RoundState {
                 quality_bps,
                 staleness,
                 local_loss: g.local_loss,
+                base_hash: g.base_hash,
+                steps: g.steps,
+                signature: g.signature,
             },
         );
         self.try_complete(now, out);

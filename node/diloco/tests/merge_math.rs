@@ -409,6 +409,41 @@ proptest! {
             prop_assert_eq!(out.record.accepted.iter().map(|e| u64::from(e.weight_ppm)).sum::<u64>(), 1_000_000);
             prop_assert_eq!(out.record.accepted.len() + out.record.rejected.len(), k);
             prop_assert!(out.record.accepted.iter().all(|e| e.weight_ppm > 0));
+            // The chain recomputes the weights over the recorded accepted set alone.
+            let p = MergePolicy::default();
+            let raws: Vec<u128> = out.record.accepted.iter().map(|e| magnet_rounds::raw_weight(
+                e.data_size, e.quality_bps, e.staleness, p.stale_decay_bps, p.max_staleness,
+            )).collect();
+            let want = magnet_rounds::weights_ppm(&raws);
+            let got: Vec<u32> = out.record.accepted.iter().map(|e| e.weight_ppm).collect();
+            prop_assert_eq!(got, want);
         }
     }
+}
+
+#[test]
+fn dust_is_rejected_and_the_rest_reweighed_so_a_recomputation_over_the_accepted_set_agrees() {
+    let n = 4;
+    let base = Checkpoint::new(vec![0.0; n]);
+    // Node 3's share rounds to 0 ppm against the two heavy ones.
+    let inputs = vec![
+        Contribution::new(id(1), vec![0.1, 0.2, 0.1, 0.2], 3_000_000, 10_000),
+        Contribution::new(id(2), vec![0.2, 0.1, 0.2, 0.1], 1_000_001, 10_000),
+        Contribution::new(id(3), vec![0.1, 0.1, 0.2, 0.2], 1, 1),
+    ];
+    let out = merge(&base, &inputs, &MergePolicy::default(), &meta(0)).unwrap();
+    assert_eq!(out.record.accepted.len(), 2);
+    assert_eq!(out.record.rejected.len(), 1);
+    assert_eq!(out.record.rejected[0].node, id(3));
+    assert_eq!(out.record.rejected[0].reason, RejectReason::ZeroWeight);
+    let raws: Vec<u128> = out
+        .record
+        .accepted
+        .iter()
+        .map(|e| u128::from(e.data_size) * u128::from(e.quality_bps))
+        .collect();
+    let want = magnet_rounds::weights_ppm(&raws);
+    let got: Vec<u32> = out.record.accepted.iter().map(|e| e.weight_ppm).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.iter().sum::<u32>(), 1_000_000);
 }

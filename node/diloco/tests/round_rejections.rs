@@ -8,6 +8,7 @@ use magnet_diloco::round::{
     Action, Event, GradientReady, Phase, Rejection, RoundConfig, RoundState,
 };
 use magnet_diloco::{Digest, LeaderRule, MergePolicy, NodeId};
+use magnet_rounds::ClaimBound;
 
 fn id(i: usize) -> NodeId {
     NodeId::new(format!("node-{i:016x}")).unwrap()
@@ -26,6 +27,12 @@ fn leader_collecting() -> (RoundState, Digest) {
         announce_timeout_ms: 500,
         merge_grace_ms: 500,
         policy: MergePolicy::default(),
+        // H = 10 steps of 2 × 8 tokens.
+        claim_bound: Some(ClaimBound {
+            inner_steps: 10,
+            batch_size: 2,
+            seq_len: 8,
+        }),
     };
     let (s, actions) = RoundState::new(cfg, 0, base);
     assert_eq!(
@@ -59,6 +66,8 @@ fn good(base: Digest, from: usize) -> GradientReady {
         content_address: format!("cid-{from}"),
         local_loss: 1.5,
         data_size: 100,
+        steps: 10,
+        signature: String::new(),
     }
 }
 
@@ -140,6 +149,31 @@ fn every_bad_gradient_signal_is_rejected_with_its_reason_and_changes_nothing() {
             },
             |r| matches!(r, Rejection::StaleBase { .. }),
         ),
+        (
+            "more steps than H",
+            GradientReady {
+                steps: 11,
+                ..good(base, 2)
+            },
+            |r| matches!(r, Rejection::ClaimOutOfBound { .. }),
+        ),
+        (
+            "more tokens than the steps can see",
+            GradientReady {
+                steps: 2,
+                data_size: 2 * 2 * 8 + 1,
+                ..good(base, 2)
+            },
+            |r| matches!(r, Rejection::ClaimOutOfBound { .. }),
+        ),
+        (
+            "zero steps",
+            GradientReady {
+                steps: 0,
+                ..good(base, 2)
+            },
+            |r| matches!(r, Rejection::ClaimOutOfBound { .. }),
+        ),
     ];
     for (name, signal, want) in cases {
         let before = s.clone();
@@ -167,6 +201,7 @@ fn announcements_from_the_wrong_leader_or_schedule_are_rejected() {
         announce_timeout_ms: 500,
         merge_grace_ms: 500,
         policy: MergePolicy::default(),
+        claim_bound: None,
     };
     let (s, _) = RoundState::new(cfg, 0, base);
     let set = EligibleSet {

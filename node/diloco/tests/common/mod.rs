@@ -173,6 +173,7 @@ impl Sim {
                 announce_timeout_ms: sim.cfg.announce_timeout_ms,
                 merge_grace_ms: sim.cfg.merge_grace_ms,
                 policy: sim.cfg.policy,
+                claim_bound: None,
             };
             let (state, actions) = RoundState::new(rc, 0, genesis);
             sim.nodes.insert(id.clone(), Some(state));
@@ -441,6 +442,7 @@ impl Sim {
             content_address: cid,
             local_loss,
             data_size: edge.spec.data_size,
+            steps: u64::from(steps),
         }
     }
 
@@ -462,6 +464,9 @@ impl Sim {
                     data_size: g.data_size,
                     quality_bps: g.quality_bps,
                     staleness: g.staleness,
+                    base_hash: g.base_hash,
+                    steps: g.steps,
+                    signature: g.signature.clone(),
                 })
             })
             .collect()
