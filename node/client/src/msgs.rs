@@ -25,6 +25,8 @@ use magnet_core::Address;
 use magnet_proto::registry;
 
 pub use magnet_contrib::state::Work;
+pub use magnet_jobs::msgs::Accepted;
+pub use magnet_jobs::state::TrainingSpec;
 
 /// Encode a generated message as a `cosmrs::Any` with its `/magnet.<pkg>.v1.MsgX` type URL.
 pub fn any<M: prost::Message + prost::Name>(m: &M) -> cosmrs::Any {
@@ -286,6 +288,31 @@ pub fn create_job(
     ))
 }
 
+/// `MsgCreateJob` of a training job: `training` is its DiLoCo round spec (inner steps, batch,
+/// sequence length, parameters, round schedule, leader rule, staleness policy), which the
+/// chain uses to elect round leaders and to bound and weigh every Δ claim.
+/// `training.first_height` must be above the height at which the tx lands.
+/// Signed by the **creator** account.
+pub fn create_training_job(
+    creator: &Address,
+    domain: &str,
+    eval_set_hash: [u8; 32],
+    base_checkpoint: [u8; 32],
+    budget: u128,
+    deadline_secs: u64,
+    training: Option<&TrainingSpec>,
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::create_training_job(
+        creator,
+        domain,
+        eval_set_hash,
+        base_checkpoint,
+        budget,
+        deadline_secs,
+        training,
+    ))
+}
+
 /// `MsgCancelJob`. Signed by the **creator** account.
 pub fn cancel_job(creator: &Address, job: u64) -> cosmrs::Any {
     from_module(magnet_jobs::msgs::cancel_job(creator, job))
@@ -302,19 +329,15 @@ pub struct RoundRecord {
     pub base_hash: [u8; 32],
     /// Merged checkpoint hash.
     pub merged_hash: [u8; 32],
-    /// Accepted contributors (operator addresses) and their weights.
-    pub accepted: Vec<(Address, u64)>,
-    /// Rejected contributors (operator addresses) and why.
-    pub rejected: Vec<(Address, String)>,
+    /// Accepted Δs: each producer's node account, its signed claim (job, round, base, Δ,
+    /// steps, tokens), the 64-byte claim signature and the merge weight (ppm).
+    pub accepted: Vec<Accepted>,
+    /// Rejected Δs: (producer's node account, Δ hash, reason).
+    pub rejected: Vec<(Address, [u8; 32], String)>,
 }
 
 /// `MsgRecordRound`. Signed by the round leader's **node** key (`leader_node`).
 pub fn record_round(leader_node: &Address, r: &RoundRecord) -> cosmrs::Any {
-    let rejected: Vec<(Address, &str)> = r
-        .rejected
-        .iter()
-        .map(|(a, why)| (*a, why.as_str()))
-        .collect();
     from_module(magnet_jobs::msgs::record_round(
         leader_node,
         r.job,
@@ -322,7 +345,7 @@ pub fn record_round(leader_node: &Address, r: &RoundRecord) -> cosmrs::Any {
         r.base_hash,
         r.merged_hash,
         &r.accepted,
-        &rejected,
+        &r.rejected,
     ))
 }
 
@@ -383,6 +406,7 @@ mod tests {
             params: 124_000_000,
             data_hash: [2; 32],
             kind: "training".into(),
+            entries: vec![(0, [3; 32])],
         }
     }
 
@@ -443,11 +467,36 @@ mod tests {
             round: 0,
             base_hash: [6; 32],
             merged_hash: [7; 32],
-            accepted: vec![(op, 3)],
-            rejected: vec![(other, "nan".into())],
+            accepted: vec![Accepted {
+                node,
+                job: 1,
+                round: 0,
+                base_hash: [6; 32],
+                delta_hash: [8; 32],
+                steps: 4,
+                tokens: 100,
+                signature: vec![1; 64],
+                weight_ppm: 1_000_000,
+            }],
+            rejected: vec![(other, [9; 32], "nan".into())],
+        };
+        let spec = TrainingSpec {
+            inner_steps: 8,
+            batch_size: 4,
+            seq_len: 64,
+            params: 1_000,
+            first_height: 20,
+            blocks_per_round: 10,
+            leader_rule: "hash".into(),
+            max_staleness: 2,
+            stale_decay_bps: 5_000,
         };
         for (m, signer) in [
             (create_job(&op, "text", [1; 32], [2; 32], 100, 1_000), op),
+            (
+                create_training_job(&op, "text", [1; 32], [2; 32], 100, 1_000, Some(&spec)),
+                op,
+            ),
             (cancel_job(&op, 1), op),
             (record_round(&node, &round), node),
             (pay_for_inference(&other, 1, &op, 50), other),
