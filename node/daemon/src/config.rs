@@ -131,6 +131,97 @@ impl JobSection {
             ..Default::default()
         }
     }
+
+    /// Takes the round facts from the job's training spec on chain (the chain is the truth):
+    /// inner steps, first height, blocks per round and leader rule replace the local values.
+    /// Returns one warning per local value that differed, and per local value the chain fixes
+    /// but this worker cannot take over (batch size and sequence length bound the token claims;
+    /// the parameter count is the model's), so an operator sees a stale config.
+    pub fn adopt_training_spec(
+        &mut self,
+        spec: &magnet_jobs::state::TrainingSpec,
+        local_params: u64,
+    ) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        let mut differs = |what: &str, local: String, chain: String| {
+            if local != chain {
+                warnings.push(format!(
+                    "job.{what} is {local} here but {chain} on chain: using the chain's"
+                ));
+            }
+        };
+        let rule = match magnet_rounds::LeaderRule::parse(&spec.leader_rule) {
+            Some(magnet_rounds::LeaderRule::BlockHashSeeded) => LeaderRuleName::Hash,
+            Some(magnet_rounds::LeaderRule::RoundRobin) => LeaderRuleName::RoundRobin,
+            None => {
+                return Err(DaemonError::State(format!(
+                    "job {}'s leader rule {:?} is not one this worker knows",
+                    self.id, spec.leader_rule
+                )))
+            }
+        };
+        differs(
+            "inner_steps",
+            self.inner_steps.to_string(),
+            spec.inner_steps.to_string(),
+        );
+        differs(
+            "first_height",
+            self.first_height.to_string(),
+            spec.first_height.to_string(),
+        );
+        differs(
+            "blocks_per_round",
+            self.blocks_per_round.to_string(),
+            spec.blocks_per_round.to_string(),
+        );
+        differs(
+            "leader_rule",
+            format!("{:?}", self.leader_rule),
+            format!("{rule:?}"),
+        );
+        self.inner_steps = spec.inner_steps;
+        self.first_height = spec.first_height;
+        self.blocks_per_round = spec.blocks_per_round;
+        self.leader_rule = rule;
+        let local_tokens = (self.batch_size as u128) * (self.seq_len as u128);
+        let chain_tokens = u128::from(spec.batch_size) * u128::from(spec.seq_len);
+        if self.batch_size as u64 != u64::from(spec.batch_size)
+            || self.seq_len as u64 != u64::from(spec.seq_len)
+        {
+            warnings.push(format!(
+                "job.batch_size × seq_len is {} × {} here but {} × {} on chain{}",
+                self.batch_size,
+                self.seq_len,
+                spec.batch_size,
+                spec.seq_len,
+                if local_tokens > chain_tokens {
+                    ": this worker's token claims exceed the job's bound and leaders will refuse them"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if local_params != spec.params {
+            warnings.push(format!(
+                "this worker's model has {local_params} parameters, the job's spec says {}",
+                spec.params
+            ));
+        }
+        Ok(warnings)
+    }
+
+    /// The merge rule with the chain's staleness policy (max staleness, decay per merge).
+    pub fn merge_policy_for(
+        &self,
+        spec: &magnet_jobs::state::TrainingSpec,
+    ) -> magnet_diloco::MergePolicy {
+        magnet_diloco::MergePolicy {
+            max_staleness: spec.max_staleness,
+            stale_decay_bps: spec.stale_decay_bps,
+            ..self.merge_policy()
+        }
+    }
 }
 
 /// A deliberate fault.
@@ -348,6 +439,55 @@ mod tests {
 
     /// A table row: the text the error must contain, and how to break the config.
     type BadField = (&'static str, Box<dyn Fn(&mut Config)>);
+
+    #[test]
+    fn the_chains_training_spec_replaces_the_round_facts_with_warnings() {
+        let mut j = JobSection::default();
+        let spec = magnet_jobs::state::TrainingSpec {
+            inner_steps: j.inner_steps,
+            batch_size: j.batch_size as u32,
+            seq_len: j.seq_len as u32,
+            params: 1_000,
+            first_height: j.first_height,
+            blocks_per_round: j.blocks_per_round,
+            leader_rule: "hash".into(),
+            max_staleness: 1,
+            stale_decay_bps: 2_500,
+        };
+        assert!(j.adopt_training_spec(&spec, 1_000).unwrap().is_empty());
+        let other = magnet_jobs::state::TrainingSpec {
+            inner_steps: 7,
+            batch_size: 1,
+            first_height: 99,
+            blocks_per_round: 3,
+            leader_rule: "round_robin".into(),
+            ..spec.clone()
+        };
+        let w = j.adopt_training_spec(&other, 999).unwrap();
+        for what in [
+            "inner_steps",
+            "first_height",
+            "blocks_per_round",
+            "leader_rule",
+            "exceed the job's bound",
+            "parameters",
+        ] {
+            assert!(w.iter().any(|x| x.contains(what)), "{what}: {w:?}");
+        }
+        assert_eq!(
+            (j.inner_steps, j.first_height, j.blocks_per_round),
+            (7, 99, 3)
+        );
+        assert_eq!(j.leader_rule, LeaderRuleName::RoundRobin);
+        let p = j.merge_policy_for(&other);
+        assert_eq!((p.max_staleness, p.stale_decay_bps), (1, 2_500));
+        assert_eq!(p.lr_permille, j.outer_lr_permille);
+        let bad = magnet_jobs::state::TrainingSpec {
+            leader_rule: "dice".into(),
+            ..spec
+        };
+        assert!(j.adopt_training_spec(&bad, 1_000).is_err());
+    }
 
     #[test]
     fn the_default_config_is_valid_and_round_trips_through_toml() {

@@ -2,9 +2,12 @@
 //!
 //! * **heartbeat** every `heartbeat_interval_secs` (node key), on its own task
 //!   ([`heartbeat_tick`]) so slow duties never cost liveness;
-//! * **commit** this worker's work of the epoch (`result` = its latest local checkpoint, the
-//!   inner steps × parameters, its data shard's hash) in the last `commit_lead_secs` of the
-//!   commit window, the nonce saved to disk *before* the commit is sent;
+//! * **commit** this worker's work of the epoch in the last `commit_lead_secs` of the commit
+//!   window: the lineage entries it claims — this node's accepted Δs in the job's lineage
+//!   that no earlier commitment named (the chain derives the compute from them and refuses a
+//!   reveal naming an entry twice) — with its latest local checkpoint, the inner steps ×
+//!   parameters (informational) and its data shard's hash; the nonce and the entries are saved
+//!   to disk *before* the commit is sent. With nothing to claim there is no commit;
 //! * **reveal** it in the reveal window (unless the `no-reveal` fault is set);
 //! * **evaluate** every contribution this worker is assigned to: fetch the revealed checkpoint
 //!   from the contributor's node, check its hash, measure the validation-loss improvement over
@@ -156,7 +159,63 @@ fn work_of(p: &PendingWork) -> Result<Work> {
         params: p.params,
         data_hash: hex32(&p.data_hash)?,
         kind: "training".into(),
+        entries: p
+            .entries
+            .iter()
+            .map(|(r, d)| Ok((*r, hex32(d)?)))
+            .collect::<Result<Vec<_>>>()?,
     })
+}
+
+/// `/magnet.jobs.v1/lineage` (the fields read here).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct LineageJson {
+    /// Recorded rounds, in order.
+    #[serde(default)]
+    pub rounds: Vec<LineageRoundJson>,
+}
+
+/// One recorded round.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LineageRoundJson {
+    /// Round.
+    pub round: u64,
+    /// Accepted Δs.
+    #[serde(default)]
+    pub accepted: Vec<LineageAcceptedJson>,
+}
+
+/// One accepted Δ of a recorded round.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LineageAcceptedJson {
+    /// Producer's node account.
+    pub node: String,
+    /// Producer's operator.
+    pub operator: String,
+    /// Δ hash (hex).
+    pub delta_hash: String,
+}
+
+/// This node's accepted Δs in `lineage` (node account `node`, operator `operator`) that
+/// `taken` does not rule out, in lineage order, at most [`cm::MAX_ENTRIES`].
+pub fn claimable_entries(
+    lineage: &LineageJson,
+    node: &str,
+    operator: &str,
+    taken: impl Fn(u64, &str) -> bool,
+) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for r in &lineage.rounds {
+        for a in &r.accepted {
+            if a.node == node && a.operator == operator && !taken(r.round, &a.delta_hash) {
+                let pair = (r.round, a.delta_hash.clone());
+                if !out.contains(&pair) && out.len() < cm::MAX_ENTRIES {
+                    out.push(pair);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Runs whatever the current block time calls for.
@@ -202,32 +261,62 @@ async fn heartbeat(sh: &Arc<Shared>, now: u64) -> Result<()> {
 }
 
 async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
-    let pending = {
-        let mut st = sh.state.lock().await;
-        if st.work.get(&epoch).is_some_and(|w| w.committed) {
-            return Ok(());
+    let job = sh.cfg.job.id;
+    let known = sh.state.lock().await.work.get(&epoch).cloned();
+    let pending = match known {
+        Some(w) if w.committed => return Ok(()),
+        // Entries already chosen (and saved) for this epoch: commit exactly those.
+        Some(w) => w,
+        None => {
+            let lineage: LineageJson = sh
+                .chain
+                .query("/magnet.jobs.v1/lineage", &job.to_string())
+                .await?;
+            let (node, operator) = (
+                sh.keys.node.address().to_string(),
+                sh.keys.operator.address().to_string(),
+            );
+            let mut st = sh.state.lock().await;
+            let entries = claimable_entries(&lineage, &node, &operator, |r, d| {
+                st.entry_taken(&State::entry_key(job, r, d), epoch)
+            });
+            let Some(ckpt) = st.local_checkpoint.clone() else {
+                return Ok(());
+            };
+            if entries.is_empty() {
+                if sh
+                    .nothing_to_claim
+                    .swap(epoch + 1, std::sync::atomic::Ordering::Relaxed)
+                    != epoch + 1
+                {
+                    tracing::info!(
+                        epoch,
+                        job,
+                        "no commit: none of this node's accepted Δs is left to claim"
+                    );
+                }
+                return Ok(());
+            }
+            let steps = st.steps_by_epoch.get(&epoch).copied().unwrap_or(0);
+            // Never wait for the engine (busy training) while holding the state lock.
+            let (params, data_hash) = (sh.params, hex::encode(sh.data_hash));
+            let p = PendingWork {
+                checkpoint_hash: ckpt,
+                steps,
+                params,
+                data_hash,
+                nonce: hex::encode(nonce()),
+                committed: false,
+                revealed: false,
+                entries,
+            };
+            for (r, d) in &p.entries {
+                st.claimed.insert(State::entry_key(job, *r, d), epoch);
+            }
+            st.work.insert(epoch, p.clone());
+            st.save(&sh.home)?;
+            p
         }
-        let steps = st.steps_by_epoch.get(&epoch).copied().unwrap_or(0);
-        let Some(ckpt) = st.local_checkpoint.clone() else {
-            return Ok(());
-        };
-        if steps == 0 {
-            return Ok(());
-        }
-        // Never wait for the engine (busy training) while holding the state lock.
-        let (params, data_hash) = (sh.params, hex::encode(sh.data_hash));
-        let p = st.work.entry(epoch).or_insert_with(|| PendingWork {
-            checkpoint_hash: ckpt,
-            steps,
-            params,
-            data_hash,
-            nonce: hex::encode(nonce()),
-            committed: false,
-            revealed: false,
-        });
-        let p = p.clone();
-        st.save(&sh.home)?;
-        p
     };
     let w = work_of(&pending)?;
     let n = hex::decode(&pending.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
@@ -247,7 +336,12 @@ async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
             vec![cm::commit(&node, epoch, sh.cfg.job.id, h)],
         )
         .await?;
-    tracing::info!(epoch, steps = w.steps, "work committed");
+    tracing::info!(
+        epoch,
+        entries = w.entries.len(),
+        steps = w.steps,
+        "work committed"
+    );
     mark(sh, |st| {
         if let Some(p) = st.work.get_mut(&epoch) {
             p.committed = true;
@@ -603,6 +697,39 @@ mod tests {
             Stage::Commit,
             "a lead longer than the window"
         );
+    }
+
+    #[test]
+    fn only_this_nodes_untaken_accepted_deltas_are_claimed_once_each() {
+        let l: LineageJson = serde_json::from_value(serde_json::json!({
+            "rounds": [
+                {"round": 0, "accepted": [
+                    {"node": "n1", "operator": "o1", "delta_hash": "aa"},
+                    {"node": "n2", "operator": "o2", "delta_hash": "bb"}]},
+                {"round": 2, "accepted": [
+                    {"node": "n1", "operator": "o1", "delta_hash": "cc"},
+                    {"node": "n1", "operator": "o9", "delta_hash": "dd"}]},
+                {"round": 3, "accepted": [
+                    {"node": "n1", "operator": "o1", "delta_hash": "ee"}]},
+            ],
+            "shares": [],
+        }))
+        .unwrap();
+        let got = claimable_entries(&l, "n1", "o1", |r, d| r == 3 && d == "ee");
+        assert_eq!(got, vec![(0, "aa".to_string()), (2, "cc".to_string())]);
+        assert!(claimable_entries(&l, "n3", "o3", |_, _| false).is_empty());
+        let w = work_of(&PendingWork {
+            checkpoint_hash: hex::encode([1u8; 32]),
+            steps: 3,
+            params: 4,
+            data_hash: hex::encode([2u8; 32]),
+            nonce: String::new(),
+            committed: false,
+            revealed: false,
+            entries: vec![(2, hex::encode([5u8; 32]))],
+        })
+        .unwrap();
+        assert_eq!(w.entries, vec![(2, [5u8; 32])]);
     }
 
     #[test]

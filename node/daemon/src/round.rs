@@ -16,13 +16,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use magnet_core::Address;
+use magnet_diloco::eligible::{EligibleSet, Member};
 use magnet_diloco::round::{GradientReady, RoundAborted, RoundAnnouncement, RoundMerged};
-use magnet_diloco::{Checkpoint, Digest, Event, NodeId};
+use magnet_diloco::{Checkpoint, Digest, Event, LeaderRule, NodeId, RoundRecord};
+use magnet_jobs::msgs::Accepted;
 use magnet_p2p::backend::ShardBackend;
 use magnet_p2p::{
     DirShardBackend, Expect, NodeTls, PeerClient, PublicKey, ShardKey, Signer, Verifier,
 };
 use magnet_proto::p2p::v1::DilocoMessage;
+use magnet_rounds::WorkClaim;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -282,6 +286,160 @@ impl Net {
     }
 }
 
+/// The [`magnet_rounds::WorkClaim`] a GradientReady stands for on chain `chain_id`: the Δ's
+/// job, the round it is submitted to, its base, its hash, its steps and its tokens
+/// (`data_size`).
+pub fn claim_of(chain_id: &str, g: &GradientReady) -> WorkClaim {
+    WorkClaim {
+        chain_id: chain_id.to_string(),
+        job: g.job_id,
+        round: g.round,
+        base_hash: g.base_hash.0,
+        delta_hash: g.delta_hash.0,
+        steps: g.steps,
+        tokens: g.data_size,
+    }
+}
+
+/// Signs `g`'s claim with the node key's secret, putting the hex signature in the signal.
+pub fn sign_signal(chain_id: &str, secret: &[u8; 32], g: &mut GradientReady) -> Result<()> {
+    let sig = claim_of(chain_id, g)
+        .sign(secret)
+        .map_err(|e| DaemonError::Keys(format!("signing the work claim: {e}")))?;
+    g.signature = hex::encode(sig);
+    Ok(())
+}
+
+/// Checks that `g`'s claim was signed by the node key `pubkey` (33-byte compressed).
+pub fn verify_signal(chain_id: &str, pubkey: &[u8], g: &GradientReady) -> Result<()> {
+    let sig = hex::decode(&g.signature).map_err(|_| {
+        DaemonError::Diloco(format!(
+            "GradientReady from {}: the claim signature is not hex",
+            g.from
+        ))
+    })?;
+    claim_of(chain_id, g)
+        .verify(pubkey, &sig)
+        .map_err(|e| DaemonError::Diloco(format!("GradientReady from {}: {e}", g.from)))
+}
+
+/// A round's election as `/magnet.jobs.v1/election` returns it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ElectionJson {
+    /// Round.
+    pub round: u64,
+    /// Height the chain snapshotted it at.
+    pub height: u64,
+    /// Hash of that block (hex).
+    pub block_hash: String,
+    /// Leader rule (`hash` / `round_robin`).
+    pub rule: String,
+    /// Eligible node ids, sorted.
+    pub members: Vec<String>,
+    /// The chain's leader (empty when nobody was live).
+    pub leader: String,
+}
+
+impl ElectionJson {
+    /// The eligible set of `round` for the machine, which expects it at `height` (the
+    /// round's scheduled start). Every member weighs with quality 1.0, as the chain
+    /// recomputes the weights. Returns the set and warnings (a snapshot at another height, a
+    /// member id that does not parse, a chain leader that differs from the local election).
+    pub fn to_eligible(
+        &self,
+        round: u64,
+        height: u64,
+        rule: LeaderRule,
+    ) -> Result<(EligibleSet, Vec<String>)> {
+        let mut warnings = Vec::new();
+        if self.round != round {
+            return Err(DaemonError::Chain(format!(
+                "asked for round {round}'s election, the chain answered round {}",
+                self.round
+            )));
+        }
+        if self.height != height {
+            warnings.push(format!(
+                "the chain snapshotted round {round} at height {}, the schedule says {height}",
+                self.height
+            ));
+        }
+        let block_hash = Digest::from_hex(&self.block_hash)
+            .map_err(|e| DaemonError::Chain(format!("election block hash: {e}")))?;
+        let mut members = BTreeMap::new();
+        for m in &self.members {
+            match NodeId::new(m.clone()) {
+                Ok(id) => {
+                    members.insert(id, Member::default());
+                }
+                Err(e) => warnings.push(format!("election member skipped: {e}")),
+            }
+        }
+        let set = EligibleSet {
+            height,
+            block_hash,
+            members,
+        };
+        let local = magnet_diloco::elect_leader(&set.ids(), round, &block_hash, rule)
+            .map(|l| l.to_string())
+            .unwrap_or_default();
+        if local != self.leader {
+            warnings.push(format!(
+                "the chain elected {:?} for round {round}, this node elects {local:?} (rule {})",
+                self.leader, self.rule
+            ));
+        }
+        Ok((set, warnings))
+    }
+}
+
+/// A round record as `MsgRecordRound` carries it: accepted Δs with their producers' node
+/// accounts and signed claims, rejected Δs as (node account, Δ hash, reason). `node_account`
+/// maps a node id to its node account (the registry's `node`); an accepted Δ whose producer
+/// has none, or whose signature is not 64 hex bytes, is an error (the chain would refuse the
+/// record); a rejected one without an account is left out.
+#[allow(clippy::type_complexity)]
+pub fn record_entries(
+    record: &RoundRecord,
+    node_account: impl Fn(&NodeId) -> Option<Address>,
+) -> Result<(Vec<Accepted>, Vec<(Address, [u8; 32], String)>)> {
+    let mut accepted = Vec::with_capacity(record.accepted.len());
+    for a in &record.accepted {
+        let node = node_account(&a.node).ok_or_else(|| {
+            DaemonError::Chain(format!("{} has no registered node account", a.node))
+        })?;
+        let signature = hex::decode(&a.signature)
+            .ok()
+            .filter(|s| s.len() == 64)
+            .ok_or_else(|| {
+                DaemonError::Diloco(format!("{}'s claim signature is not 64 hex bytes", a.node))
+            })?;
+        accepted.push(Accepted {
+            node,
+            job: record.job_id,
+            round: record.round,
+            base_hash: a.base_hash.0,
+            delta_hash: a.delta_hash.0,
+            steps: a.steps,
+            tokens: a.data_size,
+            signature,
+            weight_ppm: a.weight_ppm,
+        });
+    }
+    let rejected = record
+        .rejected
+        .iter()
+        .filter_map(|r| {
+            let mut why = format!("{:?}", r.reason);
+            while why.len() > 256 {
+                why.pop();
+            }
+            node_account(&r.node).map(|n| (n, r.delta_hash.0, why))
+        })
+        .collect();
+    Ok((accepted, rejected))
+}
+
 /// Parses checkpoint bytes and checks their hash.
 pub fn parse_checkpoint(b: &[u8], want: &Digest) -> Result<Checkpoint> {
     let c = Checkpoint::from_bytes(b).map_err(|e| DaemonError::Diloco(e.to_string()))?;
@@ -340,6 +498,131 @@ mod tests {
             let e = parse_message("node-aaaa", &m).unwrap_err().to_string();
             assert!(e.contains(needle), "{k}: {e}");
         }
+    }
+
+    fn signal() -> GradientReady {
+        GradientReady {
+            job_id: 1,
+            round: 4,
+            from: NodeId::new("node-aaaa").unwrap(),
+            base_hash: Digest([1; 32]),
+            delta_hash: Digest([2; 32]),
+            content_address: "ab".into(),
+            local_loss: 1.0,
+            data_size: 256,
+            steps: 2,
+            signature: String::new(),
+        }
+    }
+
+    fn pubkey(secret: &[u8; 32]) -> Vec<u8> {
+        k256::ecdsa::SigningKey::from_slice(secret)
+            .unwrap()
+            .verifying_key()
+            .to_encoded_point(true)
+            .as_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_signed_gradient_verifies_against_its_key_and_nothing_else() {
+        let sk = [7u8; 32];
+        let mut g = signal();
+        assert!(verify_signal("c-1", &pubkey(&sk), &g).is_err(), "unsigned");
+        sign_signal("c-1", &sk, &mut g).unwrap();
+        assert_eq!(g.signature.len(), 128);
+        verify_signal("c-1", &pubkey(&sk), &g).unwrap();
+        assert!(
+            verify_signal("c-2", &pubkey(&sk), &g).is_err(),
+            "other chain"
+        );
+        assert!(
+            verify_signal("c-1", &pubkey(&[8u8; 32]), &g).is_err(),
+            "other key"
+        );
+        let mut more = g.clone();
+        more.data_size += 1;
+        assert!(verify_signal("c-1", &pubkey(&sk), &more).is_err(), "tokens");
+        let mut later = g.clone();
+        later.round += 1;
+        assert!(verify_signal("c-1", &pubkey(&sk), &later).is_err(), "round");
+        // What the chain checks is the same claim.
+        let sig = hex::decode(&g.signature).unwrap();
+        claim_of("c-1", &g).verify(&pubkey(&sk), &sig).unwrap();
+    }
+
+    #[test]
+    fn the_chains_election_becomes_the_eligible_set() {
+        let e: ElectionJson = serde_json::from_value(serde_json::json!({
+            "round": 3, "height": 40, "block_hash": hex::encode([9u8; 32]), "rule": "round_robin",
+            "members": ["node-a", "node-b", "node-c"], "leader": "node-a",
+        }))
+        .unwrap();
+        let (set, warnings) = e.to_eligible(3, 40, LeaderRule::RoundRobin).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(set.height, 40);
+        assert_eq!(set.block_hash, Digest([9; 32]));
+        assert_eq!(set.members.len(), 3);
+        assert!(set.members.values().all(|m| m.quality_bps == 10_000));
+        // 3 mod 3 = 0 → node-a, as the chain said; another height or leader is a warning.
+        let (_, warnings) = e.to_eligible(3, 41, LeaderRule::BlockHashSeeded).unwrap();
+        assert!(
+            warnings.iter().any(|w| w.contains("height 40")),
+            "{warnings:?}"
+        );
+        assert!(e.to_eligible(4, 40, LeaderRule::RoundRobin).is_err());
+    }
+
+    #[test]
+    fn a_record_becomes_accepted_claims_and_rejections_with_node_accounts() {
+        use magnet_diloco::merge::{AcceptedEntry, RejectReason, RejectedEntry};
+        let n = |s: &str| NodeId::new(s).unwrap();
+        let record = RoundRecord {
+            job_id: 1,
+            round: 4,
+            leader: n("node-a"),
+            base_hash: Digest([1; 32]),
+            merged_hash: Digest([3; 32]),
+            policy: Default::default(),
+            accepted: vec![AcceptedEntry {
+                node: n("node-a"),
+                delta_hash: Digest([2; 32]),
+                weight_ppm: 1_000_000,
+                data_size: 256,
+                quality_bps: 10_000,
+                staleness: 0,
+                base_hash: Digest([1; 32]),
+                steps: 2,
+                signature: hex::encode([5u8; 64]),
+            }],
+            rejected: vec![RejectedEntry {
+                node: n("node-b"),
+                delta_hash: Digest([6; 32]),
+                reason: RejectReason::ZeroWeight,
+            }],
+        };
+        let addr = |b: u8| Address::from_slice(&[b; 20]).unwrap();
+        let account = |id: &NodeId| match id.as_str() {
+            "node-a" => Some(addr(1)),
+            "node-b" => Some(addr(2)),
+            _ => None,
+        };
+        let (acc, rej) = record_entries(&record, account).unwrap();
+        assert_eq!(acc.len(), 1);
+        assert_eq!(acc[0].node, addr(1));
+        assert_eq!(
+            (acc[0].job, acc[0].round, acc[0].steps, acc[0].tokens),
+            (1, 4, 2, 256)
+        );
+        assert_eq!(acc[0].base_hash, [1; 32]);
+        assert_eq!(acc[0].delta_hash, [2; 32]);
+        assert_eq!(acc[0].signature, vec![5u8; 64]);
+        assert_eq!(rej, vec![(addr(2), [6; 32], "ZeroWeight".to_string())]);
+        // An accepted producer without an account, or without a signature, is an error.
+        assert!(record_entries(&record, |_| None).is_err());
+        let mut unsigned = record.clone();
+        unsigned.accepted[0].signature.clear();
+        assert!(record_entries(&unsigned, account).is_err());
     }
 
     #[test]

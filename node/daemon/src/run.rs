@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use magnet_diloco::compress::{Compressed, CompressionConfig, Compressor};
-use magnet_diloco::election::LeaderRule;
-use magnet_diloco::eligible::{EligibleSet, Member};
-use magnet_diloco::merge::{merge, Contribution, MergeMeta};
+use magnet_diloco::eligible::EligibleSet;
+use magnet_diloco::merge::{merge, Contribution, MergeMeta, MergePolicy};
 use magnet_diloco::round::{Action, MergeJob, RoundConfig, RoundState};
 use magnet_diloco::{Checkpoint, Digest, Event, NodeId};
 use magnet_p2p::backend::ShardBackend;
@@ -34,6 +33,8 @@ use crate::metrics::Metrics;
 use crate::round::{self, kind, Net, NodeRecordJson};
 use crate::state::State;
 use crate::{DaemonError, Result};
+use magnet_diloco::LeaderRule;
+use magnet_jobs::state::TrainingSpec;
 
 /// File (in the worker home) where every round this worker saw is logged as JSON lines.
 pub const ROUNDS_LOG: &str = "rounds.jsonl";
@@ -86,6 +87,13 @@ pub struct Shared {
     pub heartbeat_interval_secs: u64,
     /// Contrib windows.
     pub windows: crate::duties::Windows,
+    /// The job's training spec on chain (the truth about H, the schedule, the leader rule, the
+    /// staleness policy and the claim bound).
+    pub spec: TrainingSpec,
+    /// The merge rule: the local outer step with the chain's staleness policy.
+    pub policy: MergePolicy,
+    /// `epoch + 1` of the last epoch for which "nothing to claim" was logged (0: none).
+    pub nothing_to_claim: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -165,29 +173,43 @@ impl Shared {
         (since / len, since % len)
     }
 
-    /// Reads the registry at `height`, refreshes the peer table, and returns the eligible set.
-    pub async fn read_eligible(&self, height: u64) -> Result<EligibleSet> {
-        let nodes: Vec<NodeRecordJson> = self
+    /// Refreshes the peer table from the registry and returns the eligible set of `round`
+    /// from the chain's election snapshot of this job's round (members and block hash, taken
+    /// at the round's start height); an error while the chain has no snapshot yet.
+    pub async fn read_eligible(&self, round: u64, height: u64) -> Result<EligibleSet> {
+        self.refresh_peers().await?;
+        let e: Option<round::ElectionJson> = self
             .chain
-            .query_at("/magnet.registry.v1/nodes", "", Some(height))
+            .query(
+                "/magnet.jobs.v1/election",
+                &format!("{}/{round}", self.cfg.job.id),
+            )
             .await?;
-        let block_hash = self.chain.block_hash(height).await?;
-        let head_time = self.chain.block_time(height).await?;
-        self.upsert_peers(&nodes)?;
-        let mut members = BTreeMap::new();
-        for p in nodes.iter().map(NodeRecordJson::to_peer) {
-            let live = p.last_heartbeat + self.liveness_window_secs >= head_time;
-            if p.active && live {
-                if let Ok(id) = NodeId::new(p.node_id.clone()) {
-                    members.insert(id, Member::default());
-                }
-            }
+        let e = e.ok_or_else(|| {
+            DaemonError::Chain(format!(
+                "job {} round {round}: the chain has no election snapshot yet",
+                self.cfg.job.id
+            ))
+        })?;
+        let rule = LeaderRule::parse(&self.spec.leader_rule).unwrap_or_default();
+        let (set, warnings) = e.to_eligible(round, height, rule)?;
+        for w in warnings {
+            tracing::warn!(round, "{w}");
         }
-        Ok(EligibleSet {
-            height,
-            block_hash: Digest(block_hash),
-            members,
-        })
+        Ok(set)
+    }
+
+    /// This node's claim signature over `g` (hex), with its node key.
+    fn sign(&self, g: &mut magnet_diloco::round::GradientReady) -> Result<()> {
+        let secret = self.keys.node.secret_bytes()?;
+        round::sign_signal(&self.genesis.chain_id, &secret, g)
+    }
+
+    /// Checks a GradientReady that arrived over p2p: its claim must be signed by the sender's
+    /// registered node key.
+    fn verify_gradient(&self, g: &magnet_diloco::round::GradientReady) -> Result<()> {
+        let peer = self.net.peer(g.from.as_str())?;
+        round::verify_signal(&self.genesis.chain_id, &peer.pubkey, g)
     }
 
     /// Refreshes the peer table from the latest registry state.
@@ -210,10 +232,6 @@ impl Shared {
             peers.insert(p.node_id.clone(), p);
         }
         Ok(())
-    }
-
-    fn operator_of(&self, node_id: &str) -> Option<String> {
-        self.net.peer(node_id).ok().map(|p| p.operator)
     }
 
     pub(crate) fn node_of_operator(&self, operator: &str) -> Option<String> {
@@ -294,6 +312,7 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
         st.local_checkpoint = Some(local_hash.to_hex());
         *st.steps_by_epoch.entry(credit_epoch).or_default() += u64::from(steps);
     }
+    tracing::debug!(round, steps, tokens = work.tokens, "claimable work");
     sh.save_state().await;
     // The local model's validation loss is measured after the Δ is handed back, so a slow
     // evaluation never makes the Δ miss its round.
@@ -330,11 +349,20 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
         content_address: hex::encode(key.object_id),
         local_loss: work.train_loss as f32,
         data_size: work.tokens,
+        steps: u64::from(steps),
     })
 }
 
-/// Pushes our Δ to the leader (direct path), then signals it.
-async fn send_gradient(sh: Arc<Shared>, to: NodeId, signal: magnet_diloco::round::GradientReady) {
+/// Signs the Δ's work claim, pushes the Δ to the leader (direct path), then signals it.
+async fn send_gradient(
+    sh: Arc<Shared>,
+    to: NodeId,
+    mut signal: magnet_diloco::round::GradientReady,
+) {
+    if let Err(e) = sh.sign(&mut signal) {
+        tracing::warn!(round = signal.round, "GradientReady not sent: {e}");
+        return;
+    }
     let pushed = async {
         let id: [u8; 32] = hex::decode(&signal.content_address)
             .ok()
@@ -408,6 +436,25 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
                     .unwrap_or_default()
             }
         };
+        // The leader's own Δ reaches the machine unsigned (it never travels): sign its claim
+        // for this round here, so the record carries a signature for every accepted Δ.
+        let mut signature = g.signature.clone();
+        if g.node == sh.me && signature.is_empty() {
+            let mut own = magnet_diloco::round::GradientReady {
+                job_id: sh.cfg.job.id,
+                round: job.round,
+                from: g.node.clone(),
+                base_hash: g.base_hash,
+                delta_hash: g.delta_hash,
+                content_address: g.content_address.clone(),
+                local_loss: g.local_loss,
+                data_size: g.data_size,
+                steps: g.steps,
+                signature: String::new(),
+            };
+            sh.sign(&mut own)?;
+            signature = own.signature;
+        }
         contributions.push(Contribution {
             node: g.node.clone(),
             declared_hash: g.delta_hash,
@@ -415,6 +462,9 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
             data_size: g.data_size,
             quality_bps: g.quality_bps,
             staleness: g.staleness,
+            base_hash: g.base_hash,
+            steps: g.steps,
+            signature,
         });
     }
     let meta = MergeMeta {
@@ -422,7 +472,7 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         round: job.round,
         leader: sh.me.clone(),
     };
-    let policy = sh.cfg.job.merge_policy();
+    let policy = sh.policy;
     let out = tokio::task::spawn_blocking(move || {
         merge(&base, &contributions, &policy, &meta).map_err(|e| DaemonError::Diloco(e.to_string()))
     })
@@ -483,20 +533,19 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
 }
 
 async fn record_round(sh: Arc<Shared>, record: magnet_diloco::RoundRecord) {
-    let to_addr = |id: &NodeId| -> Option<magnet_core::Address> {
-        sh.operator_of(id.as_str()).and_then(|a| a.parse().ok())
+    let node_account = |id: &NodeId| -> Option<magnet_core::Address> {
+        sh.net
+            .peer(id.as_str())
+            .ok()
+            .and_then(|p| p.node.parse().ok())
     };
-    let accepted: Vec<_> = record
-        .accepted
-        .iter()
-        .filter_map(|a| to_addr(&a.node).map(|op| (op, u64::from(a.weight_ppm))))
-        .collect();
-    let reasons: Vec<(magnet_core::Address, String)> = record
-        .rejected
-        .iter()
-        .filter_map(|r| to_addr(&r.node).map(|op| (op, format!("{:?}", r.reason))))
-        .collect();
-    let rejected: Vec<_> = reasons.iter().map(|(a, r)| (*a, r.as_str())).collect();
+    let (accepted, rejected) = match round::record_entries(&record, node_account) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(round = record.round, "MsgRecordRound not sent: {e}");
+            return;
+        }
+    };
     let msg = magnet_jobs::msgs::record_round(
         &sh.keys.node.address(),
         sh.cfg.job.id,
@@ -668,6 +717,9 @@ pub struct JobJson {
     pub head: String,
     /// Status.
     pub status: serde_json::Value,
+    /// The DiLoCo round spec of a training job.
+    #[serde(default)]
+    pub training: Option<TrainingSpec>,
 }
 
 /// The chain's latest recorded round of this job and its merged hash (the leader of that
@@ -690,7 +742,7 @@ async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
 
 /// Starts the worker's services and runs until `shutdown` flips.
 pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
-    let cfg = Config::load(home)?;
+    let mut cfg = Config::load(home)?;
     let keys = WorkerKeys::load(home)?;
     let chain = Chain::new(&cfg.chain.rpc, cfg.chain.gas_limit, cfg.chain.fee_umag)?;
     let genesis = chain.genesis().await?;
@@ -714,6 +766,20 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let liveness_window_secs = reg_params["liveness_window_secs"].as_u64().unwrap_or(300);
     let heartbeat_interval_secs = reg_params["heartbeat_interval_secs"].as_u64().unwrap_or(30);
 
+    // The job on chain is the truth about its rounds: H, the schedule, the leader rule, the
+    // staleness policy and the claim bound come from its training spec.
+    let job: JobJson = chain
+        .query("/magnet.jobs.v1/job", &cfg.job.id.to_string())
+        .await
+        .map_err(|e| DaemonError::State(format!("job {}: {e}", cfg.job.id)))?;
+    let spec = job.training.clone().ok_or_else(|| {
+        DaemonError::State(format!(
+            "job {} has no training spec on chain: DiLoCo rounds need a training job \
+             (create it with `magnet-chain tx jobs create … --inner-steps …`)",
+            cfg.job.id
+        ))
+    })?;
+
     tracing::info!(node = %me, "preparing data and model");
     let job_cfg = cfg.job.clone();
     let home2 = home.to_path_buf();
@@ -723,10 +789,13 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let base_checkpoint = evaluator.base_checkpoint();
     let job_base = base_checkpoint.hash();
     let (params, data_hash) = (engine.params(), engine.data_hash);
-    let job: JobJson = chain
-        .query("/magnet.jobs.v1/job", &cfg.job.id.to_string())
-        .await
-        .map_err(|e| DaemonError::State(format!("job {}: {e}", cfg.job.id)))?;
+    for w in cfg.job.adopt_training_spec(&spec, params)? {
+        tracing::warn!(job = cfg.job.id, "{w}");
+    }
+    let policy = cfg.job.merge_policy_for(&spec);
+    policy
+        .validate()
+        .map_err(|e| DaemonError::State(format!("job {}'s merge policy: {e}", cfg.job.id)))?;
     if job.base_checkpoint != job_base.to_hex() {
         return Err(DaemonError::State(format!(
             "job {}'s base checkpoint is {}, but this worker's model is {}: the [job] section \
@@ -819,6 +888,9 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         liveness_window_secs,
         heartbeat_interval_secs,
         windows,
+        spec: spec.clone(),
+        policy,
+        nothing_to_claim: Default::default(),
     });
     sh.refresh_peers().await?;
 
@@ -851,7 +923,8 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         round_ms: cfg.job.round_ms,
         announce_timeout_ms: cfg.job.announce_timeout_ms,
         merge_grace_ms: cfg.job.merge_grace_ms,
-        policy: cfg.job.merge_policy(),
+        policy,
+        claim_bound: Some(spec.bound()),
     };
     let scheduled = if head.height <= rc.first_height {
         0
@@ -876,6 +949,12 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         tokio::select! {
             Some((from, msg)) = inbox.recv() => {
                 match round::parse_message(from.as_str(), &msg) {
+                    // A Δ claim not signed by its sender's registered node key never
+                    // reaches the machine (the chain would refuse a record accepting it).
+                    Ok(Event::GradientReady(g)) => match sh.verify_gradient(&g) {
+                        Ok(()) => events.push(Event::GradientReady(g)),
+                        Err(e) => tracing::warn!(from = %from, round = g.round, "dropped GradientReady: {e}"),
+                    },
                     Ok(ev) => {
                         if let Event::Merged(m) = &ev {
                             if let Ok(mut l) = sh.leaders.lock() {
@@ -924,7 +1003,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
                                 reading = true;
                                 let (sh, read_tx) = (sh.clone(), read_tx.clone());
                                 tokio::spawn(async move {
-                                    let r = sh.read_eligible(height).await;
+                                    let r = sh.read_eligible(round, height).await;
                                     let _ = read_tx.send((round, height, r));
                                 });
                             }

@@ -28,6 +28,10 @@ pub struct PendingWork {
     pub committed: bool,
     /// Revealed on chain.
     pub revealed: bool,
+    /// The lineage entries (round, Δ hash hex) this work claims: accepted Δs of this node,
+    /// each named by at most one commitment ever.
+    #[serde(default)]
+    pub entries: Vec<(u64, String)>,
 }
 
 /// A score this worker owes as an evaluator.
@@ -65,6 +69,10 @@ pub struct State {
     pub bytes_sent: u64,
     /// Bytes received (checkpoint downloads).
     pub bytes_received: u64,
+    /// Lineage entries already named by a work commitment ([`State::entry_key`] → the epoch
+    /// whose work names it). An entry is never named twice: the chain refuses a reveal naming
+    /// an entry claimed before, and a refused reveal is slashed as no reveal.
+    pub claimed: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -86,6 +94,21 @@ impl State {
         let bytes = serde_json::to_vec_pretty(self)
             .map_err(|e| DaemonError::State(format!("encoding state: {e}")))?;
         write_atomic(&home.join(STATE_FILE), &bytes)
+    }
+
+    /// Key of a lineage entry in [`State::claimed`]: `<job>/<round>/<Δ hash hex>`.
+    pub fn entry_key(job: u64, round: u64, delta_hash: &str) -> String {
+        format!("{job}/{round}/{delta_hash}")
+    }
+
+    /// Whether the entry is taken: named by work that was committed, or by this epoch's
+    /// (possibly not yet committed) work. An entry named only by an earlier epoch's work that
+    /// never reached the chain is free again.
+    pub fn entry_taken(&self, key: &str, epoch: u64) -> bool {
+        match self.claimed.get(key) {
+            None => false,
+            Some(&e) => e == epoch || self.work.get(&e).is_none_or(|w| w.committed),
+        }
     }
 
     /// Key of an evaluation in [`State::evals`].
@@ -114,10 +137,56 @@ mod tests {
             ..State::default()
         };
         s.steps_by_epoch.insert(1, 40);
+        s.claimed.insert(State::entry_key(1, 2, "ab"), 1);
         s.save(dir.path()).unwrap();
         assert_eq!(State::load(dir.path()).unwrap(), s);
         std::fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
         let e = State::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("damaged"), "{e}");
+    }
+
+    #[test]
+    fn a_state_file_from_before_claimed_entries_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = serde_json::json!({
+            "last_merged": [3, "ab"],
+            "work": {"4": {"checkpoint_hash": "cd", "steps": 5, "params": 6, "data_hash": "ef",
+                           "nonce": "00", "committed": true, "revealed": false}},
+        });
+        std::fs::write(dir.path().join(STATE_FILE), old.to_string()).unwrap();
+        let s = State::load(dir.path()).unwrap();
+        assert!(s.claimed.is_empty());
+        assert!(s.work[&4].entries.is_empty());
+    }
+
+    #[test]
+    fn an_entry_is_taken_once_committed_or_named_this_epoch_and_freed_if_never_committed() {
+        let mut s = State::default();
+        let w = |committed| PendingWork {
+            checkpoint_hash: String::new(),
+            steps: 0,
+            params: 0,
+            data_hash: String::new(),
+            nonce: String::new(),
+            committed,
+            revealed: false,
+            entries: Vec::new(),
+        };
+        s.work.insert(1, w(true));
+        s.work.insert(2, w(false));
+        s.claimed.insert("a".into(), 1);
+        s.claimed.insert("b".into(), 2);
+        s.claimed.insert("c".into(), 3);
+        assert!(s.entry_taken("a", 5), "committed in epoch 1");
+        assert!(
+            !s.entry_taken("b", 5),
+            "epoch 2's work never reached the chain"
+        );
+        assert!(s.entry_taken("b", 2), "named by this epoch's work");
+        assert!(
+            s.entry_taken("c", 5),
+            "no record of epoch 3's work: stay safe"
+        );
+        assert!(!s.entry_taken("d", 5));
     }
 }
