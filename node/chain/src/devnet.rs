@@ -111,6 +111,8 @@ struct Worker {
     moniker: String,
     tier: String,
     operator: String,
+    /// Node account (the node key's address).
+    node: String,
     node_id: String,
     child: Option<Child>,
 }
@@ -510,6 +512,7 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             moniker: format!("w{i}"),
             tier: tier.to_string(),
             operator: r["operator"].as_str().unwrap_or_default().to_string(),
+            node: r["node_address"].as_str().unwrap_or_default().to_string(),
             node_id: r["node_id"].as_str().unwrap_or_default().to_string(),
             child: None,
         });
@@ -538,6 +541,39 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     )?)?;
     let base = hashes["base_checkpoint"].as_str().unwrap_or_default();
     let eval = hashes["eval_set_hash"].as_str().unwrap_or_default();
+    // The job's training spec is the workers' round setup: H, batch and sequence length, the
+    // model's size and leader rule from the workers' config; the staleness policy is the merge
+    // policy's default (2 merges, halving per merge). The schedule is set when the job is
+    // created (its first height must lie ahead of the creating block).
+    let wcfg: toml::Table =
+        std::fs::read_to_string(workers[0].home.join("worker.toml"))?.parse()?;
+    let wjob = wcfg.get("job").and_then(|j| j.as_table());
+    let wint = |k: &str| -> Result<u32> {
+        wjob.and_then(|j| j.get(k))
+            .and_then(|v| v.as_integer())
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| anyhow!("worker.toml has no [job] {k}"))
+    };
+    let rule = wjob
+        .and_then(|j| j.get("leader_rule"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("hash");
+    let training = magnet_jobs::state::TrainingSpec {
+        inner_steps: a.inner_steps,
+        batch_size: wint("batch_size")?,
+        seq_len: wint("seq_len")?,
+        params: hashes["params"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("magnet-worker job-hash printed no parameter count"))?,
+        first_height: 0,
+        blocks_per_round: a.blocks_per_round,
+        leader_rule: magnet_rounds::LeaderRule::parse(rule)
+            .ok_or_else(|| anyhow!("worker.toml's leader rule {rule:?} is unknown"))?
+            .as_str()
+            .to_string(),
+        max_staleness: 2,
+        stale_decay_bps: 5_000,
+    };
 
     // The job's creator.
     let funder = Key::generate()?;
@@ -589,6 +625,7 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         &funder,
         base,
         eval,
+        training,
         &mut kills,
     ));
     let report = match res {
@@ -638,6 +675,7 @@ async fn drive(
     funder: &Key,
     base: &str,
     eval: &str,
+    mut training: magnet_jobs::state::TrainingSpec,
     kills: &mut Vec<(KillWho, u64)>,
 ) -> Result<Report> {
     let faults = parse_faults(&a.faults, workers.len())?;
@@ -657,57 +695,8 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Create the job.
-    let fee = FeeSpec {
-        amount: Coins::new(),
-        gas_limit: 2_000_000,
-    };
-    let g = c.http();
-    let genesis: tendermint::Genesis<Value> = tendermint_rpc::Client::genesis(g).await?;
-    let genesis_time = u64::try_from(genesis.genesis_time.unix_timestamp()).unwrap_or(0);
-    let deadline = genesis_time + (a.epochs + 4) * a.epoch_secs;
-    let hexa = |s: &str| -> Result<[u8; 32]> {
-        hex::decode(s)?
-            .try_into()
-            .map_err(|_| anyhow!("{s} is not a 32-byte hash"))
-    };
-    let msg = magnet_jobs::msgs::create_job(
-        &funder.address(),
-        "bitnet-lm",
-        hexa(eval)?,
-        hexa(base)?,
-        1_000 * MAG,
-        deadline,
-    );
-    let r = c
-        .sign_and_broadcast(
-            funder,
-            vec![cosmrs::Any {
-                type_url: msg.type_url,
-                value: msg.value,
-            }],
-            "devnet job",
-            &fee,
-        )
-        .await?;
-    let tx = c
-        .wait_tx(&r.hash.to_string(), Duration::from_secs(30))
-        .await?;
-    if tx.tx_result.code.is_err() {
-        bail!("MsgCreateJob failed: {}", tx.tx_result.log);
-    }
-    let jobs = q(&c, "/magnet.jobs.v1/jobs", "").await?;
-    let job = jobs
-        .as_array()
-        .and_then(|j| j.last())
-        .and_then(|j| j["id"].as_u64())
-        .ok_or_else(|| anyhow!("no job on chain after MsgCreateJob"))?;
-    eprintln!(
-        "devnet: job {job} created; registering {} workers",
-        workers.len()
-    );
-
-    // Register, then schedule round 0 a few blocks ahead and start the workers.
+    // Register, then create the job with round 0 scheduled a few blocks ahead, and start the
+    // workers.
     for w in workers.iter() {
         let (_, bond) = TIERS[w.idx % TIERS.len()];
         // `join` is idempotent (it returns the existing registration), so a join that failed
@@ -733,8 +722,68 @@ async fn drive(
             }
         }
     }
+    // Create the job: its training spec fixes round 0 a few blocks ahead of the block the
+    // create tx lands in (the chain refuses a first height at or below it).
+    let fee = FeeSpec {
+        amount: Coins::new(),
+        gas_limit: 2_000_000,
+    };
+    let g = c.http();
+    let genesis: tendermint::Genesis<Value> = tendermint_rpc::Client::genesis(g).await?;
+    let genesis_time = u64::try_from(genesis.genesis_time.unix_timestamp()).unwrap_or(0);
+    let deadline = genesis_time + (a.epochs + 4) * a.epoch_secs;
+    let hexa = |s: &str| -> Result<[u8; 32]> {
+        hex::decode(s)?
+            .try_into()
+            .map_err(|_| anyhow!("{s} is not a 32-byte hash"))
+    };
+    // Eight blocks for the workers to start, plus two for the create tx to land.
     let h = c.status().await?.sync_info.latest_block_height.value();
-    let first_height = h + 8;
+    let first_height = h + 10;
+    training.first_height = first_height;
+    let msg = magnet_jobs::msgs::create_training_job(
+        &funder.address(),
+        "bitnet-lm",
+        hexa(eval)?,
+        hexa(base)?,
+        1_000 * MAG,
+        deadline,
+        Some(&training),
+    );
+    let r = c
+        .sign_and_broadcast(
+            funder,
+            vec![cosmrs::Any {
+                type_url: msg.type_url,
+                value: msg.value,
+            }],
+            "devnet job",
+            &fee,
+        )
+        .await?;
+    let tx = c
+        .wait_tx(&r.hash.to_string(), Duration::from_secs(30))
+        .await?;
+    if tx.tx_result.code.is_err() {
+        bail!("MsgCreateJob failed: {}", tx.tx_result.log);
+    }
+    let jobs = q(&c, "/magnet.jobs.v1/jobs", "").await?;
+    let job = jobs
+        .as_array()
+        .and_then(|j| j.last())
+        .and_then(|j| j["id"].as_u64())
+        .ok_or_else(|| anyhow!("no job on chain after MsgCreateJob"))?;
+    eprintln!(
+        "devnet: job {job} created (H {}, batch {} × {} tokens, {} parameters, rounds every {} \
+         blocks from height {first_height}, leader rule {})",
+        training.inner_steps,
+        training.batch_size,
+        training.seq_len,
+        training.params,
+        training.blocks_per_round,
+        training.leader_rule
+    );
+
     // The workers share this machine: split its cores between them (a worker's kernels
     // would otherwise each start one thread per core and thrash), unless the user chose.
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
@@ -906,6 +955,17 @@ async fn build_report(
             .cloned()
             .unwrap_or_else(|| op.to_string())
     };
+    // Rejections name the producer's node account.
+    let by_node: BTreeMap<String, String> = workers
+        .iter()
+        .map(|w| (w.node.clone(), w.moniker.clone()))
+        .collect();
+    let node_name = |node: &str| {
+        by_node
+            .get(node)
+            .cloned()
+            .unwrap_or_else(|| node.to_string())
+    };
     let logs: Vec<RoundLine> = workers.iter().flat_map(|w| read_rounds(&w.home)).collect();
     let lineage = q(c, "/magnet.jobs.v1/lineage", &job.to_string()).await?;
     let mut rounds = Vec::new();
@@ -922,8 +982,8 @@ async fn build_report(
             .iter()
             .map(|x| {
                 (
-                    name(x[0].as_str().unwrap_or("")),
-                    x[1].as_u64().unwrap_or(0),
+                    name(x["operator"].as_str().unwrap_or("")),
+                    x["weight_ppm"].as_u64().unwrap_or(0),
                 )
             })
             .collect();
@@ -955,8 +1015,8 @@ async fn build_report(
                 .iter()
                 .map(|x| {
                     (
-                        name(x[0].as_str().unwrap_or("")),
-                        x[1].as_str().unwrap_or("").to_string(),
+                        node_name(x["node"].as_str().unwrap_or("")),
+                        x["reason"].as_str().unwrap_or("").to_string(),
                     )
                 })
                 .collect(),

@@ -259,13 +259,14 @@ fn a_param_change_proposal_is_deposited_voted_tallied_and_takes_effect() {
 
 /// Bootstrap a registered, heartbeating node; returns (node key address, node id, height
 /// of the heartbeat block).
-fn register_and_heartbeat(net: &Devnet) -> (String, String, u64) {
+/// Registers `node1` for alice and heartbeats it: (node address, node id, heartbeat height,
+/// node key mnemonic).
+fn register_and_heartbeat(net: &Devnet) -> (String, String, u64, String) {
     let home = net.home();
     let out = run_ok(&home, &["keys", "add", "node1", "--output", "json"]);
-    let node_addr = serde_json::from_str::<Value>(&out).unwrap()["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let added: Value = serde_json::from_str(&out).unwrap();
+    let node_addr = added["address"].as_str().unwrap().to_string();
+    let mnemonic = added["mnemonic"].as_str().unwrap().to_string();
     // The node key pays its own fees.
     run_ok(
         &home,
@@ -321,7 +322,7 @@ fn register_and_heartbeat(net: &Devnet) -> (String, String, u64) {
     assert!(err.contains("code"), "{err}");
     let hb = tx(&home, &["registry", "heartbeat"], "node1");
     let h = hb["height"].as_u64().unwrap();
-    (node_addr, node_id, h)
+    (node_addr, node_id, h, mnemonic)
 }
 
 #[test]
@@ -329,7 +330,7 @@ fn a_node_registers_and_heartbeats_through_the_cli() {
     let net = devnet("magnet-registry-cli");
     let _node = start_embedded(&net, "200ms");
     let home = net.home();
-    let (node_addr, node_id, _) = register_and_heartbeat(&net);
+    let (node_addr, node_id, _, _) = register_and_heartbeat(&net);
     let rec = query(&home, &["registry", "node", "alice"]);
     assert_eq!(rec["node"], json!(node_addr), "{rec}");
     assert_eq!(rec["node_id"], json!(node_id), "{rec}");
@@ -350,7 +351,7 @@ fn a_node_registers_and_heartbeats_through_the_cli() {
 fn diloco_reads_the_eligible_set_from_the_embedded_node() {
     let net = devnet("magnet-eligible");
     let node = start_embedded(&net, "200ms");
-    let (_, node_id, hb_height) = register_and_heartbeat(&net);
+    let (_, node_id, hb_height, _) = register_and_heartbeat(&net);
     let mut src = HttpEligibleSource::new(&net.rpc_url(), Duration::from_secs(10)).unwrap();
 
     // Before the heartbeat the node was registered but not live; at its block it is.
@@ -385,9 +386,9 @@ fn diloco_reads_the_eligible_set_from_the_embedded_node() {
 #[test]
 fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
     let net = devnet("magnet-modules-cli");
-    let _node = start_embedded(&net, "200ms");
+    let node = start_embedded(&net, "200ms");
     let home = net.home();
-    let (_, _, _) = register_and_heartbeat(&net);
+    let (node_addr, node_id, _, node_mnemonic) = register_and_heartbeat(&net);
 
     // data: register a real file; its hash and size are computed by the CLI.
     let tmp = tempfile::tempdir().unwrap();
@@ -414,74 +415,161 @@ fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
     assert_eq!(rec["size"], json!(4400), "{rec}");
     assert_eq!(rec["status"], json!("pending"), "{rec}");
 
-    // jobs: create, record a round with the node key, pay for inference, read the lineage.
+    // jobs: create a training job, record its round 0 with the elected leader's node key and
+    // a signed claim, pay for inference, read the lineage.
     let base = "11".repeat(32);
     let merged = "22".repeat(32);
-    let r = tx(
-        &home,
-        &[
+    let delta = "66".repeat(32);
+    fn create<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
             "jobs",
             "create",
             "--domain",
             "text",
             "--eval-set-hash",
-            &"33".repeat(32),
+            "3333333333333333333333333333333333333333333333333333333333333333",
             "--base-checkpoint",
-            &base,
+            "1111111111111111111111111111111111111111111111111111111111111111",
             "--budget",
             "1000000umag",
             "--deadline-secs",
             "1800000000",
-        ],
+        ];
+        a.extend_from_slice(extra);
+        a
+    }
+    // The training flags are all or nothing.
+    let mut partial = vec!["tx"];
+    partial.extend(create(&["--inner-steps", "8", "--from", "alice", "--yes"]));
+    let err = run_err(&home, &partial);
+    assert!(err.contains("needs every training flag"), "{err}");
+    assert!(err.contains("--first-height"), "{err}");
+    let first_height = height(net.rpc_port).unwrap() + 10;
+    let fh = first_height.to_string();
+    let r = tx(
+        &home,
+        &create(&[
+            "--inner-steps",
+            "8",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "64",
+            "--params",
+            "1000",
+            "--first-height",
+            &fh,
+            "--blocks-per-round",
+            "1000",
+            "--leader-rule",
+            "round_robin",
+            "--max-staleness",
+            "2",
+            "--stale-decay-bps",
+            "5000",
+        ]),
         "alice",
     );
     let job = r["responses"][0]["job"].as_u64().unwrap().to_string();
-    let accept = format!("{}:3", net.alice);
+    let j = query(&home, &["jobs", "job", &job]);
+    assert_eq!(j["training"]["first_height"], json!(first_height), "{j}");
+    assert_eq!(j["training"]["leader_rule"], json!("round_robin"), "{j}");
+    // Round 0's election: node1 is the only live node, so it leads.
+    assert_eq!(query(&home, &["jobs", "election", &job, "0"]), Value::Null);
+    wait_height(
+        net.rpc_port,
+        first_height + 1,
+        Duration::from_secs(30),
+        &node,
+    );
+    let e = query(&home, &["jobs", "election", &job, "0"]);
+    assert_eq!(e["members"], json!([node_id]), "{e}");
+    assert_eq!(e["leader"], json!(node_id), "{e}");
+    // node1's own Δ, its claim signed with node1's key.
+    let secret = magnet_client::Key::from_mnemonic(&node_mnemonic)
+        .unwrap()
+        .secret_bytes()
+        .unwrap();
+    let hex32 = |s: &str| -> [u8; 32] { hex::decode(s).unwrap().try_into().unwrap() };
+    let claim = magnet_rounds::WorkClaim {
+        chain_id: net.chain_id.clone(),
+        job: job.parse().unwrap(),
+        round: 0,
+        base_hash: hex32(&base),
+        delta_hash: hex32(&delta),
+        steps: 8,
+        tokens: 8 * 4 * 64,
+    };
+    let signature = hex::encode(claim.sign(&secret).unwrap());
+    let record = |round: u64, base: &str, merged: &str| {
+        json!({
+            "job": claim.job, "round": round, "base_hash": base, "merged_hash": merged,
+            "accepted": [{
+                "node": node_addr, "base_hash": base, "delta_hash": delta, "steps": 8,
+                "tokens": 8 * 4 * 64, "signature": signature, "weight_ppm": 1_000_000,
+            }],
+            "rejected": [{"node": net.alice, "delta_hash": "77".repeat(32), "reason": "NonFinite"}],
+        })
+    };
+    let tmp_rec = tempfile::tempdir().unwrap();
+    let rec0 = tmp_rec.path().join("round-0.json");
+    std::fs::write(&rec0, record(0, &base, &merged).to_string()).unwrap();
     tx(
         &home,
-        &[
-            "jobs",
-            "record-round",
-            "--job",
-            &job,
-            "--round",
-            "0",
-            "--base-hash",
-            &base,
-            "--merged-hash",
-            &merged,
-            "--accept",
-            &accept,
-        ],
+        &["jobs", "record-round", "--record", rec0.to_str().unwrap()],
         "node1",
     );
     let lineage = query(&home, &["jobs", "lineage", &job]);
     assert_eq!(lineage["rounds"].as_array().unwrap().len(), 1, "{lineage}");
-    assert!(lineage.to_string().contains(&merged), "{lineage}");
-    // The round must be recorded by a registered node key: the operator key is refused
-    // with the jobs module's own error.
+    let r0 = &lineage["rounds"][0];
+    assert_eq!(r0["merged_hash"], json!(merged), "{lineage}");
+    assert_eq!(r0["leader_node_id"], json!(node_id), "{lineage}");
+    assert_eq!(r0["accepted"][0]["node"], json!(node_addr), "{lineage}");
+    assert_eq!(r0["accepted"][0]["operator"], json!(net.alice), "{lineage}");
+    assert_eq!(
+        r0["accepted"][0]["signature"],
+        json!(signature),
+        "{lineage}"
+    );
+    assert_eq!(
+        r0["accepted"][0]["weight_ppm"],
+        json!(1_000_000),
+        "{lineage}"
+    );
+    assert_eq!(r0["rejected"][0]["reason"], json!("NonFinite"), "{lineage}");
+    // Only the elected leader's node key may record: the operator key is refused with the
+    // jobs module's own error.
     let err = run_err(
         &home,
         &[
             "tx",
             "jobs",
             "record-round",
-            "--job",
-            &job,
-            "--round",
-            "1",
-            "--base-hash",
-            &merged,
-            "--merged-hash",
-            &base,
-            "--accept",
-            &accept,
+            "--record",
+            rec0.to_str().unwrap(),
             "--from",
             "alice",
             "--yes",
         ],
     );
-    assert!(err.contains("not registered"), "{err}");
+    assert!(err.contains("only the elected leader"), "{err}");
+    // A malformed record file is refused before anything is sent.
+    let bad = tmp_rec.path().join("bad.json");
+    std::fs::write(&bad, r#"{"job": 1}"#).unwrap();
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "jobs",
+            "record-round",
+            "--record",
+            bad.to_str().unwrap(),
+            "--from",
+            "node1",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("is not a round record"), "{err}");
     tx(
         &home,
         &["jobs", "pay-inference", &job, &net.alice, "1000000umag"],
@@ -530,6 +618,7 @@ fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
         .as_u64()
         .unwrap()
         .to_string();
+    let entry = format!("0:{delta}");
     let work = [
         "--checkpoint-hash",
         &merged,
@@ -541,6 +630,8 @@ fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
         &"55".repeat(32),
         "--kind",
         "training",
+        "--entry",
+        &entry,
     ];
     let mut args = vec![
         "contrib", "commit", "--epoch", &epoch, "--job", &job, "--nonce", "0badc0de",

@@ -92,13 +92,15 @@ pub async fn join(home: &Path, bond: u128) -> Result<String> {
     keys.node_id()
 }
 
-/// The job's base checkpoint hash this worker's `[job]` section produces (for `MsgCreateJob`).
-pub fn base_hash(home: &Path) -> Result<(String, String)> {
+/// The job's base checkpoint hash, eval-set hash and model parameter count this worker's
+/// `[job]` section produces (for `MsgCreateJob` and its training spec).
+pub fn base_hash(home: &Path) -> Result<(String, String, u64)> {
     let cfg = Config::load(home)?;
     let (e, ev) = crate::engine::Engine::open(&cfg.job, home)?;
     Ok((
         ev.base_checkpoint().hash().to_hex(),
         hex::encode(e.eval_set_hash),
+        e.params(),
     ))
 }
 

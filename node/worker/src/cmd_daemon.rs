@@ -53,8 +53,9 @@ pub enum DaemonCommand {
         #[arg(long, default_value = "text")]
         output: String,
     },
-    /// Print the base-checkpoint and eval-set hashes this worker's `[job]` section produces
-    /// (what `MsgCreateJob` must name so workers accept the job).
+    /// Print the base-checkpoint and eval-set hashes and the model's parameter count this
+    /// worker's `[job]` section produces (what `MsgCreateJob` and its training spec must name
+    /// so workers accept the job).
     JobHash {
         /// Worker home.
         #[arg(long, default_value = "~/.magnet-worker")]
@@ -319,10 +320,10 @@ pub fn run(cmd: DaemonCommand) -> Result<()> {
             Ok(())
         }
         DaemonCommand::JobHash { home } => {
-            let (base, eval) = magnet_daemon::setup::base_hash(&expand(home))?;
+            let (base, eval, params) = magnet_daemon::setup::base_hash(&expand(home))?;
             println!(
                 "{}",
-                serde_json::json!({"base_checkpoint": base, "eval_set_hash": eval})
+                serde_json::json!({"base_checkpoint": base, "eval_set_hash": eval, "params": params})
             );
             Ok(())
         }

@@ -200,6 +200,10 @@ pub(super) struct WorkArgs {
     /// research | training | storage | inference
     #[arg(long)]
     kind: String,
+    /// Training: a lineage entry this result claims, as ROUND:DELTA_HASH (64 hex) — an
+    /// accepted Δ of this node in the job's lineage, never claimed before (repeat).
+    #[arg(long = "entry")]
+    entries: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -376,10 +380,16 @@ pub(super) enum DataTx {
 
 #[derive(Subcommand, Debug)]
 pub(super) enum JobsTx {
-    /// Create a research job, escrowing its budget until the deadline.
+    /// Create a research job, escrowing its budget until the deadline. A training job (DiLoCo
+    /// rounds) also takes its round spec: all of --inner-steps --batch-size --seq-len --params
+    /// --first-height --blocks-per-round --leader-rule --max-staleness --stale-decay-bps, or
+    /// none of them.
     ///
     /// Example: magnetd tx jobs create --domain text --eval-set-hash <64 hex> \
-    ///   --base-checkpoint <64 hex> --budget 500000000 --deadline-secs 1767312000 --from alice --yes
+    ///   --base-checkpoint <64 hex> --budget 500000000 --deadline-secs 1767312000 \
+    ///   --inner-steps 20 --batch-size 8 --seq-len 32 --params 1200000 --first-height 500 \
+    ///   --blocks-per-round 20 --leader-rule hash --max-staleness 2 --stale-decay-bps 5000 \
+    ///   --from alice --yes
     #[command(verbatim_doc_comment)]
     Create {
         /// Domain.
@@ -398,6 +408,8 @@ pub(super) enum JobsTx {
         #[arg(long)]
         deadline_secs: u64,
         #[command(flatten)]
+        training: TrainingArgs,
+        #[command(flatten)]
         tx: TxArgs,
     },
     /// Cancel a job (creator only; see the jobs module's cancellation rules).
@@ -410,31 +422,23 @@ pub(super) enum JobsTx {
         #[command(flatten)]
         tx: TxArgs,
     },
-    /// Record a DiLoCo round (the model's lineage): signed by the leader's NODE key.
+    /// Record a DiLoCo round (the model's lineage) from a record file: signed by the round's
+    /// elected leader's NODE key. The file is JSON:
+    ///   {"job": 1, "round": 0, "base_hash": "<64 hex>", "merged_hash": "<64 hex>",
+    ///    "accepted": [{"node": "<producer's node account>", "base_hash": "<64 hex>",
+    ///                  "delta_hash": "<64 hex>", "steps": 20, "tokens": 5120,
+    ///                  "signature": "<128 hex: the producer's signed work claim>",
+    ///                  "weight_ppm": 1000000}],
+    ///    "rejected": [{"node": "<node account>", "delta_hash": "<64 hex>", "reason": "..."}]}
+    /// Each claim is (chain id, job, round, base, Δ, steps, tokens) signed by the producer's
+    /// node key; the chain recomputes every weight from the claims.
     ///
-    /// Example: magnetd tx jobs record-round --from node1 --job 1 --round 0 \
-    ///   --base-hash <64 hex> --merged-hash <64 hex> --accept magnet1…:3 \
-    ///   --reject magnet1…:"loss went up" --yes
+    /// Example: magnetd tx jobs record-round --record round-0.json --from node1 --yes
     #[command(verbatim_doc_comment)]
     RecordRound {
-        /// Job id.
+        /// The round record (JSON file, see above).
         #[arg(long)]
-        job: u64,
-        /// Round number.
-        #[arg(long)]
-        round: u64,
-        /// Checkpoint the round started from (64 hex).
-        #[arg(long)]
-        base_hash: String,
-        /// Merged checkpoint (64 hex).
-        #[arg(long)]
-        merged_hash: String,
-        /// An accepted contributor as OPERATOR:WEIGHT (repeat).
-        #[arg(long)]
-        accept: Vec<String>,
-        /// A rejected contributor as OPERATOR:REASON (repeat).
-        #[arg(long)]
-        reject: Vec<String>,
+        record: PathBuf,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -746,6 +750,16 @@ pub(super) enum JobsQ {
         #[command(flatten)]
         q: QArgs,
     },
+    /// A training round's election: the live nodes at its start height, that block's hash
+    /// and the elected leader (null before the round starts).
+    Election {
+        /// Job id.
+        id: u64,
+        /// Round.
+        round: u64,
+        #[command(flatten)]
+        q: QArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -830,23 +844,179 @@ fn nonce(s: &str) -> Result<Vec<u8>> {
 }
 
 fn work(w: &WorkArgs) -> Result<Work> {
+    let entries = w
+        .entries
+        .iter()
+        .map(|e| {
+            let (r, d) = e
+                .split_once(':')
+                .ok_or_else(|| anyhow!("--entry {e:?}: expected ROUND:DELTA_HASH"))?;
+            let r: u64 = r
+                .parse()
+                .with_context(|| format!("--entry {e:?}: round is not a whole number"))?;
+            Ok((r, hash32("--entry", d)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Work {
         checkpoint_hash: hash32("--checkpoint-hash", &w.checkpoint_hash)?,
         steps: w.steps,
         params: w.params,
         data_hash: hash32("--data-hash", &w.data_hash)?,
         kind: w.kind.clone(),
+        entries,
     })
 }
 
-fn pair<'a>(flag: &str, s: &'a str) -> Result<(Address, &'a str)> {
-    let (a, rest) = s
-        .split_once(':')
-        .ok_or_else(|| anyhow!("{flag} {s:?}: expected OPERATOR:VALUE"))?;
-    let addr: Address = a
-        .parse()
-        .with_context(|| format!("{flag} {s:?}: bad operator address"))?;
-    Ok((addr, rest))
+/// The DiLoCo round spec flags of `jobs create` (all or none).
+#[derive(clap::Args, Debug, Default)]
+pub(super) struct TrainingArgs {
+    /// Training job: inner steps H per round.
+    #[arg(long)]
+    inner_steps: Option<u32>,
+    /// Training job: sequences per inner step.
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Training job: tokens per sequence.
+    #[arg(long)]
+    seq_len: Option<u32>,
+    /// Training job: model parameter count.
+    #[arg(long)]
+    params: Option<u64>,
+    /// Training job: height at which round 0 starts (above the height the tx lands at).
+    #[arg(long)]
+    first_height: Option<u64>,
+    /// Training job: blocks between round starts.
+    #[arg(long)]
+    blocks_per_round: Option<u64>,
+    /// Training job: leader rule, `hash` or `round_robin`.
+    #[arg(long)]
+    leader_rule: Option<String>,
+    /// Training job: most merges a Δ's base may be behind the round's base.
+    #[arg(long)]
+    max_staleness: Option<u32>,
+    /// Training job: weight multiplier per merge of staleness, in basis points.
+    #[arg(long)]
+    stale_decay_bps: Option<u32>,
+}
+
+impl TrainingArgs {
+    /// `None` when no training flag is given, the spec when all are, an error otherwise.
+    fn spec(&self) -> Result<Option<msgs::TrainingSpec>> {
+        let given = [
+            ("--inner-steps", self.inner_steps.is_some()),
+            ("--batch-size", self.batch_size.is_some()),
+            ("--seq-len", self.seq_len.is_some()),
+            ("--params", self.params.is_some()),
+            ("--first-height", self.first_height.is_some()),
+            ("--blocks-per-round", self.blocks_per_round.is_some()),
+            ("--leader-rule", self.leader_rule.is_some()),
+            ("--max-staleness", self.max_staleness.is_some()),
+            ("--stale-decay-bps", self.stale_decay_bps.is_some()),
+        ];
+        let missing: Vec<&str> = given.iter().filter(|(_, g)| !g).map(|(f, _)| *f).collect();
+        if missing.len() == given.len() {
+            return Ok(None);
+        }
+        if !missing.is_empty() {
+            bail!(
+                "a training spec needs every training flag; missing {} (give all of them for a \
+                 training job, none for a job without DiLoCo rounds)",
+                missing.join(", ")
+            );
+        }
+        let rule = self.leader_rule.clone().unwrap_or_default();
+        let rule = magnet_rounds::LeaderRule::parse(&rule)
+            .ok_or_else(|| anyhow!("--leader-rule {rule:?}: expected hash or round_robin"))?;
+        Ok(Some(msgs::TrainingSpec {
+            inner_steps: self.inner_steps.unwrap_or_default(),
+            batch_size: self.batch_size.unwrap_or_default(),
+            seq_len: self.seq_len.unwrap_or_default(),
+            params: self.params.unwrap_or_default(),
+            first_height: self.first_height.unwrap_or_default(),
+            blocks_per_round: self.blocks_per_round.unwrap_or_default(),
+            leader_rule: rule.as_str().to_string(),
+            max_staleness: self.max_staleness.unwrap_or_default(),
+            stale_decay_bps: self.stale_decay_bps.unwrap_or_default(),
+        }))
+    }
+}
+
+/// A round record file for `jobs record-round` (hashes hex, addresses bech32).
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RecordFile {
+    job: u64,
+    round: u64,
+    base_hash: String,
+    merged_hash: String,
+    accepted: Vec<RecordAccepted>,
+    #[serde(default)]
+    rejected: Vec<RecordRejected>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RecordAccepted {
+    node: String,
+    base_hash: String,
+    delta_hash: String,
+    steps: u64,
+    tokens: u64,
+    signature: String,
+    weight_ppm: u32,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RecordRejected {
+    node: String,
+    delta_hash: String,
+    reason: String,
+}
+
+fn record_of(home: &Home, keyring: &KeyringArgs, f: &RecordFile) -> Result<RoundRecord> {
+    let accepted = f
+        .accepted
+        .iter()
+        .map(|a| {
+            let signature = hex::decode(&a.signature)
+                .ok()
+                .filter(|s| s.len() == 64)
+                .ok_or_else(|| {
+                    anyhow!("accepted {}: signature must be 64 bytes (128 hex)", a.node)
+                })?;
+            Ok(msgs::Accepted {
+                node: resolve_address(home, &a.node, keyring)?,
+                job: f.job,
+                round: f.round,
+                base_hash: hash32("accepted.base_hash", &a.base_hash)?,
+                delta_hash: hash32("accepted.delta_hash", &a.delta_hash)?,
+                steps: a.steps,
+                tokens: a.tokens,
+                signature,
+                weight_ppm: a.weight_ppm,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rejected = f
+        .rejected
+        .iter()
+        .map(|r| {
+            Ok((
+                resolve_address(home, &r.node, keyring)?,
+                hash32("rejected.delta_hash", &r.delta_hash)?,
+                r.reason.clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RoundRecord {
+        job: f.job,
+        round: f.round,
+        base_hash: hash32("base_hash", &f.base_hash)?,
+        merged_hash: hash32("merged_hash", &f.merged_hash)?,
+        accepted,
+        rejected,
+    })
 }
 
 /// A proposal file: `{"title": "...", "deposit": "1000umag", "content": {...}}`.
@@ -1347,26 +1517,30 @@ async fn tx_jobs(home: &Home, j: JobsTx) -> Result<()> {
             base_checkpoint,
             budget,
             deadline_secs,
+            training,
             tx,
         } => {
+            let spec = training.spec()?;
             let me = from_addr(home, &tx)?;
             let b = umag(&budget)?;
-            let m = msgs::create_job(
+            let m = msgs::create_training_job(
                 &me,
                 &domain,
                 hash32("--eval-set-hash", &eval_set_hash)?,
                 hash32("--base-checkpoint", &base_checkpoint)?,
                 b,
                 deadline_secs,
+                spec.as_ref(),
             );
-            send(
-                home,
-                &tx,
-                &format!("create a {domain} job with budget {b}umag"),
-                vec![m],
-                json!({}),
-            )
-            .await
+            let what = match &spec {
+                Some(t) => format!(
+                    "create a {domain} training job (H {}, rounds every {} blocks from height {}) \
+                     with budget {b}umag",
+                    t.inner_steps, t.blocks_per_round, t.first_height
+                ),
+                None => format!("create a {domain} job with budget {b}umag"),
+            };
+            send(home, &tx, &what, vec![m], json!({})).await
         }
         JobsTx::Cancel { job, tx } => {
             let me = from_addr(home, &tx)?;
@@ -1379,42 +1553,22 @@ async fn tx_jobs(home: &Home, j: JobsTx) -> Result<()> {
             )
             .await
         }
-        JobsTx::RecordRound {
-            job,
-            round,
-            base_hash,
-            merged_hash,
-            accept,
-            reject,
-            tx,
-        } => {
+        JobsTx::RecordRound { record, tx } => {
             let node = from_addr(home, &tx)?;
-            let accepted = accept
-                .iter()
-                .map(|s| {
-                    let (a, w) = pair("--accept", s)?;
-                    let w: u64 = w
-                        .parse()
-                        .with_context(|| format!("--accept {s:?}: weight is not a whole number"))?;
-                    Ok((a, w))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let rejected = reject
-                .iter()
-                .map(|s| pair("--reject", s).map(|(a, why)| (a, why.to_string())))
-                .collect::<Result<Vec<_>>>()?;
-            let r = RoundRecord {
-                job,
-                round,
-                base_hash: hash32("--base-hash", &base_hash)?,
-                merged_hash: hash32("--merged-hash", &merged_hash)?,
-                accepted,
-                rejected,
-            };
+            let text = std::fs::read_to_string(&record)
+                .with_context(|| format!("reading {}", record.display()))?;
+            let f: RecordFile = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a round record", record.display()))?;
+            let r = record_of(home, &tx.keyring, &f)?;
+            let (job, round) = (r.job, r.round);
             send(
                 home,
                 &tx,
-                &format!("record round {round} of job {job}"),
+                &format!(
+                    "record round {round} of job {job} ({} accepted, {} rejected)",
+                    r.accepted.len(),
+                    r.rejected.len()
+                ),
                 vec![msgs::record_round(&node, &r)],
                 json!({}),
             )
@@ -1750,6 +1904,9 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
             JobsQ::Jobs(q) => (q, "/magnet.jobs.v1/jobs", String::new()),
             JobsQ::Job { id, q } => (q, "/magnet.jobs.v1/job", id.to_string()),
             JobsQ::Lineage { id, q } => (q, "/magnet.jobs.v1/lineage", id.to_string()),
+            JobsQ::Election { id, round, q } => {
+                (q, "/magnet.jobs.v1/election", format!("{id}/{round}"))
+            }
         },
         ModuleQueryCmd::Gov { q } => match q {
             GovQ::Params(q) => (q, "/magnet.gov.v1/params", String::new()),
@@ -1838,13 +1995,58 @@ mod tests {
     }
 
     #[test]
-    fn round_entries_are_operator_colon_value() {
-        let a = Address([7; 20]).to_string();
-        let entry = format!("{a}:3");
-        let (addr, w) = pair("--accept", &entry).unwrap();
-        assert_eq!(addr, Address([7; 20]));
-        assert_eq!(w, "3");
-        assert!(pair("--accept", "nocolon").is_err());
-        assert!(pair("--accept", "magnet1bad:3").is_err());
+    fn training_flags_are_all_or_nothing() {
+        assert_eq!(TrainingArgs::default().spec().unwrap(), None);
+        let full = TrainingArgs {
+            inner_steps: Some(8),
+            batch_size: Some(4),
+            seq_len: Some(64),
+            params: Some(1000),
+            first_height: Some(20),
+            blocks_per_round: Some(10),
+            leader_rule: Some("round-robin".into()),
+            max_staleness: Some(2),
+            stale_decay_bps: Some(5000),
+        };
+        let spec = full.spec().unwrap().unwrap();
+        assert_eq!(spec.leader_rule, "round_robin");
+        assert_eq!((spec.inner_steps, spec.first_height), (8, 20));
+        let partial = TrainingArgs {
+            seq_len: None,
+            stale_decay_bps: None,
+            ..full
+        };
+        let e = partial.spec().unwrap_err().to_string();
+        assert!(e.contains("--seq-len, --stale-decay-bps"), "{e}");
+        let bad_rule = TrainingArgs {
+            leader_rule: Some("dice".into()),
+            ..TrainingArgs {
+                seq_len: Some(64),
+                stale_decay_bps: Some(5000),
+                ..partial
+            }
+        };
+        assert!(bad_rule
+            .spec()
+            .unwrap_err()
+            .to_string()
+            .contains("--leader-rule"));
+    }
+
+    #[test]
+    fn work_entries_are_round_colon_delta_hash() {
+        let mut w = WorkArgs {
+            checkpoint_hash: "11".repeat(32),
+            steps: 1,
+            params: 2,
+            data_hash: "22".repeat(32),
+            kind: "training".into(),
+            entries: vec![format!("3:{}", "44".repeat(32))],
+        };
+        assert_eq!(work(&w).unwrap().entries, vec![(3, [0x44; 32])]);
+        for bad in ["nocolon", "x:00", "3:abcd"] {
+            w.entries = vec![bad.to_string()];
+            assert!(work(&w).is_err(), "{bad}");
+        }
     }
 }
