@@ -134,18 +134,15 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             accepted,
             rejected,
         } => {
-            let (mut j, rec, deltas) = check_round(
-                ctx,
-                &leader,
-                job,
-                round,
-                base,
-                merged,
-                &accepted,
-                rejected,
-            )?;
+            let (mut j, rec, deltas) =
+                check_round(ctx, &leader, job, round, base, merged, &accepted, rejected)?;
             for e in &rec.accepted {
-                let k = [state::SHARE_PREFIX, &job.to_be_bytes(), e.operator.as_bytes()].concat();
+                let k = [
+                    state::SHARE_PREFIX,
+                    &job.to_be_bytes(),
+                    e.operator.as_bytes(),
+                ]
+                .concat();
                 let cur: u128 = ctx.get_borsh(&k)?.unwrap_or(0);
                 ctx.set_borsh(&k, &cur.saturating_add(u128::from(e.weight_ppm)))?;
             }
