@@ -50,7 +50,8 @@ fn entries_that_are_not_the_committers_unclaimed_accepted_deltas_are_refused() {
     let e = train_round(&mut c, &nodes, job, 0, &[(0, 8), (1, 8)]);
     let (r0, d0) = e[0].1;
     let other_job = open_job(&mut c, &nodes[4].op);
-    let cases: Vec<(&str, usize, u64, Vec<(u64, [u8; 32])>)> = vec![
+    type Entries = Vec<(u64, [u8; 32])>;
+    let cases: Vec<(&str, usize, u64, Entries)> = vec![
         ("another node's accepted Δ", 2, job, vec![(r0, d0)]),
         (
             "a Δ the lineage never accepted",

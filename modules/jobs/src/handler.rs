@@ -216,6 +216,9 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
     }
 }
 
+/// A round record that passed every check: the job, the record, the Δ records to index.
+type CheckedRound = (Job, Round, Vec<([u8; 32], DeltaRecord)>);
+
 /// Every check of `MsgRecordRound`, before any write (ADR 0088): the job is an open training
 /// job; the round has started (its election exists) and `leader` is its elected leader; the
 /// round number and base extend the lineage; every accepted Δ comes from a registered node
@@ -233,7 +236,7 @@ fn check_round(
     merged: [u8; 32],
     accepted: &[Accepted],
     rejected: Vec<(Address, [u8; 32], String)>,
-) -> Result<(Job, Round, Vec<([u8; 32], DeltaRecord)>), Error> {
+) -> Result<CheckedRound, Error> {
     let bad = |why: String| Error::BadRound { job, round, why };
     let reg = ctx.services().registry()?;
     let j = state::job(ctx.store(), job)?.ok_or(Error::UnknownJob(job))?;

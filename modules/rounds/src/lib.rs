@@ -323,7 +323,8 @@ mod tests {
         let c = claim();
         let sig = c.sign(&sk).expect("sign");
         c.verify(&pubkey(&sk), &sig).expect("verifies");
-        let changes: Vec<(&str, Box<dyn Fn(&mut WorkClaim)>)> = vec![
+        type Change = (&'static str, Box<dyn Fn(&mut WorkClaim)>);
+        let changes: Vec<Change> = vec![
             ("chain_id", Box::new(|c| c.chain_id = "other-1".into())),
             ("job", Box::new(|c| c.job += 1)),
             ("round", Box::new(|c| c.round += 1)),
