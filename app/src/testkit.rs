@@ -44,6 +44,11 @@ impl Signer {
             h = magnet_core::sha256(&h);
         }
     }
+    /// The 32 secret bytes (tests sign work claims with them).
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes().into()
+    }
+
     /// Compressed public key (33 bytes).
     pub fn pub_key(&self) -> Vec<u8> {
         self.key

@@ -165,13 +165,85 @@ fn a_full_epoch_through_the_app_with_signed_txs_pays_exactly_the_formula() {
     net.ok_block(T0 + 1, txs);
     net.beat_until(T0 + 40, &nodes);
 
-    // Commit (node keys).
-    let job = 7u64;
-    let works = [
+    // A training job (operator 5); at round 0's start height the chain elects its leader,
+    // who records the round with the signed claims of nodes 0 and 1 (1,000 and 500 steps).
+    let height = net.h.height;
+    let spec = magnet_testkit::flow::spec(1_000_000, height as u64 + 2);
+    let create = magnet_testkit::magnet_jobs::msgs::create_training_job(
+        &ops[5].address(),
+        "bitnet-lm",
+        [1; 32],
+        [0xB0; 32],
+        10_000_000,
+        (T0 + 90_000) as u64,
+        Some(&spec),
+    );
+    let txs = vec![net.tx(&ops[5], vec![create])];
+    net.ok_block(T0 + 41, txs);
+    net.beat_until(T0 + 43, &nodes);
+    let job = 1u64;
+    let election = net.q("/magnet.jobs.v1/election", "1/0");
+    let leader_id = election["leader"]
+        .as_str()
+        .expect("round 0 elected")
+        .to_string();
+    let node_id = |s: &Signer| magnet_testkit::magnet_registry::state::node_id(&s.pub_key());
+    let leader = nodes
+        .iter()
+        .find(|n| node_id(n) == leader_id)
+        .unwrap()
+        .clone();
+    let mut acc: Vec<magnet_testkit::magnet_jobs::msgs::Accepted> = [(0usize, 1_000u64), (1, 500)]
+        .iter()
+        .map(|(i, steps)| {
+            let mut a = magnet_testkit::magnet_jobs::msgs::Accepted {
+                node: nodes[*i].address(),
+                job,
+                round: 0,
+                base_hash: [0xB0; 32],
+                delta_hash: [0xD0 + *i as u8; 32],
+                steps: *steps,
+                tokens: *steps,
+                signature: Vec::new(),
+                weight_ppm: 0,
+            };
+            a.signature = a
+                .claim(CHAIN_ID)
+                .sign(&nodes[*i].secret_bytes())
+                .unwrap()
+                .to_vec();
+            a
+        })
+        .collect();
+    let mut order: Vec<usize> = vec![0, 1];
+    order.sort_by_key(|i| node_id(&nodes[*i]));
+    let raws: Vec<u128> = order
+        .iter()
+        .map(|i| u128::from(acc[*i].tokens) * 10_000)
+        .collect();
+    for (i, w) in order.into_iter().zip(magnet_rounds::weights_ppm(&raws)) {
+        acc[i].weight_ppm = w;
+    }
+    let rec = magnet_testkit::magnet_jobs::msgs::record_round(
+        &leader.address(),
+        job,
+        0,
+        [0xB0; 32],
+        [0xEE; 32],
+        &acc,
+        &[],
+    );
+    let txs = vec![net.tx(&leader, vec![rec])];
+    net.ok_block(T0 + 44, txs);
+
+    // Commit (node keys). Node 2's research result names no verified work: compute 0.
+    let mut works = [
         (0usize, work(1_000, 1_000_000, "training", 1)),
         (1, work(500, 1_000_000, "training", 2)),
         (2, work(100, 1_000_000, "research", 3)),
     ];
+    works[0].1.entries = vec![(0, [0xD0; 32])];
+    works[1].1.entries = vec![(0, [0xD1; 32])];
     let txs = works
         .iter()
         .map(|(i, w)| {
@@ -220,7 +292,10 @@ fn a_full_epoch_through_the_app_with_signed_txs_pays_exactly_the_formula() {
     for (k, (i, _)) in works.iter().enumerate() {
         let who = ops[*i].address();
         for (ev, s) in net.assigned(job, &who) {
-            *slots.entry(ev).or_default() += s as u128;
+            // Evaluators are paid only for contributions that earn (c > 0).
+            if !works[k].1.entries.is_empty() {
+                *slots.entry(ev).or_default() += s as u128;
+            }
             let n = node_of[&ev].clone();
             let h = cm::score_commitment(CHAIN_ID, 0, job, &who, &ev, scores[k], b"ev");
             evals.push((
@@ -264,7 +339,14 @@ fn a_full_epoch_through_the_app_with_signed_txs_pays_exactly_the_formula() {
     let w: Vec<u128> = works
         .iter()
         .enumerate()
-        .map(|(k, (_, wk))| t[k] * scores[k] as u128 * wk.steps as u128 * wk.params as u128)
+        .map(|(k, (_, wk))| {
+            let c = if wk.entries.is_empty() {
+                0
+            } else {
+                wk.steps as u128 * 1_000_000
+            };
+            t[k] * scores[k] as u128 * c
+        })
         .collect();
     let total_w: u128 = w.iter().sum();
     let mut expect: BTreeMap<Address, u128> = BTreeMap::new();
@@ -278,7 +360,8 @@ fn a_full_epoch_through_the_app_with_signed_txs_pays_exactly_the_formula() {
     for (i, o) in ops.iter().enumerate() {
         assert_eq!(
             net.h.balance(&o.address()),
-            FUNDS - bonds[i] + expect.get(&o.address()).copied().unwrap_or(0),
+            FUNDS - bonds[i] - if i == 5 { 10_000_000 } else { 0 }
+                + expect.get(&o.address()).copied().unwrap_or(0),
             "operator {i}"
         );
     }

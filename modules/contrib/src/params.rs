@@ -87,7 +87,9 @@ impl Params {
         if self.max_contributions_per_operator == 0
             || self.max_contributions_per_operator > self.max_contributions_per_epoch
         {
-            return bad("max_contributions_per_operator must be in 1..=max_contributions_per_epoch");
+            return bad(
+                "max_contributions_per_operator must be in 1..=max_contributions_per_epoch",
+            );
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ fn code(r: Result<Vec<magnet_core::MsgResult>, ModuleError>) -> (String, u32) {
 #[test]
 fn out_of_window_and_duplicate_messages_are_rejected_with_their_own_codes_and_change_nothing() {
     let (mut c, nodes) = setup(4);
+    open_job(&mut c, &nodes[3].op);
     let w = work(10, 1_000, "training", 1);
     let (a, b) = (&nodes[0], &nodes[1]);
 
@@ -60,6 +61,7 @@ fn out_of_window_and_duplicate_messages_are_rejected_with_their_own_codes_and_ch
 #[test]
 fn copying_a_commitment_or_replaying_a_reveal_earns_nothing() {
     let (mut c, nodes) = setup(6);
+    open_job(&mut c, &nodes[5].op);
     let (honest, copier, replayer) = (&nodes[0], &nodes[1], &nodes[2]);
     let w = work(1_000, 1_000_000, "training", 9);
     let bond_before = bond(&c, &copier.op);

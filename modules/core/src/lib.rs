@@ -47,8 +47,8 @@ pub use gas::{GasMeter, OutOfGas};
 pub use module::{Module, ModuleError, MsgResult, ValidatorUpdate};
 pub use services::{
     community_pool, AcceptedDelta, Bank, BankError, Contributions, Disputable, Emission, Jobs,
-    NodeInfo, NodeRegistry,
-    NotaryPanel, Offence, Services, Slashing, ValidatorRecord, Validators, VerifiedWork,
+    NodeInfo, NodeRegistry, NotaryPanel, Offence, Services, Slashing, ValidatorRecord, Validators,
+    VerifiedWork,
 };
 pub use store::{KvStore, MemStore};
 

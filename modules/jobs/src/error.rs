@@ -92,7 +92,9 @@ pub enum Error {
         want: u32,
     },
     /// The job has no training spec, so it has no rounds.
-    #[error("job {0} is not a training job (created without a training spec): it has no DiLoCo rounds")]
+    #[error(
+        "job {0} is not a training job (created without a training spec): it has no DiLoCo rounds"
+    )]
     NotTraining(u64),
     /// An error from the core or another module.
     #[error(transparent)]

@@ -134,18 +134,15 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             accepted,
             rejected,
         } => {
-            let (mut j, rec, deltas) = check_round(
-                ctx,
-                &leader,
-                job,
-                round,
-                base,
-                merged,
-                &accepted,
-                rejected,
-            )?;
+            let (mut j, rec, deltas) =
+                check_round(ctx, &leader, job, round, base, merged, &accepted, rejected)?;
             for e in &rec.accepted {
-                let k = [state::SHARE_PREFIX, &job.to_be_bytes(), e.operator.as_bytes()].concat();
+                let k = [
+                    state::SHARE_PREFIX,
+                    &job.to_be_bytes(),
+                    e.operator.as_bytes(),
+                ]
+                .concat();
                 let cur: u128 = ctx.get_borsh(&k)?.unwrap_or(0);
                 ctx.set_borsh(&k, &cur.saturating_add(u128::from(e.weight_ppm)))?;
             }
@@ -219,6 +216,9 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
     }
 }
 
+/// A round record that passed every check: the job, the record, the Δ records to index.
+type CheckedRound = (Job, Round, Vec<([u8; 32], DeltaRecord)>);
+
 /// Every check of `MsgRecordRound`, before any write (ADR 0088): the job is an open training
 /// job; the round has started (its election exists) and `leader` is its elected leader; the
 /// round number and base extend the lineage; every accepted Δ comes from a registered node
@@ -236,7 +236,7 @@ fn check_round(
     merged: [u8; 32],
     accepted: &[Accepted],
     rejected: Vec<(Address, [u8; 32], String)>,
-) -> Result<(Job, Round, Vec<([u8; 32], DeltaRecord)>), Error> {
+) -> Result<CheckedRound, Error> {
     let bad = |why: String| Error::BadRound { job, round, why };
     let reg = ctx.services().registry()?;
     let j = state::job(ctx.store(), job)?.ok_or(Error::UnknownJob(job))?;

@@ -28,7 +28,8 @@ fn snapshot_elections(ctx: &mut Ctx) -> Result<(), ModuleError> {
     members.dedup();
     for (k, v) in due {
         ctx.delete(&k)?;
-        let round: u64 = borsh::from_slice(&v).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?;
+        let round: u64 =
+            borsh::from_slice(&v).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?;
         let mut id = [0u8; 8];
         id.copy_from_slice(&k[k.len() - 8..]);
         let id = u64::from_be_bytes(id);
@@ -54,7 +55,12 @@ fn snapshot_elections(ctx: &mut Ctx) -> Result<(), ModuleError> {
             leader,
         };
         ctx.set_borsh(
-            &[state::ELECTION_PREFIX, &id.to_be_bytes(), &round.to_be_bytes()].concat(),
+            &[
+                state::ELECTION_PREFIX,
+                &id.to_be_bytes(),
+                &round.to_be_bytes(),
+            ]
+            .concat(),
             &e,
         )?;
         let next = h.saturating_add(t.blocks_per_round);

@@ -67,7 +67,9 @@ fn pair_of(data: &[u8]) -> Result<(u64, u64), ModuleError> {
         .ok_or_else(|| ModuleError::invalid_request("data must be <job id>/<round>"))?;
     match (a.parse(), b.parse()) {
         (Ok(a), Ok(b)) => Ok((a, b)),
-        _ => Err(ModuleError::invalid_request("data must be <job id>/<round>")),
+        _ => Err(ModuleError::invalid_request(
+            "data must be <job id>/<round>",
+        )),
     }
 }
 
@@ -108,9 +110,8 @@ impl Module for JobsModule {
                     .collect();
                 json(&serde_json::json!({ "rounds": rounds, "shares": shares }))
             }),
-            "/magnet.jobs.v1/election" => {
-                pair_of(data).and_then(|(id, r)| state::election(ctx.store, id, r).and_then(|e| json(&e)))
-            }
+            "/magnet.jobs.v1/election" => pair_of(data)
+                .and_then(|(id, r)| state::election(ctx.store, id, r).and_then(|e| json(&e))),
             _ => return None,
         })
     }

@@ -2,9 +2,9 @@
 //! `MsgRecordRound` is signed by the leader's **node key**; the others by accounts.
 
 use crate::error::Error;
+use crate::state::TrainingSpec;
 use magnet_core::msg::{address, amount, decode_any, hash32};
 use magnet_core::{Address, ModuleError};
-use crate::state::TrainingSpec;
 pub use magnet_proto::jobs::v1::{
     AcceptedDelta, MsgCancelJob, MsgCreateJob, MsgPayForInference, MsgRecordRound, RejectedDelta,
     WorkClaim,
@@ -127,8 +127,12 @@ pub fn training_spec(t: &magnet_proto::jobs::v1::TrainingSpec) -> Result<Trainin
     if t.blocks_per_round == 0 || t.blocks_per_round > 1_000_000 {
         return Err(bad("training.blocks_per_round", "must be in 1..=1000000"));
     }
-    let rule = magnet_rounds::LeaderRule::parse(&t.leader_rule)
-        .ok_or_else(|| bad("training.leader_rule", "must be \"hash\" or \"round_robin\""))?;
+    let rule = magnet_rounds::LeaderRule::parse(&t.leader_rule).ok_or_else(|| {
+        bad(
+            "training.leader_rule",
+            "must be \"hash\" or \"round_robin\"",
+        )
+    })?;
     if t.max_staleness > 16 {
         return Err(bad("training.max_staleness", "must be at most 16"));
     }

@@ -43,7 +43,14 @@ pub const MERGED_PREFIX: &[u8] = b"jobs/merged/";
 
 /// How a training job's DiLoCo rounds run (from `MsgCreateJob.training`).
 #[derive(
-    Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct TrainingSpec {
     /// H: inner steps per round.
@@ -297,7 +304,11 @@ pub fn election(store: &dyn KvStore, id: u64, round: u64) -> Result<Option<Elect
 }
 
 /// The accepted Δ `delta` of job `id`.
-pub fn delta(store: &dyn KvStore, id: u64, delta: &[u8; 32]) -> Result<Option<DeltaRecord>, ModuleError> {
+pub fn delta(
+    store: &dyn KvStore,
+    id: u64,
+    delta: &[u8; 32],
+) -> Result<Option<DeltaRecord>, ModuleError> {
     let k = [DELTA_PREFIX, &id.to_be_bytes(), delta].concat();
     magnet_core::store::get_borsh(store, &k).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
 }

@@ -8,13 +8,14 @@ use magnet_testkit::magnet_contrib::msgs as cm;
 use magnet_testkit::magnet_contrib::state::Work;
 use std::collections::BTreeMap;
 
-fn work(steps: u64, params: u64, kind: &str, tag: u8) -> Work {
+fn work(steps: u64, params: u64, kind: &str, tag: u8, entries: &[(u64, [u8; 32])]) -> Work {
     Work {
         checkpoint_hash: [tag; 32],
         steps,
         params,
         data_hash: [tag.wrapping_add(1); 32],
         kind: kind.into(),
+        entries: entries.to_vec(),
     }
 }
 
@@ -70,14 +71,25 @@ fn a_full_epoch_pays_exactly_the_formula() {
     }
     c.end().unwrap();
 
-    // Heartbeats through the commit window; three contributors commit.
+    // Heartbeats; a training job whose round 0 merges Δs of nodes 0 and 1 (signed claims of
+    // 1,000 and 500 steps); three contributors commit. Node 2's research result names no
+    // verified work, so its compute is 0 whatever it reports.
     run_until(&mut c, T0 + 40, 10, &nodes);
+    c.begin(1).unwrap();
+    let job = magnet_testkit::flow::training_job(
+        &mut c,
+        &nodes[5].op,
+        1_000_000,
+        10_000_000,
+        T0 + 90_000,
+    );
+    c.end().unwrap();
+    let e = magnet_testkit::flow::train_round(&mut c, &nodes, job, 0, &[(0, 1_000), (1, 500)]);
     let works = [
-        (0usize, work(1_000, 1_000_000, "training", 1)),
-        (1, work(500, 1_000_000, "training", 2)),
-        (2, work(100, 1_000_000, "research", 3)),
+        (0usize, work(1_000, 1_000_000, "training", 1, &[e[0].1])),
+        (1, work(500, 1_000_000, "training", 2, &[e[1].1])),
+        (2, work(100, 1_000_000, "research", 3, &[])),
     ];
-    let job = 7u64;
     c.begin(5).unwrap();
     for (i, w) in &works {
         let n = &nodes[*i];
@@ -115,7 +127,10 @@ fn a_full_epoch_pays_exactly_the_formula() {
             "nobody evaluates itself"
         );
         for (ev, s) in evs {
-            *slots.entry(ev).or_default() += s as u128;
+            // Evaluators are paid for contributions that earn (q > 0 and c > 0): not node 2's.
+            if !works[k].1.entries.is_empty() {
+                *slots.entry(ev).or_default() += s as u128;
+            }
             let n = &by_op[&ev];
             let h = cm::score_commitment(
                 &c.block.chain_id,
@@ -172,7 +187,15 @@ fn a_full_epoch_pays_exactly_the_formula() {
     let w: Vec<u128> = works
         .iter()
         .enumerate()
-        .map(|(k, (_, wk))| t[k] * scores[k] as u128 * (wk.steps as u128 * wk.params as u128))
+        .map(|(k, (_, wk))| {
+            // Compute is the signed steps of the named lineage entries × the job's parameters.
+            let c = if wk.entries.is_empty() {
+                0
+            } else {
+                wk.steps as u128 * 1_000_000
+            };
+            t[k] * scores[k] as u128 * c
+        })
         .collect();
     let total_w: u128 = w.iter().sum();
     let mut expect: BTreeMap<Address, u128> = BTreeMap::new();
@@ -186,7 +209,8 @@ fn a_full_epoch_pays_exactly_the_formula() {
     let paid: u128 = expect.values().sum();
     for (i, n) in nodes.iter().enumerate() {
         let got = c.balance(&n.op);
-        let want = FUNDS - bonds[i] + expect.get(&n.op).copied().unwrap_or(0);
+        let budget = if i == 5 { 10_000_000 } else { 0 };
+        let want = FUNDS - bonds[i] - budget + expect.get(&n.op).copied().unwrap_or(0);
         assert_eq!(got, want, "node {i} balance");
     }
     let dust: u128 = s["dust"].as_str().unwrap().parse().unwrap();

@@ -97,7 +97,12 @@ impl LeaderRule {
 /// (`None` when `n == 0`). With [`LeaderRule::BlockHashSeeded`] the seed is
 /// `SHA-256("MAGNET/diloco/v1/leader" ‖ 0 ‖ block hash ‖ round u64 BE)`, its first 16 bytes read
 /// as a big-endian `u128`, modulo `n`.
-pub fn leader_index(n: usize, round: u64, block_hash: &[u8; 32], rule: LeaderRule) -> Option<usize> {
+pub fn leader_index(
+    n: usize,
+    round: u64,
+    block_hash: &[u8; 32],
+    rule: LeaderRule,
+) -> Option<usize> {
     if n == 0 {
         return None;
     }
@@ -318,7 +323,8 @@ mod tests {
         let c = claim();
         let sig = c.sign(&sk).expect("sign");
         c.verify(&pubkey(&sk), &sig).expect("verifies");
-        let changes: Vec<(&str, Box<dyn Fn(&mut WorkClaim)>)> = vec![
+        type Change = (&'static str, Box<dyn Fn(&mut WorkClaim)>);
+        let changes: Vec<Change> = vec![
             ("chain_id", Box::new(|c| c.chain_id = "other-1".into())),
             ("job", Box::new(|c| c.job += 1)),
             ("round", Box::new(|c| c.round += 1)),
@@ -370,7 +376,11 @@ mod tests {
             (0, 10, ClaimError::Empty),
             (3, 0, ClaimError::Empty),
             (9, 10, ClaimError::TooManySteps { steps: 9, max: 8 }),
-            (800, 204_800, ClaimError::TooManySteps { steps: 800, max: 8 }),
+            (
+                800,
+                204_800,
+                ClaimError::TooManySteps { steps: 800, max: 8 },
+            ),
             (
                 2,
                 2 * 4 * 64 + 1,

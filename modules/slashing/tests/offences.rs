@@ -56,6 +56,7 @@ const BOND: u128 = 1_000_000_000;
 #[test]
 fn a_missing_reveal_is_slashed_at_the_no_reveal_rate_only() {
     let (mut c, nodes) = setup_with(4, genesis());
+    open_job(&mut c, &nodes[3].op);
     c.begin(5).unwrap();
     commit(&mut c, &nodes[0], 1, &work(1, 1, "training", 1), b"n").unwrap();
     c.end().unwrap();
@@ -74,6 +75,7 @@ fn a_missing_reveal_is_slashed_at_the_no_reveal_rate_only() {
 #[test]
 fn a_mismatched_reveal_is_slashed_at_the_mismatch_rate_only() {
     let (mut c, nodes) = setup_with(4, genesis());
+    open_job(&mut c, &nodes[3].op);
     let w = work(1, 1, "training", 1);
     c.begin(5).unwrap();
     commit(&mut c, &nodes[0], 1, &w, b"right").unwrap();
@@ -117,6 +119,7 @@ fn an_evaluator_far_from_the_median_is_slashed_at_the_deviation_rate_only() {
 #[test]
 fn an_unrevealed_score_is_slashed_at_the_no_reveal_rate_only() {
     let (mut c, nodes) = setup_with(5, genesis());
+    open_job(&mut c, &nodes[4].op);
     let w = work(100, 1_000, "training", 1);
     c.begin(5).unwrap();
     commit(&mut c, &nodes[0], 1, &w, b"n").unwrap();

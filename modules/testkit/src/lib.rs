@@ -131,12 +131,17 @@ pub fn services() -> Services<'static> {
     s
 }
 
-/// A deterministic secp256k1 key `i`: (compressed public key, account address).
-pub fn key(i: u32) -> (Vec<u8>, Address) {
+/// The 32 secret bytes of deterministic key `i`.
+pub fn secret(i: u32) -> [u8; 32] {
     let mut sk = [0u8; 32];
     sk[..4].copy_from_slice(&(i + 1).to_be_bytes());
     sk[31] = 7;
-    let sk = k256::ecdsa::SigningKey::from_slice(&sk).unwrap();
+    sk
+}
+
+/// A deterministic secp256k1 key `i`: (compressed public key, account address).
+pub fn key(i: u32) -> (Vec<u8>, Address) {
+    let sk = k256::ecdsa::SigningKey::from_slice(&secret(i)).unwrap();
     let pk = sk
         .verifying_key()
         .to_encoded_point(true)
@@ -447,13 +452,24 @@ pub mod fixtures {
         pub node_pk: Vec<u8>,
         /// Node key address.
         pub node: Address,
+        /// Node key secret (signs work claims).
+        pub node_sk: [u8; 32],
+        /// Node id as the registry derives it.
+        pub node_id: String,
     }
 
     /// Node `i`: operator key `i`, node key `1000 + i`.
     pub fn node(i: u32) -> Node {
         let (_, op) = key(i);
         let (node_pk, node) = key(1000 + i);
-        Node { op, node_pk, node }
+        let node_id = magnet_registry::state::node_id(&node_pk);
+        Node {
+            op,
+            node_pk,
+            node,
+            node_sk: secret(1000 + i),
+            node_id,
+        }
     }
 
     /// A test chain at genesis where nodes `0..n` hold [`FUNDS`].
@@ -517,7 +533,198 @@ pub mod flow {
             params,
             data_hash: [tag.wrapping_add(100); 32],
             kind: kind.into(),
+            entries: Vec::new(),
         }
+    }
+
+    /// The training spec of test jobs: H = 1,000,000 inner steps of 1 × 1 tokens (so any test
+    /// step count fits), `params` parameters, rounds every 2 blocks from `first_height`,
+    /// round-robin leaders, staleness ≤ 2 halving per merge.
+    pub fn spec(params: u64, first_height: u64) -> magnet_jobs::state::TrainingSpec {
+        magnet_jobs::state::TrainingSpec {
+            inner_steps: 1_000_000,
+            batch_size: 1,
+            seq_len: 1,
+            params,
+            first_height,
+            blocks_per_round: 2,
+            leader_rule: "round_robin".into(),
+            max_staleness: 2,
+            stale_decay_bps: 5_000,
+        }
+    }
+
+    /// Creates a training job (in the current block) whose round 0 starts at the next block;
+    /// returns its id.
+    pub fn training_job(
+        c: &mut Chain,
+        creator: &Address,
+        params: u64,
+        budget: u128,
+        deadline: u64,
+    ) -> u64 {
+        let s = spec(params, c.block.height + 1);
+        c.deliver(
+            creator,
+            &[magnet_jobs::msgs::create_training_job(
+                creator,
+                "bitnet-lm",
+                [1; 32],
+                BASE_CHECKPOINT,
+                budget,
+                deadline,
+                Some(&s),
+            )],
+        )
+        .unwrap();
+        c.query("/magnet.jobs.v1/jobs", b"")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len() as u64
+    }
+
+    /// A block creating a training job (params 1,000) by `creator`; returns its id.
+    pub fn open_job(c: &mut Chain, creator: &Address) -> u64 {
+        c.begin(1).unwrap();
+        let id = training_job(c, creator, 1_000, 1_000_000, T0 + 100 * EPOCH);
+        c.end().unwrap();
+        id
+    }
+
+    /// The base checkpoint of test jobs.
+    pub const BASE_CHECKPOINT: [u8; 32] = [0xB0; 32];
+
+    /// The elected leader's node id of `job`'s round `round` (None before it starts).
+    pub fn elected(c: &Chain, job: u64, round: u64) -> Option<String> {
+        let e = c
+            .query(
+                "/magnet.jobs.v1/election",
+                format!("{job}/{round}").as_bytes(),
+            )
+            .ok()?;
+        e["leader"].as_str().map(str::to_string)
+    }
+
+    /// `n`'s signed claim on the Δ `delta` for `job`'s `round`, trained from `base`, with weight
+    /// left 0 (fill it with [`honest_weights`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn signed(
+        c: &Chain,
+        n: &Node,
+        job: u64,
+        round: u64,
+        base: [u8; 32],
+        delta: [u8; 32],
+        steps: u64,
+        tokens: u64,
+    ) -> magnet_jobs::msgs::Accepted {
+        let mut a = magnet_jobs::msgs::Accepted {
+            node: n.node,
+            job,
+            round,
+            base_hash: base,
+            delta_hash: delta,
+            steps,
+            tokens,
+            signature: Vec::new(),
+            weight_ppm: 0,
+        };
+        a.signature = a
+            .claim(&c.block.chain_id)
+            .sign(&n.node_sk)
+            .unwrap()
+            .to_vec();
+        a
+    }
+
+    /// Sets the weights the chain recomputes for fresh (staleness 0) claims by `nodes`.
+    pub fn honest_weights(entries: &mut [magnet_jobs::msgs::Accepted], nodes: &[Node]) {
+        let id = |a: &magnet_jobs::msgs::Accepted| {
+            nodes
+                .iter()
+                .find(|n| n.node == a.node)
+                .map(|n| n.node_id.clone())
+                .unwrap_or_default()
+        };
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|i| id(&entries[*i]));
+        let raws: Vec<u128> = order
+            .iter()
+            .map(|i| magnet_rounds::raw_weight(entries[*i].tokens, 10_000, 0, 5_000, 2))
+            .collect();
+        for (i, w) in order.into_iter().zip(magnet_rounds::weights_ppm(&raws)) {
+            entries[i].weight_ppm = w;
+        }
+    }
+
+    /// Runs blocks (all `nodes` heart-beating) until round `round` of `job` has started, then
+    /// has its elected leader record it on the job's head with fresh Δs trained by `trainers`
+    /// (node index, steps; one token per step); returns each trainer's lineage entry.
+    pub fn train_round(
+        c: &mut Chain,
+        nodes: &[Node],
+        job: u64,
+        round: u64,
+        trainers: &[(usize, u64)],
+    ) -> Vec<(usize, (u64, [u8; 32]))> {
+        while elected(c, job, round).is_none() {
+            c.begin(1).unwrap();
+            for n in nodes {
+                let _ = n.heartbeat(c);
+            }
+            c.end().unwrap();
+        }
+        let leader_id = elected(c, job, round).unwrap();
+        let leader = nodes
+            .iter()
+            .find(|n| n.node_id == leader_id)
+            .unwrap()
+            .clone();
+        let j = c
+            .query("/magnet.jobs.v1/job", job.to_string().as_bytes())
+            .unwrap();
+        let mut head = [0u8; 32];
+        hex::decode_to_slice(j["head"].as_str().unwrap(), &mut head).unwrap();
+        let mut entries = Vec::new();
+        let mut out = Vec::new();
+        for (i, steps) in trainers {
+            let mut d = [0u8; 32];
+            d[..8].copy_from_slice(&job.to_be_bytes());
+            d[8..16].copy_from_slice(&round.to_be_bytes());
+            d[16] = *i as u8;
+            d[31] = 0xD;
+            entries.push(signed(c, &nodes[*i], job, round, head, d, *steps, *steps));
+            out.push((*i, (round, d)));
+        }
+        honest_weights(&mut entries, nodes);
+        let mut merged = head;
+        merged[0] ^= 0x5A;
+        merged[1] = round as u8;
+        merged[2] = job as u8;
+        c.begin(1).unwrap();
+        c.deliver(
+            &leader.node,
+            &[magnet_jobs::msgs::record_round(
+                &leader.node,
+                job,
+                round,
+                head,
+                merged,
+                &entries,
+                &[],
+            )],
+        )
+        .unwrap();
+        c.end().unwrap();
+        out
+    }
+
+    /// A training result of `steps` steps naming `entries`.
+    pub fn trained_work(steps: u64, params: u64, tag: u8, entries: &[(u64, [u8; 32])]) -> Work {
+        let mut w = work(steps, params, "training", tag);
+        w.entries = entries.to_vec();
+        w
     }
 
     /// Evaluators assigned to a contribution, with slots.
@@ -585,7 +792,10 @@ pub mod flow {
 
     /// Run one epoch's full evaluation for `contribs` (node index, work) in epoch 0 of a
     /// chain from [`setup`]: commit, reveal, evaluator commit and reveal with `score(contributor,
-    /// evaluator)`, until the evaluator reveal window closes (`T0 + 510`). Returns the slots of
+    /// evaluator)`, until the evaluator reveal window closes (`T0 + 510`). If `job` does not
+    /// exist it is created as a training job, and if it has no recorded round yet, the
+    /// training results that name no lineage entries get one round of signed Δs of their
+    /// steps first (compute is verified only through the lineage). Returns the slots of
     /// every evaluator, summed over contributions.
     pub fn evaluate_epoch0(
         c: &mut Chain,
@@ -595,6 +805,43 @@ pub mod flow {
         score: impl Fn(&Address, &Address) -> i64,
     ) -> BTreeMap<Address, u128> {
         let by_op: BTreeMap<Address, Node> = nodes.iter().map(|n| (n.op, n.clone())).collect();
+        // Compute is verified only through the lineage: make sure the job exists, and give the
+        // training results that name no entries one round of signed Δs of their steps.
+        let params = contribs.first().map_or(1_000, |(_, w)| w.params.max(1));
+        while c
+            .query("/magnet.jobs.v1/job", job.to_string().as_bytes())
+            .unwrap()
+            .is_null()
+        {
+            c.begin(1).unwrap();
+            training_job(c, &nodes[0].op, params, 1_000_000, T0 + 100 * EPOCH);
+            c.end().unwrap();
+        }
+        let trainers: Vec<(usize, u64)> = contribs
+            .iter()
+            .filter(|(_, w)| w.kind == "training" && w.entries.is_empty())
+            .map(|(i, w)| (*i, w.steps))
+            .collect();
+        let mut contribs = contribs.to_vec();
+        let recorded = c
+            .query("/magnet.jobs.v1/lineage", job.to_string().as_bytes())
+            .unwrap()["rounds"]
+            .as_array()
+            .map_or(0, |r| r.len());
+        // Only for a job without rounds yet: a test that trained its own rounds names its
+        // entries itself (and a result naming none is worth nothing).
+        if !trainers.is_empty() && recorded == 0 {
+            let round = 0;
+            for (i, e) in train_round(c, nodes, job, round, &trainers) {
+                if let Some((_, w)) = contribs
+                    .iter_mut()
+                    .find(|(k, w)| *k == i && w.kind == "training" && w.entries.is_empty())
+                {
+                    w.entries = vec![e];
+                }
+            }
+        }
+        let contribs = &contribs[..];
         c.begin(5).unwrap();
         for (i, w) in contribs {
             commit(c, &nodes[*i], job, w, b"n1").unwrap();
