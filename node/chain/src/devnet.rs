@@ -87,6 +87,14 @@ pub struct DevnetArgs {
     /// Fault injection: `I:nan` (worker I sends NaN updates) or `I:no-reveal`.
     #[arg(long = "fault", hide = true)]
     pub faults: Vec<String>,
+    /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
+    /// ones, each a `gpu_compute` node with the tier's bond: `copycat` (claims other nodes'
+    /// accepted Δs as its work), `inflate` (signs 100× its steps and tokens), `hijack` (records
+    /// the rounds it trained as if it led them), `lazy` (hands in zero Δs). The report gains a
+    /// table of what each earned and lost against an honest node of the same tier
+    /// (docs/threat-model.md).
+    #[arg(long = "adversary", value_delimiter = ',', value_name = "KIND")]
+    pub adversaries: Vec<String>,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
     /// leader once it has announced; `member@R` kills, once round R is announced, the
     /// highest-numbered live worker that is neither its leader nor carries a `--fault`.
@@ -100,13 +108,44 @@ const TIERS: [(&str, u128); 3] = [
     ("cpu_only", 300_000_000),
 ];
 const MAG: u128 = 1_000_000;
+
+/// Tier and bond of worker `i`: honest workers cycle through [`TIERS`]; adversaries (index ≥
+/// `honest`) are all `gpu_compute`, so each compares with an honest node of its tier.
+fn tier_of(i: usize, honest: usize) -> (&'static str, u128) {
+    if i >= honest {
+        TIERS[1]
+    } else {
+        TIERS[i % TIERS.len()]
+    }
+}
 const CHAIN_ID: &str = "magnet-devnet-1";
+/// Adversary kinds `--adversary` knows. `evalfit`, `sybil` and `collude` (issue 16) are not
+/// implemented yet: the rules that would stop them are listed as open in docs/threat-model.md.
+pub const ADVERSARIES: [&str; 4] = ["copycat", "inflate", "hijack", "lazy"];
+
+fn parse_adversaries(v: &[String]) -> Result<Vec<String>> {
+    v.iter()
+        .map(|k| {
+            let k = k.trim();
+            if ADVERSARIES.contains(&k) {
+                Ok(k.to_string())
+            } else if ["evalfit", "sybil", "collude"].contains(&k) {
+                bail!(
+                    "--adversary {k}: not implemented yet (the rule that would stop it is still \
+                     open: see docs/threat-model.md); use one of {ADVERSARIES:?}"
+                )
+            } else {
+                bail!("--adversary {k:?}: use one of {ADVERSARIES:?}")
+            }
+        })
+        .collect()
+}
+
 /// Seconds of each window after the commit window (reveal, evaluator commit and reveal,
 /// challenge): a few blocks of inclusion latency on a loaded machine.
 const TAIL: u64 = 20;
 
 struct Worker {
-    idx: usize,
     home: PathBuf,
     moniker: String,
     tier: String,
@@ -114,6 +153,8 @@ struct Worker {
     /// Node account (the node key's address).
     node: String,
     node_id: String,
+    /// `none`, a `--fault` or an `--adversary` kind.
+    fault: String,
     child: Option<Child>,
 }
 
@@ -171,7 +212,7 @@ fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
             .split_once(':')
             .ok_or_else(|| anyhow!("--fault {f:?}: use I:nan or I:no-reveal"))?;
         let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
-        if i >= n || !["nan", "no-reveal"].contains(&k) {
+        if i >= n || !(["nan", "no-reveal"].contains(&k) || ADVERSARIES.contains(&k)) {
             bail!("--fault {f:?}: worker index below {n}, fault nan or no-reveal");
         }
         m.insert(i, k.to_string());
@@ -281,6 +322,9 @@ struct RoundLine {
     delta_hash: Option<String>,
     #[serde(default)]
     accepted: Vec<Value>,
+    /// Hijack attempts: whether the chain refused the record.
+    #[serde(default)]
+    refused: Option<bool>,
 }
 
 fn read_rounds(home: &Path) -> Vec<RoundLine> {
@@ -312,6 +356,71 @@ pub struct Report {
     /// The single-worker reference: the first worker trained alone for as many inner steps
     /// as the merged lineage holds (`merged rounds × H`).
     pub solo: Option<SoloRow>,
+    /// One row per `--adversary` worker.
+    pub adversaries: Vec<AdversaryRow>,
+}
+
+/// What one adversary earned and lost, against honest play.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdversaryRow {
+    /// Kind (`copycat`, `inflate`, `hijack`, `lazy`).
+    pub kind: String,
+    /// Moniker.
+    pub moniker: String,
+    /// Reward for work + evaluator pay (umag).
+    pub earned: u128,
+    /// Slashed (umag).
+    pub slashed: u128,
+    /// What an honest node of the same tier netted in this run (mean; umag).
+    pub honest_reference: i128,
+    /// `earned − slashed − honest_reference`: the attack's net gain over honest play.
+    pub net_gain: i128,
+    /// Times it recorded a round on chain / times the chain refused (hijack).
+    pub records_tried: u64,
+    /// Refused records.
+    pub records_refused: u64,
+}
+
+/// One row per adversary worker: its take against the mean net of honest workers of its tier
+/// (all honest workers when none shares its tier).
+pub fn adversary_rows(
+    nodes: &[NodeRow],
+    hijacks: &BTreeMap<String, (u64, u64)>,
+) -> Vec<AdversaryRow> {
+    let net = |n: &NodeRow| -> i128 {
+        let slashed: u128 = n.slashes.iter().map(|(_, a)| *a).sum();
+        (n.reward + n.evaluator_pay) as i128 - slashed as i128
+    };
+    let honest: Vec<&NodeRow> = nodes.iter().filter(|n| n.fault == "none").collect();
+    nodes
+        .iter()
+        .filter(|n| ADVERSARIES.contains(&n.fault.as_str()))
+        .map(|n| {
+            let same: Vec<&&NodeRow> = honest.iter().filter(|h| h.tier == n.tier).collect();
+            let pool: Vec<i128> = if same.is_empty() {
+                honest.iter().map(|h| net(h)).collect()
+            } else {
+                same.iter().map(|h| net(h)).collect()
+            };
+            let reference = if pool.is_empty() {
+                0
+            } else {
+                pool.iter().sum::<i128>() / pool.len() as i128
+            };
+            let slashed: u128 = n.slashes.iter().map(|(_, a)| *a).sum();
+            let (tried, refused) = hijacks.get(&n.moniker).copied().unwrap_or((0, 0));
+            AdversaryRow {
+                kind: n.fault.clone(),
+                moniker: n.moniker.clone(),
+                earned: n.reward + n.evaluator_pay,
+                slashed,
+                honest_reference: reference,
+                net_gain: net(n) - reference,
+                records_tried: tried,
+                records_refused: refused,
+            }
+        })
+        .collect()
 }
 
 /// One worker trained alone (`magnet-worker solo`).
@@ -363,6 +472,8 @@ pub struct NodeRow {
     pub evaluator_pay: u128,
     /// Slashes: offence and amount.
     pub slashes: Vec<(String, u128)>,
+    /// `none`, a fault, or an adversary kind.
+    pub fault: String,
 }
 
 /// One settled epoch.
@@ -395,10 +506,17 @@ async fn q(c: &ChainClient, path: &str, data: &str) -> Result<Value> {
 }
 
 /// Runs the devnet; returns the report (also written under `--out`).
-pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
+pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     if a.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    // Adversaries are extra workers with a fault, after the honest ones.
+    let adversaries = parse_adversaries(&a.adversaries)?;
+    let honest = a.workers;
+    for (k, kind) in adversaries.iter().enumerate() {
+        a.faults.push(format!("{}:{kind}", honest + k));
+    }
+    a.workers += adversaries.len();
     if a.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -471,7 +589,7 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     let total_rounds_estimate = (a.epochs + 1) * a.epoch_secs / a.blocks_per_round.max(1) + 2;
     let mut workers = Vec::new();
     for i in 0..a.workers {
-        let (tier, _) = TIERS[i % TIERS.len()];
+        let (tier, _) = tier_of(i, honest);
         let home = out.join(format!("w{i}"));
         let fault = faults.get(&i).cloned().unwrap_or_else(|| "none".into());
         let s = run_cmd(
@@ -507,17 +625,17 @@ pub fn run(a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         )?;
         let r: Value = serde_json::from_str(&s).context("magnet-worker init output")?;
         workers.push(Worker {
-            idx: i,
             home,
             moniker: format!("w{i}"),
             tier: tier.to_string(),
             operator: r["operator"].as_str().unwrap_or_default().to_string(),
             node: r["node_address"].as_str().unwrap_or_default().to_string(),
             node_id: r["node_id"].as_str().unwrap_or_default().to_string(),
+            fault: fault.clone(),
             child: None,
         });
         let node_addr = r["node_address"].as_str().unwrap_or_default().to_string();
-        let (_, bond) = TIERS[i % TIERS.len()];
+        let (_, bond) = tier_of(i, honest);
         md(&[
             "genesis",
             "add-account",
@@ -698,7 +816,10 @@ async fn drive(
     // Register, then create the job with round 0 scheduled a few blocks ahead, and start the
     // workers.
     for w in workers.iter() {
-        let (_, bond) = TIERS[w.idx % TIERS.len()];
+        let bond = TIERS
+            .iter()
+            .find(|(t, _)| *t == w.tier)
+            .map_or(TIERS[1].1, |(_, b)| *b);
         // `join` is idempotent (it returns the existing registration), so a join that failed
         // on a slow node (inclusion timeout, a dropped RPC connection) is simply run again.
         let mut attempt = 1;
@@ -930,7 +1051,10 @@ async fn drive(
         if settled == a.epochs {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // A pending kill watches closely: a member trains a few tiny steps in well under the
+        // 2 s poll, and must die after the announcement but before its Δ is in.
+        let pause = if kills.is_empty() { 2_000 } else { 200 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     let mut report = build_report(&c, job, workers, &wanted).await?;
     report.killed = killed;
@@ -1100,8 +1224,21 @@ async fn build_report(
                 .filter(|s| s["offender"].as_str() == Some(w.operator.as_str()))
                 .map(|s| (s["offence"].to_string(), u(&s["amount"])))
                 .collect(),
+            fault: w.fault.clone(),
         });
     }
+    let hijacks: BTreeMap<String, (u64, u64)> = workers
+        .iter()
+        .map(|w| {
+            let lines: Vec<RoundLine> = read_rounds(&w.home)
+                .into_iter()
+                .filter(|l| l.kind == "hijack")
+                .collect();
+            let refused = lines.iter().filter(|l| l.refused == Some(true)).count() as u64;
+            (w.moniker.clone(), (lines.len() as u64, refused))
+        })
+        .collect();
+    let adversaries = adversary_rows(&nodes, &hijacks);
     Ok(Report {
         chain_id: CHAIN_ID.into(),
         job,
@@ -1110,6 +1247,7 @@ async fn build_report(
         epochs,
         killed: Vec::new(),
         solo: None,
+        adversaries,
     })
 }
 
@@ -1207,6 +1345,41 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    if !r.adversaries.is_empty() {
+        let paid: u128 = r.nodes.iter().map(|n| n.reward).sum();
+        let taken: u128 = r
+            .nodes
+            .iter()
+            .filter(|n| ADVERSARIES.contains(&n.fault.as_str()))
+            .map(|n| n.reward)
+            .sum();
+        let beyond: i128 = r.adversaries.iter().map(|a| a.net_gain.max(0)).sum();
+        md.push_str(&format!(
+            "\n## Adversaries\n\nEach adversary is a `gpu_compute` worker; its honest reference \
+             is the mean of what the honest workers of its tier netted in this run (reward + \
+             evaluator pay − slashes). Target: net gain ≤ 0 (docs/threat-model.md). \
+             Rewards for work paid to adversary workers: {taken} of {paid} umag ({:.2} %; \
+             only their own accepted Δs earn — the hijacker trains honestly between its refused \
+             records); taken beyond honest play: {beyond} umag.\n\n\
+             | kind | node | earned (umag) | slashed (umag) | honest reference (umag) | net gain vs honest (umag) | target met | own round records (refused/tried) |\n\
+             |---|---|---|---|---|---|---|---|\n",
+            if paid == 0 { 0.0 } else { 100.0 * taken as f64 / paid as f64 }
+        ));
+        for a in &r.adversaries {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {}/{} |\n",
+                a.kind,
+                a.moniker,
+                a.earned,
+                a.slashed,
+                a.honest_reference,
+                a.net_gain,
+                if a.net_gain <= 0 { "yes" } else { "NO" },
+                a.records_refused,
+                a.records_tried
+            ));
+        }
     }
     md.push_str("\n## Settlements\n\n| epoch | contributor pool | paid | dust (community pool) | paid + dust = pool |\n|---|---|---|---|---|\n");
     for e in &r.epochs {

@@ -234,6 +234,34 @@ pub enum Fault {
     Nan,
     /// Commit the epoch's work but never reveal it (the chain must slash).
     NoReveal,
+    /// Adversary (issue 16): sign claims of 100× its steps and tokens (the leader and the chain
+    /// must refuse them).
+    Inflate,
+    /// Adversary: never train; hand in a zero Δ (the leader must reject it).
+    Lazy,
+    /// Adversary: after each round it trained, record that round on chain itself, as its only
+    /// contributor at full weight (the chain must refuse a record from a non-leader).
+    Hijack,
+    /// Adversary: name another node's accepted Δs as its own work (the chain must refuse the
+    /// reveal).
+    Copycat,
+}
+
+impl Fault {
+    /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
+    /// `copycat`.
+    pub fn parse(s: &str) -> Option<Fault> {
+        Some(match s {
+            "none" => Fault::None,
+            "nan" => Fault::Nan,
+            "no-reveal" => Fault::NoReveal,
+            "inflate" => Fault::Inflate,
+            "lazy" => Fault::Lazy,
+            "hijack" => Fault::Hijack,
+            "copycat" => Fault::Copycat,
+            _ => return None,
+        })
+    }
 }
 
 /// Fault injection.

@@ -218,6 +218,21 @@ pub fn claimable_entries(
     out
 }
 
+/// Accepted Δs of nodes other than `node` (what the copycat adversary claims), at most 4.
+fn others_entries(lineage: &LineageJson, node: &str) -> Vec<(u64, String)> {
+    lineage
+        .rounds
+        .iter()
+        .flat_map(|r| {
+            r.accepted
+                .iter()
+                .filter(|a| a.node != node)
+                .map(|a| (r.round, a.delta_hash.clone()))
+        })
+        .take(4)
+        .collect()
+}
+
 /// Runs whatever the current block time calls for.
 pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
     let head = sh.chain.head().await?;
@@ -277,9 +292,15 @@ async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
                 sh.keys.operator.address().to_string(),
             );
             let mut st = sh.state.lock().await;
-            let entries = claimable_entries(&lineage, &node, &operator, |r, d| {
-                st.entry_taken(&State::entry_key(job, r, d), epoch)
-            });
+            let entries = if sh.cfg.dev.fault == Fault::Copycat {
+                // The copycat adversary names another node's accepted Δs as its own; the chain
+                // must refuse the reveal (and then slash the unrevealed commitment).
+                others_entries(&lineage, &node)
+            } else {
+                claimable_entries(&lineage, &node, &operator, |r, d| {
+                    st.entry_taken(&State::entry_key(job, r, d), epoch)
+                })
+            };
             let Some(ckpt) = st.local_checkpoint.clone() else {
                 return Ok(());
             };

@@ -144,7 +144,9 @@ impl Engine {
     pub fn train_round(&mut self, global: &[f32], steps: u32, fault: Fault) -> Result<RoundWork> {
         self.trainer.params().load_from_vec(global)?;
         let mut loss = 0.0;
-        for _ in 0..steps {
+        // The lazy adversary trains nothing: its Δ is zero.
+        let trained = if fault == Fault::Lazy { 0 } else { steps };
+        for _ in 0..trained {
             loss += self.trainer.train_step()?.loss;
         }
         let mut local = self.trainer.params().params_to_vec()?;

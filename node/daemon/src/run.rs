@@ -342,14 +342,16 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
         tracing::info!(round, loss = train_loss, val = v, "local model evaluated");
     });
     tracing::info!(round, loss = work.train_loss, "inner steps done");
+    // The inflate adversary signs 100× its work; the leader and the chain must refuse it.
+    let inflate = if fault == Fault::Inflate { 100 } else { 1 };
     Ok(Event::TrainingDone {
         round,
         base_hash,
         delta_hash,
         content_address: hex::encode(key.object_id),
         local_loss: work.train_loss as f32,
-        data_size: work.tokens,
-        steps: u64::from(steps),
+        data_size: work.tokens.saturating_mul(inflate),
+        steps: u64::from(steps).saturating_mul(inflate),
     })
 }
 
@@ -532,6 +534,65 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
     })
 }
 
+/// The hijack adversary: records the round it just trained for itself — its own Δ as the only
+/// contributor at full weight, its local checkpoint as the merge — whoever the leader is. The
+/// chain must refuse it unless this node is the round's elected leader (then the record is an
+/// honest-looking one-contributor round; the leader's own merge record follows and is refused
+/// as a replay). The outcome goes to the rounds log as `{"kind": "hijack", …}`.
+async fn hijack(sh: Arc<Shared>, mut signal: magnet_diloco::round::GradientReady) {
+    let attempt = async {
+        sh.sign(&mut signal)?;
+        let job: JobJson = sh
+            .chain
+            .query("/magnet.jobs.v1/job", &sh.cfg.job.id.to_string())
+            .await?;
+        let head = Digest::from_hex(&job.head).map_err(|e| DaemonError::Chain(e.to_string()))?;
+        let merged = sh
+            .state
+            .lock()
+            .await
+            .local_checkpoint
+            .as_deref()
+            .and_then(|h| Digest::from_hex(h).ok())
+            .unwrap_or(Digest([0x66; 32]));
+        let signature =
+            hex::decode(&signal.signature).map_err(|e| DaemonError::State(e.to_string()))?;
+        let own = magnet_jobs::msgs::Accepted {
+            node: sh.keys.node.address(),
+            job: sh.cfg.job.id,
+            round: signal.round,
+            base_hash: signal.base_hash.0,
+            delta_hash: signal.delta_hash.0,
+            steps: signal.steps,
+            tokens: signal.data_size,
+            signature,
+            weight_ppm: magnet_rounds::WEIGHT_SCALE_PPM,
+        };
+        let msg = magnet_jobs::msgs::record_round(
+            &sh.keys.node.address(),
+            sh.cfg.job.id,
+            signal.round,
+            head.0,
+            merged.0,
+            &[own],
+            &[],
+        );
+        sh.chain
+            .send(&sh.keys.node, "MsgRecordRound", vec![msg])
+            .await
+    }
+    .await;
+    let (refused, error) = match &attempt {
+        Ok(_) => (false, String::new()),
+        Err(e) => (true, e.to_string()),
+    };
+    tracing::info!(round = signal.round, refused, "hijack attempt: {error}");
+    sh.log_round(serde_json::json!({
+        "kind": "hijack", "round": signal.round, "node": sh.me.as_str(),
+        "refused": refused, "error": error,
+    }));
+}
+
 async fn record_round(sh: Arc<Shared>, record: magnet_diloco::RoundRecord) {
     let node_account = |id: &NodeId| -> Option<magnet_core::Address> {
         sh.net
@@ -653,6 +714,9 @@ fn perform(
             Action::SendGradientReady { to, signal } => {
                 if let Ok(mut l) = sh.leaders.lock() {
                     l.insert(signal.round, to.to_string());
+                }
+                if sh.cfg.dev.fault == Fault::Hijack {
+                    tokio::spawn(hijack(sh.clone(), signal.clone()));
                 }
                 tokio::spawn(send_gradient(sh.clone(), to, signal));
             }

@@ -19,7 +19,8 @@
 //!
 //! Screening, in this order, each failure recorded with its reason ([`RejectReason`]):
 //! duplicate node, wrong length, Δ hash ≠ declared hash, NaN/Inf, too stale, the same Δ under
-//! several nodes (all copies rejected), norm > factor × median norm of the survivors, zero weight.
+//! several nodes (all copies rejected), a zero Δ (‖Δ‖ = 0), norm > factor × or < 1/factor × the
+//! median norm of the non-zero survivors, zero weight.
 //!
 //! # Guarantees
 //! * [`merge`] is a pure function of `(base, contributions, policy, job, round, leader)`; input
@@ -203,6 +204,13 @@ pub enum RejectReason {
     },
     /// data size × quality × staleness decay is zero, or its share rounds to 0 ppm.
     ZeroWeight,
+    /// ‖Δ‖ = 0 (the Δ moves nothing), or ‖Δ‖ < median ‖Δ‖ / factor.
+    NormTooSmall {
+        /// ‖Δ‖ in millionths (saturating).
+        norm_micro: u64,
+        /// Median norm of the other non-zero contributions, in millionths (0 for a zero Δ).
+        median_micro: u64,
+    },
 }
 
 /// An accepted contribution in a [`RoundRecord`].
@@ -438,11 +446,25 @@ fn screen(
             unique.push(i);
         }
     }
-    // Norm outliers against the (lower) median.
-    let norms: Vec<(usize, f64)> = unique
-        .iter()
-        .map(|&i| (i, l2_norm(&sorted[i].delta)))
-        .collect();
+    // A Δ that moves nothing (norm 0: the lazy worker's) is rejected before the median, so it
+    // cannot drag the median down and make honest Δs look like outliers.
+    let mut norms: Vec<(usize, f64)> = Vec::with_capacity(unique.len());
+    for &i in &unique {
+        let n = l2_norm(&sorted[i].delta);
+        if n > 0.0 {
+            norms.push((i, n));
+        } else {
+            reject(
+                &mut rejected,
+                sorted[i],
+                RejectReason::NormTooSmall {
+                    norm_micro: 0,
+                    median_micro: 0,
+                },
+            );
+        }
+    }
+    // Norm outliers, both ways, against the (lower) median of the rest.
     let mut sorted_norms: Vec<f64> = norms.iter().map(|&(_, n)| n).collect();
     sorted_norms.sort_by(f64::total_cmp);
     let median = if sorted_norms.is_empty() {
@@ -458,6 +480,17 @@ fn screen(
                 &mut rejected,
                 sorted[i],
                 RejectReason::NormOutlier {
+                    norm_micro: to_micro(norm),
+                    median_micro: to_micro(median),
+                },
+            );
+            continue;
+        }
+        if norm * factor < median {
+            reject(
+                &mut rejected,
+                sorted[i],
+                RejectReason::NormTooSmall {
                     norm_micro: to_micro(norm),
                     median_micro: to_micro(median),
                 },

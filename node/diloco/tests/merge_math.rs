@@ -218,6 +218,21 @@ fn every_screening_rule_rejects_with_its_reason() {
             Contribution::new(id(16), vec![50.0; n], 100, 10_000),
             |r| matches!(r, RejectReason::NormOutlier { .. }),
         ),
+        (
+            "zero Δ (lazy)",
+            Contribution::new(id(17), vec![0.0; n], 100, 10_000),
+            |r| {
+                *r == RejectReason::NormTooSmall {
+                    norm_micro: 0,
+                    median_micro: 0,
+                }
+            },
+        ),
+        (
+            "tiny Δ",
+            Contribution::new(id(18), vec![1e-4; n], 100, 10_000),
+            |r| matches!(r, RejectReason::NormTooSmall { .. }),
+        ),
     ];
     for (name, bad, want) in cases {
         let inputs = vec![honest(0), honest(1), honest(2), bad.clone()];
@@ -247,6 +262,19 @@ fn every_screening_rule_rejects_with_its_reason() {
             .count(),
         2
     );
+    // A zero Δ never drags the median down: beside one honest Δ, the honest one is accepted.
+    let out = merge(
+        &base,
+        &[
+            honest(0),
+            Contribution::new(id(17), vec![0.0; n], 100, 10_000),
+        ],
+        &MergePolicy::default(),
+        &meta(0),
+    )
+    .unwrap();
+    assert_eq!(out.record.accepted.len(), 1);
+    assert_eq!(out.record.accepted[0].node, id(0));
     // The same node twice: the second is rejected.
     let out = merge(
         &base,

@@ -144,7 +144,8 @@ pub struct InitArgs {
     /// Leader rule: `hash` (default) or `round-robin`.
     #[arg(long)]
     pub leader_rule: Option<String>,
-    /// Fault to play (devnets and tests only): `none`, `nan`, `no-reveal`.
+    /// Fault to play (devnets and tests only): `none`, `nan`, `no-reveal`, or an adversary of
+    /// `docs/threat-model.md`: `inflate`, `lazy`, `hijack`, `copycat`.
     #[arg(long, default_value = "none", hide = true)]
     pub fault: String,
     /// MiB written by the disk test.
@@ -231,12 +232,12 @@ fn init(a: InitArgs) -> Result<()> {
             other => anyhow::bail!("--leader-rule {other:?}: use hash or round-robin"),
         };
     }
-    cfg.dev.fault = match a.fault.as_str() {
-        "none" => Fault::None,
-        "nan" => Fault::Nan,
-        "no-reveal" => Fault::NoReveal,
-        other => anyhow::bail!("--fault {other:?}: use none, nan or no-reveal"),
-    };
+    cfg.dev.fault = Fault::parse(&a.fault).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--fault {:?}: use none, nan, no-reveal, inflate, lazy, hijack or copycat",
+            a.fault
+        )
+    })?;
     let r = magnet_daemon::setup::init(&home, cfg, a.disk_test_mb)?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     eprintln!(
