@@ -119,6 +119,9 @@ pub struct ContributionJson {
     pub quality: serde_json::Value,
     /// Verified compute (a JSON number or decimal string).
     pub compute: serde_json::Value,
+    /// Commitment (hex).
+    #[serde(default)]
+    pub commitment: String,
 }
 
 /// Revealed work.
@@ -350,6 +353,26 @@ async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         &n,
     );
     let node = sh.keys.node.address();
+    // A commit whose inclusion timed out may still have landed: the chain's record is the
+    // truth (sending it again would be refused as a duplicate, and the work never revealed).
+    let ep: EpochJson = sh
+        .chain
+        .query("/magnet.contrib.v1/epoch", &epoch.to_string())
+        .await?;
+    let me = sh.keys.operator.address().to_string();
+    if ep
+        .contributions
+        .iter()
+        .any(|c| c.job == sh.cfg.job.id && c.operator == me && c.commitment == hex::encode(h))
+    {
+        tracing::info!(epoch, "work commitment found on chain");
+        return mark(sh, |st| {
+            if let Some(p) = st.work.get_mut(&epoch) {
+                p.committed = true;
+            }
+        })
+        .await;
+    }
     sh.chain
         .send(
             &sh.keys.node,
@@ -560,6 +583,22 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
             pending.score,
             &n,
         );
+        // A score commit whose inclusion timed out may still have landed: if the chain holds
+        // this very commitment, it is committed (a resend would be refused as a duplicate and
+        // the score never revealed).
+        let on_chain = assigned
+            .iter()
+            .find(|(ev, _)| *ev == me)
+            .and_then(|(_, a)| serde_json::from_value::<Vec<u8>>(a["commitment"].clone()).ok());
+        if on_chain.as_deref() == Some(&h[..]) {
+            mark(sh, |st| {
+                if let Some(e) = st.evals.get_mut(&key) {
+                    e.committed = true;
+                }
+            })
+            .await?;
+            continue;
+        }
         msgs.push(cm::eval_commit(
             &sh.keys.node.address(),
             epoch,
