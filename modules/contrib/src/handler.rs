@@ -48,13 +48,12 @@ fn in_window(ctx: &Ctx, phase: &'static str, epoch: u64, lo: u64, hi: u64) -> Re
 
 /// The compute a revealed result is worth and the Δ hashes it claims; refuses an entry that is
 /// not an accepted Δ of `op` in `job`'s lineage or was claimed before.
-#[allow(clippy::type_complexity)]
 fn entry_compute(
     ctx: &mut Ctx,
     job: u64,
     op: &Address,
     work: &crate::state::Work,
-) -> Result<(u128, Vec<([u8; 32], u64)>), Error> {
+) -> Result<(u128, Vec<[u8; 32]>), Error> {
     if work.kind != "training" {
         return Ok((0, Vec::new()));
     }
@@ -85,7 +84,7 @@ fn entry_compute(
             return Err(bad(format!("already claimed by the result of epoch {e}")));
         }
         total = total.saturating_add(u128::from(acc.steps).saturating_mul(u128::from(params)));
-        out.push((*d, acc.steps));
+        out.push(*d);
     }
     Ok((total, out))
 }
@@ -184,7 +183,7 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 // steps of the accepted Δs it names (each claimable once), other kinds nothing
                 // until they have a verified path.
                 let entries = entry_compute(ctx, job, &op, &work)?;
-                for (d, _) in &entries.1 {
+                for d in &entries.1 {
                     ctx.set_borsh(
                         &[state::CLAIMED_PREFIX, &job.to_be_bytes(), d].concat(),
                         &epoch,

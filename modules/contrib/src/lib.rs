@@ -4,7 +4,7 @@
 //!
 //! | window | message (node-signed) | what happens |
 //! |---|---|---|
-//! | `[S, S+c)` | `MsgCommit{epoch, job, commitment}` | one commitment per (epoch, job, operator) |
+//! | `[S, S+c)` | `MsgCommit{epoch, job, commitment}` | one commitment per (epoch, job, operator); the job must be open; at most `max_contributions_per_operator` per operator per epoch |
 //! | `[S+c, S+c+r)` | `MsgReveal{epoch, job, result, nonce}` | hash checked; a mismatch is slashed |
 //! | boundary | — | unrevealed commitments slashed; evaluators drawn |
 //! | `[…, +ec)` | `MsgEvalCommit{…, contributor, commitment}` | assigned evaluators only |
@@ -15,7 +15,10 @@
 //! address (see [`msgs`]), so a copied commitment cannot be revealed by the copier and a
 //! replayed reveal cannot match anyone else's commitment: both earn nothing and a copier who
 //! commits is slashed for the mismatch or the missing reveal. A result carries no score:
-//! quality comes only from evaluators, as the lower median of their revealed scores.
+//! quality comes only from evaluators, as the lower median of their revealed scores. Nor does
+//! it carry its compute: a training result names accepted Δs of the committer's node in the
+//! job's lineage (each claimable once; a bad entry refuses the reveal), and its compute is
+//! their signed steps × the job's parameters (ADR 0088); other kinds get compute 0.
 //!
 //! Queries (JSON): `/magnet.contrib.v1/params`, `/magnet.contrib.v1/epoch` (data: epoch) →
 //! phase and contributions, `/magnet.contrib.v1/assignments` (data: `epoch/job/contributor`).

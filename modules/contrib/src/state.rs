@@ -54,14 +54,14 @@ pub struct EpochPhase {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
 pub struct Work {
     /// Checkpoint hash.
-    #[serde(with = "hexs")]
+    #[serde(with = "magnet_core::coins::hex32")]
     pub checkpoint_hash: [u8; 32],
     /// Steps.
     pub steps: u64,
     /// Parameter count.
     pub params: u64,
     /// Data hash.
-    #[serde(with = "hexs")]
+    #[serde(with = "magnet_core::coins::hex32")]
     pub data_hash: [u8; 32],
     /// Kind.
     pub kind: String,
@@ -77,12 +77,6 @@ fn entries_hex<S: serde::Serializer>(v: &[(u64, [u8; 32])], s: S) -> Result<S::O
         seq.serialize_element(&(r, hex::encode(d)))?;
     }
     seq.end()
-}
-
-mod hexs {
-    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
 }
 
 /// Status of a contribution.
@@ -112,7 +106,7 @@ pub struct Contribution {
     /// Operator.
     pub operator: Address,
     /// Commitment.
-    #[serde(with = "hexs")]
+    #[serde(with = "magnet_core::coins::hex32")]
     pub commitment: [u8; 32],
     /// Status.
     pub status: Status,

@@ -238,6 +238,14 @@ impl<'de> serde::Deserialize<'de> for Coins {
     }
 }
 
+/// Serde helper: a 32-byte hash as 64 lowercase hex characters (JSON queries).
+pub mod hex32 {
+    /// Serialize.
+    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+}
+
 /// Serde helper: `u128` as a decimal string (JSON numbers lose precision above 2^53).
 pub mod u128_string {
     /// Serialise as a string.

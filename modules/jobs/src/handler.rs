@@ -295,8 +295,8 @@ fn check_round(
     }
     let chain_id = ctx.block.chain_id.clone();
     let bound = spec.bound();
-    // (node id, entry) sorted by node id, the order of the leader's merge.
-    let mut entries: Vec<(String, RoundEntry)> = Vec::with_capacity(accepted.len());
+    // (node id, Δ hash, entry) sorted by node id, the order of the leader's merge.
+    let mut entries: Vec<(String, [u8; 32], RoundEntry)> = Vec::with_capacity(accepted.len());
     let mut seen_deltas = std::collections::BTreeSet::new();
     for a in accepted {
         let claim_err = |why: String| Error::BadClaim {
@@ -346,11 +346,12 @@ fn check_round(
         if let Some(prev) = state::delta(ctx.store(), job, &a.delta_hash)? {
             return Err(dup(&format!("round {} merged it already", prev.round)));
         }
-        if entries.iter().any(|(id, _)| *id == info.node_id) {
+        if entries.iter().any(|(id, _, _)| *id == info.node_id) {
             return Err(dup("the record lists this node twice"));
         }
         entries.push((
             info.node_id.clone(),
+            a.delta_hash,
             RoundEntry {
                 node: a.node,
                 operator: op,
@@ -367,7 +368,7 @@ fn check_round(
     entries.sort_by(|x, y| x.0.cmp(&y.0));
     let raws: Vec<u128> = entries
         .iter()
-        .map(|(_, e)| {
+        .map(|(_, _, e)| {
             magnet_rounds::raw_weight(
                 e.tokens,
                 magnet_rounds::QUALITY_ONE_BPS,
@@ -378,7 +379,7 @@ fn check_round(
         })
         .collect();
     let want = magnet_rounds::weights_ppm(&raws);
-    for ((_, e), w) in entries.iter().zip(&want) {
+    for ((_, _, e), w) in entries.iter().zip(&want) {
         if e.weight_ppm != *w {
             return Err(Error::WeightMismatch {
                 node: e.node.to_string(),
@@ -387,25 +388,20 @@ fn check_round(
             });
         }
     }
-    let deltas = accepted
+    let deltas = entries
         .iter()
-        .filter_map(|a| {
-            entries
-                .iter()
-                .find(|(_, e)| e.node == a.node)
-                .map(|(_, e)| {
-                    (
-                        a.delta_hash,
-                        DeltaRecord {
-                            round,
-                            node: e.node,
-                            operator: e.operator,
-                            steps: e.steps,
-                            tokens: e.tokens,
-                            weight_ppm: e.weight_ppm,
-                        },
-                    )
-                })
+        .map(|(_, d, e)| {
+            (
+                *d,
+                DeltaRecord {
+                    round,
+                    node: e.node,
+                    operator: e.operator,
+                    steps: e.steps,
+                    tokens: e.tokens,
+                    weight_ppm: e.weight_ppm,
+                },
+            )
         })
         .collect();
     let rec = Round {
@@ -415,7 +411,7 @@ fn check_round(
         leader_node_id: election.leader,
         base_hash: hexs(&base),
         merged_hash: hexs(&merged),
-        accepted: entries.into_iter().map(|(_, e)| e).collect(),
+        accepted: entries.into_iter().map(|(_, _, e)| e).collect(),
         rejected: rejected
             .into_iter()
             .map(|(node, d, reason)| RejectedEntry {

@@ -99,7 +99,7 @@ pub struct Election {
     /// Start height.
     pub height: u64,
     /// Hash of the block at `height` (hex in JSON).
-    #[serde(with = "hex32")]
+    #[serde(with = "magnet_core::coins::hex32")]
     pub block_hash: [u8; 32],
     /// Leader rule.
     pub rule: String,
@@ -124,12 +124,6 @@ pub struct DeltaRecord {
     pub tokens: u64,
     /// Merge weight.
     pub weight_ppm: u32,
-}
-
-mod hex32 {
-    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
 }
 
 /// Budget escrow.

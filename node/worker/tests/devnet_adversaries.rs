@@ -7,41 +7,18 @@
 //! Needs `magnetd` next to `magnet-worker` (`cargo test --workspace` builds both). Locally it
 //! skips with a message when `magnetd` is missing; in CI (`CI=true`) that is a failure.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
+use common::{magnetd, repo, u};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn magnetd() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_BIN_EXE_magnet-worker")).with_file_name("magnetd");
-    if p.is_file() {
-        return Some(p);
-    }
-    let msg = format!(
-        "{} is missing: build it with `cargo build -p magnet-chain`",
-        p.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("skipping the adversarial devnet test: {msg}");
-    None
-}
-
-fn u(v: &Value) -> u128 {
-    v.as_u64()
-        .map(u128::from)
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0)
-}
 
 #[test]
 fn every_adversary_of_the_devnet_loses_money_against_honest_play() {
-    let Some(magnetd) = magnetd() else { return };
+    let Some(magnetd) = magnetd("the adversarial devnet test") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap().keep();
     let out = dir.join("devnet");
     let status = Command::new(&magnetd)

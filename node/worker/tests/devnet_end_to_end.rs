@@ -11,41 +11,13 @@
 //! `cargo test --workspace`). Locally it skips with a message when `magnetd` is missing; in CI
 //! (`CI=true`) that is a failure.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{magnetd, repo, u};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../..")
-}
-
-fn magnetd() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_BIN_EXE_magnet-worker")).with_file_name("magnetd");
-    if p.is_file() {
-        return Some(p);
-    }
-    let msg = format!(
-        "{} is missing: build it with `cargo build -p magnet-chain` (cargo test --workspace does)",
-        p.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("skipping the devnet test: {msg}");
-    None
-}
-
-fn u(v: &Value) -> u128 {
-    v.as_u64()
-        .map(u128::from)
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(0)
-}
 
 fn tier_milli(tier: &str) -> u128 {
     match tier {
@@ -58,7 +30,9 @@ fn tier_milli(tier: &str) -> u128 {
 
 #[test]
 fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
-    let Some(magnetd) = magnetd() else { return };
+    let Some(magnetd) = magnetd("the devnet test") else {
+        return;
+    };
     // Kept on failure for the logs; removed at the end of a passing run.
     let dir = tempfile::tempdir().unwrap().keep();
     let out = dir.join("devnet");
