@@ -96,7 +96,8 @@ pub struct DevnetArgs {
     #[arg(long = "adversary", value_delimiter = ',', value_name = "KIND")]
     pub adversaries: Vec<String>,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
-    /// leader once it has announced; `member@R` kills, once round R is announced, the
+    /// leader once it has announced (or, if that leader carries a `--fault`, the first later
+    /// round's fault-free leader); `member@R` kills, once round R is announced, the
     /// highest-numbered live worker that is neither its leader nor carries a `--fault`.
     #[arg(long = "kill", hide = true)]
     pub kills: Vec<String>,
@@ -972,6 +973,7 @@ async fn drive(
         let round = height.saturating_sub(first_height) / a.blocks_per_round;
         // Kills.
         let mut fired = Vec::new();
+        let mut postponed = Vec::new();
         for (k, (who, r)) in kills.iter().enumerate() {
             let leader = || {
                 workers.iter().position(|w| {
@@ -982,7 +984,15 @@ async fn drive(
             };
             let target = match who {
                 KillWho::Worker(i) => (round >= *r && height >= first_height).then_some(*i),
-                KillWho::Leader => leader(),
+                // A leader that carries a `--fault` is spared (its fault is under test, and
+                // killing it would hide it): the kill moves to the next round's leader.
+                KillWho::Leader => match leader() {
+                    Some(l) if faults.contains_key(&l) => {
+                        postponed.push(k);
+                        None
+                    }
+                    l => l,
+                },
                 KillWho::Member => leader().and_then(|l| {
                     (0..workers.len())
                         .rev()
@@ -999,6 +1009,9 @@ async fn drive(
                 workers[i].child = None;
                 fired.push(k);
             }
+        }
+        for k in postponed {
+            kills[k].1 += 1;
         }
         for k in fired.into_iter().rev() {
             kills.remove(k);
