@@ -95,6 +95,15 @@ pub struct DevnetArgs {
     /// (docs/threat-model.md).
     #[arg(long = "adversary", value_delimiter = ',', value_name = "KIND")]
     pub adversaries: Vec<String>,
+    /// With `--adversary`: first run the same devnet with every adversary playing honest
+    /// (under OUT/baseline), then the adversarial one, and compare them in the report — what
+    /// each adversary's identities earned honestly, what honest nodes lost, and the merged
+    /// model's validation loss against the no-adversary run. Doubles the run time.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Internal: this run is `--baseline`'s honest twin.
+    #[arg(long, hide = true)]
+    pub honest_twin: bool,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
     /// leader once it has announced (or, if that leader carries a `--fault`, the first later
     /// round's fault-free leader); `member@R` kills, once round R is announced, the
@@ -110,36 +119,108 @@ const TIERS: [(&str, u128); 3] = [
 ];
 const MAG: u128 = 1_000_000;
 
-/// Tier and bond of worker `i`: honest workers cycle through [`TIERS`]; adversaries (index ≥
-/// `honest`) are all `gpu_compute`, so each compares with an honest node of its tier.
-fn tier_of(i: usize, honest: usize) -> (&'static str, u128) {
-    if i >= honest {
-        TIERS[1]
-    } else {
-        TIERS[i % TIERS.len()]
-    }
+/// Identities a `sybil` adversary splits one bond over.
+pub const SYBIL_SPLIT: usize = 4;
+
+/// One worker process the devnet starts: its tier, bond, the fault its daemon plays and the
+/// role the report files it under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Registry tier.
+    pub tier: &'static str,
+    /// Bond (umag).
+    pub bond: u128,
+    /// `none`, a `--fault` or an adversary kind: what the daemon plays.
+    pub fault: String,
+    /// `honest`, an adversary kind, or `unsplit` (the sybil group's honest counterpart).
+    pub role: String,
 }
+
+/// The devnet's workers: `honest` workers cycling through [`TIERS`], then per adversary kind
+/// its workers — one `gpu_compute` worker with the tier's bond, except `sybil`, which is
+/// [`SYBIL_SPLIT`] `cpu_only` identities of the tier's minimum bond each (one machine's work
+/// split four ways) plus one honest `cpu_only` worker holding their whole bond in one
+/// identity (`unsplit`), the node the split must not beat. With `twin`, every adversary plays
+/// honest (`--baseline`'s no-adversary run with the same identities).
+pub fn plan_slots(honest: usize, adversaries: &[String], twin: bool) -> Vec<Slot> {
+    let mut v: Vec<Slot> = (0..honest)
+        .map(|i| Slot {
+            tier: TIERS[i % TIERS.len()].0,
+            bond: TIERS[i % TIERS.len()].1,
+            fault: "none".into(),
+            role: "honest".into(),
+        })
+        .collect();
+    let fault = |k: &str| {
+        if twin {
+            "none".to_string()
+        } else {
+            k.to_string()
+        }
+    };
+    for k in adversaries {
+        if k == "sybil" {
+            let (tier, bond) = TIERS[2];
+            for _ in 0..SYBIL_SPLIT {
+                v.push(Slot {
+                    tier,
+                    bond,
+                    fault: fault(k),
+                    role: k.clone(),
+                });
+            }
+            v.push(Slot {
+                tier,
+                bond: bond * SYBIL_SPLIT as u128,
+                fault: "none".into(),
+                role: "unsplit".into(),
+            });
+        } else {
+            v.push(Slot {
+                tier: TIERS[1].0,
+                bond: TIERS[1].1,
+                fault: fault(k),
+                role: k.clone(),
+            });
+        }
+    }
+    v
+}
+
+/// The worker a `collude` adversary scores high: the first worker of another adversary kind,
+/// else worker 0.
+pub fn collude_partner(slots: &[Slot], colluder: usize) -> usize {
+    slots
+        .iter()
+        .position(|s| ADVERSARIES.contains(&s.role.as_str()) && s.role != "collude")
+        .filter(|&i| i != colluder)
+        .unwrap_or(0)
+}
+
 const CHAIN_ID: &str = "magnet-devnet-1";
-/// Adversary kinds `--adversary` knows. `evalfit`, `sybil` and `collude` (issue 16) are not
-/// implemented yet: the rules that would stop them are listed as open in docs/threat-model.md.
-pub const ADVERSARIES: [&str; 4] = ["copycat", "inflate", "hijack", "lazy"];
+/// Adversary kinds `--adversary` knows. `evalfit` (issue 16) is not implemented yet: the rule
+/// that would stop it is listed as open in docs/threat-model.md.
+pub const ADVERSARIES: [&str; 6] = ["copycat", "inflate", "hijack", "lazy", "sybil", "collude"];
 
 fn parse_adversaries(v: &[String]) -> Result<Vec<String>> {
-    v.iter()
-        .map(|k| {
-            let k = k.trim();
-            if ADVERSARIES.contains(&k) {
-                Ok(k.to_string())
-            } else if ["evalfit", "sybil", "collude"].contains(&k) {
-                bail!(
-                    "--adversary {k}: not implemented yet (the rule that would stop it is still \
-                     open: see docs/threat-model.md); use one of {ADVERSARIES:?}"
-                )
-            } else {
-                bail!("--adversary {k:?}: use one of {ADVERSARIES:?}")
+    let mut seen = Vec::new();
+    for k in v {
+        let k = k.trim();
+        if ADVERSARIES.contains(&k) {
+            if seen.iter().any(|s| s == k) {
+                bail!("--adversary {k} is listed twice: each kind adds its workers once");
             }
-        })
-        .collect()
+            seen.push(k.to_string());
+        } else if ["evalfit"].contains(&k) {
+            bail!(
+                "--adversary {k}: not implemented yet (the rule that would stop it is still \
+                 open: see docs/threat-model.md); use one of {ADVERSARIES:?}"
+            )
+        } else {
+            bail!("--adversary {k:?}: use one of {ADVERSARIES:?}")
+        }
+    }
+    Ok(seen)
 }
 
 /// Seconds of each window after the commit window (reveal, evaluator commit and reveal,
@@ -156,6 +237,10 @@ struct Worker {
     node_id: String,
     /// `none`, a `--fault` or an `--adversary` kind.
     fault: String,
+    /// Report role: `honest`, an adversary kind or `unsplit`.
+    role: String,
+    /// Bond (umag).
+    bond: u128,
     child: Option<Child>,
 }
 
@@ -357,71 +442,174 @@ pub struct Report {
     /// The single-worker reference: the first worker trained alone for as many inner steps
     /// as the merged lineage holds (`merged rounds × H`).
     pub solo: Option<SoloRow>,
-    /// One row per `--adversary` worker.
+    /// One row per `--adversary` kind.
     pub adversaries: Vec<AdversaryRow>,
+    /// Against the `--baseline` run, when there was one.
+    pub baseline: Option<BaselineComparison>,
 }
 
 /// What one adversary earned and lost, against honest play.
 #[derive(Clone, Debug, Serialize)]
 pub struct AdversaryRow {
-    /// Kind (`copycat`, `inflate`, `hijack`, `lazy`).
+    /// Kind (one of [`ADVERSARIES`]).
     pub kind: String,
-    /// Moniker.
+    /// Moniker(s), `+`-joined for a sybil group.
     pub moniker: String,
     /// Reward for work + evaluator pay (umag).
     pub earned: u128,
     /// Slashed (umag).
     pub slashed: u128,
-    /// What an honest node of the same tier netted in this run (mean; umag).
+    /// What the same work would have netted played honestly (umag; see `reference_basis`).
     pub honest_reference: i128,
+    /// Where `honest_reference` comes from.
+    pub reference_basis: String,
     /// `earned − slashed − honest_reference`: the attack's net gain over honest play.
     pub net_gain: i128,
     /// Times it recorded a round on chain / times the chain refused (hijack).
     pub records_tried: u64,
     /// Refused records.
     pub records_refused: u64,
+    /// `collude`: evaluator slots it was drawn for on its partner's work, over the settled
+    /// epochs (0: the collusion never had a chance to act).
+    pub partner_slots: u64,
 }
 
-/// One row per adversary worker: its take against the mean net of honest workers of its tier
-/// (all honest workers when none shares its tier).
+/// What a node netted: reward for work + evaluator pay − slashes (umag).
+pub fn net_of(n: &NodeRow) -> i128 {
+    let slashed: u128 = n.slashes.iter().map(|(_, a)| *a).sum();
+    (n.reward + n.evaluator_pay) as i128 - slashed as i128
+}
+
+/// One row per adversary kind (a `sybil` group's identities summed into one row). Its honest
+/// reference: for `sybil`, what the run's `unsplit` node (the same bond in one identity)
+/// netted; otherwise, with a `baseline` run, what the same identities netted there playing
+/// honest; without one, the mean net of this run's honest workers of its tier (all honest
+/// workers when none shares its tier).
 pub fn adversary_rows(
     nodes: &[NodeRow],
     hijacks: &BTreeMap<String, (u64, u64)>,
+    baseline: Option<&[NodeRow]>,
 ) -> Vec<AdversaryRow> {
-    let net = |n: &NodeRow| -> i128 {
-        let slashed: u128 = n.slashes.iter().map(|(_, a)| *a).sum();
-        (n.reward + n.evaluator_pay) as i128 - slashed as i128
-    };
-    let honest: Vec<&NodeRow> = nodes.iter().filter(|n| n.fault == "none").collect();
-    nodes
-        .iter()
-        .filter(|n| ADVERSARIES.contains(&n.fault.as_str()))
-        .map(|n| {
-            let same: Vec<&&NodeRow> = honest.iter().filter(|h| h.tier == n.tier).collect();
-            let pool: Vec<i128> = if same.is_empty() {
-                honest.iter().map(|h| net(h)).collect()
-            } else {
-                same.iter().map(|h| net(h)).collect()
+    let honest: Vec<&NodeRow> = nodes.iter().filter(|n| n.role == "honest").collect();
+    let mut kinds: Vec<&str> = Vec::new();
+    for n in nodes {
+        if ADVERSARIES.contains(&n.role.as_str()) && !kinds.contains(&n.role.as_str()) {
+            kinds.push(&n.role);
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let group: Vec<&NodeRow> = nodes.iter().filter(|n| n.role == kind).collect();
+            let tier = group.first().map(|n| n.tier.clone()).unwrap_or_default();
+            let unsplit = nodes.iter().find(|n| n.role == "unsplit");
+            let twins: Option<Vec<&NodeRow>> = baseline.map(|b| {
+                b.iter()
+                    .filter(|t| group.iter().any(|n| n.moniker == t.moniker))
+                    .collect()
+            });
+            let (reference, basis) = match (kind, unsplit, twins) {
+                ("sybil", Some(u), _) => (net_of(u), format!("{} (unsplit, same bond)", u.moniker)),
+                (_, _, Some(t)) if t.len() == group.len() => (
+                    t.iter().map(|n| net_of(n)).sum(),
+                    "the same identities, honest, in the baseline run".to_string(),
+                ),
+                _ => {
+                    let same: Vec<&&NodeRow> = honest.iter().filter(|h| h.tier == tier).collect();
+                    let pool: Vec<i128> = if same.is_empty() {
+                        honest.iter().map(|h| net_of(h)).collect()
+                    } else {
+                        same.iter().map(|h| net_of(h)).collect()
+                    };
+                    let mean = if pool.is_empty() {
+                        0
+                    } else {
+                        pool.iter().sum::<i128>() / pool.len() as i128
+                    };
+                    (
+                        mean * group.len() as i128,
+                        format!("mean honest {tier} node in this run"),
+                    )
+                }
             };
-            let reference = if pool.is_empty() {
-                0
-            } else {
-                pool.iter().sum::<i128>() / pool.len() as i128
-            };
-            let slashed: u128 = n.slashes.iter().map(|(_, a)| *a).sum();
-            let (tried, refused) = hijacks.get(&n.moniker).copied().unwrap_or((0, 0));
+            let earned: u128 = group.iter().map(|n| n.reward + n.evaluator_pay).sum();
+            let slashed: u128 = group
+                .iter()
+                .flat_map(|n| n.slashes.iter().map(|(_, a)| *a))
+                .sum();
+            let (tried, refused) = group
+                .iter()
+                .filter_map(|n| hijacks.get(&n.moniker))
+                .fold((0, 0), |(t, r), (a, b)| (t + a, r + b));
+            let net: i128 = group.iter().map(|n| net_of(n)).sum();
             AdversaryRow {
-                kind: n.fault.clone(),
-                moniker: n.moniker.clone(),
-                earned: n.reward + n.evaluator_pay,
+                kind: kind.to_string(),
+                moniker: group
+                    .iter()
+                    .map(|n| n.moniker.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                earned,
                 slashed,
                 honest_reference: reference,
-                net_gain: net(n) - reference,
+                reference_basis: basis,
+                net_gain: net - reference,
                 records_tried: tried,
                 records_refused: refused,
+                partner_slots: 0,
             }
         })
         .collect()
+}
+
+/// The adversarial run against its `--baseline` twin.
+#[derive(Clone, Debug, Serialize)]
+pub struct BaselineComparison {
+    /// The last merged model's validation loss without adversaries.
+    pub merged_val_loss_baseline: Option<f64>,
+    /// ... and with them.
+    pub merged_val_loss: Option<f64>,
+    /// What the honest workers netted together without adversaries (umag).
+    pub honest_net_baseline: i128,
+    /// ... and with them.
+    pub honest_net: i128,
+}
+
+impl BaselineComparison {
+    /// Compares the two runs' honest workers and last merged models.
+    pub fn new(baseline: &Report, run: &Report) -> Self {
+        let last = |r: &Report| r.rounds.iter().rev().find_map(|x| x.merged_val_loss);
+        let honest = |r: &Report| -> i128 {
+            r.nodes
+                .iter()
+                .filter(|n| n.role == "honest")
+                .map(net_of)
+                .sum()
+        };
+        BaselineComparison {
+            merged_val_loss_baseline: last(baseline),
+            merged_val_loss: last(run),
+            honest_net_baseline: honest(baseline),
+            honest_net: honest(run),
+        }
+    }
+
+    /// Honest workers' loss to the adversaries, in % of their no-adversary net (negative: they
+    /// gained).
+    pub fn honest_loss_pct(&self) -> Option<f64> {
+        (self.honest_net_baseline > 0).then(|| {
+            100.0 * (self.honest_net_baseline - self.honest_net) as f64
+                / self.honest_net_baseline as f64
+        })
+    }
+
+    /// The merged model's validation loss against the no-adversary run, in % (positive: worse).
+    pub fn val_loss_change_pct(&self) -> Option<f64> {
+        match (self.merged_val_loss, self.merged_val_loss_baseline) {
+            (Some(a), Some(b)) if b > 0.0 => Some(100.0 * (a / b - 1.0)),
+            _ => None,
+        }
+    }
 }
 
 /// One worker trained alone (`magnet-worker solo`).
@@ -475,6 +663,10 @@ pub struct NodeRow {
     pub slashes: Vec<(String, u128)>,
     /// `none`, a fault, or an adversary kind.
     pub fault: String,
+    /// `honest`, a fault, an adversary kind, or `unsplit`.
+    pub role: String,
+    /// Bond (umag).
+    pub bond: u128,
 }
 
 /// One settled epoch.
@@ -511,13 +703,16 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     if a.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    let asked = a.clone();
     // Adversaries are extra workers with a fault, after the honest ones.
     let adversaries = parse_adversaries(&a.adversaries)?;
-    let honest = a.workers;
-    for (k, kind) in adversaries.iter().enumerate() {
-        a.faults.push(format!("{}:{kind}", honest + k));
+    let slots = plan_slots(a.workers, &adversaries, a.honest_twin);
+    for (i, s) in slots.iter().enumerate().skip(a.workers) {
+        if s.fault != "none" {
+            a.faults.push(format!("{i}:{}", s.fault));
+        }
     }
-    a.workers += adversaries.len();
+    a.workers = slots.len();
     if a.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -536,6 +731,22 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     }
     std::fs::create_dir_all(out.join("data"))?;
     let out = std::fs::canonicalize(out)?;
+    let baseline = if a.baseline && !adversaries.is_empty() {
+        let mut b = asked.clone();
+        b.baseline = false;
+        b.honest_twin = true;
+        b.exit_when_done = true;
+        b.force = true;
+        b.out = out.join("baseline");
+        eprintln!(
+            "devnet: the no-adversary baseline first (the same identities, every adversary \
+             playing honest) under {}",
+            b.out.display()
+        );
+        Some(run(b, magnetd).context("the --baseline run")?)
+    } else {
+        None
+    };
     let corpus_src = a
         .corpus
         .clone()
@@ -589,8 +800,8 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     // Workers' homes and keys.
     let total_rounds_estimate = (a.epochs + 1) * a.epoch_secs / a.blocks_per_round.max(1) + 2;
     let mut workers = Vec::new();
-    for i in 0..a.workers {
-        let (tier, _) = tier_of(i, honest);
+    for (i, slot) in slots.iter().enumerate() {
+        let tier = slot.tier;
         let home = out.join(format!("w{i}"));
         let fault = faults.get(&i).cloned().unwrap_or_else(|| "none".into());
         let s = run_cmd(
@@ -633,10 +844,16 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             node: r["node_address"].as_str().unwrap_or_default().to_string(),
             node_id: r["node_id"].as_str().unwrap_or_default().to_string(),
             fault: fault.clone(),
+            role: if fault == "none" || slot.role != "honest" {
+                slot.role.clone()
+            } else {
+                fault.clone()
+            },
+            bond: slot.bond,
             child: None,
         });
         let node_addr = r["node_address"].as_str().unwrap_or_default().to_string();
-        let (_, bond) = tier_of(i, honest);
+        let bond = slot.bond;
         md(&[
             "genesis",
             "add-account",
@@ -649,6 +866,28 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             &node_addr,
             &format!("{}umag", MAG),
         ])?;
+    }
+    // A colluding evaluator's partner.
+    for (i, w) in workers.iter().enumerate() {
+        if w.fault == "collude" {
+            let partner = &workers[collude_partner(&slots, i)];
+            let p = w.home.join("worker.toml");
+            let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
+            let dev = t
+                .entry("dev")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(d) = dev.as_table_mut() {
+                d.insert(
+                    "partner".into(),
+                    toml::Value::String(partner.operator.clone()),
+                );
+            }
+            std::fs::write(&p, toml::to_string_pretty(&t)?)?;
+            eprintln!(
+                "devnet: {} colludes with {} (scores its work at the top)",
+                w.moniker, partner.moniker
+            );
+        }
     }
     eprintln!("devnet: computing the job's base checkpoint");
     let hashes: Value = serde_json::from_str(&run_cmd(
@@ -746,6 +985,7 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         eval,
         training,
         &mut kills,
+        baseline.as_ref(),
     ));
     let report = match res {
         Ok(r) => r,
@@ -796,6 +1036,7 @@ async fn drive(
     eval: &str,
     mut training: magnet_jobs::state::TrainingSpec,
     kills: &mut Vec<(KillWho, u64)>,
+    baseline: Option<&Report>,
 ) -> Result<Report> {
     let faults = parse_faults(&a.faults, workers.len())?;
     let c = ChainClient::new(rpc_url)?;
@@ -817,10 +1058,7 @@ async fn drive(
     // Register, then create the job with round 0 scheduled a few blocks ahead, and start the
     // workers.
     for w in workers.iter() {
-        let bond = TIERS
-            .iter()
-            .find(|(t, _)| *t == w.tier)
-            .map_or(TIERS[1].1, |(_, b)| *b);
+        let bond = w.bond;
         // `join` is idempotent (it returns the existing registration), so a join that failed
         // on a slow node (inclusion timeout, a dropped RPC connection) is simply run again.
         let mut attempt = 1;
@@ -1070,6 +1308,15 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     let mut report = build_report(&c, job, workers, &wanted).await?;
+    if let Some(b) = baseline {
+        let hijacks: BTreeMap<String, (u64, u64)> = report
+            .adversaries
+            .iter()
+            .map(|r| (r.moniker.clone(), (r.records_tried, r.records_refused)))
+            .collect();
+        report.adversaries = adversary_rows(&report.nodes, &hijacks, Some(&b.nodes));
+        report.baseline = Some(BaselineComparison::new(b, &report));
+    }
     report.killed = killed;
     report.solo = solo_reference(worker_bin, &workers[0], &report, a.inner_steps)?;
     write_report(out, &report, workers)?;
@@ -1238,6 +1485,8 @@ async fn build_report(
                 .map(|s| (s["offence"].to_string(), u(&s["amount"])))
                 .collect(),
             fault: w.fault.clone(),
+            role: w.role.clone(),
+            bond: w.bond,
         });
     }
     let hijacks: BTreeMap<String, (u64, u64)> = workers
@@ -1251,7 +1500,35 @@ async fn build_report(
             (w.moniker.clone(), (lines.len() as u64, refused))
         })
         .collect();
-    let adversaries = adversary_rows(&nodes, &hijacks);
+    let mut adversaries = adversary_rows(&nodes, &hijacks, None);
+    // How often each colluder sat on its partner's panel.
+    for w in workers.iter().filter(|w| w.fault == "collude") {
+        let t: toml::Table = std::fs::read_to_string(w.home.join("worker.toml"))?.parse()?;
+        let partner = t
+            .get("dev")
+            .and_then(|d| d.get("partner"))
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut slots = 0;
+        for e in &epochs {
+            let a = q(
+                c,
+                "/magnet.contrib.v1/assignments",
+                &format!("{}/{job}/{partner}", e.epoch),
+            )
+            .await
+            .unwrap_or(Value::Null);
+            for x in a.as_array().into_iter().flatten() {
+                if x[0].as_str() == Some(w.operator.as_str()) {
+                    slots += x[1]["slots"].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        for r in adversaries.iter_mut().filter(|r| r.moniker == w.moniker) {
+            r.partner_slots = slots;
+        }
+    }
     Ok(Report {
         chain_id: CHAIN_ID.into(),
         job,
@@ -1261,6 +1538,7 @@ async fn build_report(
         killed: Vec::new(),
         solo: None,
         adversaries,
+        baseline: None,
     })
 }
 
@@ -1360,39 +1638,7 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
         ));
     }
     if !r.adversaries.is_empty() {
-        let paid: u128 = r.nodes.iter().map(|n| n.reward).sum();
-        let taken: u128 = r
-            .nodes
-            .iter()
-            .filter(|n| ADVERSARIES.contains(&n.fault.as_str()))
-            .map(|n| n.reward)
-            .sum();
-        let beyond: i128 = r.adversaries.iter().map(|a| a.net_gain.max(0)).sum();
-        md.push_str(&format!(
-            "\n## Adversaries\n\nEach adversary is a `gpu_compute` worker; its honest reference \
-             is the mean of what the honest workers of its tier netted in this run (reward + \
-             evaluator pay − slashes). Target: net gain ≤ 0 (docs/threat-model.md). \
-             Rewards for work paid to adversary workers: {taken} of {paid} umag ({:.2} %; \
-             only their own accepted Δs earn — the hijacker trains honestly between its refused \
-             records); taken beyond honest play: {beyond} umag.\n\n\
-             | kind | node | earned (umag) | slashed (umag) | honest reference (umag) | net gain vs honest (umag) | target met | own round records (refused/tried) |\n\
-             |---|---|---|---|---|---|---|---|\n",
-            if paid == 0 { 0.0 } else { 100.0 * taken as f64 / paid as f64 }
-        ));
-        for a in &r.adversaries {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {}/{} |\n",
-                a.kind,
-                a.moniker,
-                a.earned,
-                a.slashed,
-                a.honest_reference,
-                a.net_gain,
-                if a.net_gain <= 0 { "yes" } else { "NO" },
-                a.records_refused,
-                a.records_tried
-            ));
-        }
+        md.push_str(&adversary_section(r));
     }
     md.push_str("\n## Settlements\n\n| epoch | contributor pool | paid | dust (community pool) | paid + dust = pool |\n|---|---|---|---|---|\n");
     for e in &r.epochs {
@@ -1412,6 +1658,74 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     md.push_str("\n![loss](loss.png)\n");
     std::fs::write(out.join("report.md"), md)?;
     plot(out, r, workers)
+}
+
+/// The report's "Adversaries" section: the per-kind table and, with `--baseline`, the
+/// comparison with the no-adversary run.
+fn adversary_section(r: &Report) -> String {
+    let paid: u128 = r.nodes.iter().map(|n| n.reward).sum();
+    let taken: u128 = r
+        .nodes
+        .iter()
+        .filter(|n| ADVERSARIES.contains(&n.role.as_str()))
+        .map(|n| n.reward)
+        .sum();
+    let beyond: i128 = r.adversaries.iter().map(|a| a.net_gain.max(0)).sum();
+    let mut md = format!(
+        "\n## Adversaries\n\nEach adversary is a `gpu_compute` worker, except `sybil`: {SYBIL_SPLIT} \
+         `cpu_only` identities of the tier's minimum bond, each training a quarter of the inner \
+         steps (one machine split {SYBIL_SPLIT} ways), against `unsplit`, one honest `cpu_only` \
+         node holding their whole bond. `collude` scores its partner's work at the top. Net = \
+         reward + evaluator pay − slashes; each row's honest reference is named. Target: net \
+         gain ≤ 0 (docs/threat-model.md). Rewards for work paid to adversary workers: {taken} \
+         of {paid} umag ({:.2} %; only their own accepted Δs earn); taken beyond honest play: \
+         {beyond} umag.\n\n\
+         | kind | node(s) | earned (umag) | slashed (umag) | honest reference (umag) | reference | net gain vs honest (umag) | target met | notes |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        if paid == 0 {
+            0.0
+        } else {
+            100.0 * taken as f64 / paid as f64
+        }
+    );
+    for a in &r.adversaries {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            a.kind,
+            a.moniker,
+            a.earned,
+            a.slashed,
+            a.honest_reference,
+            a.reference_basis,
+            a.net_gain,
+            if a.net_gain <= 0 { "yes" } else { "NO" },
+            match a.kind.as_str() {
+                "hijack" => format!(
+                    "{}/{} own round records refused",
+                    a.records_refused, a.records_tried
+                ),
+                "collude" => format!("{} evaluator slots on its partner's work", a.partner_slots),
+                _ => String::new(),
+            }
+        ));
+    }
+    if let Some(b) = &r.baseline {
+        let pct = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:+.2} %"));
+        let loss = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.4}"));
+        md.push_str(&format!(
+            "\n### Against the no-adversary run (`--baseline`)\n\n\
+             | measure | no adversaries | with adversaries | change | target |\n|---|---|---|---|---|\n\
+             | honest workers' net (umag) | {} | {} | {} loss | ≤ 5 % |\n\
+             | last merged model's validation loss | {} | {} | {} | within 2 % |\n",
+            b.honest_net_baseline,
+            b.honest_net,
+            pct(b.honest_loss_pct()),
+            loss(b.merged_val_loss_baseline),
+            loss(b.merged_val_loss),
+            pct(b.val_loss_change_pct()),
+        ));
+    }
+    md
 }
 
 fn plot(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
@@ -1520,6 +1834,113 @@ mod tests {
         for bad in ["leader", "9@1", "a@b"] {
             assert!(parse_kills(&[bad.into()], 3).is_err(), "{bad}");
         }
+    }
+
+    fn node(m: &str, role: &str, tier: &str, reward: u128, slashed: u128) -> NodeRow {
+        NodeRow {
+            moniker: m.into(),
+            node_id: String::new(),
+            operator: format!("op-{m}"),
+            tier: tier.into(),
+            contributions: Vec::new(),
+            reward,
+            evaluator_pay: 0,
+            slashes: if slashed > 0 {
+                vec![("\"evaluator_deviation\"".into(), slashed)]
+            } else {
+                Vec::new()
+            },
+            fault: role.into(),
+            role: role.into(),
+            bond: 0,
+        }
+    }
+
+    #[test]
+    fn a_sybil_adversary_is_four_quarter_identities_beside_one_unsplit_node() {
+        let s = plan_slots(3, &["collude".into(), "sybil".into()], false);
+        assert_eq!(s.len(), 3 + 1 + SYBIL_SPLIT + 1);
+        let sybils: Vec<&Slot> = s.iter().filter(|x| x.role == "sybil").collect();
+        assert_eq!(sybils.len(), SYBIL_SPLIT);
+        let unsplit = s.iter().find(|x| x.role == "unsplit").unwrap();
+        assert_eq!(unsplit.fault, "none", "the unsplit node plays honest");
+        assert_eq!(
+            sybils.iter().map(|x| x.bond).sum::<u128>(),
+            unsplit.bond,
+            "the split and the unsplit node hold the same bond"
+        );
+        assert!(sybils.iter().all(|x| x.tier == unsplit.tier));
+        // The colluder's partner is the first worker of another adversary kind.
+        assert_eq!(collude_partner(&s, 3), 4);
+        assert_eq!(
+            collude_partner(&plan_slots(2, &["collude".into()], false), 2),
+            0
+        );
+        // The honest twin keeps the identities and plays honest.
+        let twin = plan_slots(3, &["collude".into(), "sybil".into()], true);
+        assert_eq!(twin.len(), s.len());
+        assert!(twin.iter().all(|x| x.fault == "none"));
+        assert!(parse_adversaries(&["sybil".into(), "sybil".into()]).is_err());
+        assert!(parse_adversaries(&["evil".into()]).is_err());
+    }
+
+    #[test]
+    fn adversary_rows_sum_a_sybil_group_against_its_unsplit_node_and_use_the_baseline_twins() {
+        let nodes = vec![
+            node("w0", "honest", "gpu_compute", 100, 0),
+            node("w1", "collude", "gpu_compute", 90, 40),
+            node("w2", "sybil", "cpu_only", 10, 0),
+            node("w3", "sybil", "cpu_only", 12, 0),
+            node("w4", "unsplit", "cpu_only", 30, 0),
+        ];
+        let rows = adversary_rows(&nodes, &BTreeMap::new(), None);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].kind, "collude");
+        assert_eq!(
+            rows[0].honest_reference, 100,
+            "mean honest node of its tier"
+        );
+        assert_eq!(rows[0].net_gain, 90 - 40 - 100);
+        assert_eq!(rows[1].moniker, "w2+w3");
+        assert_eq!(rows[1].earned, 22);
+        assert_eq!(rows[1].honest_reference, 30, "the unsplit node");
+        assert_eq!(rows[1].net_gain, 22 - 30);
+        // With a baseline run, the same identities' honest net is the reference.
+        let twins = vec![node("w1", "collude", "gpu_compute", 70, 0)];
+        let rows = adversary_rows(&nodes, &BTreeMap::new(), Some(&twins));
+        assert_eq!(rows[0].honest_reference, 70);
+        assert_eq!(rows[0].net_gain, 50 - 70);
+    }
+
+    #[test]
+    fn the_baseline_comparison_reports_honest_loss_and_val_loss_change() {
+        let report = |honest: u128, loss: f64| Report {
+            chain_id: String::new(),
+            job: 0,
+            rounds: vec![RoundRow {
+                round: 0,
+                leader: String::new(),
+                accepted: Vec::new(),
+                rejected: Vec::new(),
+                upload_bytes: 0,
+                merged_val_loss: Some(loss),
+                mean_local_val_loss: None,
+            }],
+            nodes: vec![
+                node("w0", "honest", "gpu_compute", honest, 0),
+                node("w1", "lazy", "gpu_compute", 5, 0),
+            ],
+            epochs: Vec::new(),
+            killed: Vec::new(),
+            solo: None,
+            adversaries: Vec::new(),
+            baseline: None,
+        };
+        let b = BaselineComparison::new(&report(200, 4.0), &report(190, 4.04));
+        assert_eq!(b.honest_net_baseline, 200);
+        assert_eq!(b.honest_net, 190);
+        assert!((b.honest_loss_pct().unwrap() - 5.0).abs() < 1e-9);
+        assert!((b.val_loss_change_pct().unwrap() - 1.0).abs() < 1e-9);
     }
 
     #[test]

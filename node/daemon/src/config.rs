@@ -245,11 +245,18 @@ pub enum Fault {
     /// Adversary: name another node's accepted Δs as its own work (the chain must refuse the
     /// reveal).
     Copycat,
+    /// Adversary: one of several identities that split one bond and one machine — it trains
+    /// ⌈H/4⌉ inner steps per round (a quarter of the hardware) and claims them honestly, so the
+    /// split earns only if splitting itself pays.
+    Sybil,
+    /// Adversary: an evaluator that scores every contribution of its partner (`dev.partner`) at
+    /// the highest quality; the median and the deviation slash must make it lose.
+    Collude,
 }
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`.
+    /// `copycat`, `sybil`, `collude`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -259,6 +266,8 @@ impl Fault {
             "lazy" => Fault::Lazy,
             "hijack" => Fault::Hijack,
             "copycat" => Fault::Copycat,
+            "sybil" => Fault::Sybil,
+            "collude" => Fault::Collude,
             _ => return None,
         })
     }
@@ -270,6 +279,9 @@ impl Fault {
 pub struct DevSection {
     /// The fault to play.
     pub fault: Fault,
+    /// The `collude` fault's partner: the operator address whose work it scores high (empty:
+    /// none).
+    pub partner: String,
 }
 
 impl Default for Config {
@@ -339,7 +351,10 @@ impl Default for JobSection {
 
 impl Default for DevSection {
     fn default() -> Self {
-        DevSection { fault: Fault::None }
+        DevSection {
+            fault: Fault::None,
+            partner: String::new(),
+        }
     }
 }
 

@@ -511,6 +511,19 @@ async fn evaluate(sh: &Arc<Shared>, hash: &str, contributor_node: Option<String>
     Ok(score)
 }
 
+/// The highest score an evaluator can commit (the fixed-point clamp of [`crate::engine::score`]).
+pub const SCORE_MAX: i64 = 1_000_000_000;
+
+/// The score this evaluator commits for `contributor`'s work: what it measured — or, for the
+/// `collude` adversary, the highest score whenever the contributor is its partner.
+pub fn committed_score(dev: &crate::config::DevSection, contributor: &str, measured: i64) -> i64 {
+    if dev.fault == Fault::Collude && !dev.partner.is_empty() && dev.partner == contributor {
+        SCORE_MAX
+    } else {
+        measured
+    }
+}
+
 async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     let ep: EpochJson = sh
         .chain
@@ -554,7 +567,8 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
             Some(p) => p,
             None => {
                 let holder = sh.node_of_operator(&c.operator);
-                let score = evaluate(sh, &w.checkpoint_hash, holder).await?;
+                let measured = evaluate(sh, &w.checkpoint_hash, holder).await?;
+                let score = committed_score(&sh.cfg.dev, &c.operator, measured);
                 let p = PendingEval {
                     score,
                     nonce: hex::encode(nonce()),
@@ -790,6 +804,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(w.entries, vec![(2, [5u8; 32])]);
+    }
+
+    #[test]
+    fn a_colluding_evaluator_scores_only_its_partner_at_the_top() {
+        let mut dev = crate::config::DevSection::default();
+        assert_eq!(committed_score(&dev, "magnet1partner", 1_234), 1_234);
+        dev.partner = "magnet1partner".into();
+        assert_eq!(
+            committed_score(&dev, "magnet1partner", 1_234),
+            1_234,
+            "no fault, no collusion"
+        );
+        dev.fault = Fault::Collude;
+        assert_eq!(committed_score(&dev, "magnet1partner", 1_234), SCORE_MAX);
+        assert_eq!(committed_score(&dev, "magnet1other", 1_234), 1_234);
     }
 
     #[test]
