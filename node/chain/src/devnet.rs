@@ -90,9 +90,13 @@ pub struct DevnetArgs {
     /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
     /// ones, each a `gpu_compute` node with the tier's bond: `copycat` (claims other nodes'
     /// accepted Δs as its work), `inflate` (signs 100× its steps and tokens), `hijack` (records
-    /// the rounds it trained as if it led them), `lazy` (hands in zero Δs). The report gains a
-    /// table of what each earned and lost against an honest node of the same tier
-    /// (docs/threat-model.md).
+    /// the rounds it trained as if it led them), `lazy` (hands in zero Δs), `sybil` (four
+    /// `cpu_only` identities splitting one bond and one machine — each trains a quarter of the
+    /// inner steps — beside an honest `unsplit` node holding the same bond), `collude` (an
+    /// evaluator that scores its partner, the first other adversary or else worker 0, at the
+    /// top). The report gains a table of what each kind earned and lost against honest play
+    /// (docs/threat-model.md); add `--baseline` to compare with the same identities playing
+    /// honest.
     #[arg(long = "adversary", value_delimiter = ',', value_name = "KIND")]
     pub adversaries: Vec<String>,
     /// With `--adversary`: first run the same devnet with every adversary playing honest
