@@ -42,6 +42,7 @@
 //! claimed step count was actually trained (it is only bounded by the round).
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
+pub mod audit;
 pub mod error;
 pub mod handler;
 pub mod hooks;
@@ -112,6 +113,17 @@ impl Module for JobsModule {
             }),
             "/magnet.jobs.v1/election" => pair_of(data)
                 .and_then(|(id, r)| state::election(ctx.store, id, r).and_then(|e| json(&e))),
+            "/magnet.jobs.v1/audits" => {
+                let t = String::from_utf8_lossy(data);
+                let id = if t.trim().is_empty() {
+                    Ok(None)
+                } else {
+                    id_of(data).map(Some)
+                };
+                id.and_then(|id| state::audits(ctx.store, id).and_then(|a| json(&a)))
+            }
+            "/magnet.jobs.v1/audit" => pair_of(data)
+                .and_then(|(id, r)| state::audit(ctx.store, id, r).and_then(|a| json(&a))),
             _ => return None,
         })
     }

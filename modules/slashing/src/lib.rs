@@ -75,6 +75,23 @@ impl magnet_core::Slashing for SlashingModule {
     ) -> Result<u128, ModuleError> {
         Ok(handler::slash_node(ctx, operator, offence, evidence)?)
     }
+    fn slash_node_rewarding(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        offence: Offence,
+        evidence: &str,
+        beneficiary: &Address,
+        reward_ppm: u64,
+    ) -> Result<(u128, u128), ModuleError> {
+        Ok(handler::slash_node_rewarding(
+            ctx,
+            operator,
+            offence,
+            evidence,
+            Some((beneficiary, reward_ppm)),
+        )?)
+    }
     fn slash_escrow(
         &self,
         ctx: &mut Ctx,

@@ -477,6 +477,7 @@ mod tests {
                 tokens: 100,
                 signature: vec![1; 64],
                 weight_ppm: 1_000_000,
+                content_address: [9; 32],
             }],
             rejected: vec![(other, [9; 32], "nan".into())],
         };

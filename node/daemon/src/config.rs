@@ -245,11 +245,16 @@ pub enum Fault {
     /// Adversary: name another node's accepted Δs as its own work (the chain must refuse the
     /// reveal).
     Copycat,
+    /// Adversary (ADR 0089): as leader, serve and record a merged checkpoint that is not the
+    /// merge of the Δs its record lists (the merge is perturbed before hashing); the drawn
+    /// auditors must catch it, and the upheld challenge slashes it at 1.0 and rolls the head
+    /// back.
+    Fraud,
 }
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`.
+    /// `copycat`, `fraud`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -259,6 +264,7 @@ impl Fault {
             "lazy" => Fault::Lazy,
             "hijack" => Fault::Hijack,
             "copycat" => Fault::Copycat,
+            "fraud" => Fault::Fraud,
             _ => return None,
         })
     }

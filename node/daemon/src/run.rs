@@ -94,6 +94,15 @@ pub struct Shared {
     pub policy: MergePolicy,
     /// `epoch + 1` of the last epoch for which "nothing to claim" was logged (0: none).
     pub nothing_to_claim: std::sync::atomic::AtomicU64,
+    /// p2p content address of each Δ this node merged as leader, by (round, Δ hash): the round
+    /// record carries it so auditors can fetch every accepted Δ (ADR 0089).
+    pub content_addresses: std::sync::Mutex<BTreeMap<(u64, [u8; 32]), [u8; 32]>>,
+    /// Merge audits this node finished (job round → done), so each is checked once.
+    pub audits_done: std::sync::Mutex<BTreeMap<u64, crate::audit::Finding>>,
+    /// Rounds whose audit verdict this node has filed.
+    pub verdicts_filed: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    /// Fetch attempts of audits whose inputs were unavailable, by round.
+    pub audit_tries: std::sync::Mutex<BTreeMap<u64, u32>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -457,6 +466,9 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
             sh.sign(&mut own)?;
             signature = own.signature;
         }
+        if let (Some(id), Ok(mut m)) = (id, sh.content_addresses.lock()) {
+            m.insert((job.round, g.delta_hash.0), id);
+        }
         contributions.push(Contribution {
             node: g.node.clone(),
             declared_hash: g.delta_hash,
@@ -475,11 +487,20 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         leader: sh.me.clone(),
     };
     let policy = sh.policy;
-    let out = tokio::task::spawn_blocking(move || {
+    let mut out = tokio::task::spawn_blocking(move || {
         merge(&base, &contributions, &policy, &meta).map_err(|e| DaemonError::Diloco(e.to_string()))
     })
     .await
     .map_err(|e| DaemonError::State(format!("merge task: {e}")))??;
+    if sh.cfg.dev.fault == Fault::Fraud {
+        // The fraud adversary serves and records a checkpoint that is not the merge of the Δs
+        // its record lists; the drawn auditors must catch it (ADR 0089).
+        crate::audit::perturb(&mut out);
+        tracing::warn!(
+            round = job.round,
+            "fraud fault: recording a perturbed merge"
+        );
+    }
     let hash = out.checkpoint.hash();
     sh.net
         .put_local(&round::checkpoint_key(&hash), &out.checkpoint.to_bytes())?;
@@ -567,6 +588,10 @@ async fn hijack(sh: Arc<Shared>, mut signal: magnet_diloco::round::GradientReady
             tokens: signal.data_size,
             signature,
             weight_ppm: magnet_rounds::WEIGHT_SCALE_PPM,
+            content_address: hex::decode(&signal.content_address)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0u8; 32]),
         };
         let msg = magnet_jobs::msgs::record_round(
             &sh.keys.node.address(),
@@ -600,13 +625,20 @@ async fn record_round(sh: Arc<Shared>, record: magnet_diloco::RoundRecord) {
             .ok()
             .and_then(|p| p.node.parse().ok())
     };
-    let (accepted, rejected) = match round::record_entries(&record, node_account) {
+    let (mut accepted, rejected) = match round::record_entries(&record, node_account) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(round = record.round, "MsgRecordRound not sent: {e}");
             return;
         }
     };
+    if let Ok(m) = sh.content_addresses.lock() {
+        for a in &mut accepted {
+            if let Some(ca) = m.get(&(record.round, a.delta_hash)) {
+                a.content_address = *ca;
+            }
+        }
+    }
     let msg = magnet_jobs::msgs::record_round(
         &sh.keys.node.address(),
         sh.cfg.job.id,
@@ -794,7 +826,14 @@ async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
         .query("/magnet.jobs.v1/lineage", &sh.cfg.job.id.to_string())
         .await?;
     let Some(last) = lineage.rounds.last() else {
-        return Ok(None);
+        // No recorded round (none yet, or an upheld merge challenge rolled every round back):
+        // the head is the job's base checkpoint.
+        let job: JobJson = sh
+            .chain
+            .query("/magnet.jobs.v1/job", &sh.cfg.job.id.to_string())
+            .await?;
+        let head = Digest::from_hex(&job.head).map_err(|e| DaemonError::Chain(e.to_string()))?;
+        return Ok(Some((0, head)));
     };
     let hash =
         Digest::from_hex(&last.merged_hash).map_err(|e| DaemonError::Chain(e.to_string()))?;
@@ -955,6 +994,10 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         spec: spec.clone(),
         policy,
         nothing_to_claim: Default::default(),
+        content_addresses: Default::default(),
+        audits_done: Default::default(),
+        verdicts_filed: Default::default(),
+        audit_tries: Default::default(),
     });
     sh.refresh_peers().await?;
 
@@ -1003,6 +1046,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let mut wakes: Vec<u64> = Vec::new();
     perform(&sh, first, &tx, &mut reads, &mut wakes);
     let duty_running = Arc::new(AtomicBool::new(false));
+    let audit_running = Arc::new(AtomicBool::new(false));
     let beat_running = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -1090,6 +1134,15 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
                         if let Err(e) = crate::duties::run_duties(&sh).await {
                             sh.metrics.chain_errors.inc();
                             tracing::warn!("epoch duties: {e}");
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    });
+                }
+                if !audit_running.swap(true, Ordering::SeqCst) {
+                    let (sh, flag) = (sh.clone(), audit_running.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::audit::audit_tick(&sh).await {
+                            tracing::warn!("merge audit: {e}");
                         }
                         flag.store(false, Ordering::SeqCst);
                     });

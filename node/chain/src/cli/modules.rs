@@ -964,6 +964,9 @@ struct RecordAccepted {
     tokens: u64,
     signature: String,
     weight_ppm: u32,
+    /// p2p content address of the compressed Δ (hex; optional).
+    #[serde(default)]
+    content_address: String,
 }
 
 #[derive(serde::Deserialize, Debug)]
@@ -995,6 +998,11 @@ fn record_of(home: &Home, keyring: &KeyringArgs, f: &RecordFile) -> Result<Round
                 tokens: a.tokens,
                 signature,
                 weight_ppm: a.weight_ppm,
+                content_address: if a.content_address.is_empty() {
+                    [0u8; 32]
+                } else {
+                    hash32("accepted.content_address", &a.content_address)?
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
