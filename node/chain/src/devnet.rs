@@ -90,7 +90,9 @@ pub struct DevnetArgs {
     /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
     /// ones, each a `gpu_compute` node with the tier's bond: `copycat` (claims other nodes'
     /// accepted Δs as its work), `inflate` (signs 100× its steps and tokens), `hijack` (records
-    /// the rounds it trained as if it led them), `lazy` (hands in zero Δs). The report gains a
+    /// the rounds it trained as if it led them), `lazy` (hands in zero Δs), `fraud` (as
+    /// leader, records and serves a merge that is not the merge of its Δs; the drawn auditors
+    /// challenge it, ADR 0089). The report gains a
     /// table of what each earned and lost against an honest node of the same tier
     /// (docs/threat-model.md).
     #[arg(long = "adversary", value_delimiter = ',', value_name = "KIND")]
@@ -122,7 +124,7 @@ fn tier_of(i: usize, honest: usize) -> (&'static str, u128) {
 const CHAIN_ID: &str = "magnet-devnet-1";
 /// Adversary kinds `--adversary` knows. `evalfit`, `sybil` and `collude` (issue 16) are not
 /// implemented yet: the rules that would stop them are listed as open in docs/threat-model.md.
-pub const ADVERSARIES: [&str; 4] = ["copycat", "inflate", "hijack", "lazy"];
+pub const ADVERSARIES: [&str; 5] = ["copycat", "inflate", "hijack", "lazy", "fraud"];
 
 fn parse_adversaries(v: &[String]) -> Result<Vec<String>> {
     v.iter()
