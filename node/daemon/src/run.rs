@@ -39,6 +39,9 @@ use magnet_jobs::state::TrainingSpec;
 /// File (in the worker home) where every round this worker saw is logged as JSON lines.
 pub const ROUNDS_LOG: &str = "rounds.jsonl";
 
+/// p2p content address of each merged Δ, by (round, Δ hash).
+pub type ContentAddresses = BTreeMap<(u64, [u8; 32]), [u8; 32]>;
+
 /// Everything the spawned tasks share.
 pub struct Shared {
     /// Worker home.
@@ -96,7 +99,7 @@ pub struct Shared {
     pub nothing_to_claim: std::sync::atomic::AtomicU64,
     /// p2p content address of each Δ this node merged as leader, by (round, Δ hash): the round
     /// record carries it so auditors can fetch every accepted Δ (ADR 0089).
-    pub content_addresses: std::sync::Mutex<BTreeMap<(u64, [u8; 32]), [u8; 32]>>,
+    pub content_addresses: std::sync::Mutex<ContentAddresses>,
     /// Merge audits this node finished (job round → done), so each is checked once.
     pub audits_done: std::sync::Mutex<BTreeMap<u64, crate::audit::Finding>>,
     /// Rounds whose audit verdict this node has filed.
