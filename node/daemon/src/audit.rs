@@ -15,7 +15,8 @@
 //! * A round another node challenged → the auditor files its own verdict from its own check.
 //!
 //! Workers never delete Δs or checkpoints from their store, so everything a record names stays
-//! retrievable for (at least) the challenge window.
+//! retrievable for (at least) the challenge window: the producer holds its Δ, the leader keeps
+//! every Δ it merged (pushed or pulled), and an auditor keeps what it fetched.
 
 use std::sync::Arc;
 
@@ -29,8 +30,10 @@ use serde::Deserialize;
 use crate::run::Shared;
 use crate::{DaemonError, Result};
 
-/// Fetch attempts (one per duty tick) before missing inputs count as unavailable.
+/// Fetch attempts (one per duty poll) before missing inputs count as unavailable.
 pub const UNAVAILABLE_TRIES: u32 = 3;
+/// The duty polls the chain's audits at most this often.
+pub const POLL_MS: u64 = 2_000;
 
 /// What an auditor's re-check of one round found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,11 +256,28 @@ async fn audit_round(sh: &Arc<Shared>, r: &RoundJson) -> Result<Finding> {
             index: 0,
         };
         let mut bytes = sh.net.get_local(&key)?;
-        for holder in [a.node.as_str(), r.leader_node_id.as_str()] {
-            if bytes.is_some() || holder == sh.me.as_str() {
+        // Its producer, then the leader (who keeps every Δ it merged), then any other peer
+        // (auditors keep what they fetched).
+        let mut holders = vec![a.node.to_string(), r.leader_node_id.clone()];
+        if let Ok(p) = sh.net.peers.read() {
+            holders.extend(
+                p.keys()
+                    .filter(|k| !holders.contains(k))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for holder in &holders {
+            if bytes.is_some() {
+                break;
+            }
+            if holder == sh.me.as_str() {
                 continue;
             }
             bytes = sh.net.fetch(holder, &key, Some(id)).await.ok();
+            if let Some(b) = &bytes {
+                sh.net.put_local(&key, b)?;
+            }
         }
         let Some(b) = bytes else {
             return Ok(Finding::Unavailable(format!(
@@ -285,6 +305,12 @@ async fn audit_round(sh: &Arc<Shared>, r: &RoundJson) -> Result<Finding> {
 /// One auditor tick: for every open audit of this job this node was drawn for, re-check the
 /// round once and challenge it / give a verdict as the module docs say.
 pub async fn audit_tick(sh: &Arc<Shared>) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    let now = crate::run::now_ms();
+    if now.saturating_sub(sh.audit_polled_ms.load(Ordering::SeqCst)) < POLL_MS {
+        return Ok(());
+    }
+    sh.audit_polled_ms.store(now, Ordering::SeqCst);
     let job = sh.cfg.job.id;
     let audits: Vec<AuditJson> = sh
         .chain

@@ -106,6 +106,8 @@ pub struct Shared {
     pub verdicts_filed: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     /// Fetch attempts of audits whose inputs were unavailable, by round.
     pub audit_tries: std::sync::Mutex<BTreeMap<u64, u32>>,
+    /// When the auditor duty last polled the chain (ms since the epoch).
+    pub audit_polled_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -440,7 +442,14 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
                 };
                 let bytes = match sh.net.get_local(&key)? {
                     Some(b) => Some(b),
-                    None => sh.net.fetch(g.node.as_str(), &key, Some(id)).await.ok(),
+                    None => {
+                        let b = sh.net.fetch(g.node.as_str(), &key, Some(id)).await.ok();
+                        // Kept, so the round's auditors can fetch it from the leader too.
+                        if let Some(b) = &b {
+                            sh.net.put_local(&key, b)?;
+                        }
+                        b
+                    }
                 };
                 // A Δ that cannot be fetched or parsed enters the merge empty and is rejected
                 // there (wrong length), so the record names it.
@@ -829,8 +838,16 @@ async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
         .query("/magnet.jobs.v1/lineage", &sh.cfg.job.id.to_string())
         .await?;
     let Some(last) = lineage.rounds.last() else {
-        // No recorded round (none yet, or an upheld merge challenge rolled every round back):
-        // the head is the job's base checkpoint.
+        // No recorded round: none yet (then the machine's base is right, or round 0's record
+        // is still on its way), or an upheld merge challenge rolled every round back (ADR
+        // 0089) — then the head is the job's base checkpoint again.
+        let audits: Vec<crate::audit::AuditJson> = sh
+            .chain
+            .query("/magnet.jobs.v1/audits", &sh.cfg.job.id.to_string())
+            .await?;
+        if !audits.iter().any(|a| a.outcome == "upheld") {
+            return Ok(None);
+        }
         let job: JobJson = sh
             .chain
             .query("/magnet.jobs.v1/job", &sh.cfg.job.id.to_string())
@@ -1001,6 +1018,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         audits_done: Default::default(),
         verdicts_filed: Default::default(),
         audit_tries: Default::default(),
+        audit_polled_ms: Default::default(),
     });
     sh.refresh_peers().await?;
 
