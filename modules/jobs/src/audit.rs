@@ -399,10 +399,12 @@ fn unhex32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Rolls job `job`'s lineage back to the base of round `round`: that round and every later
-/// recorded round leave the lineage — their records, their Δ index entries (so no contribution
-/// can name them from now on), their lineage positions and the lineage shares they added — and
-/// the job's head becomes the round's base. Open challenges of the dropped later rounds are
-/// closed as `Dropped` with their bonds returned. Returns the number of rounds dropped.
+/// recorded round leave the lineage — their records, their lineage positions (no Δ can be
+/// trained on a dropped checkpoint any more) and the lineage shares they added — and the job's
+/// head becomes the round's base. Their Δ index entries stay: each accepted Δ was signed,
+/// bounded work, so a training contribution already committed naming it still reveals (and a
+/// Δ is still merged at most once). Open challenges of the dropped later rounds are closed as
+/// `Dropped` with their bonds returned. Returns the number of rounds dropped.
 pub fn rollback(ctx: &mut Ctx, job: u64, round: u64) -> Result<u64, ModuleError> {
     let Some(mut j) = state::job(ctx.store(), job)? else {
         return Ok(0);
@@ -430,9 +432,6 @@ pub fn rollback(ctx: &mut Ctx, job: u64, round: u64) -> Result<u64, ModuleError>
                 ctx.delete(&k)?;
             } else {
                 ctx.set_borsh(&k, &left)?;
-            }
-            if let Some(d) = unhex32(&e.delta_hash) {
-                ctx.delete(&[state::DELTA_PREFIX, &job.to_be_bytes(), &d].concat())?;
             }
         }
         if let Some(m) = unhex32(&r.merged_hash) {

@@ -27,7 +27,8 @@
 //!   `verdict_blocks`. More `fraud` than `ok` → the leader is slashed for `fraudulent_merge`
 //!   (1.0), the challenger gets its bond and `challenger_reward_ppm` of the slash, and the head
 //!   rolls back to the round's base (that round and later ones leave the lineage with their
-//!   shares and Δ index entries). Otherwise the challenger loses its whole bond
+//!   lineage shares; their accepted Δs stay indexed, so committed contributions naming them
+//!   still reveal). Otherwise the challenger loses its whole bond
 //!   (`failed_challenge` rate through slashing, the rest to the community pool); no verdict at
 //!   all returns it.
 //! * At the deadline the job counts verified, valid contributions (`contrib`) through the
@@ -61,8 +62,8 @@
 //! auditors' verdicts, slashes, pays and rolls back. Guaranteed: a challenge is decided once;
 //! bonds and slashes are conserved (every umag goes to the challenger, burn or the community
 //! pool); only drawn auditors vote, once each; the draw never includes the leader and is a pure
-//! function of the block hash and the registry; a rollback removes exactly the lineage shares,
-//! Δ index entries and positions the dropped rounds added. Tests: `tests/merge_audits.rs`.
+//! function of the block hash and the registry; a rollback removes exactly the lineage shares
+//! and positions the dropped rounds added. Tests: `tests/merge_audits.rs`.
 //!
 //! Does not guarantee: that auditors actually re-run the merge rather than copy verdicts (no
 //! commit-reveal of verdicts, no slash for a missing verdict), that a majority of one draw is

@@ -47,6 +47,16 @@ fn auditors<'a>(
         .collect()
 }
 
+/// The Δ hash `train_round` gives trainer `i` in `round`.
+fn delta_of(job: u64, round: u64, i: u8) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    d[..8].copy_from_slice(&job.to_be_bytes());
+    d[8..16].copy_from_slice(&round.to_be_bytes());
+    d[16] = i;
+    d[31] = 0xD;
+    d
+}
+
 fn challenge(challenger: &Address, job: u64, round: u64, bond: u128) -> prost_types::Any {
     msgs::challenge_round(challenger, job, round, bond, [0xAB; 32], "merged_hash")
 }
@@ -143,6 +153,14 @@ fn an_upheld_fraudulent_merge_slashes_the_leader_in_full_pays_the_challenger_and
     assert!(l["rounds"].as_array().unwrap().is_empty(), "{l}");
     assert!(l["shares"].as_array().unwrap().is_empty(), "{l}");
     assert_eq!(audit(&c, job, 0)["outcome"], "upheld");
+    // The dropped rounds' Δs stay indexed: work already committed naming them still reveals.
+    c.begin(1).unwrap();
+    let still = c.with_ctx(|ctx| {
+        use magnet_core::Jobs;
+        magnet_jobs::JobsModule.accepted_delta(ctx, job, 0, &delta_of(job, 0, 1))
+    });
+    c.end().unwrap();
+    assert!(still.unwrap().is_some());
     assert_eq!(audit(&c, job, 1)["outcome"], "dropped");
     // The lineage goes on from the last good merge, led by someone else (the leader is jailed).
     let mut next = 2;
