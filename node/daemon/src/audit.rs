@@ -497,6 +497,46 @@ mod tests {
     }
 
     #[test]
+    fn an_honest_merge_with_stale_deltas_an_int8_step_and_a_rejected_outlier_re_checks() {
+        let (base, _, _) = honest();
+        let n = base.len();
+        let mut cs: Vec<Contribution> = (0..4)
+            .map(|k| {
+                let d: Vec<f32> = (0..n)
+                    .map(|i| ((i * (k + 3)) as f32 * 0.07).cos() * 0.02)
+                    .collect();
+                let mut c = Contribution::new(node(&format!("node-{k}")), d, 50 + k as u64, 10_000);
+                c.staleness = (k % 2) as u32;
+                c
+            })
+            .collect();
+        // An outlier the leader rejects: the auditor never sees it.
+        cs.push(Contribution::new(node("node-z"), vec![9.0; n], 50, 10_000));
+        let policy = MergePolicy {
+            update_chunk: 16,
+            lr_permille: 800,
+            momentum_permille: 500,
+            ..MergePolicy::default()
+        };
+        let meta = MergeMeta {
+            job_id: 2,
+            round: 9,
+            leader: node("node-0"),
+        };
+        let out = merge(&base, &cs, &policy, &meta).unwrap();
+        assert_eq!(out.record.rejected.len(), 1);
+        let accepted: Vec<Vec<f32>> = out
+            .record
+            .accepted
+            .iter()
+            .map(|e| cs.iter().find(|c| c.node == e.node).unwrap().delta.clone())
+            .collect();
+        let mut chain_view = out.record.clone();
+        chain_view.rejected.clear();
+        assert_eq!(check(&base, &accepted, &chain_view), Finding::Ok);
+    }
+
+    #[test]
     fn a_perturbed_merge_is_caught_with_the_true_merged_hash_as_evidence() {
         let (base, deltas, mut out) = honest();
         let truth = out.record.merged_hash;
