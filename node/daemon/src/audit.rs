@@ -9,9 +9,10 @@
 //! * The merge does not re-check (base, Δ hash, weights or merged hash differ) → the auditor
 //!   files `MsgChallengeRound` with the evidence (the field that differed and the merged hash
 //!   it recomputed) and its own `fraud` verdict, in one transaction.
-//! * A Δ or the base cannot be fetched after [`UNAVAILABLE_TRIES`] tries → the same, with
-//!   field `unavailable`: a record whose inputs are gone cannot be re-checked, which counts
-//!   against the leader who recorded it.
+//! * A Δ or the base still cannot be fetched after [`UNAVAILABLE_TRIES`] tries and within
+//!   [`UNAVAILABLE_MARGIN_BLOCKS`] of the deadline → the same, with field `unavailable`: a
+//!   record whose inputs are gone for the window cannot be re-checked, which counts against the
+//!   leader who recorded it.
 //! * A round another node challenged → the auditor files its own verdict from its own check.
 //!
 //! Workers never delete Δs or checkpoints from their store, so everything a record names stays
@@ -30,8 +31,12 @@ use serde::Deserialize;
 use crate::run::Shared;
 use crate::{DaemonError, Result};
 
-/// Fetch attempts (one per duty poll) before missing inputs count as unavailable.
+/// Fetch attempts (one per duty poll) before missing inputs may count as unavailable.
 pub const UNAVAILABLE_TRIES: u32 = 3;
+/// Missing inputs count as unavailable only within this many blocks of the deadline (the end
+/// of the challenge window, or of the verdict period), so a slow peer or a loaded machine
+/// never makes an honest round look fraudulent: the inputs must stay missing for the window.
+pub const UNAVAILABLE_MARGIN_BLOCKS: u64 = 15;
 /// The duty polls the chain's audits at most this often.
 pub const POLL_MS: u64 = 2_000;
 
@@ -375,7 +380,8 @@ pub async fn audit_tick(sh: &Arc<Shared>) -> Result<()> {
                             *n
                         };
                         tracing::warn!(round = a.round, tries, "audit input unavailable: {why}");
-                        if tries < UNAVAILABLE_TRIES {
+                        let near_end = height.saturating_add(UNAVAILABLE_MARGIN_BLOCKS) >= open_for;
+                        if tries < UNAVAILABLE_TRIES || !near_end {
                             continue;
                         }
                         Finding::Fraud {
