@@ -206,6 +206,7 @@ fn a_full_epoch_through_the_app_with_signed_txs_pays_exactly_the_formula() {
                 tokens: *steps,
                 signature: Vec::new(),
                 weight_ppm: 0,
+                content_address: [0u8; 32],
             };
             a.signature = a
                 .claim(CHAIN_ID)

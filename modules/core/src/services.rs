@@ -222,11 +222,14 @@ pub enum Offence {
     FraudulentApproval,
     /// Consensus double-sign evidence.
     DoubleSign,
+    /// An elected leader recorded a merged checkpoint that is not the merge of the Δs its
+    /// round record lists (an upheld merge challenge, ADR 0089; rate 1.0).
+    FraudulentMerge,
 }
 
 impl Offence {
     /// All offences, in a fixed order.
-    pub const ALL: [Offence; 8] = [
+    pub const ALL: [Offence; 9] = [
         Offence::NoReveal,
         Offence::RevealMismatch,
         Offence::FailedChallenge,
@@ -235,6 +238,7 @@ impl Offence {
         Offence::EvaluatorDeviation,
         Offence::FraudulentApproval,
         Offence::DoubleSign,
+        Offence::FraudulentMerge,
     ];
     /// snake_case name (events, params keys).
     pub fn as_str(&self) -> &'static str {
@@ -247,6 +251,7 @@ impl Offence {
             Offence::EvaluatorDeviation => "evaluator_deviation",
             Offence::FraudulentApproval => "fraudulent_approval",
             Offence::DoubleSign => "double_sign",
+            Offence::FraudulentMerge => "fraudulent_merge",
         }
     }
 }
@@ -351,6 +356,18 @@ pub trait Slashing: Send + Sync {
         offence: Offence,
         evidence: &str,
     ) -> Result<u128, ModuleError>;
+    /// Like [`Slashing::slash_node`], but first pays `reward_ppm` of the slashed amount to
+    /// `beneficiary` (the challenger who proved the offence); the rest is burned / sent to the
+    /// community pool as usual. Returns (slashed, paid to the beneficiary).
+    fn slash_node_rewarding(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        offence: Offence,
+        evidence: &str,
+        beneficiary: &Address,
+        reward_ppm: u64,
+    ) -> Result<(u128, u128), ModuleError>;
     /// Slash `offence`'s rate of `base`, held in `escrow` on behalf of `offender` (challenge
     /// bonds, notary bonds); returns the amount slashed. The caller owns the rest.
     fn slash_escrow(

@@ -96,6 +96,73 @@ pub enum Error {
         "job {0} is not a training job (created without a training spec): it has no DiLoCo rounds"
     )]
     NotTraining(u64),
+    /// No recorded round (never recorded, or dropped by a rollback).
+    #[error("job {job} has no recorded round {round} (never recorded, or dropped by a rollback); see `magnetd query jobs lineage {job}`")]
+    UnknownRound {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+    },
+    /// A challenge after the round's challenge window.
+    #[error("round {round} of job {job} can no longer be challenged: its window closed at height {closed_at}")]
+    ChallengeClosed {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// Last height of the window.
+        closed_at: u64,
+    },
+    /// A challenge bond below the minimum.
+    #[error(
+        "challenge bond {have}umag is below the minimum {min}umag (jobs params challenge_bond)"
+    )]
+    BondTooLow {
+        /// Offered.
+        have: u128,
+        /// Minimum.
+        min: u128,
+    },
+    /// The round was already challenged (one challenge per round).
+    #[error("round {round} of job {job} is already challenged; its auditors' verdicts decide it")]
+    AlreadyChallenged {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+    },
+    /// A verdict on a round with no open challenge.
+    #[error("round {round} of job {job} has no open challenge to give a verdict on")]
+    NoOpenChallenge {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+    },
+    /// A verdict from a node that was not drawn to audit the round.
+    #[error("{signer} is not a drawn auditor of round {round} of job {job}; see `magnetd query jobs audit {job}/{round}`")]
+    NotAuditor {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// The signer's node id (or address when unregistered).
+        signer: String,
+    },
+    /// A second verdict from one auditor.
+    #[error("auditor {0} already gave its verdict on this challenge")]
+    AlreadyVoted(String),
+    /// A verdict after the verdict period.
+    #[error("the verdict period of round {round} of job {job} ended at height {ended}")]
+    VerdictClosed {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// Last height of the period.
+        ended: u64,
+    },
     /// An error from the core or another module.
     #[error(transparent)]
     Other(#[from] ModuleError),
@@ -119,6 +186,14 @@ impl Error {
             Error::DuplicateDelta { .. } => 13,
             Error::WeightMismatch { .. } => 14,
             Error::NotTraining(_) => 15,
+            Error::UnknownRound { .. } => 16,
+            Error::ChallengeClosed { .. } => 17,
+            Error::BondTooLow { .. } => 18,
+            Error::AlreadyChallenged { .. } => 19,
+            Error::NoOpenChallenge { .. } => 20,
+            Error::NotAuditor { .. } => 21,
+            Error::AlreadyVoted(_) => 22,
+            Error::VerdictClosed { .. } => 23,
             Error::Other(e) => e.code,
         }
     }

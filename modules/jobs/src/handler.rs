@@ -9,7 +9,7 @@ use magnet_core::{community_pool, Address, Coins, Ctx, Event, ModuleError, MsgRe
 use magnet_proto::jobs::v1 as pb;
 use std::collections::BTreeMap;
 
-fn hexs(b: &[u8]) -> String {
+pub(crate) fn hexs(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -165,6 +165,16 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 &j.rounds,
             )?;
             state::set_job(ctx, &j)?;
+            // Sampled for a merge audit in this block's end_block, by this block's hash.
+            ctx.set(
+                &[
+                    state::RECORDED_PREFIX,
+                    &job.to_be_bytes(),
+                    &round.to_be_bytes(),
+                ]
+                .concat(),
+                Vec::new(),
+            )?;
             ctx.emit(
                 Event::new("magnet.jobs.round")
                     .attr("job", job)
@@ -174,6 +184,26 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                     .attr("merged", &j.head),
             );
             Ok(result(&pb::MsgRecordRoundResponse {}))
+        }
+        Msg::Challenge {
+            challenger,
+            job,
+            round,
+            bond,
+            recomputed,
+            field,
+        } => {
+            crate::audit::challenge(ctx, &challenger, job, round, bond, recomputed, &field)?;
+            Ok(result(&pb::MsgChallengeRoundResponse {}))
+        }
+        Msg::Verdict {
+            auditor,
+            job,
+            round,
+            fraud,
+        } => {
+            crate::audit::verdict(ctx, &auditor, job, round, fraud)?;
+            Ok(result(&pb::MsgAuditVerdictResponse {}))
         }
         Msg::Pay {
             payer,
@@ -362,6 +392,7 @@ fn check_round(
                 tokens: a.tokens,
                 weight_ppm: a.weight_ppm,
                 signature: hexs(&a.signature),
+                content_address: hexs(&a.content_address),
             },
         ));
     }

@@ -6,6 +6,9 @@
 //! [`Election`] snapshot: the registry's live nodes (active, not jailed, a heartbeat within the
 //! liveness window), sorted by node id, this block's hash, and the leader the job's rule picks
 //! from them. The next round is scheduled `blocks_per_round` later.
+//!
+//! Then the rounds recorded in this block are sampled for merge audits and the merge
+//! challenges due are resolved ([`crate::audit::end_block`], ADR 0089).
 
 use crate::state::{self, Election, Status};
 use magnet_core::{Ctx, ModuleError};
@@ -75,6 +78,7 @@ fn snapshot_elections(ctx: &mut Ctx) -> Result<(), ModuleError> {
 /// Deadlines and settlements.
 pub fn end_block(ctx: &mut Ctx) -> Result<(), ModuleError> {
     snapshot_elections(ctx)?;
+    crate::audit::end_block(ctx)?;
     let now = ctx.block.time_secs;
     let current = magnet_core::epoch::state(ctx.store())?.current;
     let end = [state::QUEUE_PREFIX, &now.saturating_add(1).to_be_bytes()].concat();

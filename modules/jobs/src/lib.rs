@@ -16,7 +16,21 @@
 //!   a base at most `max_staleness` merges old, and never have been merged before; its weight
 //!   must equal the weight the chain recomputes from the claims. Accepted weights accumulate
 //!   into each contributor's **lineage share**; every accepted Δ is indexed so `contrib` can
-//!   bind a training contribution to it.
+//!   bind a training contribution to it. Each accepted Δ also carries its p2p **content
+//!   address** (unsigned), so auditors can fetch it.
+//! * **Merge audits** ([`audit`], ADR 0089): in the `end_block` of the block that records a
+//!   round, the round is sampled (`audit_rounds_ppm`, default every round) by that block's hash
+//!   and `auditors_per_round` auditors are drawn from the live nodes, stake-weighted, never its
+//!   leader. `MsgChallengeRound{job, round, bond, recomputed hash, field}` from any account,
+//!   within `challenge_window_blocks` of the recording, once per round, bond ≥
+//!   `challenge_bond`; the drawn auditors file `MsgAuditVerdict{fraud}` (node key) within
+//!   `verdict_blocks`. More `fraud` than `ok` → the leader is slashed for `fraudulent_merge`
+//!   (1.0), the challenger gets its bond and `challenger_reward_ppm` of the slash, and the head
+//!   rolls back to the round's base (that round and later ones leave the lineage with their
+//!   lineage shares; their accepted Δs stay indexed, so committed contributions naming them
+//!   still reveal). Otherwise the challenger loses its whole bond
+//!   (`failed_challenge` rate through slashing, the rest to the community pool); no verdict at
+//!   all returns it.
 //! * At the deadline the job counts verified, valid contributions (`contrib`) through the
 //!   current epoch; once those epochs are final and past their challenge windows it pays
 //!   `budget_contributors_ppm` of the budget by `q·c`, `budget_evaluators_ppm` to in-band
@@ -28,7 +42,9 @@
 //!
 //! Queries (JSON): `/magnet.jobs.v1/params`, `/magnet.jobs.v1/jobs`, `/magnet.jobs.v1/job`
 //! (data: id), `/magnet.jobs.v1/lineage` (data: id) → rounds and shares,
-//! `/magnet.jobs.v1/election` (data: `id/round`) → the round's eligible set, seed and leader.
+//! `/magnet.jobs.v1/election` (data: `id/round`) → the round's eligible set, seed and leader,
+//! `/magnet.jobs.v1/audits` (data: job id, or empty for all) → merge audits,
+//! `/magnet.jobs.v1/audit` (data: `id/round`) → one round's audit (null when none).
 //!
 //! # Security
 //! Guarantees: budgets and payments are conserved exactly; a job settles or cancels once; a
@@ -36,12 +52,28 @@
 //! extends it (the election is recomputed on chain from the snapshot, never taken from the
 //! leader); lineage shares follow weights recomputed from producer-signed, bounded claims, so
 //! no one can invent a contributor, a weight or a claim larger than the round allows; a Δ is
-//! merged at most once per job. Tests: `tests/verified_rounds.rs`. Does not guarantee: that the
-//! merged checkpoint is the correct merge of the named Δs (the Δ hashes and claims are on chain
-//! for anyone to re-run the merge, but no on-chain challenge of a merge exists yet), nor that a
-//! claimed step count was actually trained (it is only bounded by the round).
+//! merged at most once per job. Tests: `tests/verified_rounds.rs`.
+//!
+//! What is re-checked by whom (ADR 0089): the **chain** re-checks everything about a record but
+//! the merge arithmetic (above); the **drawn auditors** (worker daemons, `node/daemon/src/
+//! audit.rs`) re-check the merge — base hash, each accepted Δ's hash, the weights from the
+//! claims, and the outer step bit for bit — from inputs fetched by the content addresses the
+//! record carries, and challenge a mismatch or missing inputs; the chain then only counts the
+//! auditors' verdicts, slashes, pays and rolls back. Guaranteed: a challenge is decided once;
+//! bonds and slashes are conserved (every umag goes to the challenger, burn or the community
+//! pool); only drawn auditors vote, once each; the draw never includes the leader and is a pure
+//! function of the block hash and the registry; a rollback removes exactly the lineage shares
+//! and positions the dropped rounds added. Tests: `tests/merge_audits.rs`.
+//!
+//! Does not guarantee: that auditors actually re-run the merge rather than copy verdicts (no
+//! commit-reveal of verdicts, no slash for a missing verdict), that a majority of one draw is
+//! honest, that the leader's *screening* (which Δs it accepted) was fair — only the arithmetic
+//! over the accepted set is re-checked — nor that a claimed step count was actually trained
+//! (it is only bounded by the round). API revenue already paid by lineage share is not clawed
+//! back by a rollback.
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
+pub mod audit;
 pub mod error;
 pub mod handler;
 pub mod hooks;
@@ -112,6 +144,17 @@ impl Module for JobsModule {
             }),
             "/magnet.jobs.v1/election" => pair_of(data)
                 .and_then(|(id, r)| state::election(ctx.store, id, r).and_then(|e| json(&e))),
+            "/magnet.jobs.v1/audits" => {
+                let t = String::from_utf8_lossy(data);
+                let id = if t.trim().is_empty() {
+                    Ok(None)
+                } else {
+                    id_of(data).map(Some)
+                };
+                id.and_then(|id| state::audits(ctx.store, id).and_then(|a| json(&a)))
+            }
+            "/magnet.jobs.v1/audit" => pair_of(data)
+                .and_then(|(id, r)| state::audit(ctx.store, id, r).and_then(|a| json(&a))),
             _ => return None,
         })
     }

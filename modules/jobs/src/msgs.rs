@@ -1,18 +1,29 @@
 //! Jobs messages (`proto/magnet/jobs/v1/tx.proto`) and their stateless checks.
-//! `MsgRecordRound` is signed by the leader's **node key**; the others by accounts.
+//! `MsgRecordRound` is signed by the leader's **node key**, `MsgAuditVerdict` by a drawn
+//! auditor's node key; the others by accounts (a node key may file `MsgChallengeRound`: its
+//! account posts the bond).
 
 use crate::error::Error;
 use crate::state::TrainingSpec;
 use magnet_core::msg::{address, amount, decode_any, hash32};
 use magnet_core::{Address, ModuleError};
 pub use magnet_proto::jobs::v1::{
-    AcceptedDelta, MsgCancelJob, MsgCreateJob, MsgPayForInference, MsgRecordRound, RejectedDelta,
-    WorkClaim,
+    AcceptedDelta, MsgAuditVerdict, MsgCancelJob, MsgChallengeRound, MsgCreateJob,
+    MsgPayForInference, MsgRecordRound, RejectedDelta, WorkClaim,
 };
 use prost::Name;
 
 /// Most accepted plus rejected entries in one round record.
 pub const MAX_ROUND_ENTRIES: usize = 256;
+
+/// The parts of a round record a challenge may name as disagreeing with the recomputation.
+pub const CHALLENGE_FIELDS: [&str; 5] = [
+    "merged_hash",
+    "weights",
+    "base",
+    "delta_hash",
+    "unavailable",
+];
 
 /// A checked jobs message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +69,32 @@ pub enum Msg {
         /// Rejected Δs: (node, Δ hash, reason).
         rejected: Vec<(Address, [u8; 32], String)>,
     },
+    /// Challenge a recorded round's merge.
+    Challenge {
+        /// Challenger (posts the bond).
+        challenger: Address,
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// Bond.
+        bond: u128,
+        /// Recomputed merged hash (zeros when the inputs were unavailable).
+        recomputed: [u8; 32],
+        /// Which part disagreed (one of [`CHALLENGE_FIELDS`]).
+        field: String,
+    },
+    /// A drawn auditor's verdict on a challenged round.
+    Verdict {
+        /// Auditor node key.
+        auditor: Address,
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// True: the merge does not re-check.
+        fraud: bool,
+    },
     /// Pay for inference.
     Pay {
         /// Payer.
@@ -92,6 +129,8 @@ pub struct Accepted {
     pub signature: Vec<u8>,
     /// Weight the leader merged it with.
     pub weight_ppm: u32,
+    /// p2p content address of the compressed Δ (zeros when the leader gave none).
+    pub content_address: [u8; 32],
 }
 
 impl Accepted {
@@ -159,6 +198,8 @@ pub fn type_urls() -> Vec<&'static str> {
         "/magnet.jobs.v1.MsgCancelJob",
         "/magnet.jobs.v1.MsgRecordRound",
         "/magnet.jobs.v1.MsgPayForInference",
+        "/magnet.jobs.v1.MsgChallengeRound",
+        "/magnet.jobs.v1.MsgAuditVerdict",
     ]
 }
 
@@ -225,6 +266,11 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
                 tokens: c.tokens,
                 signature: a.signature.clone(),
                 weight_ppm: a.weight_ppm,
+                content_address: if a.content_address.is_empty() {
+                    [0u8; 32]
+                } else {
+                    hash32("accepted.content_address", &a.content_address)?
+                },
             });
         }
         let mut rejected = Vec::new();
@@ -247,6 +293,34 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             accepted,
             rejected,
         }
+    } else if t == MsgChallengeRound::type_url() {
+        let m: MsgChallengeRound = decode_any(any)?;
+        if !CHALLENGE_FIELDS.contains(&m.field.as_str()) {
+            return Err(field(
+                "field",
+                "must be one of merged_hash, weights, base, delta_hash, unavailable",
+            ));
+        }
+        Msg::Challenge {
+            challenger: address("challenger", &m.challenger)?,
+            job: m.job,
+            round: m.round,
+            bond: amount("bond", &m.bond)?,
+            recomputed: if m.recomputed_hash.is_empty() {
+                [0u8; 32]
+            } else {
+                hash32("recomputed_hash", &m.recomputed_hash)?
+            },
+            field: m.field,
+        }
+    } else if t == MsgAuditVerdict::type_url() {
+        let m: MsgAuditVerdict = decode_any(any)?;
+        Msg::Verdict {
+            auditor: address("auditor", &m.auditor)?,
+            job: m.job,
+            round: m.round,
+            fraud: m.fraud,
+        }
     } else if t == MsgPayForInference::type_url() {
         let m: MsgPayForInference = decode_any(any)?;
         let a = amount("amount", &m.amount)?;
@@ -265,6 +339,8 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
     let s = match &m {
         Msg::Create { creator, .. } | Msg::Cancel { creator, .. } => *creator,
         Msg::Round { leader, .. } => *leader,
+        Msg::Challenge { challenger, .. } => *challenger,
+        Msg::Verdict { auditor, .. } => *auditor,
         Msg::Pay { payer, .. } => *payer,
     };
     Ok((m, s))
@@ -352,6 +428,11 @@ pub fn record_round(
                 }),
                 signature: a.signature.clone(),
                 weight_ppm: a.weight_ppm,
+                content_address: if a.content_address == [0u8; 32] {
+                    Vec::new()
+                } else {
+                    a.content_address.to_vec()
+                },
             })
             .collect(),
         rejected: rejected
@@ -377,5 +458,40 @@ pub fn pay_for_inference(
         model,
         server: server.to_string(),
         amount: amount.to_string(),
+    })
+}
+
+/// `MsgChallengeRound` as an `Any`: `challenger` posts `bond` against round `round` of `job`,
+/// with the merged hash it recomputed and the part of the record that disagreed.
+pub fn challenge_round(
+    challenger: &Address,
+    job: u64,
+    round: u64,
+    bond: u128,
+    recomputed: [u8; 32],
+    field: &str,
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgChallengeRound {
+        challenger: challenger.to_string(),
+        job,
+        round,
+        bond: bond.to_string(),
+        recomputed_hash: recomputed.to_vec(),
+        field: field.to_string(),
+    })
+}
+
+/// `MsgAuditVerdict` as an `Any` (signed by the auditor's node key).
+pub fn audit_verdict(
+    auditor_node: &Address,
+    job: u64,
+    round: u64,
+    fraud: bool,
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgAuditVerdict {
+        auditor: auditor_node.to_string(),
+        job,
+        round,
+        fraud,
     })
 }

@@ -13,8 +13,15 @@
 //!   Δ is merged at most once per job and contributions can name it
 //! * `jobs/merged/<id:8 BE><checkpoint hash:32>` → lineage position (u64 borsh): the number of
 //!   merges behind that checkpoint (the base checkpoint is 0); staleness is read from it
+//! * `jobs/recorded/<id:8 BE><round:8 BE>` → (): rounds recorded in this block, sampled for a
+//!   merge audit (and deleted) in this block's `end_block`, where the block hash is known
+//! * `jobs/audit/<id:8 BE><round:8 BE>` → [`Audit`] (borsh): a round's drawn auditors, its
+//!   challenge (if any), the verdicts and the outcome (ADR 0089)
+//! * `jobs/verdict_due/<height:8 BE><id:8 BE><round:8 BE>` → (): a challenge to resolve in
+//!   that block's `end_block` (at the end of its verdict period, or once every auditor voted)
 //!
-//! Budgets sit in `Address::module("jobs")` until settlement or cancellation.
+//! Budgets sit in `Address::module("jobs")` until settlement or cancellation; challenge bonds
+//! sit in `Address::module("jobs_audit")` until resolution.
 
 use crate::params::Params;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -40,6 +47,12 @@ pub const ELECTION_PREFIX: &[u8] = b"jobs/election/";
 pub const DELTA_PREFIX: &[u8] = b"jobs/delta/";
 /// Lineage positions of merged checkpoints.
 pub const MERGED_PREFIX: &[u8] = b"jobs/merged/";
+/// Rounds recorded in the current block, to sample in `end_block`.
+pub const RECORDED_PREFIX: &[u8] = b"jobs/recorded/";
+/// Merge audits.
+pub const AUDIT_PREFIX: &[u8] = b"jobs/audit/";
+/// Challenges due for resolution, by height.
+pub const VERDICT_DUE_PREFIX: &[u8] = b"jobs/verdict_due/";
 
 /// How a training job's DiLoCo rounds run (from `MsgCreateJob.training`).
 #[derive(
@@ -131,6 +144,83 @@ pub fn escrow() -> Address {
     Address::module("jobs")
 }
 
+/// Challenge-bond escrow.
+pub fn audit_escrow() -> Address {
+    Address::module("jobs_audit")
+}
+
+/// How a round's merge audit ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// Unchallenged so far, or challenged and waiting for verdicts.
+    Open,
+    /// A majority of verdicts found the merge fraudulent: leader slashed, head rolled back.
+    Upheld,
+    /// The verdicts did not find fraud: the challenger lost its bond.
+    Rejected,
+    /// No auditor gave a verdict: the bond was returned, the round stands.
+    NoVerdict,
+    /// An earlier round was upheld as fraudulent, so this round left the lineage (an open
+    /// challenge's bond was returned).
+    Dropped,
+}
+
+/// One auditor's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct Verdict {
+    /// Auditor node id.
+    pub auditor: String,
+    /// True: the merge does not re-check.
+    pub fraud: bool,
+}
+
+/// A challenge of a round's merge.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct RoundChallenge {
+    /// Who filed it (and posted the bond).
+    pub challenger: Address,
+    /// Bond (umag) in [`audit_escrow`].
+    #[serde(with = "magnet_core::coins::u128_string")]
+    pub bond: u128,
+    /// The merged hash the challenger recomputed (hex; zeros when the inputs were unavailable).
+    pub recomputed_hash: String,
+    /// Which part of the record disagreed.
+    pub field: String,
+    /// Height filed.
+    pub height: u64,
+    /// Last height for verdicts.
+    pub verdicts_until: u64,
+    /// Verdicts so far, in arrival order.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// A round's merge audit: who re-checks it, and its challenge.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct Audit {
+    /// Job.
+    pub job: u64,
+    /// Round.
+    pub round: u64,
+    /// Leader's operator (the party a fraudulent merge slashes).
+    pub leader: Address,
+    /// Leader's node id (never drawn as its own auditor).
+    pub leader_node_id: String,
+    /// Height the auditors were drawn at (the recording block, or the challenge's block when
+    /// the round was not sampled).
+    pub drawn_at: u64,
+    /// True when the round was sampled at recording; false when the draw came with a challenge.
+    pub sampled: bool,
+    /// Drawn auditor node ids, in draw order.
+    pub auditors: Vec<String>,
+    /// Last height a challenge may be filed.
+    pub window_ends: u64,
+    /// The challenge, once filed.
+    pub challenge: Option<RoundChallenge>,
+    /// Outcome.
+    pub outcome: AuditOutcome,
+}
+
 /// Job status.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -200,6 +290,9 @@ pub struct RoundEntry {
     pub weight_ppm: u32,
     /// The producer's claim signature (hex).
     pub signature: String,
+    /// p2p content address of the compressed Δ (hex; SHA-256 of its wire bytes; not signed —
+    /// a wrong one makes the Δ unavailable to auditors, which counts against the leader).
+    pub content_address: String,
 }
 
 /// A rejected Δ in a round record.
@@ -311,4 +404,39 @@ pub fn delta(
 pub fn position(store: &dyn KvStore, id: u64, hash: &[u8; 32]) -> Result<Option<u64>, ModuleError> {
     let k = [MERGED_PREFIX, &id.to_be_bytes(), hash].concat();
     magnet_core::store::get_borsh(store, &k).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
+}
+
+/// Recorded round `round` of job `id`.
+pub fn round(store: &dyn KvStore, id: u64, round: u64) -> Result<Option<Round>, ModuleError> {
+    let k = [ROUND_PREFIX, &id.to_be_bytes(), &round.to_be_bytes()].concat();
+    magnet_core::store::get_borsh(store, &k).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
+}
+
+/// The audit of round `round` of job `id`.
+pub fn audit(store: &dyn KvStore, id: u64, round: u64) -> Result<Option<Audit>, ModuleError> {
+    let k = [AUDIT_PREFIX, &id.to_be_bytes(), &round.to_be_bytes()].concat();
+    magnet_core::store::get_borsh(store, &k).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
+}
+
+/// Write an audit.
+pub fn set_audit(ctx: &mut Ctx, a: &Audit) -> Result<(), ModuleError> {
+    ctx.set_borsh(
+        &[AUDIT_PREFIX, &a.job.to_be_bytes(), &a.round.to_be_bytes()].concat(),
+        a,
+    )?;
+    Ok(())
+}
+
+/// Every audit of job `id` (every job when `None`), by job then round.
+pub fn audits(store: &dyn KvStore, id: Option<u64>) -> Result<Vec<Audit>, ModuleError> {
+    let p = match id {
+        Some(id) => [AUDIT_PREFIX, &id.to_be_bytes()].concat(),
+        None => AUDIT_PREFIX.to_vec(),
+    };
+    magnet_core::store::scan_prefix(store, &p)
+        .into_iter()
+        .map(|(k, v)| {
+            Audit::try_from_slice(&v).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))
+        })
+        .collect()
 }

@@ -1,5 +1,7 @@
-//! The slash itself: amount = ⌊base · rate / 10^6⌋; of it ⌊amount · burn / 10^6⌋ is burned
-//! and the remainder (including the rounding dust) goes to the community pool.
+//! The slash itself: amount = ⌊base · rate / 10^6⌋; of it, when the offence was proved by a
+//! challenger who is rewarded (a fraudulent merge, ADR 0089), ⌊amount · reward / 10^6⌋ goes to
+//! the challenger first; of the rest ⌊rest · burn / 10^6⌋ is burned and the remainder
+//! (including the rounding dust) goes to the community pool.
 
 use crate::error::Error;
 use crate::state::{self, SlashRecord};
@@ -7,6 +9,7 @@ use magnet_core::math::ppm_of;
 use magnet_core::{community_pool, Address, Coins, Ctx, Event, Offence};
 
 /// Split `amount` held in the pass-through account into burn and community pool; record it.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     ctx: &mut Ctx,
     offender: &Address,
@@ -15,12 +18,23 @@ fn settle(
     base: u128,
     amount: u128,
     evidence: &str,
-) -> Result<(), Error> {
+    reward: Option<(&Address, u64)>,
+) -> Result<u128, Error> {
     let params = state::params(ctx.store())?;
     let bank = ctx.services().bank;
-    let burned = ppm_of(amount, params.burn_ppm)
+    let rewarded = match reward {
+        Some((to, ppm)) => {
+            let r = ppm_of(amount, ppm.min(1_000_000))
+                .ok_or_else(|| magnet_core::BankError::Overflow("slash reward share".into()))?;
+            bank.send(ctx, &state::account(), to, &Coins::umag(r))?;
+            r
+        }
+        None => 0,
+    };
+    let rest = amount - rewarded;
+    let burned = ppm_of(rest, params.burn_ppm)
         .ok_or_else(|| magnet_core::BankError::Overflow("slash burn share".into()))?;
-    let to_pool = amount - burned;
+    let to_pool = rest - burned;
     bank.burn(ctx, &state::account(), &Coins::umag(burned))?;
     bank.send(
         ctx,
@@ -40,6 +54,7 @@ fn settle(
             amount,
             burned,
             to_pool,
+            rewarded,
             height,
             evidence: evidence.to_string(),
         },
@@ -52,9 +67,10 @@ fn settle(
             .attr("rate_ppm", rate)
             .attr("amount", amount)
             .attr("burned", burned)
-            .attr("to_pool", to_pool),
+            .attr("to_pool", to_pool)
+            .attr("rewarded", rewarded),
     );
-    Ok(())
+    Ok(rewarded)
 }
 
 /// Slash a node bond and jail the node.
@@ -64,6 +80,18 @@ pub fn slash_node(
     offence: Offence,
     evidence: &str,
 ) -> Result<u128, Error> {
+    Ok(slash_node_rewarding(ctx, operator, offence, evidence, None)?.0)
+}
+
+/// Slash a node bond and jail the node, paying `reward` = (beneficiary, ppm of the slash)
+/// first; returns (slashed, rewarded).
+pub fn slash_node_rewarding(
+    ctx: &mut Ctx,
+    operator: &Address,
+    offence: Offence,
+    evidence: &str,
+    reward: Option<(&Address, u64)>,
+) -> Result<(u128, u128), Error> {
     let params = state::params(ctx.store())?;
     let registry = ctx.services().registry()?;
     let node = registry
@@ -73,10 +101,12 @@ pub fn slash_node(
     let amount = ppm_of(node.bond, rate)
         .ok_or_else(|| magnet_core::BankError::Overflow("slash amount".into()))?;
     let taken = registry.take_bond(ctx, operator, amount, &state::account())?;
-    settle(ctx, operator, offence, rate, node.bond, taken, evidence)?;
+    let rewarded = settle(
+        ctx, operator, offence, rate, node.bond, taken, evidence, reward,
+    )?;
     let until = ctx.block.time_secs.saturating_add(params.jail_secs);
     registry.jail(ctx, operator, until)?;
-    Ok(taken)
+    Ok((taken, rewarded))
 }
 
 /// Slash `base` held in `escrow` at `offence`'s rate.
@@ -95,6 +125,6 @@ pub fn slash_escrow(
     ctx.services()
         .bank
         .send(ctx, escrow, &state::account(), &Coins::umag(amount))?;
-    settle(ctx, offender, offence, rate, base, amount, evidence)?;
+    settle(ctx, offender, offence, rate, base, amount, evidence, None)?;
     Ok(amount)
 }

@@ -1,14 +1,18 @@
 //! # magnet-slashing — differentiated slashing
 //!
 //! Each [`magnet_core::Offence`] has its own rate in [0.1, 1.0] (Params, ppm; fraudulent
-//! approval is fixed at 1.0). Other modules report offences through the
+//! approval and fraudulent merge are fixed at 1.0). Other modules report offences through the
 //! [`magnet_core::Slashing`] service:
 //! * `slash_node(operator, offence)` takes `⌊bond · rate⌋` from the node's bond in the
 //!   registry and jails the node for `jail_secs` (it earns nothing until `MsgUnjail`);
+//! * `slash_node_rewarding(operator, offence, beneficiary, reward_ppm)` does the same but
+//!   first pays `⌊amount · reward_ppm⌋` to the challenger who proved the offence (jobs' merge
+//!   challenges, ADR 0089; recorded as `rewarded`);
 //! * `slash_escrow(offender, offence, base, escrow)` takes `⌊base · rate⌋` from an escrow
 //!   (challenge bonds, notary bonds) held by the calling module.
 //!
-//! Slashed funds are split: `⌊amount · burn_ppm⌋` burned, the remainder to the community pool.
+//! Slashed funds (after any challenger reward) are split: `⌊rest · burn_ppm⌋` burned, the
+//! remainder to the community pool.
 //! Every slash is recorded (`slashing/record/<seq>`) and emitted as
 //! `magnet.slashing.slashed`. Consensus double-sign evidence is recorded and punished in
 //! `begin_block` ([`hooks`]).
@@ -20,7 +24,7 @@
 //! than the bond; slashed coins are burned or reach the community pool in the same call, so
 //! nothing lingers in the pass-through account; arithmetic is exact (floor) and checked.
 //! Does not guarantee: that the reporting module judged the offence correctly (that is
-//! contrib's and the notary panel's job). Double-sign evidence slashes the operator's node
+//! contrib's, the notary panel's and the jobs merge auditors' job). Double-sign evidence slashes the operator's node
 //! bond (a validator whose operator has no node has no stake to slash) and removes the
 //! validator from the set (see [`hooks`]).
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
@@ -74,6 +78,23 @@ impl magnet_core::Slashing for SlashingModule {
         evidence: &str,
     ) -> Result<u128, ModuleError> {
         Ok(handler::slash_node(ctx, operator, offence, evidence)?)
+    }
+    fn slash_node_rewarding(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        offence: Offence,
+        evidence: &str,
+        beneficiary: &Address,
+        reward_ppm: u64,
+    ) -> Result<(u128, u128), ModuleError> {
+        Ok(handler::slash_node_rewarding(
+            ctx,
+            operator,
+            offence,
+            evidence,
+            Some((beneficiary, reward_ppm)),
+        )?)
     }
     fn slash_escrow(
         &self,

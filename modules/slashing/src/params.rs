@@ -1,5 +1,5 @@
 //! Slashing params: one rate per offence in parts per million, each in [0.1, 1.0]
-//! (100_000..=1_000_000 ppm), fraudulent approval fixed at 1.0; the burn share of slashed
+//! (100_000..=1_000_000 ppm), fraudulent approval and fraudulent merge fixed at 1.0; the burn share of slashed
 //! funds (the rest goes to the community pool); the jail period. Economic: changes apply at
 //! the next epoch boundary.
 
@@ -26,6 +26,14 @@ pub struct Rates {
     pub fraudulent_approval: u64,
     /// Consensus double-sign.
     pub double_sign: u64,
+    /// A leader's merge challenged and upheld as not the merge of its recorded Δs (must be
+    /// 1_000_000; defaults to it when a params file predates the offence).
+    #[serde(default = "full_rate")]
+    pub fraudulent_merge: u64,
+}
+
+fn full_rate() -> u64 {
+    1_000_000
 }
 
 /// Slashing params.
@@ -52,6 +60,7 @@ impl Default for Params {
                 evaluator_deviation: 150_000,
                 fraudulent_approval: 1_000_000,
                 double_sign: 500_000,
+                fraudulent_merge: 1_000_000,
             },
             burn_ppm: 500_000,
             jail_secs: 86_400,
@@ -72,6 +81,7 @@ impl Params {
             Offence::EvaluatorDeviation => r.evaluator_deviation,
             Offence::FraudulentApproval => r.fraudulent_approval,
             Offence::DoubleSign => r.double_sign,
+            Offence::FraudulentMerge => r.fraudulent_merge,
         }
     }
 
@@ -89,6 +99,11 @@ impl Params {
         if self.rates.fraudulent_approval != 1_000_000 {
             return Err(Error::InvalidParams(
                 "rates.fraudulent_approval must be 1000000 ppm (1.0)".into(),
+            ));
+        }
+        if self.rates.fraudulent_merge != 1_000_000 {
+            return Err(Error::InvalidParams(
+                "rates.fraudulent_merge must be 1000000 ppm (1.0)".into(),
             ));
         }
         if self.burn_ppm > 1_000_000 {
@@ -138,6 +153,9 @@ mod tests {
         }
         let mut p = Params::default();
         p.rates.fraudulent_approval = 900_000;
+        assert!(p.validate().is_err());
+        let mut p = Params::default();
+        p.rates.fraudulent_merge = 900_000;
         assert!(p.validate().is_err());
         let mut p = Params::default();
         p.burn_ppm = 1_000_001;

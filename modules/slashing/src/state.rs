@@ -49,6 +49,9 @@ pub struct SlashRecord {
     /// Community-pool part.
     #[serde(with = "magnet_core::coins::u128_string")]
     pub to_pool: u128,
+    /// Paid to the challenger who proved the offence (0 unless rewarded).
+    #[serde(with = "magnet_core::coins::u128_string")]
+    pub rewarded: u128,
     /// Height.
     pub height: u64,
     /// Evidence text.

@@ -30,6 +30,7 @@ fn rate(o: Offence) -> u128 {
         Offence::EvaluatorDeviation => 160_000,
         Offence::FraudulentApproval => 1_000_000,
         Offence::DoubleSign => 170_000,
+        Offence::FraudulentMerge => 1_000_000,
     }
 }
 

@@ -629,6 +629,7 @@ pub mod flow {
             tokens,
             signature: Vec::new(),
             weight_ppm: 0,
+            content_address: [0u8; 32],
         };
         a.signature = a
             .claim(&c.block.chain_id)

@@ -90,13 +90,14 @@ pub struct DevnetArgs {
     /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
     /// ones, each a `gpu_compute` node with the tier's bond: `copycat` (claims other nodes'
     /// accepted Δs as its work), `inflate` (signs 100× its steps and tokens), `hijack` (records
-    /// the rounds it trained as if it led them), `lazy` (hands in zero Δs), `sybil` (four
-    /// `cpu_only` identities splitting one bond and one machine — each trains a quarter of the
-    /// inner steps — beside an honest `unsplit` node holding the same bond), `collude` (an
-    /// evaluator that scores its partner, the first other adversary or else worker 0, at the
-    /// top). The report gains a table of what each kind earned and lost against honest play
-    /// (docs/threat-model.md); add `--baseline` to compare with the same identities playing
-    /// honest.
+    /// the rounds it trained as if it led them), `lazy` (hands in zero Δs), `fraud` (as
+    /// leader, records and serves a merge that is not the merge of its Δs; the drawn auditors
+    /// challenge it, ADR 0089), `sybil` (four `cpu_only` identities splitting one bond and one
+    /// machine — each trains a quarter of the inner steps — beside an honest `unsplit` node
+    /// holding the same bond), `collude` (an evaluator that scores its partner, the first
+    /// other adversary or else worker 0, at the top). The report gains a table of what each
+    /// kind earned and lost against honest play (docs/threat-model.md); add `--baseline` to
+    /// compare with the same identities playing honest.
     #[arg(long = "adversary", value_delimiter = ',', value_name = "KIND")]
     pub adversaries: Vec<String>,
     /// With `--adversary`: first run the same devnet with every adversary playing honest
@@ -204,7 +205,9 @@ pub fn collude_partner(slots: &[Slot], colluder: usize) -> usize {
 const CHAIN_ID: &str = "magnet-devnet-1";
 /// Adversary kinds `--adversary` knows. `evalfit` (issue 16) is not implemented yet: the rule
 /// that would stop it is listed as open in docs/threat-model.md.
-pub const ADVERSARIES: [&str; 6] = ["copycat", "inflate", "hijack", "lazy", "sybil", "collude"];
+pub const ADVERSARIES: [&str; 7] = [
+    "copycat", "inflate", "hijack", "lazy", "fraud", "sybil", "collude",
+];
 
 fn parse_adversaries(v: &[String]) -> Result<Vec<String>> {
     let mut seen = Vec::new();

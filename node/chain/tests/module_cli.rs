@@ -537,6 +537,34 @@ fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
         "{lineage}"
     );
     assert_eq!(r0["rejected"][0]["reason"], json!("NonFinite"), "{lineage}");
+    // Merge audits (ADR 0089): every recorded round is sampled by default, never drawing its
+    // own leader; a challenge below the bond is refused with the jobs module's own error.
+    let audits = query(&home, &["jobs", "audits", &job]);
+    assert_eq!(audits[0]["round"], json!(0), "{audits}");
+    assert_eq!(audits[0]["outcome"], json!("open"), "{audits}");
+    let a0 = query(&home, &["jobs", "audit", &job, "0"]);
+    assert!(
+        !a0["auditors"].as_array().unwrap().contains(&json!(node_id)),
+        "{a0}"
+    );
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "jobs",
+            "challenge",
+            &job,
+            "0",
+            "--bond",
+            "1",
+            "--recomputed-hash",
+            &"55".repeat(32),
+            "--from",
+            "alice",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("below the minimum"), "{err}");
     // Only the elected leader's node key may record: the operator key is refused with the
     // jobs module's own error.
     let err = run_err(

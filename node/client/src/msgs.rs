@@ -349,6 +349,34 @@ pub fn record_round(leader_node: &Address, r: &RoundRecord) -> cosmrs::Any {
     ))
 }
 
+/// `MsgChallengeRound`: `challenger` posts `bond` umag against the merge of round `round` of
+/// `job` (ADR 0089), with the merged hash it recomputed (zeros when the inputs were
+/// unavailable) and the part of the record that disagreed (`merged_hash`, `weights`, `base`,
+/// `delta_hash` or `unavailable`). Signed by the **challenger** account (any account).
+pub fn challenge_round(
+    challenger: &Address,
+    job: u64,
+    round: u64,
+    bond: u128,
+    recomputed: [u8; 32],
+    field: &str,
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::challenge_round(
+        challenger, job, round, bond, recomputed, field,
+    ))
+}
+
+/// `MsgAuditVerdict`: a drawn auditor's verdict on a challenged round (`fraud` = the merge
+/// does not re-check). Signed by the auditor's **node** key.
+pub fn audit_verdict(auditor_node: &Address, job: u64, round: u64, fraud: bool) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::audit_verdict(
+        auditor_node,
+        job,
+        round,
+        fraud,
+    ))
+}
+
 /// `MsgPayForInference` of `amount` umag for `model` (a job id) served by `server` (an
 /// operator address). Signed by the **payer** account.
 pub fn pay_for_inference(
@@ -477,6 +505,7 @@ mod tests {
                 tokens: 100,
                 signature: vec![1; 64],
                 weight_ppm: 1_000_000,
+                content_address: [9; 32],
             }],
             rejected: vec![(other, [9; 32], "nan".into())],
         };

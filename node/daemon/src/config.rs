@@ -245,6 +245,11 @@ pub enum Fault {
     /// Adversary: name another node's accepted Δs as its own work (the chain must refuse the
     /// reveal).
     Copycat,
+    /// Adversary (ADR 0089): as leader, serve and record a merged checkpoint that is not the
+    /// merge of the Δs its record lists (the merge is perturbed before hashing); the drawn
+    /// auditors must catch it, and the upheld challenge slashes it at 1.0 and rolls the head
+    /// back.
+    Fraud,
     /// Adversary: one of several identities that split one bond and one machine — it trains
     /// ⌈H/4⌉ inner steps per round (a quarter of the hardware) and claims them honestly, so the
     /// split earns only if splitting itself pays.
@@ -256,7 +261,7 @@ pub enum Fault {
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`, `sybil`, `collude`.
+    /// `copycat`, `fraud`, `sybil`, `collude`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -266,6 +271,7 @@ impl Fault {
             "lazy" => Fault::Lazy,
             "hijack" => Fault::Hijack,
             "copycat" => Fault::Copycat,
+            "fraud" => Fault::Fraud,
             "sybil" => Fault::Sybil,
             "collude" => Fault::Collude,
             _ => return None,

@@ -35,6 +35,7 @@
 //! round deadlines (the state machine gets it as an argument), so workers need NTP-grade clocks.
 #![deny(clippy::unwrap_used)]
 
+pub mod audit;
 pub mod chain;
 pub mod config;
 pub mod duties;

@@ -424,6 +424,7 @@ pub fn record_entries(
             tokens: a.data_size,
             signature,
             weight_ppm: a.weight_ppm,
+            content_address: [0u8; 32],
         });
     }
     let rejected = record

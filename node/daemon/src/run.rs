@@ -39,6 +39,9 @@ use magnet_jobs::state::TrainingSpec;
 /// File (in the worker home) where every round this worker saw is logged as JSON lines.
 pub const ROUNDS_LOG: &str = "rounds.jsonl";
 
+/// p2p content address of each merged Δ, by (round, Δ hash).
+pub type ContentAddresses = BTreeMap<(u64, [u8; 32]), [u8; 32]>;
+
 /// Everything the spawned tasks share.
 pub struct Shared {
     /// Worker home.
@@ -94,6 +97,17 @@ pub struct Shared {
     pub policy: MergePolicy,
     /// `epoch + 1` of the last epoch for which "nothing to claim" was logged (0: none).
     pub nothing_to_claim: std::sync::atomic::AtomicU64,
+    /// p2p content address of each Δ this node merged as leader, by (round, Δ hash): the round
+    /// record carries it so auditors can fetch every accepted Δ (ADR 0089).
+    pub content_addresses: std::sync::Mutex<ContentAddresses>,
+    /// Merge audits this node finished (job round → done), so each is checked once.
+    pub audits_done: std::sync::Mutex<BTreeMap<u64, crate::audit::Finding>>,
+    /// Rounds whose audit verdict this node has filed.
+    pub verdicts_filed: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    /// Fetch attempts of audits whose inputs were unavailable, by round.
+    pub audit_tries: std::sync::Mutex<BTreeMap<u64, u32>>,
+    /// When the auditor duty last polled the chain (ms since the epoch).
+    pub audit_polled_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -435,7 +449,14 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
                 };
                 let bytes = match sh.net.get_local(&key)? {
                     Some(b) => Some(b),
-                    None => sh.net.fetch(g.node.as_str(), &key, Some(id)).await.ok(),
+                    None => {
+                        let b = sh.net.fetch(g.node.as_str(), &key, Some(id)).await.ok();
+                        // Kept, so the round's auditors can fetch it from the leader too.
+                        if let Some(b) = &b {
+                            sh.net.put_local(&key, b)?;
+                        }
+                        b
+                    }
                 };
                 // A Δ that cannot be fetched or parsed enters the merge empty and is rejected
                 // there (wrong length), so the record names it.
@@ -464,6 +485,9 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
             sh.sign(&mut own)?;
             signature = own.signature;
         }
+        if let (Some(id), Ok(mut m)) = (id, sh.content_addresses.lock()) {
+            m.insert((job.round, g.delta_hash.0), id);
+        }
         contributions.push(Contribution {
             node: g.node.clone(),
             declared_hash: g.delta_hash,
@@ -482,11 +506,20 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         leader: sh.me.clone(),
     };
     let policy = sh.policy;
-    let out = tokio::task::spawn_blocking(move || {
+    let mut out = tokio::task::spawn_blocking(move || {
         merge(&base, &contributions, &policy, &meta).map_err(|e| DaemonError::Diloco(e.to_string()))
     })
     .await
     .map_err(|e| DaemonError::State(format!("merge task: {e}")))??;
+    if sh.cfg.dev.fault == Fault::Fraud {
+        // The fraud adversary serves and records a checkpoint that is not the merge of the Δs
+        // its record lists; the drawn auditors must catch it (ADR 0089).
+        crate::audit::perturb(&mut out);
+        tracing::warn!(
+            round = job.round,
+            "fraud fault: recording a perturbed merge"
+        );
+    }
     let hash = out.checkpoint.hash();
     sh.net
         .put_local(&round::checkpoint_key(&hash), &out.checkpoint.to_bytes())?;
@@ -574,6 +607,10 @@ async fn hijack(sh: Arc<Shared>, mut signal: magnet_diloco::round::GradientReady
             tokens: signal.data_size,
             signature,
             weight_ppm: magnet_rounds::WEIGHT_SCALE_PPM,
+            content_address: hex::decode(&signal.content_address)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0u8; 32]),
         };
         let msg = magnet_jobs::msgs::record_round(
             &sh.keys.node.address(),
@@ -607,13 +644,20 @@ async fn record_round(sh: Arc<Shared>, record: magnet_diloco::RoundRecord) {
             .ok()
             .and_then(|p| p.node.parse().ok())
     };
-    let (accepted, rejected) = match round::record_entries(&record, node_account) {
+    let (mut accepted, rejected) = match round::record_entries(&record, node_account) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(round = record.round, "MsgRecordRound not sent: {e}");
             return;
         }
     };
+    if let Ok(m) = sh.content_addresses.lock() {
+        for a in &mut accepted {
+            if let Some(ca) = m.get(&(record.round, a.delta_hash)) {
+                a.content_address = *ca;
+            }
+        }
+    }
     let msg = magnet_jobs::msgs::record_round(
         &sh.keys.node.address(),
         sh.cfg.job.id,
@@ -801,7 +845,22 @@ async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
         .query("/magnet.jobs.v1/lineage", &sh.cfg.job.id.to_string())
         .await?;
     let Some(last) = lineage.rounds.last() else {
-        return Ok(None);
+        // No recorded round: none yet (then the machine's base is right, or round 0's record
+        // is still on its way), or an upheld merge challenge rolled every round back (ADR
+        // 0089) — then the head is the job's base checkpoint again.
+        let audits: Vec<crate::audit::AuditJson> = sh
+            .chain
+            .query("/magnet.jobs.v1/audits", &sh.cfg.job.id.to_string())
+            .await?;
+        if !audits.iter().any(|a| a.outcome == "upheld") {
+            return Ok(None);
+        }
+        let job: JobJson = sh
+            .chain
+            .query("/magnet.jobs.v1/job", &sh.cfg.job.id.to_string())
+            .await?;
+        let head = Digest::from_hex(&job.head).map_err(|e| DaemonError::Chain(e.to_string()))?;
+        return Ok(Some((0, head)));
     };
     let hash =
         Digest::from_hex(&last.merged_hash).map_err(|e| DaemonError::Chain(e.to_string()))?;
@@ -962,6 +1021,11 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         spec: spec.clone(),
         policy,
         nothing_to_claim: Default::default(),
+        content_addresses: Default::default(),
+        audits_done: Default::default(),
+        verdicts_filed: Default::default(),
+        audit_tries: Default::default(),
+        audit_polled_ms: Default::default(),
     });
     sh.refresh_peers().await?;
 
@@ -1010,6 +1074,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let mut wakes: Vec<u64> = Vec::new();
     perform(&sh, first, &tx, &mut reads, &mut wakes);
     let duty_running = Arc::new(AtomicBool::new(false));
+    let audit_running = Arc::new(AtomicBool::new(false));
     let beat_running = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -1097,6 +1162,15 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
                         if let Err(e) = crate::duties::run_duties(&sh).await {
                             sh.metrics.chain_errors.inc();
                             tracing::warn!("epoch duties: {e}");
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    });
+                }
+                if !audit_running.swap(true, Ordering::SeqCst) {
+                    let (sh, flag) = (sh.clone(), audit_running.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::audit::audit_tick(&sh).await {
+                            tracing::warn!("merge audit: {e}");
                         }
                         flag.store(false, Ordering::SeqCst);
                     });

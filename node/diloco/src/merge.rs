@@ -576,11 +576,41 @@ pub fn merge(
             rejected,
         });
     }
+    let weighted: Vec<(u32, &[f32])> = accepted
+        .iter()
+        .map(|(i, e)| (e.weight_ppm, sorted[*i].delta.as_slice()))
+        .collect();
+    let (checkpoint, step) = outer_step(base, &weighted, policy);
+    let record = RoundRecord {
+        job_id: meta.job_id,
+        round: meta.round,
+        leader: meta.leader.clone(),
+        base_hash: base.hash(),
+        merged_hash: checkpoint.hash(),
+        policy: *policy,
+        accepted: accepted.into_iter().map(|(_, e)| e).collect(),
+        rejected,
+    };
+    Ok(MergeOutput {
+        checkpoint,
+        step,
+        record,
+    })
+}
+
+/// The outer step over weighted Δs given in node order: `g = Σ w_i Δ_i` (f64, in that
+/// order), then Nesterov SGD (and the optional int8 step). Shared by [`merge`] and
+/// [`verify_accepted`] so both compute the same bits.
+fn outer_step(
+    base: &Checkpoint,
+    weighted: &[(u32, &[f32])],
+    policy: &MergePolicy,
+) -> (Checkpoint, Option<crate::compress::Compressed>) {
     // g = Σ w_i Δ_i, accumulated in f64 in node order.
     let mut g = vec![0f64; base.len()];
-    for (i, entry) in &accepted {
-        let w = f64::from(entry.weight_ppm) / f64::from(WEIGHT_SCALE_PPM);
-        for (acc, &d) in g.iter_mut().zip(&sorted[*i].delta) {
+    for (weight_ppm, delta) in weighted {
+        let w = f64::from(*weight_ppm) / f64::from(WEIGHT_SCALE_PPM);
+        for (acc, &d) in g.iter_mut().zip(delta.iter()) {
             *acc += w * f64::from(d);
         }
     }
@@ -605,22 +635,7 @@ pub fn merge(
         params = apply_step(&base.params, &step);
         step
     });
-    let checkpoint = Checkpoint { params, momentum };
-    let record = RoundRecord {
-        job_id: meta.job_id,
-        round: meta.round,
-        leader: meta.leader.clone(),
-        base_hash: base.hash(),
-        merged_hash: checkpoint.hash(),
-        policy: *policy,
-        accepted: accepted.into_iter().map(|(_, e)| e).collect(),
-        rejected,
-    };
-    Ok(MergeOutput {
-        checkpoint,
-        step,
-        record,
-    })
+    (Checkpoint { params, momentum }, step)
 }
 
 /// θ' = θ − decode(step), element by element in f32: what a worker computes from the int8
@@ -701,4 +716,77 @@ pub fn verify_merge(
         });
     }
     Ok(out.checkpoint)
+}
+
+/// Re-checks a recorded merge from its **accepted** Δs alone (what a merge auditor can fetch:
+/// the record's rejected Δs earned nothing and touched no parameter, and may be gone):
+/// the base must hash to the recorded base; each Δ (`deltas[i]` for `record.accepted[i]`) must
+/// have the base's length and hash to its recorded Δ hash; the weights recomputed from the
+/// recorded claims (data size, quality, staleness, under `record.policy`) must equal the
+/// recorded weights; and the outer step with those weights must give the recorded merged hash.
+/// Unlike [`verify_merge`] it does not screen again, so an honest leader's record always
+/// re-checks even when the median norm of the accepted set alone differs from the screened
+/// set's. Returns the recomputed merged checkpoint.
+pub fn verify_accepted(
+    base: &Checkpoint,
+    deltas: &[Vec<f32>],
+    record: &RoundRecord,
+) -> Result<Checkpoint, VerifyError> {
+    record.policy.validate()?;
+    let actual = base.hash();
+    if actual != record.base_hash {
+        return Err(VerifyError::BaseMismatch {
+            recorded: record.base_hash,
+            actual,
+        });
+    }
+    if deltas.len() != record.accepted.len() || record.accepted.is_empty() {
+        return Err(VerifyError::RecordMismatch {
+            field: "number of accepted Δs",
+        });
+    }
+    for (e, d) in record.accepted.iter().zip(deltas) {
+        if d.len() != base.len() || delta_hash(d) != e.delta_hash {
+            return Err(VerifyError::RecordMismatch {
+                field: "delta_hash",
+            });
+        }
+    }
+    let raws: Vec<u128> = record
+        .accepted
+        .iter()
+        .map(|e| {
+            magnet_rounds::raw_weight(
+                e.data_size,
+                e.quality_bps,
+                e.staleness,
+                record.policy.stale_decay_bps,
+                record.policy.max_staleness,
+            )
+        })
+        .collect();
+    let want = magnet_rounds::weights_ppm(&raws);
+    if record
+        .accepted
+        .iter()
+        .zip(&want)
+        .any(|(e, w)| e.weight_ppm != *w)
+    {
+        return Err(VerifyError::RecordMismatch { field: "weights" });
+    }
+    let weighted: Vec<(u32, &[f32])> = record
+        .accepted
+        .iter()
+        .zip(deltas)
+        .map(|(e, d)| (e.weight_ppm, d.as_slice()))
+        .collect();
+    let (checkpoint, _) = outer_step(base, &weighted, &record.policy);
+    let recomputed = checkpoint.hash();
+    if recomputed != record.merged_hash {
+        return Err(VerifyError::MergedMismatch {
+            recorded: record.merged_hash,
+            recomputed,
+        });
+    }
+    Ok(checkpoint)
 }

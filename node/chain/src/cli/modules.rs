@@ -442,6 +442,58 @@ pub(super) enum JobsTx {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Challenge the merge of a recorded round (ADR 0089). Anyone may, within the job's
+    /// challenge window (jobs params challenge_window_blocks after the round was recorded),
+    /// once per round, posting at least challenge_bond umag. The round's drawn auditors
+    /// (`magnetd query jobs audit <job> <round>`) re-run the merge from its base checkpoint
+    /// and accepted Δs and file verdicts; more "fraud" than "ok" verdicts → the leader is
+    /// slashed for fraudulent_merge (all of its bond), you get your bond back plus
+    /// challenger_reward_ppm of the slash, and the job's head rolls back to the round's base;
+    /// otherwise you lose the whole bond; no verdict at all → the bond comes back.
+    /// --field names what disagreed: merged_hash, weights, base, delta_hash or unavailable
+    /// (a Δ or the base could not be fetched); --recomputed-hash is the merged hash you got.
+    ///
+    /// Example: magnetd tx jobs challenge 1 4 --bond 100000umag --field merged_hash \
+    ///   --recomputed-hash <64 hex> --from alice --yes
+    #[command(verbatim_doc_comment)]
+    Challenge {
+        /// Job id.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// Bond (umag; at least jobs params challenge_bond).
+        #[arg(long)]
+        bond: String,
+        /// What disagreed: merged_hash | weights | base | delta_hash | unavailable.
+        #[arg(long, default_value = "merged_hash")]
+        field: String,
+        /// The merged hash you recomputed (64 hex; omit when the inputs were unavailable).
+        #[arg(long)]
+        recomputed_hash: Option<String>,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// File a drawn auditor's verdict on a challenged round: --fraud when the merge does not
+    /// re-check, --ok when it does. Signed by the auditor's NODE key; only the round's drawn
+    /// auditors may, once each, until the challenge's verdicts_until height. (magnet-worker
+    /// does this by itself; this command is for operators and tests.)
+    ///
+    /// Example: magnetd tx jobs audit-verdict 1 4 --fraud --from node1 --yes
+    #[command(verbatim_doc_comment)]
+    AuditVerdict {
+        /// Job id.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// The merge does not re-check.
+        #[arg(long, conflicts_with = "ok", required_unless_present = "ok")]
+        fraud: bool,
+        /// The merge re-checks.
+        #[arg(long)]
+        ok: bool,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Pay for inference of a served model (a job id) at a serving node's operator; split
     /// among the model's contributors, the server, the community pool and burn.
     ///
@@ -760,6 +812,33 @@ pub(super) enum JobsQ {
         #[command(flatten)]
         q: QArgs,
     },
+    /// Merge audits (ADR 0089) of one job, or of every job when no id is given: per audited
+    /// round its drawn auditors, the last height it may be challenged (window_ends), its
+    /// challenge (challenger, bond, evidence, verdicts, verdicts_until) and its outcome
+    /// (open, upheld, rejected, no_verdict, dropped). A worker drawn as an auditor re-checks
+    /// the round; an upheld challenge shows as a fraudulent_merge slash
+    /// (`magnetd query slashing records`) and a rolled-back head (`magnetd query jobs job`).
+    ///
+    /// Example: magnetd query jobs audits 1
+    #[command(verbatim_doc_comment)]
+    Audits {
+        /// Job id (all jobs when omitted).
+        id: Option<u64>,
+        #[command(flatten)]
+        q: QArgs,
+    },
+    /// One round's merge audit (null when the round was neither sampled nor challenged).
+    ///
+    /// Example: magnetd query jobs audit 1 4
+    #[command(verbatim_doc_comment)]
+    Audit {
+        /// Job id.
+        id: u64,
+        /// Round.
+        round: u64,
+        #[command(flatten)]
+        q: QArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -964,6 +1043,9 @@ struct RecordAccepted {
     tokens: u64,
     signature: String,
     weight_ppm: u32,
+    /// p2p content address of the compressed Δ (hex; optional).
+    #[serde(default)]
+    content_address: String,
 }
 
 #[derive(serde::Deserialize, Debug)]
@@ -995,6 +1077,11 @@ fn record_of(home: &Home, keyring: &KeyringArgs, f: &RecordFile) -> Result<Round
                 tokens: a.tokens,
                 signature,
                 weight_ppm: a.weight_ppm,
+                content_address: if a.content_address.is_empty() {
+                    [0u8; 32]
+                } else {
+                    hash32("accepted.content_address", &a.content_address)?
+                },
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -1574,6 +1661,47 @@ async fn tx_jobs(home: &Home, j: JobsTx) -> Result<()> {
             )
             .await
         }
+        JobsTx::Challenge {
+            job,
+            round,
+            bond,
+            field,
+            recomputed_hash,
+            tx,
+        } => {
+            let me = from_addr(home, &tx)?;
+            let b = umag(&bond)?;
+            let recomputed = match &recomputed_hash {
+                Some(h) => hash32("--recomputed-hash", h)?,
+                None => [0u8; 32],
+            };
+            send(
+                home,
+                &tx,
+                &format!("challenge the merge of round {round} of job {job} ({field}) with a {b}umag bond"),
+                vec![msgs::challenge_round(&me, job, round, b, recomputed, &field)],
+                json!({}),
+            )
+            .await
+        }
+        JobsTx::AuditVerdict {
+            job,
+            round,
+            fraud,
+            ok: _,
+            tx,
+        } => {
+            let node = from_addr(home, &tx)?;
+            let v = if fraud { "fraud" } else { "ok" };
+            send(
+                home,
+                &tx,
+                &format!("verdict {v} on the merge of round {round} of job {job}"),
+                vec![msgs::audit_verdict(&node, job, round, fraud)],
+                json!({}),
+            )
+            .await
+        }
         JobsTx::PayInference {
             model,
             server,
@@ -1907,6 +2035,12 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
             JobsQ::Election { id, round, q } => {
                 (q, "/magnet.jobs.v1/election", format!("{id}/{round}"))
             }
+            JobsQ::Audits { id, q } => (
+                q,
+                "/magnet.jobs.v1/audits",
+                id.map(|i| i.to_string()).unwrap_or_default(),
+            ),
+            JobsQ::Audit { id, round, q } => (q, "/magnet.jobs.v1/audit", format!("{id}/{round}")),
         },
         ModuleQueryCmd::Gov { q } => match q {
             GovQ::Params(q) => (q, "/magnet.gov.v1/params", String::new()),
