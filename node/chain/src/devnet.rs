@@ -453,6 +453,21 @@ pub struct Report {
     pub adversaries: Vec<AdversaryRow>,
     /// Against the `--baseline` run, when there was one.
     pub baseline: Option<BaselineComparison>,
+    /// Merge audits of the job's rounds that were challenged (ADR 0089).
+    pub audits: Vec<AuditRow>,
+}
+
+/// One challenged round's audit, as the chain resolved it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRow {
+    /// Round.
+    pub round: u64,
+    /// Its leader (moniker).
+    pub leader: String,
+    /// `open`, `upheld`, `rejected`, `no_verdict` or `dropped`.
+    pub outcome: String,
+    /// The record field the challenger said was wrong.
+    pub field: String,
 }
 
 /// What one adversary earned and lost, against honest play.
@@ -1508,6 +1523,26 @@ async fn build_report(
         })
         .collect();
     let mut adversaries = adversary_rows(&nodes, &hijacks, None);
+    let audits: Vec<AuditRow> = q(c, "/magnet.jobs.v1/audits", &job.to_string())
+        .await
+        .unwrap_or(Value::Null)
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| !a["challenge"].is_null())
+        .map(|a| AuditRow {
+            round: a["round"].as_u64().unwrap_or(0),
+            leader: workers
+                .iter()
+                .find(|w| Some(w.operator.as_str()) == a["leader"].as_str())
+                .map_or_else(|| a["leader"].to_string(), |w| w.moniker.clone()),
+            outcome: a["outcome"].as_str().unwrap_or_default().to_string(),
+            field: a["challenge"]["field"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .collect();
     // How often each colluder sat on its partner's panel.
     for w in workers.iter().filter(|w| w.fault == "collude") {
         let t: toml::Table = std::fs::read_to_string(w.home.join("worker.toml"))?.parse()?;
@@ -1546,6 +1581,7 @@ async fn build_report(
         solo: None,
         adversaries,
         baseline: None,
+        audits,
     })
 }
 
@@ -1715,6 +1751,17 @@ fn adversary_section(r: &Report) -> String {
                 _ => String::new(),
             }
         ));
+    }
+    if !r.audits.is_empty() {
+        md.push_str(
+            "\n### Challenged merges (ADR 0089)\n\n| round | leader | challenged field | outcome |\n|---|---|---|---|\n",
+        );
+        for x in &r.audits {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                x.round, x.leader, x.field, x.outcome
+            ));
+        }
     }
     if let Some(b) = &r.baseline {
         let pct = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:+.2} %"));
@@ -1942,6 +1989,7 @@ mod tests {
             solo: None,
             adversaries: Vec::new(),
             baseline: None,
+            audits: Vec::new(),
         };
         let b = BaselineComparison::new(&report(200, 4.0), &report(190, 4.04));
         assert_eq!(b.honest_net_baseline, 200);

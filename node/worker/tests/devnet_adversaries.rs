@@ -1,6 +1,7 @@
-//! The adversarial devnet (issue 16): three honest workers and four misbehaving ones —
+//! The adversarial devnet (issue 16): three honest workers and five misbehaving ones —
 //! `copycat` (claims other nodes' accepted Δs), `inflate` (signs 100× its steps and tokens),
-//! `hijack` (records rounds it did not lead), `lazy` (zero Δs) — in real `magnetd` and
+//! `hijack` (records rounds it did not lead), `lazy` (zero Δs), `fraud` (as leader, records a
+//! merge that is not the merge of its Δs; the drawn auditors challenge it) — in real `magnetd` and
 //! `magnet-worker` processes. Every attack must lose money against honest play, and the honest
 //! workers must keep the rewards for work. About nine minutes of wall time on 2 cores.
 //!
@@ -26,7 +27,7 @@ fn every_adversary_of_the_devnet_loses_money_against_honest_play() {
         .arg("--out")
         .arg(&out)
         .args(["--workers", "3", "--epochs", "1", "--epoch-secs", "165"])
-        .args(["--adversary", "copycat,inflate,hijack,lazy"])
+        .args(["--adversary", "copycat,inflate,hijack,lazy,fraud"])
         .args([
             "--inner-steps",
             "4",
@@ -59,7 +60,7 @@ fn every_adversary_of_the_devnet_loses_money_against_honest_play() {
     let nodes = r["nodes"].as_array().unwrap();
     let node = |m: &str| nodes.iter().find(|n| n["moniker"] == m).unwrap().clone();
     let advs = r["adversaries"].as_array().unwrap();
-    assert_eq!(advs.len(), 4, "{advs:#?}");
+    assert_eq!(advs.len(), 5, "{advs:#?}");
     for a in advs {
         let gain = a["net_gain"].as_i64().unwrap();
         assert!(
@@ -95,6 +96,45 @@ fn every_adversary_of_the_devnet_loses_money_against_honest_play() {
     for k in ["inflate", "lazy", "copycat"] {
         let n = node(adv(k)["moniker"].as_str().unwrap());
         assert_eq!(u(&n["reward"]), 0, "{k} earned for work: {n:#}");
+    }
+    // The fraudulent leader: every round it led was challenged by its auditors, upheld, and
+    // rolled back — it is slashed its whole bond for `fraudulent_merge` and no round it led
+    // stays in the lineage. (The hash-seeded election may never make it leader in a short run;
+    // then it is an honest trainer and must not be slashed for fraud.)
+    let f = node(adv("fraud")["moniker"].as_str().unwrap());
+    let audits = r["audits"].as_array().unwrap();
+    let caught: Vec<&Value> = audits
+        .iter()
+        .filter(|a| a["leader"] == f["moniker"])
+        .collect();
+    for a in &caught {
+        assert_eq!(
+            a["outcome"], "upheld",
+            "a fraudulent merge was not upheld: {a:#}"
+        );
+    }
+    if !caught.is_empty() {
+        let fraud_slash: u128 = f["slashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s[0].as_str().unwrap_or("").contains("fraudulent_merge"))
+            .map(|s| u(&s[1]))
+            .sum();
+        assert_eq!(fraud_slash, u(&f["bond"]), "slashed its whole bond: {f:#}");
+    }
+    // No honest leader's merge was ever challenged successfully.
+    for a in audits.iter().filter(|a| a["outcome"] == "upheld") {
+        assert_eq!(
+            a["leader"], f["moniker"],
+            "an honest merge was upheld as fraud: {a:#}"
+        );
+    }
+    for x in rounds {
+        assert_ne!(
+            x["leader"], f["moniker"],
+            "a fraudulent merge stayed in the lineage: {x:#}"
+        );
     }
     let c = node(adv("copycat")["moniker"].as_str().unwrap());
     let committed = c["contributions"].as_array().is_some_and(|v| !v.is_empty());
