@@ -48,6 +48,18 @@ pub struct EpochPhase {
     pub phase: Phase,
     /// Contributions committed.
     pub count: u32,
+    /// The evaluation seed: the hash of the block that closed the reveal window (`None` while
+    /// reveals are open). Evaluators draw the epoch's evaluation windows from it (ADR 0090), so
+    /// no contributor can know them while it trains or reveals.
+    #[serde(serialize_with = "opt_hex32")]
+    pub eval_seed: Option<[u8; 32]>,
+}
+
+fn opt_hex32<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(h) => s.serialize_some(&hex::encode(h)),
+        None => s.serialize_none(),
+    }
 }
 
 /// The revealed work.
