@@ -245,11 +245,15 @@ pub enum Fault {
     /// Adversary: name another node's accepted Δs as its own work (the chain must refuse the
     /// reveal).
     Copycat,
+    /// Adversary: train on the job's public validation split instead of its shard (its Δs'
+    /// marginal scores on the post-deadline windows of the whole corpus must not beat an
+    /// honest worker's; ADR 0090).
+    Evalfit,
 }
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`.
+    /// `copycat`, `evalfit`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -259,6 +263,7 @@ impl Fault {
             "lazy" => Fault::Lazy,
             "hijack" => Fault::Hijack,
             "copycat" => Fault::Copycat,
+            "evalfit" => Fault::Evalfit,
             _ => return None,
         })
     }

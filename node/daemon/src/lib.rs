@@ -43,6 +43,7 @@ pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod profile;
+pub mod quality;
 pub mod round;
 pub mod run;
 pub mod setup;

@@ -77,10 +77,12 @@ pub struct Shared {
     pub data_hash: [u8; 32],
     /// Leader node id of each round seen.
     pub leaders: std::sync::Mutex<BTreeMap<u64, String>>,
-    /// Validation loss of the job's base model (evaluator reference), once computed.
-    pub base_loss: std::sync::Mutex<Option<f64>>,
-    /// Evaluator scores by checkpoint hash (a score depends on the checkpoint alone).
+    /// Evaluator losses of base checkpoints on an epoch's windows, by `epoch/base hash`.
+    pub base_losses: std::sync::Mutex<BTreeMap<String, f64>>,
+    /// Evaluator scores by `epoch/contributor` (ADR 0090).
     pub scores: std::sync::Mutex<BTreeMap<String, i64>>,
+    /// Δ hashes already fetched ahead for evaluation.
+    pub prefetched: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Registry params the daemon needs.
     pub liveness_window_secs: u64,
     /// Heartbeat interval.
@@ -296,6 +298,9 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
     .map_err(|e| DaemonError::State(format!("training task: {e}")))??;
     let key = round::delta_key(&wire);
     sh.net.put_local(&key, &wire)?;
+    // Also by its Δ hash, the name the lineage gives it: evaluators fetch it from here.
+    sh.net
+        .put_local(&round::delta_by_hash_key(&delta_hash), &wire)?;
     let local = Checkpoint::new(work.local.clone());
     let local_hash = local.hash();
     sh.net
@@ -777,6 +782,9 @@ struct LineageRound {
 pub struct JobJson {
     /// Base checkpoint (hex).
     pub base_checkpoint: String,
+    /// The job's corpus hash (hex; [`crate::quality::corpus_hash`]), checked by evaluators.
+    #[serde(default)]
+    pub eval_set_hash: String,
     /// Latest merged checkpoint (hex).
     pub head: String,
     /// Status.
@@ -846,10 +854,11 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
 
     tracing::info!(node = %me, "preparing data and model");
     let job_cfg = cfg.job.clone();
-    let home2 = home.to_path_buf();
-    let (engine, evaluator) = tokio::task::spawn_blocking(move || Engine::open(&job_cfg, &home2))
-        .await
-        .map_err(|e| DaemonError::State(format!("engine task: {e}")))??;
+    let (home2, fault) = (home.to_path_buf(), cfg.dev.fault);
+    let (engine, evaluator) =
+        tokio::task::spawn_blocking(move || Engine::open(&job_cfg, &home2, fault))
+            .await
+            .map_err(|e| DaemonError::State(format!("engine task: {e}")))??;
     let base_checkpoint = evaluator.base_checkpoint();
     let job_base = base_checkpoint.hash();
     let (params, data_hash) = (engine.params(), engine.data_hash);
@@ -947,8 +956,9 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         params,
         data_hash,
         leaders: Default::default(),
-        base_loss: Default::default(),
+        base_losses: Default::default(),
         scores: Default::default(),
+        prefetched: Default::default(),
         liveness_window_secs,
         heartbeat_interval_secs,
         windows,

@@ -145,7 +145,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub leader_rule: Option<String>,
     /// Fault to play (devnets and tests only): `none`, `nan`, `no-reveal`, or an adversary of
-    /// `docs/threat-model.md`: `inflate`, `lazy`, `hijack`, `copycat`.
+    /// `docs/threat-model.md`: `inflate`, `lazy`, `hijack`, `copycat`, `evalfit`.
     #[arg(long, default_value = "none", hide = true)]
     pub fault: String,
     /// MiB written by the disk test.
@@ -234,7 +234,7 @@ fn init(a: InitArgs) -> Result<()> {
     }
     cfg.dev.fault = Fault::parse(&a.fault).ok_or_else(|| {
         anyhow::anyhow!(
-            "--fault {:?}: use none, nan, no-reveal, inflate, lazy, hijack or copycat",
+            "--fault {:?}: use none, nan, no-reveal, inflate, lazy, hijack, copycat or evalfit",
             a.fault
         )
     })?;
