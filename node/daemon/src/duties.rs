@@ -608,32 +608,37 @@ async fn evaluate(
             )));
         };
         let delta = match fetch_delta(sh, entry).await {
-            Ok(d) => d,
+            Ok(d) => Some(d),
             Err(e) => {
                 tracing::warn!(epoch, contributor = %c.operator, round = r, "Δ {dh} unavailable: {e}");
-                scores.push(crate::quality::WORST);
-                continue;
+                None
             }
         };
-        let mut others = Vec::new();
-        for a in round.accepted.iter().filter(|a| a.delta_hash != dh) {
-            match fetch_delta(sh, a).await {
-                Ok(o) => others.push(o),
-                Err(e) => tracing::debug!(
-                    round = r,
-                    "near-duplicate check skips {}: {e}",
-                    a.delta_hash
-                ),
+        let mut others: Vec<(&str, Vec<f32>)> = Vec::new();
+        if delta.is_some() {
+            for a in round.accepted.iter().filter(|a| a.delta_hash != dh) {
+                match fetch_delta(sh, a).await {
+                    Ok(o) => others.push((a.operator.as_str(), o)),
+                    Err(e) => tracing::debug!(
+                        round = r,
+                        "near-duplicate check skips {}: {e}",
+                        a.delta_hash
+                    ),
+                }
             }
         }
-        let views: Vec<&[f32]> = others.iter().map(Vec::as_slice).collect();
-        if let Some((i, cos)) = crate::quality::near_duplicate(&delta, &views) {
-            tracing::info!(epoch, contributor = %c.operator, round = r, cosine_ppm = cos,
-                twin = %round.accepted.iter().filter(|a| a.delta_hash != dh).nth(i).map(|a| a.operator.as_str()).unwrap_or(""),
+        let views: Vec<&[f32]> = others.iter().map(|(_, o)| o.as_slice()).collect();
+        let v = crate::quality::verdict(delta.as_deref(), sh.params as usize, &views);
+        if let crate::quality::Verdict::NearDuplicate { twin, cosine_ppm } = v {
+            tracing::info!(epoch, contributor = %c.operator, round = r, cosine_ppm,
+                twin = others.get(twin).map(|(op, _)| *op).unwrap_or(""),
                 "near-duplicate Δ scores 0");
-            scores.push(0);
+        }
+        if let Some(fixed) = v.fixed_score() {
+            scores.push(fixed);
             continue;
         }
+        let Some(delta) = delta else { continue };
         let base_hash =
             Digest::from_hex(&entry.base_hash).map_err(|e| DaemonError::State(e.to_string()))?;
         let base = sh.checkpoint(&base_hash, r.checked_sub(1)).await?;

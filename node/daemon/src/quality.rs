@@ -198,6 +198,50 @@ pub fn near_duplicate(delta: &[f32], others: &[&[f32]]) -> Option<(usize, i64)> 
     })
 }
 
+/// What decides one entry's score before any model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nobody served the Δ (or it decodes to another hash): [`WORST`].
+    Unavailable,
+    /// The Δ does not have the model's parameter count: [`WORST`].
+    Malformed,
+    /// Cosine ≥ [`NEAR_DUPLICATE_PPM`] with `others[twin]`: 0.
+    NearDuplicate {
+        /// Index into the round's other Δs.
+        twin: usize,
+        /// The cosine, ppm.
+        cosine_ppm: i64,
+    },
+    /// Measure `loss(base) − loss(base − Δ)`.
+    Measure,
+}
+
+impl Verdict {
+    /// The score this verdict fixes without measuring, if any.
+    pub fn fixed_score(self) -> Option<i64> {
+        match self {
+            Verdict::Unavailable | Verdict::Malformed => Some(WORST),
+            Verdict::NearDuplicate { .. } => Some(0),
+            Verdict::Measure => None,
+        }
+    }
+}
+
+/// The verdict on an entry whose Δ is `delta` (`None`: not obtainable) in a model of `params`
+/// parameters, beside the round's other accepted Δs that could be fetched (`others`).
+pub fn verdict(delta: Option<&[f32]>, params: usize, others: &[&[f32]]) -> Verdict {
+    let Some(d) = delta else {
+        return Verdict::Unavailable;
+    };
+    if d.len() != params {
+        return Verdict::Malformed;
+    }
+    match near_duplicate(d, others) {
+        Some((twin, cosine_ppm)) => Verdict::NearDuplicate { twin, cosine_ppm },
+        None => Verdict::Measure,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +345,32 @@ mod tests {
         assert_eq!(near_duplicate(&a, &[&other, &noisy]).map(|x| x.0), Some(1));
         assert_eq!(near_duplicate(&a, &[&other, &neg, &zero]), None);
         assert_eq!(near_duplicate(&zero, &[&zero]), None);
+    }
+
+    #[test]
+    fn unavailable_malformed_and_copied_deltas_get_fixed_scores_and_others_are_measured() {
+        let a: Vec<f32> = (0..100).map(|i| (i % 7) as f32 - 3.0).collect();
+        let b: Vec<f32> = (0..100).map(|i| (i % 5) as f32 - 2.0).collect();
+        let copy: Vec<f32> = a.iter().map(|x| x * 0.5).collect();
+        assert_eq!(verdict(None, 100, &[&a]), Verdict::Unavailable);
+        assert_eq!(verdict(Some(&a[..99]), 100, &[]), Verdict::Malformed);
+        assert_eq!(
+            verdict(Some(&copy), 100, &[&b, &a]),
+            Verdict::NearDuplicate {
+                twin: 1,
+                cosine_ppm: 1_000_000
+            }
+        );
+        assert_eq!(verdict(Some(&a), 100, &[&b]), Verdict::Measure);
+        assert_eq!(verdict(Some(&a), 100, &[]), Verdict::Measure);
+        assert_eq!(Verdict::Unavailable.fixed_score(), Some(WORST));
+        assert_eq!(Verdict::Malformed.fixed_score(), Some(WORST));
+        let dup = Verdict::NearDuplicate {
+            twin: 0,
+            cosine_ppm: 999_000,
+        };
+        assert_eq!(dup.fixed_score(), Some(0));
+        assert_eq!(Verdict::Measure.fixed_score(), None);
     }
 
     #[test]

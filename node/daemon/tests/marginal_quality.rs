@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use magnet_daemon::config::{Fault, JobSection};
 use magnet_daemon::engine::{apply_delta, Engine, Evaluator};
 use magnet_daemon::quality::{
-    aggregate, cosine_ppm, eval_windows, marginal, near_duplicate, NEAR_DUPLICATE_PPM,
+    aggregate, cosine_ppm, eval_windows, marginal, verdict, Verdict, NEAR_DUPLICATE_PPM,
 };
 use magnet_diloco::compress::{CompressionConfig, Compressor};
 
@@ -115,8 +115,15 @@ fn honest_deltas_score_above_zero_and_zero_random_copied_and_evalfit_deltas_do_n
     );
     assert!(c_fit < NEAR_DUPLICATE_PPM);
     let others: Vec<&[f32]> = honest.iter().map(Vec::as_slice).collect();
-    assert_eq!(near_duplicate(&copy, &others).map(|x| x.0), Some(0));
-    assert_eq!(near_duplicate(&honest[1], &[&honest[0], &honest[2]]), None);
+    // The copy scores 0 by the rule the daemon applies; honest Δs beside each other are measured.
+    let copied = verdict(Some(&copy), base.len(), &others);
+    assert!(matches!(copied, Verdict::NearDuplicate { twin: 0, .. }));
+    assert_eq!(copied.fixed_score(), Some(0));
+    for (i, h) in honest.iter().enumerate() {
+        let rest: Vec<&[f32]> = (0..3).filter(|&j| j != i).map(|j| others[j]).collect();
+        assert_eq!(verdict(Some(h), base.len(), &rest), Verdict::Measure);
+        assert_eq!(verdict(Some(&evalfit), base.len(), &rest), Verdict::Measure);
+    }
 
     let corpus_len = ev.corpus_len();
     for seed in [[1u8; 32], [2u8; 32], [3u8; 32]] {
