@@ -34,6 +34,7 @@ use serde::Deserialize;
 
 use crate::chain::Chain;
 use crate::config::Fault;
+use crate::quality::{round_duplicates, verdict, Verdict};
 use crate::run::Shared;
 use crate::state::{PendingEval, PendingWork, State};
 use crate::{DaemonError, Result};
@@ -462,10 +463,10 @@ async fn reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     .await
 }
 
-/// Fetches ahead, during the reveal window, every Δ the revealed contributions of this job
-/// name and the other accepted Δs of their rounds (for the near-duplicate rule), so scoring
-/// in the short evaluator-commit window only runs the model. Nothing here depends on the
-/// evaluation seed, which does not exist yet.
+/// Works ahead during the reveal window: for every round that a revealed contribution of this
+/// job names, fetches the round's accepted Δs and settles the near-duplicate rule over them
+/// ([`round_duplicates`]), so the short evaluator-commit window only has to run the model.
+/// Nothing here depends on the evaluation seed, which does not exist yet.
 async fn pre_evaluate(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     let ep: EpochJson = sh
         .chain
@@ -474,7 +475,6 @@ async fn pre_evaluate(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     let me = sh.keys.operator.address().to_string();
     let job = sh.cfg.job.id;
     let mut rounds: std::collections::BTreeSet<u64> = Default::default();
-    let mut named = Vec::new();
     for c in ep
         .contributions
         .iter()
@@ -482,15 +482,14 @@ async fn pre_evaluate(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     {
         if let Some(w) = &c.work {
             rounds.extend(w.entries.iter().map(|(r, _)| *r));
-            named.extend(w.entries.iter().map(|(_, d)| d.clone()));
         }
     }
-    let done = sh
-        .prefetched
+    let settled = sh
+        .round_dups
         .lock()
-        .map(|p| named.iter().all(|d| p.contains(d)))
+        .map(|m| rounds.iter().all(|r| m.contains_key(r)))
         .unwrap_or(false);
-    if rounds.is_empty() || done {
+    if settled {
         return Ok(());
     }
     let lineage: LineageJson = sh
@@ -498,26 +497,50 @@ async fn pre_evaluate(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         .query("/magnet.jobs.v1/lineage", &job.to_string())
         .await?;
     for r in lineage.rounds.iter().filter(|r| rounds.contains(&r.round)) {
-        for a in &r.accepted {
-            if sh
-                .prefetched
-                .lock()
-                .map(|p| p.contains(&a.delta_hash))
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            match fetch_delta(sh, a).await {
-                Ok(_) => {
-                    if let Ok(mut p) = sh.prefetched.lock() {
-                        p.insert(a.delta_hash.clone());
-                    }
-                }
-                Err(e) => tracing::debug!(epoch, round = r.round, "prefetch: {e}"),
+        round_dups(sh, r).await?;
+    }
+    tracing::debug!(epoch, rounds = rounds.len(), "evaluation prefetch done");
+    Ok(())
+}
+
+/// [`round_duplicates`] over the accepted Δs of `round` (aligned with `round.accepted`),
+/// memoised once every Δ of the round could be fetched.
+async fn round_dups(sh: &Arc<Shared>, round: &LineageRoundJson) -> Result<crate::quality::Twins> {
+    if let Some(v) = sh
+        .round_dups
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&round.round).cloned())
+    {
+        return Ok(v);
+    }
+    let mut deltas = Vec::with_capacity(round.accepted.len());
+    for a in &round.accepted {
+        match fetch_delta(sh, a).await {
+            Ok(d) => deltas.push(Some(d)),
+            Err(e) => {
+                tracing::debug!(
+                    round = round.round,
+                    "near-duplicate check skips {}: {e}",
+                    a.delta_hash
+                );
+                deltas.push(None);
             }
         }
     }
-    Ok(())
+    let complete = deltas.iter().all(Option::is_some);
+    let dups = tokio::task::spawn_blocking(move || {
+        let views: Vec<Option<&[f32]>> = deltas.iter().map(|d| d.as_deref()).collect();
+        round_duplicates(&views)
+    })
+    .await
+    .map_err(|e| DaemonError::State(format!("near-duplicate task: {e}")))?;
+    if complete {
+        if let Ok(mut m) = sh.round_dups.lock() {
+            m.insert(round.round, dups.clone());
+        }
+    }
+    Ok(dups)
 }
 
 /// The decoded Δ of lineage entry `a`, from the local store or its producer (then any peer).
@@ -614,24 +637,17 @@ async fn evaluate(
                 None
             }
         };
-        let mut others: Vec<(&str, Vec<f32>)> = Vec::new();
-        if delta.is_some() {
-            for a in round.accepted.iter().filter(|a| a.delta_hash != dh) {
-                match fetch_delta(sh, a).await {
-                    Ok(o) => others.push((a.operator.as_str(), o)),
-                    Err(e) => tracing::debug!(
-                        round = r,
-                        "near-duplicate check skips {}: {e}",
-                        a.delta_hash
-                    ),
-                }
-            }
-        }
-        let views: Vec<&[f32]> = others.iter().map(|(_, o)| o.as_slice()).collect();
-        let v = crate::quality::verdict(delta.as_deref(), sh.params as usize, &views);
-        if let crate::quality::Verdict::NearDuplicate { twin, cosine_ppm } = v {
+        let twin = if delta.is_some() {
+            let idx = round.accepted.iter().position(|a| a.delta_hash == dh);
+            let dups = round_dups(sh, round).await?;
+            idx.and_then(|i| dups.get(i).copied().flatten())
+        } else {
+            None
+        };
+        let v = verdict(delta.as_deref(), sh.params as usize, twin);
+        if let Verdict::NearDuplicate { twin, cosine_ppm } = v {
             tracing::info!(epoch, contributor = %c.operator, round = r, cosine_ppm,
-                twin = others.get(twin).map(|(op, _)| *op).unwrap_or(""),
+                twin = round.accepted.get(twin).map(|a| a.operator.as_str()).unwrap_or(""),
                 "near-duplicate Δ scores 0");
         }
         if let Some(fixed) = v.fixed_score() {

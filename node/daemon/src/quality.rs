@@ -14,7 +14,8 @@
 //! 4. scores each as `loss(base) − loss(base − Δ)` in fixed point 10^6 ([`marginal`]) — the base
 //!    being the one the Δ's signed claim names — or [`WORST`] when the Δ cannot be fetched or
 //!    does not hash to its entry, or 0 when the Δ is a near-duplicate (cosine ≥
-//!    [`NEAR_DUPLICATE_PPM`]) of another accepted Δ of the same round ([`near_duplicate`]);
+//!    [`NEAR_DUPLICATE_PPM`]) of another accepted Δ of the same round ([`round_duplicates`],
+//!    [`verdict`]);
 //! 5. reports the mean of those ([`aggregate`]).
 //!
 //! Everything here is pure and deterministic given its inputs; the fetching and the model
@@ -186,18 +187,6 @@ pub fn cosine_ppm(a: &[f32], b: &[f32]) -> Option<i64> {
     Some((ab / (aa.sqrt() * bb.sqrt()) * 1e6).round() as i64)
 }
 
-/// The near-duplicate rule: the index and cosine (ppm) of the first of `others` (the round's
-/// other accepted Δs) whose cosine with `delta` is at least [`NEAR_DUPLICATE_PPM`], if any. A
-/// Δ with such a twin scores 0 — every copy does, because nothing on chain orders two signed
-/// claims of one round (ADR 0090).
-pub fn near_duplicate(delta: &[f32], others: &[&[f32]]) -> Option<(usize, i64)> {
-    others.iter().enumerate().find_map(|(i, o)| {
-        cosine_ppm(delta, o)
-            .filter(|&c| c >= NEAR_DUPLICATE_PPM)
-            .map(|c| (i, c))
-    })
-}
-
 /// What decides one entry's score before any model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -227,16 +216,38 @@ impl Verdict {
     }
 }
 
+/// Per accepted Δ of a round, its near-duplicate twin (index, cosine ppm), if any.
+pub type Twins = Vec<Option<(usize, i64)>>;
+
+/// The near-duplicate rule over one round's accepted Δs (`None`: this evaluator could not
+/// fetch it): for each, the index and cosine (ppm) of its first twin among the others, if any.
+/// Symmetric, so every copy is flagged — nothing orders two signed claims of one round.
+pub fn round_duplicates(deltas: &[Option<&[f32]>]) -> Twins {
+    deltas
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = (*d)?;
+            deltas.iter().enumerate().find_map(|(j, o)| {
+                let o = (*o).filter(|_| j != i)?;
+                cosine_ppm(d, o)
+                    .filter(|&c| c >= NEAR_DUPLICATE_PPM)
+                    .map(|c| (j, c))
+            })
+        })
+        .collect()
+}
+
 /// The verdict on an entry whose Δ is `delta` (`None`: not obtainable) in a model of `params`
-/// parameters, beside the round's other accepted Δs that could be fetched (`others`).
-pub fn verdict(delta: Option<&[f32]>, params: usize, others: &[&[f32]]) -> Verdict {
+/// parameters, given its near-duplicate `twin` in its round ([`round_duplicates`]).
+pub fn verdict(delta: Option<&[f32]>, params: usize, twin: Option<(usize, i64)>) -> Verdict {
     let Some(d) = delta else {
         return Verdict::Unavailable;
     };
     if d.len() != params {
         return Verdict::Malformed;
     }
-    match near_duplicate(d, others) {
+    match twin {
         Some((twin, cosine_ppm)) => Verdict::NearDuplicate { twin, cosine_ppm },
         None => Verdict::Measure,
     }
@@ -342,9 +353,17 @@ mod tests {
         let c = cosine_ppm(&a, &noisy).unwrap();
         assert!(c >= NEAR_DUPLICATE_PPM, "scaled copy with noise: {c}");
         assert!(cosine_ppm(&a, &other).unwrap() < NEAR_DUPLICATE_PPM);
-        assert_eq!(near_duplicate(&a, &[&other, &noisy]).map(|x| x.0), Some(1));
-        assert_eq!(near_duplicate(&a, &[&other, &neg, &zero]), None);
-        assert_eq!(near_duplicate(&zero, &[&zero]), None);
+        let round = round_duplicates(&[Some(&a), Some(&other), Some(&noisy)]);
+        assert_eq!(
+            round.iter().map(|t| t.map(|x| x.0)).collect::<Vec<_>>(),
+            [Some(2), None, Some(0)]
+        );
+        assert_eq!(
+            round_duplicates(&[Some(&a), Some(&other), Some(&neg), Some(&zero)]),
+            [None; 4],
+            "unrelated, opposite and zero Δs are not copies"
+        );
+        assert_eq!(round_duplicates(&[Some(&zero), Some(&zero)]), [None; 2]);
     }
 
     #[test]
@@ -352,17 +371,24 @@ mod tests {
         let a: Vec<f32> = (0..100).map(|i| (i % 7) as f32 - 3.0).collect();
         let b: Vec<f32> = (0..100).map(|i| (i % 5) as f32 - 2.0).collect();
         let copy: Vec<f32> = a.iter().map(|x| x * 0.5).collect();
-        assert_eq!(verdict(None, 100, &[&a]), Verdict::Unavailable);
-        assert_eq!(verdict(Some(&a[..99]), 100, &[]), Verdict::Malformed);
+        // One round: a, b, a's copy, and a Δ this evaluator could not fetch.
+        let dups = round_duplicates(&[Some(&a), Some(&b), Some(&copy), None]);
         assert_eq!(
-            verdict(Some(&copy), 100, &[&b, &a]),
+            dups,
+            vec![Some((2, 1_000_000)), None, Some((0, 1_000_000)), None],
+            "every copy is flagged, the unrelated Δ and the missing one are not"
+        );
+        assert_eq!(round_duplicates(&[Some(&a)]), vec![None]);
+        assert_eq!(verdict(None, 100, None), Verdict::Unavailable);
+        assert_eq!(verdict(Some(&a[..99]), 100, None), Verdict::Malformed);
+        assert_eq!(
+            verdict(Some(&copy), 100, dups[2]),
             Verdict::NearDuplicate {
-                twin: 1,
+                twin: 0,
                 cosine_ppm: 1_000_000
             }
         );
-        assert_eq!(verdict(Some(&a), 100, &[&b]), Verdict::Measure);
-        assert_eq!(verdict(Some(&a), 100, &[]), Verdict::Measure);
+        assert_eq!(verdict(Some(&b), 100, dups[1]), Verdict::Measure);
         assert_eq!(Verdict::Unavailable.fixed_score(), Some(WORST));
         assert_eq!(Verdict::Malformed.fixed_score(), Some(WORST));
         let dup = Verdict::NearDuplicate {

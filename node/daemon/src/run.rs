@@ -81,8 +81,9 @@ pub struct Shared {
     pub base_losses: std::sync::Mutex<BTreeMap<String, f64>>,
     /// Evaluator scores by `epoch/contributor` (ADR 0090).
     pub scores: std::sync::Mutex<BTreeMap<String, i64>>,
-    /// Δ hashes already fetched ahead for evaluation.
-    pub prefetched: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The near-duplicate rule settled per lineage round (aligned with the round's accepted
+    /// Δs; [`crate::quality::round_duplicates`]), once all its Δs could be fetched.
+    pub round_dups: std::sync::Mutex<BTreeMap<u64, crate::quality::Twins>>,
     /// Registry params the daemon needs.
     pub liveness_window_secs: u64,
     /// Heartbeat interval.
@@ -958,7 +959,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         leaders: Default::default(),
         base_losses: Default::default(),
         scores: Default::default(),
-        prefetched: Default::default(),
+        round_dups: Default::default(),
         liveness_window_secs,
         heartbeat_interval_secs,
         windows,
