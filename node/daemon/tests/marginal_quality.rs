@@ -124,7 +124,27 @@ fn honest_deltas_score_above_zero_and_zero_random_copied_and_evalfit_deltas_do_n
         Some(&evalfit),
         Some(&copy),
     ];
+    let t = std::time::Instant::now();
     let dups = round_duplicates(&round);
+    // Informational only: what the reveal-window work costs per round of 5 Δs.
+    eprintln!("near-duplicate rule over 5 Δs: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let wire = Compressor::new(CompressionConfig::default(), base.len())
+        .unwrap()
+        .compress(&honest[1])
+        .unwrap()
+        .to_bytes();
+    let t_enc = t.elapsed();
+    let t = std::time::Instant::now();
+    let back = magnet_diloco::Compressed::from_bytes(&wire).unwrap();
+    let h = back.delta_hash();
+    eprintln!(
+        "Δ of {} params: {} wire bytes; encode {t_enc:?}; parse + decode + hash check {:?} ({})",
+        base.len(),
+        wire.len(),
+        t.elapsed(),
+        &h.to_hex()[..8]
+    );
     let verdicts: Vec<Verdict> = round
         .iter()
         .zip(&dups)
