@@ -65,7 +65,8 @@ fn opt_hex32<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, 
 /// The revealed work.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
 pub struct Work {
-    /// Checkpoint hash.
+    /// Checkpoint hash (the worker's latest local model; bound by the commitment, but no
+    /// score reads it: training quality is the marginal effect of the named entries, ADR 0090).
     #[serde(with = "magnet_core::coins::hex32")]
     pub checkpoint_hash: [u8; 32],
     /// Steps.
