@@ -1020,6 +1020,38 @@ mod tests {
     }
 
     #[test]
+    fn the_evaluation_seed_and_the_named_entries_are_read_from_the_epoch_query() {
+        let seed = hex::encode([9u8; 32]);
+        let ep: EpochJson = serde_json::from_value(serde_json::json!({
+            "phase": {"phase": "Evaluating", "count": 1, "eval_seed": seed},
+            "contributions": [{
+                "operator": "o1", "job": 1, "status": "Revealed", "median": null,
+                "quality": 0, "compute": "0", "commitment": "aa",
+                "work": {"checkpoint_hash": "bb", "steps": 1, "params": 2,
+                         "data_hash": "cc", "kind": "training",
+                         "entries": [[3, "dd"], [5, "ee"]]},
+            }],
+        }))
+        .unwrap();
+        assert_eq!(ep.eval_seed(), Some([9u8; 32]));
+        let w = ep.contributions[0].work.as_ref().unwrap();
+        assert_eq!(
+            w.entries,
+            vec![(3, "dd".to_string()), (5, "ee".to_string())]
+        );
+        let open: EpochJson = serde_json::from_value(serde_json::json!({
+            "phase": {"phase": "Open", "count": 1, "eval_seed": null},
+            "contributions": [],
+        }))
+        .unwrap();
+        assert_eq!(open.eval_seed(), None, "no seed while reveals are open");
+        let none: EpochJson =
+            serde_json::from_value(serde_json::json!({"phase": null, "contributions": []}))
+                .unwrap();
+        assert_eq!(none.eval_seed(), None);
+    }
+
+    #[test]
     fn a_settlement_sums_what_one_operator_was_paid() {
         let s: SettlementJson = serde_json::from_value(serde_json::json!({
             "epoch": 1, "pool": "100", "dust": "1",
