@@ -57,6 +57,17 @@ fn delta(home: &Path, shard: usize, fault: Fault, base: &[f32]) -> Vec<f32> {
     c.compress(&w.delta).unwrap().decode()
 }
 
+fn setup(home: &Path) -> (Evaluator, Vec<f32>) {
+    let corpus = repo().join("data/text/kjv_head.txt");
+    magnet_bitnet::tokenizer::Tokenizer::train(&[corpus.as_path()], 512)
+        .unwrap()
+        .save(&home.join("tokenizer.json"))
+        .unwrap();
+    let (_, ev) = Engine::open(&job(home, 0), home, Fault::None).unwrap();
+    let base = ev.base_checkpoint().params;
+    (ev, base)
+}
+
 fn score(ev: &Evaluator, base: &[f32], d: &[f32], windows: &[usize]) -> i64 {
     let b = ev.eval_at(base, windows).unwrap();
     marginal(
@@ -69,13 +80,7 @@ fn score(ev: &Evaluator, base: &[f32], d: &[f32], windows: &[usize]) -> i64 {
 fn honest_deltas_score_above_zero_and_zero_random_copied_and_evalfit_deltas_do_not_beat_them() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
-    let corpus = repo().join("data/text/kjv_head.txt");
-    magnet_bitnet::tokenizer::Tokenizer::train(&[corpus.as_path()], 512)
-        .unwrap()
-        .save(&home.join("tokenizer.json"))
-        .unwrap();
-    let (_, ev) = Engine::open(&job(home, 0), home, Fault::None).unwrap();
-    let base = ev.base_checkpoint().params;
+    let (ev, base) = setup(home);
 
     let honest: Vec<Vec<f32>> = (0..3).map(|i| delta(home, i, Fault::None, &base)).collect();
     let evalfit = delta(home, 0, Fault::Evalfit, &base);
@@ -202,5 +207,56 @@ fn honest_deltas_score_above_zero_and_zero_random_copied_and_evalfit_deltas_do_n
         );
         // A contribution naming an honest Δ and a copied one: the copy dilutes its mean.
         assert!(aggregate(&[h[1], 0]) < h[1]);
+    }
+}
+
+#[test]
+fn honest_deltas_stay_far_below_the_near_duplicate_threshold_in_later_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let (ev, mut base) = setup(home);
+    // Three workers whose AdamW state and compression residual persist across rounds, merged
+    // by plain averaging (the job default), for two rounds.
+    let mut workers: Vec<(Engine, Compressor)> = (0..3)
+        .map(|i| {
+            let (e, _) = Engine::open(&job(home, i), home, Fault::None).unwrap();
+            let c = Compressor::new(CompressionConfig::default(), base.len()).unwrap();
+            (e, c)
+        })
+        .collect();
+    for round in 0..2 {
+        let deltas: Vec<Vec<f32>> = workers
+            .iter_mut()
+            .map(|(e, c)| {
+                let w = e.train_round(&base, H, Fault::None).unwrap();
+                c.compress(&w.delta).unwrap().decode()
+            })
+            .collect();
+        let views: Vec<Option<&[f32]>> = deltas.iter().map(|d| Some(d.as_slice())).collect();
+        let cos: Vec<i64> = (0..3)
+            .flat_map(|i| (i + 1..3).map(move |j| (i, j)))
+            .map(|(i, j)| cosine_ppm(&deltas[i], &deltas[j]).unwrap())
+            .collect();
+        let w = eval_windows(
+            &[round as u8; 32],
+            round,
+            1,
+            ev.corpus_len(),
+            ev.seq_len(),
+            32,
+        );
+        let m: Vec<i64> = deltas.iter().map(|d| score(&ev, &base, d, &w)).collect();
+        eprintln!("round {round}: honest pairwise cosines (ppm) {cos:?}; marginal scores {m:?}");
+        assert_eq!(
+            round_duplicates(&views),
+            [None; 3],
+            "round {round}: {cos:?}"
+        );
+        assert!(m.iter().all(|&s| s > 0), "round {round}: {m:?}");
+        for d in &deltas {
+            for (b, x) in base.iter_mut().zip(d) {
+                *b -= x / 3.0;
+            }
+        }
     }
 }
