@@ -16,9 +16,10 @@
 //!   windows of the whole corpus from the seed, score a seeded sample of the contribution's
 //!   lineage entries as `loss(base) − loss(base − Δ)` (a Δ nobody serves scores the worst
 //!   value; a near-duplicate of another accepted Δ of its round scores 0), commit the mean,
-//!   then reveal it. The revealed checkpoint is not scored. During the reveal window the Δs
-//!   the revealed contributions name are fetched ahead, so the short evaluator-commit window
-//!   only has to run the model;
+//!   then reveal it. The revealed checkpoint is not scored. During the reveal window the
+//!   accepted Δs of every round the revealed contributions name are fetched ahead and the
+//!   near-duplicate rule is settled over them (it needs no seed), so the short
+//!   evaluator-commit window only has to run the model;
 //! * **read settlement** of finished epochs and count this operator's reward.
 //!
 //! Every step is idempotent against the saved state, so a restarted worker picks up where it
