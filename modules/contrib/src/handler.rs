@@ -117,6 +117,7 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             let mut ph = state::phase(ctx.store(), epoch)?.unwrap_or(EpochPhase {
                 phase: Phase::Open,
                 count: 0,
+                eval_seed: None,
             });
             if ph.count >= p.max_contributions_per_epoch {
                 return Err(Error::TooManyContributions(epoch));

@@ -6,7 +6,9 @@
 //!    revealed contribution gets `evaluator_slots` evaluator draws, seeded by this block's
 //!    hash, among live nodes other than the contributor, **weighted by bond, with
 //!    replacement** — splitting a bond over k identities leaves the distribution of slots a
-//!    party controls unchanged (the Sybil property);
+//!    party controls unchanged (the Sybil property); the same block hash is kept on the
+//!    epoch's phase as its **evaluation seed** (`eval_seed`), from which every evaluator draws
+//!    the same evaluation windows of the job's corpus (ADR 0090);
 //! 2. **evaluator reveal window closed** → per contribution, the median of the revealed scores
 //!    (each counted once per slot; the lower middle for an even count) if at least
 //!    `min_evaluations` slots revealed, else unscored; evaluators further than `median_band`
@@ -47,6 +49,7 @@ pub fn begin_block(ctx: &mut Ctx) -> Result<(), ModuleError> {
         if ph.phase == Phase::Open && now >= start.saturating_add(p.reveal_end()) {
             close_reveals(ctx, e, p.evaluator_slots)?;
             ph.phase = Phase::Evaluating;
+            ph.eval_seed = Some(ctx.block.hash);
             state::set_phase(ctx, e, &ph)?;
         }
         if ph.phase == Phase::Evaluating && now >= start.saturating_add(p.eval_reveal_end()) {
@@ -60,6 +63,7 @@ pub fn begin_block(ctx: &mut Ctx) -> Result<(), ModuleError> {
                 &EpochPhase {
                     phase: Phase::Final { closes_at },
                     count: ph.count,
+                    eval_seed: ph.eval_seed,
                 },
             )?;
             ctx.emit(

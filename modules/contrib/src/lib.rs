@@ -21,7 +21,8 @@
 //! their signed steps × the job's parameters (ADR 0088); other kinds get compute 0.
 //!
 //! Queries (JSON): `/magnet.contrib.v1/params`, `/magnet.contrib.v1/epoch` (data: epoch) →
-//! phase and contributions, `/magnet.contrib.v1/assignments` (data: `epoch/job/contributor`).
+//! phase (with the evaluation seed `eval_seed`, hex, once the reveal window has closed) and
+//! contributions, `/magnet.contrib.v1/assignments` (data: `epoch/job/contributor`).
 //!
 //! # Security
 //! Guarantees: windows are enforced in block time with their own error codes; double

@@ -48,12 +48,25 @@ pub struct EpochPhase {
     pub phase: Phase,
     /// Contributions committed.
     pub count: u32,
+    /// The evaluation seed: the hash of the block that closed the reveal window (`None` while
+    /// reveals are open). Evaluators draw the epoch's evaluation windows from it (ADR 0090), so
+    /// no contributor can know them while it trains or reveals.
+    #[serde(serialize_with = "opt_hex32")]
+    pub eval_seed: Option<[u8; 32]>,
+}
+
+fn opt_hex32<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(h) => s.serialize_some(&hex::encode(h)),
+        None => s.serialize_none(),
+    }
 }
 
 /// The revealed work.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
 pub struct Work {
-    /// Checkpoint hash.
+    /// Checkpoint hash (the worker's latest local model; bound by the commitment, but no
+    /// score reads it: training quality is the marginal effect of the named entries, ADR 0090).
     #[serde(with = "magnet_core::coins::hex32")]
     pub checkpoint_hash: [u8; 32],
     /// Steps.

@@ -156,3 +156,41 @@ fn malformed_messages_are_refused_before_execution() {
     assert_eq!((e.codespace.as_str(), e.code), ("contrib", 14));
     c.end().unwrap();
 }
+
+#[test]
+fn the_evaluation_seed_is_the_hash_of_the_block_that_closed_the_reveal_window() {
+    let (mut c, nodes) = setup(4);
+    open_job(&mut c, &nodes[3].op);
+    let w = work(10, 1_000, "training", 1);
+    let a = &nodes[0];
+    c.begin(1).unwrap();
+    commit(&mut c, a, 1, &w, b"n").unwrap();
+    c.end().unwrap();
+    run_until(&mut c, T0 + 205, 10, &nodes);
+    c.begin(1).unwrap();
+    reveal(&mut c, a, 1, &w, b"n").unwrap();
+    c.end().unwrap();
+    let e0 = c.query("/magnet.contrib.v1/epoch", b"0").unwrap();
+    assert!(
+        e0["phase"]["eval_seed"].is_null(),
+        "no seed while reveals are open: {e0}"
+    );
+    // Step block by block until the phase leaves Open: the seed is that block's hash.
+    let mut seed = serde_json::Value::Null;
+    for _ in 0..40 {
+        c.begin(5).unwrap();
+        let closing = hex::encode(c.block.hash);
+        c.end().unwrap();
+        let e0 = c.query("/magnet.contrib.v1/epoch", b"0").unwrap();
+        if e0["phase"]["phase"] != "Open" {
+            assert_eq!(e0["phase"]["eval_seed"], closing.as_str());
+            seed = e0["phase"]["eval_seed"].clone();
+            break;
+        }
+    }
+    assert!(seed.is_string(), "the reveal window closed within 200 s");
+    // It stays fixed through the evaluation windows and the final phase.
+    run_until(&mut c, T0 + 600, 10, &nodes);
+    let e0 = c.query("/magnet.contrib.v1/epoch", b"0").unwrap();
+    assert_eq!(e0["phase"]["eval_seed"], seed);
+}

@@ -247,7 +247,9 @@ pub struct Job {
     pub creator: Address,
     /// Domain.
     pub domain: String,
-    /// Evaluation set hash (hex).
+    /// Evaluation set hash (hex). For a BitNet training job, the hash of its whole corpus (every
+    /// training token, then the validation split); evaluators refuse to score on other data
+    /// (ADR 0090).
     pub eval_set_hash: String,
     /// Base checkpoint hash (hex).
     pub base_checkpoint: String,

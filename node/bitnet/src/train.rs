@@ -736,22 +736,42 @@ impl Trainer {
     pub fn eval(&self) -> Result<f64> {
         let t = &self.cfg.train;
         let windows = ((self.data.val.len() - 1) / t.seq_len).min(t.eval_windows);
+        if windows == 0 {
+            return Ok(f64::NAN);
+        }
+        let starts: Vec<usize> = (0..windows).map(|w| w * t.seq_len).collect();
+        self.eval_windows(&self.data.val, &starts)
+    }
+
+    /// Mean loss (nats/token) of the current weights over the windows of `stream` that start at
+    /// `starts` (each `seq_len` inputs predicting the next token, so `start + seq_len` must be
+    /// a valid index), in batches of `batch_size`. The evaluators' seeded windows over a job's
+    /// whole corpus go through here.
+    pub fn eval_windows(&self, stream: &[u32], starts: &[usize]) -> Result<f64> {
+        let t = &self.cfg.train;
+        if starts.is_empty() {
+            return Err(BitnetError::Data("no evaluation windows".into()));
+        }
+        if let Some(s) = starts.iter().find(|&&s| s + t.seq_len >= stream.len()) {
+            return Err(BitnetError::Data(format!(
+                "evaluation window at {s} runs past the {}-token stream",
+                stream.len()
+            )));
+        }
         let mut total = 0.0;
-        let mut done = 0;
         // The fused kernels read host copies of the weights: one copy for the whole evaluation.
         let host = match &self.fused {
             Some(_) => self.params.host_vecs()?,
             None => Vec::new(),
         };
         let views: Vec<&[f32]> = host.iter().map(Vec::as_slice).collect();
-        while done < windows {
-            let b = (windows - done).min(t.batch_size);
+        for batch in starts.chunks(t.batch_size.max(1)) {
+            let b = batch.len();
             let mut x = Vec::with_capacity(b * t.seq_len);
             let mut y = Vec::with_capacity(b * t.seq_len);
-            for w in done..done + b {
-                let s = w * t.seq_len;
-                x.extend_from_slice(&self.data.val[s..s + t.seq_len]);
-                y.extend_from_slice(&self.data.val[s + 1..s + t.seq_len + 1]);
+            for &s in batch {
+                x.extend_from_slice(&stream[s..s + t.seq_len]);
+                y.extend_from_slice(&stream[s + 1..s + t.seq_len + 1]);
             }
             let loss = match &self.fused {
                 Some(f) => f.loss(&views, &x, &y, b)?,
@@ -761,9 +781,8 @@ impl Trainer {
                 }
             };
             total += loss * b as f64;
-            done += b;
         }
-        Ok(total / windows as f64)
+        Ok(total / starts.len() as f64)
     }
 
     /// Writes a checkpoint directory: `model.safetensors`, `optimizer.safetensors`,

@@ -92,7 +92,8 @@ pub struct DevnetArgs {
     /// accepted Δs as its work), `inflate` (signs 100× its steps and tokens), `hijack` (records
     /// the rounds it trained as if it led them), `lazy` (hands in zero Δs), `fraud` (as
     /// leader, records and serves a merge that is not the merge of its Δs; the drawn auditors
-    /// challenge it, ADR 0089), `sybil` (four `cpu_only` identities splitting one bond and one
+    /// challenge it, ADR 0089), `evalfit` (trains on the job's public validation split
+    /// instead of its shard, ADR 0090), `sybil` (four `cpu_only` identities splitting one bond and one
     /// machine — each trains a quarter of the inner steps — beside an honest `unsplit` node
     /// holding the same bond), `collude` (an evaluator that scores its partner, the first
     /// other adversary or else worker 0, at the top). The report gains a table of what each
@@ -203,10 +204,9 @@ pub fn collude_partner(slots: &[Slot], colluder: usize) -> usize {
 }
 
 const CHAIN_ID: &str = "magnet-devnet-1";
-/// Adversary kinds `--adversary` knows. `evalfit` (issue 16) is not implemented yet: the rule
-/// that would stop it is listed as open in docs/threat-model.md.
-pub const ADVERSARIES: [&str; 7] = [
-    "copycat", "inflate", "hijack", "lazy", "fraud", "sybil", "collude",
+/// Adversary kinds `--adversary` knows (docs/threat-model.md).
+pub const ADVERSARIES: [&str; 8] = [
+    "copycat", "inflate", "hijack", "lazy", "fraud", "evalfit", "sybil", "collude",
 ];
 
 fn parse_adversaries(v: &[String]) -> Result<Vec<String>> {
@@ -218,11 +218,6 @@ fn parse_adversaries(v: &[String]) -> Result<Vec<String>> {
                 bail!("--adversary {k} is listed twice: each kind adds its workers once");
             }
             seen.push(k.to_string());
-        } else if ["evalfit"].contains(&k) {
-            bail!(
-                "--adversary {k}: not implemented yet (the rule that would stop it is still \
-                 open: see docs/threat-model.md); use one of {ADVERSARIES:?}"
-            )
         } else {
             bail!("--adversary {k:?}: use one of {ADVERSARIES:?}")
         }

@@ -257,11 +257,15 @@ pub enum Fault {
     /// Adversary: an evaluator that scores every contribution of its partner (`dev.partner`) at
     /// the highest quality; the median and the deviation slash must make it lose.
     Collude,
+    /// Adversary: train on the job's public validation split instead of its shard (its Δs'
+    /// marginal scores on the post-deadline windows of the whole corpus must not beat an
+    /// honest worker's; ADR 0090).
+    Evalfit,
 }
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`, `fraud`, `sybil`, `collude`.
+    /// `copycat`, `fraud`, `sybil`, `collude`, `evalfit`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -274,6 +278,7 @@ impl Fault {
             "fraud" => Fault::Fraud,
             "sybil" => Fault::Sybil,
             "collude" => Fault::Collude,
+            "evalfit" => Fault::Evalfit,
             _ => return None,
         })
     }

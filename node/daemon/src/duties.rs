@@ -9,9 +9,17 @@
 //!   parameters (informational) and its data shard's hash; the nonce and the entries are saved
 //!   to disk *before* the commit is sent. With nothing to claim there is no commit;
 //! * **reveal** it in the reveal window (unless the `no-reveal` fault is set);
-//! * **evaluate** every contribution this worker is assigned to: fetch the revealed checkpoint
-//!   from the contributor's node, check its hash, measure the validation-loss improvement over
-//!   the job's base model on the job's evaluation split, commit the score, then reveal it;
+//! * **evaluate** every contribution this worker is assigned to, by the *marginal* effect of
+//!   the contributor's own accepted Δs (ADR 0090, [`crate::quality`]): once the reveal window
+//!   has closed and the chain has fixed the epoch's evaluation seed, check this worker's corpus
+//!   against the job's `eval_set_hash` (refusing to evaluate on a mismatch), draw the epoch's
+//!   windows of the whole corpus from the seed, score a seeded sample of the contribution's
+//!   lineage entries as `loss(base) − loss(base − Δ)` (a Δ nobody serves scores the worst
+//!   value; a near-duplicate of another accepted Δ of its round scores 0), commit the mean,
+//!   then reveal it. The revealed checkpoint is not scored. During the reveal window the
+//!   accepted Δs of every round the revealed contributions name are fetched ahead and the
+//!   near-duplicate rule is settled over them (it needs no seed), so the short
+//!   evaluator-commit window only has to run the model;
 //! * **read settlement** of finished epochs and count this operator's reward.
 //!
 //! Every step is idempotent against the saved state, so a restarted worker picks up where it
@@ -27,6 +35,7 @@ use serde::Deserialize;
 
 use crate::chain::Chain;
 use crate::config::Fault;
+use crate::quality::{round_duplicates, verdict, Verdict};
 use crate::run::Shared;
 use crate::state::{PendingEval, PendingWork, State};
 use crate::{DaemonError, Result};
@@ -127,12 +136,15 @@ pub struct ContributionJson {
 /// Revealed work.
 #[derive(Clone, Debug, Deserialize)]
 pub struct WorkJson {
-    /// Checkpoint hash (hex).
+    /// Checkpoint hash (hex; informational — the score does not read it).
     pub checkpoint_hash: String,
     /// Steps.
     pub steps: u64,
     /// Params.
     pub params: u64,
+    /// The (round, Δ hash hex) lineage entries the result claims.
+    #[serde(default)]
+    pub entries: Vec<(u64, String)>,
 }
 
 /// `/magnet.contrib.v1/epoch` answer.
@@ -140,6 +152,25 @@ pub struct WorkJson {
 pub struct EpochJson {
     /// Contributions.
     pub contributions: Vec<ContributionJson>,
+    /// The epoch's phase (absent before its first commitment).
+    #[serde(default)]
+    pub phase: Option<PhaseJson>,
+}
+
+/// An epoch's phase (the fields read here).
+#[derive(Clone, Debug, Deserialize)]
+pub struct PhaseJson {
+    /// The evaluation seed (hex): the hash of the block that closed the reveal window.
+    #[serde(default)]
+    pub eval_seed: Option<String>,
+}
+
+impl EpochJson {
+    /// The epoch's evaluation seed, once the chain has fixed it.
+    pub fn eval_seed(&self) -> Option<[u8; 32]> {
+        let s = self.phase.as_ref()?.eval_seed.as_deref()?;
+        hex32(s).ok()
+    }
 }
 
 fn nonce() -> [u8; 32] {
@@ -179,7 +210,7 @@ pub struct LineageJson {
 }
 
 /// One recorded round.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct LineageRoundJson {
     /// Round.
     pub round: u64,
@@ -197,6 +228,10 @@ pub struct LineageAcceptedJson {
     pub operator: String,
     /// Δ hash (hex).
     pub delta_hash: String,
+    /// The base the Δ was trained from (hex; the claim's, which a stale Δ does not share with
+    /// its round).
+    #[serde(default)]
+    pub base_hash: String,
 }
 
 /// This node's accepted Δs in `lineage` (node account `node`, operator `operator`) that
@@ -429,84 +464,239 @@ async fn reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     .await
 }
 
-/// Validation loss of the job's base model (computed once).
-async fn base_loss(sh: &Arc<Shared>) -> Result<f64> {
-    if let Some(l) = sh.base_loss.lock().ok().and_then(|g| *g) {
-        return Ok(l);
-    }
-    let sh2 = sh.clone();
-    let l = tokio::task::spawn_blocking(move || -> Result<f64> {
-        sh2.evaluator
-            .lock()
-            .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))?
-            .eval(&sh2.base_checkpoint.params)
-    })
-    .await
-    .map_err(|e| DaemonError::State(format!("eval task: {e}")))??;
-    if let Ok(mut g) = sh.base_loss.lock() {
-        *g = Some(l);
-    }
-    Ok(l)
-}
-
-/// Scores every contribution already revealed this epoch (not ours) before the chain assigns
-/// evaluators, so the short eval-commit window only has to send the commitments. Scores
-/// depend on the checkpoint alone and are memoised by [`evaluate`].
+/// Works ahead during the reveal window: for every round that a revealed contribution of this
+/// job names, fetches the round's accepted Δs and settles the near-duplicate rule over them
+/// ([`round_duplicates`]), so the short evaluator-commit window only has to run the model.
+/// Nothing here depends on the evaluation seed, which does not exist yet.
 async fn pre_evaluate(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     let ep: EpochJson = sh
         .chain
         .query("/magnet.contrib.v1/epoch", &epoch.to_string())
         .await?;
     let me = sh.keys.operator.address().to_string();
+    let job = sh.cfg.job.id;
+    let mut rounds: std::collections::BTreeSet<u64> = Default::default();
     for c in ep
         .contributions
         .iter()
-        .filter(|c| c.job == sh.cfg.job.id && c.operator != me)
+        .filter(|c| c.job == job && c.operator != me)
     {
         if let Some(w) = &c.work {
-            let holder = sh.node_of_operator(&c.operator);
-            let score = evaluate(sh, &w.checkpoint_hash, holder).await?;
-            tracing::debug!(epoch, contributor = %c.operator, score, "pre-evaluated");
+            rounds.extend(w.entries.iter().map(|(r, _)| *r));
         }
     }
+    let settled = sh
+        .round_dups
+        .lock()
+        .map(|m| rounds.iter().all(|r| m.contains_key(r)))
+        .unwrap_or(false);
+    if settled {
+        return Ok(());
+    }
+    let lineage: LineageJson = sh
+        .chain
+        .query("/magnet.jobs.v1/lineage", &job.to_string())
+        .await?;
+    for r in lineage.rounds.iter().filter(|r| rounds.contains(&r.round)) {
+        round_dups(sh, r).await?;
+    }
+    tracing::debug!(epoch, rounds = rounds.len(), "evaluation prefetch done");
     Ok(())
 }
 
-/// Scores the checkpoint `hash` held by `contributor_node` (memoised by hash; an unavailable
-/// checkpoint is not memoised, so a later try can still fetch it).
-async fn evaluate(sh: &Arc<Shared>, hash: &str, contributor_node: Option<String>) -> Result<i64> {
-    if let Some(s) = sh.scores.lock().ok().and_then(|m| m.get(hash).copied()) {
-        return Ok(s);
+/// [`round_duplicates`] over the accepted Δs of `round` (aligned with `round.accepted`),
+/// memoised once every Δ of the round could be fetched.
+async fn round_dups(sh: &Arc<Shared>, round: &LineageRoundJson) -> Result<crate::quality::Twins> {
+    if let Some(v) = sh
+        .round_dups
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&round.round).cloned())
+    {
+        return Ok(v);
     }
-    let digest = Digest::from_hex(hash).map_err(|e| DaemonError::State(e.to_string()))?;
-    let mut holders: Vec<String> = contributor_node.into_iter().collect();
+    let mut deltas = Vec::with_capacity(round.accepted.len());
+    for a in &round.accepted {
+        match fetch_delta(sh, a).await {
+            Ok(d) => deltas.push(Some(d)),
+            Err(e) => {
+                tracing::debug!(
+                    round = round.round,
+                    "near-duplicate check skips {}: {e}",
+                    a.delta_hash
+                );
+                deltas.push(None);
+            }
+        }
+    }
+    let complete = deltas.iter().all(Option::is_some);
+    let dups = tokio::task::spawn_blocking(move || {
+        let views: Vec<Option<&[f32]>> = deltas.iter().map(|d| d.as_deref()).collect();
+        round_duplicates(&views)
+    })
+    .await
+    .map_err(|e| DaemonError::State(format!("near-duplicate task: {e}")))?;
+    if complete {
+        if let Ok(mut m) = sh.round_dups.lock() {
+            m.insert(round.round, dups.clone());
+        }
+    }
+    Ok(dups)
+}
+
+/// The decoded Δ of lineage entry `a`, from the local store or its producer (then any peer).
+async fn fetch_delta(sh: &Arc<Shared>, a: &LineageAcceptedJson) -> Result<Vec<f32>> {
+    let digest = Digest::from_hex(&a.delta_hash).map_err(|e| DaemonError::State(e.to_string()))?;
+    let mut holders: Vec<String> = sh.node_of_operator(&a.operator).into_iter().collect();
     if let Ok(p) = sh.net.peers.read() {
-        let more: Vec<String> = p.keys().filter(|k| !holders.contains(k)).cloned().collect();
+        let more: Vec<String> = p
+            .keys()
+            .filter(|k| !holders.contains(k) && *k != sh.me.as_str())
+            .cloned()
+            .collect();
         holders.extend(more);
     }
-    let base = base_loss(sh).await?;
-    let loss = match sh.net.checkpoint(&digest, &holders).await {
-        Ok((c, bytes)) => {
-            sh.metrics.bytes_received.inc_by(bytes);
-            let sh2 = sh.clone();
-            tokio::task::spawn_blocking(move || -> Result<f64> {
-                sh2.evaluator
-                    .lock()
-                    .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))?
-                    .eval(&c.params)
-            })
-            .await
-            .map_err(|e| DaemonError::State(format!("eval task: {e}")))??
-        }
-        // A revealed checkpoint nobody serves is worth nothing.
-        Err(e) => {
-            tracing::warn!("checkpoint {hash} unavailable for evaluation: {e}");
-            return Ok(crate::engine::score(base, f64::NAN));
-        }
+    sh.net.delta(&digest, &holders).await
+}
+
+/// Loss of `params` on `windows` with the evaluation model (off the async runtime).
+async fn eval_at(sh: &Arc<Shared>, params: Vec<f32>, windows: Arc<Vec<usize>>) -> Result<f64> {
+    let sh2 = sh.clone();
+    tokio::task::spawn_blocking(move || -> Result<f64> {
+        sh2.evaluator
+            .lock()
+            .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))?
+            .eval_at(&params, &windows)
+    })
+    .await
+    .map_err(|e| DaemonError::State(format!("eval task: {e}")))?
+}
+
+/// Scores contribution `c` of `epoch` under evaluation seed `seed` (ADR 0090): the mean
+/// marginal score of a seeded sample of its lineage entries on the epoch's seeded windows of
+/// the job's corpus. Memoised per (epoch, contributor); the losses of each base per epoch.
+/// An error (a base checkpoint this evaluator cannot get, a broken model) means "no score
+/// from this evaluator", never a score the contributor did not earn.
+async fn evaluate(
+    sh: &Arc<Shared>,
+    epoch: u64,
+    seed: &[u8; 32],
+    c: &ContributionJson,
+    lineage: &LineageJson,
+) -> Result<i64> {
+    let memo = State::eval_key(epoch, &c.operator);
+    if let Some(s) = sh.scores.lock().ok().and_then(|m| m.get(&memo).copied()) {
+        return Ok(s);
+    }
+    let job = sh.cfg.job.id;
+    let Some(w) = &c.work else {
+        return Ok(crate::quality::WORST);
     };
-    let score = crate::engine::score(base, loss);
+    let entries: Vec<(u64, [u8; 32])> = w
+        .entries
+        .iter()
+        .filter_map(|(r, d)| hex32(d).ok().map(|d| (*r, d)))
+        .collect();
+    let sample = crate::quality::sample_entries(
+        seed,
+        epoch,
+        job,
+        &c.operator,
+        &entries,
+        crate::quality::EVAL_ENTRIES,
+    );
+    let windows = {
+        let ev = sh
+            .evaluator
+            .lock()
+            .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))?;
+        Arc::new(crate::quality::eval_windows(
+            seed,
+            epoch,
+            job,
+            ev.corpus_len(),
+            ev.seq_len(),
+            sh.cfg.job.eval_windows,
+        ))
+    };
+    let started = std::time::Instant::now();
+    let mut scores = Vec::with_capacity(sample.len());
+    for (r, d) in &sample {
+        let dh = hex::encode(d);
+        let round = lineage.rounds.iter().find(|x| x.round == *r);
+        let entry = round.and_then(|x| x.accepted.iter().find(|a| a.delta_hash == dh));
+        let (Some(round), Some(entry)) = (round, entry) else {
+            // The chain checked the entries at reveal; a lineage without them is a stale read.
+            return Err(DaemonError::Chain(format!(
+                "round {r} Δ {dh} is not in the lineage this evaluator read"
+            )));
+        };
+        let delta = match fetch_delta(sh, entry).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(epoch, contributor = %c.operator, round = r, "Δ {dh} unavailable: {e}");
+                None
+            }
+        };
+        let twin = if delta.is_some() {
+            let idx = round.accepted.iter().position(|a| a.delta_hash == dh);
+            let dups = round_dups(sh, round).await?;
+            idx.and_then(|i| dups.get(i).copied().flatten())
+        } else {
+            None
+        };
+        let v = verdict(delta.as_deref(), sh.params as usize, twin);
+        if let Verdict::NearDuplicate { twin, cosine_ppm } = v {
+            tracing::info!(epoch, contributor = %c.operator, round = r, cosine_ppm,
+                twin = round.accepted.get(twin).map(|a| a.operator.as_str()).unwrap_or(""),
+                "near-duplicate Δ scores 0");
+        }
+        if let Some(fixed) = v.fixed_score() {
+            scores.push(fixed);
+            continue;
+        }
+        let Some(delta) = delta else { continue };
+        let base_hash =
+            Digest::from_hex(&entry.base_hash).map_err(|e| DaemonError::State(e.to_string()))?;
+        let base = sh.checkpoint(&base_hash, r.checked_sub(1)).await?;
+        let bkey = format!("{epoch}/{}", entry.base_hash);
+        let base_loss = match sh
+            .base_losses
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&bkey).copied())
+        {
+            Some(l) => l,
+            None => {
+                let l = eval_at(sh, base.params.clone(), windows.clone()).await?;
+                if let Ok(mut m) = sh.base_losses.lock() {
+                    m.insert(bkey, l);
+                }
+                l
+            }
+        };
+        let Some(applied) = crate::engine::apply_delta(&base.params, &delta) else {
+            scores.push(crate::quality::WORST);
+            continue;
+        };
+        let loss = eval_at(sh, applied, windows.clone()).await?;
+        let m = crate::quality::marginal(base_loss, loss);
+        tracing::debug!(epoch, contributor = %c.operator, round = r, base_loss, loss, marginal = m, "entry scored");
+        scores.push(m);
+    }
+    let score = crate::quality::aggregate(&scores);
+    tracing::info!(
+        epoch,
+        contributor = %c.operator,
+        entries = entries.len(),
+        scored = sample.len(),
+        windows = windows.len(),
+        score,
+        ms = started.elapsed().as_millis() as u64,
+        "marginal quality measured"
+    );
     if let Ok(mut m) = sh.scores.lock() {
-        m.insert(hash.to_string(), score);
+        m.insert(memo, score);
     }
     Ok(score)
 }
@@ -524,6 +714,20 @@ pub fn committed_score(dev: &crate::config::DevSection, contributor: &str, measu
     }
 }
 
+/// Refuses to evaluate unless this worker's corpus is the one the job names on chain.
+async fn check_job_corpus(sh: &Arc<Shared>) -> Result<()> {
+    let job: crate::run::JobJson = sh
+        .chain
+        .query("/magnet.jobs.v1/job", &sh.cfg.job.id.to_string())
+        .await?;
+    let local = sh
+        .evaluator
+        .lock()
+        .map_err(|_| DaemonError::State("evaluator lock poisoned".into()))?
+        .corpus_hash();
+    crate::quality::check_corpus(sh.cfg.job.id, &job.eval_set_hash, &local)
+}
+
 async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     let ep: EpochJson = sh
         .chain
@@ -531,6 +735,12 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         .await?;
     let me = sh.keys.operator.address().to_string();
     let job = sh.cfg.job.id;
+    // The windows do not exist before the chain fixes the seed (the first block after the
+    // reveal deadline); until then there is nothing to score.
+    let Some(seed) = ep.eval_seed() else {
+        return Ok(());
+    };
+    let mut lineage: Option<LineageJson> = None;
     let mut msgs = Vec::new();
     let mut keys = Vec::new();
     for c in ep
@@ -538,7 +748,9 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         .iter()
         .filter(|c| c.job == job && c.operator != me)
     {
-        let Some(w) = &c.work else { continue };
+        if c.work.is_none() {
+            continue;
+        }
         let key = State::eval_key(epoch, &c.operator);
         if sh
             .state
@@ -566,9 +778,25 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         let pending = match known {
             Some(p) => p,
             None => {
-                let holder = sh.node_of_operator(&c.operator);
-                let measured = evaluate(sh, &w.checkpoint_hash, holder).await?;
-                let score = committed_score(&sh.cfg.dev, &c.operator, measured);
+                if lineage.is_none() {
+                    check_job_corpus(sh).await?;
+                    lineage = Some(
+                        sh.chain
+                            .query("/magnet.jobs.v1/lineage", &job.to_string())
+                            .await?,
+                    );
+                }
+                let Some(l) = lineage.as_ref() else { continue };
+                let score = match evaluate(sh, epoch, &seed, c, l).await {
+                    Ok(s) => s,
+                    // This evaluator cannot score it (e.g. a base checkpoint it cannot get):
+                    // no commitment, and the next tick tries again.
+                    Err(e) => {
+                        tracing::warn!(epoch, contributor = %c.operator, "not evaluated: {e}");
+                        continue;
+                    }
+                };
+                let score = committed_score(&sh.cfg.dev, &c.operator, score);
                 let p = PendingEval {
                     score,
                     nonce: hex::encode(nonce()),
@@ -819,6 +1047,38 @@ mod tests {
         dev.fault = Fault::Collude;
         assert_eq!(committed_score(&dev, "magnet1partner", 1_234), SCORE_MAX);
         assert_eq!(committed_score(&dev, "magnet1other", 1_234), 1_234);
+    }
+
+    #[test]
+    fn the_evaluation_seed_and_the_named_entries_are_read_from_the_epoch_query() {
+        let seed = hex::encode([9u8; 32]);
+        let ep: EpochJson = serde_json::from_value(serde_json::json!({
+            "phase": {"phase": "Evaluating", "count": 1, "eval_seed": seed},
+            "contributions": [{
+                "operator": "o1", "job": 1, "status": "Revealed", "median": null,
+                "quality": 0, "compute": "0", "commitment": "aa",
+                "work": {"checkpoint_hash": "bb", "steps": 1, "params": 2,
+                         "data_hash": "cc", "kind": "training",
+                         "entries": [[3, "dd"], [5, "ee"]]},
+            }],
+        }))
+        .unwrap();
+        assert_eq!(ep.eval_seed(), Some([9u8; 32]));
+        let w = ep.contributions[0].work.as_ref().unwrap();
+        assert_eq!(
+            w.entries,
+            vec![(3, "dd".to_string()), (5, "ee".to_string())]
+        );
+        let open: EpochJson = serde_json::from_value(serde_json::json!({
+            "phase": {"phase": "Open", "count": 1, "eval_seed": null},
+            "contributions": [],
+        }))
+        .unwrap();
+        assert_eq!(open.eval_seed(), None, "no seed while reveals are open");
+        let none: EpochJson =
+            serde_json::from_value(serde_json::json!({"phase": null, "contributions": []}))
+                .unwrap();
+        assert_eq!(none.eval_seed(), None);
     }
 
     #[test]

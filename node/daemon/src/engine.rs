@@ -1,6 +1,7 @@
 //! Real BitNet training for the daemon: this worker's shard of the job's corpus, inner AdamW
-//! steps from a global checkpoint, pseudo-gradients, and validation loss on the job's shared
-//! evaluation split.
+//! steps from a global checkpoint, pseudo-gradients, validation loss on the job's shared
+//! validation split (the worker's own progress metric), and the evaluator's losses on seeded
+//! windows of the job's whole corpus (the marginal quality of ADR 0090, [`crate::quality`]).
 //!
 //! The job's initial model comes from `job.model_seed` and is the same on every worker (its
 //! hash is the job's base checkpoint on chain). Each worker samples its own shard in its own
@@ -42,7 +43,8 @@ pub struct Engine {
     params: u64,
     /// SHA-256 of this worker's training tokens (u32 little-endian).
     pub data_hash: [u8; 32],
-    /// SHA-256 of the evaluation split (the same on every worker of the job).
+    /// The job's corpus hash ([`crate::quality::corpus_hash`]: all training tokens, then the
+    /// validation split) — what the job's `eval_set_hash` on chain must be.
     pub eval_set_hash: [u8; 32],
     tokens_per_step: u64,
 }
@@ -92,9 +94,10 @@ pub fn shard(data: &TokenData, i: usize, n: usize) -> TokenData {
 
 impl Engine {
     /// Prepares the data (tokenising the corpus into `home/shards` once) and the models: the
-    /// training engine on this worker's shard, and a separate [`Evaluator`] on the job's
-    /// evaluation split, so evaluations never wait for training (or the reverse).
-    pub fn open(job: &JobSection, home: &Path) -> Result<(Engine, Evaluator)> {
+    /// training engine on this worker's shard, and a separate [`Evaluator`] holding the job's
+    /// whole corpus, so evaluations never wait for training (or the reverse). With
+    /// [`Fault::Evalfit`] the engine trains on the validation split instead of its shard.
+    pub fn open(job: &JobSection, home: &Path, fault: Fault) -> Result<(Engine, Evaluator)> {
         let shards = home.join("shards");
         let base_cfg = train_config(job, &shards, job.model_seed);
         if !job.tokenizer.is_file() {
@@ -108,9 +111,15 @@ impl Engine {
         let dev: Device = device("cpu")?;
         let eval_trainer = Trainer::new(base_cfg, data.clone(), dev.clone())?;
         let base = eval_trainer.params().params_to_vec()?;
-        let mine = shard(&data, job.shard_index, job.shard_count);
+        let mut mine = shard(&data, job.shard_index, job.shard_count);
+        if fault == Fault::Evalfit {
+            // The evalfit adversary fits the public validation split instead of its shard.
+            mine.train = data.val.clone();
+            mine.meta.train_tokens = mine.train.len();
+        }
         let data_hash = hash_tokens(&mine.train);
-        let eval_set_hash = hash_tokens(&data.val);
+        let eval_set_hash = crate::quality::corpus_hash(&data.train, &data.val);
+        let corpus: Vec<u32> = data.train.iter().chain(&data.val).copied().collect();
         let seed = job
             .model_seed
             .wrapping_add(1)
@@ -131,6 +140,9 @@ impl Engine {
             Evaluator {
                 trainer: eval_trainer,
                 base,
+                corpus,
+                corpus_hash: eval_set_hash,
+                seq_len: job.seq_len,
             },
         ))
     }
@@ -166,10 +178,15 @@ impl Engine {
     }
 }
 
-/// Measures validation losses on the job's evaluation split, with its own model instance.
+/// Measures losses with its own model instance: on the job's validation split
+/// ([`Evaluator::eval`]) and on windows of the job's whole corpus ([`Evaluator::eval_at`]).
 pub struct Evaluator {
     trainer: Trainer,
     base: Vec<f32>,
+    /// All training tokens (every shard), then the validation split.
+    corpus: Vec<u32>,
+    corpus_hash: [u8; 32],
+    seq_len: usize,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -186,7 +203,44 @@ impl Evaluator {
         Checkpoint::new(self.base.clone())
     }
 
-    /// Validation loss of `params` on the job's evaluation split (NaN weights give NaN).
+    /// Tokens in the job's corpus (training tokens of every shard, then the validation split).
+    pub fn corpus_len(&self) -> usize {
+        self.corpus.len()
+    }
+
+    /// [`crate::quality::corpus_hash`] of the corpus this evaluator holds.
+    pub fn corpus_hash(&self) -> [u8; 32] {
+        self.corpus_hash
+    }
+
+    /// Tokens per evaluation window (inputs; a window reads one more).
+    pub fn seq_len(&self) -> usize {
+        self.seq_len
+    }
+
+    /// Mean loss of `params` over the corpus windows starting at `starts` (see
+    /// [`crate::quality::eval_windows`]); NaN weights give NaN.
+    pub fn eval_at(&self, params: &[f32], starts: &[usize]) -> Result<f64> {
+        self.check_len(params)?;
+        if params.iter().any(|x| !x.is_finite()) {
+            return Ok(f64::NAN);
+        }
+        self.trainer.params().load_from_vec(params)?;
+        Ok(self.trainer.eval_windows(&self.corpus, starts)?)
+    }
+
+    fn check_len(&self, params: &[f32]) -> Result<()> {
+        if params.len() != self.base.len() {
+            return Err(DaemonError::Diloco(format!(
+                "checkpoint has {} parameters, the job's model {}",
+                params.len(),
+                self.base.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Validation loss of `params` on the job's validation split (NaN weights give NaN).
     pub fn eval(&self, params: &[f32]) -> Result<f64> {
         if params.len() != self.base.len() {
             return Err(DaemonError::Diloco(format!(
@@ -203,25 +257,8 @@ impl Evaluator {
     }
 }
 
-/// The evaluator's score of a checkpoint: the validation-loss improvement over the job's base
-/// model in fixed-point 10^6; a NaN/Inf loss scores the worst possible value.
-pub fn score(base_loss: f64, loss: f64) -> i64 {
-    if !loss.is_finite() || !base_loss.is_finite() {
-        return -1_000_000_000;
-    }
-    let s = ((base_loss - loss) * 1e6).round();
-    s.clamp(-1e9, 1e9) as i64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scores_are_fixed_point_improvements_and_nan_scores_worst() {
-        assert_eq!(score(5.0, 4.5), 500_000);
-        assert_eq!(score(5.0, 5.25), -250_000);
-        assert_eq!(score(5.0, f64::NAN), -1_000_000_000);
-        assert_eq!(score(5.0, -1e12), 1_000_000_000);
-    }
+/// `base − Δ`: the local model a Δ (= θ_global − θ_local) was taken from, i.e. the base with
+/// only that Δ applied; `None` when the lengths differ.
+pub fn apply_delta(base: &[f32], delta: &[f32]) -> Option<Vec<f32>> {
+    (base.len() == delta.len()).then(|| base.iter().zip(delta).map(|(b, d)| b - d).collect())
 }

@@ -50,6 +50,21 @@ pub enum DaemonError {
     /// The worker is not in a state that allows this.
     #[error("{0}")]
     State(String),
+    /// This worker's copy of the job's corpus is not the one the job names on chain, so it
+    /// must not evaluate anyone (its scores would be measured on other data).
+    #[error(
+        "job {job}: the local corpus hashes to {local}, but the job's eval_set_hash on chain is \
+         {on_chain}; this worker refuses to evaluate — use the job's exact corpus, tokenizer and \
+         vocabulary size (`magnet-worker job-hash` prints what this worker's [job] section gives)"
+    )]
+    CorpusMismatch {
+        /// Job id.
+        job: u64,
+        /// The job's hash on chain (hex).
+        on_chain: String,
+        /// This worker's corpus hash (hex).
+        local: String,
+    },
 }
 
 impl DaemonError {

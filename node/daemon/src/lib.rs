@@ -11,13 +11,17 @@
 //! * [`chain`] — the chain through a list of RPC endpoints with failover: JSON queries of the
 //!   modules, the genesis clock, and one serialised tx queue per key (no sequence races);
 //! * [`engine`] — real BitNet training on this worker's shard of the job's corpus (inner AdamW
-//!   steps from a global checkpoint, pseudo-gradients, validation loss on the job's eval split);
+//!   steps from a global checkpoint, pseudo-gradients, validation loss on the job's validation
+//!   split, and the evaluator's losses on seeded windows of the job's whole corpus);
+//! * [`quality`] — marginal quality (ADR 0090): the seeded window draw, the entry sample, the
+//!   per-Δ marginal score and its mean, the near-duplicate rule, the corpus-hash check;
 //! * [`round`] — the edge of `magnet-diloco`'s round state machine: the eligible set from the
 //!   chain, announcements / GradientReady / merged notices over signed gRPC (`magnet-p2p`),
 //!   Δs and checkpoints stored as shards (sent directly to the leader *and* kept locally, so
 //!   the leader can pull what a push missed), the merge, `MsgRecordRound`;
 //! * [`duties`] — the epoch's on-chain duties: commit and reveal this worker's contribution,
-//!   evaluate the contributions it is assigned to and commit-reveal the scores, read settlement;
+//!   evaluate the contributions it is assigned to (the marginal effect of each one's own
+//!   accepted Δs) and commit-reveal the scores, read settlement;
 //! * [`state`] — everything needed to resume after a restart, written atomically;
 //! * [`run`] — the event loop tying it together, with Prometheus metrics and clean Ctrl-C;
 //! * [`setup`] — `init` (config, keys, hardware profile) and `join` (register on chain);
@@ -44,6 +48,7 @@ pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod profile;
+pub mod quality;
 pub mod round;
 pub mod run;
 pub mod setup;

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use magnet_core::Address;
+use magnet_diloco::compress::Compressed;
 use magnet_diloco::eligible::{EligibleSet, Member};
 use magnet_diloco::round::{GradientReady, RoundAborted, RoundAnnouncement, RoundMerged};
 use magnet_diloco::{Checkpoint, Digest, Event, LeaderRule, NodeId, RoundRecord};
@@ -160,6 +161,18 @@ pub fn delta_key(bytes: &[u8]) -> ShardKey {
     }
 }
 
+/// The shard key under which a Δ's wire bytes are also stored by its Δ hash (the hash the
+/// lineage names), so an evaluator holding only the lineage can fetch it from its producer.
+pub fn delta_by_hash_key(hash: &Digest) -> ShardKey {
+    let mut h = Sha256::new();
+    h.update(b"MAGNET/delta-by-hash/v1");
+    h.update(hash.0);
+    ShardKey {
+        object_id: h.finalize().into(),
+        index: 0,
+    }
+}
+
 /// The shard key of a checkpoint.
 pub fn checkpoint_key(hash: &Digest) -> ShardKey {
     ShardKey {
@@ -277,6 +290,50 @@ impl Net {
         }
         Err(DaemonError::Diloco(format!(
             "checkpoint {hash} is not available: {}",
+            if errors.is_empty() {
+                "no holder known".to_string()
+            } else {
+                errors.join("; ")
+            }
+        )))
+    }
+}
+
+impl Net {
+    /// The decoded Δ whose hash is `hash`: from the local store, else from the first of
+    /// `holders` that serves bytes that parse and decode to that hash (then stored locally).
+    pub async fn delta(&self, hash: &Digest, holders: &[String]) -> Result<Vec<f32>> {
+        let key = delta_by_hash_key(hash);
+        let check = |b: &[u8]| -> Result<Vec<f32>> {
+            let c = Compressed::from_bytes(b).map_err(|e| DaemonError::Diloco(e.to_string()))?;
+            let d = c.decode();
+            if magnet_diloco::delta_hash(&d) != *hash {
+                return Err(DaemonError::Diloco(format!(
+                    "bytes served for Δ {hash} decode to another Δ"
+                )));
+            }
+            Ok(d)
+        };
+        if let Some(b) = self.get_local(&key)? {
+            if let Ok(d) = check(&b) {
+                return Ok(d);
+            }
+        }
+        let mut errors = Vec::new();
+        for h in holders {
+            match self.fetch(h, &key, None).await.and_then(|b| {
+                let d = check(&b)?;
+                Ok((b, d))
+            }) {
+                Ok((b, d)) => {
+                    self.put_local(&key, &b)?;
+                    return Ok(d);
+                }
+                Err(e) => errors.push(format!("{h}: {e}")),
+            }
+        }
+        Err(DaemonError::Diloco(format!(
+            "Δ {hash} is not available: {}",
             if errors.is_empty() {
                 "no holder known".to_string()
             } else {

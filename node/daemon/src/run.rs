@@ -80,10 +80,13 @@ pub struct Shared {
     pub data_hash: [u8; 32],
     /// Leader node id of each round seen.
     pub leaders: std::sync::Mutex<BTreeMap<u64, String>>,
-    /// Validation loss of the job's base model (evaluator reference), once computed.
-    pub base_loss: std::sync::Mutex<Option<f64>>,
-    /// Evaluator scores by checkpoint hash (a score depends on the checkpoint alone).
+    /// Evaluator losses of base checkpoints on an epoch's windows, by `epoch/base hash`.
+    pub base_losses: std::sync::Mutex<BTreeMap<String, f64>>,
+    /// Evaluator scores by `epoch/contributor` (ADR 0090).
     pub scores: std::sync::Mutex<BTreeMap<String, i64>>,
+    /// The near-duplicate rule settled per lineage round (aligned with the round's accepted
+    /// Δs; [`crate::quality::round_duplicates`]), once all its Δs could be fetched.
+    pub round_dups: std::sync::Mutex<BTreeMap<u64, crate::quality::Twins>>,
     /// Registry params the daemon needs.
     pub liveness_window_secs: u64,
     /// Heartbeat interval.
@@ -317,6 +320,9 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
     .map_err(|e| DaemonError::State(format!("training task: {e}")))??;
     let key = round::delta_key(&wire);
     sh.net.put_local(&key, &wire)?;
+    // Also by its Δ hash, the name the lineage gives it: evaluators fetch it from here.
+    sh.net
+        .put_local(&round::delta_by_hash_key(&delta_hash), &wire)?;
     let local = Checkpoint::new(work.local.clone());
     let local_hash = local.hash();
     sh.net
@@ -828,6 +834,9 @@ struct LineageRound {
 pub struct JobJson {
     /// Base checkpoint (hex).
     pub base_checkpoint: String,
+    /// The job's corpus hash (hex; [`crate::quality::corpus_hash`]), checked by evaluators.
+    #[serde(default)]
+    pub eval_set_hash: String,
     /// Latest merged checkpoint (hex).
     pub head: String,
     /// Status.
@@ -912,10 +921,11 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
 
     tracing::info!(node = %me, "preparing data and model");
     let job_cfg = cfg.job.clone();
-    let home2 = home.to_path_buf();
-    let (engine, evaluator) = tokio::task::spawn_blocking(move || Engine::open(&job_cfg, &home2))
-        .await
-        .map_err(|e| DaemonError::State(format!("engine task: {e}")))??;
+    let (home2, fault) = (home.to_path_buf(), cfg.dev.fault);
+    let (engine, evaluator) =
+        tokio::task::spawn_blocking(move || Engine::open(&job_cfg, &home2, fault))
+            .await
+            .map_err(|e| DaemonError::State(format!("engine task: {e}")))??;
     let base_checkpoint = evaluator.base_checkpoint();
     let job_base = base_checkpoint.hash();
     let (params, data_hash) = (engine.params(), engine.data_hash);
@@ -1013,8 +1023,9 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         params,
         data_hash,
         leaders: Default::default(),
-        base_loss: Default::default(),
+        base_losses: Default::default(),
         scores: Default::default(),
+        round_dups: Default::default(),
         liveness_window_secs,
         heartbeat_interval_secs,
         windows,

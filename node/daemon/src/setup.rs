@@ -92,11 +92,12 @@ pub async fn join(home: &Path, bond: u128) -> Result<String> {
     keys.node_id()
 }
 
-/// The job's base checkpoint hash, eval-set hash and model parameter count this worker's
-/// `[job]` section produces (for `MsgCreateJob` and its training spec).
+/// The job's base checkpoint hash, eval-set hash (the corpus hash evaluators check,
+/// [`crate::quality::corpus_hash`]) and model parameter count this worker's `[job]` section
+/// produces (for `MsgCreateJob` and its training spec).
 pub fn base_hash(home: &Path) -> Result<(String, String, u64)> {
     let cfg = Config::load(home)?;
-    let (e, ev) = crate::engine::Engine::open(&cfg.job, home)?;
+    let (e, ev) = crate::engine::Engine::open(&cfg.job, home, crate::config::Fault::None)?;
     Ok((
         ev.base_checkpoint().hash().to_hex(),
         hex::encode(e.eval_set_hash),
@@ -120,7 +121,7 @@ pub struct Solo {
 /// DiLoCo run (same model, data shard, optimiser and schedule as the daemon's rounds).
 pub fn solo(home: &Path, steps: u32) -> Result<Solo> {
     let cfg = Config::load(home)?;
-    let (mut e, ev) = crate::engine::Engine::open(&cfg.job, home)?;
+    let (mut e, ev) = crate::engine::Engine::open(&cfg.job, home, crate::config::Fault::None)?;
     let base = ev.base_checkpoint();
     let w = e.train_round(&base.params, steps, crate::config::Fault::None)?;
     Ok(Solo {

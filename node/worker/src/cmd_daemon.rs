@@ -146,7 +146,8 @@ pub struct InitArgs {
     pub leader_rule: Option<String>,
     /// Fault to play (devnets and tests only): `none`, `nan`, `no-reveal`, or an adversary of
     /// `docs/threat-model.md`: `inflate`, `lazy`, `hijack`, `copycat`, `fraud` (as leader,
-    /// records a merge that is not the merge of its Δs; ADR 0089).
+    /// records a merge that is not the merge of its Δs; ADR 0089), `sybil`, `collude`,
+    /// `evalfit`.
     #[arg(long, default_value = "none", hide = true)]
     pub fault: String,
     /// MiB written by the disk test.
@@ -235,7 +236,8 @@ fn init(a: InitArgs) -> Result<()> {
     }
     cfg.dev.fault = Fault::parse(&a.fault).ok_or_else(|| {
         anyhow::anyhow!(
-            "--fault {:?}: use none, nan, no-reveal, inflate, lazy, hijack, copycat or fraud",
+            "--fault {:?}: use none, nan, no-reveal, inflate, lazy, hijack, copycat, fraud, \
+             sybil, collude or evalfit",
             a.fault
         )
     })?;

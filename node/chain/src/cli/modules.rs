@@ -395,7 +395,9 @@ pub(super) enum JobsTx {
         /// Domain.
         #[arg(long)]
         domain: String,
-        /// Hash of the evaluation set (64 hex).
+        /// Hash of the evaluation corpus (64 hex): for a BitNet training job, what
+        /// `magnet-worker job-hash` prints as `eval_set_hash` (all training tokens, then the
+        /// validation split); evaluators refuse to score if their corpus does not match it.
         #[arg(long)]
         eval_set_hash: String,
         /// Hash of the base checkpoint (64 hex).
