@@ -228,6 +228,19 @@ fn parse_adversaries(v: &[String]) -> Result<Vec<String>> {
 /// Seconds of each window after the commit window (reveal, evaluator commit and reveal,
 /// challenge): a few blocks of inclusion latency on a loaded machine.
 const TAIL: u64 = 20;
+/// The evaluator-commit window: every assigned contribution is scored in it, after the chain
+/// fixes the evaluation seed (ADR 0090) — the marginal score of sampled Δs on the job's model,
+/// for all the contributions a node is drawn for (a large-bond node is drawn for most).
+const EVAL_COMMIT: u64 = 50;
+/// Evaluation windows per loss measurement on the devnet (the worker default is 32): halves
+/// the cost of every evaluation on a machine that runs all the workers.
+const EVAL_WINDOWS: i64 = 16;
+
+/// The commit window of an `epoch_secs` epoch: what the reveal, evaluator and challenge
+/// windows leave.
+fn commit_window(epoch_secs: u64) -> u64 {
+    epoch_secs.saturating_sub(3 * TAIL + EVAL_COMMIT).max(TAIL)
+}
 
 struct Worker {
     home: PathBuf,
@@ -359,10 +372,10 @@ fn devnet_app_state(epoch_secs: u64) -> Result<Value> {
     let mut co = serde_json::to_value(magnet_contrib::Params::default())?;
     let w = |x: u64| Value::from(x);
     let tail = TAIL;
-    let commit = epoch_secs.saturating_sub(4 * tail).max(tail);
+    let commit = commit_window(epoch_secs);
     co["commit_window_secs"] = w(commit);
     co["reveal_window_secs"] = w(tail);
-    co["eval_commit_window_secs"] = w(tail);
+    co["eval_commit_window_secs"] = w(EVAL_COMMIT);
     co["eval_reveal_window_secs"] = w(tail);
     co["challenge_window_secs"] = w(tail);
     co["evaluator_slots"] = 4.into();
@@ -1176,6 +1189,7 @@ async fn drive(
                 "first_height".into(),
                 toml::Value::Integer(first_height as i64),
             );
+            j.insert("eval_windows".into(), toml::Value::Integer(EVAL_WINDOWS));
         }
         std::fs::write(&p, toml::to_string_pretty(&t)?)?;
         let log = std::fs::File::create(w.home.join("worker.log"))?;
@@ -1203,7 +1217,7 @@ async fn drive(
 
     // The first epoch with work: round 0 plus two rounds of training must fit before its
     // commit window closes (block time is genesis + height seconds on the devnet).
-    let commit = a.epoch_secs.saturating_sub(4 * TAIL).max(TAIL);
+    let commit = commit_window(a.epoch_secs);
     let ready = first_height + 2 * a.blocks_per_round;
     let e0 = ready / a.epoch_secs + u64::from(ready % a.epoch_secs + TAIL + 4 > commit);
     let wanted: Vec<u64> = (e0..e0 + a.epochs).collect();

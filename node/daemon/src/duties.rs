@@ -497,7 +497,19 @@ async fn pre_evaluate(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         .chain
         .query("/magnet.jobs.v1/lineage", &job.to_string())
         .await?;
+    let reveal_ends = sh.windows.commit + sh.windows.reveal;
     for r in lineage.rounds.iter().filter(|r| rounds.contains(&r.round)) {
+        // Prefetching is a head start, never a reason to miss the evaluator-commit window:
+        // stop at the reveal deadline (the scoring fetches what is still missing).
+        let (e, offset) = sh.epoch_at(sh.chain.head().await?.time);
+        if e != epoch || offset >= reveal_ends {
+            tracing::debug!(
+                epoch,
+                round = r.round,
+                "evaluation prefetch stopped at the deadline"
+            );
+            break;
+        }
         round_dups(sh, r).await?;
     }
     tracing::debug!(epoch, rounds = rounds.len(), "evaluation prefetch done");
@@ -741,8 +753,6 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         return Ok(());
     };
     let mut lineage: Option<LineageJson> = None;
-    let mut msgs = Vec::new();
-    let mut keys = Vec::new();
     for c in ep
         .contributions
         .iter()
@@ -841,27 +851,20 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
             .await?;
             continue;
         }
-        msgs.push(cm::eval_commit(
-            &sh.keys.node.address(),
-            epoch,
-            job,
-            &contributor,
-            h,
-        ));
-        keys.push(key);
-    }
-    if msgs.is_empty() {
-        return Ok(());
-    }
-    sh.chain.send(&sh.keys.node, "MsgEvalCommit", msgs).await?;
-    mark(sh, |st| {
-        for k in &keys {
-            if let Some(e) = st.evals.get_mut(k) {
+        // Each score is committed as soon as it is measured: the window is short and an
+        // evaluator drawn for many contributions must not lose them all to the last one.
+        let msg = cm::eval_commit(&sh.keys.node.address(), epoch, job, &contributor, h);
+        sh.chain
+            .send(&sh.keys.node, "MsgEvalCommit", vec![msg])
+            .await?;
+        mark(sh, |st| {
+            if let Some(e) = st.evals.get_mut(&key) {
                 e.committed = true;
             }
-        }
-    })
-    .await
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 async fn eval_reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {

@@ -1,8 +1,9 @@
-//! The adversarial devnet, part two (issue 16): three honest workers beside a `sybil` (one
+//! The adversarial devnet, part two (issue 16): the attacks on quality and stake. Three honest
+//! workers beside an `evalfit` worker (trains on the public validation split), a `sybil` (one
 //! bond and one machine split over four identities, next to an honest `unsplit` node holding
-//! the same bond in one identity) and a `collude` evaluator (scores its partner's work at the
-//! top), in real `magnetd` and `magnet-worker` processes. The split must earn no more than the
-//! unsplit node, the colluder must lose money against honest play, and no honest node may be
+//! the same bond in one identity) and a `collude` evaluator (scores its partner — the evalfit
+//! worker — at the top), in real `magnetd` and `magnet-worker` processes. Each must net no more
+//! than honest play (the split: no more than the unsplit node), and no honest node may be
 //! slashed. About nine minutes of wall time on 2 cores.
 //!
 //! Needs `magnetd` next to `magnet-worker` (`cargo test --workspace` builds both). Locally it
@@ -16,8 +17,8 @@ use common::{magnetd, repo, u};
 use serde_json::Value;
 
 #[test]
-fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
-    let Some(magnetd) = magnetd("the split-and-collusion devnet test") else {
+fn fitting_the_eval_split_splitting_a_bond_and_colluding_earn_no_more_than_honest_play() {
+    let Some(magnetd) = magnetd("the evaluation-adversaries devnet test") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap().keep();
@@ -27,7 +28,7 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
         .arg("--out")
         .arg(&out)
         .args(["--workers", "3", "--epochs", "1", "--epoch-secs", "165"])
-        .args(["--adversary", "sybil,collude"])
+        .args(["--adversary", "evalfit,sybil,collude"])
         .args([
             "--inner-steps",
             "4",
@@ -56,7 +57,7 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
 
     let nodes = r["nodes"].as_array().unwrap();
     let advs = r["adversaries"].as_array().unwrap();
-    assert_eq!(advs.len(), 2, "one row per kind: {advs:#?}");
+    assert_eq!(advs.len(), 3, "one row per kind: {advs:#?}");
     for a in advs {
         let gain = a["net_gain"].as_i64().unwrap();
         assert!(
@@ -85,6 +86,30 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
         s["reference_basis"].as_str().unwrap().contains("unsplit"),
         "{s:#}"
     );
+
+    // The evalfit worker's quality (the marginal effect of its own Δs on windows of the whole
+    // corpus) is no better than the honest workers'.
+    let quality = |n: &Value| -> Vec<u128> {
+        n["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[2].as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let evalfit = nodes.iter().find(|n| n["role"] == "evalfit").unwrap();
+    let best_honest = nodes
+        .iter()
+        .filter(|n| n["role"] == "honest")
+        .flat_map(quality)
+        .max()
+        .unwrap_or(0);
+    for q in quality(evalfit) {
+        assert!(
+            q <= best_honest,
+            "evalfit scored {q} above every honest worker ({best_honest}): {evalfit:#}"
+        );
+    }
 
     // A colluder drawn onto its partner's panel beside an honest majority is slashed for its
     // deviation; never drawn, it had no chance to act (and its net gain is still ≤ 0).
