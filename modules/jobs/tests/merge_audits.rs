@@ -387,7 +387,8 @@ fn a_copied_commitment_cannot_be_opened_so_the_copier_and_the_silent_auditor_pay
     c.begin(1).unwrap();
     c.deliver(&ch, &[challenge(&ch, job, 0, BOND)]).unwrap();
     let honest = seal(&c, &jury[0], job, 0, true);
-    c.deliver(&jury[0].node, std::slice::from_ref(&honest)).unwrap();
+    c.deliver(&jury[0].node, std::slice::from_ref(&honest))
+        .unwrap();
     // The copier files the honest auditor's commitment bytes as its own.
     let m: msgs::MsgAuditCommit = prost::Message::decode(honest.value.as_slice()).unwrap();
     let copied = msgs::audit_commit(&jury[1].node, job, 0, m.commitment.try_into().unwrap());
