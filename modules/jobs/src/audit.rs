@@ -101,18 +101,21 @@ fn new_audit(
     let reg = ctx.services().registry()?;
     let live = reg.live_nodes(ctx)?;
     let nodes: Vec<(String, u128)> = live.iter().map(|n| (n.node_id.clone(), n.bond)).collect();
-    let auditors = draw(
+    // Each drawn node with its operator (who its slashes hit), kept in draw order.
+    let (auditors, auditor_operators): (Vec<String>, Vec<Address>) = draw(
         &nodes,
         &r.leader_node_id,
         &block_hash,
         r.job,
         r.round,
         p.auditors_per_round,
-    );
-    let auditor_operators = auditors
-        .iter()
-        .filter_map(|id| live.iter().find(|n| &n.node_id == id).map(|n| n.operator))
-        .collect();
+    )
+    .into_iter()
+    .filter_map(|id| {
+        let op = live.iter().find(|n| n.node_id == id)?.operator;
+        Some((id, op))
+    })
+    .unzip();
     Ok(Audit {
         job: r.job,
         round: r.round,
