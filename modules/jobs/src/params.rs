@@ -141,3 +141,43 @@ magnet_core::impl_module_params!(
     crate::state::PARAMS_KEY,
     crate::error::Error::InvalidParams
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_periods_must_be_positive_and_default_when_absent() {
+        let p = Params::default();
+        p.validate().unwrap();
+        assert_eq!((p.verdict_blocks, p.reveal_blocks), (40, 20));
+        for (name, bad) in [
+            (
+                "verdict_blocks",
+                Params {
+                    verdict_blocks: 0,
+                    ..p.clone()
+                },
+            ),
+            (
+                "reveal_blocks",
+                Params {
+                    reveal_blocks: 0,
+                    ..p.clone()
+                },
+            ),
+        ] {
+            let e = bad
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+        // A params file that predates the reveal period gets the default.
+        let mut v = serde_json::to_value(&p).unwrap();
+        v.as_object_mut().unwrap().remove("reveal_blocks");
+        let back: Params = serde_json::from_value(v).unwrap();
+        assert_eq!(back.reveal_blocks, 20);
+    }
+}
