@@ -264,10 +264,10 @@ pub fn outer_policy(o: &magnet_proto::jobs::v1::OuterPolicy) -> Result<OuterPoli
             "must be in 1..=256",
         ));
     }
-    if o.update_chunk > 1 << 24 {
+    if o.update_chunk > 1 << 20 {
         return Err(bad(
             "training.outer.update_chunk",
-            "must be at most 16777216",
+            "must be at most 1048576",
         ));
     }
     Ok(OuterPolicy {

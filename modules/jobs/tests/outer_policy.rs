@@ -135,7 +135,7 @@ fn every_out_of_range_outer_policy_is_refused_at_creation_and_changes_nothing() 
         (
             "update_chunk",
             OuterPolicy {
-                update_chunk: (1 << 24) + 1,
+                update_chunk: (1 << 20) + 1,
                 ..d
             },
         ),

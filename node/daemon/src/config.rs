@@ -584,6 +584,37 @@ mod tests {
         assert!(j.adopt_training_spec(&bad, 1_000).is_err());
     }
 
+    /// Every outer policy the chain accepts at job creation is one the daemon can merge with
+    /// (the chain's ranges sit inside `MergePolicy::validate`'s), at both ends of each range.
+    #[test]
+    fn every_outer_policy_the_chain_accepts_is_a_valid_merge_policy() {
+        let j = JobSection::default();
+        let extremes = [(1, 0, 1_000, 1, 0), (10_000, 999, 1_000_000, 256, 1 << 20)];
+        for (lr, mu, outlier, min, chunk) in extremes {
+            let o = magnet_proto::jobs::v1::OuterPolicy {
+                lr_permille: lr,
+                momentum_permille: mu,
+                outlier_factor_permille: outlier,
+                min_contributions: min,
+                update_chunk: chunk,
+            };
+            let outer = magnet_jobs::msgs::outer_policy(&o).unwrap();
+            let spec = magnet_jobs::state::TrainingSpec {
+                inner_steps: 8,
+                batch_size: 4,
+                seq_len: 64,
+                params: 1_000,
+                first_height: 10,
+                blocks_per_round: 10,
+                leader_rule: "hash".into(),
+                max_staleness: 16,
+                stale_decay_bps: 10_000,
+                outer,
+            };
+            assert_eq!(j.merge_policy_for(&spec).validate(), Ok(()), "{o:?}");
+        }
+    }
+
     #[test]
     fn the_default_config_is_valid_and_round_trips_through_toml() {
         let c = Config::default();
