@@ -225,11 +225,14 @@ pub enum Offence {
     /// An elected leader recorded a merged checkpoint that is not the merge of the Δs its
     /// round record lists (an upheld merge challenge, ADR 0089; rate 1.0).
     FraudulentMerge,
+    /// A drawn merge auditor revealed a verdict against the strict majority of a resolved
+    /// challenge (ADR 0091).
+    AuditDeviation,
 }
 
 impl Offence {
     /// All offences, in a fixed order.
-    pub const ALL: [Offence; 9] = [
+    pub const ALL: [Offence; 10] = [
         Offence::NoReveal,
         Offence::RevealMismatch,
         Offence::FailedChallenge,
@@ -239,6 +242,7 @@ impl Offence {
         Offence::FraudulentApproval,
         Offence::DoubleSign,
         Offence::FraudulentMerge,
+        Offence::AuditDeviation,
     ];
     /// snake_case name (events, params keys).
     pub fn as_str(&self) -> &'static str {
@@ -252,6 +256,7 @@ impl Offence {
             Offence::FraudulentApproval => "fraudulent_approval",
             Offence::DoubleSign => "double_sign",
             Offence::FraudulentMerge => "fraudulent_merge",
+            Offence::AuditDeviation => "audit_deviation",
         }
     }
 }

@@ -7,14 +7,18 @@
 //! * **Challenge.** Anyone may challenge a recorded round's merge (`MsgChallengeRound`) within
 //!   `challenge_window_blocks` of its recording, once per round, posting at least
 //!   `challenge_bond`. A round that was not sampled gets its auditors drawn at the challenge,
-//!   by that block's hash. The drawn auditors then have `verdict_blocks` to file verdicts.
-//! * **Resolution** (in `end_block`, at the end of the verdict period or once every auditor
-//!   voted): more `fraud` than `ok` verdicts → upheld: the leader's operator is slashed for
+//!   by that block's hash. The drawn auditors then have `verdict_blocks` to commit sealed
+//!   verdicts ([`crate::msgs::verdict_commitment`]) and `reveal_blocks` more to reveal them
+//!   (ADR 0091); the reveal period opens early once every drawn auditor committed.
+//! * **Resolution** (in `end_block`, at the end of the reveal period or once every auditor
+//!   revealed), on revealed verdicts only: more `fraud` than `ok` → upheld: the leader's operator is slashed for
 //!   `fraudulent_merge` (rate 1.0), `challenger_reward_ppm` of the slash goes to the
 //!   challenger with its bond, and the job's head rolls back to the round's base ([`rollback`]);
 //!   otherwise, with at least one verdict → rejected: the challenger loses its whole bond
 //!   (`failed_challenge`'s rate of it through the slashing module, the rest to the community
-//!   pool); with no verdict → the bond is returned and the round stands.
+//!   pool); with no verdict → the bond is returned and the round stands. Then every drawn
+//!   auditor without a revealed verdict is slashed `no_reveal`, and every revealed verdict
+//!   against a strict majority `audit_deviation`.
 
 use crate::error::Error;
 use crate::handler::hexs;
@@ -95,19 +99,23 @@ fn new_audit(
 ) -> Result<Audit, ModuleError> {
     let p = state::params(ctx.store())?;
     let reg = ctx.services().registry()?;
-    let nodes: Vec<(String, u128)> = reg
-        .live_nodes(ctx)?
-        .into_iter()
-        .map(|n| (n.node_id, n.bond))
-        .collect();
-    let auditors = draw(
+    let live = reg.live_nodes(ctx)?;
+    let nodes: Vec<(String, u128)> = live.iter().map(|n| (n.node_id.clone(), n.bond)).collect();
+    // Each drawn node with its operator (who its slashes hit), kept in draw order.
+    let (auditors, auditor_operators): (Vec<String>, Vec<Address>) = draw(
         &nodes,
         &r.leader_node_id,
         &block_hash,
         r.job,
         r.round,
         p.auditors_per_round,
-    );
+    )
+    .into_iter()
+    .filter_map(|id| {
+        let op = live.iter().find(|n| n.node_id == id)?.operator;
+        Some((id, op))
+    })
+    .unzip();
     Ok(Audit {
         job: r.job,
         round: r.round,
@@ -116,6 +124,7 @@ fn new_audit(
         drawn_at: ctx.block.height,
         sampled,
         auditors,
+        auditor_operators,
         window_ends: r.height.saturating_add(p.challenge_window_blocks),
         challenge: None,
         outcome: AuditOutcome::Open,
@@ -223,14 +232,16 @@ pub fn challenge(
     }
     let bank = ctx.services().bank;
     bank.send(ctx, challenger, &audit_escrow(), &Coins::umag(bond))?;
-    let until = ctx.block.height.saturating_add(p.verdict_blocks);
+    let commits_until = ctx.block.height.saturating_add(p.verdict_blocks);
+    let until = commits_until.saturating_add(p.reveal_blocks);
     a.challenge = Some(RoundChallenge {
         challenger: *challenger,
         bond,
         recomputed_hash: hexs(&recomputed),
         field: field.to_string(),
         height: ctx.block.height,
-        verdicts_until: until,
+        commits_until,
+        reveals_until: until,
         verdicts: Vec::new(),
     });
     state::set_audit(ctx, &a)?;
@@ -246,27 +257,27 @@ pub fn challenge(
             .attr("field", field)
             .attr("recomputed", hexs(&recomputed))
             .attr("recorded", &r.merged_hash)
-            .attr("verdicts_until", until),
+            .attr("commits_until", commits_until)
+            .attr("reveals_until", until),
     );
     tracing::info!(job, round, field, "merge challenged");
     Ok(())
 }
 
-/// `MsgAuditVerdict` from a drawn auditor's node key.
-pub fn verdict(
+/// The open challenged audit of round `round` of `job` and the signer's node id, when the
+/// signer is one of its drawn auditors (the checks every verdict message shares).
+fn auditor_audit(
     ctx: &mut Ctx,
     auditor: &Address,
     job: u64,
     round: u64,
-    fraud: bool,
-) -> Result<(), Error> {
+) -> Result<(Audit, String), Error> {
     let reg = ctx.services().registry()?;
     let node_id = match reg.operator_of(ctx, auditor)? {
         Some(op) => reg.node(ctx, &op)?.map(|n| n.node_id),
         None => None,
     };
-    let mut a =
-        state::audit(ctx.store(), job, round)?.ok_or(Error::NoOpenChallenge { job, round })?;
+    let a = state::audit(ctx.store(), job, round)?.ok_or(Error::NoOpenChallenge { job, round })?;
     let Some(node_id) = node_id.filter(|id| a.auditors.contains(id)) else {
         return Err(Error::NotAuditor {
             job,
@@ -274,19 +285,33 @@ pub fn verdict(
             signer: auditor.to_string(),
         });
     };
-    if a.outcome != AuditOutcome::Open {
+    if a.outcome != AuditOutcome::Open || a.challenge.is_none() {
         return Err(Error::NoOpenChallenge { job, round });
     }
-    let n_auditors = a.auditors.len();
+    Ok((a, node_id))
+}
+
+/// `MsgAuditCommit` from a drawn auditor's node key: its sealed verdict, once, within the
+/// commit period. Every check comes before the only write.
+pub fn commit(
+    ctx: &mut Ctx,
+    auditor: &Address,
+    job: u64,
+    round: u64,
+    commitment: [u8; 32],
+) -> Result<(), Error> {
+    let (mut a, node_id) = auditor_audit(ctx, auditor, job, round)?;
+    let height = ctx.block.height;
     let c = a
         .challenge
         .as_mut()
         .ok_or(Error::NoOpenChallenge { job, round })?;
-    if ctx.block.height > c.verdicts_until {
+    if height > c.commits_until {
         return Err(Error::VerdictClosed {
             job,
             round,
-            ended: c.verdicts_until,
+            phase: "commit",
+            ended: c.commits_until,
         });
     }
     if c.verdicts.iter().any(|v| v.auditor == node_id) {
@@ -294,22 +319,120 @@ pub fn verdict(
     }
     c.verdicts.push(Verdict {
         auditor: node_id.clone(),
-        fraud,
+        commitment: hexs(&commitment),
+        committed_at: height,
+        fraud: None,
+        recomputed_hash: String::new(),
     });
-    let all = c.verdicts.len() >= n_auditors;
+    state::set_audit(ctx, &a)?;
+    ctx.emit(
+        Event::new("magnet.jobs.audit_committed")
+            .attr("job", job)
+            .attr("round", round)
+            .attr("auditor", &node_id),
+    );
+    Ok(())
+}
+
+/// `MsgAuditReveal` from a drawn auditor's node key: opens its sealed verdict within the
+/// reveal period (after the commit period, or once every drawn auditor committed). The verdict
+/// must agree with its recomputed hash: `ok` names the recorded merged hash, `fraud` any other
+/// (zeros when the inputs were unavailable). Every check comes before the only write.
+pub fn reveal(
+    ctx: &mut Ctx,
+    auditor: &Address,
+    job: u64,
+    round: u64,
+    fraud: bool,
+    recomputed: [u8; 32],
+    nonce: [u8; 32],
+) -> Result<(), Error> {
+    let (mut a, node_id) = auditor_audit(ctx, auditor, job, round)?;
+    let height = ctx.block.height;
+    let n_auditors = a.auditors.len();
+    let chain_id = ctx.block.chain_id.clone();
+    let r = state::round(ctx.store(), job, round)?.ok_or(Error::UnknownRound { job, round })?;
+    let c = a
+        .challenge
+        .as_mut()
+        .ok_or(Error::NoOpenChallenge { job, round })?;
+    if height > c.reveals_until {
+        return Err(Error::VerdictClosed {
+            job,
+            round,
+            phase: "reveal",
+            ended: c.reveals_until,
+        });
+    }
+    if height <= c.commits_until && c.verdicts.len() < n_auditors {
+        return Err(Error::RevealNotOpen {
+            job,
+            round,
+            opens_after: c.commits_until,
+        });
+    }
+    let v = c
+        .verdicts
+        .iter_mut()
+        .find(|v| v.auditor == node_id)
+        .ok_or_else(|| Error::NoCommitment(node_id.clone()))?;
+    if v.fraud.is_some() {
+        return Err(Error::AlreadyRevealed(node_id));
+    }
+    let want =
+        crate::msgs::verdict_commitment(&chain_id, job, round, auditor, fraud, &recomputed, &nonce);
+    if v.commitment != hexs(&want) {
+        return Err(Error::RevealMismatch(node_id));
+    }
+    let names_recorded = hexs(&recomputed) == r.merged_hash;
+    if names_recorded == fraud {
+        return Err(Error::InconsistentVerdict {
+            auditor: node_id,
+            why: if fraud {
+                "a fraud verdict must name the merged hash recomputed (or zeros when the inputs \
+                 were unavailable), not the recorded one"
+                    .into()
+            } else {
+                format!(
+                    "an ok verdict must name the recorded merged hash {}",
+                    r.merged_hash
+                )
+            },
+        });
+    }
+    v.fraud = Some(fraud);
+    v.recomputed_hash = hexs(&recomputed);
+    let all = c.verdicts.iter().filter(|v| v.fraud.is_some()).count() >= n_auditors;
     state::set_audit(ctx, &a)?;
     if all {
-        // Every auditor spoke: resolve in this block's end_block.
-        ctx.set(&due_key(ctx.block.height, job, round), Vec::new())?;
+        // Every drawn auditor revealed: resolve in this block's end_block.
+        ctx.set(&due_key(height, job, round), Vec::new())?;
     }
     ctx.emit(
         Event::new("magnet.jobs.audit_verdict")
             .attr("job", job)
             .attr("round", round)
             .attr("auditor", &node_id)
-            .attr("fraud", fraud),
+            .attr("fraud", fraud)
+            .attr("recomputed", hexs(&recomputed)),
     );
     Ok(())
+}
+
+/// Slashes `operator` (a drawn auditor's) for `offence` if it still has a node.
+fn slash_auditor(
+    ctx: &mut Ctx,
+    operator: &Address,
+    offence: Offence,
+    why: &str,
+) -> Result<u128, ModuleError> {
+    let reg = ctx.services().registry()?;
+    if reg.node(ctx, operator)?.is_none() {
+        return Ok(0);
+    }
+    ctx.services()
+        .slashing()?
+        .slash_node(ctx, operator, offence, why)
 }
 
 /// Resolves the challenge of round `round` of `job` if it is open and due (exactly once: the
@@ -321,15 +444,21 @@ pub fn resolve(ctx: &mut Ctx, job: u64, round: u64) -> Result<(), ModuleError> {
     let Some(c) = a.challenge.clone() else {
         return Ok(());
     };
+    let revealed: Vec<(&str, bool)> = c
+        .verdicts
+        .iter()
+        .filter_map(|v| v.fraud.map(|f| (v.auditor.as_str(), f)))
+        .collect();
     if a.outcome != AuditOutcome::Open
-        || (ctx.block.height < c.verdicts_until && c.verdicts.len() < a.auditors.len())
+        || (ctx.block.height < c.reveals_until && revealed.len() < a.auditors.len())
     {
         return Ok(());
     }
     let p = state::params(ctx.store())?;
     let bank = ctx.services().bank;
-    let fraud = c.verdicts.iter().filter(|v| v.fraud).count();
-    let ok = c.verdicts.len() - fraud;
+    // Only revealed verdicts count.
+    let fraud = revealed.iter().filter(|(_, f)| *f).count();
+    let ok = revealed.len() - fraud;
     let (mut slashed, mut rewarded, mut lost) = (0u128, 0u128, 0u128);
     let mut dropped = 0u64;
     if fraud + ok == 0 {
@@ -372,6 +501,43 @@ pub fn resolve(ctx: &mut Ctx, job: u64, round: u64) -> Result<(), ModuleError> {
         a.outcome = AuditOutcome::Rejected;
     }
     state::set_audit(ctx, &a)?;
+    // The drawn auditors answer for their verdicts (ADR 0091), in draw order: silence (no
+    // commitment, or one never opened) is `no_reveal`; a revealed verdict against a strict
+    // majority is `audit_deviation`. A tie has no majority and slashes no deviation.
+    let majority = match fraud.cmp(&ok) {
+        std::cmp::Ordering::Greater => Some(true),
+        std::cmp::Ordering::Less => Some(false),
+        std::cmp::Ordering::Equal => None,
+    };
+    let (mut silent, mut deviated) = (0u64, 0u64);
+    for (i, id) in a.auditors.iter().enumerate() {
+        let Some(op) = a.auditor_operators.get(i) else {
+            continue;
+        };
+        match revealed.iter().find(|(who, _)| who == id) {
+            None => {
+                silent += 1;
+                slash_auditor(
+                    ctx,
+                    op,
+                    Offence::NoReveal,
+                    &format!("no revealed verdict on the challenge of job {job} round {round}"),
+                )?;
+            }
+            Some((_, f)) if majority.is_some_and(|m| m != *f) => {
+                deviated += 1;
+                slash_auditor(
+                    ctx,
+                    op,
+                    Offence::AuditDeviation,
+                    &format!(
+                        "verdict fraud={f} against the majority {fraud}-{ok} on job {job} round {round}"
+                    ),
+                )?;
+            }
+            Some(_) => {}
+        }
+    }
     let outcome = match a.outcome {
         AuditOutcome::Upheld => "upheld",
         AuditOutcome::Rejected => "rejected",
@@ -388,9 +554,20 @@ pub fn resolve(ctx: &mut Ctx, job: u64, round: u64) -> Result<(), ModuleError> {
             .attr("slashed", slashed)
             .attr("challenger_reward", rewarded)
             .attr("bond_lost", lost)
-            .attr("rounds_dropped", dropped),
+            .attr("rounds_dropped", dropped)
+            .attr("auditors_silent", silent)
+            .attr("auditors_deviated", deviated),
     );
-    tracing::info!(job, round, outcome, fraud, ok, "merge challenge resolved");
+    tracing::info!(
+        job,
+        round,
+        outcome,
+        fraud,
+        ok,
+        silent,
+        deviated,
+        "merge challenge resolved"
+    );
     Ok(())
 }
 

@@ -150,18 +150,47 @@ pub enum Error {
         /// The signer's node id (or address when unregistered).
         signer: String,
     },
-    /// A second verdict from one auditor.
-    #[error("auditor {0} already gave its verdict on this challenge")]
+    /// A second sealed verdict from one auditor.
+    #[error("auditor {0} already committed its verdict on this challenge (one commitment per auditor; reveal it with `magnetd tx jobs audit-reveal`)")]
     AlreadyVoted(String),
-    /// A verdict after the verdict period.
-    #[error("the verdict period of round {round} of job {job} ended at height {ended}")]
+    /// A commit after the commit period, or a reveal after the reveal period.
+    #[error("the {phase} period of round {round} of job {job} ended at height {ended}")]
     VerdictClosed {
         /// Job.
         job: u64,
         /// Round.
         round: u64,
+        /// `commit` or `reveal`.
+        phase: &'static str,
         /// Last height of the period.
         ended: u64,
+    },
+    /// A reveal while other drawn auditors may still commit.
+    #[error("the reveal period of round {round} of job {job} opens after height {opens_after} (or once every drawn auditor committed): revealing earlier would let the others copy")]
+    RevealNotOpen {
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// Last height of the commit period.
+        opens_after: u64,
+    },
+    /// A reveal from an auditor that committed nothing.
+    #[error("auditor {0} committed no verdict on this challenge: commit first (`magnetd tx jobs audit-commit`), within the commit period")]
+    NoCommitment(String),
+    /// A reveal that does not hash to its commitment.
+    #[error("the reveal of auditor {0} does not hash to its commitment (wrong verdict, recomputed hash or nonce)")]
+    RevealMismatch(String),
+    /// A second reveal.
+    #[error("auditor {0} already revealed its verdict on this challenge")]
+    AlreadyRevealed(String),
+    /// A verdict whose recomputed hash contradicts it.
+    #[error("verdict of auditor {auditor}: {why}")]
+    InconsistentVerdict {
+        /// Auditor node id.
+        auditor: String,
+        /// Why.
+        why: String,
     },
     /// An error from the core or another module.
     #[error(transparent)]
@@ -194,6 +223,11 @@ impl Error {
             Error::NotAuditor { .. } => 21,
             Error::AlreadyVoted(_) => 22,
             Error::VerdictClosed { .. } => 23,
+            Error::RevealNotOpen { .. } => 24,
+            Error::NoCommitment(_) => 25,
+            Error::RevealMismatch(_) => 26,
+            Error::AlreadyRevealed(_) => 27,
+            Error::InconsistentVerdict { .. } => 28,
             Error::Other(e) => e.code,
         }
     }

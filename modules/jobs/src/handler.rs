@@ -196,14 +196,25 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             crate::audit::challenge(ctx, &challenger, job, round, bond, recomputed, &field)?;
             Ok(result(&pb::MsgChallengeRoundResponse {}))
         }
-        Msg::Verdict {
+        Msg::AuditCommit {
+            auditor,
+            job,
+            round,
+            commitment,
+        } => {
+            crate::audit::commit(ctx, &auditor, job, round, commitment)?;
+            Ok(result(&pb::MsgAuditCommitResponse {}))
+        }
+        Msg::AuditReveal {
             auditor,
             job,
             round,
             fraud,
+            recomputed,
+            nonce,
         } => {
-            crate::audit::verdict(ctx, &auditor, job, round, fraud)?;
-            Ok(result(&pb::MsgAuditVerdictResponse {}))
+            crate::audit::reveal(ctx, &auditor, job, round, fraud, recomputed, nonce)?;
+            Ok(result(&pb::MsgAuditRevealResponse {}))
         }
         Msg::Pay {
             payer,

@@ -23,14 +23,20 @@
 //!   and `auditors_per_round` auditors are drawn from the live nodes, stake-weighted, never its
 //!   leader. `MsgChallengeRound{job, round, bond, recomputed hash, field}` from any account,
 //!   within `challenge_window_blocks` of the recording, once per round, bond ≥
-//!   `challenge_bond`; the drawn auditors file `MsgAuditVerdict{fraud}` (node key) within
-//!   `verdict_blocks`. More `fraud` than `ok` → the leader is slashed for `fraudulent_merge`
+//!   `challenge_bond`; the drawn auditors seal their verdicts with `MsgAuditCommit` (node key)
+//!   within `verdict_blocks` and open them with `MsgAuditReveal{fraud, recomputed hash, nonce}`
+//!   within `reveal_blocks` more (ADR 0091). On revealed verdicts only: more `fraud` than `ok`
+//!   → the leader is slashed for `fraudulent_merge`
 //!   (1.0), the challenger gets its bond and `challenger_reward_ppm` of the slash, and the head
 //!   rolls back to the round's base (that round and later ones leave the lineage with their
 //!   lineage shares; their accepted Δs stay indexed, so committed contributions naming them
 //!   still reveal). Otherwise the challenger loses its whole bond
 //!   (`failed_challenge` rate through slashing, the rest to the community pool); no verdict at
-//!   all returns it.
+//!   all returns it. A drawn auditor with no revealed verdict is slashed `no_reveal`, one that
+//!   revealed against a strict majority `audit_deviation` (a small slashing rate).
+//! * The job's **outer-step policy** (η, μ, outlier factor, minimum contributions, int8 update
+//!   chunk; [`state::OuterPolicy`], ADR 0091) is part of its training spec, validated at
+//!   creation: leaders merge and auditors re-check under the same policy by construction.
 //! * At the deadline the job counts verified, valid contributions (`contrib`) through the
 //!   current epoch; once those epochs are final and past their challenge windows it pays
 //!   `budget_contributors_ppm` of the budget by `q·c`, `budget_evaluators_ppm` to in-band
@@ -61,13 +67,16 @@
 //! record carries, and challenge a mismatch or missing inputs; the chain then only counts the
 //! auditors' verdicts, slashes, pays and rolls back. Guaranteed: a challenge is decided once;
 //! bonds and slashes are conserved (every umag goes to the challenger, burn or the community
-//! pool); only drawn auditors vote, once each; the draw never includes the leader and is a pure
+//! pool); only drawn auditors vote, once each, sealed before any is opened (a verdict cannot
+//! be copied from another's reveal, and a copied commitment cannot be opened: it binds its
+//! auditor); silence and a minority verdict cost stake; the draw never includes the leader and is a pure
 //! function of the block hash and the registry; a rollback removes exactly the lineage shares
 //! and positions the dropped rounds added. Tests: `tests/merge_audits.rs`.
 //!
-//! Does not guarantee: that auditors actually re-run the merge rather than copy verdicts (no
-//! commit-reveal of verdicts, no slash for a missing verdict), that a majority of one draw is
-//! honest, that the leader's *screening* (which Δs it accepted) was fair — only the arithmetic
+//! Does not guarantee: that a drawn auditor re-ran the merge rather than guessed (a guess that
+//! matches the majority costs nothing; one that does not is slashed), that anyone re-checks an
+//! unchallenged round (auditors only vote on challenges — ADR 0091 says why), that a majority
+//! of one draw is honest (a colluding majority decides it), that the leader's *screening* (which Δs it accepted) was fair — only the arithmetic
 //! over the accepted set is re-checked — nor that a claimed step count was actually trained
 //! (it is only bounded by the round). API revenue already paid by lineage share is not clawed
 //! back by a rollback.

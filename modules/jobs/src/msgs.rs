@@ -1,14 +1,14 @@
 //! Jobs messages (`proto/magnet/jobs/v1/tx.proto`) and their stateless checks.
-//! `MsgRecordRound` is signed by the leader's **node key**, `MsgAuditVerdict` by a drawn
-//! auditor's node key; the others by accounts (a node key may file `MsgChallengeRound`: its
-//! account posts the bond).
+//! `MsgRecordRound` is signed by the leader's **node key**, `MsgAuditCommit` and
+//! `MsgAuditReveal` by a drawn auditor's node key; the others by accounts (a node key may file
+//! `MsgChallengeRound`: its account posts the bond).
 
 use crate::error::Error;
-use crate::state::TrainingSpec;
-use magnet_core::msg::{address, amount, decode_any, hash32};
-use magnet_core::{Address, ModuleError};
+use crate::state::{OuterPolicy, TrainingSpec};
+use magnet_core::msg::{address, amount, decode_any, framed, hash32};
+use magnet_core::{sha256, Address, ModuleError};
 pub use magnet_proto::jobs::v1::{
-    AcceptedDelta, MsgAuditVerdict, MsgCancelJob, MsgChallengeRound, MsgCreateJob,
+    AcceptedDelta, MsgAuditCommit, MsgAuditReveal, MsgCancelJob, MsgChallengeRound, MsgCreateJob,
     MsgPayForInference, MsgRecordRound, RejectedDelta, WorkClaim,
 };
 use prost::Name;
@@ -84,8 +84,19 @@ pub enum Msg {
         /// Which part disagreed (one of [`CHALLENGE_FIELDS`]).
         field: String,
     },
-    /// A drawn auditor's verdict on a challenged round.
-    Verdict {
+    /// A drawn auditor's sealed verdict on a challenged round.
+    AuditCommit {
+        /// Auditor node key.
+        auditor: Address,
+        /// Job.
+        job: u64,
+        /// Round.
+        round: u64,
+        /// [`verdict_commitment`].
+        commitment: [u8; 32],
+    },
+    /// Opens a sealed verdict.
+    AuditReveal {
         /// Auditor node key.
         auditor: Address,
         /// Job.
@@ -94,6 +105,10 @@ pub enum Msg {
         round: u64,
         /// True: the merge does not re-check.
         fraud: bool,
+        /// The merged hash the auditor recomputed (zeros when the inputs were unavailable).
+        recomputed: [u8; 32],
+        /// The commitment's nonce.
+        nonce: [u8; 32],
     },
     /// Pay for inference.
     Pay {
@@ -188,6 +203,79 @@ pub fn training_spec(t: &magnet_proto::jobs::v1::TrainingSpec) -> Result<Trainin
         leader_rule: rule.as_str().to_string(),
         max_staleness: t.max_staleness,
         stale_decay_bps: t.stale_decay_bps,
+        outer: t
+            .outer
+            .as_ref()
+            .map(outer_policy)
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+/// Domain of a sealed audit verdict.
+pub const VERDICT_DOMAIN: &[u8] = b"MAGNET/jobs/audit-verdict/v1";
+
+/// The commitment of a sealed audit verdict (ADR 0091): SHA-256 of the length-framed domain,
+/// chain id, job, round, the auditor's node account, the verdict (1 = fraud, 0 = ok), the
+/// merged hash the auditor recomputed and a 32-byte secret nonce. Binding the auditor stops a
+/// copied commitment; binding the recomputed hash ties the verdict to a recomputation.
+pub fn verdict_commitment(
+    chain_id: &str,
+    job: u64,
+    round: u64,
+    auditor: &Address,
+    fraud: bool,
+    recomputed: &[u8; 32],
+    nonce: &[u8; 32],
+) -> [u8; 32] {
+    sha256(&framed(&[
+        VERDICT_DOMAIN,
+        chain_id.as_bytes(),
+        &job.to_be_bytes(),
+        &round.to_be_bytes(),
+        auditor.as_bytes(),
+        &[u8::from(fraud)],
+        recomputed,
+        nonce,
+    ]))
+}
+
+/// Checks an outer-step policy's ranges (the same as `magnet_diloco::MergePolicy::validate`).
+pub fn outer_policy(o: &magnet_proto::jobs::v1::OuterPolicy) -> Result<OuterPolicy, Error> {
+    let bad = |f: &'static str, why: &str| field(f, why);
+    if o.lr_permille == 0 || o.lr_permille > 10_000 {
+        return Err(bad("training.outer.lr_permille", "must be in 1..=10000"));
+    }
+    if o.momentum_permille >= 1_000 {
+        return Err(bad(
+            "training.outer.momentum_permille",
+            "must be in 0..=999",
+        ));
+    }
+    if o.outlier_factor_permille < 1_000 || o.outlier_factor_permille > 1_000_000 {
+        return Err(bad(
+            "training.outer.outlier_factor_permille",
+            "must be in 1000..=1000000",
+        ));
+    }
+    if o.min_contributions == 0 || o.min_contributions as usize > MAX_ROUND_ENTRIES {
+        return Err(bad(
+            "training.outer.min_contributions",
+            "must be in 1..=256",
+        ));
+    }
+    if o.update_chunk > 1 << 20 {
+        return Err(bad(
+            "training.outer.update_chunk",
+            "must be at most 1048576",
+        ));
+    }
+    Ok(OuterPolicy {
+        lr_permille: o.lr_permille,
+        momentum_permille: o.momentum_permille,
+        outlier_factor_permille: o.outlier_factor_permille,
+        min_contributions: o.min_contributions,
+        update_chunk: o.update_chunk,
     })
 }
 
@@ -199,7 +287,8 @@ pub fn type_urls() -> Vec<&'static str> {
         "/magnet.jobs.v1.MsgRecordRound",
         "/magnet.jobs.v1.MsgPayForInference",
         "/magnet.jobs.v1.MsgChallengeRound",
-        "/magnet.jobs.v1.MsgAuditVerdict",
+        "/magnet.jobs.v1.MsgAuditCommit",
+        "/magnet.jobs.v1.MsgAuditReveal",
     ]
 }
 
@@ -313,13 +402,27 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             },
             field: m.field,
         }
-    } else if t == MsgAuditVerdict::type_url() {
-        let m: MsgAuditVerdict = decode_any(any)?;
-        Msg::Verdict {
+    } else if t == MsgAuditCommit::type_url() {
+        let m: MsgAuditCommit = decode_any(any)?;
+        Msg::AuditCommit {
+            auditor: address("auditor", &m.auditor)?,
+            job: m.job,
+            round: m.round,
+            commitment: hash32("commitment", &m.commitment)?,
+        }
+    } else if t == MsgAuditReveal::type_url() {
+        let m: MsgAuditReveal = decode_any(any)?;
+        Msg::AuditReveal {
             auditor: address("auditor", &m.auditor)?,
             job: m.job,
             round: m.round,
             fraud: m.fraud,
+            recomputed: if m.recomputed_hash.is_empty() {
+                [0u8; 32]
+            } else {
+                hash32("recomputed_hash", &m.recomputed_hash)?
+            },
+            nonce: hash32("nonce", &m.nonce)?,
         }
     } else if t == MsgPayForInference::type_url() {
         let m: MsgPayForInference = decode_any(any)?;
@@ -340,7 +443,7 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
         Msg::Create { creator, .. } | Msg::Cancel { creator, .. } => *creator,
         Msg::Round { leader, .. } => *leader,
         Msg::Challenge { challenger, .. } => *challenger,
-        Msg::Verdict { auditor, .. } => *auditor,
+        Msg::AuditCommit { auditor, .. } | Msg::AuditReveal { auditor, .. } => *auditor,
         Msg::Pay { payer, .. } => *payer,
     };
     Ok((m, s))
@@ -385,6 +488,13 @@ pub fn create_training_job(
             leader_rule: t.leader_rule.clone(),
             max_staleness: t.max_staleness,
             stale_decay_bps: t.stale_decay_bps,
+            outer: Some(magnet_proto::jobs::v1::OuterPolicy {
+                lr_permille: t.outer.lr_permille,
+                momentum_permille: t.outer.momentum_permille,
+                outlier_factor_permille: t.outer.outlier_factor_permille,
+                min_contributions: t.outer.min_contributions,
+                update_chunk: t.outer.update_chunk,
+            }),
         }),
     })
 }
@@ -481,17 +591,79 @@ pub fn challenge_round(
     })
 }
 
-/// `MsgAuditVerdict` as an `Any` (signed by the auditor's node key).
-pub fn audit_verdict(
+/// `MsgAuditCommit` as an `Any` (signed by the auditor's node key): the sealed verdict
+/// [`verdict_commitment`].
+pub fn audit_commit(
+    auditor_node: &Address,
+    job: u64,
+    round: u64,
+    commitment: [u8; 32],
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgAuditCommit {
+        auditor: auditor_node.to_string(),
+        job,
+        round,
+        commitment: commitment.to_vec(),
+    })
+}
+
+/// `MsgAuditReveal` as an `Any` (signed by the auditor's node key): opens the sealed verdict.
+pub fn audit_reveal(
     auditor_node: &Address,
     job: u64,
     round: u64,
     fraud: bool,
+    recomputed: [u8; 32],
+    nonce: [u8; 32],
 ) -> prost_types::Any {
-    magnet_core::msg::to_any(&MsgAuditVerdict {
+    magnet_core::msg::to_any(&MsgAuditReveal {
         auditor: auditor_node.to_string(),
         job,
         round,
         fraud,
+        recomputed_hash: recomputed.to_vec(),
+        nonce: nonce.to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pinned vector: the daemon, the CLI and the chain must agree on these bytes forever.
+    #[test]
+    fn the_verdict_commitment_is_pinned() {
+        let auditor = Address::from_slice(&[7u8; 20]).expect("20 bytes");
+        let c = verdict_commitment("magnet-1", 3, 9, &auditor, true, &[0xAB; 32], &[0x5A; 32]);
+        assert_eq!(
+            hex::encode(c),
+            "10412d71e16166e6148a1565c1142cbbe799f1089533d0f0ef5af4dd4fef12f3"
+        );
+        // Every field is bound.
+        assert_ne!(
+            c,
+            verdict_commitment("magnet-2", 3, 9, &auditor, true, &[0xAB; 32], &[0x5A; 32])
+        );
+        assert_ne!(
+            c,
+            verdict_commitment("magnet-1", 3, 9, &auditor, false, &[0xAB; 32], &[0x5A; 32])
+        );
+        assert_ne!(
+            c,
+            verdict_commitment("magnet-1", 3, 9, &auditor, true, &[0xAC; 32], &[0x5A; 32])
+        );
+        assert_ne!(
+            c,
+            verdict_commitment("magnet-1", 3, 9, &auditor, true, &[0xAB; 32], &[0x5B; 32])
+        );
+        assert_ne!(
+            c,
+            verdict_commitment("magnet-1", 3, 10, &auditor, true, &[0xAB; 32], &[0x5A; 32])
+        );
+        let other = Address::from_slice(&[8u8; 20]).expect("20 bytes");
+        assert_ne!(
+            c,
+            verdict_commitment("magnet-1", 3, 9, &other, true, &[0xAB; 32], &[0x5A; 32])
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Jobs params: budget split at the deadline, the API revenue split, and the merge audits
 //! (ADR 0089: how many recorded rounds are audited, by how many drawn auditors, the challenge
-//! window, the verdict period, the challenge bond and the challenger's share of the slash).
+//! window, the verdict commit and reveal periods (ADR 0091), the challenge bond and the
+//! challenger's share of the slash).
 //! Economic: changes apply at the next epoch boundary. The audit fields default when a params
 //! file predates them.
 
@@ -34,9 +35,13 @@ pub struct Params {
     /// Blocks after a round is recorded during which its merge may be challenged.
     #[serde(default = "d_challenge_window_blocks")]
     pub challenge_window_blocks: u64,
-    /// Blocks after a challenge during which the drawn auditors file verdicts.
+    /// Blocks after a challenge during which the drawn auditors commit sealed verdicts (the
+    /// commit period, ADR 0091).
     #[serde(default = "d_verdict_blocks")]
     pub verdict_blocks: u64,
+    /// Blocks after the commit period during which committed verdicts are revealed.
+    #[serde(default = "d_reveal_blocks")]
+    pub reveal_blocks: u64,
     /// Smallest bond of a merge challenge (umag); the whole bond is lost when rejected.
     #[serde(default = "d_challenge_bond", with = "u128_string")]
     pub challenge_bond: u128,
@@ -58,6 +63,9 @@ fn d_challenge_window_blocks() -> u64 {
 fn d_verdict_blocks() -> u64 {
     40
 }
+fn d_reveal_blocks() -> u64 {
+    20
+}
 fn d_challenge_bond() -> u128 {
     100_000
 }
@@ -78,6 +86,7 @@ impl Default for Params {
             auditors_per_round: d_auditors_per_round(),
             challenge_window_blocks: d_challenge_window_blocks(),
             verdict_blocks: d_verdict_blocks(),
+            reveal_blocks: d_reveal_blocks(),
             challenge_bond: d_challenge_bond(),
             challenger_reward_ppm: d_challenger_reward_ppm(),
         }
@@ -114,9 +123,10 @@ impl Params {
                 "auditors_per_round must be in 1..=32".into(),
             ));
         }
-        if self.challenge_window_blocks == 0 || self.verdict_blocks == 0 {
+        if self.challenge_window_blocks == 0 || self.verdict_blocks == 0 || self.reveal_blocks == 0
+        {
             return Err(Error::InvalidParams(
-                "challenge_window_blocks and verdict_blocks must be > 0".into(),
+                "challenge_window_blocks, verdict_blocks and reveal_blocks must be > 0".into(),
             ));
         }
         if self.challenge_bond == 0 {
@@ -131,3 +141,43 @@ magnet_core::impl_module_params!(
     crate::state::PARAMS_KEY,
     crate::error::Error::InvalidParams
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_periods_must_be_positive_and_default_when_absent() {
+        let p = Params::default();
+        p.validate().unwrap();
+        assert_eq!((p.verdict_blocks, p.reveal_blocks), (40, 20));
+        for (name, bad) in [
+            (
+                "verdict_blocks",
+                Params {
+                    verdict_blocks: 0,
+                    ..p.clone()
+                },
+            ),
+            (
+                "reveal_blocks",
+                Params {
+                    reveal_blocks: 0,
+                    ..p.clone()
+                },
+            ),
+        ] {
+            let e = bad
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+        // A params file that predates the reveal period gets the default.
+        let mut v = serde_json::to_value(&p).unwrap();
+        v.as_object_mut().unwrap().remove("reveal_blocks");
+        let back: Params = serde_json::from_value(v).unwrap();
+        assert_eq!(back.reveal_blocks, 20);
+    }
+}

@@ -16,9 +16,10 @@
 //! * `jobs/recorded/<id:8 BE><round:8 BE>` → (): rounds recorded in this block, sampled for a
 //!   merge audit (and deleted) in this block's `end_block`, where the block hash is known
 //! * `jobs/audit/<id:8 BE><round:8 BE>` → [`Audit`] (borsh): a round's drawn auditors, its
-//!   challenge (if any), the verdicts and the outcome (ADR 0089)
+//!   challenge (if any), the sealed and revealed verdicts and the outcome (ADR 0089, 0091)
 //! * `jobs/verdict_due/<height:8 BE><id:8 BE><round:8 BE>` → (): a challenge to resolve in
-//!   that block's `end_block` (at the end of its verdict period, or once every auditor voted)
+//!   that block's `end_block` (at the end of its reveal period, or once every drawn auditor
+//!   revealed)
 //!
 //! Budgets sit in `Address::module("jobs")` until settlement or cancellation; challenge bonds
 //! sit in `Address::module("jobs_audit")` until resolution.
@@ -84,6 +85,48 @@ pub struct TrainingSpec {
     pub max_staleness: u32,
     /// Weight multiplier per merge of staleness (basis points).
     pub stale_decay_bps: u32,
+    /// The outer step leaders merge with and auditors re-check with (ADR 0091).
+    #[serde(default)]
+    pub outer: OuterPolicy,
+}
+
+/// The DiLoCo outer step of a training job: `magnet_diloco::MergePolicy` less the staleness
+/// rule (which [`TrainingSpec`] carries). Integers only; the defaults are
+/// `MergePolicy::default()`'s.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct OuterPolicy {
+    /// Outer learning rate η in thousandths (1..=10000; default 700).
+    pub lr_permille: u32,
+    /// Outer Nesterov momentum μ in thousandths (0..=999; default 900).
+    pub momentum_permille: u32,
+    /// A Δ whose L2 norm exceeds this × the median norm is rejected (≥ 1000; default 4000).
+    pub outlier_factor_permille: u32,
+    /// Fewer accepted contributions than this → no merge (1..=256; default 1).
+    pub min_contributions: u32,
+    /// 0: exact fp32 outer step; N > 0: int8 step with one scale per N values (default 0).
+    pub update_chunk: u32,
+}
+
+impl Default for OuterPolicy {
+    fn default() -> Self {
+        OuterPolicy {
+            lr_permille: 700,
+            momentum_permille: 900,
+            outlier_factor_permille: 4000,
+            min_contributions: 1,
+            update_chunk: 0,
+        }
+    }
 }
 
 impl TrainingSpec {
@@ -166,13 +209,19 @@ pub enum AuditOutcome {
     Dropped,
 }
 
-/// One auditor's verdict.
+/// One drawn auditor's sealed verdict, and what it revealed (ADR 0091).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
 pub struct Verdict {
     /// Auditor node id.
     pub auditor: String,
-    /// True: the merge does not re-check.
-    pub fraud: bool,
+    /// The commitment (hex).
+    pub commitment: String,
+    /// Height committed.
+    pub committed_at: u64,
+    /// The revealed verdict (true: the merge does not re-check); `None` until revealed.
+    pub fraud: Option<bool>,
+    /// The revealed recomputed merged hash (hex; empty until revealed).
+    pub recomputed_hash: String,
 }
 
 /// A challenge of a round's merge.
@@ -189,9 +238,12 @@ pub struct RoundChallenge {
     pub field: String,
     /// Height filed.
     pub height: u64,
-    /// Last height for verdicts.
-    pub verdicts_until: u64,
-    /// Verdicts so far, in arrival order.
+    /// Last height a drawn auditor may commit its sealed verdict.
+    pub commits_until: u64,
+    /// Last height a committed verdict may be revealed (the reveal period starts after
+    /// `commits_until`, or as soon as every drawn auditor committed).
+    pub reveals_until: u64,
+    /// Sealed verdicts in commit order (at most one per drawn auditor).
     pub verdicts: Vec<Verdict>,
 }
 
@@ -213,6 +265,9 @@ pub struct Audit {
     pub sampled: bool,
     /// Drawn auditor node ids, in draw order.
     pub auditors: Vec<String>,
+    /// Their operators at the draw, in the same order (who a missing or minority verdict
+    /// slashes).
+    pub auditor_operators: Vec<Address>,
     /// Last height a challenge may be filed.
     pub window_ends: u64,
     /// The challenge, once filed.

@@ -30,10 +30,19 @@ pub struct Rates {
     /// 1_000_000; defaults to it when a params file predates the offence).
     #[serde(default = "full_rate")]
     pub fraudulent_merge: u64,
+    /// A drawn merge auditor's revealed verdict against the majority of a resolved challenge
+    /// (ADR 0091; small: an honest auditor is in the majority whenever honest stake holds
+    /// most of the draw). Defaults to 100000 (0.1, the floor) when a params file predates it.
+    #[serde(default = "d_audit_deviation")]
+    pub audit_deviation: u64,
 }
 
 fn full_rate() -> u64 {
     1_000_000
+}
+
+fn d_audit_deviation() -> u64 {
+    100_000
 }
 
 /// Slashing params.
@@ -61,6 +70,7 @@ impl Default for Params {
                 fraudulent_approval: 1_000_000,
                 double_sign: 500_000,
                 fraudulent_merge: 1_000_000,
+                audit_deviation: d_audit_deviation(),
             },
             burn_ppm: 500_000,
             jail_secs: 86_400,
@@ -82,6 +92,7 @@ impl Params {
             Offence::FraudulentApproval => r.fraudulent_approval,
             Offence::DoubleSign => r.double_sign,
             Offence::FraudulentMerge => r.fraudulent_merge,
+            Offence::AuditDeviation => r.audit_deviation,
         }
     }
 
@@ -157,6 +168,13 @@ mod tests {
         let mut p = Params::default();
         p.rates.fraudulent_merge = 900_000;
         assert!(p.validate().is_err());
+        let mut p = Params::default();
+        p.rates.audit_deviation = 99_999;
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("audit_deviation"));
         let mut p = Params::default();
         p.burn_ppm = 1_000_001;
         assert!(p.validate().is_err());

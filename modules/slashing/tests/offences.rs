@@ -31,6 +31,7 @@ fn rate(o: Offence) -> u128 {
         Offence::FraudulentApproval => 1_000_000,
         Offence::DoubleSign => 170_000,
         Offence::FraudulentMerge => 1_000_000,
+        Offence::AuditDeviation => 100_000,
     }
 }
 

@@ -551,6 +551,7 @@ pub mod flow {
             leader_rule: "round_robin".into(),
             max_staleness: 2,
             stale_decay_bps: 5_000,
+            outer: Default::default(),
         }
     }
 

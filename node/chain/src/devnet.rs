@@ -942,6 +942,15 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| anyhow!("worker.toml has no [job] {k}"))
     };
+    let wopt = |k: &str, default: u32| -> Result<u32> {
+        match wjob.and_then(|j| j.get(k)) {
+            None => Ok(default),
+            Some(v) => v
+                .as_integer()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| anyhow!("worker.toml's [job] {k} is not a u32")),
+        }
+    };
     let rule = wjob
         .and_then(|j| j.get("leader_rule"))
         .and_then(|v| v.as_str())
@@ -961,6 +970,13 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             .to_string(),
         max_staleness: 2,
         stale_decay_bps: 5_000,
+        // The outer step the workers are configured with (magnet-worker's defaults when
+        // worker.toml names none): on chain, leaders and auditors both take it from here.
+        outer: magnet_jobs::state::OuterPolicy {
+            lr_permille: wopt("outer_lr_permille", 1_000)?,
+            momentum_permille: wopt("outer_momentum_permille", 0)?,
+            ..Default::default()
+        },
     };
 
     // The job's creator.

@@ -25,8 +25,9 @@ use magnet_core::Address;
 use magnet_proto::registry;
 
 pub use magnet_contrib::state::Work;
+pub use magnet_jobs::msgs::verdict_commitment;
 pub use magnet_jobs::msgs::Accepted;
-pub use magnet_jobs::state::TrainingSpec;
+pub use magnet_jobs::state::{OuterPolicy, TrainingSpec};
 
 /// Encode a generated message as a `cosmrs::Any` with its `/magnet.<pkg>.v1.MsgX` type URL.
 pub fn any<M: prost::Message + prost::Name>(m: &M) -> cosmrs::Any {
@@ -366,14 +367,41 @@ pub fn challenge_round(
     ))
 }
 
-/// `MsgAuditVerdict`: a drawn auditor's verdict on a challenged round (`fraud` = the merge
-/// does not re-check). Signed by the auditor's **node** key.
-pub fn audit_verdict(auditor_node: &Address, job: u64, round: u64, fraud: bool) -> cosmrs::Any {
-    from_module(magnet_jobs::msgs::audit_verdict(
+/// `MsgAuditCommit`: a drawn auditor's sealed verdict on a challenged round
+/// ([`verdict_commitment`] of its verdict, the merged hash it recomputed and a secret 32-byte
+/// nonce). Signed by the auditor's **node** key.
+pub fn audit_commit(
+    auditor_node: &Address,
+    job: u64,
+    round: u64,
+    commitment: [u8; 32],
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::audit_commit(
+        auditor_node,
+        job,
+        round,
+        commitment,
+    ))
+}
+
+/// `MsgAuditReveal`: opens a sealed verdict (`fraud` = the merge does not re-check;
+/// `recomputed` = the merged hash recomputed: the recorded one for `ok`, zeros when the inputs
+/// were unavailable). Signed by the auditor's **node** key.
+pub fn audit_reveal(
+    auditor_node: &Address,
+    job: u64,
+    round: u64,
+    fraud: bool,
+    recomputed: [u8; 32],
+    nonce: [u8; 32],
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::audit_reveal(
         auditor_node,
         job,
         round,
         fraud,
+        recomputed,
+        nonce,
     ))
 }
 
@@ -519,6 +547,7 @@ mod tests {
             leader_rule: "hash".into(),
             max_staleness: 2,
             stale_decay_bps: 5_000,
+            outer: Default::default(),
         };
         for (m, signer) in [
             (create_job(&op, "text", [1; 32], [2; 32], 100, 1_000), op),

@@ -8,12 +8,21 @@
 //!
 //! * The merge does not re-check (base, Δ hash, weights or merged hash differ) → the auditor
 //!   files `MsgChallengeRound` with the evidence (the field that differed and the merged hash
-//!   it recomputed) and its own `fraud` verdict, in one transaction.
+//!   it recomputed) and its own sealed `fraud` verdict (`MsgAuditCommit`), in one transaction.
 //! * A Δ or the base still cannot be fetched after [`UNAVAILABLE_TRIES`] tries and within
 //!   [`UNAVAILABLE_MARGIN_BLOCKS`] of the deadline → the same, with field `unavailable`: a
 //!   record whose inputs are gone for the window cannot be re-checked, which counts against the
 //!   leader who recorded it.
-//! * A round another node challenged → the auditor files its own verdict from its own check.
+//! * A round another node challenged → the auditor seals its own verdict from its own check
+//!   within the commit period.
+//! * Verdicts are sealed (ADR 0091): the verdict, the merged hash recomputed (the recorded one
+//!   for `ok`) and a random nonce are saved in `state.json` *before* the commitment is sent,
+//!   and revealed (`MsgAuditReveal`) once the reveal period opens; a restarted worker re-sends
+//!   nothing it already has on chain and reveals exactly what it committed ([`next_step`]).
+//!   An auditor that stays silent, or reveals against the majority, is slashed.
+//!
+//! The merge policy is the job's, from its training spec on chain (`merge_policy_for`), the
+//! same one the leader merged with.
 //!
 //! Workers never delete Δs or checkpoints from their store, so everything a record names stays
 //! retrievable for (at least) the challenge window: the producer holds its Δ, the leader keeps
@@ -121,17 +130,115 @@ pub struct AuditJson {
 /// A challenge as the audits query shows it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ChallengeJson {
-    /// Last height for verdicts.
-    pub verdicts_until: u64,
-    /// Verdicts so far.
+    /// Last height a sealed verdict may be committed.
+    pub commits_until: u64,
+    /// Last height a sealed verdict may be revealed.
+    pub reveals_until: u64,
+    /// Sealed verdicts so far.
     pub verdicts: Vec<VerdictJson>,
 }
 
-/// One verdict.
+/// One sealed verdict.
 #[derive(Clone, Debug, Deserialize)]
 pub struct VerdictJson {
     /// Auditor node id.
     pub auditor: String,
+    /// Commitment (hex).
+    pub commitment: String,
+    /// The revealed verdict, once revealed.
+    pub fraud: Option<bool>,
+}
+
+/// What the auditor duty does next for one audit it was drawn for ([`next_step`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing (not drawn, closed, done, or waiting for the reveal period).
+    Wait,
+    /// Re-check the round (if not done yet) and, on fraud, challenge it with a sealed verdict;
+    /// missing inputs may count as unavailable near `deadline`.
+    CheckUnchallenged {
+        /// End of the challenge window.
+        deadline: u64,
+    },
+    /// Re-check the round (if not done yet) and commit the sealed verdict.
+    Commit {
+        /// End of the commit period.
+        deadline: u64,
+    },
+    /// Reveal the saved verdict.
+    Reveal,
+    /// The chain holds a commitment this worker has no saved verdict for (its state was
+    /// lost): nothing can open it.
+    Lost,
+}
+
+/// The pure core of the duty's scheduling: what to do for audit `a` at `height`, given the
+/// commitment of this worker's saved verdict (`saved`: (commitment hex, revealed)).
+pub fn next_step(a: &AuditJson, me: &str, height: u64, saved: Option<(&str, bool)>) -> Step {
+    if a.outcome != "open" || !a.auditors.iter().any(|x| x == me) {
+        return Step::Wait;
+    }
+    let Some(c) = &a.challenge else {
+        if height > a.window_ends {
+            return Step::Wait;
+        }
+        return Step::CheckUnchallenged {
+            deadline: a.window_ends,
+        };
+    };
+    let mine = c.verdicts.iter().find(|v| v.auditor == me);
+    match (mine, saved) {
+        (None, _) if height > c.commits_until => Step::Wait,
+        (None, _) => Step::Commit {
+            deadline: c.commits_until,
+        },
+        (Some(v), _) if v.fraud.is_some() => Step::Wait,
+        (Some(v), Some((h, false))) if v.commitment == h => {
+            let all = c.verdicts.len() >= a.auditors.len();
+            if height > c.reveals_until || (height <= c.commits_until && !all) {
+                Step::Wait
+            } else {
+                Step::Reveal
+            }
+        }
+        (Some(_), Some((_, true))) => Step::Wait,
+        (Some(_), _) => Step::Lost,
+    }
+}
+
+/// The commitment of a saved verdict by `auditor` (its node account) on round `round` of
+/// `job` — the chain's [`magnet_jobs::msgs::verdict_commitment`].
+pub fn sealed(
+    chain_id: &str,
+    job: u64,
+    round: u64,
+    auditor: &magnet_core::Address,
+    v: &crate::state::PendingVerdict,
+) -> Result<[u8; 32]> {
+    let (recomputed, nonce) = opened(v)?;
+    Ok(magnet_jobs::msgs::verdict_commitment(
+        chain_id,
+        job,
+        round,
+        auditor,
+        v.fraud,
+        &recomputed,
+        &nonce,
+    ))
+}
+
+fn opened(v: &crate::state::PendingVerdict) -> Result<([u8; 32], [u8; 32])> {
+    let h = |s: &str| -> Result<[u8; 32]> {
+        hex::decode(s)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| DaemonError::State(format!("saved verdict: {s:?} is not 32 bytes")))
+    };
+    Ok((h(&v.recomputed)?, h(&v.nonce)?))
+}
+
+fn verdict_key(job: u64, round: u64) -> String {
+    format!("{job}/{round}")
 }
 
 /// A recorded round as `/magnet.jobs.v1/lineage` shows it (the fields an audit needs).
@@ -307,8 +414,108 @@ async fn audit_round(sh: &Arc<Shared>, r: &RoundJson) -> Result<Finding> {
     Ok(out)
 }
 
+/// The verdict a finding gives, with the merged hash it names: `ok` names the recorded one,
+/// `fraud` the recomputed one (zeros when it could not be recomputed). `None`: no verdict.
+fn verdict_of(f: &Finding, recorded: &str) -> Option<(bool, String)> {
+    match f {
+        Finding::Ok => Some((false, recorded.to_string())),
+        Finding::Fraud { recomputed, .. } => Some((true, hex::encode(recomputed))),
+        Finding::Unavailable(_) | Finding::Inconclusive(_) => None,
+    }
+}
+
+/// Re-checks round `round` once (cached), turning missing inputs into `unavailable` only after
+/// [`UNAVAILABLE_TRIES`] and within [`UNAVAILABLE_MARGIN_BLOCKS`] of `deadline`. `None`: try
+/// again later.
+async fn finding(
+    sh: &Arc<Shared>,
+    r: &RoundJson,
+    height: u64,
+    deadline: u64,
+) -> Result<Option<Finding>> {
+    if let Some(f) = sh
+        .audits_done
+        .lock()
+        .ok()
+        .and_then(|d| d.get(&r.round).cloned())
+    {
+        return Ok(Some(f));
+    }
+    let f = match audit_round(sh, r).await? {
+        Finding::Unavailable(why) => {
+            let tries = {
+                let mut t = sh
+                    .audit_tries
+                    .lock()
+                    .map_err(|_| DaemonError::State("audit lock poisoned".into()))?;
+                let n = t.entry(r.round).or_default();
+                *n += 1;
+                *n
+            };
+            tracing::warn!(round = r.round, tries, "audit input unavailable: {why}");
+            let near_end = height.saturating_add(UNAVAILABLE_MARGIN_BLOCKS) >= deadline;
+            if tries < UNAVAILABLE_TRIES || !near_end {
+                return Ok(None);
+            }
+            Finding::Fraud {
+                field: "unavailable",
+                recomputed: [0; 32],
+            }
+        }
+        f => f,
+    };
+    if let Ok(mut d) = sh.audits_done.lock() {
+        d.insert(r.round, f.clone());
+    }
+    tracing::info!(round = r.round, ?f, "merge audited");
+    sh.log_round(serde_json::json!({
+        "kind": "audit", "round": r.round, "node": sh.me.as_str(),
+        "fraud": f.is_fraud(), "finding": format!("{f:?}"),
+    }));
+    Ok(Some(f))
+}
+
+/// Saves a fresh sealed verdict for `key` (before anything is sent) and returns it; an already
+/// saved one is returned as is, so a resend commits the very same commitment.
+async fn save_verdict(
+    sh: &Arc<Shared>,
+    key: &str,
+    fraud: bool,
+    recomputed: String,
+) -> Result<crate::state::PendingVerdict> {
+    let mut st = sh.state.lock().await;
+    if let Some(v) = st.audit_verdicts.get(key) {
+        return Ok(v.clone());
+    }
+    let mut n = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut n);
+    let v = crate::state::PendingVerdict {
+        fraud,
+        recomputed,
+        nonce: hex::encode(n),
+        committed: false,
+        revealed: false,
+    };
+    st.audit_verdicts.insert(key.to_string(), v.clone());
+    st.save(&sh.home)?;
+    Ok(v)
+}
+
+async fn mark_verdict(
+    sh: &Arc<Shared>,
+    key: &str,
+    f: impl FnOnce(&mut crate::state::PendingVerdict),
+) -> Result<()> {
+    let mut st = sh.state.lock().await;
+    if let Some(v) = st.audit_verdicts.get_mut(key) {
+        f(v);
+    }
+    st.save(&sh.home)
+}
+
 /// One auditor tick: for every open audit of this job this node was drawn for, re-check the
-/// round once and challenge it / give a verdict as the module docs say.
+/// round once, challenge it with a sealed verdict, seal a verdict on another's challenge, or
+/// reveal a sealed verdict, as [`next_step`] says.
 pub async fn audit_tick(sh: &Arc<Shared>) -> Result<()> {
     use std::sync::atomic::Ordering;
     let now = crate::run::now_ms();
@@ -333,123 +540,110 @@ pub async fn audit_tick(sh: &Arc<Shared>) -> Result<()> {
         .chain
         .query("/magnet.jobs.v1/lineage", &job.to_string())
         .await?;
+    let me = sh.keys.node.address();
     for a in mine {
-        let voted = a
-            .challenge
-            .as_ref()
-            .is_some_and(|c| c.verdicts.iter().any(|v| v.auditor == sh.me.as_str()));
-        let filed = sh
-            .verdicts_filed
-            .lock()
-            .map(|f| f.contains(&a.round))
-            .unwrap_or(true);
-        if voted || filed {
-            continue;
-        }
-        let open_for = match &a.challenge {
-            None => a.window_ends,
-            Some(c) => c.verdicts_until,
+        let key = verdict_key(job, a.round);
+        let saved = sh.state.lock().await.audit_verdicts.get(&key).cloned();
+        let seal = match &saved {
+            Some(v) => Some(hex::encode(sealed(
+                &sh.genesis.chain_id,
+                job,
+                a.round,
+                &me,
+                v,
+            )?)),
+            None => None,
         };
-        if height > open_for {
-            continue;
-        }
-        let done = sh
-            .audits_done
-            .lock()
-            .ok()
-            .and_then(|d| d.get(&a.round).cloned());
-        if a.challenge.is_none() && done == Some(Finding::Ok) {
-            continue;
-        }
-        let finding = match done {
-            Some(f) => f,
-            None => {
+        let step = next_step(
+            &a,
+            sh.me.as_str(),
+            height,
+            seal.as_deref().zip(saved.as_ref().map(|v| v.revealed)),
+        );
+        let (what, msgs) = match step {
+            Step::Wait => continue,
+            Step::Lost => {
+                tracing::warn!(
+                    round = a.round,
+                    "the chain holds a sealed verdict of this node that state.json does not: \
+                     it cannot be revealed (no_reveal slash ahead)"
+                );
+                continue;
+            }
+            Step::Reveal => {
+                let Some(v) = saved else { continue };
+                let (recomputed, nonce) = opened(&v)?;
+                (
+                    "MsgAuditReveal",
+                    vec![magnet_jobs::msgs::audit_reveal(
+                        &me, job, a.round, v.fraud, recomputed, nonce,
+                    )],
+                )
+            }
+            Step::CheckUnchallenged { deadline } | Step::Commit { deadline } => {
+                let challenged = a.challenge.is_some();
                 let Some(r) = lineage.rounds.iter().find(|r| r.round == a.round) else {
                     continue; // rolled back meanwhile
                 };
-                let f = audit_round(sh, r).await?;
-                let f = match f {
-                    Finding::Unavailable(why) => {
-                        let tries = {
-                            let mut t = sh
-                                .audit_tries
-                                .lock()
-                                .map_err(|_| DaemonError::State("audit lock poisoned".into()))?;
-                            let n = t.entry(a.round).or_default();
-                            *n += 1;
-                            *n
-                        };
-                        tracing::warn!(round = a.round, tries, "audit input unavailable: {why}");
-                        let near_end = height.saturating_add(UNAVAILABLE_MARGIN_BLOCKS) >= open_for;
-                        if tries < UNAVAILABLE_TRIES || !near_end {
-                            continue;
-                        }
-                        Finding::Fraud {
-                            field: "unavailable",
-                            recomputed: [0; 32],
+                let mut msgs = Vec::new();
+                let v = if challenged {
+                    match &saved {
+                        // Saved but not on chain (a send that failed or timed out): resend it.
+                        Some(v) => v.clone(),
+                        None => {
+                            let Some(f) = finding(sh, r, height, deadline).await? else {
+                                continue;
+                            };
+                            let Some((fraud, recomputed)) = verdict_of(&f, &r.merged_hash) else {
+                                continue;
+                            };
+                            save_verdict(sh, &key, fraud, recomputed).await?
                         }
                     }
-                    f => f,
+                } else {
+                    // An honest, unchallenged round has nothing to vote on; a fraud is
+                    // challenged with this node's sealed verdict in the same transaction.
+                    let Some(Finding::Fraud { field, recomputed }) =
+                        finding(sh, r, height, deadline).await?
+                    else {
+                        continue;
+                    };
+                    let p: serde_json::Value = sh.chain.query("/magnet.jobs.v1/params", "").await?;
+                    let bond: u128 = p["challenge_bond"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(100_000);
+                    msgs.push(magnet_jobs::msgs::challenge_round(
+                        &me, job, a.round, bond, recomputed, field,
+                    ));
+                    save_verdict(sh, &key, true, hex::encode(recomputed)).await?
                 };
-                if let Ok(mut d) = sh.audits_done.lock() {
-                    d.insert(a.round, f.clone());
-                }
-                f
-            }
-        };
-        tracing::info!(round = a.round, ?finding, "merge audited");
-        sh.log_round(serde_json::json!({
-            "kind": "audit", "round": a.round, "node": sh.me.as_str(),
-            "fraud": finding.is_fraud(), "finding": format!("{finding:?}"),
-        }));
-        let mut msgs = Vec::new();
-        match (&finding, &a.challenge) {
-            (Finding::Inconclusive(_), _) => continue,
-            (Finding::Fraud { field, recomputed }, None) => {
-                let p: serde_json::Value = sh.chain.query("/magnet.jobs.v1/params", "").await?;
-                let bond: u128 = p["challenge_bond"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(100_000);
-                msgs.push(magnet_jobs::msgs::challenge_round(
-                    &sh.keys.node.address(),
-                    job,
-                    a.round,
-                    bond,
-                    *recomputed,
-                    field,
+                let commitment = sealed(&sh.genesis.chain_id, job, a.round, &me, &v)?;
+                msgs.push(magnet_jobs::msgs::audit_commit(
+                    &me, job, a.round, commitment,
                 ));
-                msgs.push(magnet_jobs::msgs::audit_verdict(
-                    &sh.keys.node.address(),
-                    job,
-                    a.round,
-                    true,
-                ));
+                (
+                    if challenged {
+                        "MsgAuditCommit"
+                    } else {
+                        "MsgChallengeRound"
+                    },
+                    msgs,
+                )
             }
-            (f, Some(_)) => msgs.push(magnet_jobs::msgs::audit_verdict(
-                &sh.keys.node.address(),
-                job,
-                a.round,
-                f.is_fraud(),
-            )),
-            (_, None) => continue,
-        }
-        let what = if a.challenge.is_none() {
-            "MsgChallengeRound"
-        } else {
-            "MsgAuditVerdict"
         };
         match sh.chain.send(&sh.keys.node, what, msgs).await {
             Ok(h) => {
-                tracing::info!(
-                    round = a.round,
-                    height = h,
-                    fraud = finding.is_fraud(),
-                    "{what} sent"
-                );
-                if let Ok(mut f) = sh.verdicts_filed.lock() {
-                    f.insert(a.round);
-                }
+                tracing::info!(round = a.round, height = h, "{what} sent");
+                let reveal = what == "MsgAuditReveal";
+                mark_verdict(sh, &key, |v| {
+                    if reveal {
+                        v.revealed = true;
+                    } else {
+                        v.committed = true;
+                    }
+                })
+                .await?;
             }
             Err(e) => {
                 sh.metrics.chain_errors.inc();
@@ -494,6 +688,92 @@ mod tests {
         let out = merge(&base, &contributions, &MergePolicy::default(), &meta).unwrap();
         let deltas = contributions.into_iter().map(|c| c.delta).collect();
         (base, deltas, out)
+    }
+
+    fn audit_json(challenge: Option<ChallengeJson>) -> AuditJson {
+        AuditJson {
+            round: 4,
+            auditors: vec!["node-me".into(), "node-b".into()],
+            window_ends: 100,
+            challenge,
+            outcome: "open".into(),
+        }
+    }
+
+    fn ch(verdicts: Vec<VerdictJson>) -> Option<ChallengeJson> {
+        Some(ChallengeJson {
+            commits_until: 50,
+            reveals_until: 70,
+            verdicts,
+        })
+    }
+
+    fn v(who: &str, c: &str, fraud: Option<bool>) -> VerdictJson {
+        VerdictJson {
+            auditor: who.into(),
+            commitment: c.into(),
+            fraud,
+        }
+    }
+
+    /// The daemon seals exactly what the chain checks: the saved verdict's commitment is the
+    /// chain's pinned vector (`magnet_jobs::msgs` tests pin the same bytes).
+    #[test]
+    fn a_saved_verdict_seals_to_the_chains_pinned_commitment() {
+        let auditor = magnet_core::Address::from_slice(&[7u8; 20]).unwrap();
+        let saved = crate::state::PendingVerdict {
+            fraud: true,
+            recomputed: hex::encode([0xAB; 32]),
+            nonce: hex::encode([0x5A; 32]),
+            committed: false,
+            revealed: false,
+        };
+        assert_eq!(
+            hex::encode(sealed("magnet-1", 3, 9, &auditor, &saved).unwrap()),
+            "10412d71e16166e6148a1565c1142cbbe799f1089533d0f0ef5af4dd4fef12f3"
+        );
+        let bad = crate::state::PendingVerdict {
+            nonce: "abcd".into(),
+            ..saved
+        };
+        assert!(sealed("magnet-1", 3, 9, &auditor, &bad).is_err());
+    }
+
+    #[test]
+    fn the_duty_checks_commits_then_reveals_only_when_the_reveal_period_is_open() {
+        let me = "node-me";
+        // Not challenged: re-check within the window, nothing after it.
+        assert_eq!(
+            next_step(&audit_json(None), me, 10, None),
+            Step::CheckUnchallenged { deadline: 100 }
+        );
+        assert_eq!(next_step(&audit_json(None), me, 101, None), Step::Wait);
+        // Not drawn, or closed: nothing.
+        assert_eq!(next_step(&audit_json(None), "node-x", 10, None), Step::Wait);
+        let mut closed = audit_json(ch(vec![]));
+        closed.outcome = "upheld".into();
+        assert_eq!(next_step(&closed, me, 10, None), Step::Wait);
+        // Challenged, not yet committed: commit within the period (a saved verdict is resent).
+        assert_eq!(
+            next_step(&audit_json(ch(vec![])), me, 20, Some(("aa", false))),
+            Step::Commit { deadline: 50 }
+        );
+        assert_eq!(next_step(&audit_json(ch(vec![])), me, 51, None), Step::Wait);
+        // Committed: wait while the other auditor may still commit, then reveal.
+        let one = audit_json(ch(vec![v(me, "aa", None)]));
+        assert_eq!(next_step(&one, me, 20, Some(("aa", false))), Step::Wait);
+        assert_eq!(next_step(&one, me, 51, Some(("aa", false))), Step::Reveal);
+        assert_eq!(next_step(&one, me, 71, Some(("aa", false))), Step::Wait);
+        // Everyone committed: the reveal period is open at once.
+        let both = audit_json(ch(vec![v(me, "aa", None), v("node-b", "bb", None)]));
+        assert_eq!(next_step(&both, me, 20, Some(("aa", false))), Step::Reveal);
+        // Revealed (on chain or in the saved state): done.
+        assert_eq!(next_step(&both, me, 60, Some(("aa", true))), Step::Wait);
+        let opened = audit_json(ch(vec![v(me, "aa", Some(false))]));
+        assert_eq!(next_step(&opened, me, 60, Some(("aa", false))), Step::Wait);
+        // A commitment on chain this worker has no saved verdict for cannot be opened.
+        assert_eq!(next_step(&both, me, 60, None), Step::Lost);
+        assert_eq!(next_step(&both, me, 60, Some(("cc", false))), Step::Lost);
     }
 
     #[test]

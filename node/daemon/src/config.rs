@@ -133,7 +133,8 @@ impl JobSection {
     }
 
     /// Takes the round facts from the job's training spec on chain (the chain is the truth):
-    /// inner steps, first height, blocks per round and leader rule replace the local values.
+    /// inner steps, first height, blocks per round, leader rule and the outer step's η and μ
+    /// replace the local values.
     /// Returns one warning per local value that differed, and per local value the chain fixes
     /// but this worker cannot take over (batch size and sequence length bound the token claims;
     /// the parameter count is the model's), so an operator sees a stale config.
@@ -180,6 +181,18 @@ impl JobSection {
             format!("{:?}", self.leader_rule),
             format!("{rule:?}"),
         );
+        differs(
+            "outer_lr_permille",
+            self.outer_lr_permille.to_string(),
+            spec.outer.lr_permille.to_string(),
+        );
+        differs(
+            "outer_momentum_permille",
+            self.outer_momentum_permille.to_string(),
+            spec.outer.momentum_permille.to_string(),
+        );
+        self.outer_lr_permille = spec.outer.lr_permille;
+        self.outer_momentum_permille = spec.outer.momentum_permille;
         self.inner_steps = spec.inner_steps;
         self.first_height = spec.first_height;
         self.blocks_per_round = spec.blocks_per_round;
@@ -211,15 +224,23 @@ impl JobSection {
         Ok(warnings)
     }
 
-    /// The merge rule with the chain's staleness policy (max staleness, decay per merge).
+    /// The merge rule of the job, entirely from its training spec on chain (ADR 0091): the
+    /// outer step (η, μ, outlier factor, minimum contributions, int8 update chunk) and the
+    /// staleness rule. The local `outer_*` values play no part (`adopt_training_spec` warns
+    /// when they differ), so a leader and its auditors always merge under the same policy and
+    /// an auditor never files a false challenge over a local setting.
     pub fn merge_policy_for(
         &self,
         spec: &magnet_jobs::state::TrainingSpec,
     ) -> magnet_diloco::MergePolicy {
         magnet_diloco::MergePolicy {
+            lr_permille: spec.outer.lr_permille,
+            momentum_permille: spec.outer.momentum_permille,
+            outlier_factor_permille: spec.outer.outlier_factor_permille,
             max_staleness: spec.max_staleness,
             stale_decay_bps: spec.stale_decay_bps,
-            ..self.merge_policy()
+            min_contributions: spec.outer.min_contributions,
+            update_chunk: spec.outer.update_chunk,
         }
     }
 }
@@ -507,6 +528,11 @@ mod tests {
             leader_rule: "hash".into(),
             max_staleness: 1,
             stale_decay_bps: 2_500,
+            outer: magnet_jobs::state::OuterPolicy {
+                lr_permille: j.outer_lr_permille,
+                momentum_permille: j.outer_momentum_permille,
+                ..Default::default()
+            },
         };
         assert!(j.adopt_training_spec(&spec, 1_000).unwrap().is_empty());
         let other = magnet_jobs::state::TrainingSpec {
@@ -515,6 +541,13 @@ mod tests {
             first_height: 99,
             blocks_per_round: 3,
             leader_rule: "round_robin".into(),
+            outer: magnet_jobs::state::OuterPolicy {
+                lr_permille: 650,
+                momentum_permille: 850,
+                outlier_factor_permille: 3_000,
+                min_contributions: 2,
+                update_chunk: 64,
+            },
             ..spec.clone()
         };
         let w = j.adopt_training_spec(&other, 999).unwrap();
@@ -525,6 +558,8 @@ mod tests {
             "leader_rule",
             "exceed the job's bound",
             "parameters",
+            "outer_lr_permille",
+            "outer_momentum_permille",
         ] {
             assert!(w.iter().any(|x| x.contains(what)), "{what}: {w:?}");
         }
@@ -533,14 +568,56 @@ mod tests {
             (7, 99, 3)
         );
         assert_eq!(j.leader_rule, LeaderRuleName::RoundRobin);
+        // The whole merge policy comes from the chain, never from the local config.
+        j.outer_lr_permille = 1_000;
         let p = j.merge_policy_for(&other);
         assert_eq!((p.max_staleness, p.stale_decay_bps), (1, 2_500));
-        assert_eq!(p.lr_permille, j.outer_lr_permille);
+        assert_eq!(
+            (
+                p.lr_permille,
+                p.momentum_permille,
+                p.outlier_factor_permille,
+                p.min_contributions,
+                p.update_chunk
+            ),
+            (650, 850, 3_000, 2, 64)
+        );
         let bad = magnet_jobs::state::TrainingSpec {
             leader_rule: "dice".into(),
             ..spec
         };
         assert!(j.adopt_training_spec(&bad, 1_000).is_err());
+    }
+
+    /// Every outer policy the chain accepts at job creation is one the daemon can merge with
+    /// (the chain's ranges sit inside `MergePolicy::validate`'s), at both ends of each range.
+    #[test]
+    fn every_outer_policy_the_chain_accepts_is_a_valid_merge_policy() {
+        let j = JobSection::default();
+        let extremes = [(1, 0, 1_000, 1, 0), (10_000, 999, 1_000_000, 256, 1 << 20)];
+        for (lr, mu, outlier, min, chunk) in extremes {
+            let o = magnet_proto::jobs::v1::OuterPolicy {
+                lr_permille: lr,
+                momentum_permille: mu,
+                outlier_factor_permille: outlier,
+                min_contributions: min,
+                update_chunk: chunk,
+            };
+            let outer = magnet_jobs::msgs::outer_policy(&o).unwrap();
+            let spec = magnet_jobs::state::TrainingSpec {
+                inner_steps: 8,
+                batch_size: 4,
+                seq_len: 64,
+                params: 1_000,
+                first_height: 10,
+                blocks_per_round: 10,
+                leader_rule: "hash".into(),
+                max_staleness: 16,
+                stale_decay_bps: 10_000,
+                outer,
+            };
+            assert_eq!(j.merge_policy_for(&spec).validate(), Ok(()), "{o:?}");
+        }
     }
 
     #[test]

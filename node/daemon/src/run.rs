@@ -105,8 +105,6 @@ pub struct Shared {
     pub content_addresses: std::sync::Mutex<ContentAddresses>,
     /// Merge audits this node finished (job round → done), so each is checked once.
     pub audits_done: std::sync::Mutex<BTreeMap<u64, crate::audit::Finding>>,
-    /// Rounds whose audit verdict this node has filed.
-    pub verdicts_filed: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     /// Fetch attempts of audits whose inputs were unavailable, by round.
     pub audit_tries: std::sync::Mutex<BTreeMap<u64, u32>>,
     /// When the auditor duty last polled the chain (ms since the epoch).
@@ -1034,7 +1032,6 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         nothing_to_claim: Default::default(),
         content_addresses: Default::default(),
         audits_done: Default::default(),
-        verdicts_filed: Default::default(),
         audit_tries: Default::default(),
         audit_polled_ms: Default::default(),
     });

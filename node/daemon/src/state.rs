@@ -47,6 +47,22 @@ pub struct PendingEval {
     pub revealed: bool,
 }
 
+/// A sealed merge verdict this worker owes as a drawn auditor (ADR 0091). Saved before the
+/// commitment is sent, so a restarted worker reveals exactly what it committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingVerdict {
+    /// True: the merge does not re-check.
+    pub fraud: bool,
+    /// The merged hash recomputed (hex; the recorded one for `ok`, zeros when unavailable).
+    pub recomputed: String,
+    /// The commitment's nonce (hex, 32 bytes).
+    pub nonce: String,
+    /// Committed on chain.
+    pub committed: bool,
+    /// Revealed on chain.
+    pub revealed: bool,
+}
+
 /// The worker's persistent state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -73,6 +89,8 @@ pub struct State {
     /// whose work names it). An entry is never named twice: the chain refuses a reveal naming
     /// an entry claimed before, and a refused reveal is slashed as no reveal.
     pub claimed: BTreeMap<String, u64>,
+    /// Sealed merge verdicts by `job/round` ([`PendingVerdict`]).
+    pub audit_verdicts: BTreeMap<String, PendingVerdict>,
 }
 
 impl State {

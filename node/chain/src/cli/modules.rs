@@ -448,7 +448,8 @@ pub(super) enum JobsTx {
     /// challenge window (jobs params challenge_window_blocks after the round was recorded),
     /// once per round, posting at least challenge_bond umag. The round's drawn auditors
     /// (`magnetd query jobs audit <job> <round>`) re-run the merge from its base checkpoint
-    /// and accepted Δs and file verdicts; more "fraud" than "ok" verdicts → the leader is
+    /// and accepted Δs and seal, then reveal, verdicts (audit-commit, audit-reveal); more
+    /// "fraud" than "ok" revealed verdicts → the leader is
     /// slashed for fraudulent_merge (all of its bond), you get your bond back plus
     /// challenger_reward_ppm of the slash, and the job's head rolls back to the round's base;
     /// otherwise you lose the whole bond; no verdict at all → the bond comes back.
@@ -475,24 +476,57 @@ pub(super) enum JobsTx {
         #[command(flatten)]
         tx: TxArgs,
     },
-    /// File a drawn auditor's verdict on a challenged round: --fraud when the merge does not
-    /// re-check, --ok when it does. Signed by the auditor's NODE key; only the round's drawn
-    /// auditors may, once each, until the challenge's verdicts_until height. (magnet-worker
-    /// does this by itself; this command is for operators and tests.)
+    /// Seal a drawn auditor's verdict on a challenged round (ADR 0091): step 1 of 2.
     ///
-    /// Example: magnetd tx jobs audit-verdict 1 4 --fraud --from node1 --yes
+    /// Only the round's drawn auditors (`magnetd query jobs audit <job> <round>`) vote, and
+    /// they vote blind: within the commit period (challenge height + jobs params
+    /// verdict_blocks, the challenge's commits_until) each files the commitment
+    ///   H("MAGNET/jobs/audit-verdict/v1" ‖ chain id ‖ job ‖ round ‖ auditor node account ‖
+    ///     verdict ‖ recomputed merged hash ‖ nonce)
+    /// computed here, then opens it with `audit-reveal` once the commit period is over (or
+    /// everyone committed). Nobody can copy a verdict they cannot see, and a copied commitment
+    /// cannot be opened (it binds its auditor). Only revealed verdicts count. At resolution a
+    /// drawn auditor with no revealed verdict is slashed no_reveal; one on the losing side of
+    /// a strict majority is slashed audit_deviation (small).
+    /// --ok: the merge re-checks; --recomputed-hash must then be the recorded merged hash.
+    /// --fraud: it does not; --recomputed-hash is what you got (omit it when the inputs were
+    /// unavailable). Signed by the auditor's NODE key. Prints the nonce: keep it for the
+    /// reveal. (magnet-worker does all this by itself; this command is for operators and tests.)
+    ///
+    /// Example: magnetd tx jobs audit-commit 1 4 --fraud --recomputed-hash <64 hex> \
+    ///   --from node1 --yes
     #[command(verbatim_doc_comment)]
-    AuditVerdict {
+    AuditCommit {
         /// Job id.
         job: u64,
         /// Round.
         round: u64,
-        /// The merge does not re-check.
-        #[arg(long, conflicts_with = "ok", required_unless_present = "ok")]
-        fraud: bool,
-        /// The merge re-checks.
+        #[command(flatten)]
+        verdict: VerdictArgs,
+        /// Nonce (64 hex = 32 bytes); random when omitted (printed: keep it for the reveal).
         #[arg(long)]
-        ok: bool,
+        nonce: Option<String>,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Open a sealed verdict (ADR 0091): step 2 of 2, with exactly the verdict, recomputed
+    /// hash and nonce of `audit-commit`. Allowed after the commit period (the challenge's
+    /// commits_until), or as soon as every drawn auditor committed, until reveals_until.
+    /// Signed by the auditor's NODE key.
+    ///
+    /// Example: magnetd tx jobs audit-reveal 1 4 --fraud --recomputed-hash <64 hex> \
+    ///   --nonce <64 hex> --from node1 --yes
+    #[command(verbatim_doc_comment)]
+    AuditReveal {
+        /// Job id.
+        job: u64,
+        /// Round.
+        round: u64,
+        #[command(flatten)]
+        verdict: VerdictArgs,
+        /// The nonce `audit-commit` printed (64 hex).
+        #[arg(long)]
+        nonce: String,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -816,7 +850,7 @@ pub(super) enum JobsQ {
     },
     /// Merge audits (ADR 0089) of one job, or of every job when no id is given: per audited
     /// round its drawn auditors, the last height it may be challenged (window_ends), its
-    /// challenge (challenger, bond, evidence, verdicts, verdicts_until) and its outcome
+    /// challenge (challenger, bond, evidence, sealed and revealed verdicts, commits_until, reveals_until) and its outcome
     /// (open, upheld, rejected, no_verdict, dropped). A worker drawn as an auditor re-checks
     /// the round; an upheld challenge shows as a fraudulent_merge slash
     /// (`magnetd query slashing records`) and a rolled-back head (`magnetd query jobs job`).
@@ -948,6 +982,36 @@ fn work(w: &WorkArgs) -> Result<Work> {
     })
 }
 
+/// A merge verdict as `audit-commit` / `audit-reveal` take it.
+#[derive(clap::Args, Debug)]
+pub(super) struct VerdictArgs {
+    /// The merge does not re-check.
+    #[arg(long, conflicts_with = "ok", required_unless_present = "ok")]
+    fraud: bool,
+    /// The merge re-checks.
+    #[arg(long)]
+    ok: bool,
+    /// The merged hash you recomputed (64 hex): the recorded one with --ok; with --fraud what
+    /// you got, omitted when the inputs were unavailable (zeros).
+    #[arg(long)]
+    recomputed_hash: Option<String>,
+}
+
+impl VerdictArgs {
+    /// (fraud, recomputed hash).
+    fn parse(&self) -> Result<(bool, [u8; 32])> {
+        let h = match &self.recomputed_hash {
+            Some(h) => hash32("--recomputed-hash", h)?,
+            None if self.fraud => [0u8; 32],
+            None => bail!(
+                "--ok needs --recomputed-hash: the recorded merged hash you re-derived \
+                 (`magnetd query jobs lineage <job>`)"
+            ),
+        };
+        Ok((self.fraud, h))
+    }
+}
+
 /// The DiLoCo round spec flags of `jobs create` (all or none).
 #[derive(clap::Args, Debug, Default)]
 pub(super) struct TrainingArgs {
@@ -978,6 +1042,24 @@ pub(super) struct TrainingArgs {
     /// Training job: weight multiplier per merge of staleness, in basis points.
     #[arg(long)]
     stale_decay_bps: Option<u32>,
+    /// Training job, optional: outer learning rate η in thousandths (default 700). The outer
+    /// step is on chain (ADR 0091): every leader merges and every auditor re-checks with it.
+    #[arg(long)]
+    outer_lr_permille: Option<u32>,
+    /// Training job, optional: outer Nesterov momentum μ in thousandths (default 900).
+    #[arg(long)]
+    outer_momentum_permille: Option<u32>,
+    /// Training job, optional: reject a Δ whose norm exceeds this × the median, in
+    /// thousandths (default 4000).
+    #[arg(long)]
+    outlier_factor_permille: Option<u32>,
+    /// Training job, optional: fewer accepted Δs than this → no merge (default 1).
+    #[arg(long)]
+    min_contributions: Option<u32>,
+    /// Training job, optional: 0 = exact fp32 outer step; N = int8 step with one scale per N
+    /// values (default 0).
+    #[arg(long)]
+    update_chunk: Option<u32>,
 }
 
 impl TrainingArgs {
@@ -995,7 +1077,26 @@ impl TrainingArgs {
             ("--stale-decay-bps", self.stale_decay_bps.is_some()),
         ];
         let missing: Vec<&str> = given.iter().filter(|(_, g)| !g).map(|(f, _)| *f).collect();
+        let outer = [
+            ("--outer-lr-permille", self.outer_lr_permille.is_some()),
+            (
+                "--outer-momentum-permille",
+                self.outer_momentum_permille.is_some(),
+            ),
+            (
+                "--outlier-factor-permille",
+                self.outlier_factor_permille.is_some(),
+            ),
+            ("--min-contributions", self.min_contributions.is_some()),
+            ("--update-chunk", self.update_chunk.is_some()),
+        ];
         if missing.len() == given.len() {
+            if let Some((f, _)) = outer.iter().find(|(_, g)| *g) {
+                bail!(
+                    "{f} sets the outer step of a training job: give the training flags too \
+                     (--inner-steps … --stale-decay-bps)"
+                );
+            }
             return Ok(None);
         }
         if !missing.is_empty() {
@@ -1018,6 +1119,18 @@ impl TrainingArgs {
             leader_rule: rule.as_str().to_string(),
             max_staleness: self.max_staleness.unwrap_or_default(),
             stale_decay_bps: self.stale_decay_bps.unwrap_or_default(),
+            outer: {
+                let d = msgs::OuterPolicy::default();
+                msgs::OuterPolicy {
+                    lr_permille: self.outer_lr_permille.unwrap_or(d.lr_permille),
+                    momentum_permille: self.outer_momentum_permille.unwrap_or(d.momentum_permille),
+                    outlier_factor_permille: self
+                        .outlier_factor_permille
+                        .unwrap_or(d.outlier_factor_permille),
+                    min_contributions: self.min_contributions.unwrap_or(d.min_contributions),
+                    update_chunk: self.update_chunk.unwrap_or(d.update_chunk),
+                }
+            },
         }))
     }
 }
@@ -1686,20 +1799,53 @@ async fn tx_jobs(home: &Home, j: JobsTx) -> Result<()> {
             )
             .await
         }
-        JobsTx::AuditVerdict {
+        JobsTx::AuditCommit {
             job,
             round,
-            fraud,
-            ok: _,
+            verdict,
+            nonce,
             tx,
         } => {
-            let node = from_addr(home, &tx)?;
+            let s = signer(home, &tx)?;
+            let node = s.key.address();
+            let chain_id = s.client.status().await?.node_info.network.to_string();
+            let (fraud, recomputed) = verdict.parse()?;
+            let n = match &nonce {
+                Some(h) => hash32("--nonce", h)?,
+                None => {
+                    use rand::RngCore;
+                    let mut n = [0u8; 32];
+                    rand::rngs::OsRng.fill_bytes(&mut n);
+                    n
+                }
+            };
+            let c = msgs::verdict_commitment(&chain_id, job, round, &node, fraud, &recomputed, &n);
             let v = if fraud { "fraud" } else { "ok" };
             send(
                 home,
                 &tx,
-                &format!("verdict {v} on the merge of round {round} of job {job}"),
-                vec![msgs::audit_verdict(&node, job, round, fraud)],
+                &format!("seal verdict {v} on the merge of round {round} of job {job}"),
+                vec![msgs::audit_commit(&node, job, round, c)],
+                json!({"nonce": hex::encode(n), "commitment": hex::encode(c)}),
+            )
+            .await
+        }
+        JobsTx::AuditReveal {
+            job,
+            round,
+            verdict,
+            nonce,
+            tx,
+        } => {
+            let node = from_addr(home, &tx)?;
+            let (fraud, recomputed) = verdict.parse()?;
+            let n = hash32("--nonce", &nonce)?;
+            let v = if fraud { "fraud" } else { "ok" };
+            send(
+                home,
+                &tx,
+                &format!("reveal verdict {v} on the merge of round {round} of job {job}"),
+                vec![msgs::audit_reveal(&node, job, round, fraud, recomputed, n)],
                 json!({}),
             )
             .await
@@ -2143,10 +2289,37 @@ mod tests {
             leader_rule: Some("round-robin".into()),
             max_staleness: Some(2),
             stale_decay_bps: Some(5000),
+            ..TrainingArgs::default()
         };
         let spec = full.spec().unwrap().unwrap();
         assert_eq!(spec.leader_rule, "round_robin");
         assert_eq!((spec.inner_steps, spec.first_height), (8, 20));
+        // The outer step defaults to MergePolicy::default()'s and each flag overrides one field.
+        assert_eq!(spec.outer, msgs::OuterPolicy::default());
+        let tuned = TrainingArgs {
+            outer_momentum_permille: Some(0),
+            update_chunk: Some(256),
+            ..full
+        };
+        let o = tuned.spec().unwrap().unwrap().outer;
+        assert_eq!(
+            (o.lr_permille, o.momentum_permille, o.update_chunk),
+            (700, 0, 256)
+        );
+        let full = TrainingArgs {
+            outer_momentum_permille: None,
+            update_chunk: None,
+            ..tuned
+        };
+        let lone = TrainingArgs {
+            outer_lr_permille: Some(900),
+            ..TrainingArgs::default()
+        };
+        assert!(lone
+            .spec()
+            .unwrap_err()
+            .to_string()
+            .contains("--outer-lr-permille"));
         let partial = TrainingArgs {
             seq_len: None,
             stale_decay_bps: None,
