@@ -231,7 +231,7 @@ const TAIL: u64 = 20;
 /// The evaluator-commit window: every assigned contribution is scored in it, after the chain
 /// fixes the evaluation seed (ADR 0090) — the marginal score of sampled Δs on the job's model,
 /// for all the contributions a node is drawn for (a large-bond node is drawn for most).
-const EVAL_COMMIT: u64 = 50;
+const EVAL_COMMIT: u64 = 70;
 /// Evaluation windows per loss measurement on the devnet (the worker default is 32): halves
 /// the cost of every evaluation on a machine that runs all the workers.
 const EVAL_WINDOWS: i64 = 16;
@@ -502,6 +502,48 @@ pub struct AdversaryRow {
     /// `collude`: evaluator slots it was drawn for on its partner's work, over the settled
     /// epochs (0: the collusion never had a chance to act).
     pub partner_slots: u64,
+}
+
+/// The devnet's `min_evaluations` and the contrib module's default `max_quality`.
+const MIN_EVALUATIONS: u64 = 2;
+const MAX_QUALITY: i128 = 10_000_000;
+
+/// Lower median of `(score, slots)` with each score counted once per slot (the contrib
+/// module's rule), or `None` below `min` slots.
+fn panel_median(scores: &[(i64, u64)], min: u64) -> Option<i64> {
+    let mut v: Vec<(i64, u64)> = scores.to_vec();
+    v.sort_unstable();
+    let n: u64 = v.iter().map(|(_, k)| k).sum();
+    if n < min.max(1) {
+        return None;
+    }
+    let mut idx = (n - 1) / 2;
+    for (s, k) in v {
+        if idx < k {
+            return Some(s);
+        }
+        idx -= k;
+    }
+    None
+}
+
+/// What a colluding evaluator's scores added to its partner's reward in one epoch: the partner
+/// was `paid` at quality q = clamp(median of the whole panel); without the colluder's slots the
+/// median (hence q) could differ, and reward is proportional to q. `panel`: (revealed score,
+/// slots, is the colluder).
+pub fn collusion_gain(panel: &[(i64, u64, bool)], paid: u128, min: u64, max_q: i128) -> i128 {
+    let q = |m: Option<i64>| m.map_or(0, |m| i128::from(m).clamp(0, max_q));
+    let all: Vec<(i64, u64)> = panel.iter().map(|(s, k, _)| (*s, *k)).collect();
+    let honest: Vec<(i64, u64)> = panel
+        .iter()
+        .filter(|(_, _, c)| !c)
+        .map(|(s, k, _)| (*s, *k))
+        .collect();
+    let (with, without) = (q(panel_median(&all, min)), q(panel_median(&honest, min)));
+    if with == 0 {
+        return 0;
+    }
+    paid as i128 * (with - without) / with
 }
 
 /// What a node netted: reward for work + evaluator pay − slashes (umag).
@@ -1578,6 +1620,11 @@ async fn build_report(
             .unwrap_or_default()
             .to_string();
         let mut slots = 0;
+        let mut partner_gain: i128 = 0;
+        let partner_name = workers
+            .iter()
+            .find(|x| x.operator == partner)
+            .map_or(partner.clone(), |x| x.moniker.clone());
         for e in &epochs {
             let a = q(
                 c,
@@ -1586,14 +1633,35 @@ async fn build_report(
             )
             .await
             .unwrap_or(Value::Null);
+            let mut panel = Vec::new();
             for x in a.as_array().into_iter().flatten() {
-                if x[0].as_str() == Some(w.operator.as_str()) {
-                    slots += x[1]["slots"].as_u64().unwrap_or(0);
+                let n = x[1]["slots"].as_u64().unwrap_or(0);
+                let colluder = x[0].as_str() == Some(w.operator.as_str());
+                if colluder {
+                    slots += n;
+                }
+                if let Some(score) = x[1]["score"].as_i64() {
+                    panel.push((score, n, colluder));
                 }
             }
+            let paid = e
+                .contributors
+                .iter()
+                .find(|(m, _)| *m == partner_name)
+                .map_or(0, |(_, a)| *a);
+            partner_gain += collusion_gain(&panel, paid, MIN_EVALUATIONS, MAX_QUALITY);
         }
         for r in adversaries.iter_mut().filter(|r| r.moniker == w.moniker) {
             r.partner_slots = slots;
+            // The collusion's effect: the partner's extra reward from the colluder's scores,
+            // minus what the colluder was slashed; everything else it earned (its own honest
+            // training and honest evaluations) is honest play.
+            let slashed = r.slashed as i128;
+            r.honest_reference = r.earned as i128;
+            r.reference_basis = format!(
+                "its own honest earnings; {partner_name}'s gain from its scores: {partner_gain}"
+            );
+            r.net_gain = partner_gain - slashed;
         }
     }
     Ok(Report {
@@ -1989,6 +2057,21 @@ mod tests {
         let rows = adversary_rows(&nodes, &BTreeMap::new(), Some(&twins));
         assert_eq!(rows[0].honest_reference, 70);
         assert_eq!(rows[0].net_gain, 50 - 70);
+    }
+
+    #[test]
+    fn a_colluders_gain_is_what_its_scores_moved_its_partners_reward() {
+        // A minority colluder does not move the lower median: no gain.
+        let minority = [(100, 1, false), (120, 2, false), (1_000_000_000, 1, true)];
+        assert_eq!(collusion_gain(&minority, 1_000, 2, 10_000_000), 0);
+        // Three of five slots: the median is the colluder's (capped) score.
+        let majority = [(100, 2, false), (1_000_000_000, 3, true)];
+        assert_eq!(collusion_gain(&majority, 1_000, 2, 10_000_000), 999);
+        // Its slots were needed to score the partner at all: all of the reward is its doing.
+        let needed = [(100, 1, false), (1_000_000_000, 1, true)];
+        assert_eq!(collusion_gain(&needed, 1_000, 2, 10_000_000), 1_000);
+        assert_eq!(panel_median(&[(5, 1), (1, 1), (3, 1), (9, 1)], 2), Some(3));
+        assert_eq!(panel_median(&[(5, 1)], 2), None);
     }
 
     #[test]

@@ -52,6 +52,10 @@ fn every_adversary_of_the_devnet_loses_money_against_honest_play() {
     let r: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // The table, for the CI log (the run's directory is removed on success).
+    if let Some(i) = md.find("## Adversaries") {
+        eprintln!("{}", &md[i..]);
+    }
     assert!(
         md.contains("## Adversaries"),
         "the report has the adversary table"
