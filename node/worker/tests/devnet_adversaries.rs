@@ -52,7 +52,8 @@ fn every_adversary_of_the_devnet_loses_money_against_honest_play() {
     let r: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    // The table, for the CI log (the run's directory is removed on success).
+    // The table, shown with `--nocapture` or when an assertion fails (the run directory is
+    // removed on success).
     if let Some(i) = md.find("## Adversaries") {
         eprintln!("{}", &md[i..]);
     }

@@ -53,7 +53,8 @@ fn fitting_the_eval_split_splitting_a_bond_and_colluding_earn_no_more_than_hones
     let r: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    // The table, for the CI log (the run's directory is removed on success).
+    // The table, shown with `--nocapture` or when an assertion fails (the run directory is
+    // removed on success).
     if let Some(i) = md.find("## Adversaries") {
         eprintln!("{}", &md[i..]);
     }
