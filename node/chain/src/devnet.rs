@@ -614,6 +614,17 @@ pub fn adversary_rows(
                 .filter_map(|n| hijacks.get(&n.moniker))
                 .fold((0, 0), |(t, r), (a, b)| (t + a, r + b));
             let net: i128 = group.iter().map(|n| net_of(n)).sum();
+            // A hijacker whose every record was refused changed no money: what it earned is
+            // its honest training and evaluation, so the attack's gain is minus its slashes.
+            // (Against another node, per-Δ quality noise would swamp the comparison.)
+            let (reference, basis) = if kind == "hijack" && tried > 0 && refused == tried {
+                (
+                    earned as i128,
+                    "its own honest earnings (every record refused)".to_string(),
+                )
+            } else {
+                (reference, basis)
+            };
             AdversaryRow {
                 kind: kind.to_string(),
                 moniker: group

@@ -152,23 +152,15 @@ fn every_adversary_of_the_devnet_loses_money_against_honest_play() {
         );
     }
     // The honest workers lose at most 5 % of their rewards for work to the attacks: what the
-    // adversaries earned for work beyond an honest worker of their tier (the hijacker trains
-    // honestly between its refused records, and its own accepted Δs are its own work).
-    let honest_gpu: Vec<u128> = nodes
-        .iter()
-        .filter(|n| n["fault"] == "none" && n["tier"] == "gpu_compute")
-        .map(|n| u(&n["reward"]))
-        .collect();
-    let reference = honest_gpu.iter().sum::<u128>() / honest_gpu.len().max(1) as u128;
+    // adversaries netted beyond honest play, per the report's rows.
     let honest_paid: u128 = nodes
         .iter()
         .filter(|n| n["fault"] == "none")
         .map(|n| u(&n["reward"]))
         .sum();
-    let beyond: u128 = nodes
+    let beyond: u128 = advs
         .iter()
-        .filter(|n| n["fault"] != "none")
-        .map(|n| u(&n["reward"]).saturating_sub(reference))
+        .map(|a| a["net_gain"].as_i64().unwrap().max(0) as u128)
         .sum();
     assert!(honest_paid > 0, "rewards for work were paid");
     assert!(
