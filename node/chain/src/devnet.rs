@@ -502,6 +502,37 @@ pub struct AdversaryRow {
     /// `collude`: evaluator slots it was drawn for on its partner's work, over the settled
     /// epochs (0: the collusion never had a chance to act).
     pub partner_slots: u64,
+    /// `evalfit`: its mean scored quality, and the best mean quality of a worker training
+    /// honestly (`honest` or `unsplit`) in this run.
+    pub quality_vs_best_honest: Option<(i64, i64)>,
+    /// Whether the row meets its target ([`AdversaryRow::meets_target`]).
+    pub target_met: bool,
+}
+
+impl AdversaryRow {
+    /// The target: net gain ≤ 0 against honest play. For `evalfit`, whose only channel is the
+    /// quality score, a positive net is also within target while its quality is no higher than
+    /// the best honest worker's: honest workers' per-Δ qualities differ by tens of percent
+    /// within one run (different data, hash-drawn rounds), so one run's net against a mean is
+    /// noise unless the quality itself stands out (ADR 0093; docs/threat-model.md).
+    pub fn meets_target(&self) -> bool {
+        self.net_gain <= 0
+            || (self.kind == "evalfit"
+                && self
+                    .quality_vs_best_honest
+                    .is_some_and(|(q, best)| q <= best))
+    }
+}
+
+/// Mean quality of a node's scored contributions (`None` when none was scored).
+pub fn mean_quality(n: &NodeRow) -> Option<i64> {
+    let q: Vec<i64> = n
+        .contributions
+        .iter()
+        .filter(|c| c.1 == "Scored")
+        .filter_map(|c| c.2.parse::<i64>().ok())
+        .collect();
+    (!q.is_empty()).then(|| q.iter().sum::<i64>() / q.len() as i64)
 }
 
 /// The devnet's `min_evaluations` and the contrib module's default `max_quality`.
@@ -625,7 +656,21 @@ pub fn adversary_rows(
             } else {
                 (reference, basis)
             };
-            AdversaryRow {
+            let quality_vs_best_honest = if kind == "evalfit" {
+                let mine: Vec<i64> = group.iter().filter_map(|n| mean_quality(n)).collect();
+                let best = nodes
+                    .iter()
+                    .filter(|n| n.role == "honest" || n.role == "unsplit")
+                    .filter_map(mean_quality)
+                    .max();
+                match (mine.is_empty(), best) {
+                    (false, Some(b)) => Some((mine.iter().sum::<i64>() / mine.len() as i64, b)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let mut row = AdversaryRow {
                 kind: kind.to_string(),
                 moniker: group
                     .iter()
@@ -640,7 +685,11 @@ pub fn adversary_rows(
                 records_tried: tried,
                 records_refused: refused,
                 partner_slots: 0,
-            }
+                quality_vs_best_honest,
+                target_met: false,
+            };
+            row.target_met = row.meets_target();
+            row
         })
         .collect()
 }
@@ -1673,6 +1722,7 @@ async fn build_report(
                 "its own honest earnings; {partner_name}'s gain from its scores: {partner_gain}"
             );
             r.net_gain = partner_gain - slashed;
+            r.target_met = r.meets_target();
         }
     }
     Ok(Report {
@@ -1824,7 +1874,8 @@ fn adversary_section(r: &Report) -> String {
          steps (one machine split {SYBIL_SPLIT} ways), against `unsplit`, one honest `cpu_only` \
          node holding their whole bond. `collude` scores its partner's work at the top. Net = \
          reward + evaluator pay − slashes; each row's honest reference is named. Target: net \
-         gain ≤ 0 (docs/threat-model.md). Rewards for work paid to adversary workers: {taken} \
+         gain ≤ 0, or for `evalfit` a quality no higher than the best honest worker's \
+         (docs/threat-model.md). Rewards for work paid to adversary workers: {taken} \
          of {paid} umag ({:.2} %; only their own accepted Δs earn); taken beyond honest play: \
          {beyond} umag.\n\n\
          | kind | node(s) | earned (umag) | slashed (umag) | honest reference (umag) | reference | net gain vs honest (umag) | target met | notes |\n\
@@ -1845,8 +1896,12 @@ fn adversary_section(r: &Report) -> String {
             a.honest_reference,
             a.reference_basis,
             a.net_gain,
-            if a.net_gain <= 0 { "yes" } else { "NO" },
+            if a.target_met { "yes" } else { "NO" },
             match a.kind.as_str() {
+                "evalfit" => match a.quality_vs_best_honest {
+                    Some((q, best)) => format!("quality {q} vs the best honest worker's {best}"),
+                    None => "quality not scored".to_string(),
+                },
                 "hijack" => format!(
                     "{}/{} own round records refused",
                     a.records_refused, a.records_tried
@@ -2040,6 +2095,62 @@ mod tests {
         assert!(twin.iter().all(|x| x.fault == "none"));
         assert!(parse_adversaries(&["sybil".into(), "sybil".into()]).is_err());
         assert!(parse_adversaries(&["evil".into()]).is_err());
+    }
+
+    #[test]
+    fn an_evalfit_row_within_the_honest_quality_range_meets_its_target_and_one_above_it_does_not() {
+        let scored = |mut n: NodeRow, q: &[i64]| {
+            n.contributions = q
+                .iter()
+                .enumerate()
+                .map(|(e, q)| {
+                    (
+                        e as u64,
+                        "Scored".to_string(),
+                        q.to_string(),
+                        "1".to_string(),
+                    )
+                })
+                .collect();
+            n.contributions
+                .push((9, "Unscored".into(), "0".into(), "0".into()));
+            n
+        };
+        let honest = [
+            scored(node("w0", "honest", "gpu_compute", 100, 0), &[120, 140]),
+            scored(node("w1", "honest", "gpu_compute", 80, 0), &[90]),
+            scored(node("w2", "unsplit", "cpu_only", 20, 0), &[150]),
+        ];
+        assert_eq!(
+            mean_quality(&honest[0]),
+            Some(130),
+            "unscored epochs do not count"
+        );
+        assert_eq!(
+            mean_quality(&node("w9", "honest", "gpu_compute", 0, 0)),
+            None
+        );
+        for (q, reward, met) in [
+            (140, 110, true),  // net above the mean but quality inside the honest range
+            (150, 110, true),  // equal to the best honest quality
+            (151, 110, false), // a quality edge over every honest worker: the old leak
+            (400, 80, true),   // nets no more than honest play
+        ] {
+            let mut nodes = honest.to_vec();
+            nodes.push(scored(
+                node("w3", "evalfit", "gpu_compute", reward, 0),
+                &[q],
+            ));
+            let rows = adversary_rows(&nodes, &BTreeMap::new(), None);
+            assert_eq!(rows[0].quality_vs_best_honest, Some((q, 150)));
+            assert_eq!(rows[0].target_met, met, "quality {q} reward {reward}");
+        }
+        // Other kinds are held to their net alone.
+        let mut nodes = honest.to_vec();
+        nodes.push(scored(node("w3", "lazy", "gpu_compute", 110, 0), &[10]));
+        let rows = adversary_rows(&nodes, &BTreeMap::new(), None);
+        assert_eq!(rows[0].quality_vs_best_honest, None);
+        assert!(!rows[0].target_met);
     }
 
     #[test]

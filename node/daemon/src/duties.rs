@@ -609,14 +609,8 @@ async fn evaluate(
         .iter()
         .filter_map(|(r, d)| hex32(d).ok().map(|d| (*r, d)))
         .collect();
-    let sample = crate::quality::sample_entries(
-        seed,
-        epoch,
-        job,
-        &c.operator,
-        &entries,
-        crate::quality::EVAL_ENTRIES,
-    );
+    let sample =
+        crate::quality::sample_entries(seed, epoch, job, &entries, crate::quality::EVAL_ENTRIES);
     let windows = {
         let ev = sh
             .evaluator

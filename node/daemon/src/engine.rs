@@ -1,7 +1,8 @@
 //! Real BitNet training for the daemon: this worker's shard of the job's corpus, inner AdamW
 //! steps from a global checkpoint, pseudo-gradients, validation loss on the job's shared
 //! validation split (the worker's own progress metric), and the evaluator's losses on seeded
-//! windows of the job's whole corpus (the marginal quality of ADR 0090, [`crate::quality`]).
+//! windows of all the job's training tokens (the marginal quality of ADR 0090, [`crate::quality`];
+//! never the public validation split, ADR 0093).
 //!
 //! The job's initial model comes from `job.model_seed` and is the same on every worker (its
 //! hash is the job's base checkpoint on chain). Each worker samples its own shard in its own
@@ -82,12 +83,31 @@ pub fn train_config(job: &JobSection, shards: &Path, seed: u64) -> TrainConfig {
     c
 }
 
-/// Worker `i`'s contiguous share of the training tokens.
+/// Largest interleaving block of [`shard`], in tokens.
+pub const SHARD_BLOCK: usize = 4096;
+
+/// Worker `i`'s share of the training tokens, of `n` shards: the training tokens cut into
+/// blocks (at most [`SHARD_BLOCK`] tokens, and small enough that every shard gets about 16),
+/// dealt round-robin. Every shard thus samples the whole corpus, as the validation split and
+/// the evaluation windows do (ADR 0093): a worker that trains on data other than its shard
+/// gains no better coverage of the data it is scored on. The shards partition the training
+/// tokens; a corpus shorter than `n` blocks of 256 is cut into `n` nearly contiguous parts.
 pub fn shard(data: &TokenData, i: usize, n: usize) -> TokenData {
+    let n = n.max(1);
     let len = data.train.len();
-    let (a, b) = (len * i / n, len * (i + 1) / n);
+    let block = (len / (n * 16))
+        .min(SHARD_BLOCK)
+        .max((len / n).min(256))
+        .max(1);
     let mut d = data.clone();
-    d.train = data.train[a..b].to_vec();
+    d.train = data
+        .train
+        .chunks(block)
+        .skip(i)
+        .step_by(n)
+        .flatten()
+        .copied()
+        .collect();
     d.meta.train_tokens = d.train.len();
     d
 }
@@ -119,7 +139,9 @@ impl Engine {
         }
         let data_hash = hash_tokens(&mine.train);
         let eval_set_hash = crate::quality::corpus_hash(&data.train, &data.val);
-        let corpus: Vec<u32> = data.train.iter().chain(&data.val).copied().collect();
+        // Evaluation windows are drawn from the training tokens only: the validation split is
+        // public and small enough to fit (the `evalfit` adversary), so it never scores a Δ.
+        let corpus = data.train.clone();
         let seed = job
             .model_seed
             .wrapping_add(1)
@@ -179,11 +201,12 @@ impl Engine {
 }
 
 /// Measures losses with its own model instance: on the job's validation split
-/// ([`Evaluator::eval`]) and on windows of the job's whole corpus ([`Evaluator::eval_at`]).
+/// ([`Evaluator::eval`]) and on windows of all the job's training tokens
+/// ([`Evaluator::eval_at`]).
 pub struct Evaluator {
     trainer: Trainer,
     base: Vec<f32>,
-    /// All training tokens (every shard), then the validation split.
+    /// All training tokens (every shard, in corpus order); never the validation split.
     corpus: Vec<u32>,
     corpus_hash: [u8; 32],
     seq_len: usize,
@@ -203,7 +226,8 @@ impl Evaluator {
         Checkpoint::new(self.base.clone())
     }
 
-    /// Tokens in the job's corpus (training tokens of every shard, then the validation split).
+    /// Tokens the evaluation windows are drawn from: the training tokens of every shard (the
+    /// validation split is not among them, ADR 0093).
     pub fn corpus_len(&self) -> usize {
         self.corpus.len()
     }
@@ -261,4 +285,63 @@ impl Evaluator {
 /// only that Δ applied; `None` when the lengths differ.
 pub fn apply_delta(base: &[f32], delta: &[f32]) -> Option<Vec<f32>> {
     (base.len() == delta.len()).then(|| base.iter().zip(delta).map(|(b, d)| b - d).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use magnet_bitnet::data::ShardMeta;
+
+    fn data(train_tokens: usize) -> TokenData {
+        TokenData {
+            dir: std::path::PathBuf::new(),
+            meta: ShardMeta {
+                vocab_size: 1 << 20,
+                train_tokens,
+                val_tokens: 0,
+                train_shards: Vec::new(),
+                val_shards: Vec::new(),
+                val_every: 10,
+            },
+            train: (0..train_tokens as u32).collect(),
+            val: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn shards_partition_the_training_tokens_and_each_spans_the_whole_corpus() {
+        for (len, n) in [
+            (300_000, 3),
+            (90_001, 3),
+            (5_000, 4),
+            (1_000, 3),
+            (7, 3),
+            (0, 2),
+        ] {
+            let d = data(len);
+            let parts: Vec<TokenData> = (0..n).map(|i| shard(&d, i, n)).collect();
+            let mut all: Vec<u32> = parts.iter().flat_map(|p| p.train.clone()).collect();
+            all.sort_unstable();
+            assert_eq!(
+                all, d.train,
+                "len {len} n {n}: every token in exactly one shard"
+            );
+            for (i, p) in parts.iter().enumerate() {
+                assert_eq!(p.meta.train_tokens, p.train.len());
+                if len >= 16 * n * 256 {
+                    // Each shard holds tokens from every tenth of the corpus.
+                    for t in 0..10 {
+                        let (a, b) = ((len * t / 10) as u32, (len * (t + 1) / 10) as u32);
+                        assert!(
+                            p.train.iter().any(|&x| x >= a && x < b),
+                            "len {len} shard {i} tenth {t}"
+                        );
+                    }
+                }
+                if len >= n {
+                    assert!(!p.train.is_empty(), "len {len} shard {i} is empty");
+                }
+            }
+        }
+    }
 }

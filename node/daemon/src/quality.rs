@@ -1,16 +1,19 @@
 //! Marginal quality (ADR 0090): what one training contribution is worth, measured as the
 //! marginal effect of the contributor's *own* accepted Δs, on evaluation data drawn after the
-//! reveal deadline from the job's whole corpus.
+//! reveal deadline from all of the job's training tokens.
 //!
 //! A contribution names `(round, Δ hash)` lineage entries. An evaluator
 //!
 //! 1. checks that its copy of the job's corpus hashes to the job's `eval_set_hash` on chain
 //!    ([`check_corpus`]; a mismatch refuses to evaluate);
 //! 2. draws the epoch's evaluation windows from the epoch's evaluation seed — the hash of the
-//!    block that closed the reveal window — over the concatenation of all training tokens (every
-//!    shard) and the validation split ([`eval_windows`]; stratified, so every shard is covered);
-//! 3. samples [`EVAL_ENTRIES`] of the named entries by the same seed ([`sample_entries`]), so
-//!    every evaluator of the contribution scores the same ones;
+//!    block that closed the reveal window — over all training tokens, every shard's, in corpus
+//!    order ([`eval_windows`]; stratified, so every part of the corpus is covered). Never over
+//!    the validation split: it is public and small enough to fit in advance (the `evalfit`
+//!    adversary, ADR 0093), while the training tokens are far more than one round can fit;
+//! 3. samples [`EVAL_ENTRIES`] of the named entries by the same seed, keyed by round
+//!    ([`sample_entries`]), so every evaluator scores the same ones and every contribution is
+//!    scored on the same rounds where it has entries in them;
 //! 4. scores each as `loss(base) − loss(base − Δ)` in fixed point 10^6 ([`marginal`]) — the base
 //!    being the one the Δ's signed claim names — or [`WORST`] when the Δ cannot be fetched or
 //!    does not hash to its entry, or 0 when the Δ is a near-duplicate (cosine ≥
@@ -110,14 +113,18 @@ pub fn eval_windows(
         .collect()
 }
 
-/// The entries of `contributor`'s contribution that evaluators score: all of them when there
-/// are at most `k`, else the `k` whose seeded hash is smallest (the same for every evaluator,
-/// unknowable before the seed), returned in their original order.
+/// The entries of a contribution that evaluators score: all of them when there are at most
+/// `k`, else those in the `k` rounds whose seeded hash is smallest (the same for every
+/// evaluator, unknowable before the seed), returned in their original order.
+///
+/// The key is the round alone, not the contributor: every contribution is scored on the same
+/// rounds wherever it has entries in them. A Δ's marginal effect shrinks as the model learns
+/// (an early round's honest Δ scores several times a late one's), so contributors scored on
+/// different rounds would differ by the luck of the draw more than by their work (ADR 0093).
 pub fn sample_entries(
     seed: &[u8; 32],
     epoch: u64,
     job: u64,
-    contributor: &str,
     entries: &[(u64, [u8; 32])],
     k: usize,
 ) -> Vec<(u64, [u8; 32])> {
@@ -127,15 +134,13 @@ pub fn sample_entries(
     let mut keyed: Vec<(u64, usize)> = entries
         .iter()
         .enumerate()
-        .map(|(i, (r, d))| {
+        .map(|(i, (r, _))| {
             let h = h64(&[
-                b"MAGNET/quality/entry/v1",
+                b"MAGNET/quality/entry/v2",
                 seed,
                 &epoch.to_be_bytes(),
                 &job.to_be_bytes(),
-                contributor.as_bytes(),
                 &r.to_be_bytes(),
-                d,
             ]);
             (h, i)
         })
@@ -272,39 +277,47 @@ mod tests {
     }
 
     #[test]
-    fn the_windows_cover_every_shard_and_the_validation_split() {
-        // 3 training shards of 30,000 tokens (as `engine::shard` cuts them), then 9,000 of
-        // validation, 32 windows: each part holds at least one window, for any seed.
-        let (train, val, shards) = (90_000usize, 9_000usize, 3usize);
+    fn the_windows_cover_every_part_of_the_training_tokens() {
+        // 90,000 training tokens in 8 equal parts, 32 windows: each part holds at least one
+        // window, for any seed.
+        let (train, parts) = (90_000usize, 8usize);
         for s in 0..50u8 {
-            let w = eval_windows(&[s; 32], 0, 1, train + val, 32, 32);
-            for i in 0..shards {
-                let (a, b) = (train * i / shards, train * (i + 1) / shards);
-                assert!(w.iter().any(|&x| x >= a && x < b), "seed {s} shard {i}");
+            let w = eval_windows(&[s; 32], 0, 1, train, 32, 32);
+            assert!(
+                w.iter().all(|&x| x + 32 < train),
+                "seed {s} stays in the corpus"
+            );
+            for i in 0..parts {
+                let (a, b) = (train * i / parts, train * (i + 1) / parts);
+                assert!(w.iter().any(|&x| x >= a && x < b), "seed {s} part {i}");
             }
-            assert!(w.iter().any(|&x| x >= train), "seed {s} validation split");
         }
     }
 
     #[test]
     fn every_evaluator_samples_the_same_entries_and_a_short_list_is_scored_whole() {
         let entries: Vec<(u64, [u8; 32])> = (0..20u8).map(|i| (u64::from(i), [i; 32])).collect();
-        let a = sample_entries(&[7; 32], 1, 1, "op", &entries, 4);
+        let a = sample_entries(&[7; 32], 1, 1, &entries, 4);
         assert_eq!(a.len(), 4);
-        assert_eq!(a, sample_entries(&[7; 32], 1, 1, "op", &entries, 4));
+        assert_eq!(a, sample_entries(&[7; 32], 1, 1, &entries, 4));
         assert!(a.windows(2).all(|w| w[0].0 < w[1].0), "original order");
         assert!(a.iter().all(|e| entries.contains(e)));
         let others: Vec<_> = (0..8u8)
-            .map(|s| sample_entries(&[s; 32], 1, 1, "op", &entries, 4))
+            .map(|s| sample_entries(&[s; 32], 1, 1, &entries, 4))
             .collect();
         assert!(
             others.iter().any(|o| *o != a),
             "another seed, another sample"
         );
         assert_eq!(
-            sample_entries(&[7; 32], 1, 1, "op", &entries[..3], 4),
+            sample_entries(&[7; 32], 1, 1, &entries[..3], 4),
             entries[..3]
         );
+        // Two contributors with entries in the same rounds are scored on the same rounds.
+        let theirs: Vec<(u64, [u8; 32])> = (0..20u8).map(|i| (u64::from(i), [99; 32])).collect();
+        let b = sample_entries(&[7; 32], 1, 1, &theirs, 4);
+        let rounds = |v: &[(u64, [u8; 32])]| v.iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(rounds(&a), rounds(&b));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! workers beside an `evalfit` worker (trains on the public validation split), a `sybil` (one
 //! bond and one machine split over four identities, next to an honest `unsplit` node holding
 //! the same bond in one identity) and a `collude` evaluator (scores its partner — the evalfit
-//! worker — at the top), in real `magnetd` and `magnet-worker` processes. The split must net
+//! worker — at the top), in real `magnetd` and `magnet-worker` processes. Fitting the public
+//! split must not lift a worker's quality above the honest workers' (ADR 0093: the windows
+//! never sample it), the split
 //! no more than the unsplit node, the collusion no more than honest play, and no honest node
-//! may be slashed; evalfit is measured and printed, not yet held to a target (it has
-//! out-scored the honest workers here; docs/threat-model.md). About nine minutes of wall time on 2 cores.
+//! may be slashed. About nine minutes of wall time on 2 cores.
 //!
 //! Needs `magnetd` next to `magnet-worker` (`cargo test --workspace` builds both). Locally it
 //! skips with a message when `magnetd` is missing; in CI (`CI=true`) that is a failure.
@@ -64,14 +65,17 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
     let nodes = r["nodes"].as_array().unwrap();
     let advs = r["adversaries"].as_array().unwrap();
     assert_eq!(advs.len(), 3, "one row per kind: {advs:#?}");
-    // The split and the collusion must not pay. evalfit is not held to a target yet (below).
-    for a in advs.iter().filter(|a| a["kind"] != "evalfit") {
-        let gain = a["net_gain"].as_i64().unwrap();
-        assert!(
-            gain <= 0,
-            "{} gained {gain} umag over honest play: {a:#}",
-            a["kind"]
+    // No attack pays: each row meets its target (net gain ≤ 0; for evalfit, alternatively a
+    // quality no higher than the best honest worker's — see `AdversaryRow::meets_target`).
+    for a in advs {
+        assert_eq!(
+            a["target_met"], true,
+            "{} misses its target (net gain {} umag over honest play): {a:#}",
+            a["kind"], a["net_gain"]
         );
+        if a["kind"] != "evalfit" {
+            assert!(a["net_gain"].as_i64().unwrap() <= 0, "{a:#}");
+        }
     }
     let adv = |k: &str| advs.iter().find(|a| a["kind"] == k).unwrap().clone();
 
@@ -94,12 +98,24 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
         "{s:#}"
     );
 
-    // The evalfit worker's quality is reported, not asserted: in the devnet its Δs (trained on
-    // the small public validation split, which the evaluation windows also sample) have scored
-    // far above the honest workers' (CI, 138338f: 152,950 against 24,773–39,231), so the rule
-    // of ADR 0090 does not stop it yet — an open row of docs/threat-model.md.
-    let evalfit = nodes.iter().find(|n| n["role"] == "evalfit").unwrap();
-    eprintln!("evalfit contributions: {}", evalfit["contributions"]);
+    // The evalfit worker's Δs fit the public split, which the evaluation windows never sample
+    // (ADR 0093), so its quality stays inside the honest workers' range. (Before that rule, CI
+    // at 138338f scored it 152,950 against the honest 24,773–39,231.)
+    let e = adv("evalfit");
+    match (
+        e["quality_vs_best_honest"][0].as_i64(),
+        e["quality_vs_best_honest"][1].as_i64(),
+    ) {
+        (Some(q), Some(best)) => {
+            assert!(
+                q <= best,
+                "evalfit quality {q} above every honest worker's ({best}): {e:#}"
+            )
+        }
+        // Unscored under evaluation load: it earned nothing for work, and its net is held to
+        // ≤ 0 above.
+        _ => eprintln!("evalfit's contribution went unscored: {e:#}"),
+    }
 
     // A colluder drawn onto its partner's panel beside an honest majority is slashed for its
     // deviation; never drawn, it had no chance to act (and its net gain is still ≤ 0).
