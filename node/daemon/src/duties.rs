@@ -25,6 +25,7 @@
 //! Every step is idempotent against the saved state, so a restarted worker picks up where it
 //! stopped (within the windows the chain still accepts).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use magnet_contrib::msgs as cm;
@@ -275,14 +276,24 @@ fn others_entries(lineage: &LineageJson, node: &str) -> Vec<(u64, String)> {
 pub async fn run_duties(sh: &Arc<Shared>) -> Result<()> {
     let head = sh.chain.head().await?;
     let (epoch, offset) = sh.epoch_at(head.time);
-    match stage(&sh.windows, sh.cfg.job.commit_lead_secs, offset) {
+    let now = stage(&sh.windows, sh.cfg.job.commit_lead_secs, offset);
+    if now != Stage::EvalCommit {
+        sh.evaluating.store(false, Ordering::Relaxed);
+    }
+    match now {
         Stage::Training | Stage::After => {}
         Stage::Commit => commit(sh, epoch).await?,
         Stage::Reveal => {
             reveal(sh, epoch).await?;
             pre_evaluate(sh, epoch).await?;
         }
-        Stage::EvalCommit => eval_commit(sh, epoch).await?,
+        Stage::EvalCommit => {
+            // Training waits until every assigned score is committed (ADR 0098); an error
+            // leaves the flag up until the window ends.
+            sh.evaluating.store(true, Ordering::Relaxed);
+            let done = eval_commit(sh, epoch).await?;
+            sh.evaluating.store(!done, Ordering::Relaxed);
+        }
         Stage::EvalReveal => eval_reveal(sh, epoch).await?,
     }
     settlements(sh, epoch).await
@@ -734,7 +745,10 @@ async fn check_job_corpus(sh: &Arc<Shared>) -> Result<()> {
     crate::quality::check_corpus(sh.cfg.job.id, &job.eval_set_hash, &local)
 }
 
-async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
+/// Scores and commits every contribution this node is assigned to evaluate in `epoch`;
+/// returns whether all of them are committed (false while the seed is not fixed yet or one
+/// could not be scored this time).
+async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<bool> {
     let ep: EpochJson = sh
         .chain
         .query("/magnet.contrib.v1/epoch", &epoch.to_string())
@@ -744,8 +758,9 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     // The windows do not exist before the chain fixes the seed (the first block after the
     // reveal deadline); until then there is nothing to score.
     let Some(seed) = ep.eval_seed() else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut done = true;
     let mut lineage: Option<LineageJson> = None;
     for c in ep
         .contributions
@@ -790,13 +805,17 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
                             .await?,
                     );
                 }
-                let Some(l) = lineage.as_ref() else { continue };
+                let Some(l) = lineage.as_ref() else {
+                    done = false;
+                    continue;
+                };
                 let score = match evaluate(sh, epoch, &seed, c, l).await {
                     Ok(s) => s,
                     // This evaluator cannot score it (e.g. a base checkpoint it cannot get):
                     // no commitment, and the next tick tries again.
                     Err(e) => {
                         tracing::warn!(epoch, contributor = %c.operator, "not evaluated: {e}");
+                        done = false;
                         continue;
                     }
                 };
@@ -858,7 +877,7 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         })
         .await?;
     }
-    Ok(())
+    Ok(done)
 }
 
 async fn eval_reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {

@@ -82,6 +82,9 @@ pub struct Shared {
     pub leaders: std::sync::Mutex<BTreeMap<u64, String>>,
     /// Evaluator losses of base checkpoints on an epoch's windows, by `epoch/base hash`.
     pub base_losses: std::sync::Mutex<BTreeMap<String, f64>>,
+    /// True while this node is in an evaluator-commit window with assigned contributions not
+    /// yet scored and committed: training rounds wait (ADR 0098, evaluation duties first).
+    pub evaluating: std::sync::atomic::AtomicBool,
     /// Evaluator scores by `epoch/contributor` (ADR 0090).
     pub scores: std::sync::Mutex<BTreeMap<String, i64>>,
     /// The near-duplicate rule settled per lineage round (aligned with the round's accepted
@@ -285,8 +288,33 @@ fn nan_update(len: usize, chunk: u32) -> Compressed {
     }
 }
 
+/// The longest a training round waits for evaluation duties (a stuck flag must not stop
+/// training for good; the devnet's evaluator-commit window is 70 s).
+const MAX_EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Waits while this node has evaluation duties pending (ADR 0098): an evaluator's window is
+/// hard — a missed score leaves an honest contributor unscored and forfeits the evaluator's
+/// pay — while a training round is soft (a late Δ only misses that round's merge).
+async fn evaluation_first(sh: &Shared, round: u64) {
+    let started = std::time::Instant::now();
+    while sh.evaluating.load(std::sync::atomic::Ordering::Relaxed)
+        && started.elapsed() < MAX_EVALUATION_WAIT
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let waited = started.elapsed();
+    if waited.as_millis() >= 250 {
+        tracing::info!(
+            round,
+            waited_ms = waited.as_millis() as u64,
+            "training waited for evaluation duties"
+        );
+    }
+}
+
 async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> Result<Event> {
     let base = sh.checkpoint(&base_hash, round.checked_sub(1)).await?;
+    evaluation_first(sh, round).await;
     let fault = sh.cfg.dev.fault;
     // A Sybil identity shares one machine with three others: a quarter of the inner steps,
     // claimed as what they are.
@@ -1022,6 +1050,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         data_hash,
         leaders: Default::default(),
         base_losses: Default::default(),
+        evaluating: Default::default(),
         scores: Default::default(),
         round_dups: Default::default(),
         liveness_window_secs,
