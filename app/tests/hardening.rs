@@ -348,3 +348,33 @@ fn prepare_proposal_output_always_passes_process_proposal() {
     assert_eq!(txs, vec![good, next]);
     assert_eq!(h.app.process_proposal(proposal(2, &txs)).status, ACCEPT);
 }
+
+#[test]
+fn every_state_machine_crate_checks_overflow_in_release_and_no_profile_aborts_on_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        !manifest.contains("panic = \"abort\"") && !manifest.contains("panic=\"abort\""),
+        "a profile sets panic = \"abort\": a tx's panic could no longer be caught (ADR 0094)"
+    );
+    let mut crates = vec!["magnet-app".to_string(), "magnet-core".to_string()];
+    for dir in std::fs::read_dir(root.join("modules")).unwrap() {
+        let toml = dir.unwrap().path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&toml) else {
+            continue;
+        };
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("name = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no package name in {}", toml.display()));
+        crates.push(name.to_string());
+    }
+    for name in crates {
+        let entry = format!("[profile.release.package.{name}]\noverflow-checks = true");
+        assert!(
+            manifest.contains(&entry),
+            "Cargo.toml lacks `{entry}` (ADR 0094: consensus crates check overflow in release)"
+        );
+    }
+}
