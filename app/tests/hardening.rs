@@ -12,80 +12,13 @@ mod common;
 
 use common::*;
 use magnet_app::abci as pb;
+use magnet_app::testkit::hazard::{hazard_msg, sink, Hazard, OVERFLOW_URL, PANIC_URL};
 use magnet_app::testkit::{Signer, TxBuilder};
 use magnet_app::Application;
-use magnet_core::{Address, Coins, Ctx, Module, ModuleError, MsgResult, QueryCtx};
-
-/// A test-only module whose messages misbehave. Both first move 1 umag from the signer to
-/// [`sink`] (so a kept write would show), then:
-/// * [`PANIC_URL`] panics;
-/// * [`OVERFLOW_URL`] adds 1 to the u64 in the message without a check (the shape of the
-///   `r.round + 1` of issue 17): with overflow checks on (tests, and release builds of the
-///   consensus crates) `u64::MAX` panics.
-struct Hazard;
-
-const PANIC_URL: &str = "/magnet.test.v1.MsgPanic";
-const OVERFLOW_URL: &str = "/magnet.test.v1.MsgOverflow";
-
-fn sink() -> Address {
-    Address([0x5Au8; 20])
-}
-
-/// Message body: the signer's 20 address bytes, then (overflow) a big-endian u64.
-fn hazard_msg(url: &str, signer: &Address, n: u64) -> cosmrs::Any {
-    let mut value = signer.0.to_vec();
-    value.extend_from_slice(&n.to_be_bytes());
-    cosmrs::Any {
-        type_url: url.into(),
-        value,
-    }
-}
-
-impl Module for Hazard {
-    fn name(&self) -> &'static str {
-        "hazard"
-    }
-    fn msg_type_urls(&self) -> Vec<&'static str> {
-        vec![PANIC_URL, OVERFLOW_URL]
-    }
-    fn validate_msg(&self, msg: &prost_types::Any) -> Result<Address, ModuleError> {
-        let a: [u8; 20] = msg
-            .value
-            .get(..20)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| ModuleError::invalid_request("hazard: short message"))?;
-        Ok(Address(a))
-    }
-    fn deliver(&self, ctx: &mut Ctx, msg: &prost_types::Any) -> Result<MsgResult, ModuleError> {
-        let signer = self.validate_msg(msg)?;
-        let bank = ctx.services().bank;
-        bank.send(ctx, &signer, &sink(), &Coins::umag(1))?;
-        ctx.set(b"hazard/touched", vec![1])?;
-        if msg.type_url == PANIC_URL {
-            panic!("a deliberately panicking message");
-        }
-        let mut n = [0u8; 8];
-        n.copy_from_slice(msg.value.get(20..28).unwrap_or(&[0; 8]));
-        let round = u64::from_be_bytes(std::hint::black_box(n));
-        #[allow(clippy::arithmetic_side_effects)]
-        let next = round + 1;
-        ctx.set(b"hazard/next", next.to_be_bytes().to_vec())?;
-        Ok(MsgResult::default())
-    }
-    fn query(
-        &self,
-        ctx: &QueryCtx,
-        path: &str,
-        _data: &[u8],
-    ) -> Option<Result<Vec<u8>, ModuleError>> {
-        (path == "/hazard/touched")
-            .then(|| Ok(ctx.store.get(b"hazard/touched").unwrap_or_default()))
-    }
-}
 
 /// Whether any hazard message's write survived.
 fn touched(h: &Harness) -> bool {
-    let r = h.query("/hazard/touched", Vec::new(), 0);
+    let r = h.query(magnet_app::testkit::hazard::TOUCHED_PATH, Vec::new(), 0);
     assert_eq!(r.code, 0, "{}", r.log);
     !r.value.is_empty()
 }
@@ -100,7 +33,7 @@ fn a_panicking_or_overflowing_message_fails_only_its_tx_and_the_chain_goes_on() 
     let mut h = Harness::with_modules(
         &[(alice.address(), FUND)],
         fast_config(),
-        vec![Box::new(Hazard)],
+        vec![Box::new(Hazard { in_check_tx: true })],
     );
     h.block(vec![]);
     let (number, _) = h.account(&alice.address()).unwrap();
