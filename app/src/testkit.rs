@@ -316,11 +316,7 @@ pub mod hazard {
                 .ok_or_else(|| ModuleError::invalid_request("hazard: short message"))?;
             Ok(Address(a))
         }
-        fn deliver(
-            &self,
-            ctx: &mut Ctx,
-            msg: &prost_types::Any,
-        ) -> Result<MsgResult, ModuleError> {
+        fn deliver(&self, ctx: &mut Ctx, msg: &prost_types::Any) -> Result<MsgResult, ModuleError> {
             let signer = self.validate_msg(msg)?;
             let bank = ctx.services().bank;
             bank.send(ctx, &signer, &sink(), &Coins::umag(1))?;
@@ -346,8 +342,7 @@ pub mod hazard {
             path: &str,
             _data: &[u8],
         ) -> Option<Result<Vec<u8>, ModuleError>> {
-            (path == TOUCHED_PATH)
-                .then(|| Ok(ctx.store.get(b"hazard/touched").unwrap_or_default()))
+            (path == TOUCHED_PATH).then(|| Ok(ctx.store.get(b"hazard/touched").unwrap_or_default()))
         }
     }
 }
