@@ -17,28 +17,13 @@ use magnet_app::testkit::hazard::{
 use magnet_app::testkit::{genesis_app_state, Signer, TxBuilder};
 use magnet_app::{abci as pb, AppConfig, Application, MagnetApp, StoreConfig};
 use prost::Message;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CHAIN_ID: &str = "magnet-hazard-1";
 const FUND: u128 = 1_000_000_000;
 const FEE: u128 = 2_000;
-
-fn cometbft_bin() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("COMETBFT").map(PathBuf::from),
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/magnet-tools/bin/cometbft")),
-        Some(PathBuf::from("cometbft")),
-    ];
-    candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .arg("version")
-            .output()
-            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("0.38."))
-            .unwrap_or(false)
-    })
-}
 
 /// Set `key = value` in the `[section]` of a CometBFT config.toml ("" for the top level).
 fn set_toml(text: &str, section: &str, key: &str, value: &str) -> String {
