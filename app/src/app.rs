@@ -14,7 +14,12 @@
 //!   that accumulates the mempool's accepted txs (so a sender may queue sequence n, n+1, …);
 //!   Commit resets it and CometBFT's recheck rebuilds it.
 //! * **PrepareProposal** keeps the txs that still pass on a scratch state, within
-//!   `max_tx_bytes`; **ProcessProposal** rejects a block holding a tx that does not decode.
+//!   `max_tx_bytes`, then drops any that would fail ProcessProposal's rule.
+//! * **ProcessProposal** (ADR 0095) replays the proposal's txs in order, in Deliver mode, on a
+//!   throwaway buffer over the state the block starts from, and rejects the block if any tx
+//!   fails to decode or fails its ante (bad signature, wrong sequence, unknown account,
+//!   insufficient fee or funds, timeout): such a tx would pay nothing in FinalizeBlock. A tx
+//!   whose messages fail is accepted (it pays its fee). It changes no state.
 //! * **Query** routes `path` to the module that answers it, at the latest or a past height.
 
 use crate::auth::{self, AuthParams, GasPrice};
@@ -1111,6 +1116,92 @@ impl Inner {
         ))
     }
 
+    /// The signature check of `tx` against its signer's account in `store` (remembered
+    /// answers from [`SigCache`] first), or `None` when exec_tx must decide (no signature,
+    /// unknown account, no key).
+    fn sig_hint(&self, store: &dyn KvStore, tx: &DecodedTx, chain_id: &str) -> Option<SigCheck> {
+        if tx.signature.is_empty() {
+            return None;
+        }
+        let a = auth::get_account(store, &tx.signer).ok().flatten()?;
+        let key = tx.pub_key.clone().or(a.pub_key)?;
+        let valid = self.sig_cache.verified(tx, &key, a.account_number)
+            || crate::tx::verify_signature(tx, &key, chain_id, a.account_number);
+        Some(SigCheck {
+            pub_key: key,
+            account_number: a.account_number,
+            valid,
+        })
+    }
+
+    /// ADR 0095: run a proposal's `txs` in order, in Deliver mode, on a throwaway buffer over
+    /// the state the block will start from, and return, per tx, why it would fail its decoding
+    /// or ante checks in FinalizeBlock (`None`: it passes them and pays its fee; its messages
+    /// may still fail). PrepareProposal and ProcessProposal both call this with the same
+    /// inputs (height, time, proposer; no block hash, votes or block hooks, which
+    /// PrepareProposal does not know), so a block an honest proposer built always passes.
+    /// Changes no state; only the signature cache learns the signatures it verified.
+    fn proposal_ante_failures<T: AsRef<[u8]>>(
+        &mut self,
+        height: i64,
+        time: &Option<tendermint_proto::google::protobuf::Timestamp>,
+        proposer: &[u8],
+        txs: &[T],
+    ) -> Result<Vec<Option<TxError>>, StoreError> {
+        let modules = self.modules.clone();
+        let view = self.store.working_view()?;
+        let chain_id = read_chain_id(&view);
+        let params = auth::params(&view).unwrap_or_default();
+        let (time_secs, time_nanos) = time_of(time);
+        let block = BlockInfo {
+            chain_id: chain_id.clone(),
+            height: u64::try_from(height).unwrap_or(0),
+            time_secs,
+            time_nanos,
+            proposer: proposer.to_vec(),
+            ..BlockInfo::default()
+        };
+        let env = ExecEnv {
+            block: &block,
+            chain_id: &chain_id,
+            modules: &modules,
+            params: &params,
+            min_gas_price: GasPrice::parse(&params.min_gas_price).unwrap_or_default(),
+        };
+        let mut buf = BlockBuffer::new(&view);
+        let mut verdicts = Vec::with_capacity(txs.len());
+        let mut verified = Vec::new();
+        for bytes in txs {
+            let tx = match decode_tx(bytes.as_ref(), &params, &*modules, DecodeMode::Strict) {
+                Ok(t) => t,
+                Err(e) => {
+                    verdicts.push(Some(e));
+                    continue;
+                }
+            };
+            let hint = self.sig_hint(&buf, &tx, &chain_id);
+            let out = exec_tx(&mut buf, &env, &tx, hint.as_ref(), Mode::Deliver);
+            if out.ante_passed {
+                if let Some(h) = hint.filter(|h| h.valid) {
+                    verified.push((tx, h));
+                }
+                verdicts.push(None);
+            } else {
+                verdicts.push(Some(TxError {
+                    codespace: out.codespace,
+                    code: out.code,
+                    log: out.log,
+                }));
+            }
+        }
+        drop(buf);
+        drop(view);
+        for (tx, h) in verified {
+            self.sig_cache.insert(&tx, h.pub_key, h.account_number);
+        }
+        Ok(verdicts)
+    }
+
     /// Run a tx on the check state (CheckTx) or a throwaway copy of it (simulate, proposals).
     fn check(&mut self, tx_bytes: &[u8], mode: Mode, keep: bool) -> TxOutcome {
         let modules = self.modules.clone();
@@ -1171,23 +1262,7 @@ impl Inner {
         let mut buf = BlockBuffer::with_writes(&view, writes);
         // Verify here (rather than inside exec_tx) to remember a valid signature for
         // FinalizeBlock; the answer is the same pure function either way.
-        let hint = if tx.signature.is_empty() {
-            None
-        } else {
-            auth::get_account(&buf, &tx.signer)
-                .ok()
-                .flatten()
-                .and_then(|a| {
-                    let key = tx.pub_key.clone().or(a.pub_key)?;
-                    let valid = self.sig_cache.verified(&tx, &key, a.account_number)
-                        || crate::tx::verify_signature(&tx, &key, &chain_id, a.account_number);
-                    Some(SigCheck {
-                        pub_key: key,
-                        account_number: a.account_number,
-                        valid,
-                    })
-                })
-        };
+        let hint = self.sig_hint(&buf, &tx, &chain_id);
         let out = exec_tx(&mut buf, &env, &tx, hint.as_ref(), mode);
         if let Some(h) = hint.filter(|h| h.valid && out.is_ok()) {
             self.sig_cache.insert(&tx, h.pub_key, h.account_number);
@@ -1395,26 +1470,55 @@ impl tendermint_abci::Application for MagnetApp {
                 true,
             );
             if out.is_ok() {
-                total += len;
+                total = total.saturating_add(len);
                 txs.push(tx);
             }
         }
         g.check_writes = saved;
+        // Then ProcessProposal's own rule on what is left, so that the block passes it: a tx
+        // failing its ante writes nothing, so dropping it changes no later tx's verdict.
+        match g.proposal_ante_failures(req.height, &req.time, &req.proposer_address, &txs) {
+            Ok(verdicts) => {
+                let mut v = verdicts.into_iter();
+                txs.retain(|_| matches!(v.next(), Some(None)));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "PrepareProposal cannot read state; proposing an empty block");
+                txs.clear();
+            }
+        }
         pb::ResponsePrepareProposal { txs }
     }
 
     fn process_proposal(&self, req: pb::RequestProcessProposal) -> pb::ResponseProcessProposal {
-        let g = self.lock();
-        let params = committed_params(&g);
-        for (i, tx) in req.txs.iter().enumerate() {
-            if let Err(e) = decode_tx(tx, &params, &*g.modules, DecodeMode::Strict) {
-                if e.code == codes::TX_DECODE || e.code == codes::TX_TOO_LARGE {
-                    tracing::warn!(index = i, error = %e, "rejecting a proposal with an undecodable tx");
-                    return pb::ResponseProcessProposal {
-                        status: pb::response_process_proposal::ProposalStatus::Reject as i32,
-                    };
-                }
+        let mut g = self.lock();
+        let reject = pb::ResponseProcessProposal {
+            status: pb::response_process_proposal::ProposalStatus::Reject as i32,
+        };
+        let verdicts = match g.proposal_ante_failures(
+            req.height,
+            &req.time,
+            &req.proposer_address,
+            &req.txs,
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(height = req.height, error = %e, "ProcessProposal cannot read state; rejecting");
+                return reject;
             }
+        };
+        if let Some((i, e)) = verdicts
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| v.as_ref().map(|e| (i, e)))
+        {
+            tracing::warn!(
+                height = req.height,
+                index = i,
+                error = %e,
+                "rejecting a proposal holding a tx that fails its decoding or ante checks"
+            );
+            return reject;
         }
         pb::ResponseProcessProposal {
             status: pb::response_process_proposal::ProposalStatus::Accept as i32,

@@ -56,6 +56,9 @@ pub mod codes {
     pub const WRONG_SEQUENCE: u32 = 32;
     /// ErrInvalidGasLimit.
     pub const INVALID_GAS_LIMIT: u32 = 41;
+    /// ErrPanic (the Cosmos SDK's `sdk` 111222): the tx's execution panicked. The panic was
+    /// caught, the writes of the failing stage were dropped and the block went on (ADR 0094).
+    pub const PANIC: u32 = 111_222;
     /// `magnet` codespace: the signature bytes are not a canonical secp256k1 signature.
     pub const MALFORMED_SIGNATURE: u32 = 101;
     /// `magnet` codespace: unsupported sign mode or signer layout.

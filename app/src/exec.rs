@@ -15,6 +15,22 @@
 //!
 //! Fees are, for now, simply collected in the `fee_collector` module account
 //! ([`FEE_COLLECTOR`]); the incentive modules will split them.
+//!
+//! # Panics are isolated per tx (ADR 0094)
+//!
+//! The ante and the message loop each run inside [`std::panic::catch_unwind`]. A panic in
+//! either (a bug a tx could reach, e.g. an arithmetic overflow: release builds of the
+//! consensus crates have `overflow-checks = true`) fails only that tx, with `sdk` code
+//! [`codes::PANIC`] (the Cosmos SDK's ErrPanic, 111222): the panicking stage's writes are
+//! dropped exactly as for an error (a panic in a message keeps the ante's fee and sequence in
+//! FinalizeBlock; a panic in the ante changes nothing), a `tracing::error!` records the panic
+//! message, and the block goes on. Panics are deterministic (same code, same input, same
+//! panic), so every validator fails the tx the same way. The workspace must keep the default
+//! `panic = "unwind"`; an abort (stack overflow, out of memory) is not caught.
+//!
+//! Block hooks (`begin_block`, `end_block`, `end_epoch`) are not txs and are **not** wrapped:
+//! a panic there is a bug in the chain's own logic that no single tx is to blame for, and the
+//! node halts (deterministically, on every validator) rather than skip part of a block.
 
 use crate::auth::{self, AuthParams, GasPrice};
 use crate::error::{codes, TxError};
@@ -75,6 +91,11 @@ pub struct TxOutcome {
     pub gas_used: u64,
     /// Events (ante and messages).
     pub events: Vec<Event>,
+    /// Whether the tx passed its ante checks (decoding, timeout, account, sequence, key,
+    /// signature, fee): in FinalizeBlock such a tx paid its fee and used its sequence even if
+    /// a message then failed. ProcessProposal rejects a block holding a tx without it
+    /// (ADR 0095).
+    pub ante_passed: bool,
 }
 
 impl TxOutcome {
@@ -87,6 +108,7 @@ impl TxOutcome {
             gas_wanted,
             gas_used,
             events,
+            ante_passed: false,
         }
     }
     /// True when the tx succeeded.
@@ -125,7 +147,8 @@ pub fn exec_tx(
     let services = env.modules.services();
     let mut ante_buf = Overlay::new(store);
     let mut ctx = Ctx::new(env.block, &mut ante_buf, GasMeter::new(gas_limit), services);
-    if let Err(e) = run_ante(&mut ctx, env, tx, sig_hint, mode) {
+    let ante = guarded(tx, "ante", || run_ante(&mut ctx, env, tx, sig_hint, mode));
+    if let Err(e) = ante {
         let used = ctx.gas.used();
         drop(ctx);
         ante_buf.discard();
@@ -140,38 +163,10 @@ pub fn exec_tx(
     ctx.signer = Some(tx.signer);
     ctx.check_only = matches!(mode, Mode::Check { .. });
     let mut responses = Vec::with_capacity(tx.msgs.len());
-    let mut failure = None;
-    for (i, msg) in tx.msgs.iter().enumerate() {
-        let Some(module) = env.modules.route(&msg.type_url) else {
-            failure = Some(TxError::sdk(
-                codes::UNKNOWN_REQUEST,
-                format!("message {i}: unrecognized message type {:?}", msg.type_url),
-            ));
-            break;
-        };
-        match module.deliver(&mut ctx, msg) {
-            Ok(r) => {
-                // The Cosmos SDK's `message` event, for every message of every module: what
-                // explorers and `tx_search("message.sender='…'")` filter on.
-                ctx.emit(
-                    magnet_core::Event::new("message")
-                        .attr("action", &msg.type_url)
-                        .attr("sender", tx.signer)
-                        .attr("module", module.name()),
-                );
-                responses.push(cosmrs::Any {
-                    type_url: r.type_url,
-                    value: r.value,
-                })
-            }
-            Err(e) => {
-                let mut e = TxError::from(e);
-                e.log = format!("message {i} ({}): {}", msg.type_url, e.log);
-                failure = Some(e);
-                break;
-            }
-        }
-    }
+    let failure = guarded(tx, "messages", || {
+        run_msgs(&mut ctx, env, tx, &mut responses)
+    })
+    .err();
     let used = ctx.gas.used();
     let msg_events = ctx.take_events();
     drop(ctx);
@@ -183,7 +178,10 @@ pub fn exec_tx(
                 Mode::Deliver => ante_buf.commit(),
                 _ => ante_buf.discard(),
             }
-            TxOutcome::failed(e, gas_limit, used, ante_events)
+            TxOutcome {
+                ante_passed: true,
+                ..TxOutcome::failed(e, gas_limit, used, ante_events)
+            }
         }
         None => {
             msg_buf.commit();
@@ -204,9 +202,81 @@ pub fn exec_tx(
                 gas_wanted: gas_limit,
                 gas_used: used,
                 events,
+                ante_passed: true,
             }
         }
     }
+}
+
+/// Run one stage of a tx (`what`: "ante" or "messages"), turning a panic into a failure with
+/// code [`codes::PANIC`]. The caller drops the stage's write buffer on any failure.
+fn guarded(
+    tx: &DecodedTx,
+    what: &str,
+    f: impl FnOnce() -> Result<(), TxError>,
+) -> Result<(), TxError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            tracing::error!(
+                tx = %hex::encode(tx.hash),
+                stage = what,
+                panic = %why,
+                "a tx panicked; it fails with sdk/111222 and its {what} writes were dropped"
+            );
+            Err(TxError::sdk(
+                codes::PANIC,
+                format!(
+                    "panic in the tx's {what} (a bug; the tx failed and its {what} writes were \
+                     dropped): {why}"
+                ),
+            ))
+        }
+    }
+}
+
+/// Deliver `tx`'s messages in order; the first failure stops the loop.
+fn run_msgs(
+    ctx: &mut Ctx,
+    env: &ExecEnv,
+    tx: &DecodedTx,
+    responses: &mut Vec<cosmrs::Any>,
+) -> Result<(), TxError> {
+    for (i, msg) in tx.msgs.iter().enumerate() {
+        let Some(module) = env.modules.route(&msg.type_url) else {
+            return Err(TxError::sdk(
+                codes::UNKNOWN_REQUEST,
+                format!("message {i}: unrecognized message type {:?}", msg.type_url),
+            ));
+        };
+        match module.deliver(ctx, msg) {
+            Ok(r) => {
+                // The Cosmos SDK's `message` event, for every message of every module: what
+                // explorers and `tx_search("message.sender='…'")` filter on.
+                ctx.emit(
+                    magnet_core::Event::new("message")
+                        .attr("action", &msg.type_url)
+                        .attr("sender", tx.signer)
+                        .attr("module", module.name()),
+                );
+                responses.push(cosmrs::Any {
+                    type_url: r.type_url,
+                    value: r.value,
+                })
+            }
+            Err(e) => {
+                let mut e = TxError::from(e);
+                e.log = format!("message {i} ({}): {}", msg.type_url, e.log);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_ante(
@@ -319,7 +389,13 @@ fn run_ante(
         // The transfer event of a fee is reported as the `tx` fee event below.
         ctx.take_events();
     }
-    acct.sequence += 1;
+    // Equal to the tx's sequence, so a u64::MAX here would need 2^64 txs; checked anyway.
+    acct.sequence = acct.sequence.checked_add(1).ok_or_else(|| {
+        TxError::sdk(
+            codes::INVALID_SEQUENCE,
+            format!("account {} has used every sequence number", tx.signer),
+        )
+    })?;
     acct.pub_key = Some(key);
     auth::store_account(ctx, &tx.signer, &acct)?;
     ctx.emit(

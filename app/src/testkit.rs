@@ -262,3 +262,87 @@ pub fn genesis_app_state(accounts: &[(Address, u128)]) -> serde_json::Value {
         "bank": {"balances": balances},
     })
 }
+
+/// A test-only module whose messages misbehave (issue 17, ADR 0094): it never ships in
+/// `magnetd`; tests add it with [`crate::MagnetApp::open_with_modules`].
+pub mod hazard {
+    use magnet_core::{Address, Coins, Ctx, Module, ModuleError, MsgResult, QueryCtx};
+
+    /// Panics while delivering.
+    pub const PANIC_URL: &str = "/magnet.test.v1.MsgPanic";
+    /// Adds 1 to the u64 in the message without a check.
+    pub const OVERFLOW_URL: &str = "/magnet.test.v1.MsgOverflow";
+    /// Query path answering the bytes of the `hazard/touched` key (empty: never written).
+    pub const TOUCHED_PATH: &str = "/hazard/touched";
+
+    /// Both messages first move 1 umag from the signer to [`sink`] and write `hazard/touched`
+    /// (so a kept write would show), then: [`PANIC_URL`] panics; [`OVERFLOW_URL`] computes
+    /// `round + 1` on the u64 in the message without a check (the shape of issue 17's
+    /// `r.round + 1`), which panics at `u64::MAX` when overflow checks are on (tests, and
+    /// release builds of the consensus crates).
+    pub struct Hazard {
+        /// Misbehave in CheckTx too; when false, CheckTx accepts the tx (so it reaches a block
+        /// through a real mempool) and only FinalizeBlock-mode execution misbehaves.
+        pub in_check_tx: bool,
+    }
+
+    /// Where [`Hazard`]'s messages send 1 umag before misbehaving.
+    pub fn sink() -> Address {
+        Address([0x5Au8; 20])
+    }
+
+    /// A message for `signer`: its 20 address bytes, then `n` big-endian.
+    pub fn hazard_msg(url: &str, signer: &Address, n: u64) -> cosmrs::Any {
+        let mut value = signer.0.to_vec();
+        value.extend_from_slice(&n.to_be_bytes());
+        cosmrs::Any {
+            type_url: url.into(),
+            value,
+        }
+    }
+
+    impl Module for Hazard {
+        fn name(&self) -> &'static str {
+            "hazard"
+        }
+        fn msg_type_urls(&self) -> Vec<&'static str> {
+            vec![PANIC_URL, OVERFLOW_URL]
+        }
+        fn validate_msg(&self, msg: &prost_types::Any) -> Result<Address, ModuleError> {
+            let a: [u8; 20] = msg
+                .value
+                .get(..20)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| ModuleError::invalid_request("hazard: short message"))?;
+            Ok(Address(a))
+        }
+        fn deliver(&self, ctx: &mut Ctx, msg: &prost_types::Any) -> Result<MsgResult, ModuleError> {
+            let signer = self.validate_msg(msg)?;
+            let bank = ctx.services().bank;
+            bank.send(ctx, &signer, &sink(), &Coins::umag(1))?;
+            ctx.set(b"hazard/touched", vec![1])?;
+            if ctx.check_only && !self.in_check_tx {
+                return Ok(MsgResult::default());
+            }
+            if msg.type_url == PANIC_URL {
+                panic!("a deliberately panicking message");
+            }
+            let mut n = [0u8; 8];
+            n.copy_from_slice(msg.value.get(20..28).unwrap_or(&[0; 8]));
+            let round = u64::from_be_bytes(std::hint::black_box(n));
+            // Deliberately unchecked: this is the bug the app must survive.
+            #[allow(clippy::arithmetic_side_effects)]
+            let next = round + 1;
+            ctx.set(b"hazard/next", next.to_be_bytes().to_vec())?;
+            Ok(MsgResult::default())
+        }
+        fn query(
+            &self,
+            ctx: &QueryCtx,
+            path: &str,
+            _data: &[u8],
+        ) -> Option<Result<Vec<u8>, ModuleError>> {
+            (path == TOUCHED_PATH).then(|| Ok(ctx.store.get(b"hazard/touched").unwrap_or_default()))
+        }
+    }
+}

@@ -74,6 +74,25 @@ impl Harness {
         h
     }
 
+    /// A fresh app with the registered modules plus `extra`, `accounts` funded at genesis.
+    pub fn with_modules(
+        accounts: &[(Address, u128)],
+        config: AppConfig,
+        extra: Vec<Box<dyn magnet_core::Module>>,
+    ) -> Harness {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut mods = magnet_app::modules::registered_modules();
+        mods.extend(extra);
+        let app = MagnetApp::open_with_modules(tmp.path(), config, mods).unwrap();
+        app.init_chain(init_request(&genesis_app_state(accounts)));
+        Harness {
+            app,
+            dir: tmp.path().to_path_buf(),
+            height: 0,
+            _tmp: Some(tmp),
+        }
+    }
+
     pub fn open(dir: &Path, config: AppConfig) -> Harness {
         let app = MagnetApp::open(dir, config).unwrap();
         let height = app.last_commit().0 as i64;

@@ -135,7 +135,9 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 });
             }
             ctx.set_borsh(&ok, &mine.saturating_add(1))?;
-            ph.count += 1;
+            ph.count = ph.count.checked_add(1).ok_or_else(|| {
+                magnet_core::ModuleError::overflow("the epoch's contribution count")
+            })?;
             state::set_phase(ctx, epoch, &ph)?;
             state::set_contribution(
                 ctx,

@@ -53,6 +53,18 @@ impl ModuleError {
     pub fn invalid_request(log: impl Into<String>) -> ModuleError {
         ModuleError::new("sdk", 18, log)
     }
+    /// An arithmetic result out of range (ADR 0094): `what` names the quantity. State-machine
+    /// arithmetic on values a tx supplies or influences is checked and returns this (`sdk` 18,
+    /// ErrInvalidRequest) instead of panicking or wrapping.
+    pub fn overflow(what: &str) -> ModuleError {
+        ModuleError::new(
+            "sdk",
+            18,
+            format!(
+                "arithmetic overflow or underflow computing {what}; the values are out of range"
+            ),
+        )
+    }
 }
 
 impl From<OutOfGas> for ModuleError {

@@ -23,7 +23,10 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
         &Coins::umag(p.registration_fee),
     )?;
     let id = ctx.get_borsh::<u64>(state::NEXT_ID_KEY)?.unwrap_or(1);
-    ctx.set_borsh(state::NEXT_ID_KEY, &(id + 1))?;
+    let next = id
+        .checked_add(1)
+        .ok_or_else(|| magnet_core::ModuleError::overflow("the next data record id"))?;
+    ctx.set_borsh(state::NEXT_ID_KEY, &next)?;
     ctx.set_borsh(&hk, &id)?;
     let until = ctx.block.time_secs.saturating_add(p.challenge_window_secs);
     let r = Record {
@@ -67,12 +70,19 @@ pub fn confirm(ctx: &mut Ctx, mut r: Record) -> Result<(), ModuleError> {
         let each = mul_div(notary_pool, 1, members.len() as u128).unwrap_or(0);
         for m in &members {
             bank.send(ctx, &escrow(), m, &Coins::umag(each))?;
-            paid_notaries += each;
+            paid_notaries = paid_notaries
+                .checked_add(each)
+                .ok_or_else(|| ModuleError::overflow("the notaries' share"))?;
         }
     }
     bank.send(ctx, &escrow(), &r.contributor, &Coins::umag(to_contrib))?;
     bank.burn(ctx, &escrow(), &Coins::umag(burn))?;
-    let rest = r.fee - to_contrib - burn - paid_notaries;
+    let rest = r
+        .fee
+        .checked_sub(to_contrib)
+        .and_then(|x| x.checked_sub(burn))
+        .and_then(|x| x.checked_sub(paid_notaries))
+        .ok_or_else(|| ModuleError::overflow("the community's share of a data fee"))?;
     bank.send(ctx, &escrow(), &community_pool(), &Coins::umag(rest))?;
     r.status = Status::Confirmed;
     state::set_record(ctx, &r)?;

@@ -36,7 +36,7 @@ impl Window {
     }
     /// First position still inside the window that ends at this position.
     fn lo(&self) -> u64 {
-        (self.pos + 1).saturating_sub(self.len)
+        self.pos.saturating_add(1).saturating_sub(self.len)
     }
     /// Minted in `(pos − len, pos]`.
     pub fn used(&self, ctx: &mut Ctx) -> Result<u128, ModuleError> {
@@ -104,7 +104,7 @@ pub fn windows(p: &Params, time: u64, height: u64) -> [Window; 4] {
 pub fn scheduled(p: &Params, genesis_time: u64, time: u64, duration_secs: u64) -> u128 {
     let years = time.saturating_sub(genesis_time) / YEAR_SECS;
     let mut annual = p.initial_annual_emission;
-    let keep = 1_000_000 - p.decay_ppm_per_year.min(1_000_000);
+    let keep = 1_000_000u64.saturating_sub(p.decay_ppm_per_year.min(1_000_000));
     for _ in 0..years.min(1_000) {
         annual = ppm_of(annual, keep).unwrap_or(0);
         if annual == 0 {
@@ -178,7 +178,9 @@ pub fn split_fees(ctx: &mut Ctx) -> Result<Option<FeeSplit>, ModuleError> {
         .filter(|v| v.signed && v.power > 0)
         .cloned()
         .collect();
-    let total_power: u128 = votes.iter().map(|v| v.power as u128).sum();
+    let total_power = votes
+        .iter()
+        .fold(0u128, |s, v| s.saturating_add(u128::from(v.power)));
     let mut paid: u128 = 0;
     if let (Some(vals), true) = (ctx.services().validators, total_power > 0) {
         for v in &votes {
@@ -187,10 +189,13 @@ pub fn split_fees(ctx: &mut Ctx) -> Result<Option<FeeSplit>, ModuleError> {
             };
             let amt = mul_div(val_share, v.power as u128, total_power).unwrap_or(0);
             bank.send(ctx, &collector, &to, &Coins::umag(amt))?;
-            paid += amt;
+            paid = paid.saturating_add(amt);
         }
     }
-    let community = total - burned - paid;
+    let community = total
+        .checked_sub(burned)
+        .and_then(|x| x.checked_sub(paid))
+        .ok_or_else(|| magnet_core::ModuleError::overflow("the community's share of the fees"))?;
     bank.send(ctx, &collector, &community_pool(), &Coins::umag(community))?;
     let split = FeeSplit {
         total,

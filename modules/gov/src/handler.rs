@@ -90,7 +90,10 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             validate_content(ctx, &content)?;
             let params = state::params(ctx.store())?;
             let id = ctx.get_borsh::<u64>(state::NEXT_ID_KEY)?.unwrap_or(1);
-            ctx.set_borsh(state::NEXT_ID_KEY, &(id + 1))?;
+            let next = id
+                .checked_add(1)
+                .ok_or_else(|| magnet_core::ModuleError::overflow("the next proposal id"))?;
+            ctx.set_borsh(state::NEXT_ID_KEY, &next)?;
             let ends = ctx
                 .block
                 .time_secs
@@ -193,9 +196,14 @@ fn execute(ctx: &mut Ctx, p: &Proposal) -> Result<(), Error> {
     match content {
         Content::ParamChange { module, params } => {
             let current = magnet_core::epoch::state(ctx.store())?.current;
-            let at_epoch = ECONOMIC.contains(&module.as_str()).then_some(current + 1);
+            let at_epoch = ECONOMIC
+                .contains(&module.as_str())
+                .then_some(current.saturating_add(1));
             let seq = ctx.get_borsh::<u64>(state::PENDING_SEQ_KEY)?.unwrap_or(0);
-            ctx.set_borsh(state::PENDING_SEQ_KEY, &(seq + 1))?;
+            let next = seq
+                .checked_add(1)
+                .ok_or_else(|| magnet_core::ModuleError::overflow("the pending change sequence"))?;
+            ctx.set_borsh(state::PENDING_SEQ_KEY, &next)?;
             let pc = PendingChange {
                 proposal: p.id,
                 module,

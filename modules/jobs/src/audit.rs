@@ -458,10 +458,10 @@ pub fn resolve(ctx: &mut Ctx, job: u64, round: u64) -> Result<(), ModuleError> {
     let bank = ctx.services().bank;
     // Only revealed verdicts count.
     let fraud = revealed.iter().filter(|(_, f)| *f).count();
-    let ok = revealed.len() - fraud;
+    let ok = revealed.len().saturating_sub(fraud);
     let (mut slashed, mut rewarded, mut lost) = (0u128, 0u128, 0u128);
     let mut dropped = 0u64;
-    if fraud + ok == 0 {
+    if revealed.is_empty() {
         bank.send(ctx, &audit_escrow(), &c.challenger, &Coins::umag(c.bond))?;
         a.outcome = AuditOutcome::NoVerdict;
     } else if fraud > ok {
@@ -495,7 +495,9 @@ pub fn resolve(ctx: &mut Ctx, job: u64, round: u64) -> Result<(), ModuleError> {
             ctx,
             &audit_escrow(),
             &community_pool(),
-            &Coins::umag(c.bond - s),
+            &Coins::umag(c.bond.checked_sub(s).ok_or_else(|| {
+                magnet_core::ModuleError::overflow("a challenge bond after its slash")
+            })?),
         )?;
         lost = c.bond;
         a.outcome = AuditOutcome::Rejected;
@@ -516,7 +518,7 @@ pub fn resolve(ctx: &mut Ctx, job: u64, round: u64) -> Result<(), ModuleError> {
         };
         match revealed.iter().find(|(who, _)| who == id) {
             None => {
-                silent += 1;
+                silent = silent.saturating_add(1);
                 slash_auditor(
                     ctx,
                     op,
@@ -525,7 +527,7 @@ pub fn resolve(ctx: &mut Ctx, job: u64, round: u64) -> Result<(), ModuleError> {
                 )?;
             }
             Some((_, f)) if majority.is_some_and(|m| m != *f) => {
-                deviated += 1;
+                deviated = deviated.saturating_add(1);
                 slash_auditor(
                     ctx,
                     op,

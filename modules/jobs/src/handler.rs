@@ -54,7 +54,10 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             }
             bank.send(ctx, &creator, &escrow(), &Coins::umag(budget))?;
             let id = ctx.get_borsh::<u64>(state::NEXT_ID_KEY)?.unwrap_or(1);
-            ctx.set_borsh(state::NEXT_ID_KEY, &(id + 1))?;
+            let next = id
+                .checked_add(1)
+                .ok_or_else(|| magnet_core::ModuleError::overflow("the next job id"))?;
+            ctx.set_borsh(state::NEXT_ID_KEY, &next)?;
             let j = Job {
                 id,
                 creator,
@@ -235,13 +238,24 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             let to_server = ppm_of(amount, p.api_server_ppm).unwrap_or(0);
             let burn = ppm_of(amount, p.api_burn_ppm).unwrap_or(0);
             let payout = split(to_contrib, &shares)?;
-            let paid: u128 = payout.iter().map(|(_, a)| *a).sum();
+            let paid = payout
+                .iter()
+                .try_fold(0u128, |s, (_, a)| s.checked_add(*a))
+                .ok_or_else(|| {
+                    magnet_core::ModuleError::overflow("the contributors' share of a payment")
+                })?;
             bank.send(ctx, &payer, &server, &Coins::umag(to_server))?;
             for (a, amt) in &payout {
                 bank.send(ctx, &payer, a, &Coins::umag(*amt))?;
             }
             bank.burn_from_payer(ctx, &payer, burn)?;
-            let rest = amount - to_server - paid - burn;
+            let rest = amount
+                .checked_sub(to_server)
+                .and_then(|x| x.checked_sub(paid))
+                .and_then(|x| x.checked_sub(burn))
+                .ok_or_else(|| {
+                    magnet_core::ModuleError::overflow("the community's share of a payment")
+                })?;
             bank.send(ctx, &payer, &community_pool(), &Coins::umag(rest))?;
             ctx.emit(
                 Event::new("magnet.jobs.inference_paid")
@@ -530,7 +544,8 @@ pub fn try_settle(ctx: &mut Ctx, mut j: Job, through: u64) -> Result<bool, Modul
             let e = cw.entry(w.operator).or_default();
             *e = e.saturating_add(w.quality.saturating_mul(w.compute));
             for (ev, s) in &w.good_evaluators {
-                *ew.entry(*ev).or_default() += *s as u128;
+                let e = ew.entry(*ev).or_default();
+                *e = e.saturating_add(u128::from(*s));
             }
         }
         let cpool = ppm_of(j.budget, p.budget_contributors_ppm).unwrap_or(0);
@@ -544,14 +559,14 @@ pub fn try_settle(ctx: &mut Ctx, mut j: Job, through: u64) -> Result<bool, Modul
         let mut paid = 0u128;
         for (a, amt) in split(cpool, &cv)?.into_iter().chain(split(epool, &ev)?) {
             bank.send(ctx, &escrow(), &a, &Coins::umag(amt))?;
-            paid += amt;
+            paid = paid
+                .checked_add(amt)
+                .ok_or_else(|| magnet_core::ModuleError::overflow("a job's settled budget"))?;
         }
-        bank.send(
-            ctx,
-            &escrow(),
-            &community_pool(),
-            &Coins::umag(j.budget - paid),
-        )?;
+        let rest = j.budget.checked_sub(paid).ok_or_else(|| {
+            magnet_core::ModuleError::overflow("a job's budget left after settlement")
+        })?;
+        bank.send(ctx, &escrow(), &community_pool(), &Coins::umag(rest))?;
     }
     j.status = Status::Settled;
     state::set_job(ctx, &j)?;

@@ -158,6 +158,17 @@ fn every_unauthenticated_or_invented_round_record_is_refused_and_changes_nothing
             6,
         ),
         (
+            // Issue 17's overflow case: the next round number is computed from the last
+            // recorded one; u64::MAX must be refused, never wrap or panic.
+            "a round numbered u64::MAX",
+            {
+                let (l, g) = (l2.clone(), g.clone());
+                Box::new(move |_| (l.clone(), record(&l, job, u64::MAX, BASE_CHECKPOINT, &g)))
+            },
+            "jobs",
+            6,
+        ),
+        (
             "a base that is not the job's head",
             {
                 let (l, g) = (l2.clone(), g.clone());

@@ -112,19 +112,26 @@ pub fn resolve(ctx: &mut Ctx, mut c: Challenge) -> Result<(), Error> {
     for (a, up) in &c.votes {
         if state::member(ctx.store(), a)?.is_some() {
             if *up {
-                yes += 1
+                yes = yes.saturating_add(1)
             } else {
-                no += 1
+                no = no.saturating_add(1)
             }
         }
     }
-    let voted = yes + no;
+    let voted = yes.saturating_add(no);
     let quorum = panel > 0 && mul_div(voted, 1_000_000, panel).unwrap_or(0) >= p.quorum_ppm as u128;
     let svc = target_service(ctx, &c.target)?;
     if !quorum {
         let fee = ppm_of(c.bond, p.no_quorum_fee_ppm).unwrap_or(c.bond);
         bank.send(ctx, &escrow(), &community_pool(), &Coins::umag(fee))?;
-        bank.send(ctx, &escrow(), &c.challenger, &Coins::umag(c.bond - fee))?;
+        bank.send(
+            ctx,
+            &escrow(),
+            &c.challenger,
+            &Coins::umag(c.bond.checked_sub(fee).ok_or_else(|| {
+                magnet_core::ModuleError::overflow("a challenge bond after its fee")
+            })?),
+        )?;
         svc.close_dispute(ctx, &c.target, false)?;
         c.outcome = Outcome::NoQuorum;
     } else if yes > no {
@@ -153,7 +160,9 @@ pub fn resolve(ctx: &mut Ctx, mut c: Challenge) -> Result<(), Error> {
             ctx,
             &escrow(),
             &c.challenger,
-            &Coins::umag(c.bond - slashed),
+            &Coins::umag(c.bond.checked_sub(slashed).ok_or_else(|| {
+                magnet_core::ModuleError::overflow("a challenge bond after its slash")
+            })?),
         )?;
         svc.close_dispute(ctx, &c.target, false)?;
         c.outcome = Outcome::Rejected;
@@ -194,7 +203,10 @@ pub fn overturn(ctx: &mut Ctx, id: u64) -> Result<(), Error> {
             &escrow(),
             &format!("resolution of challenge {id} overturned by governance"),
         )?;
-        m.bond -= taken;
+        m.bond = m
+            .bond
+            .checked_sub(taken)
+            .ok_or_else(|| magnet_core::ModuleError::overflow("a notary bond after its slash"))?;
         state::set_member(ctx, &a, &m)?;
     }
     c.outcome = Outcome::Overturned;

@@ -105,7 +105,7 @@ pub fn settle(ctx: &mut Ctx, epoch: u64) -> Result<Settlement, Error> {
     } else {
         ppm_of(pool, params.evaluator_share_ppm).ok_or_else(overflow)?
     };
-    let contributor_pool = pool - eval_pool;
+    let contributor_pool = pool.checked_sub(eval_pool).ok_or_else(overflow)?;
     let cw: Vec<(Address, u128)> = contrib_w.into_iter().collect();
     let (contributors, dust_c) = split(contributor_pool, &cw).ok_or_else(overflow)?;
     let (evaluators, dust_e) = split(eval_pool, &evals).ok_or_else(overflow)?;
@@ -129,7 +129,7 @@ pub fn settle(ctx: &mut Ctx, epoch: u64) -> Result<Settlement, Error> {
         &[state::SETTLEMENT_PREFIX, &epoch.to_be_bytes()].concat(),
         &rec,
     )?;
-    ctx.set_borsh(state::NEXT_KEY, &(epoch + 1))?;
+    ctx.set_borsh(state::NEXT_KEY, &epoch.saturating_add(1))?;
     ctx.emit(
         Event::new("magnet.rewards.settled")
             .attr("epoch", epoch)

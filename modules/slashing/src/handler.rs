@@ -31,10 +31,14 @@ fn settle(
         }
         None => 0,
     };
-    let rest = amount - rewarded;
+    let rest = amount
+        .checked_sub(rewarded)
+        .ok_or_else(|| magnet_core::BankError::Overflow("slash rest after the reward".into()))?;
     let burned = ppm_of(rest, params.burn_ppm)
         .ok_or_else(|| magnet_core::BankError::Overflow("slash burn share".into()))?;
-    let to_pool = rest - burned;
+    let to_pool = rest
+        .checked_sub(burned)
+        .ok_or_else(|| magnet_core::BankError::Overflow("slash pool share".into()))?;
     bank.burn(ctx, &state::account(), &Coins::umag(burned))?;
     bank.send(
         ctx,

@@ -16,21 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn cometbft_bin() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("COMETBFT").map(PathBuf::from),
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/magnet-tools/bin/cometbft")),
-        Some(PathBuf::from("cometbft")),
-    ];
-    candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .arg("version")
-            .output()
-            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("0.38."))
-            .unwrap_or(false)
-    })
-}
-
 struct Validator {
     home: PathBuf,
     rpc: u16,

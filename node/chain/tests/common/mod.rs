@@ -192,6 +192,23 @@ pub fn wait_height(port: u16, h: u64, timeout: Duration, p: &Proc) {
     }
 }
 
+/// The CometBFT v0.38 binary: `$COMETBFT`, then scripts/ci/install-cometbft.sh's location,
+/// then `$PATH`.
+pub fn cometbft_bin() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("COMETBFT").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/magnet-tools/bin/cometbft")),
+        Some(PathBuf::from("cometbft")),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .arg("version")
+            .output()
+            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("0.38."))
+            .unwrap_or(false)
+    })
+}
+
 /// True when the test must not skip (CI).
 pub fn in_ci() -> bool {
     std::env::var("CI")
