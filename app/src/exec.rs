@@ -125,14 +125,14 @@ pub fn exec_tx(
     let services = env.modules.services();
     let mut ante_buf = Overlay::new(store);
     let mut ctx = Ctx::new(env.block, &mut ante_buf, GasMeter::new(gas_limit), services);
-    if let Err(e) = run_ante(&mut ctx, env, tx, sig_hint, mode) {
-        let used = ctx.gas.used();
+    if let Err(e) = run_ante(&mut ctx, env, tx, sig_hint, mode).and_then(|()| out_of_gas(&ctx)) {
+        let used = ctx.gas().used();
         drop(ctx);
         ante_buf.discard();
         return TxOutcome::failed(e, gas_limit, used, Vec::new());
     }
     let ante_events = ctx.take_events();
-    let gas = ctx.gas.clone();
+    let gas = ctx.gas().clone();
     drop(ctx);
 
     let mut msg_buf = Overlay::new(&mut ante_buf);
@@ -149,7 +149,13 @@ pub fn exec_tx(
             ));
             break;
         };
-        match module.deliver(&mut ctx, msg) {
+        // A message that exhausted the meter through the store view fails with out-of-gas,
+        // whatever it returned (ADR 0096).
+        let delivered = module
+            .deliver(&mut ctx, msg)
+            .map_err(TxError::from)
+            .and_then(|r| out_of_gas(&ctx).map(|()| r));
+        match delivered {
             Ok(r) => {
                 // The Cosmos SDK's `message` event, for every message of every module: what
                 // explorers and `tx_search("message.sender='…'")` filter on.
@@ -165,14 +171,14 @@ pub fn exec_tx(
                 })
             }
             Err(e) => {
-                let mut e = TxError::from(e);
+                let mut e = out_of_gas(&ctx).err().unwrap_or(e);
                 e.log = format!("message {i} ({}): {}", msg.type_url, e.log);
                 failure = Some(e);
                 break;
             }
         }
     }
-    let used = ctx.gas.used();
+    let used = ctx.gas().used();
     let msg_events = ctx.take_events();
     drop(ctx);
     match failure {
@@ -209,6 +215,11 @@ pub fn exec_tx(
     }
 }
 
+/// Out-of-gas if the meter ran out, even through the (infallible) store view.
+fn out_of_gas(ctx: &Ctx) -> Result<(), TxError> {
+    ctx.gas().exhausted().map_or(Ok(()), |e| Err(e.into()))
+}
+
 fn run_ante(
     ctx: &mut Ctx,
     env: &ExecEnv,
@@ -225,8 +236,8 @@ fn run_ante(
             ),
         ));
     }
-    let costs = ctx.gas.costs;
-    ctx.gas
+    let costs = ctx.gas().costs;
+    ctx.gas()
         .consume(costs.tx_per_byte.saturating_mul(tx.len as u64), "txSize")?;
     let mut acct = auth::load_account(ctx, &tx.signer)?.ok_or_else(|| {
         TxError::sdk(
@@ -268,7 +279,7 @@ fn run_ante(
             ))
         }
     };
-    ctx.gas
+    ctx.gas()
         .consume(costs.sig_verify, "ante verify: secp256k1")?;
     let skip_sig = mode == Mode::Simulate && tx.signature.is_empty();
     if !skip_sig {

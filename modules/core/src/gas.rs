@@ -1,6 +1,17 @@
 //! Gas: a budget of work a transaction may do. Costs are per store read/write, per byte,
-//! and per unit of declared work (e.g. signature checks). Running out aborts the tx (its
-//! writes are discarded) but its fee is still charged.
+//! per key iterated, and per unit of declared work (e.g. signature checks). Running out
+//! aborts the tx (its writes are discarded) but its fee is still charged.
+//!
+//! The schedule ([`GasCosts`]) is the Cosmos SDK's `KVGasConfig` (ADR 0096). Every store
+//! access a transaction makes through its [`crate::Ctx`] is charged — the metered methods
+//! (`get`, `set`, `scan_prefix`, …) return [`OutOfGas`] at once; reads through the
+//! store view (`Ctx::store()`) charge the same meter and, once it is exhausted, the app fails
+//! the message with out-of-gas when it returns ([`GasMeter::exhausted`]).
+//!
+//! The meter counts through a `&self` (a [`Cell`]) so that a read-only store view can charge
+//! it.
+
+use std::cell::{Cell, RefCell};
 
 /// Fixed gas costs (Cosmos SDK KVGasConfig-like).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,8 +26,11 @@ pub struct GasCosts {
     pub write_per_byte: u64,
     /// Per delete.
     pub delete: u64,
-    /// Per range scan, plus `read_per_byte` per byte returned.
+    /// Per range scan (the seek), plus `iter_next_flat` per key and `read_per_byte` per byte
+    /// returned.
     pub iter_flat: u64,
+    /// Per key a range scan returns (Cosmos SDK `IterNextCostFlat`).
+    pub iter_next_flat: u64,
     /// Per tx byte.
     pub tx_per_byte: u64,
     /// Per secp256k1 signature verification.
@@ -32,6 +46,7 @@ impl Default for GasCosts {
             write_per_byte: 30,
             delete: 1000,
             iter_flat: 30,
+            iter_next_flat: 30,
             tx_per_byte: 10,
             sig_verify: 1000,
         }
@@ -54,7 +69,10 @@ pub struct OutOfGas {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GasMeter {
     limit: u64,
-    used: u64,
+    used: Cell<u64>,
+    /// The first charge that did not fit, kept for the app to report (see
+    /// [`GasMeter::exhausted`]).
+    exhausted: RefCell<Option<OutOfGas>>,
     /// Cost table.
     pub costs: GasCosts,
 }
@@ -64,7 +82,8 @@ impl GasMeter {
     pub fn new(limit: u64) -> GasMeter {
         GasMeter {
             limit,
-            used: 0,
+            used: Cell::new(0),
+            exhausted: RefCell::new(None),
             costs: GasCosts::default(),
         }
     }
@@ -74,25 +93,34 @@ impl GasMeter {
     }
     /// Gas used so far.
     pub fn used(&self) -> u64 {
-        self.used
+        self.used.get()
     }
     /// The limit.
     pub fn limit(&self) -> u64 {
         self.limit
     }
     /// Charge `amount`; error (and saturate `used` at the limit) if it exceeds the limit.
-    pub fn consume(&mut self, amount: u64, descriptor: &str) -> Result<(), OutOfGas> {
-        let needed = self.used.saturating_add(amount);
+    /// The first failed charge is remembered ([`GasMeter::exhausted`]).
+    pub fn consume(&self, amount: u64, descriptor: &str) -> Result<(), OutOfGas> {
+        let needed = self.used.get().saturating_add(amount);
         if needed > self.limit {
-            self.used = self.limit;
-            return Err(OutOfGas {
+            self.used.set(self.limit);
+            let e = OutOfGas {
                 descriptor: descriptor.to_string(),
                 limit: self.limit,
                 needed,
-            });
+            };
+            self.exhausted.borrow_mut().get_or_insert_with(|| e.clone());
+            return Err(e);
         }
-        self.used = needed;
+        self.used.set(needed);
         Ok(())
+    }
+    /// The first charge that exceeded the limit, if any. A charge made through the store
+    /// view cannot return an error, so the app checks this after every message: a message
+    /// that ran out of gas fails with out-of-gas whatever it returned.
+    pub fn exhausted(&self) -> Option<OutOfGas> {
+        self.exhausted.borrow().clone()
     }
 }
 
@@ -102,10 +130,15 @@ mod tests {
 
     #[test]
     fn exceeding_the_limit_is_an_error_and_saturates() {
-        let mut g = GasMeter::new(10);
+        let g = GasMeter::new(10);
         assert!(g.consume(6, "a").is_ok());
+        assert_eq!(g.exhausted(), None);
         let e = g.consume(5, "b").unwrap_err();
         assert_eq!(e.needed, 11);
         assert_eq!(g.used(), 10);
+        assert_eq!(g.exhausted(), Some(e));
+        // A later failure does not replace the first.
+        assert!(g.consume(1, "c").is_err());
+        assert_eq!(g.exhausted().map(|e| e.descriptor), Some("b".to_string()));
     }
 }
