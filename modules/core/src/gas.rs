@@ -45,7 +45,7 @@ impl Default for GasCosts {
             write_flat: 2000,
             write_per_byte: 30,
             delete: 1000,
-            iter_flat: 30,
+            iter_flat: 1000,
             iter_next_flat: 30,
             tx_per_byte: 10,
             sig_verify: 1000,
@@ -121,6 +121,69 @@ impl GasMeter {
     /// that ran out of gas fails with out-of-gas whatever it returned.
     pub fn exhausted(&self) -> Option<OutOfGas> {
         self.exhausted.borrow().clone()
+    }
+}
+
+/// A gas price in umag per gas, as an integer number of 10^-18 umag (exact decimal math).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct GasPrice(pub u128);
+
+const PRICE_SCALE: u128 = 1_000_000_000_000_000_000;
+
+impl GasPrice {
+    /// Parse `"0.025"` or `"0.025umag"` (at most 18 decimals).
+    pub fn parse(s: &str) -> Result<GasPrice, crate::ModuleError> {
+        let bad = |why: &str| {
+            crate::ModuleError::invalid_request(format!(
+                "gas price {s:?}: {why}; write it like 0.025 or 0.025umag"
+            ))
+        };
+        let t = s.trim();
+        let t = t.strip_suffix(crate::NATIVE_DENOM).unwrap_or(t);
+        if t.is_empty() {
+            return Err(bad("empty"));
+        }
+        let (int, frac) = match t.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (t, ""),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(bad("no digits"));
+        }
+        if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("not a decimal number"));
+        }
+        if frac.len() > 18 {
+            return Err(bad("more than 18 decimals"));
+        }
+        let i: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad("too large"))?
+        };
+        let mut f: u128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| bad("too large"))?
+        };
+        for _ in frac.len()..18 {
+            f *= 10;
+        }
+        i.checked_mul(PRICE_SCALE)
+            .and_then(|v| v.checked_add(f))
+            .map(GasPrice)
+            .ok_or_else(|| bad("too large"))
+    }
+
+    /// The smallest fee (umag) that pays `gas` at this price: `ceil(gas × price)`.
+    pub fn fee_for(&self, gas: u64) -> u128 {
+        let g = gas as u128;
+        // gas < 2^64 and price fits u128; split the price to avoid overflow.
+        let whole = (self.0 / PRICE_SCALE).saturating_mul(g);
+        let frac = (self.0 % PRICE_SCALE).saturating_mul(g);
+        whole
+            .saturating_add(frac / PRICE_SCALE)
+            .saturating_add(u128::from(!frac.is_multiple_of(PRICE_SCALE)))
     }
 }
 
