@@ -15,6 +15,9 @@ fn store(n: u32) -> MemStore {
     s
 }
 
+/// One row of the schedule table: what it does, keys in the store, the op, the gas it must use.
+type Row = (&'static str, u32, fn(&mut Ctx), u64);
+
 /// Gas one operation uses on a fresh meter over `store(n)`.
 fn gas_of(n: u32, op: fn(&mut Ctx)) -> u64 {
     let block = BlockInfo::default();
@@ -41,9 +44,8 @@ fn reads_writes_deletes_and_iterated_keys_charge_per_the_schedule() {
         (c.delete, c.iter_flat, c.iter_next_flat),
         (1_000, 1_000, 30)
     );
-    // Each row: what it does, keys in the store, the op, the gas it must use.
     let per_key = c.iter_next_flat + c.read_per_byte * (6 + 10);
-    let rows: Vec<(&str, u32, fn(&mut Ctx), u64)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "metered read of a missing key",
             0,
