@@ -351,6 +351,20 @@ fn parse_kills(v: &[String], n: usize) -> Result<Vec<(KillWho, u64)>> {
         .collect()
 }
 
+/// Set `[section] key = "value"` in the `worker.toml` under `home`.
+fn set_worker_toml(home: &Path, section: &str, key: &str, value: &str) -> Result<()> {
+    let p = home.join("worker.toml");
+    let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
+    let s = t
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(s) = s.as_table_mut() {
+        s.insert(key.into(), toml::Value::String(value.into()));
+    }
+    std::fs::write(&p, toml::to_string_pretty(&t)?)?;
+    Ok(())
+}
+
 /// The devnet's auth params: the defaults with a zero minimum gas price (see `run`).
 fn devnet_auth_params() -> Result<Value> {
     Ok(serde_json::to_value(magnet_app::auth::AuthParams {
@@ -1010,32 +1024,13 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     // The devnet's genesis sets a zero minimum gas price (see `devnet_auth_params`): the
     // workers pay no fee, as before ADR 0097, so their balances measure only the incentives.
     for w in &workers {
-        let p = w.home.join("worker.toml");
-        let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
-        let chain = t
-            .entry("chain")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(c) = chain.as_table_mut() {
-            c.insert("gas_price".into(), toml::Value::String("0".into()));
-        }
-        std::fs::write(&p, toml::to_string_pretty(&t)?)?;
+        set_worker_toml(&w.home, "chain", "gas_price", "0")?;
     }
     // A colluding evaluator's partner.
     for (i, w) in workers.iter().enumerate() {
         if w.fault == "collude" {
             let partner = &workers[collude_partner(&slots, i)];
-            let p = w.home.join("worker.toml");
-            let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
-            let dev = t
-                .entry("dev")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(d) = dev.as_table_mut() {
-                d.insert(
-                    "partner".into(),
-                    toml::Value::String(partner.operator.clone()),
-                );
-            }
-            std::fs::write(&p, toml::to_string_pretty(&t)?)?;
+            set_worker_toml(&w.home, "dev", "partner", &partner.operator)?;
             eprintln!(
                 "devnet: {} colludes with {} (scores its work at the top)",
                 w.moniker, partner.moniker
