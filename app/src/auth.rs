@@ -73,9 +73,15 @@ pub struct AuthParams {
     /// Largest gas limit one tx may ask for.
     pub max_tx_gas: u64,
     /// Consensus minimum gas price in umag per gas, decimal (e.g. `"0.025"`); a node's own
-    /// `AppConfig::min_gas_price` may be higher for its mempool.
+    /// `AppConfig::min_gas_price` may be higher for its mempool. Default
+    /// [`DEFAULT_MIN_GAS_PRICE`] (ADR 0097): every tx pays for the work its gas measures.
     pub min_gas_price: String,
 }
+
+/// The default consensus minimum gas price, umag per gas (ADR 0097): the Cosmos ecosystem's
+/// customary `0.025`, the price `magnetd tx` and the cosmjs examples already paid, so a
+/// 200,000-gas tx costs 5,000 umag (0.005 MAG).
+pub const DEFAULT_MIN_GAS_PRICE: &str = "0.025";
 
 impl Default for AuthParams {
     fn default() -> Self {
@@ -83,7 +89,7 @@ impl Default for AuthParams {
             max_tx_bytes: 65_536,
             max_memo_characters: 256,
             max_tx_gas: 50_000_000,
-            min_gas_price: "0".to_string(),
+            min_gas_price: DEFAULT_MIN_GAS_PRICE.to_string(),
         }
     }
 }
@@ -104,68 +110,7 @@ impl AuthParams {
     }
 }
 
-/// A gas price in umag per gas, as an integer number of 10^-18 umag (exact decimal math).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct GasPrice(pub u128);
-
-const PRICE_SCALE: u128 = 1_000_000_000_000_000_000;
-
-impl GasPrice {
-    /// Parse `"0.025"` or `"0.025umag"` (at most 18 decimals).
-    pub fn parse(s: &str) -> Result<GasPrice, ModuleError> {
-        let bad = |why: &str| {
-            ModuleError::invalid_request(format!(
-                "gas price {s:?}: {why}; write it like 0.025 or 0.025umag"
-            ))
-        };
-        let t = s.trim();
-        let t = t.strip_suffix(magnet_core::NATIVE_DENOM).unwrap_or(t);
-        if t.is_empty() {
-            return Err(bad("empty"));
-        }
-        let (int, frac) = match t.split_once('.') {
-            Some((i, f)) => (i, f),
-            None => (t, ""),
-        };
-        if int.is_empty() && frac.is_empty() {
-            return Err(bad("no digits"));
-        }
-        if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad("not a decimal number"));
-        }
-        if frac.len() > 18 {
-            return Err(bad("more than 18 decimals"));
-        }
-        let i: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| bad("too large"))?
-        };
-        let mut f: u128 = if frac.is_empty() {
-            0
-        } else {
-            frac.parse().map_err(|_| bad("too large"))?
-        };
-        for _ in frac.len()..18 {
-            f *= 10;
-        }
-        i.checked_mul(PRICE_SCALE)
-            .and_then(|v| v.checked_add(f))
-            .map(GasPrice)
-            .ok_or_else(|| bad("too large"))
-    }
-
-    /// The smallest fee (umag) that pays `gas` at this price: `ceil(gas × price)`.
-    pub fn fee_for(&self, gas: u64) -> u128 {
-        let g = gas as u128;
-        // gas < 2^64 and price fits u128; split the price to avoid overflow.
-        let whole = (self.0 / PRICE_SCALE).saturating_mul(g);
-        let frac = (self.0 % PRICE_SCALE).saturating_mul(g);
-        whole
-            .saturating_add(frac / PRICE_SCALE)
-            .saturating_add(u128::from(!frac.is_multiple_of(PRICE_SCALE)))
-    }
-}
+pub use magnet_core::gas::GasPrice;
 
 /// Read an account (unmetered; `Err` on corrupt bytes).
 pub fn get_account(store: &dyn KvStore, addr: &Address) -> Result<Option<Account>, ModuleError> {

@@ -147,15 +147,17 @@ pub fn exec_tx(
     let services = env.modules.services();
     let mut ante_buf = Overlay::new(store);
     let mut ctx = Ctx::new(env.block, &mut ante_buf, GasMeter::new(gas_limit), services);
-    let ante = guarded(tx, "ante", || run_ante(&mut ctx, env, tx, sig_hint, mode));
+    let ante = guarded(tx, "ante", || {
+        run_ante(&mut ctx, env, tx, sig_hint, mode).and_then(|()| out_of_gas(&ctx))
+    });
     if let Err(e) = ante {
-        let used = ctx.gas.used();
+        let used = ctx.gas().used();
         drop(ctx);
         ante_buf.discard();
         return TxOutcome::failed(e, gas_limit, used, Vec::new());
     }
     let ante_events = ctx.take_events();
-    let gas = ctx.gas.clone();
+    let gas = ctx.gas().clone();
     drop(ctx);
 
     let mut msg_buf = Overlay::new(&mut ante_buf);
@@ -167,7 +169,7 @@ pub fn exec_tx(
         run_msgs(&mut ctx, env, tx, &mut responses)
     })
     .err();
-    let used = ctx.gas.used();
+    let used = ctx.gas().used();
     let msg_events = ctx.take_events();
     drop(ctx);
     match failure {
@@ -254,7 +256,13 @@ fn run_msgs(
                 format!("message {i}: unrecognized message type {:?}", msg.type_url),
             ));
         };
-        match module.deliver(ctx, msg) {
+        // A message that exhausted the meter through the store view fails with out-of-gas,
+        // whatever it returned (ADR 0096).
+        let delivered = module
+            .deliver(ctx, msg)
+            .map_err(TxError::from)
+            .and_then(|r| out_of_gas(ctx).map(|()| r));
+        match delivered {
             Ok(r) => {
                 // The Cosmos SDK's `message` event, for every message of every module: what
                 // explorers and `tx_search("message.sender='…'")` filter on.
@@ -270,13 +278,18 @@ fn run_msgs(
                 })
             }
             Err(e) => {
-                let mut e = TxError::from(e);
+                let mut e = out_of_gas(ctx).err().unwrap_or(e);
                 e.log = format!("message {i} ({}): {}", msg.type_url, e.log);
                 return Err(e);
             }
         }
     }
     Ok(())
+}
+
+/// Out-of-gas if the meter ran out, even through the (infallible) store view.
+fn out_of_gas(ctx: &Ctx) -> Result<(), TxError> {
+    ctx.gas().exhausted().map_or(Ok(()), |e| Err(e.into()))
 }
 
 fn run_ante(
@@ -295,8 +308,8 @@ fn run_ante(
             ),
         ));
     }
-    let costs = ctx.gas.costs;
-    ctx.gas
+    let costs = ctx.gas().costs;
+    ctx.gas()
         .consume(costs.tx_per_byte.saturating_mul(tx.len as u64), "txSize")?;
     let mut acct = auth::load_account(ctx, &tx.signer)?.ok_or_else(|| {
         TxError::sdk(
@@ -338,7 +351,7 @@ fn run_ante(
             ))
         }
     };
-    ctx.gas
+    ctx.gas()
         .consume(costs.sig_verify, "ante verify: secp256k1")?;
     let skip_sig = mode == Mode::Simulate && tx.signature.is_empty();
     if !skip_sig {

@@ -237,7 +237,9 @@ pub fn simulate_request(tx_bytes: Vec<u8>) -> Vec<u8> {
 }
 
 /// A genesis `app_state` (Cosmos shape) with `accounts` numbered 0, 1, … in order and funded
-/// with umag.
+/// with umag. Its auth params are the defaults except a zero minimum gas price, so tests that
+/// are not about fees need not price them; fee tests set `auth.params` themselves (or use
+/// [`genesis_app_state_with_fees`]).
 pub fn genesis_app_state(accounts: &[(Address, u128)]) -> serde_json::Value {
     let balances: Vec<serde_json::Value> = accounts
         .iter()
@@ -257,8 +259,12 @@ pub fn genesis_app_state(accounts: &[(Address, u128)]) -> serde_json::Value {
             })
         })
         .collect();
+    let params = crate::auth::AuthParams {
+        min_gas_price: "0".into(),
+        ..Default::default()
+    };
     serde_json::json!({
-        "auth": {"params": null, "accounts": auth_accounts},
+        "auth": {"params": params, "accounts": auth_accounts},
         "bank": {"balances": balances},
     })
 }
@@ -345,4 +351,19 @@ pub mod hazard {
             (path == TOUCHED_PATH).then(|| Ok(ctx.store.get(b"hazard/touched").unwrap_or_default()))
         }
     }
+}
+
+/// [`genesis_app_state`] with the default auth params, the non-zero minimum gas price
+/// included ([`crate::auth::DEFAULT_MIN_GAS_PRICE`]).
+pub fn genesis_app_state_with_fees(accounts: &[(Address, u128)]) -> serde_json::Value {
+    let mut s = genesis_app_state(accounts);
+    s["auth"]["params"] = serde_json::Value::Null;
+    s
+}
+
+/// The smallest fee (umag) that pays `gas_limit` at `min_gas_price` (umag per gas, decimal):
+/// `ceil(gas_limit × min_gas_price)`, what a client computes from the chain's params so a
+/// user never prices gas by hand. An unparsable price is an error.
+pub fn fee_for(gas_limit: u64, min_gas_price: &str) -> Result<u128, magnet_core::ModuleError> {
+    Ok(crate::auth::GasPrice::parse(min_gas_price)?.fee_for(gas_limit))
 }

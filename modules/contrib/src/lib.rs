@@ -119,20 +119,15 @@ impl magnet_core::Contributions for ContribModule {
         })
     }
     fn verified(&self, ctx: &mut Ctx, epoch: u64) -> Result<Vec<VerifiedWork>, ModuleError> {
-        Ok(state::contributions(ctx.store(), epoch)?
-            .into_iter()
-            .filter(|c| matches!(c.status, Status::Scored | Status::Unscored))
-            .map(|c| VerifiedWork {
-                epoch: c.epoch,
-                job: c.job,
-                operator: c.operator,
-                kind: c.work.as_ref().map(|w| w.kind.clone()).unwrap_or_default(),
-                quality: c.quality,
-                compute: c.compute,
-                good_evaluators: c.good_evaluators,
-                invalidated: c.invalidated,
-            })
-            .collect())
+        Ok(verified_work(state::contributions(ctx.store(), epoch)?))
+    }
+    fn verified_for_job(
+        &self,
+        ctx: &mut Ctx,
+        epoch: u64,
+        job: u64,
+    ) -> Result<Vec<VerifiedWork>, ModuleError> {
+        Ok(verified_work(state::job_contributions(ctx, epoch, job)?))
     }
     fn open_disputes(&self, ctx: &mut Ctx, epoch: u64) -> Result<u64, ModuleError> {
         Ok(state::contributions(ctx.store(), epoch)?
@@ -140,6 +135,23 @@ impl magnet_core::Contributions for ContribModule {
             .filter(|c| c.disputed)
             .count() as u64)
     }
+}
+
+/// The verified (scored or unscored) ones of `cs`, as the jobs module sees them.
+fn verified_work(cs: Vec<state::Contribution>) -> Vec<VerifiedWork> {
+    cs.into_iter()
+        .filter(|c| matches!(c.status, Status::Scored | Status::Unscored))
+        .map(|c| VerifiedWork {
+            epoch: c.epoch,
+            job: c.job,
+            operator: c.operator,
+            kind: c.work.as_ref().map(|w| w.kind.clone()).unwrap_or_default(),
+            quality: c.quality,
+            compute: c.compute,
+            good_evaluators: c.good_evaluators,
+            invalidated: c.invalidated,
+        })
+        .collect()
 }
 
 impl magnet_core::Disputable for ContribModule {

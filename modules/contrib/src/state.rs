@@ -238,6 +238,20 @@ pub fn contributions(store: &dyn KvStore, e: u64) -> Result<Vec<Contribution>, M
         .collect()
 }
 
+/// Contributions of `e` to `job`, in key order (metered: one seek plus each key returned).
+pub fn job_contributions(
+    ctx: &mut Ctx,
+    e: u64,
+    job: u64,
+) -> Result<Vec<Contribution>, ModuleError> {
+    ctx.scan_prefix(&[C_PREFIX, &e8(e), &job.to_be_bytes()].concat())?
+        .into_iter()
+        .map(|(k, v)| {
+            Contribution::try_from_slice(&v).map_err(|x| ModuleError::corrupt(&k, &x.to_string()))
+        })
+        .collect()
+}
+
 /// Key of an assignment.
 pub fn a_key(e: u64, job: u64, contributor: &Address, evaluator: &Address) -> Vec<u8> {
     [

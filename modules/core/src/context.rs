@@ -2,6 +2,15 @@
 //!
 //! Store access through `Ctx` is gas-metered; hooks run with an infinite meter. Events are
 //! collected in order and attached by the app to the tx or block result.
+//!
+//! Two ways in, one meter (ADR 0096):
+//! * the metered methods ([`Ctx::get`], [`Ctx::set`], [`Ctx::delete`], [`Ctx::scan_prefix`],
+//!   the borsh helpers) charge first and return [`OutOfGas`] as soon as the limit is passed, so
+//!   a loop built on them stops there;
+//! * the store view ([`Ctx::store`], [`Ctx::store_mut`]) — what the typed `state::` helpers
+//!   take — charges the same schedule per access but cannot return an error; once the meter is
+//!   exhausted the app fails the message with out-of-gas ([`GasMeter::exhausted`]) whatever it
+//!   returned. Handler loops that a tx can grow use the metered methods, so they stop early.
 
 use crate::gas::{GasMeter, OutOfGas};
 use crate::services::Services;
@@ -53,13 +62,74 @@ pub struct BlockInfo {
     pub misbehavior: Vec<Misbehavior>,
 }
 
+/// A store view that charges a [`GasMeter`] for every access (see the module docs).
+pub struct MeteredStore<'a> {
+    inner: &'a mut dyn KvStore,
+    gas: GasMeter,
+}
+
+impl MeteredStore<'_> {
+    fn charge_read(&self, key: &[u8], value: Option<&Vec<u8>>) -> Result<(), OutOfGas> {
+        let c = self.gas.costs;
+        self.gas.consume(c.read_flat, "read")?;
+        let n = value.map_or(0, |v| v.len()) as u64;
+        self.gas.consume(
+            c.read_per_byte.saturating_mul(n + key.len() as u64),
+            "read bytes",
+        )
+    }
+    fn charge_write(&self, key: &[u8], value: &[u8]) -> Result<(), OutOfGas> {
+        let c = self.gas.costs;
+        self.gas.consume(c.write_flat, "write")?;
+        let n = (key.len() + value.len()) as u64;
+        self.gas
+            .consume(c.write_per_byte.saturating_mul(n), "write bytes")
+    }
+    fn charge_delete(&self) -> Result<(), OutOfGas> {
+        self.gas.consume(self.gas.costs.delete, "delete")
+    }
+    /// Seek, then each returned key; stops charging at the first failure.
+    fn charge_range(&self, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(), OutOfGas> {
+        let c = self.gas.costs;
+        self.gas.consume(c.iter_flat, "iterate")?;
+        for (k, v) in rows {
+            self.gas.consume(c.iter_next_flat, "iterate next")?;
+            self.gas.consume(
+                c.read_per_byte.saturating_mul((k.len() + v.len()) as u64),
+                "iterate bytes",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl KvStore for MeteredStore<'_> {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let v = self.inner.get(key);
+        // An exhausted meter is reported by the app after the message (`GasMeter::exhausted`).
+        let _ = self.charge_read(key, v.as_ref());
+        v
+    }
+    fn set(&mut self, key: &[u8], value: Vec<u8>) {
+        let _ = self.charge_write(key, &value);
+        self.inner.set(key, value);
+    }
+    fn delete(&mut self, key: &[u8]) {
+        let _ = self.charge_delete();
+        self.inner.delete(key);
+    }
+    fn range(&self, start: &[u8], end: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let rows = self.inner.range(start, end);
+        let _ = self.charge_range(&rows);
+        rows
+    }
+}
+
 /// Execution context of a message or hook. See the module docs.
 pub struct Ctx<'a> {
     /// The block.
     pub block: &'a BlockInfo,
-    store: &'a mut dyn KvStore,
-    /// Gas meter of this tx (infinite in hooks).
-    pub gas: GasMeter,
+    store: MeteredStore<'a>,
     events: Vec<Event>,
     /// The verified signer of the current tx (`None` in hooks and genesis).
     pub signer: Option<Address>,
@@ -78,8 +148,7 @@ impl<'a> Ctx<'a> {
     ) -> Ctx<'a> {
         Ctx {
             block,
-            store,
-            gas,
+            store: MeteredStore { inner: store, gas },
             events: Vec::new(),
             signer: None,
             check_only: false,
@@ -93,13 +162,21 @@ impl<'a> Ctx<'a> {
         self.services
     }
 
+    /// Gas meter of this tx (infinite in hooks).
+    pub fn gas(&self) -> &GasMeter {
+        &self.store.gas
+    }
+
     /// Metered read.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, OutOfGas> {
-        let c = self.gas.costs;
-        self.gas.consume(c.read_flat, "read")?;
-        let v = self.store.get(key);
+        // Charge the flat part before the work, the bytes after it.
+        self.store
+            .gas
+            .consume(self.store.gas.costs.read_flat, "read")?;
+        let v = self.store.inner.get(key);
+        let c = self.store.gas.costs;
         let n = v.as_ref().map_or(0, |v| v.len()) as u64;
-        self.gas.consume(
+        self.store.gas.consume(
             c.read_per_byte.saturating_mul(n + key.len() as u64),
             "read bytes",
         )?;
@@ -108,32 +185,34 @@ impl<'a> Ctx<'a> {
 
     /// Metered write.
     pub fn set(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), OutOfGas> {
-        let c = self.gas.costs;
-        self.gas.consume(c.write_flat, "write")?;
-        let n = (key.len() + value.len()) as u64;
-        self.gas
-            .consume(c.write_per_byte.saturating_mul(n), "write bytes")?;
-        self.store.set(key, value);
+        self.store.charge_write(key, &value)?;
+        self.store.inner.set(key, value);
         Ok(())
     }
 
     /// Metered delete.
     pub fn delete(&mut self, key: &[u8]) -> Result<(), OutOfGas> {
-        let c = self.gas.costs;
-        self.gas.consume(c.delete, "delete")?;
-        self.store.delete(key);
+        self.store.charge_delete()?;
+        self.store.inner.delete(key);
         Ok(())
     }
 
-    /// Metered prefix scan, ascending.
+    /// Metered prefix scan, ascending: a seek, then `iter_next_flat` plus `read_per_byte` per
+    /// byte for each key returned.
     #[allow(clippy::type_complexity)]
     pub fn scan_prefix(&mut self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, OutOfGas> {
-        let c = self.gas.costs;
-        self.gas.consume(c.iter_flat, "iterate")?;
-        let out = crate::store::scan_prefix(&*self.store, prefix);
-        let n: u64 = out.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
-        self.gas
-            .consume(c.read_per_byte.saturating_mul(n), "iterate bytes")?;
+        self.store
+            .gas
+            .consume(self.store.gas.costs.iter_flat, "iterate")?;
+        let out = crate::store::scan_prefix(&*self.store.inner, prefix);
+        let c = self.store.gas.costs;
+        for (k, v) in &out {
+            self.store.gas.consume(c.iter_next_flat, "iterate next")?;
+            self.store.gas.consume(
+                c.read_per_byte.saturating_mul((k.len() + v.len()) as u64),
+                "iterate bytes",
+            )?;
+        }
         Ok(out)
     }
 
@@ -161,14 +240,15 @@ impl<'a> Ctx<'a> {
         self.set(key, bytes)
     }
 
-    /// Unmetered read-only view of the store (for hooks and queries-in-execution).
+    /// Read-only view of the store. Every access charges this context's meter (per the
+    /// schedule, like [`Ctx::get`] / [`Ctx::scan_prefix`]) but cannot fail: see the module docs.
     pub fn store(&self) -> &dyn KvStore {
-        &*self.store
+        &self.store
     }
 
-    /// Unmetered mutable store (hooks only; tx code uses the metered methods).
+    /// Mutable view of the store, charged like [`Ctx::store`] (writes per [`Ctx::set`]).
     pub fn store_mut(&mut self) -> &mut dyn KvStore {
-        &mut *self.store
+        &mut self.store
     }
 
     /// Emit an event.

@@ -1,6 +1,17 @@
 //! Gas: a budget of work a transaction may do. Costs are per store read/write, per byte,
-//! and per unit of declared work (e.g. signature checks). Running out aborts the tx (its
-//! writes are discarded) but its fee is still charged.
+//! per key iterated, and per unit of declared work (e.g. signature checks). Running out
+//! aborts the tx (its writes are discarded) but its fee is still charged.
+//!
+//! The schedule ([`GasCosts`]) is the Cosmos SDK's `KVGasConfig` (ADR 0096). Every store
+//! access a transaction makes through its [`crate::Ctx`] is charged — the metered methods
+//! (`get`, `set`, `scan_prefix`, …) return [`OutOfGas`] at once; reads through the
+//! store view (`Ctx::store()`) charge the same meter and, once it is exhausted, the app fails
+//! the message with out-of-gas when it returns ([`GasMeter::exhausted`]).
+//!
+//! The meter counts through a `&self` (a [`Cell`]) so that a read-only store view can charge
+//! it.
+
+use std::cell::{Cell, RefCell};
 
 /// Fixed gas costs (Cosmos SDK KVGasConfig-like).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,8 +26,11 @@ pub struct GasCosts {
     pub write_per_byte: u64,
     /// Per delete.
     pub delete: u64,
-    /// Per range scan, plus `read_per_byte` per byte returned.
+    /// Per range scan (the seek), plus `iter_next_flat` per key and `read_per_byte` per byte
+    /// returned.
     pub iter_flat: u64,
+    /// Per key a range scan returns (Cosmos SDK `IterNextCostFlat`).
+    pub iter_next_flat: u64,
     /// Per tx byte.
     pub tx_per_byte: u64,
     /// Per secp256k1 signature verification.
@@ -31,7 +45,8 @@ impl Default for GasCosts {
             write_flat: 2000,
             write_per_byte: 30,
             delete: 1000,
-            iter_flat: 30,
+            iter_flat: 1000,
+            iter_next_flat: 30,
             tx_per_byte: 10,
             sig_verify: 1000,
         }
@@ -54,7 +69,10 @@ pub struct OutOfGas {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GasMeter {
     limit: u64,
-    used: u64,
+    used: Cell<u64>,
+    /// The first charge that did not fit, kept for the app to report (see
+    /// [`GasMeter::exhausted`]).
+    exhausted: RefCell<Option<OutOfGas>>,
     /// Cost table.
     pub costs: GasCosts,
 }
@@ -64,7 +82,8 @@ impl GasMeter {
     pub fn new(limit: u64) -> GasMeter {
         GasMeter {
             limit,
-            used: 0,
+            used: Cell::new(0),
+            exhausted: RefCell::new(None),
             costs: GasCosts::default(),
         }
     }
@@ -74,25 +93,97 @@ impl GasMeter {
     }
     /// Gas used so far.
     pub fn used(&self) -> u64 {
-        self.used
+        self.used.get()
     }
     /// The limit.
     pub fn limit(&self) -> u64 {
         self.limit
     }
     /// Charge `amount`; error (and saturate `used` at the limit) if it exceeds the limit.
-    pub fn consume(&mut self, amount: u64, descriptor: &str) -> Result<(), OutOfGas> {
-        let needed = self.used.saturating_add(amount);
+    /// The first failed charge is remembered ([`GasMeter::exhausted`]).
+    pub fn consume(&self, amount: u64, descriptor: &str) -> Result<(), OutOfGas> {
+        let needed = self.used.get().saturating_add(amount);
         if needed > self.limit {
-            self.used = self.limit;
-            return Err(OutOfGas {
+            self.used.set(self.limit);
+            let e = OutOfGas {
                 descriptor: descriptor.to_string(),
                 limit: self.limit,
                 needed,
-            });
+            };
+            self.exhausted.borrow_mut().get_or_insert_with(|| e.clone());
+            return Err(e);
         }
-        self.used = needed;
+        self.used.set(needed);
         Ok(())
+    }
+    /// The first charge that exceeded the limit, if any. A charge made through the store
+    /// view cannot return an error, so the app checks this after every message: a message
+    /// that ran out of gas fails with out-of-gas whatever it returned.
+    pub fn exhausted(&self) -> Option<OutOfGas> {
+        self.exhausted.borrow().clone()
+    }
+}
+
+/// A gas price in umag per gas, as an integer number of 10^-18 umag (exact decimal math).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct GasPrice(pub u128);
+
+const PRICE_SCALE: u128 = 1_000_000_000_000_000_000;
+
+impl GasPrice {
+    /// Parse `"0.025"` or `"0.025umag"` (at most 18 decimals).
+    pub fn parse(s: &str) -> Result<GasPrice, crate::ModuleError> {
+        let bad = |why: &str| {
+            crate::ModuleError::invalid_request(format!(
+                "gas price {s:?}: {why}; write it like 0.025 or 0.025umag"
+            ))
+        };
+        let t = s.trim();
+        let t = t.strip_suffix(crate::NATIVE_DENOM).unwrap_or(t);
+        if t.is_empty() {
+            return Err(bad("empty"));
+        }
+        let (int, frac) = match t.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (t, ""),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(bad("no digits"));
+        }
+        if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("not a decimal number"));
+        }
+        if frac.len() > 18 {
+            return Err(bad("more than 18 decimals"));
+        }
+        let i: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad("too large"))?
+        };
+        let mut f: u128 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| bad("too large"))?
+        };
+        for _ in frac.len()..18 {
+            f *= 10;
+        }
+        i.checked_mul(PRICE_SCALE)
+            .and_then(|v| v.checked_add(f))
+            .map(GasPrice)
+            .ok_or_else(|| bad("too large"))
+    }
+
+    /// The smallest fee (umag) that pays `gas` at this price: `ceil(gas × price)`.
+    pub fn fee_for(&self, gas: u64) -> u128 {
+        let g = gas as u128;
+        // gas < 2^64 and price fits u128; split the price to avoid overflow.
+        let whole = (self.0 / PRICE_SCALE).saturating_mul(g);
+        let frac = (self.0 % PRICE_SCALE).saturating_mul(g);
+        whole
+            .saturating_add(frac / PRICE_SCALE)
+            .saturating_add(u128::from(!frac.is_multiple_of(PRICE_SCALE)))
     }
 }
 
@@ -102,10 +193,15 @@ mod tests {
 
     #[test]
     fn exceeding_the_limit_is_an_error_and_saturates() {
-        let mut g = GasMeter::new(10);
+        let g = GasMeter::new(10);
         assert!(g.consume(6, "a").is_ok());
+        assert_eq!(g.exhausted(), None);
         let e = g.consume(5, "b").unwrap_err();
         assert_eq!(e.needed, 11);
         assert_eq!(g.used(), 10);
+        assert_eq!(g.exhausted(), Some(e));
+        // A later failure does not replace the first.
+        assert!(g.consume(1, "c").is_err());
+        assert_eq!(g.exhausted().map(|e| e.descriptor), Some("b".to_string()));
     }
 }

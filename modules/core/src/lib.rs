@@ -43,7 +43,7 @@ pub use address::{Address, AddressError, BECH32_PREFIX};
 pub use coins::{Coin, Coins, CoinsError, NATIVE_DENOM};
 pub use context::{BlockInfo, Ctx, QueryCtx};
 pub use event::Event;
-pub use gas::{GasMeter, OutOfGas};
+pub use gas::{GasCosts, GasMeter, OutOfGas};
 pub use module::{Module, ModuleError, MsgResult, ValidatorUpdate};
 pub use services::{
     community_pool, AcceptedDelta, Bank, BankError, Contributions, Disputable, Emission, Jobs,

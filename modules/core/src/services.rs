@@ -421,6 +421,21 @@ pub trait Contributions: Disputable + Send + Sync {
     fn verified(&self, ctx: &mut Ctx, epoch: u64) -> Result<Vec<VerifiedWork>, ModuleError>;
     /// Number of disputes against `epoch`'s contributions still open.
     fn open_disputes(&self, ctx: &mut Ctx, epoch: u64) -> Result<u64, ModuleError>;
+    /// Verified contributions of `epoch` to `job`, in key order. Implementations should read
+    /// only that job's keys (metered), so a caller's cost follows the job's own work, not every
+    /// job's; the default filters [`Contributions::verified`].
+    fn verified_for_job(
+        &self,
+        ctx: &mut Ctx,
+        epoch: u64,
+        job: u64,
+    ) -> Result<Vec<VerifiedWork>, ModuleError> {
+        Ok(self
+            .verified(ctx, epoch)?
+            .into_iter()
+            .filter(|w| w.job == job)
+            .collect())
+    }
 }
 
 /// Something a notary challenge can target (`contrib/<epoch>/<job>/<operator>`, `data/<id>`).

@@ -501,6 +501,9 @@ pub fn split(pool: u128, weights: &[(Address, u128)]) -> Result<Vec<(Address, u1
 }
 
 /// Verified, valid work for `j` in epochs `created_epoch..=through`.
+///
+/// One metered seek per epoch plus this job's keys (ADR 0096): the cost follows the job's age
+/// and its own work, never other jobs', and a tx running it stops at its gas limit.
 fn works(
     ctx: &mut Ctx,
     j: &Job,
@@ -510,7 +513,7 @@ fn works(
     let contrib = ctx.services().contrib()?;
     let mut out = Vec::new();
     for e in j.created_epoch..=through.min(current) {
-        for w in contrib.verified(ctx, e)? {
+        for w in contrib.verified_for_job(ctx, e, j.id)? {
             if w.job == j.id && !w.invalidated && w.quality > 0 && w.compute > 0 {
                 out.push(w);
             }

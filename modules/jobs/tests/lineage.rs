@@ -177,3 +177,46 @@ fn cancellation_refunds_only_before_any_work() {
     assert_eq!((e.codespace.as_str(), e.code), ("jobs", 5));
     c.end().unwrap();
 }
+
+/// A job `epochs` epochs old (blocks of 16 epochs each, the fixture's `max_ends_per_block`).
+fn aged_job(epochs: u64) -> (magnet_testkit::Chain, Address, u64) {
+    let (mut c, nodes) = setup(1);
+    let creator = nodes[0].op;
+    c.begin(1).unwrap();
+    let id = job(&mut c, &creator, T0 + 10_000 * EPOCH);
+    c.end().unwrap();
+    let start = c.epoch();
+    while c.epoch() < start + epochs {
+        let step = (start + epochs - c.epoch()).min(16);
+        c.empty_block(step * EPOCH).unwrap();
+    }
+    (c, creator, id)
+}
+
+#[test]
+fn cancelling_an_old_job_costs_gas_per_epoch_and_runs_out_under_a_modest_limit() {
+    // The cancel checks every epoch since the job's creation for its work: one metered seek
+    // per epoch (ADR 0096), so its gas follows the job's age.
+    let mut used = Vec::new();
+    for epochs in [0u64, 50, 200] {
+        let (mut c, creator, id) = aged_job(epochs);
+        let (r, g) = c.deliver_with_gas(&creator, &[msgs::cancel_job(&creator, id)], 50_000_000);
+        r.unwrap();
+        used.push(g);
+    }
+    assert!(
+        used[1] >= used[0] + 50 * 1_000 && used[2] >= used[1] + 150 * 1_000,
+        "gas used by cancel after 0, 50, 200 epochs: {used:?}"
+    );
+
+    // The same cancel after 200 epochs with a 100,000-gas limit: out of gas, nothing changes.
+    let (mut c, creator, id) = aged_job(200);
+    let before = c.snapshot();
+    let balance = c.balance(&creator);
+    let (r, g) = c.deliver_with_gas(&creator, &[msgs::cancel_job(&creator, id)], 100_000);
+    let e = r.unwrap_err();
+    assert_eq!((e.codespace.as_str(), e.code), ("sdk", 11), "{}", e.log);
+    assert_eq!(g, 100_000);
+    assert_eq!(c.snapshot(), before, "a tx that ran out of gas wrote state");
+    assert_eq!(c.balance(&creator), balance);
+}

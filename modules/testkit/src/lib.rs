@@ -240,9 +240,21 @@ impl Chain {
         signer: &Address,
         msgs: &[prost_types::Any],
     ) -> Result<Vec<MsgResult>, ModuleError> {
+        self.deliver_with_gas(signer, msgs, 50_000_000).0
+    }
+
+    /// [`Chain::deliver`] with a gas limit; also returns the gas used. Running out (through
+    /// the metered methods or the store view) fails the tx with out-of-gas (`sdk` 11), as the
+    /// app does; fees are the app's and are not charged here.
+    pub fn deliver_with_gas(
+        &mut self,
+        signer: &Address,
+        msgs: &[prost_types::Any],
+        gas_limit: u64,
+    ) -> (Result<Vec<MsgResult>, ModuleError>, u64) {
         let block = self.block.clone();
         let mut overlay = Overlay::new(&mut self.store);
-        let mut ctx = Ctx::new(&block, &mut overlay, GasMeter::new(50_000_000), services());
+        let mut ctx = Ctx::new(&block, &mut overlay, GasMeter::new(gas_limit), services());
         ctx.signer = Some(*signer);
         let mut out = Vec::new();
         let mut res = Ok(());
@@ -260,7 +272,11 @@ impl Chain {
                         format!("message must be signed by {need}, not {signer}"),
                     ));
                 }
-                m.deliver(&mut ctx, msg)
+                let r = m.deliver(&mut ctx, msg);
+                match ctx.gas().exhausted() {
+                    Some(e) => Err(e.into()),
+                    None => r,
+                }
             })();
             match r {
                 Ok(x) => out.push(x),
@@ -271,8 +287,9 @@ impl Chain {
             }
         }
         let events = ctx.take_events();
+        let used = ctx.gas().used();
         drop(ctx);
-        match res {
+        let r = match res {
             Ok(()) => {
                 overlay.commit();
                 self.events.extend(events);
@@ -282,7 +299,8 @@ impl Chain {
                 overlay.discard();
                 Err(e)
             }
-        }
+        };
+        (r, used)
     }
 
     /// End the block: `end_block`, the epoch clock, `end_epoch` for each ended epoch.

@@ -313,7 +313,8 @@ enum TxBankCmd {
         to: String,
         /// Coins to send, e.g. 1000umag.
         amount: String,
-        /// Fee coins (default: gas × 0.025umag rounded up, never below 1umag).
+        /// Fee coins (default: gas × 0.025umag rounded up, never below 1umag: the chain's default
+        /// minimum gas price; a chain whose governance raised it needs --fees).
         #[arg(long)]
         fees: Option<String>,
         /// Gas limit.
@@ -1057,10 +1058,13 @@ async fn status(home: &Home, n: NodeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The fee `magnetd tx` pays when `--fees` is not given: `ceil(gas × 0.025)` umag, the
+/// chain's default minimum gas price (ADR 0097), never below 1 umag.
 fn default_fee(gas: u64) -> Coins {
-    // 0.025 umag per gas, rounded up.
-    let fee = (u128::from(gas) * 25).div_ceil(1000).max(1);
-    Coins::umag(fee)
+    let fee = magnet_client::tx::FeeSpec::at_price(gas, magnet_client::tx::DEFAULT_GAS_PRICE)
+        .map(|f| f.amount.amount_of(magnet_core::NATIVE_DENOM))
+        .unwrap_or(0);
+    Coins::umag(fee.max(1))
 }
 
 async fn tx_bank(home: &Home, t: TxBankCmd) -> Result<()> {

@@ -351,6 +351,28 @@ fn parse_kills(v: &[String], n: usize) -> Result<Vec<(KillWho, u64)>> {
         .collect()
 }
 
+/// Set `[section] key = "value"` in the `worker.toml` under `home`.
+fn set_worker_toml(home: &Path, section: &str, key: &str, value: &str) -> Result<()> {
+    let p = home.join("worker.toml");
+    let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
+    let s = t
+        .entry(section)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(s) = s.as_table_mut() {
+        s.insert(key.into(), toml::Value::String(value.into()));
+    }
+    std::fs::write(&p, toml::to_string_pretty(&t)?)?;
+    Ok(())
+}
+
+/// The devnet's auth params: the defaults with a zero minimum gas price (see `run`).
+fn devnet_auth_params() -> Result<Value> {
+    Ok(serde_json::to_value(magnet_app::auth::AuthParams {
+        min_gas_price: "0".into(),
+        ..Default::default()
+    })?)
+}
+
 fn devnet_app_state(epoch_secs: u64) -> Result<Value> {
     let mut reg = serde_json::to_value(magnet_registry::Params::default())?;
     reg["heartbeat_interval_secs"] = 10.into();
@@ -999,22 +1021,16 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             &format!("{}umag", MAG),
         ])?;
     }
+    // The devnet's genesis sets a zero minimum gas price (see `devnet_auth_params`): the
+    // workers pay no fee, as before ADR 0097, so their balances measure only the incentives.
+    for w in &workers {
+        set_worker_toml(&w.home, "chain", "gas_price", "0")?;
+    }
     // A colluding evaluator's partner.
     for (i, w) in workers.iter().enumerate() {
         if w.fault == "collude" {
             let partner = &workers[collude_partner(&slots, i)];
-            let p = w.home.join("worker.toml");
-            let mut t: toml::Table = std::fs::read_to_string(&p)?.parse()?;
-            let dev = t
-                .entry("dev")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(d) = dev.as_table_mut() {
-                d.insert(
-                    "partner".into(),
-                    toml::Value::String(partner.operator.clone()),
-                );
-            }
-            std::fs::write(&p, toml::to_string_pretty(&t)?)?;
+            set_worker_toml(&w.home, "dev", "partner", &partner.operator)?;
             eprintln!(
                 "devnet: {} colludes with {} (scores its work at the top)",
                 w.moniker, partner.moniker
@@ -1097,6 +1113,10 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     {
         g["app_state"][k] = v.clone();
     }
+    // Fees are zero on the devnet (ADR 0097, docs/devnet.md): its incentive measurements are
+    // balance differences that a fee per tx would blur, and its node keys hold 1 MAG. The
+    // accounts `genesis add-account` wrote stay; only the params are set.
+    g["app_state"]["auth"]["params"] = devnet_auth_params()?;
     crate::genesis::write(&gpath, &g)?;
 
     // Start the chain.
@@ -2243,6 +2263,21 @@ mod tests {
         let reg: magnet_registry::Params =
             serde_json::from_value(s["registry"]["params"].clone()).unwrap();
         reg.validate().unwrap();
+        magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &s).unwrap();
+    }
+
+    #[test]
+    fn the_devnet_genesis_sets_a_zero_minimum_gas_price_and_validates() {
+        let mut s = devnet_app_state(150).unwrap();
+        s["auth"] = json!({ "params": devnet_auth_params().unwrap(), "accounts": [] });
+        let p: magnet_app::auth::AuthParams =
+            serde_json::from_value(s["auth"]["params"].clone()).unwrap();
+        assert_eq!(p.min_gas_price, "0");
+        assert_ne!(
+            magnet_app::auth::AuthParams::default().min_gas_price,
+            "0",
+            "the chain's default is non-zero; only the devnet opts out"
+        );
         magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &s).unwrap();
     }
 }

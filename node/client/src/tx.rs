@@ -29,6 +29,26 @@ pub struct FeeSpec {
     pub gas_limit: u64,
 }
 
+/// The gas price clients pay when told none, umag per gas: the chain's default minimum
+/// (`auth.min_gas_price`, ADR 0097), so a default tx is accepted by a default chain.
+pub const DEFAULT_GAS_PRICE: &str = "0.025";
+
+impl FeeSpec {
+    /// The smallest fee that pays `gas_limit` at `gas_price` (umag per gas, decimal such as
+    /// `"0.025"` or `"0.025umag"`): `ceil(gas_limit × gas_price)` umag, no coin when that is 0.
+    pub fn at_price(gas_limit: u64, gas_price: &str) -> Result<FeeSpec, ClientError> {
+        let price = magnet_core::gas::GasPrice::parse(gas_price)
+            .map_err(|e| ClientError::Tx(format!("gas price: {}", e.log)))?;
+        let fee = price.fee_for(gas_limit);
+        let amount = if fee == 0 {
+            Coins::new()
+        } else {
+            Coins::umag(fee)
+        };
+        Ok(FeeSpec { amount, gas_limit })
+    }
+}
+
 fn to_cosmrs_coins(coins: &Coins) -> Result<Vec<cosmrs::Coin>, ClientError> {
     coins
         .iter()
@@ -101,6 +121,29 @@ pub fn tx_hash(tx: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fee_at_a_price_is_the_gas_limit_times_the_price_rounded_up() {
+        for (gas, price, want) in [
+            (200_000, "0.025", 5_000u128),
+            (200_001, "0.025", 5_001),
+            (2_000_000, "0.025umag", 50_000),
+            (1, "0.025", 1),
+            (200_000, "0", 0),
+        ] {
+            let f = FeeSpec::at_price(gas, price).unwrap();
+            assert_eq!(f.gas_limit, gas);
+            assert_eq!(f.amount.amount_of("umag"), want, "{gas} × {price}");
+        }
+        assert!(FeeSpec::at_price(1, "cheap").is_err());
+        assert_eq!(
+            FeeSpec::at_price(DEFAULT_GAS, DEFAULT_GAS_PRICE)
+                .unwrap()
+                .amount
+                .amount_of("umag"),
+            5_000
+        );
+    }
 
     #[test]
     fn a_signed_send_decodes_back_with_its_fields() {

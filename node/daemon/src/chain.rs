@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use magnet_client::tx::FeeSpec;
 use magnet_client::{ChainClient, ClientError, Key};
-use magnet_core::Coins;
 use serde::de::DeserializeOwned;
 use tendermint_rpc::Client;
 
@@ -53,8 +52,8 @@ fn unix(t: tendermint::Time) -> u64 {
 }
 
 impl Chain {
-    /// A chain client over `urls` (at least one).
-    pub fn new(urls: &[String], gas_limit: u64, fee_umag: u64) -> Result<Chain> {
+    /// A chain client over `urls` (at least one) paying `fee` on every tx.
+    pub fn new(urls: &[String], fee: FeeSpec) -> Result<Chain> {
         if urls.is_empty() {
             return Err(DaemonError::Chain(
                 "no RPC endpoints: give at least one (chain.rpc)".into(),
@@ -64,18 +63,18 @@ impl Chain {
             .iter()
             .map(|u| ChainClient::new(u))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut amount = Coins::new();
-        if fee_umag > 0 {
-            amount
-                .checked_add_coin(magnet_core::NATIVE_DENOM, u128::from(fee_umag))
-                .map_err(|e| DaemonError::Chain(e.to_string()))?;
-        }
         Ok(Chain {
             clients,
             preferred: AtomicUsize::new(0),
-            fee: FeeSpec { amount, gas_limit },
+            fee,
             send_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// A chain client over `urls` paying the fee `section` prices (ADR 0097).
+    pub fn from_config(section: &crate::config::ChainSection) -> Result<Chain> {
+        let fee = section.fee().map_err(DaemonError::Chain)?;
+        Chain::new(&section.rpc, fee)
     }
 
     /// Runs `f` against each endpoint, starting with the preferred one, until one succeeds.

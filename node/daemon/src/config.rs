@@ -35,8 +35,29 @@ pub struct ChainSection {
     pub rpc: Vec<String>,
     /// Gas limit of each tx.
     pub gas_limit: u64,
-    /// Fee of each tx in umag.
+    /// Fee of each tx in umag; 0 = pay `ceil(gas_limit × gas_price)` (ADR 0097).
     pub fee_umag: u64,
+    /// Gas price in umag per gas used when `fee_umag` is 0 (decimal, e.g. `"0.025"`): the
+    /// chain's default minimum. A devnet whose genesis sets a zero minimum writes `"0"`.
+    pub gas_price: String,
+}
+
+impl ChainSection {
+    /// The fee every tx pays: `fee_umag` if set, else `ceil(gas_limit × gas_price)` umag.
+    pub fn fee(&self) -> std::result::Result<magnet_client::tx::FeeSpec, String> {
+        if self.fee_umag > 0 {
+            return Ok(magnet_client::tx::FeeSpec {
+                amount: magnet_core::Coins::umag(u128::from(self.fee_umag)),
+                gas_limit: self.gas_limit,
+            });
+        }
+        magnet_client::tx::FeeSpec::at_price(self.gas_limit, &self.gas_price).map_err(|e| {
+            format!(
+                "chain.gas_price {:?}: {e}; write it like \"0.025\"",
+                self.gas_price
+            )
+        })
+    }
 }
 
 /// This node on the network.
@@ -334,6 +355,7 @@ impl Default for ChainSection {
             rpc: vec!["http://127.0.0.1:26657".into()],
             gas_limit: 2_000_000,
             fee_umag: 0,
+            gas_price: magnet_client::tx::DEFAULT_GAS_PRICE.into(),
         }
     }
 }
@@ -447,6 +469,7 @@ impl Config {
         if self.chain.gas_limit == 0 {
             return Err("chain.gas_limit must be positive".into());
         }
+        self.chain.fee()?;
         if !TIERS.contains(&self.node.tier.as_str()) {
             return Err(format!(
                 "node.tier {:?} is not a tier; use one of {}",
@@ -663,6 +686,10 @@ mod tests {
             ("job.lr", Box::new(|c| c.job.lr = f64::NAN)),
             ("job.first_height", Box::new(|c| c.job.first_height = 0)),
             ("chain.gas_limit", Box::new(|c| c.chain.gas_limit = 0)),
+            (
+                "chain.gas_price",
+                Box::new(|c| c.chain.gas_price = "free".into()),
+            ),
         ];
         for (needle, f) in cases {
             let mut c = Config::default();

@@ -909,7 +909,7 @@ async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
 pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let mut cfg = Config::load(home)?;
     let keys = WorkerKeys::load(home)?;
-    let chain = Chain::new(&cfg.chain.rpc, cfg.chain.gas_limit, cfg.chain.fee_umag)?;
+    let chain = Chain::from_config(&cfg.chain)?;
     let genesis = chain.genesis().await?;
     let me = NodeId::new(keys.node_id()?).map_err(|e| DaemonError::Keys(e.to_string()))?;
     let state = State::load(home)?;

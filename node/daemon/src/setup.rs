@@ -68,7 +68,7 @@ pub fn init(home: &Path, mut cfg: Config, disk_test_mb: usize) -> Result<InitRep
 pub async fn join(home: &Path, bond: u128) -> Result<String> {
     let cfg = Config::load(home)?;
     let keys = WorkerKeys::load(home)?;
-    let chain = Chain::new(&cfg.chain.rpc, cfg.chain.gas_limit, cfg.chain.fee_umag)?;
+    let chain = Chain::from_config(&cfg.chain)?;
     let op = keys.operator.address();
     let existing: Option<serde_json::Value> = chain
         .query("/magnet.registry.v1/node", &op.to_string())

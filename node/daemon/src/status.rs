@@ -55,7 +55,7 @@ pub async fn status(home: &Path) -> Result<StatusReport> {
     let cfg = Config::load(home)?;
     let keys = WorkerKeys::load(home)?;
     let st = State::load(home)?;
-    let chain = Chain::new(&cfg.chain.rpc, cfg.chain.gas_limit, cfg.chain.fee_umag)?;
+    let chain = Chain::from_config(&cfg.chain)?;
     let op = keys.operator.address().to_string();
     let g = chain.genesis().await?;
     let head = chain.head().await?;
