@@ -1483,7 +1483,17 @@ async fn drive(
             .iter()
             .map(|r| (r.moniker.clone(), (r.records_tried, r.records_refused)))
             .collect();
-        report.adversaries = adversary_rows(&report.nodes, &hijacks, Some(&b.nodes));
+        let first = std::mem::take(&mut report.adversaries);
+        report.adversaries = adversary_rows(&report.nodes, &hijacks, Some(&b.nodes))
+            .into_iter()
+            .map(|r| match first.iter().find(|o| o.moniker == r.moniker) {
+                // A collusion is measured by what its scores moved (`build_report`), never
+                // against its twin: the twin's honest training differs by per-Δ noise that
+                // swamps the effect (the 14-worker run: +18.7 M with 0 slots on its partner).
+                Some(o) if r.kind == "collude" => o.clone(),
+                _ => r,
+            })
+            .collect();
         report.baseline = Some(BaselineComparison::new(b, &report));
     }
     report.killed = killed;
@@ -1948,11 +1958,18 @@ fn adversary_section(r: &Report) -> String {
         md.push_str(&format!(
             "\n### Against the no-adversary run (`--baseline`)\n\n\
              | measure | no adversaries | with adversaries | change | target |\n|---|---|---|---|---|\n\
-             | honest workers' net (umag) | {} | {} | {} loss | ≤ 5 % |\n\
-             | last merged model's validation loss | {} | {} | {} | within 2 % |\n",
+             | honest workers' net (umag) | {} | {} | {} | loss ≤ 5 % |\n\
+             | last merged model's validation loss | {} | {} | {} | within 2 % |\n\n\
+             The no-adversary run keeps every identity, each training in full (the four Sybil \
+             identities train all H steps there, a quarter here), so it merges more honest \
+             compute per round than the adversarial run can.\n",
             b.honest_net_baseline,
             b.honest_net,
-            pct(b.honest_loss_pct()),
+            match b.honest_loss_pct() {
+                Some(v) if v < 0.0 => format!("gained {:.2} %", -v),
+                Some(v) => format!("lost {v:.2} %"),
+                None => "—".to_string(),
+            },
             loss(b.merged_val_loss_baseline),
             loss(b.merged_val_loss),
             pct(b.val_loss_change_pct()),
