@@ -31,6 +31,7 @@
 //! before the rename beyond what the OS does: a snapshot lost in a power cut is simply
 //! absent, and the next interval writes a new one.
 
+use crate::store::Entries;
 use borsh::{BorshDeserialize, BorshSerialize};
 use std::path::{Path, PathBuf};
 
@@ -95,7 +96,7 @@ impl SnapshotConfig {
 
     /// Whether a snapshot is due after committing `height`.
     pub fn due(&self, height: u64) -> bool {
-        self.interval > 0 && height > 0 && height % self.interval == 0
+        self.interval > 0 && height > 0 && height.is_multiple_of(self.interval)
     }
 }
 
@@ -219,10 +220,7 @@ where
 }
 
 /// Decode a format-1 payload; keys must be strictly ascending and the count must match.
-pub fn decode_payload(
-    payload: &[u8],
-    meta: &SnapshotMetadata,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SnapshotError> {
+pub fn decode_payload(payload: &[u8], meta: &SnapshotMetadata) -> Result<Entries, SnapshotError> {
     if payload.len() as u64 != meta.payload_bytes {
         return Err(SnapshotError::Malformed(format!(
             "payload is {} bytes, the metadata says {}",
@@ -230,7 +228,7 @@ pub fn decode_payload(
             meta.payload_bytes
         )));
     }
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut out: Entries = Vec::new();
     let mut rest = payload;
     let take = |rest: &mut &[u8]| -> Result<Vec<u8>, SnapshotError> {
         let (len, tail) = rest
@@ -469,7 +467,7 @@ impl Restore {
     }
 
     /// Decode the complete payload into key-value entries (ascending keys).
-    pub fn finish(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, SnapshotError> {
+    pub fn finish(&self) -> Result<Entries, SnapshotError> {
         let mut payload = Vec::new();
         for (i, c) in self.chunks.iter().enumerate() {
             let c = c

@@ -48,6 +48,9 @@ pub struct ProvenValue {
     pub root: [u8; 32],
 }
 
+/// A key-value set in ascending key order (a snapshot's content).
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Pending writes: `None` deletes the key.
 pub type WriteSet = magnet_core::store::WriteMap;
 
@@ -461,7 +464,7 @@ impl MerkleStore {
     pub fn restore(
         &mut self,
         height: u64,
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        entries: Entries,
         trusted_app_hash: [u8; 32],
     ) -> Result<CommitPoint, StoreError> {
         if let Some(holds) = self.pending_root().or(self.committed).map(|c| c.height) {
@@ -689,7 +692,7 @@ pub struct CommittedState {
 
 impl CommittedState {
     /// Every key-value pair, ascending by key.
-    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn entries(&self) -> Result<Entries, StoreError> {
         let it = dbtry!(self.table.iter(), "read latest");
         let mut out = Vec::new();
         for e in it {
