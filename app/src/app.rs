@@ -21,6 +21,11 @@
 //!   insufficient fee or funds, timeout): such a tx would pay nothing in FinalizeBlock. A tx
 //!   whose messages fail is accepted (it pays its fee). It changes no state.
 //! * **Query** routes `path` to the module that answers it, at the latest or a past height.
+//! * **Snapshots** (ADR 0099): after the Commit of every `snapshot.interval`-th height a
+//!   background thread writes the committed key-value set to `data_dir/snapshots/`
+//!   (`ListSnapshots`, `LoadSnapshotChunk` serve it). On an empty app, `OfferSnapshot` keeps
+//!   the light client's trusted app hash, `ApplySnapshotChunk` checks each chunk's SHA-256, and
+//!   the last chunk rebuilds the store, committed only if its root is the trusted app hash.
 
 use crate::auth::{self, AuthParams, GasPrice};
 use crate::error::{codes, TxError};
@@ -444,11 +449,6 @@ impl MagnetApp {
                 tracing::error!("the snapshot writer panicked; no snapshot was written");
             }
         }
-    }
-
-    /// The snapshot directory (`data_dir/snapshots`).
-    pub fn snapshot_store(&self) -> SnapshotStore {
-        self.lock().snapshots.clone()
     }
 
     /// Last committed height and app hash (`(0, [])` before the first commit).
@@ -943,6 +943,8 @@ impl Inner {
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
+                // Node-local timing for the log, not consensus.
+                let started = std::time::Instant::now();
                 let height = state.height;
                 let written = state
                     .entries()
@@ -959,6 +961,7 @@ impl Inner {
                         bytes = info.metadata.payload_bytes,
                         entries = info.metadata.entries,
                         hash = %hex::encode(info.metadata.hash()),
+                        millis = started.elapsed().as_millis(),
                         "snapshot written"
                     ),
                     Err(e) => tracing::error!(height, error = %e, "snapshot failed; the node goes on without it"),

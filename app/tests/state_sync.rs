@@ -93,6 +93,17 @@ fn apply(app: &MagnetApp, i: u32, bytes: Vec<u8>, sender: &str) -> pb::ResponseA
     })
 }
 
+/// Feed every chunk of `snap` from `from` to `to`; the results, in order.
+fn apply_all(to: &MagnetApp, from: &MagnetApp, snap: &pb::Snapshot, sender: &str) -> Vec<i32> {
+    (0..snap.chunks)
+        .map(|i| apply(to, i, chunk(from, snap, i), sender).result)
+        .collect()
+}
+
+fn accepted(n: u32) -> Vec<i32> {
+    vec![ChunkResult::Accept as i32; n as usize]
+}
+
 fn empty_node() -> (tempfile::TempDir, Harness) {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::open(dir.path(), fast_config());
@@ -117,10 +128,10 @@ fn an_empty_node_restores_a_snapshot_and_then_agrees_on_every_block() {
 
     let (_dir, mut dst) = empty_node();
     assert_eq!(offer(&dst.app, &snap, &trusted), OfferResult::Accept as i32);
-    for i in 0..snap.chunks {
-        let r = apply(&dst.app, i, chunk(&src.h.app, &snap, i), "peer-a");
-        assert_eq!(r.result, ChunkResult::Accept as i32, "chunk {i}");
-    }
+    assert_eq!(
+        apply_all(&dst.app, &src.h.app, &snap, "peer-a"),
+        accepted(snap.chunks)
+    );
     let info = dst.app.info(pb::RequestInfo::default());
     assert_eq!(info.last_block_height, 10);
     assert_eq!(info.last_block_app_hash.to_vec(), trusted);
@@ -170,10 +181,10 @@ fn a_tampered_chunk_is_refetched_and_its_sender_rejected() {
     assert_eq!(r.result, ChunkResult::Retry as i32);
     assert_eq!(r.refetch_chunks, vec![0]);
     assert_eq!(r.reject_senders, vec!["evil-peer".to_string()]);
-    for i in 0..snap.chunks {
-        let r = apply(&dst.app, i, chunk(&src.h.app, &snap, i), "good-peer");
-        assert_eq!(r.result, ChunkResult::Accept as i32, "chunk {i}");
-    }
+    assert_eq!(
+        apply_all(&dst.app, &src.h.app, &snap, "good-peer"),
+        accepted(snap.chunks)
+    );
     assert_eq!(dst.app.last_commit(), (5, src.app_hash(5)));
 }
 
@@ -192,11 +203,12 @@ fn a_snapshot_that_does_not_rebuild_the_trusted_app_hash_is_rejected() {
         offer(&dst.app, &lying, &src.app_hash(5)),
         OfferResult::Accept as i32
     );
-    let mut last = None;
-    for i in 0..snap.chunks {
-        last = Some(apply(&dst.app, i, chunk(&src.h.app, &snap, i), "peer"));
-    }
-    assert_eq!(last.unwrap().result, ChunkResult::RejectSnapshot as i32);
+    let results = apply_all(&dst.app, &src.h.app, &snap, "peer");
+    assert_eq!(
+        results.last(),
+        Some(&(ChunkResult::RejectSnapshot as i32)),
+        "{results:?}"
+    );
     assert_eq!(
         dst.app.last_commit(),
         (0, Vec::new()),
@@ -207,9 +219,10 @@ fn a_snapshot_that_does_not_rebuild_the_trusted_app_hash_is_rejected() {
         offer(&dst.app, &snap, &src.app_hash(10)),
         OfferResult::Accept as i32
     );
-    for i in 0..snap.chunks {
-        apply(&dst.app, i, chunk(&src.h.app, &snap, i), "peer");
-    }
+    assert_eq!(
+        apply_all(&dst.app, &src.h.app, &snap, "peer"),
+        accepted(snap.chunks)
+    );
     assert_eq!(dst.app.last_commit(), (10, src.app_hash(10)));
 }
 

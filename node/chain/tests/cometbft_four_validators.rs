@@ -11,8 +11,6 @@ mod common;
 use common::comet::*;
 use common::*;
 use magnet_client::{ChainClient, Key};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,25 +21,7 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
     };
     let dir = tempfile::tempdir().unwrap();
     let base = 20_000 + (free_port() % 40_000);
-    let script = PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../scripts/testnet.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .args(["init", "--validators", "4", "--dir"])
-        .arg(dir.path())
-        .args(["--base-port", &base.to_string()])
-        .env("MAGNETD", env!("CARGO_BIN_EXE_magnetd"))
-        .env("COMETBFT", &comet)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "testnet.sh init failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testnet_init(dir.path(), base, &comet);
     let genesis: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("node3/config/genesis.json")).unwrap(),
     )

@@ -15,7 +15,6 @@ use common::comet::*;
 use common::*;
 use magnet_client::{ChainClient, Key};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const INTERVAL: u64 = 5;
@@ -56,22 +55,7 @@ async fn a_fifth_node_joins_by_state_sync_and_reaches_the_same_app_hash() {
     };
     let dir = tempfile::tempdir().unwrap();
     let base = 20_000 + (free_port() % 40_000);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/testnet.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .args(["init", "--validators", "4", "--dir"])
-        .arg(dir.path())
-        .args(["--base-port", &base.to_string()])
-        .env("MAGNETD", env!("CARGO_BIN_EXE_magnetd"))
-        .env("COMETBFT", &comet)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "testnet.sh init failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testnet_init(dir.path(), base, &comet);
     // The light client needs headers above the snapshot height: keep making (empty) blocks,
     // one a second when no tx waits.
     let homes: Vec<PathBuf> = (0..5)
@@ -247,6 +231,7 @@ async fn a_fifth_node_joins_by_state_sync_and_reaches_the_same_app_hash() {
         earliest > 1 && earliest % INTERVAL <= 1,
         "earliest block {earliest}: {sync}"
     );
+    eprintln!("fifth node's block store starts at height {earliest}");
     let app_log = joiner.app.as_ref().unwrap().log_text();
     assert!(!app_log.contains("genesis staged"), "{app_log}");
     let snap_height: u64 = restored
@@ -263,4 +248,47 @@ async fn a_fifth_node_joins_by_state_sync_and_reaches_the_same_app_hash() {
         c4.balances(&faucet.address()).await.unwrap(),
         client.balances(&faucet.address()).await.unwrap()
     );
+}
+
+#[test]
+fn bad_snapshot_flags_stop_magnetd_before_it_serves_anything() {
+    let net = devnet("magnet-flags-1");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--snapshot-interval", "5"], "needs --abci-only"),
+        (
+            &[
+                "--abci-only",
+                "--snapshot-interval",
+                "5",
+                "--snapshot-keep-recent",
+                "0",
+            ],
+            "keep_recent must be at least 1",
+        ),
+        (
+            &["--abci-only", "--snapshot-chunk-size", "0"],
+            "chunk_size 0 must be between",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = magnetd()
+            .arg("--home")
+            .arg(net.home())
+            .args(["start", "--metrics-addr", "off"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let help = magnetd().args(["start", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--snapshot-interval",
+        "--snapshot-keep-recent",
+        "--snapshot-chunk-size",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
 }

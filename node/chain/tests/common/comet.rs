@@ -147,3 +147,24 @@ pub async fn send(client: &ChainClient, from: &Key, n: u64) {
         );
     }
 }
+
+/// `scripts/testnet.sh init` for 4 validators in `dir` on ports from `base` (node I: p2p
+/// BASE+10I, rpc +1, abci +2, metrics +3); asserts it succeeded.
+pub fn testnet_init(dir: &Path, base: u16, comet: &Path) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/testnet.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["init", "--validators", "4", "--dir"])
+        .arg(dir)
+        .args(["--base-port", &base.to_string()])
+        .env("MAGNETD", env!("CARGO_BIN_EXE_magnetd"))
+        .env("COMETBFT", comet)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "testnet.sh init failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
