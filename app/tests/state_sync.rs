@@ -288,3 +288,58 @@ fn bad_offers_and_stray_chunks_are_refused_without_panicking() {
     // Unknown snapshots load as empty chunks.
     assert!(chunk(&src.h.app, &pb::Snapshot { height: 4, ..snap }, 0).is_empty());
 }
+
+/// Measurement, not a check (`cargo test --release -p magnet-app --test state_sync --
+/// --ignored --nocapture`): snapshot and restore a store of 200,000 keys.
+#[test]
+#[ignore]
+fn measure_snapshot_and_restore_of_200k_keys() {
+    use magnet_app::snapshot::{SnapshotStore, DEFAULT_CHUNK_SIZE};
+    use magnet_app::store::MerkleStore;
+    use magnet_app::StoreConfig;
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        keep_recent: 0,
+        fsync: false,
+    };
+    let mut src = MerkleStore::open(&dir.path().join("src.redb"), cfg.clone()).unwrap();
+    let writes: magnet_app::store::WriteSet = (0..200_000u32)
+        .map(|i| {
+            (
+                format!("bank/balance/{i:08}").into_bytes(),
+                Some(vec![7u8; 40]),
+            )
+        })
+        .collect();
+    src.stage(1, writes).unwrap();
+    let c = src.commit().unwrap().unwrap();
+    let t = Instant::now();
+    let state = src.committed_state().unwrap().unwrap();
+    let snaps = SnapshotStore::new(dir.path().join("snapshots"));
+    let info = snaps
+        .create(
+            1,
+            c.app_hash,
+            state.entries().unwrap(),
+            DEFAULT_CHUNK_SIZE,
+            2,
+        )
+        .unwrap();
+    let took_snapshot = t.elapsed();
+    let t = Instant::now();
+    let mut payload = Vec::new();
+    for i in 0..info.metadata.chunk_hashes.len() as u32 {
+        payload.extend(snaps.load_chunk(1, 1, i).unwrap());
+    }
+    let entries = magnet_app::snapshot::decode_payload(&payload, &info.metadata).unwrap();
+    let mut dst = MerkleStore::open(&dir.path().join("dst.redb"), cfg).unwrap();
+    dst.restore(1, entries, c.app_hash).unwrap();
+    eprintln!(
+        "200k keys: {} bytes in {} chunks; snapshot {:?}, restore {:?}",
+        info.metadata.payload_bytes,
+        info.metadata.chunk_hashes.len(),
+        took_snapshot,
+        t.elapsed()
+    );
+}

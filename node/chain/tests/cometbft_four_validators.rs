@@ -10,7 +10,7 @@ mod common;
 
 use common::comet::*;
 use common::*;
-use magnet_client::{ChainClient, Key};
+use magnet_client::ChainClient;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,10 +49,7 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
     let all: Vec<&Validator> = vals.iter().collect();
     wait_same_app_hash(&all, 1, Duration::from_secs(90));
 
-    let faucet: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("faucet.json")).unwrap())
-            .unwrap();
-    let faucet = Key::from_mnemonic(faucet["mnemonic"].as_str().unwrap()).unwrap();
+    let faucet = faucet_key(dir.path());
     let client = ChainClient::new(&format!("http://127.0.0.1:{}", vals[0].rpc)).unwrap();
     send(&client, &faucet, 4).await;
     let (h1, hash1) = wait_same_app_hash(&all, 2, Duration::from_secs(60));

@@ -13,7 +13,7 @@ mod common;
 
 use common::comet::*;
 use common::*;
-use magnet_client::{ChainClient, Key};
+use magnet_client::ChainClient;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -94,10 +94,7 @@ async fn a_fifth_node_joins_by_state_sync_and_reaches_the_same_app_hash() {
     }
     let four: Vec<&Validator> = vals.iter().collect();
     wait_same_app_hash(&four, 1, Duration::from_secs(90));
-    let faucet: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("faucet.json")).unwrap())
-            .unwrap();
-    let faucet = Key::from_mnemonic(faucet["mnemonic"].as_str().unwrap()).unwrap();
+    let faucet = faucet_key(dir.path());
     let client = ChainClient::new(&format!("http://127.0.0.1:{}", vals[0].rpc)).unwrap();
     send(&client, &faucet, 4).await;
     // At least two snapshots exist on every validator.

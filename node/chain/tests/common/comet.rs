@@ -168,3 +168,10 @@ pub fn testnet_init(dir: &Path, base: u16, comet: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `faucet` key that `testnet.sh init` funded (its mnemonic is in `DIR/faucet.json`).
+pub fn faucet_key(dir: &Path) -> Key {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("faucet.json")).unwrap()).unwrap();
+    Key::from_mnemonic(v["mnemonic"].as_str().unwrap()).unwrap()
+}
