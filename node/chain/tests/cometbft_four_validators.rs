@@ -15,13 +15,9 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
-    let Some(comet) = cometbft_bin() else {
-        skip_or_fail("cometbft v0.38 is not installed (run scripts/ci/install-cometbft.sh)");
+    let Some((comet, dir, base)) = new_testnet() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let base = 20_000 + (free_port() % 40_000);
-    testnet_init(dir.path(), base, &comet);
     let genesis: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("node3/config/genesis.json")).unwrap(),
     )

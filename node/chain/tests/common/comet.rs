@@ -175,3 +175,17 @@ pub fn faucet_key(dir: &Path) -> Key {
         serde_json::from_str(&std::fs::read_to_string(dir.join("faucet.json")).unwrap()).unwrap();
     Key::from_mnemonic(v["mnemonic"].as_str().unwrap()).unwrap()
 }
+
+/// A 4-validator testnet ([`testnet_init`]) in a temp dir on random ports:
+/// `(cometbft binary, dir, base port)`. `None` (skipped with a message) when CometBFT v0.38 is
+/// missing locally; with CI=true that panics instead.
+pub fn new_testnet() -> Option<(PathBuf, tempfile::TempDir, u16)> {
+    let Some(comet) = cometbft_bin() else {
+        skip_or_fail("cometbft v0.38 is not installed (run scripts/ci/install-cometbft.sh)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = 20_000 + (free_port() % 40_000);
+    testnet_init(dir.path(), base, &comet);
+    Some((comet, dir, base))
+}
