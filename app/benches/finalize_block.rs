@@ -61,6 +61,7 @@ impl Chain {
                 fsync,
             },
             min_gas_price: "0".into(),
+            snapshot: Default::default(),
         };
         let app = MagnetApp::open(dir.path(), cfg).unwrap();
         let signers: Vec<Signer> = (0..n as u64)

@@ -21,11 +21,17 @@
 //!   insufficient fee or funds, timeout): such a tx would pay nothing in FinalizeBlock. A tx
 //!   whose messages fail is accepted (it pays its fee). It changes no state.
 //! * **Query** routes `path` to the module that answers it, at the latest or a past height.
+//! * **Snapshots** (ADR 0099): after the Commit of every `snapshot.interval`-th height a
+//!   background thread writes the committed key-value set to `data_dir/snapshots/`
+//!   (`ListSnapshots`, `LoadSnapshotChunk` serve it). On an empty app, `OfferSnapshot` keeps
+//!   the light client's trusted app hash, `ApplySnapshotChunk` checks each chunk's SHA-256, and
+//!   the last chunk rebuilds the store, committed only if its root is the trusted app hash.
 
 use crate::auth::{self, AuthParams, GasPrice};
 use crate::error::{codes, TxError};
 use crate::exec::{exec_tx, ExecEnv, Mode, SigCheck, TxOutcome};
 use crate::modules::{registered_modules, ModuleSet, RegistryError};
+use crate::snapshot::{Restore, SnapshotConfig, SnapshotError, SnapshotStore};
 use crate::store::{BlockBuffer, MerkleStore, StoreConfig, StoreError};
 use crate::tx::{decode_tx, DecodeMode, DecodedTx};
 use magnet_core::context::{Misbehavior, VoteInfo};
@@ -59,6 +65,9 @@ pub struct AppConfig {
     /// `auth.min_gas_price` applies too, whichever is higher.
     #[serde(default = "default_min_gas_price")]
     pub min_gas_price: String,
+    /// State-sync snapshots served to new nodes (off by default).
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
 }
 
 fn default_min_gas_price() -> String {
@@ -70,6 +79,7 @@ impl Default for AppConfig {
         AppConfig {
             store: StoreConfig::default(),
             min_gas_price: default_min_gas_price(),
+            snapshot: SnapshotConfig::default(),
         }
     }
 }
@@ -204,6 +214,13 @@ struct Inner {
     committed_block: BlockInfo,
     /// Upgrades this binary implements ([`KNOWN_UPGRADES`] plus [`MagnetApp::register_upgrade`]).
     upgrades: std::collections::BTreeSet<String>,
+    /// Snapshot settings and directory.
+    snapshot_config: SnapshotConfig,
+    snapshots: SnapshotStore,
+    /// The snapshot being written in the background, if any.
+    snapshot_job: Option<std::thread::JoinHandle<()>>,
+    /// The state-sync restore in progress, if any.
+    restore: Option<Restore>,
 }
 
 /// The MAGNET ABCI application; see the module docs.
@@ -337,6 +354,7 @@ impl MagnetApp {
         })?;
         let local_min_gas_price =
             GasPrice::parse(&config.min_gas_price).map_err(|e| AppError::Config(e.log))?;
+        config.snapshot.validate().map_err(AppError::Config)?;
         let modules = Arc::new(ModuleSet::new(modules)?);
         let store = MerkleStore::open(&data_dir.join("state.redb"), config.store.clone())?;
         let view = store.committed_view()?;
@@ -361,6 +379,10 @@ impl MagnetApp {
                 last_block: committed_block.clone(),
                 committed_block,
                 upgrades: KNOWN_UPGRADES.iter().map(|s| s.to_string()).collect(),
+                snapshot_config: config.snapshot.clone(),
+                snapshots: SnapshotStore::new(data_dir.join("snapshots")),
+                snapshot_job: None,
+                restore: None,
             })),
         })
     }
@@ -417,6 +439,16 @@ impl MagnetApp {
             consensus_param_updates: None,
             app_hash: f.app_hash.to_vec().into(),
         })
+    }
+
+    /// Wait until the snapshot being written in the background (if any) is on disk.
+    pub fn wait_for_snapshots(&self) {
+        let job = self.lock().snapshot_job.take();
+        if let Some(j) = job {
+            if j.join().is_err() {
+                tracing::error!("the snapshot writer panicked; no snapshot was written");
+            }
+        }
     }
 
     /// Last committed height and app hash (`(0, [])` before the first commit).
@@ -887,6 +919,148 @@ struct Finalized {
 }
 
 impl Inner {
+    /// Write a snapshot of the just-committed height on a background thread: it reads one
+    /// redb read transaction, so blocks go on meanwhile. Skipped (with a warning) while the
+    /// previous snapshot is still being written.
+    fn start_snapshot(&mut self) {
+        if self.snapshot_job.as_ref().is_some_and(|j| !j.is_finished()) {
+            tracing::warn!("previous snapshot still being written; skipping this one (raise the snapshot interval)");
+            return;
+        }
+        if let Some(j) = self.snapshot_job.take() {
+            let _ = j.join();
+        }
+        let state = match self.store.committed_state() {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the committed state for a snapshot");
+                return;
+            }
+        };
+        let store = self.snapshots.clone();
+        let cfg = self.snapshot_config.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                // Node-local timing for the log, not consensus.
+                let started = std::time::Instant::now();
+                let height = state.height;
+                let written = state
+                    .entries()
+                    .map_err(|e| e.to_string())
+                    .and_then(|entries| {
+                        store
+                            .create(height, state.app_hash, entries, cfg.chunk_size, cfg.keep_recent)
+                            .map_err(|e| e.to_string())
+                    });
+                match written {
+                    Ok(info) => tracing::info!(
+                        height,
+                        chunks = info.metadata.chunk_hashes.len(),
+                        bytes = info.metadata.payload_bytes,
+                        entries = info.metadata.entries,
+                        hash = %hex::encode(info.metadata.hash()),
+                        millis = started.elapsed().as_millis(),
+                        "snapshot written"
+                    ),
+                    Err(e) => tracing::error!(height, error = %e, "snapshot failed; the node goes on without it"),
+                }
+            });
+        match spawned {
+            Ok(j) => self.snapshot_job = Some(j),
+            Err(e) => tracing::error!(error = %e, "cannot start the snapshot thread"),
+        }
+    }
+
+    /// ApplySnapshotChunk: see [`Restore`] and ADR 0099.
+    fn apply_chunk(
+        &mut self,
+        req: pb::RequestApplySnapshotChunk,
+    ) -> pb::ResponseApplySnapshotChunk {
+        use pb::response_apply_snapshot_chunk::Result as R;
+        let reply =
+            |result: R, refetch: Vec<u32>, reject: Vec<String>| pb::ResponseApplySnapshotChunk {
+                result: result as i32,
+                refetch_chunks: refetch,
+                reject_senders: reject,
+            };
+        let Some(restore) = self.restore.as_mut() else {
+            tracing::error!(
+                index = req.index,
+                "ApplySnapshotChunk without an accepted snapshot"
+            );
+            return reply(R::Abort, Vec::new(), Vec::new());
+        };
+        let done = match restore.apply(req.index, &req.chunk) {
+            Ok(done) => done,
+            Err(e @ SnapshotError::ChunkHash { .. }) => {
+                tracing::warn!(index = req.index, sender = %req.sender, error = %e, "refusing a snapshot chunk");
+                let reject = if req.sender.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![req.sender.clone()]
+                };
+                return reply(R::Retry, vec![req.index], reject);
+            }
+            Err(e) => {
+                tracing::warn!(index = req.index, error = %e, "refusing the snapshot");
+                self.restore = None;
+                return reply(R::RejectSnapshot, Vec::new(), Vec::new());
+            }
+        };
+        if !done {
+            return reply(R::Accept, Vec::new(), Vec::new());
+        }
+        let Some(restore) = self.restore.take() else {
+            return reply(R::Abort, Vec::new(), Vec::new());
+        };
+        let entries = match restore.finish() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(height = restore.height, error = %e, "refusing the snapshot");
+                return reply(R::RejectSnapshot, Vec::new(), Vec::new());
+            }
+        };
+        let n = entries.len();
+        match self
+            .store
+            .restore(restore.height, entries, restore.trusted_app_hash)
+        {
+            Ok(c) => {
+                let view = match self.store.committed_view() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the restored state");
+                        return reply(R::Abort, Vec::new(), Vec::new());
+                    }
+                };
+                let (_, secs, nanos) = read_last_block(&view);
+                let block = BlockInfo {
+                    chain_id: read_chain_id(&view),
+                    height: c.height,
+                    time_secs: secs,
+                    time_nanos: nanos,
+                    ..BlockInfo::default()
+                };
+                drop(view);
+                self.committed_block = block.clone();
+                self.last_block = block;
+                self.check_writes.clear();
+                tracing::info!(height = c.height, entries = n, app_hash = %hex::encode(c.app_hash), "state sync: snapshot restored; the chain goes on from here, not from genesis");
+                reply(R::Accept, Vec::new(), Vec::new())
+            }
+            Err(e @ StoreError::RestoreMismatch { .. }) => {
+                tracing::warn!(error = %e, "refusing the snapshot: its state does not match the trusted app hash");
+                reply(R::RejectSnapshot, Vec::new(), Vec::new())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "snapshot restore failed");
+                reply(R::Abort, Vec::new(), Vec::new())
+            }
+        }
+    }
+
     fn block_info(&self, req: &pb::RequestFinalizeBlock, chain_id: String) -> BlockInfo {
         let (secs, nanos) = time_of(&req.time);
         BlockInfo {
@@ -1439,6 +1613,11 @@ impl tendermint_abci::Application for MagnetApp {
                 g.committed_block = g.last_block.clone();
                 g.check_writes.clear();
                 tracing::info!(height = c.map_or(0, |c| c.height), "committed");
+                if let Some(c) = c {
+                    if g.snapshot_config.due(c.height) {
+                        g.start_snapshot();
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "Commit failed: stopping so the block is replayed on restart");
@@ -1446,6 +1625,77 @@ impl tendermint_abci::Application for MagnetApp {
             }
         }
         pb::ResponseCommit { retain_height: 0 }
+    }
+
+    fn list_snapshots(&self) -> pb::ResponseListSnapshots {
+        let store = self.lock().snapshots.clone();
+        match store.list() {
+            Ok(list) => pb::ResponseListSnapshots {
+                snapshots: list.iter().map(|i| i.to_abci()).collect(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list snapshots");
+                pb::ResponseListSnapshots::default()
+            }
+        }
+    }
+
+    fn load_snapshot_chunk(
+        &self,
+        req: pb::RequestLoadSnapshotChunk,
+    ) -> pb::ResponseLoadSnapshotChunk {
+        let store = self.lock().snapshots.clone();
+        let chunk = store
+            .load_chunk(req.height, req.format, req.chunk)
+            .unwrap_or_default();
+        pb::ResponseLoadSnapshotChunk {
+            chunk: chunk.into(),
+        }
+    }
+
+    fn offer_snapshot(&self, req: pb::RequestOfferSnapshot) -> pb::ResponseOfferSnapshot {
+        use pb::response_offer_snapshot::Result as R;
+        let mut g = self.lock();
+        let result = if let Some(c) = g.store.last_commit() {
+            tracing::error!(
+                height = c.height,
+                "refusing a state-sync snapshot: this node already holds state; wipe the data directory to state sync"
+            );
+            R::Abort
+        } else {
+            match req.snapshot.as_ref() {
+                None => R::Reject,
+                Some(snap) if snap.format != crate::snapshot::SNAPSHOT_FORMAT => {
+                    tracing::info!(
+                        format = snap.format,
+                        "refusing a snapshot of an unknown format"
+                    );
+                    R::RejectFormat
+                }
+                Some(snap) => match Restore::offer(snap, &req.app_hash) {
+                    Ok(r) => {
+                        tracing::info!(height = r.height, chunks = snap.chunks, trusted_app_hash = %hex::encode(r.trusted_app_hash), "state sync: snapshot accepted");
+                        g.store.discard_pending();
+                        g.restore = Some(r);
+                        R::Accept
+                    }
+                    Err(e) => {
+                        tracing::warn!(height = snap.height, error = %e, "refusing a snapshot");
+                        R::Reject
+                    }
+                },
+            }
+        };
+        pb::ResponseOfferSnapshot {
+            result: result as i32,
+        }
+    }
+
+    fn apply_snapshot_chunk(
+        &self,
+        req: pb::RequestApplySnapshotChunk,
+    ) -> pb::ResponseApplySnapshotChunk {
+        self.lock().apply_chunk(req)
     }
 
     fn prepare_proposal(&self, req: pb::RequestPrepareProposal) -> pb::ResponsePrepareProposal {

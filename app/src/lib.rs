@@ -12,6 +12,8 @@
 //!   (cosmjs, Keplr) work unchanged.
 //! * [`modules`] — **the one place modules are registered**, and the fixed hook order.
 //! * [`app`] — [`MagnetApp`]: the ABCI entry points, genesis and export.
+//! * [`snapshot`] — state-sync snapshots: taken every N heights after Commit, chunked and
+//!   hashed, restored through `OfferSnapshot` / `ApplySnapshotChunk` (ADR 0099).
 //! * `testkit` (feature `testkit`) — build and sign txs with a k256 key.
 //!
 //! ```no_run
@@ -35,13 +37,16 @@
 //!   `/magnet.auth.v1/params`, `/magnet.epochs.v1/state`, and `/store/key` (a raw state key,
 //!   with a merkle proof when `prove = true`: check it with [`proof::verify_proof`]). `GetTx` is not served here: the app
 //!   keeps no tx index (the node's `tx`/`tx_search` does).
+//! * State sync: set [`AppConfig::snapshot`] (`interval`, `keep_recent`) to serve snapshots
+//!   from `data_dir/snapshots/`; an empty app restores one when CometBFT offers it.
 //!
 //! # Guarantees
 //! Deterministic execution (ordered maps, integer money, no clock or randomness; parallel
 //! signature checks are pure). A failed tx changes nothing but its fee and sequence.
 //!
 //! # Non-guarantees
-//! Merkle proofs cover raw state keys only (`/store/key`, see [`proof`]); no state sync, no
+//! Merkle proofs cover raw state keys only (`/store/key`, see [`proof`]); a state-synced node
+//! has no history below its snapshot height; no
 //! fee grants or multisig, one signer per tx.
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
@@ -52,6 +57,7 @@ pub mod error;
 pub mod exec;
 pub mod modules;
 pub mod proof;
+pub mod snapshot;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -22,8 +22,9 @@
 //! committed state plus pending blocks. Iteration is in ascending key order.
 //!
 //! # Non-guarantees
-//! Proofs ([`MerkleStore::prove`]) cover committed heights in the pruning window. State sync (snapshot
-//! restore) is not supported. An I/O error of the database file while a block executes is fatal:
+//! Proofs ([`MerkleStore::prove`]) cover committed heights in the pruning window. State sync
+//! ([`MerkleStore::restore`], ADR 0099) rebuilds an empty store from a snapshot's key-value
+//! set at its height; heights below it are not available there (no history, no proofs). An I/O error of the database file while a block executes is fatal:
 //! the process stops (as the Cosmos SDK does) rather than continue with unknown state.
 
 use jmt::storage::{Node, NodeKey, TreeReader, TreeUpdateBatch};
@@ -46,6 +47,9 @@ pub struct ProvenValue {
     /// The app hash of the height it was read at.
     pub root: [u8; 32],
 }
+
+/// A key-value set in ascending key order (a snapshot's content).
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Pending writes: `None` deletes the key.
 pub type WriteSet = magnet_core::store::WriteMap;
@@ -94,6 +98,24 @@ pub enum StoreError {
         expected: u64,
         /// Requested height.
         got: u64,
+    },
+    /// A snapshot restore into a store that already holds state.
+    #[error("cannot restore a snapshot of height {height}: the store already holds height {holds}; state sync needs an empty data directory")]
+    NotEmpty {
+        /// Snapshot height.
+        height: u64,
+        /// Height the store holds (committed or pending).
+        holds: u64,
+    },
+    /// A restored snapshot's root differs from the trusted app hash; nothing was written.
+    #[error("snapshot of height {height} rebuilds app hash {got}, the trusted app hash is {want}")]
+    RestoreMismatch {
+        /// Snapshot height.
+        height: u64,
+        /// Rebuilt root, hex.
+        got: String,
+        /// Trusted app hash, hex.
+        want: String,
     },
     /// A query asked for a height outside what is stored.
     #[error("height {height} is not available: stored heights are {earliest}..={latest}{hint}")]
@@ -421,6 +443,52 @@ impl MerkleStore {
         Ok(root.0)
     }
 
+    /// A consistent read of the committed key-value set, detached from `&self` (it holds a
+    /// redb read transaction), so a snapshot can be written on another thread while blocks
+    /// go on. `None` before the first commit.
+    pub fn committed_state(&self) -> Result<Option<CommittedState>, StoreError> {
+        let Some(c) = self.committed else {
+            return Ok(None);
+        };
+        Ok(Some(CommittedState {
+            height: c.height,
+            app_hash: c.app_hash,
+            table: self.latest_table()?,
+        }))
+    }
+
+    /// State sync: rebuild an **empty** store as the key-value set `entries` at `height`, and
+    /// commit it only if its root equals `trusted_app_hash` (otherwise nothing is written and
+    /// the store stays empty). Afterwards the store behaves as if it had committed `height`
+    /// itself, with `height` as its earliest queryable height.
+    pub fn restore(
+        &mut self,
+        height: u64,
+        entries: Entries,
+        trusted_app_hash: [u8; 32],
+    ) -> Result<CommitPoint, StoreError> {
+        if let Some(holds) = self.pending_root().or(self.committed).map(|c| c.height) {
+            return Err(StoreError::NotEmpty { height, holds });
+        }
+        let writes: WriteSet = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let root = self.stage(height, writes)?;
+        if root != trusted_app_hash {
+            self.discard_pending();
+            return Err(StoreError::RestoreMismatch {
+                height,
+                got: hex::encode(root),
+                want: hex::encode(trusted_app_hash),
+            });
+        }
+        match self.commit()? {
+            Some(c) => Ok(c),
+            None => Err(StoreError::Tree {
+                height,
+                detail: "restore committed nothing".into(),
+            }),
+        }
+    }
+
     /// Drop every pending (uncommitted) block.
     pub fn discard_pending(&mut self) {
         self.pending.clear();
@@ -609,6 +677,29 @@ impl MerkleStore {
             });
         }
         Ok(self.committed)
+    }
+}
+
+/// The committed key-value set of one height, read in one redb read transaction
+/// ([`MerkleStore::committed_state`]).
+pub struct CommittedState {
+    /// Height.
+    pub height: u64,
+    /// App hash of that height.
+    pub app_hash: [u8; 32],
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl CommittedState {
+    /// Every key-value pair, ascending by key.
+    pub fn entries(&self) -> Result<Entries, StoreError> {
+        let it = dbtry!(self.table.iter(), "read latest");
+        let mut out = Vec::new();
+        for e in it {
+            let (k, v) = dbtry!(e, "read latest");
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 }
 
@@ -1016,6 +1107,64 @@ mod tests {
         assert!(matches!(
             s.stage(7, WriteSet::new()),
             Err(StoreError::OutOfOrder { .. })
+        ));
+    }
+
+    #[test]
+    fn a_restored_store_has_the_source_root_and_goes_on_from_there() {
+        let d = tempfile::tempdir().unwrap();
+        let mut src = MerkleStore::open(&d.path().join("a.redb"), StoreConfig::default()).unwrap();
+        src.stage(0, ws(&[("g", Some("1")), ("x", Some("1"))]))
+            .unwrap();
+        src.stage(1, ws(&[("h", Some("1")), ("x", None)])).unwrap();
+        src.stage(2, ws(&[("h", Some("2")), ("i", Some("3"))]))
+            .unwrap();
+        let c = src.commit().unwrap().unwrap();
+        let state = src.committed_state().unwrap().unwrap();
+        assert_eq!((state.height, state.app_hash), (2, c.app_hash));
+        let entries = state.entries().unwrap();
+        let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, vec![b"g".as_slice(), b"h", b"i"]);
+
+        let mut dst = MerkleStore::open(&d.path().join("b.redb"), StoreConfig::default()).unwrap();
+        let r = dst.restore(2, entries, c.app_hash).unwrap();
+        assert_eq!(r, c);
+        assert_eq!(dst.earliest_height(), 2);
+        assert_eq!(dst.committed_view().unwrap().get(b"h"), Some(b"2".to_vec()));
+        // Both go on with the same block and agree.
+        let next = ws(&[("j", Some("4")), ("g", None)]);
+        assert_eq!(
+            src.stage(3, next.clone()).unwrap(),
+            dst.stage(3, next).unwrap()
+        );
+        dst.commit().unwrap();
+        // Reopened, the restored store still knows its height.
+        drop(dst);
+        let dst = MerkleStore::open(&d.path().join("b.redb"), StoreConfig::default()).unwrap();
+        assert_eq!(dst.last_commit().unwrap().height, 3);
+    }
+
+    #[test]
+    fn a_restore_whose_root_differs_from_the_trusted_hash_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = MerkleStore::open(&d.path().join("s.redb"), StoreConfig::default()).unwrap();
+        let e = s
+            .restore(5, vec![(b"k".to_vec(), b"v".to_vec())], [7; 32])
+            .unwrap_err();
+        assert!(
+            matches!(e, StoreError::RestoreMismatch { height: 5, .. }),
+            "{e}"
+        );
+        assert!(s.last_commit().is_none() && s.pending_root().is_none());
+        // A correct restore still works afterwards, and a second one is refused.
+        let mut probe =
+            MerkleStore::open(&d.path().join("p.redb"), StoreConfig::default()).unwrap();
+        let root = probe.stage(5, ws(&[("k", Some("v"))])).unwrap();
+        s.restore(5, vec![(b"k".to_vec(), b"v".to_vec())], root)
+            .unwrap();
+        assert!(matches!(
+            s.restore(6, Vec::new(), root),
+            Err(StoreError::NotEmpty { holds: 5, .. })
         ));
     }
 }

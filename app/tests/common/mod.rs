@@ -20,6 +20,7 @@ pub fn fast_config() -> AppConfig {
             fsync: false,
         },
         min_gas_price: "0".into(),
+        snapshot: Default::default(),
     }
 }
 

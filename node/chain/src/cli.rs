@@ -274,6 +274,17 @@ struct StartArgs {
     /// Keep this many recent heights queryable (0 = all).
     #[arg(long, default_value_t = 0)]
     pruning_keep_recent: u64,
+    /// State sync: write a snapshot of the state after every height divisible by this, under
+    /// <home>/data/magnet-app/snapshots/, and serve it to CometBFT nodes that join by state
+    /// sync (0 = no snapshots). Serving needs --abci-only (CometBFT in front).
+    #[arg(long, default_value_t = 0)]
+    snapshot_interval: u64,
+    /// State sync: keep this many most recent snapshots (at least 1).
+    #[arg(long, default_value_t = 2)]
+    snapshot_keep_recent: u32,
+    /// State sync: snapshot chunk size in bytes (1..=16000000).
+    #[arg(long, default_value_t = magnet_app::snapshot::DEFAULT_CHUNK_SIZE)]
+    snapshot_chunk_size: u64,
     /// Debug (crash tests): halt the embedded producer at POINT:HEIGHT, e.g.
     /// before-commit:5, and sleep until killed. Points: before-finalize, after-finalize,
     /// before-commit.
@@ -894,6 +905,17 @@ fn open_app(home: &Home, s: &StartArgs) -> Result<magnet_app::MagnetApp> {
         ..Default::default()
     };
     cfg.store.keep_recent = s.pruning_keep_recent;
+    cfg.snapshot = magnet_app::snapshot::SnapshotConfig {
+        interval: s.snapshot_interval,
+        keep_recent: s.snapshot_keep_recent,
+        chunk_size: s.snapshot_chunk_size,
+    };
+    cfg.snapshot.validate().map_err(|e| {
+        anyhow!("{e} (--snapshot-interval, --snapshot-keep-recent, --snapshot-chunk-size)")
+    })?;
+    if cfg.snapshot.interval > 0 && !s.abci_only {
+        bail!("--snapshot-interval needs --abci-only: only CometBFT serves snapshots to joining nodes");
+    }
     magnet_app::MagnetApp::open(&home.app_dir(), cfg)
         .with_context(|| format!("opening the app store in {}", home.app_dir().display()))
 }

@@ -8,6 +8,7 @@
 //! <home>/config/node_key.json            ed25519 p2p key (CometBFT format)
 //! <home>/data/priv_validator_state.json  CometBFT double-sign guard
 //! <home>/data/magnet-app/                the app's merkle store (magnet-app)
+//! <home>/data/magnet-app/snapshots/      state-sync snapshots (`--snapshot-interval`)
 //! <home>/data/magnet-node/               the embedded node's blocks, results, tx index
 //! <home>/keyring-<backend>/              account keys (magnet-client)
 //! ```

@@ -8,170 +8,16 @@
 
 mod common;
 
+use common::comet::*;
 use common::*;
-use magnet_client::tx::FeeSpec;
-use magnet_client::{ChainClient, Key};
-use magnet_core::Coins;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Validator {
-    home: PathBuf,
-    rpc: u16,
-    metrics: u16,
-    /// Port of the DiLoCo eligible-set endpoint (`--eligible-laddr`), if served.
-    eligible: Option<u16>,
-    app: Option<Proc>,
-    comet: Option<Proc>,
-}
-
-impl Validator {
-    fn start(&mut self, comet: &Path) {
-        let m = format!("127.0.0.1:{}", self.metrics);
-        let mut args = vec!["--abci-only".to_string(), "--metrics-addr".into(), m];
-        if let Some(p) = self.eligible {
-            args.extend([
-                "--eligible-laddr".into(),
-                format!("127.0.0.1:{p}"),
-                "--comet-rpc".into(),
-                format!("http://127.0.0.1:{}", self.rpc),
-            ]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.app = Some(spawn_magnetd(&self.home, &args, &[], "magnetd.log"));
-        std::thread::sleep(Duration::from_millis(300));
-        let log = self.home.join("cometbft.log");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(comet)
-            .args(["start", "--home"])
-            .arg(&self.home)
-            .stdout(Stdio::from(f.try_clone().unwrap()))
-            .stderr(Stdio::from(f))
-            .spawn()
-            .unwrap();
-        self.comet = Some(Proc {
-            child,
-            log,
-            metrics_port: 0,
-        });
-    }
-    fn stop(&mut self) {
-        self.comet.take();
-        self.app.take();
-    }
-    /// (height, app hash) the app reports through CometBFT's abci_info.
-    fn app_info(&self) -> Option<(u64, String)> {
-        let body = http_get(self.rpc, "/abci_info")?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let r = &v["result"]["response"];
-        Some((
-            r["last_block_height"].as_str()?.parse().ok()?,
-            r["last_block_app_hash"].as_str()?.to_string(),
-        ))
-    }
-    fn logs(&self) -> String {
-        let c = self
-            .comet
-            .as_ref()
-            .map(|p| p.log_text())
-            .unwrap_or_default();
-        let a = self.app.as_ref().map(|p| p.log_text()).unwrap_or_default();
-        let tail = |s: &str| {
-            s.lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        format!(
-            "--- cometbft ---\n{}\n--- magnetd ---\n{}",
-            tail(&c),
-            tail(&a)
-        )
-    }
-}
-
-fn wait_same_app_hash(vals: &[&Validator], min_height: u64, timeout: Duration) -> (u64, String) {
-    let start = Instant::now();
-    loop {
-        let infos: Vec<Option<(u64, String)>> = vals.iter().map(|v| v.app_info()).collect();
-        if let Some(Some(first)) = infos.first() {
-            if first.0 >= min_height && infos.iter().all(|i| i.as_ref() == Some(first)) {
-                return first.clone();
-            }
-        }
-        if start.elapsed() > timeout {
-            let logs: Vec<String> = vals.iter().map(|v| v.logs()).collect();
-            panic!(
-                "validators did not agree at height >= {min_height}: {infos:?}\n{}",
-                logs.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-async fn send(client: &ChainClient, from: &Key, n: u64) {
-    let fee = FeeSpec {
-        amount: Coins::umag(5000),
-        gas_limit: 200_000,
-    };
-    for i in 0..n {
-        let to = Key::generate().unwrap().address();
-        let msg =
-            magnet_client::tx::msg_send(&from.address(), &to, &Coins::umag(100 + u128::from(i)))
-                .unwrap();
-        let r = client
-            .sign_and_broadcast(from, vec![msg], "", &fee)
-            .await
-            .unwrap();
-        let res = client
-            .wait_tx(&r.hash.to_string(), Duration::from_secs(30))
-            .await
-            .unwrap();
-        assert!(res.tx_result.code.is_ok(), "{}", res.tx_result.log);
-        assert_eq!(
-            client.balances(&to).await.unwrap(),
-            Coins::umag(100 + u128::from(i))
-        );
-    }
-}
+use magnet_client::ChainClient;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
-    let Some(comet) = cometbft_bin() else {
-        skip_or_fail("cometbft v0.38 is not installed (run scripts/ci/install-cometbft.sh)");
+    let Some((comet, dir, base)) = new_testnet() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let base = 20_000 + (free_port() % 40_000);
-    let script = PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../scripts/testnet.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .args(["init", "--validators", "4", "--dir"])
-        .arg(dir.path())
-        .args(["--base-port", &base.to_string()])
-        .env("MAGNETD", env!("CARGO_BIN_EXE_magnetd"))
-        .env("COMETBFT", &comet)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "testnet.sh init failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let genesis: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("node3/config/genesis.json")).unwrap(),
     )
@@ -188,6 +34,7 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
             rpc: base + 10 * i + 1,
             metrics: base + 10 * i + 3,
             eligible: (i == 0).then_some(base + 4),
+            extra_args: Vec::new(),
             app: None,
             comet: None,
         })
@@ -198,10 +45,7 @@ async fn four_cometbft_validators_agree_survive_a_stop_and_catch_up() {
     let all: Vec<&Validator> = vals.iter().collect();
     wait_same_app_hash(&all, 1, Duration::from_secs(90));
 
-    let faucet: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("faucet.json")).unwrap())
-            .unwrap();
-    let faucet = Key::from_mnemonic(faucet["mnemonic"].as_str().unwrap()).unwrap();
+    let faucet = faucet_key(dir.path());
     let client = ChainClient::new(&format!("http://127.0.0.1:{}", vals[0].rpc)).unwrap();
     send(&client, &faucet, 4).await;
     let (h1, hash1) = wait_same_app_hash(&all, 2, Duration::from_secs(60));

@@ -129,6 +129,7 @@ fn a_real_node_fails_panicking_and_overflowing_txs_and_keeps_producing_blocks() 
             fsync: false,
         },
         min_gas_price: "0".into(),
+        snapshot: Default::default(),
     };
     let mut mods = magnet_app::modules::registered_modules();
     mods.push(Box::new(Hazard { in_check_tx: false }));

@@ -1,6 +1,8 @@
 //! Shared helpers for magnetd's integration tests: run the real binary on a temp home.
 #![allow(dead_code)]
 
+pub mod comet;
+
 use std::io::{BufRead, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
