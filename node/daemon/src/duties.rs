@@ -596,8 +596,8 @@ async fn eval_at(sh: &Arc<Shared>, params: Vec<f32>, windows: Arc<Vec<usize>>) -
 }
 
 /// Scores contribution `c` of `epoch` under evaluation seed `seed` (ADR 0090): the mean
-/// marginal score of a seeded sample of its lineage entries on the epoch's seeded windows of
-/// the job's corpus. Memoised per (epoch, contributor); the losses of each base per epoch.
+/// marginal score of its lineage entries in the seeded rounds (ADR 0093) on the epoch's seeded
+/// windows of the job's training tokens. Memoised per (epoch, contributor); the losses of each base per epoch.
 /// An error (a base checkpoint this evaluator cannot get, a broken model) means "no score
 /// from this evaluator", never a score the contributor did not earn.
 async fn evaluate(

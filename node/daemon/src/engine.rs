@@ -114,8 +114,8 @@ pub fn shard(data: &TokenData, i: usize, n: usize) -> TokenData {
 
 impl Engine {
     /// Prepares the data (tokenising the corpus into `home/shards` once) and the models: the
-    /// training engine on this worker's shard, and a separate [`Evaluator`] holding the job's
-    /// whole corpus, so evaluations never wait for training (or the reverse). With
+    /// training engine on this worker's shard, and a separate [`Evaluator`] holding all the job's
+    /// training tokens (the evaluation windows' corpus, ADR 0093), so evaluations never wait for training (or the reverse). With
     /// [`Fault::Evalfit`] the engine trains on the validation split instead of its shard.
     pub fn open(job: &JobSection, home: &Path, fault: Fault) -> Result<(Engine, Evaluator)> {
         let shards = home.join("shards");
