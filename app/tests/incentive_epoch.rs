@@ -51,15 +51,7 @@ impl Net {
     /// A block at time `t`; every tx must succeed unless `allow_fail`.
     fn block_at(&mut self, t: i64, txs: Vec<Vec<u8>>) -> pb::ResponseFinalizeBlock {
         self.t = t;
-        self.h.height += 1;
-        let mut req = finalize_request(self.h.height, txs);
-        req.time = Some(tendermint_proto::google::protobuf::Timestamp {
-            seconds: t,
-            nanos: 0,
-        });
-        let r = self.h.app.finalize_block(req);
-        self.h.app.commit();
-        r
+        self.h.block_at(t, txs)
     }
 
     fn ok_block(&mut self, t: i64, txs: Vec<Vec<u8>>) {

@@ -105,6 +105,19 @@ impl Harness {
         }
     }
 
+    /// FinalizeBlock + Commit of the next height at block time `t` (seconds).
+    pub fn block_at(&mut self, t: i64, txs: Vec<Vec<u8>>) -> pb::ResponseFinalizeBlock {
+        self.height += 1;
+        let mut req = finalize_request(self.height, txs);
+        req.time = Some(tendermint_proto::google::protobuf::Timestamp {
+            seconds: t,
+            nanos: 0,
+        });
+        let r = self.app.finalize_block(req);
+        self.app.commit();
+        r
+    }
+
     /// FinalizeBlock + Commit of the next height.
     pub fn block(&mut self, txs: Vec<Vec<u8>>) -> pb::ResponseFinalizeBlock {
         self.height += 1;
