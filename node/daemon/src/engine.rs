@@ -115,7 +115,8 @@ pub fn shard(data: &TokenData, i: usize, n: usize) -> TokenData {
 impl Engine {
     /// Prepares the data (tokenising the corpus into `home/shards` once) and the models: the
     /// training engine on this worker's shard, and a separate [`Evaluator`] holding all the job's
-    /// training tokens (the evaluation windows' corpus, ADR 0093), so evaluations never wait for training (or the reverse). With
+    /// training tokens (the evaluation windows' corpus, ADR 0093), so evaluations never wait
+    /// for training (or the reverse). With
     /// [`Fault::Evalfit`] the engine trains on the validation split instead of its shard.
     pub fn open(job: &JobSection, home: &Path, fault: Fault) -> Result<(Engine, Evaluator)> {
         let shards = home.join("shards");
@@ -139,9 +140,6 @@ impl Engine {
         }
         let data_hash = hash_tokens(&mine.train);
         let eval_set_hash = crate::quality::corpus_hash(&data.train, &data.val);
-        // Evaluation windows are drawn from the training tokens only: the validation split is
-        // public and small enough to fit (the `evalfit` adversary), so it never scores a Δ.
-        let corpus = data.train.clone();
         let seed = job
             .model_seed
             .wrapping_add(1)
@@ -162,7 +160,6 @@ impl Engine {
             Evaluator {
                 trainer: eval_trainer,
                 base,
-                corpus,
                 corpus_hash: eval_set_hash,
                 seq_len: job.seq_len,
             },
@@ -206,8 +203,6 @@ impl Engine {
 pub struct Evaluator {
     trainer: Trainer,
     base: Vec<f32>,
-    /// All training tokens (every shard, in corpus order); never the validation split.
-    corpus: Vec<u32>,
     corpus_hash: [u8; 32],
     seq_len: usize,
 }
@@ -229,7 +224,7 @@ impl Evaluator {
     /// Tokens the evaluation windows are drawn from: the training tokens of every shard (the
     /// validation split is not among them, ADR 0093).
     pub fn corpus_len(&self) -> usize {
-        self.corpus.len()
+        self.trainer.data().train.len()
     }
 
     /// [`crate::quality::corpus_hash`] of the corpus this evaluator holds.
@@ -250,7 +245,11 @@ impl Evaluator {
             return Ok(f64::NAN);
         }
         self.trainer.params().load_from_vec(params)?;
-        Ok(self.trainer.eval_windows(&self.corpus, starts)?)
+        // Evaluation windows are drawn from the training tokens only: the validation split is
+        // public and small enough to fit (the `evalfit` adversary), so it never scores a Δ.
+        Ok(self
+            .trainer
+            .eval_windows(&self.trainer.data().train, starts)?)
     }
 
     fn check_len(&self, params: &[f32]) -> Result<()> {
