@@ -102,14 +102,19 @@ pub struct DevnetArgs {
     #[arg(long = "adversary", value_delimiter = ',', value_name = "KIND")]
     pub adversaries: Vec<String>,
     /// With `--adversary`: first run the same devnet with every adversary playing honest
-    /// (under OUT/baseline), then the adversarial one, and compare them in the report — what
-    /// each adversary's identities earned honestly, what honest nodes lost, and the merged
-    /// model's validation loss against the no-adversary run. Doubles the run time.
+    /// (under OUT/baseline), then the honest workers alone with no adversary at all (under
+    /// OUT/honest-only), then the adversarial one, and compare them in the report: what each
+    /// adversary's identities earned honestly and what honest nodes lost (against the first),
+    /// and the merged model's validation loss against the honest workers alone (ADR 0106).
+    /// Triples the run time.
     #[arg(long)]
     pub baseline: bool,
     /// Internal: this run is `--baseline`'s honest twin.
     #[arg(long, hide = true)]
     pub honest_twin: bool,
+    /// Internal: this run is `--baseline`'s honest-only run (the adversaries left out).
+    #[arg(long, hide = true)]
+    pub honest_only: bool,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
     /// leader once it has announced (or, if that leader carries a `--fault`, the first later
     /// round's fault-free leader); `member@R` kills, once round R is announced, the
@@ -142,13 +147,28 @@ pub struct Slot {
     pub role: String,
 }
 
+/// Who a devnet run starts, given its `--adversary` kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Roster {
+    /// The honest workers and every adversary, misbehaving.
+    Adversarial,
+    /// The same identities, every adversary playing honest (`--baseline`'s twin: the
+    /// reference for what each adversary's identities would have earned).
+    Twin,
+    /// Only the honest workers (with `sybil`, its honest `unsplit` node too): the adversaries
+    /// left out (`--baseline`'s reference for the merged model, ADR 0106).
+    HonestOnly,
+}
+
 /// The devnet's workers: `honest` workers cycling through [`TIERS`], then per adversary kind
 /// its workers — one `gpu_compute` worker with the tier's bond, except `sybil`, which is
 /// [`SYBIL_SPLIT`] `cpu_only` identities of the tier's minimum bond each (one machine's work
 /// split four ways) plus one honest `cpu_only` worker holding their whole bond in one
-/// identity (`unsplit`), the node the split must not beat. With `twin`, every adversary plays
-/// honest (`--baseline`'s no-adversary run with the same identities).
-pub fn plan_slots(honest: usize, adversaries: &[String], twin: bool) -> Vec<Slot> {
+/// identity (`unsplit`), the node the split must not beat. [`Roster::Twin`] makes every
+/// adversary play honest; [`Roster::HonestOnly`] leaves them out.
+pub fn plan_slots(honest: usize, adversaries: &[String], roster: Roster) -> Vec<Slot> {
+    let twin = roster == Roster::Twin;
+    let present = roster != Roster::HonestOnly;
     let mut v: Vec<Slot> = (0..honest)
         .map(|i| Slot {
             tier: TIERS[i % TIERS.len()].0,
@@ -167,7 +187,7 @@ pub fn plan_slots(honest: usize, adversaries: &[String], twin: bool) -> Vec<Slot
     for k in adversaries {
         if k == "sybil" {
             let (tier, bond) = TIERS[2];
-            for _ in 0..SYBIL_SPLIT {
+            for _ in 0..if present { SYBIL_SPLIT } else { 0 } {
                 v.push(Slot {
                     tier,
                     bond,
@@ -181,7 +201,7 @@ pub fn plan_slots(honest: usize, adversaries: &[String], twin: bool) -> Vec<Slot
                 fault: "none".into(),
                 role: "unsplit".into(),
             });
-        } else {
+        } else if present {
             v.push(Slot {
                 tier: TIERS[1].0,
                 bond: TIERS[1].1,
@@ -716,12 +736,15 @@ pub fn adversary_rows(
         .collect()
 }
 
-/// The adversarial run against its `--baseline` twin.
+/// The adversarial run against its `--baseline` runs: the twin (the same identities, every
+/// adversary playing honest) for earnings, the honest workers alone for the model (ADR 0106).
 #[derive(Clone, Debug, Serialize)]
 pub struct BaselineComparison {
-    /// The last merged model's validation loss without adversaries.
+    /// The last merged model's validation loss in the twin run (every identity honest).
     pub merged_val_loss_baseline: Option<f64>,
-    /// ... and with them.
+    /// The last merged model's validation loss with the honest workers alone.
+    pub merged_val_loss_honest_only: Option<f64>,
+    /// ... and with the adversaries.
     pub merged_val_loss: Option<f64>,
     /// What the honest workers netted together without adversaries (umag).
     pub honest_net_baseline: i128,
@@ -730,8 +753,8 @@ pub struct BaselineComparison {
 }
 
 impl BaselineComparison {
-    /// Compares the two runs' honest workers and last merged models.
-    pub fn new(baseline: &Report, run: &Report) -> Self {
+    /// Compares the runs' honest workers and last merged models.
+    pub fn new(baseline: &Report, honest_only: &Report, run: &Report) -> Self {
         let last = |r: &Report| r.rounds.iter().rev().find_map(|x| x.merged_val_loss);
         let honest = |r: &Report| -> i128 {
             r.nodes
@@ -742,6 +765,7 @@ impl BaselineComparison {
         };
         BaselineComparison {
             merged_val_loss_baseline: last(baseline),
+            merged_val_loss_honest_only: last(honest_only),
             merged_val_loss: last(run),
             honest_net_baseline: honest(baseline),
             honest_net: honest(run),
@@ -757,12 +781,29 @@ impl BaselineComparison {
         })
     }
 
-    /// The merged model's validation loss against the no-adversary run, in % (positive: worse).
+    /// The merged model's validation loss against the twin run, in % (positive: worse).
+    /// Informational: the twin merges the adversaries' identities' honest work too.
     pub fn val_loss_change_pct(&self) -> Option<f64> {
-        match (self.merged_val_loss, self.merged_val_loss_baseline) {
-            (Some(a), Some(b)) if b > 0.0 => Some(100.0 * (a / b - 1.0)),
-            _ => None,
-        }
+        pct_change(self.merged_val_loss, self.merged_val_loss_baseline)
+    }
+
+    /// The merged model's validation loss against the honest workers alone, in % (positive:
+    /// worse) — what the adversaries' presence did to the model.
+    pub fn val_loss_change_vs_honest_only_pct(&self) -> Option<f64> {
+        pct_change(self.merged_val_loss, self.merged_val_loss_honest_only)
+    }
+
+    /// The model target (issue 16): the merged validation loss is at most 2 % above the
+    /// honest workers' own; `None` when either run has no merged model.
+    pub fn model_target_met(&self) -> Option<bool> {
+        self.val_loss_change_vs_honest_only_pct().map(|p| p <= 2.0)
+    }
+}
+
+fn pct_change(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 && a.is_finite() => Some(100.0 * (a / b - 1.0)),
+        _ => None,
     }
 }
 
@@ -860,7 +901,13 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     let asked = a.clone();
     // Adversaries are extra workers with a fault, after the honest ones.
     let adversaries = parse_adversaries(&a.adversaries)?;
-    let slots = plan_slots(a.workers, &adversaries, a.honest_twin);
+    let roster = match (a.honest_twin, a.honest_only) {
+        (true, true) => bail!("a run is the honest twin or the honest-only run, not both"),
+        (true, false) => Roster::Twin,
+        (false, true) => Roster::HonestOnly,
+        (false, false) => Roster::Adversarial,
+    };
+    let slots = plan_slots(a.workers, &adversaries, roster);
     for (i, s) in slots.iter().enumerate().skip(a.workers) {
         if s.fault != "none" {
             a.faults.push(format!("{i}:{}", s.fault));
@@ -897,7 +944,17 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
              playing honest) under {}",
             b.out.display()
         );
-        Some(run(b, magnetd).context("the --baseline run")?)
+        let twin = run(b.clone(), magnetd).context("the --baseline run")?;
+        b.honest_twin = false;
+        b.honest_only = true;
+        b.out = out.join("honest-only");
+        eprintln!(
+            "devnet: the honest workers alone (no adversary at all, the merged model's \
+             reference) under {}",
+            b.out.display()
+        );
+        let alone = run(b, magnetd).context("the --baseline honest-only run")?;
+        Some((twin, alone))
     } else {
         None
     };
@@ -1153,7 +1210,7 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         eval,
         training,
         &mut kills,
-        baseline.as_ref(),
+        baseline.as_ref().map(|(t, h)| (t, h)),
     ));
     let report = match res {
         Ok(r) => r,
@@ -1204,7 +1261,7 @@ async fn drive(
     eval: &str,
     mut training: magnet_jobs::state::TrainingSpec,
     kills: &mut Vec<(KillWho, u64)>,
-    baseline: Option<&Report>,
+    baseline: Option<(&Report, &Report)>,
 ) -> Result<Report> {
     let faults = parse_faults(&a.faults, workers.len())?;
     let c = ChainClient::new(rpc_url)?;
@@ -1477,7 +1534,7 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     let mut report = build_report(&c, job, workers, &wanted).await?;
-    if let Some(b) = baseline {
+    if let Some((b, alone)) = baseline {
         let hijacks: BTreeMap<String, (u64, u64)> = report
             .adversaries
             .iter()
@@ -1494,7 +1551,7 @@ async fn drive(
                 _ => r,
             })
             .collect();
-        report.baseline = Some(BaselineComparison::new(b, &report));
+        report.baseline = Some(BaselineComparison::new(b, alone, &report));
     }
     report.killed = killed;
     report.solo = solo_reference(worker_bin, &workers[0], &report, a.inner_steps)?;
@@ -1957,18 +2014,27 @@ fn adversary_section(r: &Report) -> String {
         let loss = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.4}"));
         md.push_str(&format!(
             "\n### Against the no-adversary run (`--baseline`)\n\n\
-             | measure | no adversaries | with adversaries | change | target |\n|---|---|---|---|---|\n\
-             | honest workers' net (umag) | {} | {} | {} | loss ≤ 5 % |\n\
-             | last merged model's validation loss | {} | {} | {} | within 2 % |\n\n\
-             The no-adversary run keeps every identity, each training in full (the four Sybil \
-             identities train all H steps there, a quarter here), so it merges more honest \
-             compute per round than the adversarial run can.\n",
+             | measure | reference run | reference | with adversaries | change | target |\n|---|---|---|---|---|---|\n\
+             | honest workers' net (umag) | every identity honest | {} | {} | {} | loss ≤ 5 % |\n\
+             | last merged model's validation loss | the honest workers alone | {} | {} | {} | ≤ +2 %: {} |\n\
+             | last merged model's validation loss | every identity honest | {} | {} | {} | (for information) |\n\n\
+             The model's reference is the honest workers alone (ADR 0106): the every-identity-honest \
+             run also merges the adversaries' identities' honest work (the four Sybil identities \
+             train all H steps there, a quarter here), work an adversary can always withhold.\n",
             b.honest_net_baseline,
             b.honest_net,
             match b.honest_loss_pct() {
                 Some(v) if v < 0.0 => format!("gained {:.2} %", -v),
                 Some(v) => format!("lost {v:.2} %"),
                 None => "—".to_string(),
+            },
+            loss(b.merged_val_loss_honest_only),
+            loss(b.merged_val_loss),
+            pct(b.val_loss_change_vs_honest_only_pct()),
+            match b.model_target_met() {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "—",
             },
             loss(b.merged_val_loss_baseline),
             loss(b.merged_val_loss),
@@ -2108,7 +2174,7 @@ mod tests {
 
     #[test]
     fn a_sybil_adversary_is_four_quarter_identities_beside_one_unsplit_node() {
-        let s = plan_slots(3, &["collude".into(), "sybil".into()], false);
+        let s = plan_slots(3, &["collude".into(), "sybil".into()], Roster::Adversarial);
         assert_eq!(s.len(), 3 + 1 + SYBIL_SPLIT + 1);
         let sybils: Vec<&Slot> = s.iter().filter(|x| x.role == "sybil").collect();
         assert_eq!(sybils.len(), SYBIL_SPLIT);
@@ -2123,13 +2189,20 @@ mod tests {
         // The colluder's partner is the first worker of another adversary kind.
         assert_eq!(collude_partner(&s, 3), 4);
         assert_eq!(
-            collude_partner(&plan_slots(2, &["collude".into()], false), 2),
+            collude_partner(&plan_slots(2, &["collude".into()], Roster::Adversarial), 2),
             0
         );
         // The honest twin keeps the identities and plays honest.
-        let twin = plan_slots(3, &["collude".into(), "sybil".into()], true);
+        let twin = plan_slots(3, &["collude".into(), "sybil".into()], Roster::Twin);
         assert_eq!(twin.len(), s.len());
         assert!(twin.iter().all(|x| x.fault == "none"));
+        // The honest-only run keeps the honest workers and the unsplit node, nothing else.
+        let alone = plan_slots(3, &["collude".into(), "sybil".into()], Roster::HonestOnly);
+        assert_eq!(
+            alone.iter().map(|x| x.role.as_str()).collect::<Vec<_>>(),
+            ["honest", "honest", "honest", "unsplit"]
+        );
+        assert!(alone.iter().all(|x| x.fault == "none"));
         assert!(parse_adversaries(&["sybil".into(), "sybil".into()]).is_err());
         assert!(parse_adversaries(&["evil".into()]).is_err());
     }
@@ -2258,11 +2331,21 @@ mod tests {
             baseline: None,
             audits: Vec::new(),
         };
-        let b = BaselineComparison::new(&report(200, 4.0), &report(190, 4.04));
+        let b = BaselineComparison::new(&report(200, 4.0), &report(150, 4.1), &report(190, 4.04));
         assert_eq!(b.honest_net_baseline, 200);
         assert_eq!(b.honest_net, 190);
         assert!((b.honest_loss_pct().unwrap() - 5.0).abs() < 1e-9);
         assert!((b.val_loss_change_pct().unwrap() - 1.0).abs() < 1e-9);
+        // Against the honest workers alone the model got better: the target is met.
+        assert!(b.val_loss_change_vs_honest_only_pct().unwrap() < 0.0);
+        assert_eq!(b.model_target_met(), Some(true));
+        let worse =
+            BaselineComparison::new(&report(200, 4.0), &report(150, 3.9), &report(190, 4.0));
+        assert!((worse.val_loss_change_vs_honest_only_pct().unwrap() - 2.564).abs() < 1e-3);
+        assert_eq!(worse.model_target_met(), Some(false));
+        let lost =
+            BaselineComparison::new(&report(200, 4.0), &report(150, f64::NAN), &report(190, 4.0));
+        assert_eq!(lost.model_target_met(), None);
     }
 
     #[test]
