@@ -16,11 +16,11 @@ pub const ECONOMIC: [&str; 8] = [
 ];
 
 /// Check validator changes against the set as it stands (with this block's changes so far)
-/// and return the set they would make. Refused, with the reason (ADR 0104): removing or
-/// lowering a key that is not in the set, a change that changes nothing, an empty result, a
-/// total above CometBFT's maximum, new power of 1/3 or more of the new total (the validators
-/// already signing must keep more than 2/3, or the chain halts while the new keys are
-/// offline), and removed power of 1/3 or more of the current total.
+/// and return the set they would make. Refused, with the reason (ADR 0104): removing a key
+/// that is not in the set, a change that changes nothing, an empty result, a total above
+/// CometBFT's maximum, new power of 1/3 or more of the new total (the validators already
+/// signing must keep more than 2/3, or the chain halts while the new keys are offline), and
+/// removed power of 1/3 or more of the current total. The limits hold per proposal.
 pub fn check_validator_set_change(
     ctx: &mut Ctx,
     changes: &[msgs::CheckedChange],
