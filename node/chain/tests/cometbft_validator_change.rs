@@ -304,7 +304,14 @@ async fn one_proposal_adds_a_fifth_validator_and_removes_one_on_a_live_cometbft_
     assert_eq!(ups.len(), 2, "both changes in one block: {ups:?}");
     let status = run_ok(
         &homes[0],
-        &["query", "gov", "proposal", &id.to_string(), "--output", "json"],
+        &[
+            "query",
+            "gov",
+            "proposal",
+            &id.to_string(),
+            "--output",
+            "json",
+        ],
     );
     assert!(status.contains("passed"), "{status}");
     eprintln!(
@@ -329,9 +336,11 @@ async fn one_proposal_adds_a_fifth_validator_and_removes_one_on_a_live_cometbft_
     }
 
     // The fifth node signs blocks; validator 3 is no longer asked to.
-    let top = wait_for("three blocks of the new set", Duration::from_secs(30), || {
-        height(nodes[0].rpc).filter(|h| *h >= h_tally + 5)
-    });
+    let top = wait_for(
+        "three blocks of the new set",
+        Duration::from_secs(30),
+        || height(nodes[0].rpc).filter(|h| *h >= h_tally + 5),
+    );
     let mut signed_by_4 = 0;
     for h in h_tally + 2..top {
         let s = signers_at(nodes[0].rpc, h).unwrap();
@@ -353,7 +362,11 @@ async fn one_proposal_adds_a_fifth_validator_and_removes_one_on_a_live_cometbft_
     // Stop the removed validator: the chain goes on.
     nodes[3].stop();
     send(&client, &faucet, 1).await;
-    let (h1, _) = wait_same_app_hash(&running(&nodes, &[0, 1, 2, 4]), top + 2, Duration::from_secs(60));
+    let (h1, _) = wait_same_app_hash(
+        &running(&nodes, &[0, 1, 2, 4]),
+        top + 2,
+        Duration::from_secs(60),
+    );
     // Stop validator 2 as well: 0, 1 and the fifth node hold 30 of 40 (> 2/3); without the
     // fifth node's votes, 20 of 40 could not commit.
     nodes[2].stop();

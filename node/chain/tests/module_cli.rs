@@ -733,6 +733,9 @@ fn submit_proposal_help_shows_validator_set_changes_and_show_validator_prints_th
     let other = devnet("magnet-show-validator-2");
     let f = other.home().join("val.json");
     std::fs::write(&f, v.to_string()).unwrap();
-    run_ok(&other.home(), &["genesis", "add-validator", f.to_str().unwrap()]);
+    run_ok(
+        &other.home(),
+        &["genesis", "add-validator", f.to_str().unwrap()],
+    );
     run_ok(&other.home(), &["genesis", "validate"]);
 }
