@@ -11,7 +11,8 @@
 //!
 //! # Guarantees
 //! Deterministic (ordered keys, no clock). The set never becomes empty through this service:
-//! removing the last validator is refused. A change is visible to CometBFT in the block that
+//! removing the last validator is refused, and so is a total power above CometBFT's
+//! `MaxTotalVotingPower` ([`MAX_TOTAL_VOTING_POWER`]). A change is visible to CometBFT in the block that
 //! made it.
 //!
 //! # Non-guarantees
@@ -19,7 +20,7 @@
 //! node bond in the registry (slashed on double-sign evidence). A validator without an operator
 //! is never paid; its fee share goes to the community pool.
 
-use magnet_core::services::{ValidatorRecord, Validators};
+use magnet_core::services::{ValidatorRecord, Validators, MAX_TOTAL_VOTING_POWER};
 use magnet_core::{Address, Ctx, KvStore, ModuleError};
 use std::collections::BTreeMap;
 
@@ -159,6 +160,22 @@ impl Validators for AppValidators {
         }))
     }
 
+    fn effective_set(&self, ctx: &mut Ctx) -> Result<BTreeMap<Vec<u8>, u64>, ModuleError> {
+        let mut set = BTreeMap::new();
+        for (prefix, k_off) in [
+            (VALIDATOR_PREFIX, VALIDATOR_PREFIX.len()),
+            (PENDING_PREFIX, PENDING_PREFIX.len()),
+        ] {
+            for (k, v) in ctx.scan_prefix(prefix)? {
+                let p = borsh::from_slice::<u64>(&v)
+                    .map_err(|e| ModuleError::corrupt(prefix, &e.to_string()))?;
+                set.insert(k[k_off..].to_vec(), p);
+            }
+        }
+        set.retain(|_, p| *p > 0);
+        Ok(set)
+    }
+
     fn set_power(
         &self,
         ctx: &mut Ctx,
@@ -166,25 +183,28 @@ impl Validators for AppValidators {
         power: u64,
     ) -> Result<(), ModuleError> {
         check_key(pub_key_ed25519)?;
-        if i64::try_from(power).is_err() {
+        if power > MAX_TOTAL_VOTING_POWER {
             return Err(ModuleError::invalid_request(format!(
-                "validator power {power} exceeds CometBFT's maximum {}",
-                i64::MAX
+                "validator power {power} exceeds CometBFT's maximum total voting power {MAX_TOTAL_VOTING_POWER}"
             )));
         }
-        if power == 0 {
-            // The set after this block's changes must keep at least one validator.
-            let mut set = validator_set(ctx.store());
-            for (k, v) in magnet_core::store::scan_prefix(ctx.store(), PENDING_PREFIX) {
-                let p = borsh::from_slice::<u64>(&v).unwrap_or(0);
-                set.insert(k[PENDING_PREFIX.len()..].to_vec(), p);
-            }
-            set.insert(pub_key_ed25519.to_vec(), 0);
-            if set.values().all(|p| *p == 0) {
-                return Err(ModuleError::invalid_request(
-                    "refusing to remove the last validator: the chain would have no validator set",
-                ));
-            }
+        // The set after this block's changes must keep at least one validator and stay
+        // within CometBFT's total power.
+        let mut set = self.effective_set(ctx)?;
+        set.insert(pub_key_ed25519.to_vec(), power);
+        set.retain(|_, p| *p > 0);
+        if set.is_empty() {
+            return Err(ModuleError::invalid_request(
+                "refusing to remove the last validator: the chain would have no validator set",
+            ));
+        }
+        let total = set
+            .values()
+            .fold(0u128, |a, p| a.saturating_add(u128::from(*p)));
+        if total > u128::from(MAX_TOTAL_VOTING_POWER) {
+            return Err(ModuleError::invalid_request(format!(
+                "the validator set's total power would be {total}, above CometBFT's maximum {MAX_TOTAL_VOTING_POWER}"
+            )));
         }
         ctx.set_borsh(&[PENDING_PREFIX, pub_key_ed25519].concat(), &power)?;
         if ctx.get(&record_key(pub_key_ed25519))?.is_none() {

@@ -169,12 +169,17 @@ pub fn updates(r: &pb::ResponseFinalizeBlock) -> Vec<(Vec<u8>, i64)> {
 /// `vpk(1)` has power 10, and `voter`'s governance bond of 1,000,000 umag is already in a
 /// block.
 pub fn governed(voter: &Signer) -> Chain {
+    governed_with(voter, &[(vpk(1), 10)])
+}
+
+/// [`governed`] with the given genesis validators (no operators).
+pub fn governed_with(voter: &Signer, validators: &[(Vec<u8>, u64)]) -> Chain {
     let gov = serde_json::json!({"gov": {"params": {
         "min_deposit": "1000", "deposit_period_secs": 100, "voting_period_secs": 50,
         "quorum_ppm": 334000, "threshold_ppm": 500000, "veto_ppm": 334000,
         "burn_on_veto": true, "burn_on_no_quorum": false
     }}});
-    let mut c = Chain::new(&[(voter.address(), FUNDS)], &[(vpk(1), 10)], &[], gov);
+    let mut c = Chain::new(&[(voter.address(), FUNDS)], validators, &[], gov);
     let bond = c.tx(
         voter,
         vec![magnet_testkit::magnet_registry::msgs::bond_gov(

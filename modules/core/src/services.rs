@@ -468,6 +468,10 @@ pub struct ValidatorRecord {
     pub operator: Option<Address>,
 }
 
+/// CometBFT v0.38's `MaxTotalVotingPower` (`math.MaxInt64 / 8`): a validator set whose total
+/// power exceeds it is an invalid update that stops every node, so the app never reports one.
+pub const MAX_TOTAL_VOTING_POWER: u64 = (i64::MAX / 8) as u64;
+
 /// The validator set, owned by the app. Changes made through it reach CometBFT as the
 /// block's `validator_updates`.
 pub trait Validators: Send + Sync {
@@ -484,8 +488,14 @@ pub trait Validators: Send + Sync {
         ctx: &mut Ctx,
         consensus: &[u8],
     ) -> Result<Option<ValidatorRecord>, ModuleError>;
+    /// The set as it will be after this block's changes so far: ed25519 key → power (> 0),
+    /// in key order.
+    fn effective_set(
+        &self,
+        ctx: &mut Ctx,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, u64>, ModuleError>;
     /// Set a validator's power by its ed25519 public key (0 removes it). Refuses to remove
-    /// the last validator.
+    /// the last validator and a total power above [`MAX_TOTAL_VOTING_POWER`].
     fn set_power(
         &self,
         ctx: &mut Ctx,

@@ -8,11 +8,77 @@ use magnet_core::msg::result;
 use magnet_core::store::Overlay;
 use magnet_core::{community_pool, Address, Coins, Ctx, Event, GasMeter, MsgResult};
 use magnet_proto::gov::v1 as pb;
+use std::collections::BTreeMap;
 
 /// Modules whose params are economic: a change applies at the next epoch boundary.
 pub const ECONOMIC: [&str; 8] = [
     "epochs", "registry", "emission", "contrib", "rewards", "slashing", "data", "jobs",
 ];
+
+/// Check validator changes against the set as it stands (with this block's changes so far)
+/// and return the set they would make. Refused, with the reason (ADR 0104): removing a key
+/// that is not in the set, a change that changes nothing, an empty result, a total above
+/// CometBFT's maximum, new power of 1/3 or more of the new total (the validators already
+/// signing must keep more than 2/3, or the chain halts while the new keys are offline), and
+/// removed power of 1/3 or more of the current total. The limits hold per proposal.
+pub fn check_validator_set_change(
+    ctx: &mut Ctx,
+    changes: &[msgs::CheckedChange],
+) -> Result<BTreeMap<Vec<u8>, u64>, Error> {
+    let bad = |s: String| Err(Error::InvalidProposal(s));
+    let current = ctx.services().validators()?.effective_set(ctx)?;
+    let mut next = current.clone();
+    let (mut added, mut removed) = (0u128, 0u128);
+    for c in changes {
+        let key = hex::encode(&c.pub_key);
+        let old = current.get(&c.pub_key).copied().unwrap_or(0);
+        if old == 0 && c.power == 0 {
+            return bad(format!(
+                "validator {key} is not in the validator set; there is nothing to remove"
+            ));
+        }
+        if old == c.power && c.operator.is_none() {
+            return bad(format!(
+                "validator {key} already has power {old}; the change changes nothing"
+            ));
+        }
+        added = added.saturating_add(u128::from(c.power.saturating_sub(old)));
+        removed = removed.saturating_add(u128::from(old.saturating_sub(c.power)));
+        if c.power == 0 {
+            next.remove(&c.pub_key);
+        } else {
+            next.insert(c.pub_key.clone(), c.power);
+        }
+    }
+    let sum = |s: &BTreeMap<Vec<u8>, u64>| {
+        s.values()
+            .fold(0u128, |a, p| a.saturating_add(u128::from(*p)))
+    };
+    let (old_total, new_total) = (sum(&current), sum(&next));
+    if next.is_empty() {
+        return bad("the changes would leave no validator: the chain would halt".into());
+    }
+    let max = magnet_core::services::MAX_TOTAL_VOTING_POWER;
+    if new_total > u128::from(max) {
+        return bad(format!(
+            "the new set's total power {new_total} exceeds CometBFT's maximum {max}"
+        ));
+    }
+    if added.saturating_mul(3) >= new_total {
+        return bad(format!(
+            "the changes add power {added} of the new total {new_total}, 1/3 or more: the \
+             validators already in the set must keep more than 2/3 of the power, or the chain \
+             halts while the new keys are offline; add the power over several proposals"
+        ));
+    }
+    if removed.saturating_mul(3) >= old_total {
+        return bad(format!(
+            "the changes remove power {removed} of the current total {old_total}, 1/3 or more; \
+             remove it over several proposals"
+        ));
+    }
+    Ok(next)
+}
 
 /// Stateful validation at submission: the change must be valid now.
 fn validate_content(ctx: &mut Ctx, c: &Content) -> Result<(), Error> {
@@ -39,10 +105,12 @@ fn validate_content(ctx: &mut Ctx, c: &Content) -> Result<(), Error> {
         Content::NotarySet { .. } | Content::Overturn { .. } => {
             ctx.services().notary()?;
         }
-        Content::ValidatorSet { .. } => {
+        Content::ValidatorSet { .. } | Content::ValidatorSetChanges { .. } => {
             if ctx.services().validators.is_none() {
                 return Err(magnet_core::services::missing_service("validators").into());
             }
+            let changes = msgs::checked_validator_changes(c)?.unwrap_or_default();
+            check_validator_set_change(ctx, &changes)?;
         }
         Content::CommunitySpend { .. } | Content::Text { .. } => {}
     }
@@ -219,18 +287,17 @@ fn execute(ctx: &mut Ctx, p: &Proposal) -> Result<(), Error> {
                 .collect::<Result<Vec<_>, _>>()?;
             ctx.services().notary()?.set_panel(ctx, &ms)?;
         }
-        Content::ValidatorSet {
-            pub_key_ed25519_hex,
-            power,
-            operator,
-        } => {
-            let pk = hex::decode(&pub_key_ed25519_hex)
-                .map_err(|e| Error::InvalidProposal(e.to_string()))?;
+        Content::ValidatorSet { .. } | Content::ValidatorSetChanges { .. } => {
+            // Checked again: the set may have changed since submission. Every change or none
+            // (the caller runs this in an overlay it discards on error).
+            let changes = msgs::checked_validator_changes(&content)?.unwrap_or_default();
+            check_validator_set_change(ctx, &changes)?;
             let v = ctx.services().validators()?;
-            v.set_power(ctx, &pk, power)?;
-            if let Some(op) = operator {
-                let op = magnet_core::msg::address("validator_set.operator", &op)?;
-                v.set_operator(ctx, &pk, &op)?;
+            for c in &changes {
+                v.set_power(ctx, &c.pub_key, c.power)?;
+                if let Some(op) = &c.operator {
+                    v.set_operator(ctx, &c.pub_key, op)?;
+                }
             }
         }
         Content::CommunitySpend { recipient, amount } => {

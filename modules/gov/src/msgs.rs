@@ -5,6 +5,9 @@
 //! {"param_change": {"module": "slashing", "params": { …the module's full params… }}}
 //! {"notary_set": {"members": ["magnet1…", …]}}
 //! {"validator_set": {"pub_key_ed25519_hex": "…64 hex…", "power": 10, "operator": "magnet1…"}}
+//! {"validator_set_changes": {"changes": [
+//!     {"pub_key_ed25519_hex": "…64 hex…", "power": 10, "operator": "magnet1…"},
+//!     {"pub_key_ed25519_hex": "…64 hex…", "power": 0}]}}
 //! {"community_spend": {"recipient": "magnet1…", "amount": "1000000"}}
 //! {"software_upgrade": {"name": "v2", "halt_height": 100000}}
 //! {"overturn": {"challenge_id": 3}}
@@ -34,7 +37,8 @@ pub enum Content {
         /// Members (bech32).
         members: Vec<String>,
     },
-    /// Set a validator's power.
+    /// Set one validator's power (the one-change form of [`Content::ValidatorSetChanges`],
+    /// validated and executed the same way).
     ValidatorSet {
         /// Ed25519 public key, hex.
         pub_key_ed25519_hex: String,
@@ -43,6 +47,12 @@ pub enum Content {
         /// Operator account (bech32) paid the validator's fee share; unchanged when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         operator: Option<String>,
+    },
+    /// Change several validators at once, atomically: all apply in one block or none does
+    /// (ADR 0104).
+    ValidatorSetChanges {
+        /// The changes, at most [`MAX_VALIDATOR_CHANGES`], each key at most once.
+        changes: Vec<ValidatorChange>,
     },
     /// Pay from the community pool.
     CommunitySpend {
@@ -68,6 +78,141 @@ pub enum Content {
         /// Body.
         body: String,
     },
+}
+
+/// Most validator changes one proposal may carry.
+pub const MAX_VALIDATOR_CHANGES: usize = 100;
+
+/// One validator's new power in a [`Content::ValidatorSetChanges`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorChange {
+    /// Ed25519 public key, hex (`magnetd genesis show-validator` prints it).
+    pub pub_key_ed25519_hex: String,
+    /// New power; 0 removes the validator.
+    pub power: u64,
+    /// Operator account (bech32) paid the validator's fee share; unchanged when absent.
+    /// Not allowed with power 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+}
+
+impl Content {
+    /// The validator changes this content makes, if it changes validators: the one change
+    /// of [`Content::ValidatorSet`], or the list of [`Content::ValidatorSetChanges`].
+    pub fn validator_changes(&self) -> Option<Vec<ValidatorChange>> {
+        match self {
+            Content::ValidatorSet {
+                pub_key_ed25519_hex,
+                power,
+                operator,
+            } => Some(vec![ValidatorChange {
+                pub_key_ed25519_hex: pub_key_ed25519_hex.clone(),
+                power: *power,
+                operator: operator.clone(),
+            }]),
+            Content::ValidatorSetChanges { changes } => Some(changes.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A validator change with its key and operator decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedChange {
+    /// Ed25519 public key (32 bytes).
+    pub pub_key: Vec<u8>,
+    /// New power (0 removes).
+    pub power: u64,
+    /// New operator, if given.
+    pub operator: Option<Address>,
+}
+
+/// The validator changes of `c` after stateless checks, or `None` when `c` changes no
+/// validator: 1..=[`MAX_VALIDATOR_CHANGES`] changes, each key 32 bytes of hex and named once,
+/// each power at most CometBFT's maximum total power, operators bech32 and only on changes
+/// that keep the validator.
+pub fn checked_validator_changes(c: &Content) -> Result<Option<Vec<CheckedChange>>, Error> {
+    match c {
+        Content::ValidatorSet { .. } => {
+            let changes = c.validator_changes().unwrap_or_default();
+            check_changes("validator_set", false, &changes).map(Some)
+        }
+        Content::ValidatorSetChanges { changes } => {
+            check_changes("validator_set_changes.changes", true, changes).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn check_changes(
+    what: &str,
+    indexed: bool,
+    changes: &[ValidatorChange],
+) -> Result<Vec<CheckedChange>, Error> {
+    let at = |i: usize| {
+        if indexed {
+            format!("{what}[{i}]")
+        } else {
+            what.to_string()
+        }
+    };
+    let bad = |s: String| Err(Error::InvalidProposal(s));
+    if changes.is_empty() {
+        return bad(format!("{what} must list at least one change"));
+    }
+    if changes.len() > MAX_VALIDATOR_CHANGES {
+        return bad(format!(
+            "{what} lists {} changes; at most {MAX_VALIDATOR_CHANGES} are allowed",
+            changes.len()
+        ));
+    }
+    let max = magnet_core::services::MAX_TOTAL_VOTING_POWER;
+    let mut out: Vec<CheckedChange> = Vec::with_capacity(changes.len());
+    for (i, c) in changes.iter().enumerate() {
+        let pub_key = match hex::decode(&c.pub_key_ed25519_hex) {
+            Ok(b) if b.len() == 32 => b,
+            _ => {
+                return bad(format!(
+                    "{}.pub_key_ed25519_hex must be 32 bytes of hex, got {:?}",
+                    at(i),
+                    c.pub_key_ed25519_hex
+                ))
+            }
+        };
+        if out.iter().any(|o| o.pub_key == pub_key) {
+            return bad(format!(
+                "{} names validator {} a second time; give each key once",
+                at(i),
+                hex::encode(&pub_key)
+            ));
+        }
+        if c.power > max {
+            return bad(format!(
+                "{}.power {} exceeds CometBFT's maximum total voting power {max}",
+                at(i),
+                c.power
+            ));
+        }
+        let operator = match &c.operator {
+            Some(_) if c.power == 0 => {
+                return bad(format!(
+                    "{} removes validator {} (power 0) and also sets an operator; \
+                     an operator is set only on a validator that stays",
+                    at(i),
+                    hex::encode(&pub_key)
+                ))
+            }
+            Some(op) => Some(address(&format!("{}.operator", at(i)), op)?),
+            None => None,
+        };
+        out.push(CheckedChange {
+            pub_key,
+            power: c.power,
+            operator,
+        });
+    }
+    Ok(out)
 }
 
 /// A checked gov message.
@@ -138,20 +283,8 @@ pub fn check_content(c: &Content) -> Result<(), Error> {
                 address("notary_set.members", m)?;
             }
         }
-        Content::ValidatorSet {
-            pub_key_ed25519_hex,
-            power,
-            operator,
-        } => {
-            if hex::decode(pub_key_ed25519_hex).map(|b| b.len()) != Ok(32) {
-                return bad("validator_set.pub_key_ed25519_hex must be 32 bytes of hex".into());
-            }
-            if i64::try_from(*power).is_err() {
-                return bad(format!("validator_set.power {power} exceeds {}", i64::MAX));
-            }
-            if let Some(op) = operator {
-                address("validator_set.operator", op)?;
-            }
+        Content::ValidatorSet { .. } | Content::ValidatorSetChanges { .. } => {
+            checked_validator_changes(c)?;
         }
         Content::CommunitySpend {
             recipient,

@@ -201,3 +201,35 @@ fn a_vetoed_proposal_burns_its_deposit_and_a_passed_spend_pays_from_the_pool() {
     assert_eq!(proposal(&c, id)["status"], "passed");
     assert_eq!(c.balance(&r), 4_000);
 }
+
+#[test]
+fn validator_set_json_keeps_its_form_and_validator_set_changes_lists_several() {
+    let k = |b: u8| hex::encode([b; 32]);
+    let op = node(0).op.to_bech32();
+    // The one-change form, as before ADR 0104, is one change.
+    let old: msgs::Content = serde_json::from_value(serde_json::json!({"validator_set": {
+        "pub_key_ed25519_hex": k(1), "power": 7, "operator": op}}))
+    .unwrap();
+    let want = vec![msgs::ValidatorChange {
+        pub_key_ed25519_hex: k(1),
+        power: 7,
+        operator: Some(op.clone()),
+    }];
+    assert_eq!(old.validator_changes(), Some(want));
+    assert!(msgs::check_content(&old).is_ok());
+    // The list form round-trips through its JSON.
+    let json = serde_json::json!({"validator_set_changes": {"changes": [
+        {"pub_key_ed25519_hex": k(2), "power": 10, "operator": op},
+        {"pub_key_ed25519_hex": k(1), "power": 0}]}});
+    let new: msgs::Content = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&new).unwrap(), json);
+    let checked = msgs::checked_validator_changes(&new).unwrap().unwrap();
+    assert_eq!(checked.len(), 2);
+    assert_eq!(checked[0].pub_key, vec![2u8; 32]);
+    assert_eq!(checked[1].power, 0);
+    assert!(checked[1].operator.is_none());
+    // Other contents change no validator.
+    let text: msgs::Content =
+        serde_json::from_value(serde_json::json!({"text": {"body": "hi"}})).unwrap();
+    assert_eq!(msgs::checked_validator_changes(&text).unwrap(), None);
+}

@@ -105,6 +105,14 @@ impl magnet_core::Validators for ConsensusAsAccount {
     ) -> Result<Option<magnet_core::ValidatorRecord>, ModuleError> {
         Ok(None)
     }
+    fn effective_set(
+        &self,
+        _: &mut Ctx,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, u64>, ModuleError> {
+        Err(ModuleError::invalid_request(
+            "the testkit has no validator set",
+        ))
+    }
     fn set_power(&self, _: &mut Ctx, _: &[u8], _: u64) -> Result<(), ModuleError> {
         Err(ModuleError::invalid_request(
             "the testkit has no validator set",

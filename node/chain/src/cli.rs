@@ -199,7 +199,8 @@ enum GenesisCmd {
         keyring: KeyringArgs,
     },
     /// Print this node's validator (public key, address, node id) as JSON, to hand to the
-    /// genesis coordinator.
+    /// genesis coordinator; `pub_key_ed25519_hex` is the key as a governance
+    /// `validator_set_changes` proposal names it.
     ShowValidator {
         /// Voting power to request.
         #[arg(long, default_value_t = 10)]
@@ -727,10 +728,12 @@ fn genesis_cmd(home: &Home, cmd: GenesisCmd) -> Result<()> {
             Ok(())
         }
         GenesisCmd::ShowValidator { power } => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&show_validator(home, power)?)?
-            );
+            let v = show_validator(home, power)?;
+            let mut out = serde_json::to_value(&v)?;
+            // The key as a governance proposal names it (`pub_key_ed25519_hex`).
+            let raw = base64::engine::general_purpose::STANDARD.decode(&v.pub_key)?;
+            out["pub_key_ed25519_hex"] = Value::String(hex::encode(raw));
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         GenesisCmd::AddValidator {

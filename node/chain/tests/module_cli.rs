@@ -148,6 +148,29 @@ fn a_param_change_proposal_is_deposited_voted_tallied_and_takes_effect() {
     };
     let all = query(&home, &["gov", "proposals"]);
     assert_eq!(all.as_array().unwrap().len(), expected, "{all}");
+    // The validator_set_changes example names keys of another network: refused at
+    // submission with the reason, before any proposal exists (ADR 0104).
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "gov",
+            "submit-proposal",
+            proposals_dir()
+                .join("validator-set-changes.json")
+                .to_str()
+                .unwrap(),
+            "--from",
+            "alice",
+            "--yes",
+        ],
+    );
+    assert!(
+        err.contains("is not in the validator set; there is nothing to remove"),
+        "{err}"
+    );
+    let all = query(&home, &["gov", "proposals"]);
+    assert_eq!(all.as_array().unwrap().len(), expected, "{all}");
 
     // An invalid param change (a slashing rate below 0.1) is refused at submission.
     let tmp = tempfile::tempdir().unwrap();
@@ -681,4 +704,38 @@ fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
         Some(1),
         "{ep}"
     );
+}
+
+#[test]
+fn submit_proposal_help_shows_validator_set_changes_and_show_validator_prints_the_key_in_hex() {
+    let help = magnetd()
+        .args(["tx", "gov", "submit-proposal", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for want in [
+        "validator_set_changes {changes: [{pub_key_ed25519_hex, power, operator?}",
+        "{\"validator_set_changes\": {\"changes\": [",
+        "docs/proposals/validator-set-changes.json",
+    ] {
+        assert!(help.contains(want), "{want:?} missing from --help:\n{help}");
+    }
+    let net = devnet("magnet-show-validator");
+    let v: Value =
+        serde_json::from_str(&run_ok(&net.home(), &["genesis", "show-validator"])).unwrap();
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v["pub_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(raw.len(), 32);
+    assert_eq!(v["pub_key_ed25519_hex"], json!(hex::encode(raw)), "{v}");
+    // The same file still feeds `genesis add-validator` (the extra field is ignored).
+    let other = devnet("magnet-show-validator-2");
+    let f = other.home().join("val.json");
+    std::fs::write(&f, v.to_string()).unwrap();
+    run_ok(
+        &other.home(),
+        &["genesis", "add-validator", f.to_str().unwrap()],
+    );
+    run_ok(&other.home(), &["genesis", "validate"]);
 }

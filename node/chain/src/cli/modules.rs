@@ -553,11 +553,23 @@ pub(super) enum GovTx {
     ///
     /// `content` is one of: param_change {module, params (the module's full params)},
     /// community_spend {recipient, amount}, text {body}, software_upgrade {name,
-    /// halt_height}, validator_set {pub_key_ed25519_hex, power}, notary_set {members},
-    /// overturn {challenge_id}. Examples: docs/proposals/*.json. An invalid proposal (a
-    /// rate outside [0.1, 1.0], a zero epoch, …) is refused at submission.
+    /// halt_height}, validator_set {pub_key_ed25519_hex, power, operator?},
+    /// validator_set_changes {changes: [{pub_key_ed25519_hex, power, operator?}, …]},
+    /// notary_set {members}, overturn {challenge_id}. Examples: docs/proposals/*.json. An
+    /// invalid proposal (a rate outside [0.1, 1.0], a zero epoch, …) is refused at submission.
+    ///
+    /// validator_set_changes applies all its changes in one block or none (power 0 removes;
+    /// `magnetd genesis show-validator` on the new node prints its pub_key_ed25519_hex).
+    /// Refused: removing a key not in the set, an empty result, adding 1/3 or more of the
+    /// new total power, or removing 1/3 or more of the current total (ADR 0104). E.g. add a
+    /// fifth validator and remove one of four of power 10:
+    ///   {"title": "Replace val3 by val4", "deposit": "1000000000umag",
+    ///    "content": {"validator_set_changes": {"changes": [
+    ///      {"pub_key_ed25519_hex": "<val4's 64 hex>", "power": 10, "operator": "magnet1…"},
+    ///      {"pub_key_ed25519_hex": "<val3's 64 hex>", "power": 0}]}}}
     ///
     /// Example: magnetd tx gov submit-proposal docs/proposals/param-change.json --from alice --yes
+    /// Example: magnetd tx gov submit-proposal docs/proposals/validator-set-changes.json --from alice --yes
     #[command(verbatim_doc_comment)]
     SubmitProposal {
         /// Proposal file.
