@@ -915,7 +915,7 @@ impl Sim {
                     .collect();
                 let power = v.gov_bonds.get(&me).copied().unwrap_or(0) > 0 || rec.is_some();
                 if invalid || voting.is_empty() || !power {
-                    (false, vec![gm::vote(&me, voting.first().copied().unwrap_or(999_999), "yes")], true)
+                    (false, vec![gm::vote(&me, if invalid { 999_999 } else { voting.first().copied().unwrap_or(999_999) }, "yes")], true)
                 } else {
                     let id = voting[r.below(voting.len() as u64) as usize];
                     let opt = ["yes", "yes", "yes", "no", "abstain", "veto"][r.below(6) as usize];
