@@ -175,6 +175,8 @@ pub struct SimReport {
     pub minted: u128,
     /// Σ burned.
     pub burned: u128,
+    /// Signers found unable to pay a fee, and the first height (their txs fail the ante).
+    pub broke: BTreeMap<String, u64>,
     /// Wall-clock seconds of the run (not part of the simulation's determinism).
     pub elapsed_secs: f64,
 }
@@ -242,6 +244,13 @@ impl std::fmt::Display for SimReport {
             "epochs: running epoch {}, {} settled; minted {} umag, burned {} umag",
             self.epoch, self.settlements, self.minted, self.burned
         )?;
+        if !self.broke.is_empty() {
+            writeln!(
+                f,
+                "signers that ran out of fee money (account: first height): {:?}",
+                self.broke
+            )?;
+        }
         write!(
             f,
             "elapsed {:.1} s, {:.0} blocks/minute",
@@ -276,6 +285,7 @@ struct Agent {
 #[derive(Clone)]
 struct Sealed {
     epoch: u64,
+    job: u64,
     work: Work,
     nonce: Vec<u8>,
 }
@@ -294,8 +304,9 @@ struct View {
     notaries: BTreeMap<Address, u128>,
     challenges: Vec<magnet_notary::state::Challenge>,
     balances: BTreeMap<Address, u128>,
-    /// (evaluator operator, contributor operator) pairs assigned in the current epoch, job 0.
-    assignments: Vec<(Address, Address, Option<[u8; 32]>, Option<i64>)>,
+    /// (evaluator operator, contributor operator, job, commitment, score) assigned in the
+    /// current epoch to the contributions this simulation sealed.
+    assignments: Vec<(Address, Address, u64, Option<[u8; 32]>, Option<i64>)>,
 }
 
 /// One generated tx.
@@ -388,8 +399,8 @@ fn genesis(agents: &[Agent], validators: &[Vec<u8>]) -> serde_json::Value {
     s["epochs"] = serde_json::json!({"params": {"duration_secs": EPOCH_SECS, "max_ends_per_block": 16}});
     let mut reg = serde_json::to_value(magnet_registry::Params::default()).unwrap_or_default();
     reg["heartbeat_interval_secs"] = 10.into();
-    reg["min_heartbeats_per_epoch"] = 3.into();
-    reg["liveness_window_secs"] = 150.into();
+    reg["min_heartbeats_per_epoch"] = 1.into();
+    reg["liveness_window_secs"] = 600.into();
     reg["unbonding_delay_secs"] = 300.into();
     s["registry"] = serde_json::json!({ "params": reg });
     let mut co = serde_json::to_value(magnet_contrib::Params::default()).unwrap_or_default();
@@ -419,6 +430,10 @@ fn genesis(agents: &[Agent], validators: &[Vec<u8>]) -> serde_json::Value {
         "params": no,
         "panel": agents.iter().take(4).map(|a| a.op.address().to_bech32()).collect::<Vec<_>>(),
     });
+    // Jail for 200 s, so jailed nodes unjail within the run.
+    let mut sl = serde_json::to_value(magnet_slashing::Params::default()).unwrap_or_default();
+    sl["jail_secs"] = 200.into();
+    s["slashing"] = serde_json::json!({ "params": sl });
     let mut da = serde_json::to_value(magnet_data::Params::default()).unwrap_or_default();
     da["challenge_window_secs"] = 90.into();
     s["data"] = serde_json::json!({ "params": da });
@@ -539,11 +554,15 @@ impl Sim {
                 ..Default::default()
             });
         }
-        let ops: Vec<Address> = self.agents.iter().map(|a| a.op.address()).collect();
-        let sealed: Vec<(Address, u64)> = self
+        let ops: Vec<Address> = self
+            .agents
+            .iter()
+            .flat_map(|a| [a.op.address(), a.node.address()])
+            .collect();
+        let sealed: Vec<(Address, u64, u64)> = self
             .sealed
             .iter()
-            .map(|(i, s)| (self.agents[*i].op.address(), s.epoch))
+            .map(|(i, s)| (self.agents[*i].op.address(), s.epoch, s.job))
             .collect();
         let r = self.read(move |s| {
             let corrupt = |e: magnet_core::ModuleError| e.to_string();
@@ -575,15 +594,15 @@ impl Sim {
                     v.balances.insert(a, amt);
                 }
             }
-            for (contributor, epoch) in sealed {
+            for (contributor, epoch, job) in sealed {
                 if epoch != v.epoch {
                     continue;
                 }
-                for (ev, asg) in magnet_contrib::state::assignments(s, epoch, 0, &contributor)
+                for (ev, asg) in magnet_contrib::state::assignments(s, epoch, job, &contributor)
                     .map_err(corrupt)?
                 {
                     v.assignments
-                        .push((ev, contributor, asg.commitment, asg.score));
+                        .push((ev, contributor, job, asg.commitment, asg.score));
                 }
             }
             Ok::<View, String>(v)
@@ -651,7 +670,8 @@ impl Sim {
             0..=14 => {
                 if invalid {
                     if r.chance(1, 2) {
-                        (false, vec![any_send(&me, &other, bal + 1)], true)
+                        // An overdraft by more than other txs of the block can pay in.
+                        (false, vec![any_send(&me, &other, bal + 1_000 * MAG)], true)
                     } else {
                         // Someone else's coins: the signer is not the message's, so the
                         // ante refuses it (never in an accepted block).
@@ -701,7 +721,9 @@ impl Sim {
                 }
             }
             38..=40 => match (&rec, invalid) {
-                (Some(n), false) if n.jailed => (false, vec![rm::unjail(&me)], false),
+                (Some(n), false) if n.jailed && n.jail_until <= v.time => {
+                    (false, vec![rm::unjail(&me)], false)
+                }
                 (Some(n), false) if n.tier == "storage_node" => {
                     (false, vec![rm::change_tier(&me, "gpu_compute", 800 * MAG)], false)
                 }
@@ -808,13 +830,26 @@ impl Sim {
             65..=71 => {
                 // Contributions: commit in the commit window, reveal in the reveal window.
                 let sealed = self.sealed.get(&i).cloned();
+                let open: Vec<u64> = v
+                    .jobs
+                    .iter()
+                    .filter(|j| j.status == magnet_jobs::state::Status::Open)
+                    .map(|j| j.id)
+                    .collect();
+                let open_job = (!open.is_empty()).then(|| open[r.below(open.len() as u64) as usize]);
                 match sealed {
                     Some(s) if s.epoch == v.epoch && since_epoch >= cw && since_epoch < cw + rw => {
                         let nonce = if invalid { b"wrong".to_vec() } else { s.nonce.clone() };
                         // A mismatched reveal succeeds and is slashed (ADR 0024): not "invalid".
-                        (true, vec![cm::reveal(&node, s.epoch, 0, &s.work, &nonce)], false)
+                        (true, vec![cm::reveal(&node, s.epoch, s.job, &s.work, &nonce)], false)
                     }
-                    _ if rec.is_some() && since_epoch < cw && !invalid => {
+                    _ if rec.as_ref().is_some_and(|n| {
+                        !n.jailed && n.status == magnet_registry::state::NodeStatus::Active
+                    }) && since_epoch < cw
+                        && !invalid
+                        && open_job.is_some() =>
+                    {
+                        let job = open_job.unwrap_or(0);
                         let w = Work {
                             checkpoint_hash: r.bytes32(),
                             steps: r.range(1, 10_000),
@@ -824,16 +859,17 @@ impl Sim {
                             entries: Vec::new(),
                         };
                         let nonce = r.bytes32().to_vec();
-                        let c = cm::work_commitment(SIM_CHAIN_ID, v.epoch, 0, &me, &w, &nonce);
+                        let c = cm::work_commitment(SIM_CHAIN_ID, v.epoch, job, &me, &w, &nonce);
                         self.sealed.insert(
                             i,
                             Sealed {
                                 epoch: v.epoch,
+                                job,
                                 work: w,
                                 nonce,
                             },
                         );
-                        (true, vec![cm::commit(&node, v.epoch, 0, c)], false)
+                        (true, vec![cm::commit(&node, v.epoch, job, c)], false)
                     }
                     _ => {
                         // Outside its window, or from an unregistered node.
@@ -848,20 +884,20 @@ impl Sim {
                 let in_commit = since_epoch >= cw + rw && since_epoch < cw + rw + ecw;
                 let in_reveal = since_epoch >= cw + rw + ecw && since_epoch < cw + rw + ecw + erw;
                 match mine.first() {
-                    Some((_, contributor, None, _)) if in_commit && !invalid => {
+                    Some((_, contributor, job, None, _)) if in_commit && !invalid => {
                         let score = r.range(0, 1_000_000) as i64;
                         let nonce = r.bytes32().to_vec();
-                        let c = cm::score_commitment(SIM_CHAIN_ID, v.epoch, 0, contributor, &me, score, &nonce);
+                        let c = cm::score_commitment(SIM_CHAIN_ID, v.epoch, *job, contributor, &me, score, &nonce);
                         self.scores.insert((i, *contributor), (score, nonce));
-                        (true, vec![cm::eval_commit(&node, v.epoch, 0, contributor, c)], false)
+                        (true, vec![cm::eval_commit(&node, v.epoch, *job, contributor, c)], false)
                     }
-                    Some((_, contributor, Some(_), None)) if in_reveal && !invalid => {
+                    Some((_, contributor, job, Some(_), None)) if in_reveal && !invalid => {
                         let (score, nonce) = self
                             .scores
                             .get(&(i, *contributor))
                             .cloned()
                             .unwrap_or((0, b"x".to_vec()));
-                        (true, vec![cm::eval_reveal(&node, v.epoch, 0, contributor, score, &nonce)], false)
+                        (true, vec![cm::eval_reveal(&node, v.epoch, *job, contributor, score, &nonce)], false)
                     }
                     _ => (true, vec![cm::eval_commit(&node, v.epoch, 0, &other, r.bytes32())], true),
                 }
@@ -876,6 +912,11 @@ impl Sim {
                         let mut p = serde_json::to_value(magnet_jobs::Params::default()).unwrap_or_default();
                         p["min_budget"] = r.range(500_000, 2_000_000).to_string().into();
                         serde_json::json!({"param_change": {"module": "jobs", "params": p}})
+                    }
+                    3 if r.chance(1, 2) => {
+                        let mut p = serde_json::to_value(magnet_slashing::Params::default()).unwrap_or_default();
+                        p["jail_secs"] = r.range(60, 400).into();
+                        serde_json::json!({"param_change": {"module": "slashing", "params": p}})
                     }
                     3 => {
                         let mut p = serde_json::to_value(magnet_data::Params::default()).unwrap_or_default();
@@ -994,6 +1035,18 @@ impl Sim {
             } else {
                 0
             };
+            // A signer that cannot pay the fee fails its ante.
+            let fee = fee_for(GAS_LIMIT, &self.gas_price).unwrap_or(0);
+            let broke = v.balances.get(&signer.address()).copied().unwrap_or(0) < fee;
+            if broke {
+                // Its tx would pass or fail its ante depending on what earlier txs of the block
+                // pay it: leave it out.
+                self.report
+                    .broke
+                    .entry(signer.address().to_bech32())
+                    .or_insert(self.height + 1);
+                continue;
+            }
             let bytes = self.sign(&signer, msgs, corrupt)?;
             // A tx failing the stateless checks (`MagnetApp::decode`, ProcessProposal's first
             // test) is refused like an ante failure.
@@ -1001,7 +1054,7 @@ impl Sim {
             out.push(GenTx {
                 bytes,
                 label,
-                meant_invalid: meant_invalid || corrupt != 0,
+                meant_invalid: meant_invalid || (1..=3).contains(&corrupt),
                 ante_bad: (1..=3).contains(&corrupt) || self.forged || stateless_bad,
             });
         }
@@ -1025,6 +1078,25 @@ impl Sim {
                 })
                 .collect(),
         }
+    }
+
+    /// Now and then (1 block in 150) evidence that a validator double-signed the last block:
+    /// the slashing module slashes its operator's node bond and jails it.
+    fn evidence(&mut self, height: u64) -> Vec<pb::Misbehavior> {
+        if height < 3 || !self.rng.chance(1, 150) {
+            return Vec::new();
+        }
+        let v = self.rng.below(self.validators.len() as u64) as usize;
+        vec![pb::Misbehavior {
+            r#type: 1,
+            validator: Some(pb::Validator {
+                address: magnet_core::sha256(&self.validators[v])[..20].to_vec().into(),
+                power: 10,
+            }),
+            height: height as i64 - 1,
+            time: None,
+            total_voting_power: 10 * self.validators.len() as i64,
+        }]
     }
 
     /// Produce, check and commit one block.
@@ -1126,7 +1198,7 @@ impl Sim {
         let req = pb::RequestFinalizeBlock {
             txs: txs.iter().cloned().map(Into::into).collect(),
             decided_last_commit: Some(self.last_commit()),
-            misbehavior: vec![],
+            misbehavior: self.evidence(height),
             hash: hash.to_vec().into(),
             height: height as i64,
             time: Some(timestamp(time)),
@@ -1198,6 +1270,7 @@ impl Sim {
         let first = responses.swap_remove(0).1;
         for (tx, res) in txs.iter().zip(&first.tx_results) {
             let (label, meant_invalid) = labels.get(tx).cloned().unwrap_or_default();
+            tracing::debug!(height, %label, meant_invalid, code = res.code, log = %res.log, events = ?res.events.iter().map(|e| (&e.r#type, e.attributes.iter().map(|a| (&a.key, &a.value)).collect::<Vec<_>>())).collect::<Vec<_>>(), "sim tx");
             let c = self.report.txs.entry(label).or_default();
             if res.code == 0 {
                 c.ok += 1;
