@@ -462,7 +462,10 @@ impl MagnetApp {
 
     /// Run `f` on the committed state (read-only, under the app's lock): invariant checks
     /// ([`crate::invariants::check_all`]) and tools that read raw keys.
-    pub fn with_committed_state<T>(&self, f: impl FnOnce(&dyn KvStore) -> T) -> Result<T, AppError> {
+    pub fn with_committed_state<T>(
+        &self,
+        f: impl FnOnce(&dyn KvStore) -> T,
+    ) -> Result<T, AppError> {
         let g = self.lock();
         let view = g.store.committed_view()?;
         Ok(f(&view))

@@ -433,9 +433,10 @@ impl SupplyLedger {
                 .iter()
                 .find(|a| a.key == "amount")
                 .ok_or_else(|| corrupt(format!("a {} event has no amount", e.r#type)))?;
-            let coins: magnet_core::Coins = amount.value.parse().map_err(|err| {
-                corrupt(format!("{} amount {:?}: {err}", e.r#type, amount.value))
-            })?;
+            let coins: magnet_core::Coins = amount
+                .value
+                .parse()
+                .map_err(|err| corrupt(format!("{} amount {:?}: {err}", e.r#type, amount.value)))?;
             *slot = add(*slot, coins.amount_of(NATIVE_DENOM), "Σ minted or burned")?;
         }
         Ok(())
@@ -458,23 +459,18 @@ impl SupplyLedger {
     /// whose `emission/minted_total` counts the original chain's mints too).
     pub fn check_supply_only(&self, store: &dyn KvStore) -> Result<(), InvariantViolation> {
         let supply = native_supply(store)?;
+        let ledger = |expected| InvariantViolation::Ledger {
+            genesis: self.genesis,
+            minted: self.minted,
+            burned: self.burned,
+            expected,
+            supply,
+        };
         let expected = add(self.genesis, self.minted, "genesis + minted")?
             .checked_sub(self.burned)
-            .ok_or_else(|| InvariantViolation::Ledger {
-                genesis: self.genesis,
-                minted: self.minted,
-                burned: self.burned,
-                expected: 0,
-                supply,
-            })?;
+            .ok_or(ledger(0))?;
         if expected != supply {
-            return Err(InvariantViolation::Ledger {
-                genesis: self.genesis,
-                minted: self.minted,
-                burned: self.burned,
-                expected,
-                supply,
-            });
+            return Err(ledger(expected));
         }
         Ok(())
     }

@@ -60,10 +60,10 @@ pub mod exec;
 pub mod invariants;
 pub mod modules;
 pub mod proof;
-pub mod snapshot;
-pub mod store;
 #[cfg(feature = "testkit")]
 pub mod sim;
+pub mod snapshot;
+pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tx;

@@ -199,7 +199,11 @@ impl std::fmt::Display for SimReport {
         } else {
             0.0
         };
-        writeln!(f, "simulation passed: seed={} blocks={}", self.seed, self.blocks)?;
+        writeln!(
+            f,
+            "simulation passed: seed={} blocks={}",
+            self.seed, self.blocks
+        )?;
         writeln!(
             f,
             "txs: generated {}, delivered {} ok / {} failed, dropped by PrepareProposal {}, stuffed proposals rejected {}",
@@ -306,8 +310,11 @@ struct View {
     balances: BTreeMap<Address, u128>,
     /// (evaluator operator, contributor operator, job, commitment, score) assigned in the
     /// current epoch to the contributions this simulation sealed.
-    assignments: Vec<(Address, Address, u64, Option<[u8; 32]>, Option<i64>)>,
+    assignments: Vec<Assigned>,
 }
+
+/// (evaluator operator, contributor operator, job, score commitment, revealed score).
+type Assigned = (Address, Address, u64, Option<[u8; 32]>, Option<i64>);
 
 /// One generated tx.
 struct GenTx {
@@ -396,7 +403,8 @@ fn genesis(agents: &[Agent], validators: &[Vec<u8>]) -> serde_json::Value {
         .zip(agents)
         .map(|(pk, a)| serde_json::json!({"pub_key": b64(pk), "operator": a.op.address().to_bech32()}))
         .collect();
-    s["epochs"] = serde_json::json!({"params": {"duration_secs": EPOCH_SECS, "max_ends_per_block": 16}});
+    s["epochs"] =
+        serde_json::json!({"params": {"duration_secs": EPOCH_SECS, "max_ends_per_block": 16}});
     let mut reg = serde_json::to_value(magnet_registry::Params::default()).unwrap_or_default();
     reg["heartbeat_interval_secs"] = 10.into();
     reg["min_heartbeats_per_epoch"] = 1.into();
@@ -440,7 +448,11 @@ fn genesis(agents: &[Agent], validators: &[Vec<u8>]) -> serde_json::Value {
     s
 }
 
-fn init_request(app_state: &serde_json::Value, time: i64, initial_height: i64) -> pb::RequestInitChain {
+fn init_request(
+    app_state: &serde_json::Value,
+    time: i64,
+    initial_height: i64,
+) -> pb::RequestInitChain {
     pb::RequestInitChain {
         time: Some(timestamp(time)),
         chain_id: SIM_CHAIN_ID.into(),
@@ -549,8 +561,17 @@ impl Sim {
                 time,
                 epoch: 0,
                 epoch_start: time,
-                balances: self.agents.iter().map(|a| (a.op.address(), FUNDS)).collect(),
-                notaries: self.agents.iter().take(4).map(|a| (a.op.address(), 0)).collect(),
+                balances: self
+                    .agents
+                    .iter()
+                    .map(|a| (a.op.address(), FUNDS))
+                    .collect(),
+                notaries: self
+                    .agents
+                    .iter()
+                    .take(4)
+                    .map(|a| (a.op.address(), 0))
+                    .collect(),
                 ..Default::default()
             });
         }
@@ -679,7 +700,11 @@ impl Sim {
                         (false, vec![any_send(&other, &me, 1)], other != me)
                     }
                 } else {
-                    (false, vec![any_send(&me, &other, u128::from(r.range(1, 1_000_000)))], false)
+                    (
+                        false,
+                        vec![any_send(&me, &other, u128::from(r.range(1, 1_000_000)))],
+                        false,
+                    )
                 }
             }
             15..=29 => {
@@ -715,7 +740,11 @@ impl Sim {
                     );
                     (false, vec![m], false)
                 } else {
-                    let bad = if r.chance(1, 2) { "no_such_tier" } else { "storage_node" };
+                    let bad = if r.chance(1, 2) {
+                        "no_such_tier"
+                    } else {
+                        "storage_node"
+                    };
                     let m = rm::register_node(&me, &ag.node.pub_key(), bad, "e", "eu", "{}", 1);
                     (false, vec![m], true)
                 }
@@ -724,12 +753,18 @@ impl Sim {
                 (Some(n), false) if n.jailed && n.jail_until <= v.time => {
                     (false, vec![rm::unjail(&me)], false)
                 }
-                (Some(n), false) if n.tier == "storage_node" => {
-                    (false, vec![rm::change_tier(&me, "gpu_compute", 800 * MAG)], false)
-                }
+                (Some(n), false) if n.tier == "storage_node" => (
+                    false,
+                    vec![rm::change_tier(&me, "gpu_compute", 800 * MAG)],
+                    false,
+                ),
                 _ => {
                     if r.chance(1, 2) {
-                        (false, vec![rm::unjail(&me)], !rec.as_ref().is_some_and(|n| n.jailed))
+                        (
+                            false,
+                            vec![rm::unjail(&me)],
+                            !rec.as_ref().is_some_and(|n| n.jailed),
+                        )
                     } else {
                         (false, vec![rm::change_tier(&me, "no_such_tier", 1)], true)
                     }
@@ -750,9 +785,17 @@ impl Sim {
                 if invalid {
                     (false, vec![rm::unbond_gov(&me, bonded + 1)], true)
                 } else if bonded > 0 && r.chance(1, 4) {
-                    (false, vec![rm::unbond_gov(&me, r.range(1, bonded as u64) as u128)], false)
+                    (
+                        false,
+                        vec![rm::unbond_gov(&me, r.range(1, bonded as u64) as u128)],
+                        false,
+                    )
                 } else {
-                    (false, vec![rm::bond_gov(&me, u128::from(r.range(1, 50_000)) * MAG)], false)
+                    (
+                        false,
+                        vec![rm::bond_gov(&me, u128::from(r.range(1, 50_000)) * MAG)],
+                        false,
+                    )
                 }
             }
             47..=51 => {
@@ -772,12 +815,23 @@ impl Sim {
                         _ => (false, vec![dm::register(&me, h, 0, "text")], true),
                     }
                 } else {
-                    (false, vec![dm::register(&me, h, r.range(1, 1 << 30), "text")], false)
+                    (
+                        false,
+                        vec![dm::register(&me, h, r.range(1, 1 << 30), "text")],
+                        false,
+                    )
                 }
             }
             52..=56 => {
                 if invalid {
-                    let m = jm::create_job(&me, "bitnet-lm", r.bytes32(), r.bytes32(), 10, v.time + 100);
+                    let m = jm::create_job(
+                        &me,
+                        "bitnet-lm",
+                        r.bytes32(),
+                        r.bytes32(),
+                        10,
+                        v.time + 100,
+                    );
                     (false, vec![m], true)
                 } else {
                     let m = jm::create_job(
@@ -802,16 +856,33 @@ impl Sim {
                     let id = mine[r.below(mine.len() as u64) as usize];
                     (false, vec![jm::cancel_job(&me, id)], false)
                 } else {
-                    let id = v.jobs.iter().find(|j| j.creator != me).map_or(9_999, |j| j.id);
+                    let id = v
+                        .jobs
+                        .iter()
+                        .find(|j| j.creator != me)
+                        .map_or(9_999, |j| j.id);
                     (false, vec![jm::cancel_job(&me, id)], true)
                 }
             }
             59..=62 => {
                 let model = v.jobs.last().map_or(0, |j| j.id);
                 if invalid || model == 0 {
-                    (false, vec![jm::pay_for_inference(&me, 9_999_999, &other, 1_000)], true)
+                    (
+                        false,
+                        vec![jm::pay_for_inference(&me, 9_999_999, &other, 1_000)],
+                        true,
+                    )
                 } else {
-                    (false, vec![jm::pay_for_inference(&me, model, &other, u128::from(r.range(1_000, 5_000_000)))], false)
+                    (
+                        false,
+                        vec![jm::pay_for_inference(
+                            &me,
+                            model,
+                            &other,
+                            u128::from(r.range(1_000, 5_000_000)),
+                        )],
+                        false,
+                    )
                 }
             }
             63..=64 => {
@@ -820,7 +891,14 @@ impl Sim {
                 let job = v.jobs.last().map_or(1, |j| j.id);
                 let m = match r.below(4) {
                     0 => jm::record_round(&node, job, 0, r.bytes32(), r.bytes32(), &[], &[]),
-                    1 => jm::challenge_round(&me, job, r.below(3), 1_000 * MAG, r.bytes32(), "merged_hash"),
+                    1 => jm::challenge_round(
+                        &me,
+                        job,
+                        r.below(3),
+                        1_000 * MAG,
+                        r.bytes32(),
+                        "merged_hash",
+                    ),
                     2 => jm::audit_commit(&node, job, 0, r.bytes32()),
                     _ => jm::audit_reveal(&node, job, 0, true, r.bytes32(), r.bytes32()),
                 };
@@ -836,12 +914,21 @@ impl Sim {
                     .filter(|j| j.status == magnet_jobs::state::Status::Open)
                     .map(|j| j.id)
                     .collect();
-                let open_job = (!open.is_empty()).then(|| open[r.below(open.len() as u64) as usize]);
+                let open_job =
+                    (!open.is_empty()).then(|| open[r.below(open.len() as u64) as usize]);
                 match sealed {
                     Some(s) if s.epoch == v.epoch && since_epoch >= cw && since_epoch < cw + rw => {
-                        let nonce = if invalid { b"wrong".to_vec() } else { s.nonce.clone() };
+                        let nonce = if invalid {
+                            b"wrong".to_vec()
+                        } else {
+                            s.nonce.clone()
+                        };
                         // A mismatched reveal succeeds and is slashed (ADR 0024): not "invalid".
-                        (true, vec![cm::reveal(&node, s.epoch, s.job, &s.work, &nonce)], false)
+                        (
+                            true,
+                            vec![cm::reveal(&node, s.epoch, s.job, &s.work, &nonce)],
+                            false,
+                        )
                     }
                     _ if rec.as_ref().is_some_and(|n| {
                         !n.jailed && n.status == magnet_registry::state::NodeStatus::Active
@@ -880,16 +967,33 @@ impl Sim {
             }
             72..=77 => {
                 // Evaluator scores for the contributions this agent was drawn for.
-                let mine: Vec<_> = v.assignments.iter().filter(|x| x.0 == me).cloned().collect();
+                let mine: Vec<_> = v
+                    .assignments
+                    .iter()
+                    .filter(|x| x.0 == me)
+                    .cloned()
+                    .collect();
                 let in_commit = since_epoch >= cw + rw && since_epoch < cw + rw + ecw;
                 let in_reveal = since_epoch >= cw + rw + ecw && since_epoch < cw + rw + ecw + erw;
                 match mine.first() {
                     Some((_, contributor, job, None, _)) if in_commit && !invalid => {
                         let score = r.range(0, 1_000_000) as i64;
                         let nonce = r.bytes32().to_vec();
-                        let c = cm::score_commitment(SIM_CHAIN_ID, v.epoch, *job, contributor, &me, score, &nonce);
+                        let c = cm::score_commitment(
+                            SIM_CHAIN_ID,
+                            v.epoch,
+                            *job,
+                            contributor,
+                            &me,
+                            score,
+                            &nonce,
+                        );
                         self.scores.insert((i, *contributor), (score, nonce));
-                        (true, vec![cm::eval_commit(&node, v.epoch, *job, contributor, c)], false)
+                        (
+                            true,
+                            vec![cm::eval_commit(&node, v.epoch, *job, contributor, c)],
+                            false,
+                        )
                     }
                     Some((_, contributor, job, Some(_), None)) if in_reveal && !invalid => {
                         let (score, nonce) = self
@@ -897,29 +1001,53 @@ impl Sim {
                             .get(&(i, *contributor))
                             .cloned()
                             .unwrap_or((0, b"x".to_vec()));
-                        (true, vec![cm::eval_reveal(&node, v.epoch, *job, contributor, score, &nonce)], false)
+                        (
+                            true,
+                            vec![cm::eval_reveal(
+                                &node,
+                                v.epoch,
+                                *job,
+                                contributor,
+                                score,
+                                &nonce,
+                            )],
+                            false,
+                        )
                     }
-                    _ => (true, vec![cm::eval_commit(&node, v.epoch, 0, &other, r.bytes32())], true),
+                    _ => (
+                        true,
+                        vec![cm::eval_commit(&node, v.epoch, 0, &other, r.bytes32())],
+                        true,
+                    ),
                 }
             }
             78..=82 => {
                 // Proposals: text, community spend, param change, software upgrade.
-                let deposit = if invalid { 0 } else { u128::from(r.range(1, 3)) * MAG };
+                let deposit = if invalid {
+                    0
+                } else {
+                    u128::from(r.range(1, 3)) * MAG
+                };
                 let content = match r.below(5) {
                     0 => serde_json::json!({"text": {"body": "simulated"}}),
-                    1 => serde_json::json!({"community_spend": {"recipient": other.to_bech32(), "amount": "1000"}}),
+                    1 => {
+                        serde_json::json!({"community_spend": {"recipient": other.to_bech32(), "amount": "1000"}})
+                    }
                     2 => {
-                        let mut p = serde_json::to_value(magnet_jobs::Params::default()).unwrap_or_default();
+                        let mut p = serde_json::to_value(magnet_jobs::Params::default())
+                            .unwrap_or_default();
                         p["min_budget"] = r.range(500_000, 2_000_000).to_string().into();
                         serde_json::json!({"param_change": {"module": "jobs", "params": p}})
                     }
                     3 if r.chance(1, 2) => {
-                        let mut p = serde_json::to_value(magnet_slashing::Params::default()).unwrap_or_default();
+                        let mut p = serde_json::to_value(magnet_slashing::Params::default())
+                            .unwrap_or_default();
                         p["jail_secs"] = r.range(60, 400).into();
                         serde_json::json!({"param_change": {"module": "slashing", "params": p}})
                     }
                     3 => {
-                        let mut p = serde_json::to_value(magnet_data::Params::default()).unwrap_or_default();
+                        let mut p = serde_json::to_value(magnet_data::Params::default())
+                            .unwrap_or_default();
                         p["challenge_window_secs"] = r.range(30, 200).into();
                         serde_json::json!({"param_change": {"module": "data", "params": p}})
                     }
@@ -931,7 +1059,11 @@ impl Sim {
                 } else {
                     content
                 };
-                (false, vec![gm::submit(&me, "sim", &content, deposit)], invalid)
+                (
+                    false,
+                    vec![gm::submit(&me, "sim", &content, deposit)],
+                    invalid,
+                )
             }
             83..=85 => {
                 let open: Vec<u64> = v
@@ -944,7 +1076,11 @@ impl Sim {
                     (false, vec![gm::deposit(&me, 999_999, MAG)], true)
                 } else {
                     let id = open[r.below(open.len() as u64) as usize];
-                    (false, vec![gm::deposit(&me, id, u128::from(r.range(1, 2)) * MAG)], false)
+                    (
+                        false,
+                        vec![gm::deposit(&me, id, u128::from(r.range(1, 2)) * MAG)],
+                        false,
+                    )
                 }
             }
             86..=91 => {
@@ -956,7 +1092,19 @@ impl Sim {
                     .collect();
                 let power = v.gov_bonds.get(&me).copied().unwrap_or(0) > 0 || rec.is_some();
                 if invalid || voting.is_empty() || !power {
-                    (false, vec![gm::vote(&me, if invalid { 999_999 } else { voting.first().copied().unwrap_or(999_999) }, "yes")], true)
+                    (
+                        false,
+                        vec![gm::vote(
+                            &me,
+                            if invalid {
+                                999_999
+                            } else {
+                                voting.first().copied().unwrap_or(999_999)
+                            },
+                            "yes",
+                        )],
+                        true,
+                    )
                 } else {
                     let id = voting[r.below(voting.len() as u64) as usize];
                     let opt = ["yes", "yes", "yes", "no", "abstain", "veto"][r.below(6) as usize];
@@ -966,7 +1114,11 @@ impl Sim {
             92..=94 => {
                 let member = v.notaries.contains_key(&me);
                 if member && !invalid {
-                    (false, vec![nm::bond(&me, u128::from(r.range(5_000, 6_000)) * MAG)], false)
+                    (
+                        false,
+                        vec![nm::bond(&me, u128::from(r.range(5_000, 6_000)) * MAG)],
+                        false,
+                    )
                 } else {
                     (false, vec![nm::bond(&me, MAG)], !member || invalid)
                 }
@@ -980,10 +1132,23 @@ impl Sim {
                     .map(|d| d.id)
                     .collect();
                 if invalid || pending.is_empty() {
-                    (false, vec![nm::challenge(&me, "nowhere/1", 100 * MAG, r.bytes32())], true)
+                    (
+                        false,
+                        vec![nm::challenge(&me, "nowhere/1", 100 * MAG, r.bytes32())],
+                        true,
+                    )
                 } else {
                     let id = pending[r.below(pending.len() as u64) as usize];
-                    (false, vec![nm::challenge(&me, &format!("data/{id}"), 100 * MAG, r.bytes32())], false)
+                    (
+                        false,
+                        vec![nm::challenge(
+                            &me,
+                            &format!("data/{id}"),
+                            100 * MAG,
+                            r.bytes32(),
+                        )],
+                        false,
+                    )
                 }
             }
             _ => {
@@ -1025,7 +1190,9 @@ impl Sim {
             if !used_signers.insert(signer.address()) {
                 continue;
             }
-            let label = msgs.first().map_or_else(String::new, |m| short(&m.type_url));
+            let label = msgs
+                .first()
+                .map_or_else(String::new, |m| short(&m.type_url));
             // 1 in 25: an ante failure (bad signature, wrong sequence, fee too low);
             // 1 in 40: too little gas for the messages (fails in delivery, pays its fee).
             let corrupt = if self.rng.chance(1, 25) {
@@ -1074,7 +1241,11 @@ impl Sim {
                         power: 10,
                     }),
                     // Validator 4 misses every fifth block.
-                    block_id_flag: if i == 3 && self.height % 5 == 0 { 1 } else { 2 },
+                    block_id_flag: if i == 3 && self.height.is_multiple_of(5) {
+                        1
+                    } else {
+                        2
+                    },
                 })
                 .collect(),
         }
@@ -1090,7 +1261,9 @@ impl Sim {
         vec![pb::Misbehavior {
             r#type: 1,
             validator: Some(pb::Validator {
-                address: magnet_core::sha256(&self.validators[v])[..20].to_vec().into(),
+                address: magnet_core::sha256(&self.validators[v])[..20]
+                    .to_vec()
+                    .into(),
                 power: 10,
             }),
             height: height as i64 - 1,
@@ -1112,7 +1285,8 @@ impl Sim {
         self.report.generated += gen.len() as u64;
         let height = self.height + 1;
         let time = self.time + self.rng.range(3, 7) as i64;
-        let proposer: Vec<u8> = magnet_core::sha256(&self.validators[(height % 4) as usize])[..20].to_vec();
+        let proposer: Vec<u8> =
+            magnet_core::sha256(&self.validators[(height % 4) as usize])[..20].to_vec();
         let labels: BTreeMap<Vec<u8>, (String, bool)> = gen
             .iter()
             .map(|g| (g.bytes.clone(), (g.label.clone(), g.meant_invalid)))
@@ -1165,7 +1339,12 @@ impl Sim {
                 .map(|g| g.bytes.clone())
                 .collect()
         } else {
-            let r = self.a.prepare_proposal(prepare_request(all.clone(), height, time, proposer.clone()));
+            let r = self.a.prepare_proposal(prepare_request(
+                all.clone(),
+                height,
+                time,
+                proposer.clone(),
+            ));
             self.report.dropped_by_prepare += (all.len() - r.txs.len()) as u64;
             r.txs.into_iter().map(|t| t.to_vec()).collect()
         };
@@ -1208,10 +1387,12 @@ impl Sim {
         let replicas: Vec<(&str, &MagnetApp)> = vec![("a", &self.a), ("b", &self.b)];
         let mut responses = Vec::new();
         for (name, app) in &replicas {
-            let r = app.try_finalize_block(req.clone()).map_err(|e| SimFailure {
-                height,
-                ..self.fail("finalize", format!("replica {name}: {e}"))
-            })?;
+            let r = app
+                .try_finalize_block(req.clone())
+                .map_err(|e| SimFailure {
+                    height,
+                    ..self.fail("finalize", format!("replica {name}: {e}"))
+                })?;
             app.commit();
             responses.push((*name, r));
         }
@@ -1230,11 +1411,16 @@ impl Sim {
                     )
                 });
             }
-            let codes = |r: &pb::ResponseFinalizeBlock| r.tx_results.iter().map(|t| t.code).collect::<Vec<_>>();
+            let codes = |r: &pb::ResponseFinalizeBlock| {
+                r.tx_results.iter().map(|t| t.code).collect::<Vec<_>>()
+            };
             if codes(r) != codes(first) {
                 return Err(SimFailure {
                     height,
-                    ..self.fail("results", format!("replica {name}'s tx codes differ from replica a's"))
+                    ..self.fail(
+                        "results",
+                        format!("replica {name}'s tx codes differ from replica a's"),
+                    )
                 });
             }
             self.report.hash_comparisons += 1;
@@ -1310,10 +1496,16 @@ impl Sim {
             match settlements.get(k) {
                 Some(new) if new == old => {}
                 Some(_) => {
-                    return Err(self.fail("settlement", format!("the settlement under {} was rewritten", hex::encode(k))))
+                    return Err(self.fail(
+                        "settlement",
+                        format!("the settlement under {} was rewritten", hex::encode(k)),
+                    ))
                 }
                 None => {
-                    return Err(self.fail("settlement", format!("the settlement under {} disappeared", hex::encode(k))))
+                    return Err(self.fail(
+                        "settlement",
+                        format!("the settlement under {} disappeared", hex::encode(k)),
+                    ))
                 }
             }
         }
@@ -1328,12 +1520,24 @@ impl Sim {
 
     /// Export the committed state, start a third replica from it, and check it agrees.
     fn export_import(&mut self) -> Result<(), SimFailure> {
-        let ex = self.a.export().map_err(|e| self.fail("export", e.to_string()))?;
+        let ex = self
+            .a
+            .export()
+            .map_err(|e| self.fail("export", e.to_string()))?;
         let c = MagnetApp::open(&self.dir.join("imported"), app_config())
             .map_err(|e| self.fail("export", format!("open the import replica: {e}")))?;
         c.register_upgrade(UPGRADE_NAME);
-        c.try_init_chain(init_request(&ex.app_state, self.time, self.height as i64 + 1))
-            .map_err(|e| self.fail("export", format!("import the export of height {}: {e}", self.height)))?;
+        c.try_init_chain(init_request(
+            &ex.app_state,
+            self.time,
+            self.height as i64 + 1,
+        ))
+        .map_err(|e| {
+            self.fail(
+                "export",
+                format!("import the export of height {}: {e}", self.height),
+            )
+        })?;
         c.commit();
         // Same books: the imported state must pass every invariant and hold the same supply.
         let imported = c
@@ -1345,7 +1549,10 @@ impl Sim {
             .read(magnet_bank::state::all_supply)?
             .map_err(|e| self.fail("export", e.to_string()))?;
         if imported != ours {
-            return Err(self.fail("export", format!("imported supply {imported:?} differs from {ours:?}")));
+            return Err(self.fail(
+                "export",
+                format!("imported supply {imported:?} differs from {ours:?}"),
+            ));
         }
         // Its export must be the same document (the round trip is lossless).
         // Its export must be the same document (the round trip is lossless), except the epoch
@@ -1368,7 +1575,10 @@ impl Sim {
             return Err(self.fail("export", "the imported chain runs another epoch"));
         }
         let ex = ExportedState { app_state: x, ..ex };
-        let again = ExportedState { app_state: y, ..again };
+        let again = ExportedState {
+            app_state: y,
+            ..again
+        };
         if again.app_state != ex.app_state {
             let differ: Vec<String> = ex
                 .app_state
@@ -1378,14 +1588,28 @@ impl Sim {
                         .filter(|(k, v)| again.app_state.get(k.as_str()) != Some(*v))
                         .map(|(k, v)| {
                             let a = v.to_string();
-                            let b = again.app_state.get(k.as_str()).map(|x| x.to_string()).unwrap_or_default();
+                            let b = again
+                                .app_state
+                                .get(k.as_str())
+                                .map(|x| x.to_string())
+                                .unwrap_or_default();
                             let at = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-                            format!("{k} (first difference at byte {at}: {:?} vs {:?})", a.get(at.saturating_sub(80)..(at + 80).min(a.len())), b.get(at.saturating_sub(80)..(at + 80).min(b.len())))
+                            format!(
+                                "{k} (first difference at byte {at}: {:?} vs {:?})",
+                                a.get(at.saturating_sub(80)..(at + 80).min(a.len())),
+                                b.get(at.saturating_sub(80)..(at + 80).min(b.len()))
+                            )
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            return Err(self.fail("export", format!("exporting the imported state gives a different app_state in {}", differ.join("; "))));
+            return Err(self.fail(
+                "export",
+                format!(
+                    "exporting the imported state gives a different app_state in {}",
+                    differ.join("; ")
+                ),
+            ));
         }
         self.import_ledger = Some(
             c.with_committed_state(SupplyLedger::at_genesis)

@@ -53,11 +53,22 @@ fn three_hundred_random_blocks_keep_every_invariant_and_replicas_agree() {
     assert!(r.settlements >= 5, "only {} settlements", r.settlements);
     assert!(r.minted > 0 && r.burned > 0, "{r}");
     // Both outcomes for the main message types.
-    for t in ["bank.MsgSend", "registry.MsgHeartbeat", "registry.MsgRegisterNode", "jobs.MsgCreateJob", "gov.MsgSubmitProposal", "data.MsgRegisterData"] {
+    for t in [
+        "bank.MsgSend",
+        "registry.MsgHeartbeat",
+        "registry.MsgRegisterNode",
+        "jobs.MsgCreateJob",
+        "gov.MsgSubmitProposal",
+        "data.MsgRegisterData",
+    ] {
         let c = r.txs.get(t).copied().unwrap_or_default();
         assert!(c.ok > 0 && c.failed > 0, "{t}: {c:?}");
     }
-    assert!(r.txs.len() >= 20, "message types delivered: {:?}", r.txs.keys());
+    assert!(
+        r.txs.len() >= 20,
+        "message types delivered: {:?}",
+        r.txs.keys()
+    );
     let h = r.export_height.expect("exported and imported");
     assert!(r.imported_blocks > 0 && r.imported_blocks == 300 - h, "{r}");
     assert!(r.stuffed_rejected > 0, "{r}");
@@ -117,13 +128,21 @@ fn the_checker_names_each_broken_invariant() {
         ),
         (
             "corrupt",
-            Box::new(move |m| m.set(&magnet_bank::state::balance_key(&someone, "umag"), vec![1, 2, 3])),
+            Box::new(move |m| {
+                m.set(
+                    &magnet_bank::state::balance_key(&someone, "umag"),
+                    vec![1, 2, 3],
+                )
+            }),
         ),
         (
             "settlement",
             Box::new(|m| {
                 // "Settled" through an epoch that has not ended.
-                m.set(magnet_rewards::state::NEXT_KEY, borsh::to_vec(&1_000_000u64).unwrap());
+                m.set(
+                    magnet_rewards::state::NEXT_KEY,
+                    borsh::to_vec(&1_000_000u64).unwrap(),
+                );
             }),
         ),
     ];
@@ -143,7 +162,11 @@ fn the_checker_names_each_broken_invariant() {
         ..ledger
     };
     match l.check(&m).unwrap_err() {
-        InvariantViolation::Ledger { expected, supply: s2, .. } => {
+        InvariantViolation::Ledger {
+            expected,
+            supply: s2,
+            ..
+        } => {
             assert_eq!((expected, s2), (supply - 1, supply))
         }
         e => panic!("{e}"),
@@ -161,6 +184,9 @@ fn a_failure_names_seed_height_and_invariant_for_replay() {
         detail: "x".into(),
     };
     let s = f.to_string();
-    assert!(s.starts_with("seed=9 height=41 invariant=escrow/jobs"), "{s}");
+    assert!(
+        s.starts_with("seed=9 height=41 invariant=escrow/jobs"),
+        "{s}"
+    );
     assert!(s.contains("magnetd sim --seed 9 --blocks 41"), "{s}");
 }

@@ -92,7 +92,9 @@ impl Module for NotaryModule {
             .filter(|(_, m)| m.bond > 0)
             .map(|(a, m)| (a.to_string(), m.bond.to_string().into()))
             .collect();
-        Ok(serde_json::json!({ "params": state::params(ctx.store)?, "panel": panel, "bonds": bonds }))
+        Ok(
+            serde_json::json!({ "params": state::params(ctx.store)?, "panel": panel, "bonds": bonds }),
+        )
     }
     fn end_block(&self, ctx: &mut Ctx) -> Result<Vec<ValidatorUpdate>, ModuleError> {
         hooks::end_block(ctx)?;

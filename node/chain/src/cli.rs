@@ -1394,8 +1394,15 @@ fn sim(a: SimArgs) -> Result<()> {
     }
     let (dir, scratch) = match &a.keep_dir {
         Some(d) => {
-            if d.exists() && std::fs::read_dir(d).map(|mut r| r.next().is_some()).unwrap_or(true) {
-                bail!("--keep-dir {} must be a new or empty directory", d.display());
+            if d.exists()
+                && std::fs::read_dir(d)
+                    .map(|mut r| r.next().is_some())
+                    .unwrap_or(true)
+            {
+                bail!(
+                    "--keep-dir {} must be a new or empty directory",
+                    d.display()
+                );
             }
             (d.clone(), false)
         }
@@ -1422,7 +1429,7 @@ fn sim(a: SimArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let step = (a.blocks / 20).max(1);
     let mut progress = |h: u64, n: u64| {
-        if h % step == 0 || h == n {
+        if h.is_multiple_of(step) || h == n {
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             let width = 30usize;
             let done = (h as usize * width) / n.max(1) as usize;
@@ -1447,7 +1454,12 @@ fn sim(a: SimArgs) -> Result<()> {
         }
         Err(f) => {
             println!("simulation FAILED: {f}");
-            bail!("seed={} height={} invariant={}", f.seed, f.height, f.invariant)
+            bail!(
+                "seed={} height={} invariant={}",
+                f.seed,
+                f.height,
+                f.invariant
+            )
         }
     }
 }

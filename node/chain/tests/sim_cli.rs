@@ -17,7 +17,10 @@ fn fifty_blocks_with_seed_seven_print_a_passing_summary() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.starts_with("simulation passed: seed=7 blocks=50"), "{stdout}");
+    assert!(
+        stdout.starts_with("simulation passed: seed=7 blocks=50"),
+        "{stdout}"
+    );
     for line in [
         "message type",
         "bank.MsgSend",
@@ -38,14 +41,20 @@ fn fifty_blocks_with_seed_seven_print_a_passing_summary() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert_eq!(strip(&stdout), strip(&String::from_utf8_lossy(&again.stdout)));
+    assert_eq!(
+        strip(&stdout),
+        strip(&String::from_utf8_lossy(&again.stdout))
+    );
 }
 
 #[test]
 fn bad_arguments_are_refused_with_the_reason() {
     for (args, why) in [
         (vec!["--blocks", "0"], "--blocks must be at least 1"),
-        (vec!["--blocks", "5", "--accounts", "2"], "--accounts must be at least 4"),
+        (
+            vec!["--blocks", "5", "--accounts", "2"],
+            "--accounts must be at least 4",
+        ),
     ] {
         let out = sim(&args);
         assert!(!out.status.success(), "{args:?} was accepted");
@@ -58,7 +67,13 @@ fn bad_arguments_are_refused_with_the_reason() {
 fn help_explains_the_invariants_and_the_replay() {
     let out = sim(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for s in ["--blocks", "--seed", "supply = Σ balances", "seed=S height=H invariant=NAME", "magnetd sim --seed S --blocks H"] {
+    for s in [
+        "--blocks",
+        "--seed",
+        "supply = Σ balances",
+        "seed=S height=H invariant=NAME",
+        "magnetd sim --seed S --blocks H",
+    ] {
         assert!(text.contains(s), "help lacks {s:?}:\n{text}");
     }
 }
