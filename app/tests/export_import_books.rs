@@ -7,7 +7,6 @@ use common::*;
 use magnet_app::invariants::check_all;
 use magnet_app::testkit::{genesis_app_state, Signer, TxBuilder};
 use magnet_app::Application;
-use magnet_core::KvStore;
 
 fn any(a: prost_types::Any) -> cosmrs::Any {
     cosmrs::Any {
