@@ -3,8 +3,8 @@
 //! [`check_all`] reads a state (any [`KvStore`]: the app's committed view through
 //! [`crate::MagnetApp::with_committed_state`], a snapshot copy, a test's `MemStore`) and
 //! returns the first [`InvariantViolation`] it finds, naming the invariant and the numbers.
-//! The simulation (`magnetd sim`, [`crate::sim`]) runs it after every block; fuzz targets may
-//! run it after every input. Checked, in this order:
+//! The simulation (`magnetd sim`; `magnet_app::sim` with feature `testkit`) runs it after
+//! every block; fuzz targets may run it after every input. Checked, in this order:
 //!
 //! 1. **No corrupt or overflowing amount.** Every balance and supply decodes as a `u128`
 //!    (amounts are unsigned, so "negative" cannot be stored; a sum that would exceed `u128`

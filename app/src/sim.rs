@@ -14,9 +14,12 @@
 //! 4. the invariants ([`crate::invariants`]) on the committed state, the supply ledger folded
 //!    from the block's events, and the settlement records compared with the last block's.
 //!
-//! At a random height the state is exported ([`MagnetApp::export`]), imported into a third app
-//! (`InitChain` with `initial_height = h + 1`), and that replica then receives every following
-//! block; its app hashes are compared with the others'. Block times advance 3–7 s, epochs last
+//! At a random height the state is exported ([`MagnetApp::export`]) and imported into a third
+//! app (`InitChain` with `initial_height = h + 1`): the imported state must pass every
+//! invariant, hold the same supply and export to the same `app_state` (the epoch clock aside:
+//! it restarts the running epoch at the new genesis, ADR 0081, so the app hash differs by
+//! design); the third app then receives every following block with its own invariants and
+//! supply ledger checked. Block times advance 3–7 s, epochs last
 //! [`EPOCH_SECS`], so a few hundred blocks cross many epochs, settlements included.
 //!
 //! Everything is a pure function of the seed ([`SplitMix64`]): a failure prints
@@ -237,7 +240,7 @@ impl std::fmt::Display for SimReport {
             self.hash_comparisons,
             match self.export_height {
                 Some(h) => format!(
-                    "; export at height {h} imported and followed for {} blocks",
+                    "; export at height {h} imported, its books checked for {} more blocks",
                     self.imported_blocks
                 ),
                 None => String::new(),
