@@ -460,6 +460,17 @@ impl MagnetApp {
         }
     }
 
+    /// Run `f` on the committed state (read-only, under the app's lock): invariant checks
+    /// ([`crate::invariants::check_all`]) and tools that read raw keys.
+    pub fn with_committed_state<T>(
+        &self,
+        f: impl FnOnce(&dyn KvStore) -> T,
+    ) -> Result<T, AppError> {
+        let g = self.lock();
+        let view = g.store.committed_view()?;
+        Ok(f(&view))
+    }
+
     /// Check an `app_state` document without starting a chain: runs every module's genesis on a
     /// scratch store. `magnetd` calls this before writing or starting from a genesis file.
     pub fn validate_genesis(chain_id: &str, app_state: &serde_json::Value) -> Result<(), AppError> {

@@ -14,7 +14,9 @@
 //! * [`app`] — [`MagnetApp`]: the ABCI entry points, genesis and export.
 //! * [`snapshot`] — state-sync snapshots: taken every N heights after Commit, chunked and
 //!   hashed, restored through `OfferSnapshot` / `ApplySnapshotChunk` (ADR 0099).
-//! * `testkit` (feature `testkit`) — build and sign txs with a k256 key.
+//! * [`invariants`] — whole-app invariants (supply, escrows, settlements) over any state.
+//! * `testkit` (feature `testkit`) — build and sign txs with a k256 key; `sim` (same
+//!   feature) — the randomized whole-app simulation behind `magnetd sim` (ADR 0100).
 //!
 //! ```no_run
 //! use magnet_app::{AppConfig, MagnetApp};
@@ -55,8 +57,11 @@ pub mod auth;
 pub mod bank;
 pub mod error;
 pub mod exec;
+pub mod invariants;
 pub mod modules;
 pub mod proof;
+#[cfg(feature = "testkit")]
+pub mod sim;
 pub mod snapshot;
 pub mod store;
 #[cfg(feature = "testkit")]

@@ -12,6 +12,10 @@
 //! account the app's validator set names) and the community pool, which also receives
 //! unpayable shares and rounding dust.
 //!
+//! Genesis: `params` and optional `schedule_start_secs` (year 0 of the schedule; default the
+//! genesis time). `magnetd export` writes it, so a chain restarted from an export continues
+//! the decay instead of restarting it.
+//!
 //! Queries (JSON): `/magnet.emission.v1/params`, `/magnet.emission.v1/pool` (data: epoch in
 //! decimal), `/magnet.emission.v1/pools`, `/magnet.emission.v1/minted_total`.
 //!
@@ -47,12 +51,24 @@ impl Module for EmissionModule {
     }
     fn init_genesis(&self, ctx: &mut Ctx, genesis: &serde_json::Value) -> Result<(), ModuleError> {
         magnet_core::params::init_genesis::<Params>(ctx.store_mut(), genesis)?;
-        let t = ctx.block.time_secs;
+        // Year 0 of the schedule: this chain's genesis, or the original chain's when the
+        // genesis is an export (`schedule_start_secs`), so an export does not restart the
+        // decay at year 0.
+        let t = match genesis.get("schedule_start_secs") {
+            None | Some(serde_json::Value::Null) => ctx.block.time_secs,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                ModuleError::invalid_request(format!(
+                    "emission genesis: schedule_start_secs must be a block time in seconds, got {v}"
+                ))
+            })?,
+        };
         magnet_core::store::set_borsh(ctx.store_mut(), state::GENESIS_TIME_KEY, &t);
         Ok(())
     }
     fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
-        Ok(serde_json::json!({ "params": state::params(ctx.store)? }))
+        let start = magnet_core::store::get_borsh::<u64>(ctx.store, state::GENESIS_TIME_KEY)
+            .map_err(|e| ModuleError::corrupt(state::GENESIS_TIME_KEY, &e.to_string()))?;
+        Ok(serde_json::json!({ "params": state::params(ctx.store)?, "schedule_start_secs": start }))
     }
     fn begin_block(&self, ctx: &mut Ctx) -> Result<(), ModuleError> {
         hooks::begin_block(ctx)

@@ -19,6 +19,10 @@
 //! (`overturn`); every notary of its majority is then slashed at `fraudulent_approval`
 //! (1.0) of its bond.
 //!
+//! Genesis: `params`, `panel` (bech32 accounts) and optional `bonds` (`{account: amount}`,
+//! panel members only; the escrow's coins come from the bank section). `magnetd export` writes
+//! all three, so an exported chain keeps its members' bonds.
+//!
 //! Queries (JSON): `/magnet.notary.v1/params`, `/magnet.notary.v1/panel`,
 //! `/magnet.notary.v1/challenges`, `/magnet.notary.v1/challenge` (data: id).
 //!
@@ -62,6 +66,20 @@ impl Module for NotaryModule {
             }
         }
         handler::set_panel(ctx, &panel)?;
+        // Bonds of panel members (an export carries them: without them the members would
+        // restart with bond 0 while the escrow still held their coins).
+        if let Some(bonds) = genesis.get("bonds").and_then(|v| v.as_object()) {
+            for (who, amount) in bonds {
+                let a = magnet_core::msg::address("notary bonds", who)?;
+                if !panel.contains(&a) {
+                    return Err(ModuleError::invalid_request(format!(
+                        "notary genesis: bond for {who}, who is not on the panel"
+                    )));
+                }
+                let bond = magnet_core::msg::amount("notary bonds", amount.as_str().unwrap_or(""))?;
+                state::set_member(ctx, &a, &state::Member { bond })?;
+            }
+        }
         Ok(())
     }
     fn export_genesis(&self, ctx: &QueryCtx) -> Result<serde_json::Value, ModuleError> {
@@ -69,7 +87,14 @@ impl Module for NotaryModule {
             .iter()
             .map(|(a, _)| a.to_string())
             .collect();
-        Ok(serde_json::json!({ "params": state::params(ctx.store)?, "panel": panel }))
+        let bonds: serde_json::Map<String, serde_json::Value> = state::members(ctx.store)?
+            .iter()
+            .filter(|(_, m)| m.bond > 0)
+            .map(|(a, m)| (a.to_string(), m.bond.to_string().into()))
+            .collect();
+        Ok(
+            serde_json::json!({ "params": state::params(ctx.store)?, "panel": panel, "bonds": bonds }),
+        )
     }
     fn end_block(&self, ctx: &mut Ctx) -> Result<Vec<ValidatorUpdate>, ModuleError> {
         hooks::end_block(ctx)?;
