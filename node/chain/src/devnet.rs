@@ -84,7 +84,8 @@ pub struct DevnetArgs {
     /// Replace an existing output directory.
     #[arg(long)]
     pub force: bool,
-    /// Fault injection: `I:nan` (worker I sends NaN updates) or `I:no-reveal`.
+    /// Fault injection: `I:nan` (worker I sends NaN updates), `I:no-reveal`, or `I:lost-ack`
+    /// (worker I never learns that its commitments landed; it must reveal them anyway).
     #[arg(long = "fault", hide = true)]
     pub faults: Vec<String>,
     /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
@@ -331,10 +332,10 @@ fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
     for f in v {
         let (i, k) = f
             .split_once(':')
-            .ok_or_else(|| anyhow!("--fault {f:?}: use I:nan or I:no-reveal"))?;
+            .ok_or_else(|| anyhow!("--fault {f:?}: use I:nan, I:no-reveal or I:lost-ack"))?;
         let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
-        if i >= n || !(["nan", "no-reveal"].contains(&k) || ADVERSARIES.contains(&k)) {
-            bail!("--fault {f:?}: worker index below {n}, fault nan or no-reveal");
+        if i >= n || !(["nan", "no-reveal", "lost-ack"].contains(&k) || ADVERSARIES.contains(&k)) {
+            bail!("--fault {f:?}: worker index below {n}, fault nan, no-reveal or lost-ack");
         }
         m.insert(i, k.to_string());
     }
@@ -1055,7 +1056,9 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             node: r["node_address"].as_str().unwrap_or_default().to_string(),
             node_id: r["node_id"].as_str().unwrap_or_default().to_string(),
             fault: fault.clone(),
-            role: if fault == "none" || slot.role != "honest" {
+            // `lost-ack` is an honest node on a bad link: it keeps its `honest` role (and the
+            // report's honest-node checks).
+            role: if fault == "none" || fault == "lost-ack" || slot.role != "honest" {
                 slot.role.clone()
             } else {
                 fault.clone()

@@ -303,11 +303,16 @@ pub enum Fault {
     /// marginal scores on the post-deadline windows of the whole corpus must not beat an
     /// honest worker's; ADR 0090).
     Evalfit,
+    /// Honest, on a bad link: every work and score commitment it sends lands on chain, but
+    /// the daemon never learns it (as when inclusion outlasts the client's wait and the
+    /// window closes meanwhile). The reveal must still happen — the chain's record decides —
+    /// or the node is slashed `no_reveal` for honest work.
+    LostAck,
 }
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`, `fraud`, `sybil`, `collude`, `evalfit`.
+    /// `copycat`, `fraud`, `sybil`, `collude`, `evalfit`, `lost-ack`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -321,6 +326,7 @@ impl Fault {
             "sybil" => Fault::Sybil,
             "collude" => Fault::Collude,
             "evalfit" => Fault::Evalfit,
+            "lost-ack" => Fault::LostAck,
             _ => return None,
         })
     }

@@ -389,28 +389,11 @@ async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         }
     };
     let w = work_of(&pending)?;
-    let n = hex::decode(&pending.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
-    let h = cm::work_commitment(
-        &sh.genesis.chain_id,
-        epoch,
-        sh.cfg.job.id,
-        &sh.keys.operator.address(),
-        &w,
-        &n,
-    );
+    let h = work_hash(sh, epoch, &pending)?;
     let node = sh.keys.node.address();
     // A commit whose inclusion timed out may still have landed: the chain's record is the
     // truth (sending it again would be refused as a duplicate, and the work never revealed).
-    let ep: EpochJson = sh
-        .chain
-        .query("/magnet.contrib.v1/epoch", &epoch.to_string())
-        .await?;
-    let me = sh.keys.operator.address().to_string();
-    if ep
-        .contributions
-        .iter()
-        .any(|c| c.job == sh.cfg.job.id && c.operator == me && c.commitment == hex::encode(h))
-    {
+    if work_committed_on_chain(sh, epoch, &h).await? {
         tracing::info!(epoch, "work commitment found on chain");
         return mark(sh, |st| {
             if let Some(p) = st.work.get_mut(&epoch) {
@@ -426,6 +409,9 @@ async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
             vec![cm::commit(&node, epoch, sh.cfg.job.id, h)],
         )
         .await?;
+    if sh.cfg.dev.fault == Fault::LostAck {
+        return lose_ack(sh, Stage::Commit).await;
+    }
     tracing::info!(
         epoch,
         entries = w.entries.len(),
@@ -438,6 +424,50 @@ async fn commit(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         }
     })
     .await
+}
+
+/// [`Fault::LostAck`]: after the work commitment was sent (and landed), wait out the window
+/// as a client whose inclusion wait outlasted it would, then fail without marking it
+/// committed. (Scores do the same without blocking the others: `eval_commit`.)
+async fn lose_ack(sh: &Shared, window: Stage) -> Result<()> {
+    loop {
+        let head = sh.chain.head().await?;
+        let (_, offset) = sh.epoch_at(head.time);
+        if stage(&sh.windows, sh.cfg.job.commit_lead_secs, offset) != window {
+            return Err(DaemonError::Chain(format!(
+                "fault lost-ack: the {window:?} commitment's inclusion was never confirmed"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// This node's work commitment for `epoch` over `p`.
+fn work_hash(sh: &Shared, epoch: u64, p: &PendingWork) -> Result<[u8; 32]> {
+    let w = work_of(p)?;
+    let n = hex::decode(&p.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
+    Ok(cm::work_commitment(
+        &sh.genesis.chain_id,
+        epoch,
+        sh.cfg.job.id,
+        &sh.keys.operator.address(),
+        &w,
+        &n,
+    ))
+}
+
+/// Whether the chain holds this node's work commitment `h` for `epoch` — the truth about a
+/// commit whose inclusion timed out on our side.
+async fn work_committed_on_chain(sh: &Shared, epoch: u64, h: &[u8; 32]) -> Result<bool> {
+    let ep: EpochJson = sh
+        .chain
+        .query("/magnet.contrib.v1/epoch", &epoch.to_string())
+        .await?;
+    let me = sh.keys.operator.address().to_string();
+    Ok(ep
+        .contributions
+        .iter()
+        .any(|c| c.job == sh.cfg.job.id && c.operator == me && c.commitment == hex::encode(h)))
 }
 
 async fn mark(sh: &Arc<Shared>, f: impl FnOnce(&mut State)) -> Result<()> {
@@ -453,8 +483,28 @@ async fn reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
     let Some(p) = sh.state.lock().await.work.get(&epoch).cloned() else {
         return Ok(());
     };
-    if !p.committed || p.revealed {
+    if p.revealed {
         return Ok(());
+    }
+    // Not marked committed: the send may have timed out in the last seconds of the commit
+    // window and landed anyway. A commitment on chain that is never revealed is slashed
+    // (`no_reveal`), so the chain's record decides, not our bookkeeping.
+    if !p.committed {
+        if !work_committed_on_chain(sh, epoch, &work_hash(sh, epoch, &p)?).await? {
+            return Ok(());
+        }
+        tracing::info!(
+            epoch,
+            "work commitment found on chain after its send timed out"
+        );
+        // Committed: its entries stay claimed by this epoch (`State::entry_taken`), so the
+        // next epoch never names them again.
+        mark(sh, |st| {
+            if let Some(p) = st.work.get_mut(&epoch) {
+                p.committed = true;
+            }
+        })
+        .await?;
     }
     let w = work_of(&p)?;
     let n = hex::decode(&p.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
@@ -794,6 +844,10 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<bool> {
         // Bound first: a guard in a `match` scrutinee would live through the arms, and the
         // arms lock the state again (a tokio Mutex is not reentrant).
         let known = sh.state.lock().await.evals.get(&key).cloned();
+        if sh.cfg.dev.fault == Fault::LostAck && known.is_some() {
+            // [`Fault::LostAck`]: sent, and never confirmed in this window.
+            continue;
+        }
         let pending = match known {
             Some(p) => p,
             None => {
@@ -838,24 +892,11 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<bool> {
             .operator
             .parse()
             .map_err(|e| DaemonError::Chain(format!("contributor address: {e}")))?;
-        let n = hex::decode(&pending.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
-        let h = cm::score_commitment(
-            &sh.genesis.chain_id,
-            epoch,
-            job,
-            &contributor,
-            &sh.keys.operator.address(),
-            pending.score,
-            &n,
-        );
+        let h = score_hash(sh, epoch, &contributor, &pending)?;
         // A score commit whose inclusion timed out may still have landed: if the chain holds
         // this very commitment, it is committed (a resend would be refused as a duplicate and
         // the score never revealed).
-        let on_chain = assigned
-            .iter()
-            .find(|(ev, _)| *ev == me)
-            .and_then(|(_, a)| serde_json::from_value::<Vec<u8>>(a["commitment"].clone()).ok());
-        if on_chain.as_deref() == Some(&h[..]) {
+        if my_score_commitment(&assigned, &me).as_deref() == Some(&h[..]) {
             mark(sh, |st| {
                 if let Some(e) = st.evals.get_mut(&key) {
                     e.committed = true;
@@ -870,6 +911,11 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<bool> {
         sh.chain
             .send(&sh.keys.node, "MsgEvalCommit", vec![msg])
             .await?;
+        if sh.cfg.dev.fault == Fault::LostAck {
+            // Still waiting on the inclusion, as far as this node knows, until the window
+            // closes (the next ticks skip it, above); the other scores go on.
+            continue;
+        }
         mark(sh, |st| {
             if let Some(e) = st.evals.get_mut(&key) {
                 e.committed = true;
@@ -878,6 +924,33 @@ async fn eval_commit(sh: &Arc<Shared>, epoch: u64) -> Result<bool> {
         .await?;
     }
     Ok(done)
+}
+
+/// This evaluator's score commitment for `contributor`'s work of `epoch`.
+fn score_hash(
+    sh: &Shared,
+    epoch: u64,
+    contributor: &magnet_core::Address,
+    p: &PendingEval,
+) -> Result<[u8; 32]> {
+    let n = hex::decode(&p.nonce).map_err(|e| DaemonError::State(e.to_string()))?;
+    Ok(cm::score_commitment(
+        &sh.genesis.chain_id,
+        epoch,
+        sh.cfg.job.id,
+        contributor,
+        &sh.keys.operator.address(),
+        p.score,
+        &n,
+    ))
+}
+
+/// The commitment the chain holds for evaluator `me` in an `assignments` answer, if any.
+fn my_score_commitment(assigned: &[(String, serde_json::Value)], me: &str) -> Option<Vec<u8>> {
+    assigned
+        .iter()
+        .find(|(ev, _)| ev == me)
+        .and_then(|(_, a)| serde_json::from_value::<Vec<u8>>(a["commitment"].clone()).ok())
 }
 
 async fn eval_reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
@@ -891,6 +964,43 @@ async fn eval_reveal(sh: &Arc<Shared>, epoch: u64) -> Result<()> {
         .filter(|(k, e)| k.starts_with(&prefix) && e.committed && !e.revealed)
         .map(|(k, e)| (k.clone(), e.clone()))
         .collect();
+    // Scores not marked committed: a send that timed out late in the commit window may have
+    // landed, and a commitment on chain that is never revealed is slashed (`no_reveal`). The
+    // chain's record decides.
+    let unsure: Vec<(String, PendingEval)> = sh
+        .state
+        .lock()
+        .await
+        .evals
+        .iter()
+        .filter(|(k, e)| k.starts_with(&prefix) && !e.committed && !e.revealed)
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    let me = sh.keys.operator.address().to_string();
+    let mut todo = todo;
+    for (k, e) in unsure {
+        let contributor: magnet_core::Address = k[prefix.len()..]
+            .parse()
+            .map_err(|e| DaemonError::State(format!("eval key {k}: {e}")))?;
+        let assigned: Vec<(String, serde_json::Value)> = sh
+            .chain
+            .query(
+                "/magnet.contrib.v1/assignments",
+                &format!("{epoch}/{}/{contributor}", sh.cfg.job.id),
+            )
+            .await?;
+        let h = score_hash(sh, epoch, &contributor, &e)?;
+        if my_score_commitment(&assigned, &me).as_deref() == Some(&h[..]) {
+            tracing::info!(epoch, %contributor, "score commitment found on chain after its send timed out");
+            mark(sh, |st| {
+                if let Some(p) = st.evals.get_mut(&k) {
+                    p.committed = true;
+                }
+            })
+            .await?;
+            todo.push((k, e));
+        }
+    }
     if todo.is_empty() {
         return Ok(());
     }

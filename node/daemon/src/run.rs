@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use magnet_diloco::compress::{Compressed, CompressionConfig, Compressor};
 use magnet_diloco::eligible::EligibleSet;
@@ -296,7 +296,7 @@ const MAX_EVALUATION_WAIT: std::time::Duration = std::time::Duration::from_secs(
 /// hard — a missed score leaves an honest contributor unscored and forfeits the evaluator's
 /// pay — while a training round is soft (a late Δ only misses that round's merge).
 async fn evaluation_first(sh: &Shared, round: u64) {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     while sh.evaluating.load(std::sync::atomic::Ordering::Relaxed)
         && started.elapsed() < MAX_EVALUATION_WAIT
     {
@@ -1111,6 +1111,10 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let mut wakes: Vec<u64> = Vec::new();
     perform(&sh, first, &tx, &mut reads, &mut wakes);
     let duty_running = Arc::new(AtomicBool::new(false));
+    // The last duty error and when it was logged: a refusal that repeats every tick (a
+    // jailed node, a reveal the chain refuses) is logged once a minute, not twice a second.
+    let duty_error: Arc<std::sync::Mutex<Option<(String, Instant)>>> =
+        Arc::new(std::sync::Mutex::new(None));
     let audit_running = Arc::new(AtomicBool::new(false));
     let beat_running = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -1195,10 +1199,21 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
                 }
                 if !duty_running.swap(true, Ordering::SeqCst) {
                     let (sh, flag) = (sh.clone(), duty_running.clone());
+                    let last = duty_error.clone();
                     tokio::spawn(async move {
                         if let Err(e) = crate::duties::run_duties(&sh).await {
                             sh.metrics.chain_errors.inc();
-                            tracing::warn!("epoch duties: {e}");
+                            let e = e.to_string();
+                            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                            match last.as_ref() {
+                                Some((m, t)) if *m == e && t.elapsed() < Duration::from_secs(60) => {
+                                    tracing::debug!("epoch duties (repeated): {e}");
+                                }
+                                _ => {
+                                    tracing::warn!("epoch duties: {e}");
+                                    *last = Some((e, Instant::now()));
+                                }
+                            }
                         }
                         flag.store(false, Ordering::SeqCst);
                     });

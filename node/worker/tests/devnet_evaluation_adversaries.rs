@@ -6,7 +6,9 @@
 //! split must not lift a worker's quality above the honest workers' (ADR 0093: the windows
 //! never sample it), the split
 //! no more than the unsplit node, the collusion no more than honest play, and no honest node
-//! may be slashed. About nine minutes of wall time on 2 cores.
+//! may be slashed — including worker 0, which runs `lost-ack` (its commitments land but it
+//! never learns so) and must reveal from the chain's record. About nine minutes of wall time
+//! on 2 cores.
 //!
 //! Needs `magnetd` next to `magnet-worker` (`cargo test --workspace` builds both). Locally it
 //! skips with a message when `magnetd` is missing; in CI (`CI=true`) that is a failure.
@@ -40,6 +42,9 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
             "24",
         ])
         .args(["--corpus-lines", "6000", "--exit-when-done"])
+        // Worker 0 is honest on a bad link: its commitments land but it never learns so
+        // (inclusion outlasting the commit window). It must reveal them anyway.
+        .args(["--fault", "0:lost-ack"])
         .args(["--rpc-port", "27257", "--p2p-port", "27700"])
         .arg("--worker-bin")
         .arg(env!("CARGO_BIN_EXE_magnet-worker"))
@@ -140,6 +145,18 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
             n["slashes"].as_array().unwrap().is_empty(),
             "honest node slashed: {n:#}"
         );
+    }
+    // The lost-ack worker (w0) did lose its commit acknowledgements and revealed from the
+    // chain's record: honest above (not slashed `no_reveal`), and its log shows the path.
+    let w0 = nodes.iter().find(|n| n["moniker"] == "w0").unwrap();
+    assert_eq!(w0["role"], "honest", "{w0:#}");
+    let log = std::fs::read_to_string(out.join("w0/worker.log")).unwrap();
+    assert!(
+        log.contains("work commitment found on chain after its send timed out"),
+        "w0 revealed its work from the chain's record"
+    );
+    if log.contains("score commitment found on chain after its send timed out") {
+        eprintln!("w0 also revealed a score from the chain's record");
     }
     let honest_paid: u128 = nodes
         .iter()
