@@ -15,6 +15,8 @@
 //! * [`snapshot`] — state-sync snapshots: taken every N heights after Commit, chunked and
 //!   hashed, restored through `OfferSnapshot` / `ApplySnapshotChunk` (ADR 0099).
 //! * `testkit` (feature `testkit`) — build and sign txs with a k256 key.
+//! * `fuzzing` (feature `fuzzing`) — the structure-aware fuzz input (every message type) and
+//!   the block harness with its oracles, shared by `fuzz/` and the corpus replay (ADR 0102).
 //!
 //! ```no_run
 //! use magnet_app::{AppConfig, MagnetApp};
@@ -55,6 +57,8 @@ pub mod auth;
 pub mod bank;
 pub mod error;
 pub mod exec;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod modules;
 pub mod proof;
 pub mod snapshot;
