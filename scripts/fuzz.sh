@@ -60,21 +60,28 @@ for spec in "$@"; do
     # Apps write their stores under TMPDIR: tmpfs when there is one.
     tmp="${TMPDIR:-/tmp}"
     [ -d /dev/shm ] && [ -w /dev/shm ] && tmp=/dev/shm
+    jobs=()
+    if [ "${FUZZ_JOBS:-1}" -gt 1 ]; then
+        # Parallel jobs each log to fuzz-<n>.log in the working directory: run from $out.
+        jobs=("-jobs=$FUZZ_JOBS" "-workers=$FUZZ_JOBS")
+    fi
+    before=$(find "$out" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
     set +e
     # shellcheck disable=SC2086
-    TMPDIR="$tmp" nice -n 19 "$bin" "$work" "$seeds" \
-        -max_total_time="$secs" -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
+    (cd "$out" && TMPDIR="$tmp" nice -n 19 "$bin" "$work" "$seeds" \
+        -max_total_time="$secs" "${jobs[@]}" \
         -artifact_prefix="$out/" -print_final_stats=1 -timeout=60 -rss_limit_mb=4096 \
-        ${FUZZ_ARGS:-} >"$log" 2>&1
+        ${FUZZ_ARGS:-} >"$log" 2>&1)
     rc=$?
     set -e
-    grep -E '^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|cov:' "$log" | tail -n 4 || true
-    crashes=$(find "$out" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) -newer "$log" -o -maxdepth 1 -type f -name 'crash-*' -cnewer "$log" | sort -u)
-    if [ "$rc" -ne 0 ] || [ -n "$crashes" ]; then
+    grep -hE '^#[0-9]+.*(DONE|pulse)|stat::' "$log" "$out"/fuzz-*.log 2>/dev/null | tail -n 8 || true
+    after=$(find "$out" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
+    new=$(comm -13 <(echo "$before") <(echo "$after") | sed '/^$/d')
+    if [ "$rc" -ne 0 ] || [ -n "$new" ]; then
         status=1
-        echo "!! $name exited $rc; findings:"
-        find "$out" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) -print
-        grep -m 5 -E 'panicked at|ERROR: libFuzzer|SUMMARY' "$log" || true
+        echo "!! $name exited $rc; new findings:"
+        echo "$new"
+        grep -h -m 5 -E 'panicked at|ERROR: libFuzzer|SUMMARY' "$log" "$out"/fuzz-*.log 2>/dev/null || true
     else
         echo "== $name: no crash"
     fi

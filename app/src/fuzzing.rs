@@ -907,7 +907,8 @@ pub fn genesis() -> serde_json::Value {
     let mut funded: Vec<(Address, u128)> = keys
         .iter()
         .take(KEYS - 1)
-        .map(|k| (k.address(), FUNDS))
+        .enumerate()
+        .map(|(i, _)| (key_address(i), FUNDS))
         .collect();
     funded.push((magnet_core::services::community_pool(), FUNDS));
     let mut g = genesis_app_state(&funded);
@@ -936,7 +937,7 @@ pub fn genesis() -> serde_json::Value {
     g["notary"] = serde_json::json!({
         "params": { "min_notary_bond": "1000", "min_challenge_bond": "1000",
                     "vote_window_secs": 60, "quorum_ppm": 500000, "no_quorum_fee_ppm": 100000 },
-        "panel": [keys[3].address().to_string(), keys[4].address().to_string()],
+        "panel": [key_address(3).to_string(), key_address(4).to_string()],
     });
     g
 }
@@ -946,6 +947,27 @@ pub fn keys() -> Vec<Signer> {
     (0..KEYS as u64)
         .map(|i| Signer::from_seed(0xF0 + i))
         .collect()
+}
+
+/// Key `i`'s (compressed public key, address), computed once per process: deriving a public
+/// key is a scalar multiplication, and every address field of every input needs one.
+fn key_info(i: usize) -> &'static (Vec<u8>, Address) {
+    static INFO: std::sync::OnceLock<Vec<(Vec<u8>, Address)>> = std::sync::OnceLock::new();
+    let info = INFO.get_or_init(|| {
+        keys()
+            .iter()
+            .map(|k| {
+                let pk = k.pub_key();
+                let a = Address::from_pubkey(&pk);
+                (pk, a)
+            })
+            .collect()
+    });
+    &info[i % KEYS]
+}
+
+fn key_address(i: usize) -> Address {
+    key_info(i).1
 }
 
 /// Parse `data` as a [`FuzzInput`] and [`run_input`] it with stores under the temp dir.
@@ -987,7 +1009,10 @@ fn config() -> AppConfig {
 
 fn open_app(dir: &Path) -> Result<MagnetApp, Finding> {
     let app = MagnetApp::open(dir, config()).map_err(|e| Finding::Setup(e.to_string()))?;
-    let state = serde_json::to_vec(&genesis()).map_err(|e| Finding::Setup(e.to_string()))?;
+    static GENESIS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let state = GENESIS
+        .get_or_init(|| serde_json::to_vec(&genesis()).unwrap_or_default())
+        .clone();
     app.init_chain(pb::RequestInitChain {
         time: Some(timestamp(GENESIS_TIME)),
         chain_id: CHAIN_ID.into(),
@@ -1026,7 +1051,9 @@ pub fn run_input(input: &FuzzInput, base: &Path) -> Result<RunSummary, Finding> 
     let trace = std::env::var_os("MAGNET_FUZZ_TRACE").is_some();
     // Height 1 is the fixed prelude (CheckTx refuses txs until the chain has committed a
     // block, and stateful messages need something to act on).
-    let prelude = prelude_txs(&keys);
+    // Signing is deterministic (RFC 6979), so the prelude's bytes are built once per process.
+    static PRELUDE: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    let prelude = PRELUDE.get_or_init(|| prelude_txs(&keys));
     for app in [&a, &b] {
         let f = app
             .try_finalize_block(pb::RequestFinalizeBlock {
@@ -1272,7 +1299,7 @@ pub fn prelude_txs(keys: &[Signer]) -> Vec<Vec<u8>> {
     use magnet_jobs::msgs as jb;
     use magnet_notary::msgs as no;
     use magnet_registry::msgs as rg;
-    let addr = |i: usize| keys[i].address();
+    let addr = key_address;
     let mut per_key: Vec<Vec<prost_types::Any>> = vec![Vec::new(); KEYS];
     for (op, node, tier, bond) in [
         (0, 3, "orchestrator", 20_000_000_000u128),
@@ -1281,7 +1308,7 @@ pub fn prelude_txs(keys: &[Signer]) -> Vec<Vec<u8>> {
     ] {
         per_key[op].push(to_any(&rg::MsgRegisterNode {
             operator: addr(op).to_bech32(),
-            node_pubkey: keys[node].pub_key(),
+            node_pubkey: key_info(node).0.clone(),
             tier: tier.into(),
             endpoint: format!("https://node{op}.example:26656"),
             region: "eu".into(),
@@ -1439,7 +1466,7 @@ impl<'a> StateCtx<'a> {
             .ok()
             .and_then(|v| v["current"].as_u64())
             .unwrap_or(0);
-        let accounts = keys().iter().map(|k| account(app, &k.address())).collect();
+        let accounts = (0..KEYS).map(|i| account(app, &key_address(i))).collect();
         StateCtx {
             app,
             height,
@@ -1502,7 +1529,7 @@ impl<'a> StateCtx<'a> {
             msgs.push(&fallback);
         }
         for m in msgs {
-            let a = self.msg(m, signer, keys);
+            let a = self.msg(m, si, keys);
             b.msgs.push(cosmrs::Any {
                 type_url: a.type_url,
                 value: a.value,
@@ -1548,10 +1575,10 @@ impl<'a> StateCtx<'a> {
         }
     }
 
-    fn addr(&self, a: &Addr, signer: &Signer, keys: &[Signer]) -> String {
-        let key = |k: &u8| keys[usize::from(*k) % KEYS].address().to_bech32();
+    fn addr(&self, a: &Addr, signer: usize) -> String {
+        let key = |k: &u8| key_address(usize::from(*k)).to_bech32();
         match a {
-            Addr::Signer => signer.address().to_bech32(),
+            Addr::Signer => key_address(signer).to_bech32(),
             Addr::Key(k) => key(k),
             Addr::Nobody(b) => Address([*b; 20]).to_bech32(),
             Addr::CommunityPool => magnet_core::services::community_pool().to_bech32(),
@@ -1656,14 +1683,14 @@ impl<'a> StateCtx<'a> {
         }
     }
 
-    fn msg(&self, m: &FuzzMsg, signer: &Signer, keys: &[Signer]) -> prost_types::Any {
+    fn msg(&self, m: &FuzzMsg, signer: usize, keys: &[Signer]) -> prost_types::Any {
         use magnet_contrib::msgs as co;
         use magnet_data::msgs as da;
         use magnet_gov::msgs as gv;
         use magnet_jobs::msgs as jb;
         use magnet_notary::msgs as no;
         use magnet_registry::msgs as rg;
-        let ad = |a: &Addr| self.addr(a, signer, keys);
+        let ad = |a: &Addr| self.addr(a, signer);
         let tiers = &magnet_registry::params::TIER_NAMES;
         let h = self.height.max(0) as u64;
         match m {
@@ -1701,7 +1728,7 @@ impl<'a> StateCtx<'a> {
                         k
                     }
                     254 => vec![0x02; 32],
-                    k => keys[usize::from(*k) % KEYS].pub_key(),
+                    k => key_info(usize::from(*k)).0.clone(),
                 },
                 tier: self.text(tier, tiers),
                 endpoint: self.text(endpoint, &["https://node.example:26656", "tcp://1.2.3.4:1"]),
@@ -2013,7 +2040,7 @@ impl<'a> StateCtx<'a> {
             } => to_any(&gv::MsgSubmitProposal {
                 proposer: ad(proposer),
                 title: self.text(title, &["raise the fee", "upgrade"]),
-                content_json: self.content(content, signer, keys),
+                content_json: self.content(content, signer),
                 deposit: self.amt(deposit),
             }),
             FuzzMsg::GovDeposit {
@@ -2091,7 +2118,7 @@ impl<'a> StateCtx<'a> {
         use magnet_jobs::msgs as jb;
         let node = &keys[usize::from(a.node) % KEYS];
         let acc = jb::Accepted {
-            node: node.address(),
+            node: key_address(usize::from(a.node)),
             job: self.num(&a.job, job),
             round: self.num(&a.round, round),
             base_hash: hash32(&a.hashes.0),
@@ -2111,7 +2138,7 @@ impl<'a> StateCtx<'a> {
             vec![0x11; 64]
         };
         jb::AcceptedDelta {
-            node: node.address().to_bech32(),
+            node: key_address(usize::from(a.node)).to_bech32(),
             claim: Some(jb::WorkClaim {
                 job: acc.job,
                 round: acc.round,
@@ -2126,12 +2153,12 @@ impl<'a> StateCtx<'a> {
         }
     }
 
-    fn content(&self, c: &Content, signer: &Signer, keys: &[Signer]) -> String {
+    fn content(&self, c: &Content, signer: usize) -> String {
         const MODULES: [&str; 12] = [
             "auth", "bank", "registry", "slashing", "emission", "contrib", "rewards", "notary",
             "data", "jobs", "gov", "epochs",
         ];
-        let ad = |a: &Addr| self.addr(a, signer, keys);
+        let ad = |a: &Addr| self.addr(a, signer);
         let v = match c {
             Content::ParamChange {
                 module,
