@@ -14,7 +14,11 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn corpus() -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+    corpus_in(&corpus_dir())
+}
+
+fn corpus_in(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("the blocks fuzz corpus directory exists")
         .map(|e| e.expect("a readable corpus entry").path())
         .collect();
@@ -72,6 +76,40 @@ fn every_blocks_corpus_input_runs_clean_and_the_corpus_reaches_every_message_typ
         ok > 0 && ok < txs,
         "{ok} of {txs} txs succeeded: the corpus should hold both"
     );
+}
+
+/// Replays the directory in `MAGNET_FUZZ_CORPUS` (e.g. `fuzz/corpus-work/blocks`, what a
+/// libFuzzer run grew) and prints, per message type, how often it was checked, finalized and
+/// part of a successful tx. Run with `-- --ignored replay_a_corpus --nocapture`.
+#[test]
+#[ignore]
+fn replay_a_corpus_directory_and_print_message_stats() {
+    let Some(dir) = std::env::var_os("MAGNET_FUZZ_CORPUS") else {
+        eprintln!("set MAGNET_FUZZ_CORPUS to a corpus directory");
+        return;
+    };
+    let mut per_type: BTreeMap<&'static str, (usize, usize, usize)> = BTreeMap::new();
+    let (mut inputs, mut blocks, mut txs, mut ok) = (0, 0, 0, 0);
+    for (path, bytes) in corpus_in(std::path::Path::new(&dir)) {
+        let s = fuzzing::run_bytes(&bytes).unwrap_or_else(|f| panic!("{}: {f}", path.display()));
+        inputs += 1;
+        blocks += s.blocks;
+        txs += s.txs;
+        ok += s.txs_ok;
+        for (url, n) in s.checked {
+            per_type.entry(url).or_default().0 += n;
+        }
+        for (url, (n, k)) in s.msgs {
+            let e = per_type.entry(url).or_default();
+            e.1 += n;
+            e.2 += k;
+        }
+    }
+    eprintln!("{inputs} inputs, {blocks} blocks, {txs} txs finalized ({ok} ok)");
+    for url in MSG_TYPE_URLS {
+        let (c, n, k) = per_type.get(url).copied().unwrap_or_default();
+        eprintln!("  {url}: {c} checked, {n} finalized, {k} in successful txs");
+    }
 }
 
 #[test]
