@@ -17,6 +17,8 @@
 //! * [`invariants`] — whole-app invariants (supply, escrows, settlements) over any state.
 //! * `testkit` (feature `testkit`) — build and sign txs with a k256 key; `sim` (same
 //!   feature) — the randomized whole-app simulation behind `magnetd sim` (ADR 0100).
+//! * `fuzzing` (feature `fuzzing`) — the structure-aware fuzz input (every message type) and
+//!   the block harness with its oracles, shared by `fuzz/` and the corpus replay (ADR 0102).
 //!
 //! ```no_run
 //! use magnet_app::{AppConfig, MagnetApp};
@@ -57,6 +59,8 @@ pub mod auth;
 pub mod bank;
 pub mod error;
 pub mod exec;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod invariants;
 pub mod modules;
 pub mod proof;

@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    magnet_app::tx::decode_standalone(data);
+    let _ = magnet_app::tx::decode_standalone(data);
 });
