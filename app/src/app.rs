@@ -580,6 +580,24 @@ impl MagnetApp {
                 serde_json::to_value(&ops).map_err(|e| AppError::Genesis(e.to_string()))?,
             );
         }
+        let current: BTreeSet<Vec<u8>> = validator_set(&view).into_keys().collect();
+        let former: Vec<FormerValidator> = crate::validators::records(&view)
+            .into_iter()
+            .filter(|r| !current.contains(&r.pub_key))
+            .map(|r| FormerValidator {
+                pub_key: base64::engine::general_purpose::STANDARD.encode(&r.pub_key),
+                operator: r
+                    .operator
+                    .and_then(|o| magnet_core::Address::from_slice(&o).ok())
+                    .map(|a| a.to_bech32()),
+            })
+            .collect();
+        if !former.is_empty() {
+            app_state.insert(
+                "former_validators".to_string(),
+                serde_json::to_value(&former).map_err(|e| AppError::Genesis(e.to_string()))?,
+            );
+        }
         Ok(ExportedState {
             chain_id: read_chain_id(&view),
             height: commit.map_or(0, |c| c.height),
@@ -815,7 +833,54 @@ fn run_genesis(
         magnet_core::store::set_borsh(store, &[VALIDATOR_PREFIX, pk].concat(), p);
         crate::validators::put_record(store, pk, operators.get(pk).copied());
     }
+    // Validators that left the set keep their records (late double-sign evidence still finds
+    // its operator); an export carries them as `former_validators`.
+    if let Some(v) = app_state.get("former_validators").filter(|v| !v.is_null()) {
+        use base64::Engine;
+        let former: Vec<FormerValidator> = serde_json::from_value(v.clone())
+            .map_err(|e| AppError::Genesis(format!("former_validators: {e}")))?;
+        let mut seen = BTreeSet::new();
+        for f in former {
+            let pk = base64::engine::general_purpose::STANDARD
+                .decode(&f.pub_key)
+                .map_err(|e| {
+                    AppError::Genesis(format!("former_validators: pub_key {:?}: {e}", f.pub_key))
+                })?;
+            if pk.len() != 32 || set.contains_key(&pk) || !seen.insert(pk.clone()) {
+                return Err(AppError::Genesis(format!(
+                    "former_validators: {} must be a 32-byte ed25519 key, listed once, and not \
+                     a current validator",
+                    f.pub_key
+                )));
+            }
+            let op = match &f.operator {
+                None => None,
+                Some(o) => Some(o.parse::<magnet_core::Address>().map_err(|e| {
+                    AppError::Genesis(format!("former_validators: operator {o:?}: {e}"))
+                })?),
+            };
+            crate::validators::put_record(store, &pk, op);
+        }
+    }
+    // The genesis block is the committed block until the first one: its height and time are
+    // what a restart before that block reads (and what an exported chain recorded last).
+    magnet_core::store::set_borsh(
+        store,
+        LAST_BLOCK_KEY,
+        &(block.height, block.time_secs, block.time_nanos),
+    );
     Ok(report)
+}
+
+/// A validator no longer in the set, as an export lists it (`former_validators`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormerValidator {
+    /// Ed25519 public key, base64.
+    pub pub_key: String,
+    /// Operator account (bech32), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 /// Signatures verified by CheckTx: tx hash → (key, account number). Bounded; oldest entries

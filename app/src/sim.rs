@@ -15,11 +15,10 @@
 //!    from the block's events, and the settlement records compared with the last block's.
 //!
 //! At a random height the state is exported ([`MagnetApp::export`]) and imported into a third
-//! app (`InitChain` with `initial_height = h + 1`): the imported state must pass every
-//! invariant, hold the same supply and export to the same `app_state` (the epoch clock aside:
-//! it restarts the running epoch at the new genesis, ADR 0081, so the app hash differs by
-//! design); the third app then receives every following block with its own invariants and
-//! supply ledger checked. Block times advance 3–7 s, epochs last
+//! app (`InitChain` with `initial_height = h + 1` at the last block's time): the imported
+//! genesis must commit the same app hash, pass every invariant, hold the same supply and export
+//! to the same `app_state`; the third app then receives every following block with the same
+//! app hash as the replicas and its own invariants and supply ledger checked. Block times advance 3–7 s, epochs last
 //! [`EPOCH_SECS`], so a few hundred blocks cross many epochs, settlements included.
 //!
 //! Everything is a pure function of the seed ([`SplitMix64`]): a failure prints
@@ -33,7 +32,7 @@
 use crate::abci as pb;
 use crate::invariants::{check_all, InvariantViolation, SupplyLedger};
 use crate::testkit::{fee_for, genesis_app_state_with_fees, Signer, TxBuilder};
-use crate::{AppConfig, Application, ExportedState, MagnetApp, StoreConfig};
+use crate::{AppConfig, Application, MagnetApp, StoreConfig};
 use magnet_contrib::msgs as cm;
 use magnet_contrib::state::Work;
 use magnet_core::{Address, KvStore};
@@ -240,7 +239,8 @@ impl std::fmt::Display for SimReport {
             self.hash_comparisons,
             match self.export_height {
                 Some(h) => format!(
-                    "; export at height {h} imported, its books checked for {} more blocks",
+                    "; export at height {h} imported with the same app hash, then {} more \
+                     blocks with the same hashes and its books checked",
                     self.imported_blocks
                 ),
                 None => String::new(),
@@ -1428,13 +1428,28 @@ impl Sim {
             }
             self.report.hash_comparisons += 1;
         }
-        // The imported replica: same block, its own books (its epoch clock restarted at the
-        // import, so its app hash legitimately differs; ADR 0100).
+        // The imported replica: same block, same app hash (the export carries the running
+        // epoch's start, so the imported chain computes what the exported one does), and its
+        // own books.
         if let Some(c) = &self.c {
             let r = c.try_finalize_block(req.clone()).map_err(|e| SimFailure {
                 height,
                 ..self.fail("import/finalize", e.to_string())
             })?;
+            if r.app_hash != first.app_hash {
+                return Err(SimFailure {
+                    height,
+                    ..self.fail(
+                        "import/app_hash",
+                        format!(
+                            "the imported replica's app hash {} differs from replica a's {}",
+                            hex::encode(&r.app_hash),
+                            hex::encode(&first.app_hash)
+                        ),
+                    )
+                });
+            }
+            self.report.hash_comparisons += 1;
             c.commit();
             if let Some(l) = self.import_ledger.as_mut() {
                 l.fold(&r).map_err(|e| SimFailure {
@@ -1557,31 +1572,38 @@ impl Sim {
                 format!("imported supply {imported:?} differs from {ours:?}"),
             ));
         }
+        // The imported genesis commits the very app hash the exported chain had at that height.
+        let ((_, ours), (_, theirs)) = (self.a.last_commit(), c.last_commit());
+        if ours != theirs {
+            let all = |st: &dyn magnet_core::KvStore| magnet_core::store::scan_prefix(st, b"");
+            let x = self.read(all)?;
+            let y = c
+                .with_committed_state(all)
+                .map_err(|e| self.fail("export", e.to_string()))?;
+            let differ: Vec<String> = x
+                .iter()
+                .filter(|kv| !y.contains(kv))
+                .map(|(k, _)| format!("-{}", String::from_utf8_lossy(k)))
+                .chain(
+                    y.iter()
+                        .filter(|kv| !x.contains(kv))
+                        .map(|(k, _)| format!("+{}", String::from_utf8_lossy(k))),
+                )
+                .take(12)
+                .collect();
+            return Err(self.fail(
+                "import/app_hash",
+                format!(
+                    "the imported genesis commits app hash {}, the exported chain {}; keys that \
+                     differ (- exported only or changed, + imported): {}",
+                    hex::encode(&theirs),
+                    hex::encode(&ours),
+                    differ.join(", ")
+                ),
+            ));
+        }
         // Its export must be the same document (the round trip is lossless).
-        // Its export must be the same document (the round trip is lossless), except the epoch
-        // clock, which restarts the running epoch at the new genesis (ADR 0081).
         let again = c.export().map_err(|e| self.fail("export", e.to_string()))?;
-        let epoch_of = |st: &serde_json::Value| {
-            st.get("epochs")
-                .and_then(|e| e.get("current"))
-                .cloned()
-                .unwrap_or_default()
-        };
-        let (mut x, mut y) = (ex.app_state.clone(), again.app_state.clone());
-        let same_epoch = epoch_of(&x) == epoch_of(&y);
-        for st in [&mut x, &mut y] {
-            if let Some(o) = st.as_object_mut() {
-                o.remove("epochs");
-            }
-        }
-        if !same_epoch {
-            return Err(self.fail("export", "the imported chain runs another epoch"));
-        }
-        let ex = ExportedState { app_state: x, ..ex };
-        let again = ExportedState {
-            app_state: y,
-            ..again
-        };
         if again.app_state != ex.app_state {
             let differ: Vec<String> = ex
                 .app_state

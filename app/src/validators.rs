@@ -99,6 +99,14 @@ pub fn operators(store: &dyn KvStore) -> BTreeMap<Vec<u8>, Address> {
         .collect()
 }
 
+/// Every validator record (current and former), by consensus address.
+pub fn records(store: &dyn KvStore) -> Vec<ValRecord> {
+    magnet_core::store::scan_prefix(store, RECORD_PREFIX)
+        .into_iter()
+        .filter_map(|(_, v)| borsh::from_slice(&v).ok())
+        .collect()
+}
+
 /// Remove and return the changes modules requested in this block, by public key.
 pub fn take_pending(store: &mut dyn KvStore) -> BTreeMap<Vec<u8>, u64> {
     let mut out = BTreeMap::new();

@@ -152,8 +152,11 @@ impl Module for EpochsModule {
                 .map_err(|e| ModuleError::invalid_request(format!("epochs genesis params: {e}")))?
         };
         params.validate()?;
-        // An exported chain carries its epoch number on; the epoch restarts at the new
-        // genesis time (records keyed by epoch stay unique).
+        // An exported chain carries its epoch number on (records keyed by epoch stay unique)
+        // and, when the export says when that epoch started, keeps that start — so a chain
+        // restarted from an export computes the same state (and app hash) as the one exported;
+        // a later genesis time ends the overdue epochs on the first blocks. Without it (older
+        // exports), the epoch restarts at the new genesis time.
         let current = match genesis.get("current") {
             None | Some(serde_json::Value::Null) => 0,
             Some(v) => v.as_u64().ok_or_else(|| {
@@ -172,10 +175,29 @@ impl Module for EpochsModule {
                 Some(p)
             }
         };
+        let field = |k: &str| -> Result<Option<u64>, ModuleError> {
+            match genesis.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                    ModuleError::invalid_request(format!(
+                        "epochs genesis {k}: expected a non-negative integer, got {v}"
+                    ))
+                }),
+            }
+        };
+        // A start after the genesis time (or the initial height) cannot be: the epoch restarts
+        // at the genesis block instead, as without the field. (`validate_genesis` runs at time
+        // 0 and lands here too.)
+        let start_time_secs = field("start_time_secs")?
+            .filter(|&t| t <= ctx.block.time_secs)
+            .unwrap_or(ctx.block.time_secs);
+        let start_height = field("start_height")?
+            .filter(|&h| h <= ctx.block.height.saturating_add(1))
+            .unwrap_or(ctx.block.height);
         let st = EpochState {
             current,
-            start_time_secs: ctx.block.time_secs,
-            start_height: ctx.block.height,
+            start_time_secs,
+            start_height,
             params,
             pending,
         };
@@ -188,6 +210,8 @@ impl Module for EpochsModule {
         Ok(serde_json::json!({
             "params": st.params,
             "current": st.current,
+            "start_time_secs": st.start_time_secs,
+            "start_height": st.start_height,
             "pending_params": st.pending,
         }))
     }

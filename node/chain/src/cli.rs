@@ -130,8 +130,8 @@ its ante (which every replica must reject). After every block it checks:
   * both replicas' app hashes and tx result codes are equal.
 
 At a random height in the middle of the run, the state is exported and imported into a third app,
-which then follows every block with its own books checked (its app hash differs by design: the
-epoch clock restarts at an imported genesis).
+which must commit the same app hash and then follows every block with the same hashes and its
+own books checked.
 
 Everything is a function of --seed. A failure prints `seed=S height=H invariant=NAME` and exits
 with status 1; `magnetd sim --seed S --blocks H` replays it exactly.
