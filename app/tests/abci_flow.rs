@@ -249,6 +249,45 @@ fn a_broken_genesis_is_refused_with_a_reason() {
             serde_json::json!({"registry": {"store_records": [["62616e6b2f78", "00"]]}}),
             "outside the module's prefix",
         ),
+        // Former validators' records (an export's `former_validators`).
+        (
+            serde_json::json!({"former_validators": 5}),
+            "former_validators",
+        ),
+        (
+            serde_json::json!({"former_validators": [{"pub_key": "AAAA"}]}),
+            "must be a 32-byte ed25519 key",
+        ),
+        (
+            serde_json::json!({"former_validators": [{"pub_key": "not base64!"}]}),
+            "former_validators: pub_key",
+        ),
+        (
+            serde_json::json!({"former_validators": [
+                {"pub_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+                {"pub_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
+            ]}),
+            "listed once",
+        ),
+        (
+            serde_json::json!({"former_validators": [
+                {"pub_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "operator": "magnet1nope"}
+            ]}),
+            "former_validators: operator",
+        ),
+        (
+            serde_json::json!({"former_validators": [
+                {"pub_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "extra": 1}
+            ]}),
+            "unknown field",
+        ),
+        (
+            serde_json::json!({
+                "validators": [{"pub_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "power": "1"}],
+                "former_validators": [{"pub_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]
+            }),
+            "not a current validator",
+        ),
     ] {
         let e = magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &bad).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");
