@@ -580,6 +580,22 @@ impl MagnetApp {
                 serde_json::to_value(&ops).map_err(|e| AppError::Genesis(e.to_string()))?,
             );
         }
+        // Applied upgrades (name → height): part of the state, and what tells an operator
+        // which software a restarted chain already runs.
+        let upgrades: BTreeMap<String, u64> =
+            magnet_core::store::scan_prefix(&view, UPGRADE_DONE_PREFIX)
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let name = String::from_utf8(k[UPGRADE_DONE_PREFIX.len()..].to_vec()).ok()?;
+                    Some((name, borsh::from_slice::<u64>(&v).ok()?))
+                })
+                .collect();
+        if !upgrades.is_empty() {
+            app_state.insert(
+                "upgrades_done".to_string(),
+                serde_json::to_value(&upgrades).map_err(|e| AppError::Genesis(e.to_string()))?,
+            );
+        }
         let current: BTreeSet<Vec<u8>> = validator_set(&view).into_keys().collect();
         let former: Vec<FormerValidator> = crate::validators::records(&view)
             .into_iter()
@@ -860,6 +876,27 @@ fn run_genesis(
                 })?),
             };
             crate::validators::put_record(store, &pk, op);
+        }
+    }
+    if let Some(v) = app_state.get("upgrades_done").filter(|v| !v.is_null()) {
+        let done: BTreeMap<String, u64> = serde_json::from_value(v.clone()).map_err(|e| {
+            AppError::Genesis(format!(
+                "upgrades_done: expected {{\"name\": height, …}}: {e}"
+            ))
+        })?;
+        for (name, height) in done {
+            if name.is_empty() || height > block.height {
+                return Err(AppError::Genesis(format!(
+                    "upgrades_done: {name:?} at height {height}: a name, applied at or before \
+                     the exported height {}",
+                    block.height
+                )));
+            }
+            magnet_core::store::set_borsh(
+                store,
+                &[UPGRADE_DONE_PREFIX, name.as_bytes()].concat(),
+                &height,
+            );
         }
     }
     // The genesis block is the committed block until the first one: its height and time are

@@ -268,10 +268,13 @@ impl std::fmt::Display for SimReport {
 
 /// A failed run: where, which invariant, and how to replay it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("seed={seed} height={height} invariant={invariant}: {detail}\nreplay: magnetd sim --seed {seed} --blocks {height}")]
+#[error("seed={seed} height={height} invariant={invariant}: {detail}\nreplay: magnetd sim --seed {seed} --blocks {blocks}")]
 pub struct SimFailure {
     /// The seed.
     pub seed: u64,
+    /// The blocks the run was asked for: with the seed, they fix every choice (the export
+    /// height too), so `--seed S --blocks N` fails again at `height`.
+    pub blocks: u64,
     /// The height at which the check failed.
     pub height: u64,
     /// Which invariant (an [`InvariantViolation::name`], or `app_hash`, `results`,
@@ -471,6 +474,7 @@ impl Sim {
     pub fn new(cfg: SimConfig, dir: &Path) -> Result<Sim, SimFailure> {
         let setup = |detail: String| SimFailure {
             seed: cfg.seed,
+            blocks: cfg.blocks,
             height: 0,
             invariant: "setup".into(),
             detail,
@@ -544,6 +548,7 @@ impl Sim {
     fn fail(&self, invariant: impl Into<String>, detail: impl Into<String>) -> SimFailure {
         SimFailure {
             seed: self.cfg.seed,
+            blocks: self.cfg.blocks,
             height: self.height,
             invariant: invariant.into(),
             detail: detail.into(),
@@ -1454,6 +1459,7 @@ impl Sim {
             if let Some(l) = self.import_ledger.as_mut() {
                 l.fold(&r).map_err(|e| SimFailure {
                     seed: self.cfg.seed,
+                    blocks: self.cfg.blocks,
                     height,
                     invariant: format!("import/{}", e.name()),
                     detail: e.to_string(),
@@ -1464,6 +1470,7 @@ impl Sim {
                     .map_err(|e| self.fail("store", e.to_string()))?;
                 checked.map_err(|e| SimFailure {
                     seed: self.cfg.seed,
+                    blocks: self.cfg.blocks,
                     height,
                     invariant: format!("import/{}", e.name()),
                     detail: e.to_string(),
@@ -1496,6 +1503,7 @@ impl Sim {
         let ledger = &mut self.ledger;
         ledger.fold(&first).map_err(|e| SimFailure {
             seed: self.cfg.seed,
+            blocks: self.cfg.blocks,
             height,
             invariant: e.name(),
             detail: e.to_string(),

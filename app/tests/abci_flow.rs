@@ -288,6 +288,19 @@ fn a_broken_genesis_is_refused_with_a_reason() {
             }),
             "not a current validator",
         ),
+        (
+            serde_json::json!({"upgrades_done": ["v2"]}),
+            "upgrades_done: expected",
+        ),
+        // validate_genesis runs at height 0: no upgrade can have been applied before it.
+        (
+            serde_json::json!({"upgrades_done": {"v2": 7}}),
+            "applied at or before",
+        ),
+        (
+            serde_json::json!({"upgrades_done": {"": 0}}),
+            "upgrades_done: \"\"",
+        ),
     ] {
         let e = magnet_app::MagnetApp::validate_genesis(CHAIN_ID, &bad).unwrap_err();
         assert!(e.to_string().contains(needle), "{e}");

@@ -179,6 +179,7 @@ fn the_checker_names_each_broken_invariant() {
 fn a_failure_names_seed_height_and_invariant_for_replay() {
     let f = sim::SimFailure {
         seed: 9,
+        blocks: 300,
         height: 41,
         invariant: "escrow/jobs".into(),
         detail: "x".into(),
@@ -188,5 +189,5 @@ fn a_failure_names_seed_height_and_invariant_for_replay() {
         s.starts_with("seed=9 height=41 invariant=escrow/jobs"),
         "{s}"
     );
-    assert!(s.contains("magnetd sim --seed 9 --blocks 41"), "{s}");
+    assert!(s.contains("magnetd sim --seed 9 --blocks 300"), "{s}");
 }
