@@ -201,6 +201,7 @@ pub fn register_node(
         region: region.into(),
         hardware_profile: hardware_profile.into(),
         bond: bond.to_string(),
+        ssd: None,
     })
 }
 
@@ -224,6 +225,7 @@ pub fn change_tier(operator: &Address, tier: &str, extra_bond: u128) -> prost_ty
         operator: operator.to_string(),
         tier: tier.into(),
         extra_bond: extra_bond.to_string(),
+        ssd: None,
     })
 }
 

@@ -87,6 +87,7 @@ pub fn register_node(operator: &Address, r: &NodeRegistration) -> cosmrs::Any {
         region: r.region.clone(),
         hardware_profile: r.hardware_profile.clone(),
         bond: r.bond.to_string(),
+        ssd: None,
     })
 }
 
@@ -103,6 +104,7 @@ pub fn change_tier(operator: &Address, tier: &str, extra_bond: u128) -> cosmrs::
         operator: operator.to_string(),
         tier: tier.to_string(),
         extra_bond: extra_bond.to_string(),
+        ssd: None,
     })
 }
 
