@@ -326,6 +326,9 @@ pub trait NodeRegistry: Send + Sync {
     ) -> Result<bool, ModuleError>;
     /// Nodes live now (active, not jailed, a heartbeat within the liveness window), by operator.
     fn live_nodes(&self, ctx: &mut Ctx) -> Result<Vec<NodeInfo>, ModuleError>;
+    /// Whether tier `tier` lists work kind `kind` (`training`, `inference`, `storage`, …): a
+    /// `storage_node` does not train, so it is never elected into rounds nor drawn to evaluate.
+    fn tier_does(&self, ctx: &mut Ctx, tier: &str, kind: &str) -> Result<bool, ModuleError>;
     /// Reward multiplier (milli: 1000 = 1.0×) of `operator`'s tier for work of `kind`.
     fn multiplier_milli(
         &self,

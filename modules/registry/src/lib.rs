@@ -138,6 +138,10 @@ impl NodeRegistry for Registry {
             .map(info)
             .collect())
     }
+    fn tier_does(&self, ctx: &mut Ctx, tier: &str, kind: &str) -> Result<bool, ModuleError> {
+        let p = state::params(ctx.store())?;
+        Ok(p.tier(tier)?.kinds.iter().any(|k| k == kind))
+    }
     fn multiplier_milli(
         &self,
         ctx: &mut Ctx,

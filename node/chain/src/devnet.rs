@@ -116,6 +116,16 @@ pub struct DevnetArgs {
     /// Internal: this run is `--baseline`'s honest-only run (the adversaries left out).
     #[arg(long, hide = true)]
     pub honest_only: bool,
+    /// Storage nodes to add (tier `storage_node`, after the workers): they pass the SSD
+    /// provisioning test at `init`, hold the RS(4,2) stripes of every Δ and checkpoint, answer
+    /// the chain's custody audits, repair lost shards and are paid for audited custody
+    /// (ADR 0107). The report gains a storage table. RS(4,2) needs at least 6.
+    #[arg(long, default_value_t = 0)]
+    pub storage_nodes: usize,
+    /// Kill this many storage nodes (the first ones) in the middle of the second settled
+    /// epoch: their stripes must stay readable and be repaired onto the others.
+    #[arg(long, default_value_t = 0)]
+    pub kill_storage: usize,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
     /// leader once it has announced (or, if that leader carries a `--fault`, the first later
     /// round's fault-free leader); `member@R` kills, once round R is announced, the
@@ -124,6 +134,8 @@ pub struct DevnetArgs {
     pub kills: Vec<String>,
 }
 
+/// Tier and bond of a `--storage-nodes` node (the tier's minimum bond).
+const STORAGE_TIER: (&str, u128) = ("storage_node", 300_000_000);
 const TIERS: [(&str, u128); 3] = [
     ("orchestrator", 10_000_000_000),
     ("gpu_compute", 1_000_000_000),
@@ -908,7 +920,31 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         (false, true) => Roster::HonestOnly,
         (false, false) => Roster::Adversarial,
     };
-    let slots = plan_slots(a.workers, &adversaries, roster);
+    let mut slots = plan_slots(a.workers, &adversaries, roster);
+    if a.storage_nodes > 0 && a.storage_nodes < 6 {
+        bail!(
+            "--storage-nodes {}: stripes are RS(4,2), six distinct holders; use 0 or at least 6",
+            a.storage_nodes
+        );
+    }
+    if a.kill_storage > 2 {
+        bail!(
+            "--kill-storage {}: RS(4,2) survives the loss of 2 holders per stripe, not more",
+            a.kill_storage
+        );
+    }
+    if a.kill_storage > a.storage_nodes {
+        bail!("--kill-storage {} exceeds --storage-nodes {}", a.kill_storage, a.storage_nodes);
+    }
+    let trainers = slots.len();
+    for _ in 0..a.storage_nodes {
+        slots.push(Slot {
+            tier: STORAGE_TIER.0,
+            bond: STORAGE_TIER.1,
+            fault: "none".into(),
+            role: "storage".into(),
+        });
+    }
     for (i, s) in slots.iter().enumerate().skip(a.workers) {
         if s.fault != "none" {
             a.faults.push(format!("{i}:{}", s.fault));
@@ -1029,7 +1065,7 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
                 .arg(&corpus)
                 .arg("--tokenizer")
                 .arg(&tokenizer)
-                .args(["--shard", &format!("{i}/{}", a.workers)])
+                .args(["--shard", &format!("{}/{trainers}", i.min(trainers - 1))])
                 .args(["--inner-steps", &a.inner_steps.to_string()])
                 .args(["--batch-size", &a.batch_size.to_string()])
                 .args(["--lr", &a.lr.to_string()])
@@ -1044,7 +1080,10 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
                     &(total_rounds_estimate * u64::from(a.inner_steps)).to_string(),
                 ])
                 .args(["--fault", &fault])
-                .args(["--disk-test-mb", "4"]),
+                .args(["--disk-test-mb", "4"])
+                // Storage nodes run the SSD test at init (a short one: the devnet's machine is
+                // busy training; the chain's thresholds apply to its figures).
+                .args(["--ssd-test-mb", "16", "--ssd-test-secs", "1"]),
             &format!("magnet-worker init (w{i})"),
         )?;
         let r: Value = serde_json::from_str(&s).context("magnet-worker init output")?;
@@ -1376,7 +1415,8 @@ async fn drive(
     // would otherwise each start one thread per core and thrash), unless the user chose.
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores / workers.len().max(1)).max(1).to_string()
+        let trainers = workers.iter().filter(|w| w.role != "storage").count();
+        (cores / trainers.max(1)).max(1).to_string()
     });
     for w in workers.iter_mut() {
         let p = w.home.join("worker.toml");
@@ -1425,6 +1465,7 @@ async fn drive(
     let started = Instant::now();
     let mut last_line = String::new();
     let mut killed = Vec::new();
+    let mut storage_killed = false;
     loop {
         if started.elapsed() > limit {
             bail!(
@@ -1479,6 +1520,21 @@ async fn drive(
         }
         for k in postponed {
             kills[k].1 += 1;
+        }
+        // `--kill-storage K`: the first K storage nodes die a third into the second settled
+        // epoch (their shards of that epoch's Δs and checkpoints must stay readable).
+        let into = time.saturating_sub(genesis_time) % a.epoch_secs;
+        if !storage_killed && a.kill_storage > 0 && epoch == e0 + 1 && into >= a.epoch_secs / 3 {
+            storage_killed = true;
+            for w in workers.iter_mut().filter(|w| w.role == "storage").take(a.kill_storage) {
+                if let Some(ch) = w.child.as_mut() {
+                    let _ = ch.kill();
+                    let _ = ch.wait();
+                    eprintln!("devnet: killed storage node {} (epoch {epoch})", w.moniker);
+                    killed.push((w.moniker.clone(), round));
+                }
+                w.child = None;
+            }
         }
         for k in fired.into_iter().rev() {
             kills.remove(k);
