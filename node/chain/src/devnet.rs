@@ -84,8 +84,9 @@ pub struct DevnetArgs {
     /// Replace an existing output directory.
     #[arg(long)]
     pub force: bool,
-    /// Fault injection: `I:nan` (worker I sends NaN updates), `I:no-reveal`, or `I:lost-ack`
-    /// (worker I never learns that its commitments landed; it must reveal them anyway).
+    /// Fault injection: `I:nan` (worker I sends NaN updates), `I:no-reveal`, `I:lost-ack`
+    /// (worker I never learns that its commitments landed; it must reveal them anyway), or
+    /// `I:stripe-only` (worker I keeps no copy of its Δs: the leader reads them from stripes).
     #[arg(long = "fault", hide = true)]
     pub faults: Vec<String>,
     /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
@@ -344,10 +345,16 @@ fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
     for f in v {
         let (i, k) = f
             .split_once(':')
-            .ok_or_else(|| anyhow!("--fault {f:?}: use I:nan, I:no-reveal or I:lost-ack"))?;
+            .ok_or_else(|| {
+                anyhow!("--fault {f:?}: use I:nan, I:no-reveal, I:lost-ack or I:stripe-only")
+            })?;
         let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
-        if i >= n || !(["nan", "no-reveal", "lost-ack"].contains(&k) || ADVERSARIES.contains(&k)) {
-            bail!("--fault {f:?}: worker index below {n}, fault nan, no-reveal or lost-ack");
+        let known = ["nan", "no-reveal", "lost-ack", "stripe-only"];
+        if i >= n || !(known.contains(&k) || ADVERSARIES.contains(&k)) {
+            bail!(
+                "--fault {f:?}: worker index below {n}, fault nan, no-reveal, lost-ack or \
+                 stripe-only"
+            );
         }
         m.insert(i, k.to_string());
     }
@@ -1097,7 +1104,11 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             fault: fault.clone(),
             // `lost-ack` is an honest node on a bad link: it keeps its `honest` role (and the
             // report's honest-node checks).
-            role: if fault == "none" || fault == "lost-ack" || slot.role != "honest" {
+            role: if fault == "none"
+                || fault == "lost-ack"
+                || fault == "stripe-only"
+                || slot.role != "honest"
+            {
                 slot.role.clone()
             } else {
                 fault.clone()
