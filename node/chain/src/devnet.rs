@@ -525,6 +525,56 @@ pub struct Report {
     pub baseline: Option<BaselineComparison>,
     /// Merge audits of the job's rounds that were challenged (ADR 0089).
     pub audits: Vec<AuditRow>,
+    /// One row per `--storage-nodes` node (ADR 0107).
+    #[serde(default)]
+    pub storage: Vec<StorageRow>,
+    /// The stripes of the run, as the chain holds them at the end.
+    #[serde(default)]
+    pub stripes: Option<StripeSummary>,
+}
+
+/// What a storage node did and earned.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StorageRow {
+    /// Worker name.
+    pub moniker: String,
+    /// Node account.
+    pub node: String,
+    /// Killed by `--kill-storage`.
+    pub killed: bool,
+    /// Shards it holds on chain at the end.
+    pub shards_held: u64,
+    /// Custody challenges it proved.
+    pub audits_passed: u64,
+    /// Custody challenges it failed (slashed).
+    pub audits_failed: u64,
+    /// Shards it rebuilt and re-placed.
+    pub shards_repaired: u64,
+    /// Bytes its repairs read and wrote.
+    pub bytes_repaired: u64,
+    /// Audited custody credited over the settled epochs (bytes × epochs).
+    pub custody: u128,
+    /// Paid for custody over the settled epochs (umag).
+    pub reward: u128,
+    /// Slashed (umag).
+    pub slashed: u128,
+}
+
+/// The run's stripes at the end.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StripeSummary {
+    /// Stripes registered (live on chain at the end).
+    pub registered: u64,
+    /// Of which Δs.
+    pub deltas: u64,
+    /// Of which checkpoints.
+    pub checkpoints: u64,
+    /// Stripes with a holder among the killed nodes at the end (not yet repaired).
+    pub degraded: u64,
+    /// Stripes with fewer than K live holders (data lost).
+    pub unrecoverable: u64,
+    /// Δs the leaders read from stripes because their producer served none.
+    pub stripe_reads: u64,
 }
 
 /// One challenged round's audit, as the chain resolved it.
@@ -1724,6 +1774,7 @@ async fn build_report(
     let mut epochs = Vec::new();
     let mut rewards: BTreeMap<String, u128> = BTreeMap::new();
     let mut eval_pay: BTreeMap<String, u128> = BTreeMap::new();
+    let mut storage_pay: BTreeMap<String, u128> = BTreeMap::new();
     for s in settlements.as_array().cloned().unwrap_or_default() {
         if !s["epoch"].as_u64().is_some_and(|e| wanted.contains(&e)) {
             continue;
@@ -1739,6 +1790,7 @@ async fn build_report(
         for (list, into) in [
             ("contributors", &mut rewards),
             ("evaluators", &mut eval_pay),
+            ("storage", &mut storage_pay),
         ] {
             for p in s[list].as_array().into_iter().flatten() {
                 let amt = u(&p["amount"]);
@@ -1827,6 +1879,7 @@ async fn build_report(
                 .to_string(),
         })
         .collect();
+    let (storage, stripes) = storage_rows(c, workers, wanted, &storage_pay, &slashes).await?;
     // How often each colluder sat on its partner's panel.
     for w in workers.iter().filter(|w| w.fault == "collude") {
         let t: toml::Table = std::fs::read_to_string(w.home.join("worker.toml"))?.parse()?;
@@ -1893,7 +1946,92 @@ async fn build_report(
         adversaries,
         baseline: None,
         audits,
+        storage,
+        stripes,
     })
+}
+
+/// The storage table: each storage node's custody record on chain, its keeper's repair
+/// figures, what it was paid for custody and slashed; and the run's stripes at the end.
+async fn storage_rows(
+    c: &ChainClient,
+    workers: &[Worker],
+    wanted: &[u64],
+    storage_pay: &BTreeMap<String, u128>,
+    slashes: &Value,
+) -> Result<(Vec<StorageRow>, Option<StripeSummary>)> {
+    let keepers: Vec<&Worker> = workers.iter().filter(|w| w.role == "storage").collect();
+    if keepers.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let mut rows = Vec::new();
+    for w in &keepers {
+        let h = q(c, "/magnet.custody.v1/holder", &w.node).await?;
+        let k: Value = std::fs::read(w.home.join("keeper.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let custody = h["custody"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["epoch"].as_u64().is_some_and(|x| wanted.contains(&x)))
+            .map(|e| u(&e["bytes"]))
+            .sum();
+        rows.push(StorageRow {
+            moniker: w.moniker.clone(),
+            node: w.node.clone(),
+            killed: w.child.is_none(),
+            shards_held: h["shards"].as_array().map_or(0, |a| a.len() as u64),
+            audits_passed: h["audits_passed"].as_u64().unwrap_or(0),
+            audits_failed: h["audits_failed"].as_u64().unwrap_or(0),
+            shards_repaired: k["repaired_shards"].as_u64().unwrap_or(0),
+            bytes_repaired: k["repaired_bytes"].as_u64().unwrap_or(0),
+            custody,
+            reward: storage_pay.get(&w.operator).copied().unwrap_or(0),
+            slashed: slashes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["offender"].as_str() == Some(w.operator.as_str()))
+                .map(|s| u(&s["amount"]))
+                .sum(),
+        });
+    }
+    let dead: Vec<&str> = keepers
+        .iter()
+        .filter(|w| w.child.is_none())
+        .map(|w| w.node.as_str())
+        .collect();
+    let all = q(c, "/magnet.custody.v1/stripes", "").await?;
+    let mut sum = StripeSummary::default();
+    for st in all.as_array().into_iter().flatten() {
+        sum.registered += 1;
+        match st["kind"].as_str() {
+            Some("delta") => sum.deltas += 1,
+            Some("checkpoint") => sum.checkpoints += 1,
+            _ => {}
+        }
+        let holders: Vec<&str> = st["shards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["holder"].as_str())
+            .collect();
+        let lost = holders.iter().filter(|h| dead.contains(h)).count();
+        if lost > 0 {
+            sum.degraded += 1;
+        }
+        if holders.len().saturating_sub(lost) < st["k"].as_u64().unwrap_or(4) as usize {
+            sum.unrecoverable += 1;
+        }
+    }
+    sum.stripe_reads = workers
+        .iter()
+        .flat_map(|w| read_rounds(&w.home))
+        .filter(|l| l.kind == "stripe_read")
+        .count() as u64;
+    Ok((rows, Some(sum)))
 }
 
 /// Trains the first worker's engine alone for `merged rounds × H` steps (its own process, so
@@ -1994,6 +2132,9 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     if !r.adversaries.is_empty() {
         md.push_str(&adversary_section(r));
     }
+    if !r.storage.is_empty() {
+        md.push_str(&storage_section(r));
+    }
     md.push_str("\n## Settlements\n\n| epoch | contributor pool | paid | dust (community pool) | paid + dust = pool |\n|---|---|---|---|---|\n");
     for e in &r.epochs {
         md.push_str(&format!(
@@ -2012,6 +2153,43 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     md.push_str("\n![loss](loss.png)\n");
     std::fs::write(out.join("report.md"), md)?;
     plot(out, r, workers)
+}
+
+/// The report's "Storage" section (ADR 0107): per storage node, what it held, proved,
+/// repaired and earned; and the stripes at the end.
+fn storage_section(r: &Report) -> String {
+    let mut md = String::from(
+        "\n## Storage\n\nRS(4,2) stripes of every Δ and checkpoint on the storage nodes, \
+         audited each epoch on chain (one Merkle-proven leaf per shard) and paid from the \
+         storage share of the pool for audited custody (ADR 0107).\n\n\
+         | node | state | shards held | audits passed | audits failed | shards repaired | \
+         bytes repaired | custody (byte·epochs) | reward (umag) | slashed (umag) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in &r.storage {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            s.moniker,
+            if s.killed { "killed" } else { "running" },
+            s.shards_held,
+            s.audits_passed,
+            s.audits_failed,
+            s.shards_repaired,
+            s.bytes_repaired,
+            s.custody,
+            s.reward,
+            s.slashed
+        ));
+    }
+    if let Some(t) = &r.stripes {
+        md.push_str(&format!(
+            "\nStripes on chain at the end: {} ({} Δs, {} checkpoints); {} still have a holder \
+             among the killed nodes, {} have fewer than K live holders (data lost). Leaders read \
+             {} Δs from stripes because their producer served none.\n",
+            t.registered, t.deltas, t.checkpoints, t.degraded, t.unrecoverable, t.stripe_reads
+        ));
+    }
+    md
 }
 
 /// The report's "Adversaries" section: the per-kind table and, with `--baseline`, the
