@@ -126,6 +126,40 @@ pub struct KeeperState {
     pub published: u64,
 }
 
+/// One stripe this node holds, as `storage status` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StripeHealth {
+    /// Object (hex).
+    pub object: String,
+    /// Kind.
+    pub kind: String,
+    /// The shard indices this node holds.
+    pub indices: Vec<u32>,
+    /// Shard length.
+    pub shard_len: u64,
+    /// Shards on live holders that passed their audits.
+    pub live_shards: u32,
+    /// `healthy`, `degraded: …` or `unrecoverable: …`.
+    pub health: String,
+    /// Epoch after which the chain drops it.
+    pub expires_epoch: u64,
+}
+
+/// `magnet-worker storage status --home`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StorageStatus {
+    /// This node's account.
+    pub node: String,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Stripes it holds.
+    pub stripes: Vec<StripeHealth>,
+    /// Its custody record on chain (audits passed and failed, custody per epoch).
+    pub audit_record: serde_json::Value,
+    /// The keeper's own figures.
+    pub keeper: KeeperState,
+}
+
 /// The storage duty's context.
 pub struct Keeper {
     /// Worker home.
@@ -193,6 +227,96 @@ impl Keeper {
             }
             Err(e) => tracing::warn!("saving keeper state: {e}"),
         }
+    }
+
+    /// A keeper for one-shot CLI use beside (or without) a running daemon: this worker's keys,
+    /// chain and store, dialling peers without serving.
+    pub async fn open(home: &std::path::Path) -> Result<Keeper> {
+        let cfg = crate::Config::load(home)?;
+        let keys = Arc::new(WorkerKeys::load(home)?);
+        let chain = Chain::from_config(&cfg.chain)?;
+        let genesis = chain.genesis().await?;
+        let reg_params: serde_json::Value = chain.query("/magnet.registry.v1/params", "").await?;
+        let (net, registry) = crate::run::client_net(&cfg, &keys, home)?;
+        let k = Keeper {
+            home: home.to_path_buf(),
+            chain,
+            keys,
+            net,
+            chain_id: genesis.chain_id,
+            genesis_time: genesis.genesis_time,
+            epoch_secs: genesis.epoch_secs,
+            liveness_window_secs: reg_params["liveness_window_secs"].as_u64().unwrap_or(300),
+            state: tokio::sync::Mutex::new(Keeper::load_state(home)?),
+        };
+        for n in k.nodes().await? {
+            if let Ok(pk) = hex::decode(&n.node_pubkey)
+                .map_err(|e| e.to_string())
+                .and_then(|b| magnet_p2p::PublicKey::from_bytes(&b).map_err(|e| e.to_string()))
+            {
+                registry.register(pk, "chain");
+            }
+        }
+        Ok(k)
+    }
+
+    /// What `magnet-worker storage status --home` shows: this node's stripes and their health
+    /// (live holders against K+M), its audit record on chain, and the keeper's own figures.
+    pub async fn status(&self) -> Result<StorageStatus> {
+        let head = self.chain.head().await?;
+        let nodes = self.nodes().await?;
+        let me = self.me();
+        let live = |a: &str| {
+            nodes
+                .iter()
+                .find(|n| n.node == a)
+                .is_some_and(|n| is_live(n, head.time, self.liveness_window_secs))
+        };
+        let held: Vec<StripeJson> = self
+            .chain
+            .query("/magnet.custody.v1/holder_stripes", &me)
+            .await?;
+        let record: serde_json::Value =
+            self.chain.query("/magnet.custody.v1/holder", &me).await?;
+        let stripes = held
+            .iter()
+            .map(|s| {
+                let alive = s
+                    .shards
+                    .iter()
+                    .filter(|p| !p.failed && live(&p.holder))
+                    .count() as u32;
+                let total = s.k + s.m;
+                StripeHealth {
+                    object: s.object.clone(),
+                    kind: s.kind.clone(),
+                    indices: s
+                        .shards
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.holder == me)
+                        .map(|(i, _)| i as u32)
+                        .collect(),
+                    shard_len: s.shard_len,
+                    live_shards: alive,
+                    health: if alive == total {
+                        "healthy".into()
+                    } else if alive >= s.k {
+                        format!("degraded: {} of {total} shards lost, repairable", total - alive)
+                    } else {
+                        format!("unrecoverable: {alive} of {} needed shards live", s.k)
+                    },
+                    expires_epoch: s.expires_epoch,
+                }
+            })
+            .collect();
+        Ok(StorageStatus {
+            node: me,
+            epoch: self.epoch_at(head.time),
+            stripes,
+            audit_record: record,
+            keeper: self.state.lock().await.clone(),
+        })
     }
 
     fn me(&self) -> String {

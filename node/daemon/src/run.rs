@@ -961,13 +961,15 @@ async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
 }
 
 /// Starts the worker's services and runs until `shutdown` flips.
-/// Starts this worker's p2p node (wallet mode: only keys registered on chain are accepted,
-/// once the peer table is filled) over its shard store under `home/store`.
-pub async fn start_p2p(
+/// This worker's side of the p2p layer without a server: its key-bound TLS identity, request
+/// signer, a verifier that accepts only keys put in the returned registry (fill it from the
+/// chain's registry), and its shard store under `home/store`. Enough to dial peers — the CLI's
+/// `storage` commands use it beside a running daemon.
+pub fn client_net(
     cfg: &Config,
     keys: &WorkerKeys,
     home: &Path,
-) -> Result<(NodeHandle, Net, Arc<StaticRegistry>)> {
+) -> Result<(Net, Arc<StaticRegistry>)> {
     let node_key = keys.p2p_key()?;
     let registry = Arc::new(StaticRegistry::new());
     let verifier = Arc::new(Verifier::new(VerifyMode::Wallet {
@@ -981,34 +983,45 @@ pub async fn start_p2p(
         DirShardBackend::open(&home.join("store"), cfg.node.storage_quota)
             .map_err(|e| DaemonError::P2p(e.to_string()))?,
     );
+    let net = Net {
+        tls,
+        signer: Signer::Wallet(node_key),
+        verifier,
+        backend,
+        peers: Default::default(),
+    };
+    Ok((net, registry))
+}
+
+/// Starts this worker's p2p node (wallet mode: only keys registered on chain are accepted,
+/// once the peer table is filled) over its shard store under `home/store`.
+pub async fn start_p2p(
+    cfg: &Config,
+    keys: &WorkerKeys,
+    home: &Path,
+) -> Result<(NodeHandle, Net, Arc<StaticRegistry>)> {
+    let (net, registry) = client_net(cfg, keys, home)?;
+    let node_key = keys.p2p_key()?;
     let listen = cfg
         .node
         .p2p_listen
         .parse()
         .map_err(|e| DaemonError::State(format!("node.p2p_listen: {e}")))?;
-    let signer = Signer::Wallet(node_key.clone());
     let p2p = NodeHandle::spawn(NodeConfig {
         service: ServiceConfig {
-            signer: signer.clone(),
-            verifier: verifier.clone(),
-            backend: backend.clone(),
+            signer: net.signer.clone(),
+            verifier: net.verifier.clone(),
+            backend: net.backend.clone(),
             tier: cfg.node.tier.clone(),
             region: cfg.node.region.clone(),
             max_shard_bytes: 1 << 30,
             deleters: Some(Default::default()),
         },
-        tls: tls.clone(),
+        tls: net.tls.clone(),
         listen,
         public_key: Some(node_key.public_key()),
     })
     .await?;
-    let net = Net {
-        tls,
-        signer,
-        verifier,
-        backend,
-        peers: Default::default(),
-    };
     Ok((p2p, net, registry))
 }
 
