@@ -86,7 +86,8 @@ pub struct DevnetArgs {
     pub force: bool,
     /// Fault injection: `I:nan` (worker I sends NaN updates), `I:no-reveal`, `I:lost-ack`
     /// (worker I never learns that its commitments landed; it must reveal them anyway), or
-    /// `I:stripe-only` (worker I keeps no copy of its Δs: the leader reads them from stripes).
+    /// `I:stripe-only` (worker I keeps no copy of its Δs: the leader reads them from stripes),
+    /// or `I:bitrot` (storage node I corrupts a challenged shard each epoch: slashed, repaired).
     #[arg(long = "fault", hide = true)]
     pub faults: Vec<String>,
     /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
@@ -349,11 +350,11 @@ fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
                 anyhow!("--fault {f:?}: use I:nan, I:no-reveal, I:lost-ack or I:stripe-only")
             })?;
         let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
-        let known = ["nan", "no-reveal", "lost-ack", "stripe-only"];
+        let known = ["nan", "no-reveal", "lost-ack", "stripe-only", "bitrot"];
         if i >= n || !(known.contains(&k) || ADVERSARIES.contains(&k)) {
             bail!(
-                "--fault {f:?}: worker index below {n}, fault nan, no-reveal, lost-ack or \
-                 stripe-only"
+                "--fault {f:?}: worker index below {n}, fault nan, no-reveal, lost-ack, \
+                 stripe-only or bitrot"
             );
         }
         m.insert(i, k.to_string());

@@ -180,6 +180,8 @@ pub struct Keeper {
     pub liveness_window_secs: u64,
     /// Progress.
     pub state: tokio::sync::Mutex<KeeperState>,
+    /// Fault to play (devnets and tests: `bitrot`).
+    pub fault: crate::config::Fault,
 }
 
 impl std::fmt::Debug for Keeper {
@@ -248,6 +250,7 @@ impl Keeper {
             epoch_secs: genesis.epoch_secs,
             liveness_window_secs: reg_params["liveness_window_secs"].as_u64().unwrap_or(300),
             state: tokio::sync::Mutex::new(Keeper::load_state(home)?),
+            fault: crate::config::Fault::None,
         };
         for n in k.nodes().await? {
             if let Ok(pk) = hex::decode(&n.node_pubkey)
@@ -515,6 +518,14 @@ impl Keeper {
                 st.held.entry(c.object.clone()).or_default().insert(c.index);
             }
         }
+        if self.fault == crate::config::Fault::Bitrot {
+            if let Some(c) = open.first() {
+                match rot_one(&self.home, &c.object, c.index) {
+                    Ok(p) => tracing::warn!(path = %p.display(), "bitrot fault: flipped a byte of a challenged shard"),
+                    Err(e) => tracing::warn!("bitrot fault: {e}"),
+                }
+            }
+        }
         let (proofs, failures) = stripes::prove(&self.net, &open);
         for f in &failures {
             tracing::warn!("custody audit: cannot prove {f}");
@@ -678,6 +689,27 @@ impl Keeper {
     }
 }
 
+/// The `bitrot` fault: flips the first byte of shard `index` of `object` in this node's store
+/// (`home/store/shards/<object>/<index>.<hash>.shard`).
+fn rot_one(home: &std::path::Path, object: &[u8; 32], index: u32) -> Result<PathBuf> {
+    let dir = home.join("store").join("shards").join(hex::encode(object));
+    let prefix = format!("{index:03}.");
+    let rd = std::fs::read_dir(&dir).map_err(DaemonError::io(format!("listing {}", dir.display())))?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with(&prefix) && name.ends_with(".shard") {
+            let p = e.path();
+            let mut b = std::fs::read(&p).map_err(DaemonError::io(format!("reading {}", p.display())))?;
+            if let Some(x) = b.first_mut() {
+                *x ^= 0xff;
+            }
+            std::fs::write(&p, &b).map_err(DaemonError::io(format!("writing {}", p.display())))?;
+            return Ok(p);
+        }
+    }
+    Err(DaemonError::State(format!("no shard {index} of {} in {}", hex::encode(object), dir.display())))
+}
+
 /// How often each storage duty runs (ms).
 const PROVE_EVERY_MS: u64 = 3_000;
 const REPAIR_EVERY_MS: u64 = 10_000;
@@ -721,6 +753,7 @@ pub async fn run_storage(
         epoch_secs: genesis.epoch_secs,
         liveness_window_secs,
         state: tokio::sync::Mutex::new(Keeper::load_state(home)?),
+        fault: cfg.dev.fault,
     });
     let register_keys = |nodes: &[NodeRecordJson]| {
         for n in nodes {

@@ -1122,6 +1122,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         epoch_secs: genesis.epoch_secs,
         liveness_window_secs,
         state: tokio::sync::Mutex::new(crate::keeper::Keeper::load_state(home)?),
+        fault: cfg.dev.fault,
     });
     let sh = Arc::new(Shared {
         home: home.to_path_buf(),

@@ -249,8 +249,8 @@ fn init(a: InitArgs) -> Result<()> {
     }
     cfg.dev.fault = Fault::parse(&a.fault).ok_or_else(|| {
         anyhow::anyhow!(
-            "--fault {:?}: use none, nan, no-reveal, inflate, lazy, hijack, copycat, fraud, \
-             sybil, collude or evalfit",
+            "--fault {:?}: use none, nan, no-reveal, lost-ack, stripe-only, bitrot, inflate, \
+             lazy, hijack, copycat, fraud, sybil, collude or evalfit",
             a.fault
         )
     })?;
