@@ -23,9 +23,7 @@ use magnet_diloco::round::{GradientReady, RoundAborted, RoundAnnouncement, Round
 use magnet_diloco::{Checkpoint, Digest, Event, LeaderRule, NodeId, RoundRecord};
 use magnet_jobs::msgs::Accepted;
 use magnet_p2p::backend::ShardBackend;
-use magnet_p2p::{
-    DirShardBackend, Expect, NodeTls, PeerClient, PublicKey, ShardKey, Signer, Verifier,
-};
+use magnet_p2p::{Expect, NodeTls, PeerClient, PublicKey, ShardKey, Signer, Verifier};
 use magnet_proto::p2p::v1::DilocoMessage;
 use magnet_rounds::WorkClaim;
 use serde::Deserialize;
@@ -190,8 +188,8 @@ pub struct Net {
     pub signer: Signer,
     /// Verifier for answers.
     pub verifier: Arc<Verifier>,
-    /// This node's shard store.
-    pub backend: Arc<DirShardBackend>,
+    /// This node's shard store (hash-checked reads: a `StoreBackend` in the daemon).
+    pub backend: Arc<dyn ShardBackend>,
     /// Registered peers by node id.
     pub peers: Arc<std::sync::RwLock<BTreeMap<String, Peer>>>,
 }
@@ -242,11 +240,17 @@ impl Net {
             .map_err(|e| DaemonError::P2p(format!("storing shard locally: {e}")))
     }
 
-    /// Reads `key` from the local store.
+    /// Reads `key` from the local store. A local copy that fails its hash check is dropped
+    /// (logged and deleted) and reported as absent, so callers fall back to the network.
     pub fn get_local(&self, key: &ShardKey) -> Result<Option<Vec<u8>>> {
-        self.backend
-            .get_shard(key)
-            .map_err(|e| DaemonError::P2p(format!("reading local shard: {e}")))
+        match self.backend.get_shard(key) {
+            Err(magnet_p2p::backend::BackendError::Corrupt(why)) => {
+                tracing::warn!(shard = %key, "dropping a corrupt local shard: {why}");
+                let _ = self.backend.delete_shard(key);
+                Ok(None)
+            }
+            r => r.map_err(|e| DaemonError::P2p(format!("reading local shard: {e}"))),
+        }
     }
 
     /// Pushes `bytes` under `key` to peer `id`.

@@ -18,10 +18,12 @@ use magnet_diloco::merge::{merge, Contribution, MergeMeta, MergePolicy};
 use magnet_diloco::round::{Action, MergeJob, RoundConfig, RoundState};
 use magnet_diloco::{Checkpoint, Digest, Event, NodeId};
 use magnet_p2p::backend::ShardBackend;
+use magnet_p2p::storage_glue::StoreBackend;
 use magnet_p2p::{
-    DirShardBackend, NodeConfig, NodeHandle, NodeTls, PinStore, ServiceConfig, Signer,
+    NodeConfig, NodeHandle, NodeTls, PinStore, ReceiptConfig, ServiceConfig, Signer,
     StaticRegistry, Verifier, VerifyMode,
 };
+use magnet_storage::ShardStore;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -990,10 +992,12 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         PinStore::open(&home.join("p2p-pins.json")).map_err(|e| DaemonError::P2p(e.to_string()))?,
     );
     let tls = NodeTls::key_bound(&node_key, pins).map_err(|e| DaemonError::P2p(e.to_string()))?;
-    let backend = Arc::new(
-        DirShardBackend::open(&home.join("store"), cfg.node.storage_quota)
-            .map_err(|e| DaemonError::P2p(e.to_string()))?,
-    );
+    // Shards this node holds (its own Δs and checkpoints as index-0 shards, and stripe shards
+    // it keeps for others): a `ShardStore`, whose reads are hash-checked, so bitrot in a shard
+    // it is audited on is detected instead of proven.
+    let store = ShardStore::open(home.join("store"))
+        .map_err(|e| DaemonError::P2p(format!("opening the shard store: {e}")))?;
+    let backend: Arc<dyn ShardBackend> = Arc::new(StoreBackend::new(store, cfg.node.storage_quota));
     let listen = cfg
         .node
         .p2p_listen
@@ -1009,6 +1013,10 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
             region: cfg.node.region.clone(),
             max_shard_bytes: 1 << 30,
             deleters: Some(Default::default()),
+            receipts: Some(ReceiptConfig {
+                chain_id: genesis.chain_id.clone(),
+                key: node_key.clone(),
+            }),
         },
         tls: tls.clone(),
         listen,
