@@ -54,6 +54,7 @@ pub mod run;
 pub mod setup;
 pub mod state;
 pub mod status;
+pub mod stripes;
 
 pub use config::Config;
 pub use error::DaemonError;
