@@ -163,7 +163,9 @@ fn audit_bench(cr: &mut Criterion) {
     );
     let mut g = cr.benchmark_group("c_audit");
     g.sample_size(10);
-    g.bench_function("prove_50_shards_of_1MiB", |b| b.iter(|| prove(&store, &chs)));
+    g.bench_function("prove_50_shards_of_1MiB", |b| {
+        b.iter(|| prove(&store, &chs))
+    });
     g.finish();
     let paths: Vec<Vec<[u8; 32]>> = proofs
         .iter()

@@ -684,7 +684,7 @@ async fn fetch_verified(
     (good, report)
 }
 
-fn readers<'a>(total: usize, good: &'a BTreeMap<u32, Vec<u8>>) -> Vec<Option<&'a [u8]>> {
+fn readers(total: usize, good: &BTreeMap<u32, Vec<u8>>) -> Vec<Option<&[u8]>> {
     (0..total)
         .map(|i| good.get(&(i as u32)).map(Vec::as_slice))
         .collect()

@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(r, rank_spread(&obj, &cs, 10, &[]));
         // Too little free space, or excluded: never picked.
         let ex = r[0].clone();
-        let r2 = rank_spread(&obj, &cs, 10, &[ex.clone()]);
+        let r2 = rank_spread(&obj, &cs, 10, std::slice::from_ref(&ex));
         assert!(!r2.contains(&ex));
         assert!(rank_spread(&obj, &cs, 101, &[]).is_empty());
     }
