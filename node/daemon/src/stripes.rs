@@ -288,6 +288,43 @@ impl StripeView {
         Ok(layout)
     }
 
+    /// The view of a registered stripe: `node_of` maps each placement's holder (a chain
+    /// node address) to its node id (from the registry). Checks sizes, roots and the layout.
+    pub fn from_register(
+        msg: &magnet_proto::custody::v1::MsgRegisterStripe,
+        node_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<StripeView, StripeError> {
+        let bad = |what: String| StripeError::BadRecord(what);
+        let object = <[u8; 32]>::try_from(msg.object.as_slice())
+            .map_err(|_| bad(format!("object is {} bytes, not 32", msg.object.len())))?;
+        let k = u8::try_from(msg.k).map_err(|_| bad(format!("k = {}", msg.k)))?;
+        let m = u8::try_from(msg.m).map_err(|_| bad(format!("m = {}", msg.m)))?;
+        let mut holders = Vec::with_capacity(msg.shards.len());
+        let mut roots = Vec::with_capacity(msg.shards.len());
+        for (i, p) in msg.shards.iter().enumerate() {
+            holders.push(
+                node_of(&p.holder)
+                    .ok_or_else(|| bad(format!("shard {i}: no node for {}", p.holder)))?,
+            );
+            roots.push(
+                <[u8; 32]>::try_from(p.root.as_slice())
+                    .map_err(|_| bad(format!("shard {i}: root is not 32 bytes")))?,
+            );
+        }
+        let v = StripeView {
+            object,
+            size: msg.size,
+            k,
+            m,
+            stripe_size: msg.stripe_size,
+            shard_len: msg.shard_len,
+            holders,
+            roots,
+        };
+        v.layout()?;
+        Ok(v)
+    }
+
     fn total(&self) -> usize {
         usize::from(self.k) + usize::from(self.m)
     }
@@ -1027,6 +1064,38 @@ mod tests {
         assert!(matches!(v.layout(), Err(StripeError::BadRecord(_))));
         let v = e.view(vec!["a".into()]);
         assert!(matches!(v.layout(), Err(StripeError::BadRecord(_))));
+    }
+
+    #[test]
+    fn a_registered_stripe_maps_back_to_a_view() {
+        let e = encode(&data(5000)).unwrap();
+        let v = e.view((0..6).map(|i| format!("node-{i}")).collect());
+        let msg = magnet_proto::custody::v1::MsgRegisterStripe {
+            object: e.object.to_vec(),
+            size: e.size,
+            k: 4,
+            m: 2,
+            stripe_size: e.stripe_size,
+            shard_len: e.shard_len,
+            shards: (0..6)
+                .map(|i| ShardPlacement {
+                    holder: format!("magnet1node{i}"),
+                    root: e.roots[i].to_vec(),
+                    receipt: vec![0; 64],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let back = StripeView::from_register(&msg, |a| {
+            a.strip_prefix("magnet1")
+                .map(|n| n.replace("node", "node-"))
+        })
+        .unwrap();
+        assert_eq!(back, v);
+        let mut short = msg.clone();
+        short.shards.pop();
+        assert!(StripeView::from_register(&short, |a| Some(a.into())).is_err());
+        assert!(StripeView::from_register(&msg, |_| None).is_err());
     }
 
     #[test]

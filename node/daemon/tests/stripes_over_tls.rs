@@ -356,3 +356,56 @@ async fn a_rotted_or_swapped_shard_is_skipped_on_read_and_fails_its_audit() {
     assert!(store.list_shards(Some(&enc.object)).unwrap().is_empty());
     let _ = stripes::K;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_without_a_valid_receipt_is_passed_over_and_too_few_holders_is_an_error() {
+    let data = object_bytes(SIZE, 5);
+    let enc = encode(&data).unwrap();
+    // Seven nodes; find which one ranks first for this object and make it sign no receipts.
+    let keys: Vec<magnet_p2p::NodeKey> = (0..7).map(|_| magnet_p2p::NodeKey::generate()).collect();
+    let probe = Cluster::with_keys(keys.iter().map(|k| (k.clone(), true)).collect()).await;
+    let first = rank_holders(&enc.object, &probe.candidates(), &[], enc.shard_len)[0].clone();
+    drop(probe);
+    let c = Cluster::with_keys(
+        keys.iter()
+            .map(|k| (k.clone(), k.node_id().as_str() != first))
+            .collect(),
+    )
+    .await;
+    let placed = put(&c.net, CHAIN, &enc, &c.candidates()).await.unwrap();
+    assert_eq!(placed.failures.len(), 1);
+    assert_eq!(placed.failures[0].holder, first);
+    assert_eq!(placed.failures[0].kind, FailureKind::Refused);
+    assert!(
+        placed.failures[0].detail.contains("no custody receipt"),
+        "{}",
+        placed.failures[0]
+    );
+    assert!(!placed.holders().contains(&first));
+    for s in &placed.shards {
+        assert!(receipt_ok(
+            &c,
+            &s.holder,
+            enc.object,
+            s.index,
+            s.root,
+            enc.shard_len,
+            &s.receipt
+        ));
+    }
+    let (bytes, _) = get(&c.net, &enc.view(placed.holders())).await.unwrap();
+    assert_eq!(bytes, data);
+    // Only five candidates: the stripe cannot be placed, and says so.
+    let five: Vec<_> = c
+        .candidates()
+        .into_iter()
+        .filter(|x| x.node_id != first)
+        .take(5)
+        .collect();
+    match put(&c.net, CHAIN, &enc, &five).await {
+        Err(StripeError::NotEnoughHolders { placed, need, .. }) => {
+            assert_eq!((placed, need), (5, 6))
+        }
+        other => panic!("expected NotEnoughHolders, got {other:?}"),
+    }
+}

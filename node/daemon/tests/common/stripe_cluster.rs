@@ -24,6 +24,7 @@ pub struct Node {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
     pub handle: Option<NodeHandle>,
+    pub receipts: bool,
     pub operator: String,
     pub region: String,
 }
@@ -48,7 +49,12 @@ pub struct Cluster {
     _own: tempfile::TempDir,
 }
 
-async fn spawn(key: &NodeKey, dir: &std::path::Path, listen: SocketAddr) -> NodeHandle {
+async fn spawn(
+    key: &NodeKey,
+    dir: &std::path::Path,
+    listen: SocketAddr,
+    receipts: bool,
+) -> NodeHandle {
     let mut last = None;
     // A killed node's port is released when its tasks finish; retry the bind briefly.
     for _ in 0..200 {
@@ -61,7 +67,7 @@ async fn spawn(key: &NodeKey, dir: &std::path::Path, listen: SocketAddr) -> Node
                 region: "eu".into(),
                 max_shard_bytes: 256 << 20,
                 deleters: None,
-                receipts: Some(ReceiptConfig {
+                receipts: receipts.then(|| ReceiptConfig {
                     chain_id: CHAIN.into(),
                     key: key.clone(),
                 }),
@@ -85,16 +91,21 @@ async fn spawn(key: &NodeKey, dir: &std::path::Path, listen: SocketAddr) -> Node
 impl Cluster {
     /// `n` storage nodes, each its own operator, regions eu/us/ap in turn.
     pub async fn new(n: usize) -> Cluster {
+        Self::with_keys((0..n).map(|_| (NodeKey::generate(), true)).collect()).await
+    }
+
+    /// One node per `(key, signs receipts)`.
+    pub async fn with_keys(keys: Vec<(NodeKey, bool)>) -> Cluster {
         let mut nodes = Vec::new();
-        for i in 0..n {
-            let key = NodeKey::generate();
+        for (i, (key, receipts)) in keys.into_iter().enumerate() {
             let dir = tempfile::tempdir().unwrap();
-            let h = spawn(&key, dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+            let h = spawn(&key, dir.path(), "127.0.0.1:0".parse().unwrap(), receipts).await;
             nodes.push(Node {
                 key,
                 dir,
                 addr: h.addr(),
                 handle: Some(h),
+                receipts,
                 operator: format!("magnet1operator{i}"),
                 region: ["eu", "us", "ap"][i % 3].into(),
             });
@@ -167,7 +178,7 @@ impl Cluster {
             return;
         }
         let n = &self.nodes[i];
-        let h = spawn(&n.key, n.dir.path(), n.addr).await;
+        let h = spawn(&n.key, n.dir.path(), n.addr, n.receipts).await;
         self.nodes[i].handle = Some(h);
     }
 
