@@ -518,6 +518,53 @@ pub fn parse_checkpoint(b: &[u8], want: &Digest) -> Result<Checkpoint> {
 mod tests {
     use super::*;
 
+    /// The daemon's local store is a hash-checked `ShardStore`: Δ/checkpoint shards (index 0)
+    /// round-trip, and a rotted local copy reads as absent (and is dropped) so the caller
+    /// falls back to the network instead of failing or using bad bytes.
+    #[test]
+    fn local_fast_path_round_trips_and_drops_a_rotted_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = magnet_storage::ShardStore::open(dir.path()).unwrap();
+        let key = magnet_p2p::NodeKey::from_secret_bytes(&[3u8; 32]).unwrap();
+        let net = Net {
+            tls: NodeTls::key_bound(&key, Arc::new(magnet_p2p::PinStore::in_memory())).unwrap(),
+            signer: Signer::Wallet(key),
+            verifier: Arc::new(Verifier::new(magnet_p2p::VerifyMode::Wallet {
+                registry: None,
+            })),
+            backend: Arc::new(magnet_p2p::storage_glue::StoreBackend::new(store, 1 << 20)),
+            peers: Default::default(),
+        };
+        let bytes = b"checkpoint bytes".to_vec();
+        let k = checkpoint_key(&Digest(sha256(&bytes)));
+        assert_eq!(k.index, 0);
+        net.put_local(&k, &bytes).unwrap();
+        assert_eq!(net.get_local(&k).unwrap(), Some(bytes.clone()));
+        // Rot one byte of the file on disk.
+        let obj = dir.path().join("shards").join(hex::encode(k.object_id));
+        let f = std::fs::read_dir(&obj)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut b = std::fs::read(&f).unwrap();
+        b[0] ^= 1;
+        std::fs::write(&f, &b).unwrap();
+        assert_eq!(net.get_local(&k).unwrap(), None);
+        assert!(net
+            .backend
+            .list_shards(Some(&k.object_id))
+            .unwrap()
+            .is_empty());
+        // Too big for the quota: a typed error, not a panic.
+        let big = ShardKey {
+            object_id: [9; 32],
+            index: 0,
+        };
+        assert!(net.put_local(&big, &vec![0u8; 2 << 20]).is_err());
+    }
+
     fn ann(leader: &str) -> Vec<u8> {
         serde_json::to_vec(&RoundAnnouncement {
             job_id: 1,
