@@ -94,6 +94,22 @@ fn fetch_bench(cr: &mut Criterion) {
         g.bench_function(BenchmarkId::new(name, "local_read"), |b| {
             b.iter(|| s.c.net.backend.get_shard(&key).unwrap().unwrap())
         });
+        // Connection setup alone: four concurrent key-bound TLS dials (what every `get` pays
+        // first, as `Net::connect` keeps no connection pool).
+        g.bench_function(BenchmarkId::new(name, "dial_4_holders"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut set = tokio::task::JoinSet::new();
+                    for h in &s.view.holders[..4] {
+                        let (net, h) = (s.c.net.clone(), h.clone());
+                        set.spawn(async move { net.connect(&h).await.map(|_| ()) });
+                    }
+                    while let Some(r) = set.join_next().await {
+                        r.unwrap().unwrap();
+                    }
+                })
+            })
+        });
         g.bench_function(BenchmarkId::new(name, "get_any_k_all_up"), |b| {
             b.iter(|| {
                 let (bytes, r) = rt.block_on(get(&s.c.net, &s.view)).unwrap();
