@@ -2579,6 +2579,8 @@ mod tests {
             adversaries: Vec::new(),
             baseline: None,
             audits: Vec::new(),
+            storage: Vec::new(),
+            stripes: None,
         };
         let b = BaselineComparison::new(&report(200, 4.0), &report(150, 4.1), &report(190, 4.04));
         assert_eq!(b.honest_net_baseline, 200);

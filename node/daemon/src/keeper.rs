@@ -164,8 +164,8 @@ pub struct StorageStatus {
 pub struct Keeper {
     /// Worker home.
     pub home: PathBuf,
-    /// Chain.
-    pub chain: Chain,
+    /// Chain (shared with the daemon: one tx queue per node key).
+    pub chain: Arc<Chain>,
     /// Keys (the node key signs custody messages).
     pub keys: Arc<WorkerKeys>,
     /// Peers and the local store.
@@ -236,7 +236,7 @@ impl Keeper {
     pub async fn open(home: &std::path::Path) -> Result<Keeper> {
         let cfg = crate::Config::load(home)?;
         let keys = Arc::new(WorkerKeys::load(home)?);
-        let chain = Chain::from_config(&cfg.chain)?;
+        let chain = Arc::new(Chain::from_config(&cfg.chain)?);
         let genesis = chain.genesis().await?;
         let reg_params: serde_json::Value = chain.query("/magnet.registry.v1/params", "").await?;
         let (net, registry) = crate::run::client_net(&cfg, &keys, home)?;
@@ -440,7 +440,9 @@ impl Keeper {
         let head = self.chain.head().await?;
         let (cands, nodes) = self.candidates(head.time).await?;
         let enc = stripes::encode(bytes).map_err(|e| DaemonError::P2p(e.to_string()))?;
-        let need = usize::from(enc.k) + usize::from(enc.m);
+        // K+M distinct holders, or — with fewer live storage nodes — up to M shards each, so
+        // one lost holder never takes more than M shards.
+        let need = (usize::from(enc.k) + usize::from(enc.m)).div_ceil(usize::from(enc.m).max(1));
         if cands.len() < need {
             tracing::debug!(
                 have = cands.len(),
@@ -449,19 +451,12 @@ impl Keeper {
             );
             return Ok(false);
         }
-        let placement = stripes::put(&self.net, &enc, &cands)
+        let placement = stripes::put(&self.net, &self.chain_id, &enc, &cands)
             .await
             .map_err(|e| DaemonError::P2p(e.to_string()))?;
-        let mut shards = Vec::with_capacity(need);
-        for (node_id, root, receipt) in &placement.shards {
-            let holder = Self::addr_of(&nodes, node_id)
-                .ok_or_else(|| DaemonError::P2p(format!("{node_id} is not a registered node")))?;
-            shards.push(magnet_proto::custody::v1::ShardPlacement {
-                holder,
-                root: root.to_vec(),
-                receipt: receipt.clone(),
-            });
-        }
+        let shards = placement
+            .to_proto(|id| Self::addr_of(&nodes, id))
+            .map_err(|e| DaemonError::P2p(e.to_string()))?;
         let msg = magnet_core::msg::to_any(&magnet_proto::custody::v1::MsgRegisterStripe {
             owner: self.me(),
             object: enc.object.to_vec(),
@@ -500,11 +495,11 @@ impl Keeper {
         if challenges.is_empty() {
             return Ok(());
         }
-        let open: Vec<stripes::Challenge> = challenges
+        let open: Vec<stripes::CustodyChallenge> = challenges
             .iter()
             .filter(|c| !c.proven)
             .map(|c| {
-                Ok(stripes::Challenge {
+                Ok(stripes::CustodyChallenge {
                     object: hex32(&c.object)?,
                     index: c.index,
                     shard_len: c.shard_len,
@@ -526,9 +521,14 @@ impl Keeper {
                 }
             }
         }
-        let (proofs, failures) = stripes::prove(&self.net, &open);
+        let (proofs, failures) = stripes::prove(self.net.backend.as_ref(), &open);
         for f in &failures {
-            tracing::warn!("custody audit: cannot prove {f}");
+            tracing::warn!(
+                object = %hex::encode(f.challenge.object),
+                index = f.challenge.index,
+                "custody audit: cannot prove: {}",
+                f.reason
+            );
         }
         let n = proofs.len() as u64;
         for chunk in proofs.chunks(256) {
@@ -606,23 +606,55 @@ impl Keeper {
                 .filter_map(|p| Self::node_id_of(&nodes, &p.holder))
                 .collect();
             let object = hex32(&s.object)?;
-            let new_holders = stripes::choose_holders(&object, &cands, lost.len(), &in_stripe);
+            let mut new_holders = stripes::choose_holders(&object, &cands, lost.len(), &in_stripe);
+            // Not enough spare nodes: live holders of the stripe take a second shard (never
+            // more than M each), fewest first.
+            if new_holders.len() < lost.len() {
+                let mut count: BTreeMap<String, u32> = BTreeMap::new();
+                for (i, p) in s.shards.iter().enumerate() {
+                    if !lost.contains(&i) {
+                        if let Some(id) = Self::node_id_of(&nodes, &p.holder) {
+                            *count.entry(id).or_default() += 1;
+                        }
+                    }
+                }
+                let mut spare: Vec<(u32, String)> = count
+                    .into_iter()
+                    .filter(|(id, _)| cands.iter().any(|c| &c.node_id == id))
+                    .map(|(id, n)| (n, id))
+                    .collect();
+                spare.sort();
+                for (n, id) in spare {
+                    let mut n = n;
+                    while n < s.m && new_holders.len() < lost.len() {
+                        new_holders.push(id.clone());
+                        n += 1;
+                    }
+                }
+            }
             if new_holders.len() < lost.len() {
                 tracing::warn!(object = %s.object, lost = lost.len(), spare = new_holders.len(), "not enough spare storage nodes to repair");
                 continue;
             }
-            let cost = (u64::from(s.k) + lost.len() as u64).saturating_mul(s.shard_len);
+            let view = Self::view(&s, &nodes)?;
+            let cost = stripes::repair_cost(&view, lost.len());
             if cost > budget {
                 tracing::info!(object = %s.object, cost, budget, "repair budget spent: the rest waits for the next pass");
                 break;
             }
-            let view = Self::view(&s, &nodes)?;
-            let out = stripes::repair(&self.net, &view, &lost, &new_holders, budget)
+            let lost32: Vec<u32> = lost.iter().map(|&i| i as u32).collect();
+            let out = stripes::repair(&self.net, &self.chain_id, &view, &lost32, &new_holders, budget)
                 .await
                 .map_err(|e| DaemonError::P2p(e.to_string()))?;
             budget = budget.saturating_sub(cost);
+            for f in &out.failures {
+                tracing::warn!(object = %s.object, shard = f.index, holder = %f.holder, "repair upload failed: {}", f.detail);
+            }
+            if out.repaired.is_empty() {
+                continue;
+            }
             let mut msgs = Vec::new();
-            for r in &out.placed {
+            for r in &out.repaired {
                 let new_holder = Self::addr_of(&nodes, &r.holder).ok_or_else(|| {
                     DaemonError::P2p(format!("{} is not a registered node", r.holder))
                 })?;
@@ -630,7 +662,7 @@ impl Keeper {
                     &magnet_proto::custody::v1::MsgReassignShard {
                         repairer: me.clone(),
                         object: object.to_vec(),
-                        index: r.index as u32,
+                        index: r.index,
                         new_holder,
                         receipt: r.receipt.clone(),
                     },
@@ -641,11 +673,11 @@ impl Keeper {
                 .await?;
             {
                 let mut st = self.state.lock().await;
-                st.repaired_shards += out.placed.len() as u64;
+                st.repaired_shards += out.repaired.len() as u64;
                 st.repaired_bytes += out.bytes_read + out.bytes_written;
             }
             self.save().await;
-            tracing::info!(object = %s.object, shards = out.placed.len(), bytes = out.bytes_read + out.bytes_written, "stripe repaired");
+            tracing::info!(object = %s.object, shards = out.repaired.len(), bytes = out.bytes_read + out.bytes_written, "stripe repaired");
         }
         Ok(())
     }
@@ -665,7 +697,25 @@ impl Keeper {
                     .and_then(|s| s.shards.get(i as usize))
                     .is_some_and(|p| p.holder == me);
                 if !mine {
-                    freed += stripes::delete_shard(&self.net, &o, i)?;
+                    let key = magnet_p2p::ShardKey {
+                        object_id: o,
+                        index: i,
+                    };
+                    let size = self
+                        .net
+                        .backend
+                        .list_shards(Some(&o))
+                        .ok()
+                        .and_then(|l| l.into_iter().find(|x| x.key == key).map(|x| x.size))
+                        .unwrap_or(0);
+                    if self
+                        .net
+                        .backend
+                        .delete_shard(&key)
+                        .map_err(|e| DaemonError::P2p(e.to_string()))?
+                    {
+                        freed += size;
+                    }
                     forget.push((object.clone(), i));
                 }
             }
@@ -724,7 +774,7 @@ pub async fn run_storage(
     use std::sync::atomic::Ordering;
     let cfg = crate::Config::load(home)?;
     let keys = Arc::new(WorkerKeys::load(home)?);
-    let chain = Chain::from_config(&cfg.chain)?;
+    let chain = Arc::new(Chain::from_config(&cfg.chain)?);
     let genesis = chain.genesis().await?;
     let registration: Option<NodeRecordJson> = chain
         .query(
@@ -742,7 +792,7 @@ pub async fn run_storage(
     let reg_params: serde_json::Value = chain.query("/magnet.registry.v1/params", "").await?;
     let liveness_window_secs = reg_params["liveness_window_secs"].as_u64().unwrap_or(300);
     let heartbeat_interval_secs = reg_params["heartbeat_interval_secs"].as_u64().unwrap_or(30);
-    let (p2p, net, registry) = crate::run::start_p2p(&cfg, &keys, home).await?;
+    let (p2p, net, registry) = crate::run::start_p2p(&cfg, &keys, home, &genesis.chain_id).await?;
     let keeper = Arc::new(Keeper {
         home: home.to_path_buf(),
         chain,

@@ -18,10 +18,12 @@ use magnet_diloco::merge::{merge, Contribution, MergeMeta, MergePolicy};
 use magnet_diloco::round::{Action, MergeJob, RoundConfig, RoundState};
 use magnet_diloco::{Checkpoint, Digest, Event, NodeId};
 use magnet_p2p::backend::ShardBackend;
+use magnet_p2p::storage_glue::StoreBackend;
 use magnet_p2p::{
-    DirShardBackend, NodeConfig, NodeHandle, NodeTls, PinStore, ServiceConfig, Signer,
+    NodeConfig, NodeHandle, NodeTls, PinStore, ReceiptConfig, ServiceConfig, Signer,
     StaticRegistry, Verifier, VerifyMode,
 };
+use magnet_storage::ShardStore;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -53,7 +55,7 @@ pub struct Shared {
     /// This node's id.
     pub me: NodeId,
     /// Chain.
-    pub chain: Chain,
+    pub chain: Arc<Chain>,
     /// Genesis facts.
     pub genesis: GenesisInfo,
     /// Training engine.
@@ -979,10 +981,12 @@ pub fn client_net(
         PinStore::open(&home.join("p2p-pins.json")).map_err(|e| DaemonError::P2p(e.to_string()))?,
     );
     let tls = NodeTls::key_bound(&node_key, pins).map_err(|e| DaemonError::P2p(e.to_string()))?;
-    let backend = Arc::new(
-        DirShardBackend::open(&home.join("store"), cfg.node.storage_quota)
-            .map_err(|e| DaemonError::P2p(e.to_string()))?,
-    );
+    // Shards this node holds (its own Δs and checkpoints as index-0 shards, and stripe shards
+    // it keeps for others): a `ShardStore`, whose reads are hash-checked, so bitrot in a shard
+    // it is audited on is detected instead of proven.
+    let store = ShardStore::open(home.join("store"))
+        .map_err(|e| DaemonError::P2p(format!("opening the shard store: {e}")))?;
+    let backend: Arc<dyn ShardBackend> = Arc::new(StoreBackend::new(store, cfg.node.storage_quota));
     let net = Net {
         tls,
         signer: Signer::Wallet(node_key),
@@ -995,10 +999,13 @@ pub fn client_net(
 
 /// Starts this worker's p2p node (wallet mode: only keys registered on chain are accepted,
 /// once the peer table is filled) over its shard store under `home/store`.
+/// Every shard it accepts is acknowledged with a receipt signed by the node key for chain
+/// `chain_id` (ADR 0107).
 pub async fn start_p2p(
     cfg: &Config,
     keys: &WorkerKeys,
     home: &Path,
+    chain_id: &str,
 ) -> Result<(NodeHandle, Net, Arc<StaticRegistry>)> {
     let (net, registry) = client_net(cfg, keys, home)?;
     let node_key = keys.p2p_key()?;
@@ -1016,6 +1023,10 @@ pub async fn start_p2p(
             region: cfg.node.region.clone(),
             max_shard_bytes: 1 << 30,
             deleters: Some(Default::default()),
+            receipts: Some(ReceiptConfig {
+                chain_id: chain_id.to_string(),
+                key: node_key.clone(),
+            }),
         },
         tls: net.tls.clone(),
         listen,
@@ -1025,6 +1036,7 @@ pub async fn start_p2p(
     Ok((p2p, net, registry))
 }
 
+/// Starts the worker's services and runs until `shutdown` flips.
 pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let mut cfg = Config::load(home)?;
     // A storage node keeps stripes, not models: its own, lighter loop.
@@ -1032,7 +1044,8 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         return crate::keeper::run_storage(home, shutdown).await;
     }
     let keys = WorkerKeys::load(home)?;
-    let chain = Chain::from_config(&cfg.chain)?;
+    // One client per daemon: its tx queue serialises the node key's sequence across duties.
+    let chain = Arc::new(Chain::from_config(&cfg.chain)?);
     let genesis = chain.genesis().await?;
     let me = NodeId::new(keys.node_id()?).map_err(|e| DaemonError::Keys(e.to_string()))?;
     let state = State::load(home)?;
@@ -1103,7 +1116,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     )
     .map_err(|e| DaemonError::Diloco(e.to_string()))?;
 
-    let (p2p, net, registry) = start_p2p(&cfg, &keys, home).await?;
+    let (p2p, net, registry) = start_p2p(&cfg, &keys, home, &genesis.chain_id).await?;
     let (inbox_tx, mut inbox) = mpsc::channel(256);
     p2p.set_diloco_inbox(inbox_tx);
     let metrics = Metrics::new();
