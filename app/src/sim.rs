@@ -737,7 +737,15 @@ impl Sim {
                         1 => ("cpu_only", 400),
                         _ => ("gpu_compute", 1_000),
                     };
-                    let m = rm::register_node(
+                    // Storage nodes carry a passing SSD report (ADR 0107), others none.
+                    let ssd = (tier == "storage_node").then(|| rm::SsdReport {
+                        read_kbps: 200_000,
+                        write_kbps: 100_000,
+                        block_size: 4096,
+                        file_bytes: 1 << 30,
+                        direct_io: true,
+                    });
+                    let m = rm::register_node_with_ssd(
                         &me,
                         &ag.node.pub_key(),
                         tier,
@@ -745,6 +753,7 @@ impl Sim {
                         "eu",
                         "{}",
                         bond * MAG + u128::from(r.below(1000)),
+                        ssd,
                     );
                     (false, vec![m], false)
                 } else {
