@@ -184,7 +184,8 @@ fn code(e: &ModuleError) -> (&str, u32) {
 #[test]
 fn honest_holders_are_credited_and_paid_a_silent_one_is_slashed_then_jailed_and_loses_its_shard() {
     let mut w = world();
-    let s = stripe(&w, 1, &[1, 2, 3, 4, 5, 6]);
+    let mut s = stripe(&w, 1, &[1, 2, 3, 4, 5, 6]);
+    s.kind = "checkpoint".into(); // lives 4 epochs
     register(&mut w, &s).unwrap();
     let st = w
         .c
@@ -329,7 +330,6 @@ fn a_delta_stripe_expires_after_its_retention_and_is_no_longer_challenged() {
 }
 
 fn register_err(w: &mut World, s: &NewStripe) -> ModuleError {
-    let before = w.c.snapshot();
     let p = w.nodes[PRODUCER as usize].clone();
     w.c.begin(1).unwrap();
     let after_begin = w.c.snapshot();
@@ -338,8 +338,39 @@ fn register_err(w: &mut World, s: &NewStripe) -> ModuleError {
             .unwrap_err();
     assert_eq!(w.c.snapshot(), after_begin, "a refused tx changes nothing");
     w.c.end().unwrap();
-    let _ = before;
     e
+}
+
+#[test]
+fn a_checkpoint_stripe_that_is_its_jobs_lineage_head_outlives_its_retention() {
+    let mut w = world();
+    let creator = w.nodes[PRODUCER as usize].op;
+    let job = magnet_testkit::flow::open_job(&mut w.c, &creator);
+    let mut head = stripe(&w, 10, &[1, 2, 3, 4, 5, 6]);
+    head.kind = "checkpoint".into();
+    head.job_id = job;
+    head.label = magnet_testkit::flow::BASE_CHECKPOINT;
+    let mut old = stripe(&w, 11, &[1, 2, 3, 4, 5, 6]);
+    old.kind = "checkpoint".into();
+    old.job_id = job;
+    register(&mut w, &head).unwrap();
+    register(&mut w, &old).unwrap();
+    for _ in 0..5 {
+        next_epoch(&mut w);
+        for h in 1..=6 {
+            let p = answers(&w, h, &[10, 11]);
+            if !p.is_empty() {
+                prove(&mut w, h, &p).unwrap();
+            }
+        }
+    }
+    let q = |w: &World, o: [u8; 32]| {
+        w.c.query("/magnet.custody.v1/stripe", hex::encode(o).as_bytes())
+            .unwrap()
+    };
+    assert!(q(&w, old.object).is_null(), "a non-head checkpoint expires");
+    assert!(!q(&w, head.object).is_null(), "the lineage head is kept");
+    assert_eq!(challenges(&w, w.c.epoch(), &w.nodes[1].node).len(), 1);
 }
 
 #[test]
@@ -357,11 +388,6 @@ fn every_refusal_of_register_stripe_names_its_reason_and_changes_nothing() {
             Box::new(|_, s| {
                 s.shards.pop();
             }),
-        ),
-        (
-            "short root",
-            ("custody", 5),
-            Box::new(|_, _| {}), // replaced below (roots are [u8; 32] in NewStripe)
         ),
         ("zero shard_len", ("custody", 6), Box::new(|_, s| s.shard_len = 0)),
         (
@@ -410,9 +436,6 @@ fn every_refusal_of_register_stripe_names_its_reason_and_changes_nothing() {
         ),
     ];
     for (name, want, mutate) in &cases {
-        if *name == "short root" {
-            continue;
-        }
         let mut s = good.clone();
         mutate(&w, &mut s);
         let e = register_err(&mut w, &s);
