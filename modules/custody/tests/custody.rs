@@ -794,6 +794,13 @@ mod props {
                 .map(|p| p["amount"].as_str().unwrap().parse::<u128>().unwrap()).sum();
             let pool: u128 = set["storage_pool"].as_str().unwrap().parse().unwrap();
             prop_assert!(paid <= pool);
+            let amounts = |k: &str| -> u128 {
+                set[k].as_array().unwrap().iter()
+                    .map(|p| p["amount"].as_str().unwrap().parse::<u128>().unwrap()).sum()
+            };
+            let dust: u128 = set["dust"].as_str().unwrap().parse().unwrap();
+            let total: u128 = set["pool"].as_str().unwrap().parse().unwrap();
+            prop_assert_eq!(amounts("contributors") + amounts("evaluators") + amounts("storage") + dust, total);
             prop_assert_eq!(pool == 0, credited == 0);
             let n = answering.iter().filter(|x| **x).count();
             prop_assert_eq!(set["storage"].as_array().unwrap().len(), n);
