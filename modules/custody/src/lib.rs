@@ -96,23 +96,35 @@ fn hex32(what: &str, data: &[u8]) -> Result<[u8; 32], ModuleError> {
 }
 
 /// What `/magnet.custody.v1/holder` answers.
-#[derive(serde::Serialize)]
-struct HolderView {
-    holder: Address,
-    shards: Vec<HeldShard>,
-    epochs: Vec<state::HolderEpoch>,
-    failing_streak: u64,
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HolderView {
+    /// The holder's node-key address.
+    pub holder: Address,
+    /// Shards it holds now.
+    pub shards: Vec<HeldShard>,
+    /// Its audits, custody and repairs per epoch, ascending.
+    pub epochs: Vec<state::HolderEpoch>,
+    /// Consecutive epochs with an audit failure.
+    pub failing_streak: u64,
 }
 
-#[derive(serde::Serialize)]
-struct HeldShard {
-    object: String,
-    index: u32,
-    kind: String,
-    label: String,
-    shard_len: u64,
-    failed_epoch: Option<u64>,
-    expires_epoch: u64,
+/// One shard a holder holds (in [`HolderView`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldShard {
+    /// Object (hex).
+    pub object: String,
+    /// Shard index.
+    pub index: u32,
+    /// Stripe kind.
+    pub kind: String,
+    /// Stripe label (hex).
+    pub label: String,
+    /// Shard length.
+    pub shard_len: u64,
+    /// Epoch of an audit failure still marked on it.
+    pub failed_epoch: Option<u64>,
+    /// Epoch at whose end the stripe expires (unless kept as a lineage head).
+    pub expires_epoch: u64,
 }
 
 fn holder_view(store: &dyn magnet_core::KvStore, data: &[u8]) -> Result<Vec<u8>, ModuleError> {

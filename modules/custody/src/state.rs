@@ -42,16 +42,26 @@ pub(crate) mod hex32 {
     pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))
     }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        let b = hex::decode(s).map_err(serde::de::Error::custom)?;
+        <[u8; 32]>::try_from(b.as_slice())
+            .map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
+    }
 }
 
 pub(crate) mod hexvec {
     pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))
     }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// One shard of a stripe.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct Shard {
     /// Holder's node-key address.
     pub holder: Address,
@@ -67,7 +77,7 @@ pub struct Shard {
 }
 
 /// A registered stripe.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct Stripe {
     /// SHA-256 of the whole object.
     #[serde(with = "hex32")]
@@ -100,7 +110,7 @@ pub struct Stripe {
 }
 
 /// One audit: holder must prove leaf `leaf` of shard `index` of `object` in `epoch`.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
 pub struct Challenge {
     /// Epoch of the audit.
     pub epoch: u64,
@@ -124,7 +134,15 @@ pub struct Challenge {
 
 /// A holder's audits, custody and repairs in one epoch.
 #[derive(
-    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct HolderEpoch {
     /// Epoch.
@@ -152,7 +170,15 @@ pub struct HolderEpoch {
 
 /// What an epoch's audits came to.
 #[derive(
-    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct EpochTotals {
     /// Epoch.

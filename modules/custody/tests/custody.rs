@@ -121,21 +121,26 @@ fn challenges(w: &World, epoch: u64, holder: &Address) -> Vec<serde_json::Value>
 }
 
 /// Honest answers of holder node `h` to its challenges of the current epoch over stripes
-/// with tags `tags`.
+/// with tags `tags`, read as the daemon reads them (typed `state::Challenge` from the query).
 fn answers(w: &World, h: u32, tags: &[u8]) -> Vec<Proof> {
     let e = w.c.epoch();
     let n = &w.nodes[h as usize];
+    let v = w
+        .c
+        .query(
+            "/magnet.custody.v1/challenges",
+            format!("{e}/{}", n.node).as_bytes(),
+        )
+        .unwrap();
+    let cs: Vec<magnet_custody::state::Challenge> = serde_json::from_value(v).unwrap();
     let mut out = Vec::new();
-    for ch in challenges(w, e, &n.node) {
-        let object: [u8; 32] = hex::decode(ch["object"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let tag = object[0];
+    for ch in cs {
+        assert_eq!((ch.epoch, ch.holder), (e, n.node));
+        let tag = ch.object[0];
         assert!(tags.contains(&tag));
-        let index = ch["index"].as_u64().unwrap() as u32;
-        let leaf = ch["leaf"].as_u64().unwrap();
-        out.push(msgs::proof_for(&shard_bytes(tag, index), object, index, leaf).unwrap());
+        let shard = shard_bytes(tag, ch.index);
+        assert_eq!(merkle_root(&shard), ch.root);
+        out.push(msgs::proof_for(&shard, ch.object, ch.index, ch.leaf).unwrap());
     }
     out
 }
@@ -229,6 +234,8 @@ fn honest_holders_are_credited_and_paid_a_silent_one_is_slashed_then_jailed_and_
         assert_eq!(rec["failed"], 0);
     }
     let v6 = holder(&w, 6);
+    let typed: magnet_custody::HolderView = serde_json::from_value(v6.clone()).unwrap();
+    assert_eq!(typed.shards.len(), 1);
     assert_eq!(v6["failing_streak"], 1);
     assert_eq!(v6["shards"][0]["failed_epoch"], e1);
     assert_eq!(bond(&w, 6), bond6 - bond6 * 50_000 / 1_000_000);
