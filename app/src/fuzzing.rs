@@ -1740,7 +1740,7 @@ impl<'a> StateCtx<'a> {
                 bond: self.amt(bond),
                 // Region "eu" carries a passing SSD report, others none: both sides of the
                 // storage_node gate are reached without changing the input format.
-                ssd: (self.text(region, &["eu", "us-east"]) == "eu").then(|| rg::SsdReport {
+                ssd: (self.text(region, &["eu", "us-east"]) == "eu").then_some(rg::SsdReport {
                     read_kbps: 200_000,
                     write_kbps: 100_000,
                     block_size: 4096,

@@ -373,7 +373,10 @@ fn check_settlements(store: &dyn KvStore) -> Result<(), InvariantViolation> {
                 s.pool
             )));
         }
-        if s.contributor_pool.checked_add(s.storage_pool).is_none_or(|x| x > s.pool) {
+        if s.contributor_pool
+            .checked_add(s.storage_pool)
+            .is_none_or(|x| x > s.pool)
+        {
             return Err(InvariantViolation::Settlement(format!(
                 "epoch {key_epoch}: contributor pool {} + storage pool {} exceed the pool {}",
                 s.contributor_pool, s.storage_pool, s.pool

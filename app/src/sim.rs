@@ -738,7 +738,7 @@ impl Sim {
                         _ => ("gpu_compute", 1_000),
                     };
                     // Storage nodes carry a passing SSD report (ADR 0107), others none.
-                    let ssd = (tier == "storage_node").then(|| rm::SsdReport {
+                    let ssd = (tier == "storage_node").then_some(rm::SsdReport {
                         read_kbps: 200_000,
                         write_kbps: 100_000,
                         block_size: 4096,

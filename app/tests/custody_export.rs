@@ -73,7 +73,7 @@ fn an_export_with_custody_stripes_imports_with_the_same_app_hash() {
                 "eu",
                 "{}",
                 300_000_000,
-                Some(ssd.clone()),
+                Some(ssd),
             ),
         ));
     }
@@ -121,9 +121,10 @@ fn an_export_with_custody_stripes_imports_with_the_same_app_hash() {
 
     let ex = h.app.export().unwrap();
     let recs = ex.app_state["custody"]["store_records"].as_array().unwrap();
-    assert!(recs
-        .iter()
-        .any(|r| r[0].as_str().unwrap().starts_with(&hex::encode(b"custody/stripe/"))));
+    assert!(recs.iter().any(|r| r[0]
+        .as_str()
+        .unwrap()
+        .starts_with(&hex::encode(b"custody/stripe/"))));
     let (height, hash) = h.app.last_commit();
     let dir = tempfile::tempdir().unwrap();
     let mut c = Harness::open(dir.path(), fast_config());
@@ -133,7 +134,11 @@ fn an_export_with_custody_stripes_imports_with_the_same_app_hash() {
     let r = c.app.init_chain(req);
     c.app.commit();
     c.height = height as i64;
-    assert_eq!(r.app_hash.to_vec(), hash, "custody state survives export → import");
+    assert_eq!(
+        r.app_hash.to_vec(),
+        hash,
+        "custody state survives export → import"
+    );
     c.app.with_committed_state(check_all).unwrap().unwrap();
     let q = |h: &Harness| {
         h.query(

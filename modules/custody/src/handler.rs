@@ -96,12 +96,7 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
     }
 }
 
-fn register(
-    ctx: &mut Ctx,
-    p: &Params,
-    owner: Address,
-    s: NewStripe,
-) -> Result<MsgResult, Error> {
+fn register(ctx: &mut Ctx, p: &Params, owner: Address, s: NewStripe) -> Result<MsgResult, Error> {
     if s.k != p.k || s.m != p.m {
         return Err(Error::BadGeometry {
             k: s.k,
@@ -307,15 +302,7 @@ fn reassign(
         return Err(Error::NewHolderInStripe(new_holder.to_string()));
     }
     let info = storage_node(ctx, &new_holder, "hold a shard")?;
-    verify_receipt(
-        ctx,
-        &info,
-        &object,
-        index,
-        &sh.root,
-        s.shard_len,
-        &receipt,
-    )?;
+    verify_receipt(ctx, &info, &object, index, &sh.root, s.shard_len, &receipt)?;
     let old = sh.holder;
     if let Some(x) = s.shards.get_mut(index as usize) {
         x.holder = new_holder;

@@ -99,13 +99,22 @@ mod tests {
     fn invalid_params_are_refused_with_the_field_named() {
         type Mutation = Box<dyn Fn(&mut Params)>;
         let cases: Vec<(&str, Mutation)> = vec![
-            ("audit_fail_slash_ppm", Box::new(|p| p.audit_fail_slash_ppm = 0)),
+            (
+                "audit_fail_slash_ppm",
+                Box::new(|p| p.audit_fail_slash_ppm = 0),
+            ),
             (
                 "audit_fail_slash_ppm",
                 Box::new(|p| p.audit_fail_slash_ppm = 1_000_001),
             ),
-            ("jail_after_failures", Box::new(|p| p.jail_after_failures = 0)),
-            ("storage_share_ppm", Box::new(|p| p.storage_share_ppm = 500_001)),
+            (
+                "jail_after_failures",
+                Box::new(|p| p.jail_after_failures = 0),
+            ),
+            (
+                "storage_share_ppm",
+                Box::new(|p| p.storage_share_ppm = 500_001),
+            ),
             (
                 "delta_retention_epochs",
                 Box::new(|p| p.delta_retention_epochs = 0),

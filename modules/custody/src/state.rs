@@ -61,7 +61,16 @@ pub(crate) mod hexvec {
 }
 
 /// One shard of a stripe.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Shard {
     /// Holder's node-key address.
     pub holder: Address,
@@ -77,7 +86,16 @@ pub struct Shard {
 }
 
 /// A registered stripe.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Stripe {
     /// SHA-256 of the whole object.
     #[serde(with = "hex32")]
@@ -110,7 +128,16 @@ pub struct Stripe {
 }
 
 /// One audit: holder must prove leaf `leaf` of shard `index` of `object` in `epoch`.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Challenge {
     /// Epoch of the audit.
     pub epoch: u64,
@@ -237,7 +264,13 @@ pub fn stripes(store: &dyn KvStore) -> Result<Vec<Stripe>, ModuleError> {
 }
 
 fn holder_key(holder: &Address, object: &[u8; 32], index: u32) -> Vec<u8> {
-    [HOLDER_PREFIX, holder.as_bytes(), object, &index.to_be_bytes()].concat()
+    [
+        HOLDER_PREFIX,
+        holder.as_bytes(),
+        object,
+        &index.to_be_bytes(),
+    ]
+    .concat()
 }
 
 /// Write a stripe and its indexes (the first time).

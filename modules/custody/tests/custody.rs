@@ -125,9 +125,8 @@ fn challenges(w: &World, epoch: u64, holder: &Address) -> Vec<serde_json::Value>
 fn answers(w: &World, h: u32, tags: &[u8]) -> Vec<Proof> {
     let e = w.c.epoch();
     let n = &w.nodes[h as usize];
-    let v = w
-        .c
-        .query(
+    let v =
+        w.c.query(
             "/magnet.custody.v1/challenges",
             format!("{e}/{}", n.node).as_bytes(),
         )
@@ -149,7 +148,8 @@ fn prove(w: &mut World, h: u32, proofs: &[Proof]) -> Result<(), ModuleError> {
     let e = w.c.epoch();
     let n = w.nodes[h as usize].clone();
     w.c.begin(1).unwrap();
-    let r = w.c.deliver(&n.node, &[msgs::prove_custody(&n.node, e, proofs)]);
+    let r =
+        w.c.deliver(&n.node, &[msgs::prove_custody(&n.node, e, proofs)]);
     w.c.end().unwrap();
     r.map(|_| ())
 }
@@ -192,14 +192,18 @@ fn honest_holders_are_credited_and_paid_a_silent_one_is_slashed_then_jailed_and_
     let mut s = stripe(&w, 1, &[1, 2, 3, 4, 5, 6]);
     s.kind = "checkpoint".into(); // lives 4 epochs
     register(&mut w, &s).unwrap();
-    let st = w
-        .c
-        .query("/magnet.custody.v1/stripe", hex::encode(s.object).as_bytes())
+    let st =
+        w.c.query(
+            "/magnet.custody.v1/stripe",
+            hex::encode(s.object).as_bytes(),
+        )
         .unwrap();
     assert_eq!(st["shards"].as_array().unwrap().len(), 6);
-    let by_label = w
-        .c
-        .query("/magnet.custody.v1/by_label", hex::encode(s.label).as_bytes())
+    let by_label =
+        w.c.query(
+            "/magnet.custody.v1/by_label",
+            hex::encode(s.label).as_bytes(),
+        )
         .unwrap();
     assert_eq!(by_label[0]["object"], hex::encode(s.object));
     // Registered in epoch 0: no challenge before epoch 1.
@@ -239,11 +243,13 @@ fn honest_holders_are_credited_and_paid_a_silent_one_is_slashed_then_jailed_and_
     assert_eq!(v6["failing_streak"], 1);
     assert_eq!(v6["shards"][0]["failed_epoch"], e1);
     assert_eq!(bond(&w, 6), bond6 - bond6 * 50_000 / 1_000_000);
-    assert!(!jailed(&w, 6), "one failing epoch slashes but does not jail");
-    let tot = w
-        .c
-        .query("/magnet.custody.v1/epoch", e1.to_string().as_bytes())
-        .unwrap();
+    assert!(
+        !jailed(&w, 6),
+        "one failing epoch slashes but does not jail"
+    );
+    let tot =
+        w.c.query("/magnet.custody.v1/epoch", e1.to_string().as_bytes())
+            .unwrap();
     assert_eq!(tot["proven"], 5);
     assert_eq!(tot["failed"], 1);
     assert_eq!(tot["custody_bytes"], (5 * SHARD_LEN).to_string());
@@ -275,10 +281,9 @@ fn honest_holders_are_credited_and_paid_a_silent_one_is_slashed_then_jailed_and_
     assert!(jailed(&w, 6), "two failing epochs in a row jail");
 
     // Epoch 1's settlement paid the storage share to the five honest holders' operators.
-    let set = w
-        .c
-        .query("/magnet.rewards.v1/settlement", e1.to_string().as_bytes())
-        .unwrap();
+    let set =
+        w.c.query("/magnet.rewards.v1/settlement", e1.to_string().as_bytes())
+            .unwrap();
     let storage = set["storage"].as_array().unwrap();
     assert_eq!(storage.len(), 5, "{set}");
     let share = POOL * 100_000 / 1_000_000;
@@ -300,9 +305,11 @@ fn honest_holders_are_credited_and_paid_a_silent_one_is_slashed_then_jailed_and_
     w.c.begin(1).unwrap();
     w.c.deliver(&repairer.node, &[m]).unwrap();
     w.c.end().unwrap();
-    let st = w
-        .c
-        .query("/magnet.custody.v1/stripe", hex::encode(s.object).as_bytes())
+    let st =
+        w.c.query(
+            "/magnet.custody.v1/stripe",
+            hex::encode(s.object).as_bytes(),
+        )
         .unwrap();
     assert_eq!(st["shards"][5]["holder"], spare.node.to_string());
     assert!(st["shards"][5]["failed_epoch"].is_null());
@@ -327,9 +334,11 @@ fn a_delta_stripe_expires_after_its_retention_and_is_no_longer_challenged() {
         }
     }
     next_epoch(&mut w); // end of epoch 2: dropped
-    let st = w
-        .c
-        .query("/magnet.custody.v1/stripe", hex::encode(s.object).as_bytes())
+    let st =
+        w.c.query(
+            "/magnet.custody.v1/stripe",
+            hex::encode(s.object).as_bytes(),
+        )
         .unwrap();
     assert!(st.is_null());
     assert!(challenges(&w, w.c.epoch(), &w.nodes[1].node).is_empty());
@@ -384,9 +393,17 @@ fn a_checkpoint_stripe_that_is_its_jobs_lineage_head_outlives_its_retention() {
 fn every_refusal_of_register_stripe_names_its_reason_and_changes_nothing() {
     let mut w = world();
     let good = stripe(&w, 3, &[1, 2, 3, 4, 5, 6]);
-    type Case = (&'static str, (&'static str, u32), Box<dyn Fn(&World, &mut NewStripe)>);
+    type Case = (
+        &'static str,
+        (&'static str, u32),
+        Box<dyn Fn(&World, &mut NewStripe)>,
+    );
     let cases: Vec<Case> = vec![
-        ("bad kind", ("custody", 2), Box::new(|_, s| s.kind = "video".into())),
+        (
+            "bad kind",
+            ("custody", 2),
+            Box::new(|_, s| s.kind = "video".into()),
+        ),
         ("wrong k", ("custody", 3), Box::new(|_, s| s.k = 5)),
         ("wrong m", ("custody", 3), Box::new(|_, s| s.m = 3)),
         (
@@ -396,7 +413,11 @@ fn every_refusal_of_register_stripe_names_its_reason_and_changes_nothing() {
                 s.shards.pop();
             }),
         ),
-        ("zero shard_len", ("custody", 6), Box::new(|_, s| s.shard_len = 0)),
+        (
+            "zero shard_len",
+            ("custody", 6),
+            Box::new(|_, s| s.shard_len = 0),
+        ),
         (
             "shard_len over max",
             ("custody", 6),
@@ -496,11 +517,13 @@ fn every_refusal_of_register_stripe_names_its_reason_and_changes_nothing() {
     assert_eq!(code(&e), ("custody", 13), "{}", e.log);
     // Signed by someone else than the owner.
     w.c.begin(1).unwrap();
-    let e = w
-        .c
-        .deliver(
+    let e =
+        w.c.deliver(
             &w.nodes[1].node.clone(),
-            &[msgs::register_stripe(&p.node, &stripe(&w, 4, &[1, 2, 3, 4, 5, 6]))],
+            &[msgs::register_stripe(
+                &p.node,
+                &stripe(&w, 4, &[1, 2, 3, 4, 5, 6]),
+            )],
         )
         .unwrap_err();
     w.c.end().unwrap();
@@ -538,17 +561,26 @@ fn every_refusal_of_prove_custody_names_its_reason_and_changes_nothing() {
         ("tampered leaf", ("custody", 20), e, flip_leaf),
         ("tampered path", ("custody", 20), e, flip_path),
         ("short path", ("custody", 20), e, short_path),
-        ("no challenge for that shard", ("custody", 18), e, other_index),
+        (
+            "no challenge for that shard",
+            ("custody", 18),
+            e,
+            other_index,
+        ),
         ("unknown object", ("custody", 18), e, unknown),
-        ("the same proof twice in one message", ("custody", 19), e, dup),
+        (
+            "the same proof twice in one message",
+            ("custody", 19),
+            e,
+            dup,
+        ),
         ("no proofs", ("custody", 17), e, vec![]),
     ];
     for (name, want, epoch, proofs) in cases {
         w.c.begin(1).unwrap();
         let before = w.c.snapshot();
-        let r = w
-            .c
-            .deliver(&n1.node, &[msgs::prove_custody(&n1.node, epoch, &proofs)]);
+        let r =
+            w.c.deliver(&n1.node, &[msgs::prove_custody(&n1.node, epoch, &proofs)]);
         let after = w.c.snapshot();
         w.c.end().unwrap();
         let err = r.unwrap_err();
@@ -578,7 +610,12 @@ fn every_refusal_of_reassign_shard_names_its_reason() {
     let spare = w.nodes[SPARE as usize].clone();
     let rep = w.nodes[1].clone();
     let good_receipt = receipt(&w.c, &spare, s.object, 5, s.shards[5].root);
-    type Case = (&'static str, (&'static str, u32), Address, msgs::MsgReassignShard);
+    type Case = (
+        &'static str,
+        (&'static str, u32),
+        Address,
+        msgs::MsgReassignShard,
+    );
     let base = |repairer: &Address| msgs::MsgReassignShard {
         repairer: repairer.to_string(),
         object: s.object.to_vec(),
@@ -588,7 +625,12 @@ fn every_refusal_of_reassign_shard_names_its_reason() {
     };
     let cpu = w.nodes[CPU as usize].node;
     let cases: Vec<Case> = vec![
-        ("repairer not storage-capable", ("custody", 11), cpu, base(&cpu)),
+        (
+            "repairer not storage-capable",
+            ("custody", 11),
+            cpu,
+            base(&cpu),
+        ),
         (
             "unknown stripe",
             ("custody", 14),
@@ -716,12 +758,16 @@ fn the_ssd_gate_refuses_storage_nodes_without_a_passing_report_and_accepts_one_w
         .register_with_ssd(&mut c, "storage_node", 300 * MAG, None)
         .unwrap_err();
     assert_eq!(code(&e), ("registry", 16), "{}", e.log);
-    assert!(e.log.contains("magnet-worker storage provision"), "{}", e.log);
+    assert!(
+        e.log.contains("magnet-worker storage provision"),
+        "{}",
+        e.log
+    );
     assert!(e.log.contains("cpu_only"), "{}", e.log);
     let mut slow = passing_ssd();
     slow.write_kbps = 49_999;
     let e = ns[0]
-        .register_with_ssd(&mut c, "storage_node", 300 * MAG, Some(slow.clone()))
+        .register_with_ssd(&mut c, "storage_node", 300 * MAG, Some(slow))
         .unwrap_err();
     assert_eq!(code(&e), ("registry", 16), "{}", e.log);
     assert!(e.log.contains("49999"), "{}", e.log);
@@ -734,12 +780,14 @@ fn the_ssd_gate_refuses_storage_nodes_without_a_passing_report_and_accepts_one_w
     let e = c
         .deliver(
             &ns[1].op,
-            &[magnet_core::msg::to_any(&magnet_testkit::magnet_registry::msgs::MsgChangeTier {
-                operator: ns[1].op.to_string(),
-                tier: "storage_node".into(),
-                extra_bond: "0".into(),
-                ssd: Some(slow),
-            })],
+            &[magnet_core::msg::to_any(
+                &magnet_testkit::magnet_registry::msgs::MsgChangeTier {
+                    operator: ns[1].op.to_string(),
+                    tier: "storage_node".into(),
+                    extra_bond: "0".into(),
+                    ssd: Some(slow),
+                },
+            )],
         )
         .unwrap_err();
     assert_eq!(code(&e), ("registry", 16), "{}", e.log);

@@ -3,9 +3,9 @@
 //! bond-moving messages, the node key for heartbeats.
 
 use crate::error::Error;
+use crate::state::SsdRecord;
 use magnet_core::msg::{address, amount, decode_any};
 use magnet_core::{Address, ModuleError};
-use crate::state::SsdRecord;
 pub use magnet_proto::registry::v1::{
     MsgBondGov, MsgChangeTier, MsgHeartbeat, MsgRegisterNode, MsgUnbondGov, MsgUnbondNode,
     MsgUnjail, SsdReport,

@@ -14,8 +14,8 @@
 #![allow(clippy::unwrap_used)]
 
 pub use {
-    magnet_bank, magnet_contrib, magnet_custody, magnet_data, magnet_emission, magnet_gov, magnet_jobs,
-    magnet_notary, magnet_registry, magnet_rewards, magnet_slashing,
+    magnet_bank, magnet_contrib, magnet_custody, magnet_data, magnet_emission, magnet_gov,
+    magnet_jobs, magnet_notary, magnet_registry, magnet_rewards, magnet_slashing,
 };
 
 use magnet_core::epoch::EpochsModule;

@@ -93,7 +93,7 @@ pub fn register_node(operator: &Address, r: &NodeRegistration) -> cosmrs::Any {
         region: r.region.clone(),
         hardware_profile: r.hardware_profile.clone(),
         bond: r.bond.to_string(),
-        ssd: r.ssd.clone(),
+        ssd: r.ssd,
     })
 }
 

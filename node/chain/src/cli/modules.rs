@@ -2297,12 +2297,16 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
         },
         ModuleQueryCmd::Custody { q } => match q {
             CustodyQ::Params(q) => (q, "/magnet.custody.v1/params", String::new()),
-            CustodyQ::Stripe { object, q } => {
-                (q, "/magnet.custody.v1/stripe", hex32_arg("object", &object)?)
-            }
-            CustodyQ::ByLabel { label, q } => {
-                (q, "/magnet.custody.v1/by_label", hex32_arg("label", &label)?)
-            }
+            CustodyQ::Stripe { object, q } => (
+                q,
+                "/magnet.custody.v1/stripe",
+                hex32_arg("object", &object)?,
+            ),
+            CustodyQ::ByLabel { label, q } => (
+                q,
+                "/magnet.custody.v1/by_label",
+                hex32_arg("label", &label)?,
+            ),
             CustodyQ::Challenges { epoch, holder, q } => {
                 let data = match holder {
                     Some(h) => format!("{epoch}/{}", resolve_address(home, &h, &kr)?),
