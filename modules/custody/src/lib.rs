@@ -78,6 +78,9 @@ pub mod params;
 pub mod state;
 
 pub use error::Error;
+/// The shared custody rules (Merkle tree, receipts, challenge draw), re-exported so a client
+/// signs receipts and builds proofs with the very code the chain checks them with.
+pub use magnet_rounds::custody as rules;
 pub use params::Params;
 
 use magnet_core::params::json;
