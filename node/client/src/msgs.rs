@@ -9,7 +9,9 @@
 //!   (registry register/change-tier/unbond/unjail, governance bonds, jobs, data, notary,
 //!   gov);
 //! * the **node** key for the node's own work: registry heartbeats, all four contrib
-//!   messages, and `MsgRecordRound` by the round leader's node. The node key's address is
+//!   messages, `MsgRecordRound` by the round leader's node, and the three custody messages
+//!   (stripe registration by the producer, custody proofs by the holder, shard reassignment
+//!   by the repairer; ADR 0107). The node key's address is
 //!   [`magnet_core::Address::from_pubkey`] of its compressed public key, i.e.
 //!   [`crate::Key::address`] of the node's key.
 //!
