@@ -1738,7 +1738,15 @@ impl<'a> StateCtx<'a> {
                 region: self.text(region, &["eu", "us-east"]),
                 hardware_profile: self.text(hardware, &["{\"gpu\":\"h100\"}", "cpu"]),
                 bond: self.amt(bond),
-                ssd: None,
+                // Region "eu" carries a passing SSD report, others none: both sides of the
+                // storage_node gate are reached without changing the input format.
+                ssd: (self.text(region, &["eu", "us-east"]) == "eu").then_some(rg::SsdReport {
+                    read_kbps: 200_000,
+                    write_kbps: 100_000,
+                    block_size: 4096,
+                    file_bytes: 1 << 30,
+                    direct_io: true,
+                }),
             }),
             FuzzMsg::Heartbeat { node } => to_any(&rg::MsgHeartbeat { node: ad(node) }),
             FuzzMsg::ChangeTier {

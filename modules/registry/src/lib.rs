@@ -17,6 +17,12 @@
 //! takes `unbonding_delay_secs` and the bond stays slashable until it completes. Anyone may
 //! post a governance bond (`MsgBondGov`) that only carries voting weight.
 //!
+//! **SSD gate (ADR 0107).** `MsgRegisterNode` and `MsgChangeTier` carry the operator-signed
+//! result of the O_DIRECT SSD provisioning test (`SsdReport`, kB/s). Tier `storage_node` is
+//! refused without a report at or above `ssd_min_read_mbps` / `ssd_min_write_mbps`; other
+//! tiers register without one. A node is *storage-capable* (may hold custody shards) when its
+//! tier lists the `storage` kind and its stored report passes.
+//!
 //! Queries (JSON): `/magnet.registry.v1/params`, `/magnet.registry.v1/node` (data: operator
 //! bech32), `/magnet.registry.v1/nodes`, `/magnet.registry.v1/gov_bond` (data: owner bech32).
 //! Msg constructors for clients: [`msgs::register_node`], [`msgs::heartbeat`], …
@@ -193,6 +199,19 @@ impl NodeRegistry for Registry {
             .send(ctx, &state::escrow(), to, &magnet_core::Coins::umag(take))?;
         state::set_node(ctx, &rec)?;
         Ok(take)
+    }
+    fn is_storage_capable(&self, ctx: &mut Ctx, operator: &Address) -> Result<bool, ModuleError> {
+        let Some(rec) = state::node(ctx, operator)? else {
+            return Ok(false);
+        };
+        let p = state::params(ctx.store())?;
+        Ok(handler::storage_capable(&p, &rec))
+    }
+    fn last_heartbeat(&self, ctx: &mut Ctx, operator: &Address) -> Result<u64, ModuleError> {
+        Ok(state::node(ctx, operator)?.map_or(0, |r| r.last_heartbeat))
+    }
+    fn liveness_window_secs(&self, ctx: &mut Ctx) -> Result<u64, ModuleError> {
+        Ok(state::params(ctx.store())?.liveness_window_secs)
     }
     fn jail(&self, ctx: &mut Ctx, operator: &Address, until_secs: u64) -> Result<(), ModuleError> {
         let mut rec = state::must_node(ctx, operator)?;

@@ -71,7 +71,13 @@ fn leaves(shard: &[u8]) -> Vec<[u8; 32]> {
 fn next_level(level: &[[u8; 32]]) -> Vec<[u8; 32]> {
     level
         .chunks(2)
-        .map(|p| if p.len() == 2 { node_hash(&p[0], &p[1]) } else { p[0] })
+        .map(|p| {
+            if p.len() == 2 {
+                node_hash(&p[0], &p[1])
+            } else {
+                p[0]
+            }
+        })
         .collect()
 }
 
@@ -121,7 +127,11 @@ pub fn verify_leaf(root: &[u8; 32], len: u64, index: u64, leaf: &[u8], path: &[[
             let Some(s) = it.next() else {
                 return false;
             };
-            h = if i % 2 == 0 { node_hash(&h, s) } else { node_hash(s, &h) };
+            h = if i % 2 == 0 {
+                node_hash(&h, s)
+            } else {
+                node_hash(s, &h)
+            };
         }
         i /= 2;
         n = n.div_ceil(2);
@@ -259,7 +269,13 @@ mod tests {
         let mut longer = p.clone();
         longer.push([0; 32]);
         assert!(!verify_leaf(&root, s.len() as u64, 2, leaf, &longer));
-        assert!(!verify_leaf(&root, s.len() as u64, 2, leaf, &p[..p.len() - 1]));
+        assert!(!verify_leaf(
+            &root,
+            s.len() as u64,
+            2,
+            leaf,
+            &p[..p.len() - 1]
+        ));
         assert!(!verify_leaf(&root, s.len() as u64, 99, leaf, &p));
     }
 

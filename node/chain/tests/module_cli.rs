@@ -364,10 +364,26 @@ fn a_node_registers_and_heartbeats_through_the_cli() {
     // Every module's params are queryable.
     for m in [
         "registry", "emission", "contrib", "rewards", "slashing", "notary", "data", "jobs", "gov",
+        "custody",
     ] {
         let p = query(&home, &[m, "params"]);
         assert!(p.is_object(), "{m} params: {p}");
     }
+    // Custody queries answer (empty: no stripe registered) and refuse a malformed hash.
+    let obj = "ab".repeat(32);
+    assert!(query(&home, &["custody", "stripe", &obj]).is_null());
+    assert_eq!(query(&home, &["custody", "by-label", &obj]), json!([]));
+    assert_eq!(query(&home, &["custody", "challenges", "0"]), json!([]));
+    assert_eq!(
+        query(&home, &["custody", "challenges", "0", &node_addr]),
+        json!([])
+    );
+    let h = query(&home, &["custody", "holder", &node_addr]);
+    assert_eq!(h["holder"], json!(node_addr), "{h}");
+    assert_eq!(h["shards"], json!([]), "{h}");
+    assert!(query(&home, &["custody", "epoch", "0"]).is_null());
+    let err = run_err(&home, &["query", "custody", "stripe", "abc"]);
+    assert!(err.contains("64 hex"), "{err}");
 }
 
 #[test]
