@@ -24,7 +24,8 @@
 //! tier lists the `storage` kind and its stored report passes.
 //!
 //! Queries (JSON): `/magnet.registry.v1/params`, `/magnet.registry.v1/node` (data: operator
-//! bech32), `/magnet.registry.v1/nodes`, `/magnet.registry.v1/gov_bond` (data: owner bech32).
+//! bech32), `/magnet.registry.v1/nodes`, `/magnet.registry.v1/storage_nodes` (node-key addresses
+//! of storage-capable nodes), `/magnet.registry.v1/gov_bond` (data: owner bech32).
 //! Msg constructors for clients: [`msgs::register_node`], [`msgs::heartbeat`], …
 //!
 //! # Security
@@ -92,6 +93,16 @@ impl Module for Registry {
         let r = match path {
             "/magnet.registry.v1/params" => state::params(ctx.store).and_then(|p| json(&p)),
             "/magnet.registry.v1/nodes" => state::all_nodes(ctx.store).and_then(|n| json(&n)),
+            // Node-key addresses of the nodes that may hold stripes: a tier with the `storage`
+            // kind and an SSD report that passes today's thresholds (ADR 0107).
+            "/magnet.registry.v1/storage_nodes" => state::params(ctx.store).and_then(|p| {
+                let v: Vec<String> = state::all_nodes(ctx.store)?
+                    .iter()
+                    .filter(|r| handler::storage_capable(&p, r))
+                    .map(|r| r.node.to_string())
+                    .collect();
+                json(&v)
+            }),
             "/magnet.registry.v1/node" => addr().and_then(|a| {
                 let k = [state::NODE_PREFIX, a.as_bytes()].concat();
                 let n: Option<NodeRecord> = ctx.get_borsh(&k)?;

@@ -420,6 +420,10 @@ fn devnet_app_state(epoch_secs: u64) -> Result<Value> {
     reg["min_heartbeats_per_epoch"] = 2.into();
     reg["liveness_window_secs"] = 45.into();
     reg["unbonding_delay_secs"] = 600.into();
+    // The devnet's storage nodes run a short SSD test (16 MiB, 1 s) while the machine trains;
+    // the thresholds are a fifth of the paper's so a busy CI disk still qualifies (ADR 0107).
+    reg["ssd_min_read_mbps"] = 20.into();
+    reg["ssd_min_write_mbps"] = 10.into();
     // On a CPU-only devnet every tier trains: give cpu_only the training kind too.
     if let Some(tiers) = reg["tiers"].as_array_mut() {
         for t in tiers {
@@ -1972,20 +1976,20 @@ async fn storage_rows(
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or(Value::Null);
-        let custody = h["custody"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let epochs: Vec<&Value> = h["epochs"].as_array().into_iter().flatten().collect();
+        let custody = epochs
+            .iter()
             .filter(|e| e["epoch"].as_u64().is_some_and(|x| wanted.contains(&x)))
-            .map(|e| u(&e["bytes"]))
+            .map(|e| u(&e["custody_bytes"]))
             .sum();
+        let count = |f: &str| epochs.iter().map(|e| e[f].as_u64().unwrap_or(0)).sum::<u64>();
         rows.push(StorageRow {
             moniker: w.moniker.clone(),
             node: w.node.clone(),
             killed: w.child.is_none(),
             shards_held: h["shards"].as_array().map_or(0, |a| a.len() as u64),
-            audits_passed: h["audits_passed"].as_u64().unwrap_or(0),
-            audits_failed: h["audits_failed"].as_u64().unwrap_or(0),
+            audits_passed: count("proven"),
+            audits_failed: count("failed"),
             shards_repaired: k["repaired_shards"].as_u64().unwrap_or(0),
             bytes_repaired: k["repaired_bytes"].as_u64().unwrap_or(0),
             custody,
@@ -2004,9 +2008,26 @@ async fn storage_rows(
         .filter(|w| w.child.is_none())
         .map(|w| w.node.as_str())
         .collect();
-    let all = q(c, "/magnet.custody.v1/stripes", "").await?;
+    // Every stripe on chain has at least one holder among the storage nodes: gather them from
+    // the holders' views.
+    let mut objects = std::collections::BTreeSet::new();
+    for w in &keepers {
+        let h = q(c, "/magnet.custody.v1/holder", &w.node).await?;
+        for s in h["shards"].as_array().into_iter().flatten() {
+            if let Some(o) = s["object"].as_str() {
+                objects.insert(o.to_string());
+            }
+        }
+    }
+    let mut all = Vec::new();
+    for o in &objects {
+        let s = q(c, "/magnet.custody.v1/stripe", o).await?;
+        if !s.is_null() {
+            all.push(s);
+        }
+    }
     let mut sum = StripeSummary::default();
-    for st in all.as_array().into_iter().flatten() {
+    for st in &all {
         sum.registered += 1;
         match st["kind"].as_str() {
             Some("delta") => sum.deltas += 1,

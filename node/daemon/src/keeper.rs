@@ -80,9 +80,16 @@ pub struct ShardJson {
     pub holder: String,
     /// Merkle root (hex).
     pub root: String,
-    /// Failed its last audit (reassignable).
+    /// Epoch of an audit failure still marked on it (reassignable while set).
     #[serde(default)]
-    pub failed: bool,
+    pub failed_epoch: Option<u64>,
+}
+
+impl ShardJson {
+    /// Failed an audit and not yet proven again or reassigned.
+    pub fn failed(&self) -> bool {
+        self.failed_epoch.is_some()
+    }
 }
 
 /// One challenge as `/magnet.custody.v1/challenges` returns it.
@@ -275,10 +282,7 @@ impl Keeper {
                 .find(|n| n.node == a)
                 .is_some_and(|n| is_live(n, head.time, self.liveness_window_secs))
         };
-        let held: Vec<StripeJson> = self
-            .chain
-            .query("/magnet.custody.v1/holder_stripes", &me)
-            .await?;
+        let held = self.held_stripes().await?;
         let record: serde_json::Value =
             self.chain.query("/magnet.custody.v1/holder", &me).await?;
         let stripes = held
@@ -287,7 +291,7 @@ impl Keeper {
                 let alive = s
                     .shards
                     .iter()
-                    .filter(|p| !p.failed && live(&p.holder))
+                    .filter(|p| !p.failed() && live(&p.holder))
                     .count() as u32;
                 let total = s.k + s.m;
                 StripeHealth {
@@ -348,14 +352,11 @@ impl Keeper {
     /// Storage-capable live nodes as placement candidates.
     async fn candidates(&self, now: u64) -> Result<(Vec<stripes::Candidate>, Vec<NodeRecordJson>)> {
         let nodes = self.nodes().await?;
-        let capable: Vec<serde_json::Value> = self
+        let capable: BTreeSet<String> = self
             .chain
-            .query("/magnet.custody.v1/capable", "")
-            .await
-            .unwrap_or_default();
-        let capable: BTreeSet<String> = capable
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
+            .query::<Vec<String>>("/magnet.registry.v1/storage_nodes", "")
+            .await?
+            .into_iter()
             .collect();
         let c = nodes
             .iter()
@@ -385,11 +386,35 @@ impl Keeper {
             .await
     }
 
-    /// The stripe labelled `label` (a Δ or checkpoint hash), if registered.
+    /// The stripe labelled `label` (a Δ or checkpoint hash), if registered (the latest one
+    /// when several objects carry the label).
     pub async fn stripe_by_label(&self, label: &[u8; 32]) -> Result<Option<StripeJson>> {
-        self.chain
+        let v: Vec<StripeJson> = self
+            .chain
             .query("/magnet.custody.v1/by_label", &hex::encode(label))
-            .await
+            .await?;
+        Ok(v.into_iter().last())
+    }
+
+    /// The stripes this node holds at least one shard of, as the chain records them.
+    pub async fn held_stripes(&self) -> Result<Vec<StripeJson>> {
+        let view: serde_json::Value = self
+            .chain
+            .query("/magnet.custody.v1/holder", &self.me())
+            .await?;
+        let objects: BTreeSet<String> = view["shards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["object"].as_str().map(str::to_string))
+            .collect();
+        let mut out = Vec::with_capacity(objects.len());
+        for o in objects {
+            if let Some(s) = self.stripe(&hex32(&o)?).await? {
+                out.push(s);
+            }
+        }
+        Ok(out)
     }
 
     fn view(s: &StripeJson, nodes: &[NodeRecordJson]) -> Result<stripes::StripeView> {
@@ -480,8 +505,11 @@ impl Keeper {
 
     /// Answers this epoch's custody challenges (once per epoch).
     pub async fn prove_tick(&self) -> Result<()> {
-        let head = self.chain.head().await?;
-        let epoch = self.epoch_at(head.time);
+        // The chain's running epoch (proofs are accepted only in the epoch they answer).
+        let es: serde_json::Value = self.chain.query("/magnet.epochs.v1/state", "").await?;
+        let epoch = es["current"]
+            .as_u64()
+            .ok_or_else(|| DaemonError::Chain("epochs state has no current epoch".into()))?;
         if self.state.lock().await.proven_epochs.contains(&epoch) {
             return Ok(());
         }
@@ -560,10 +588,7 @@ impl Keeper {
     pub async fn repair_tick(&self) -> Result<()> {
         let head = self.chain.head().await?;
         let (cands, nodes) = self.candidates(head.time).await?;
-        let held: Vec<StripeJson> = self
-            .chain
-            .query("/magnet.custody.v1/holder_stripes", &self.me())
-            .await?;
+        let held = self.held_stripes().await?;
         let by_addr: BTreeMap<&str, &NodeRecordJson> =
             nodes.iter().map(|n| (n.node.as_str(), n)).collect();
         let live = |a: &str| {
@@ -586,7 +611,7 @@ impl Keeper {
                 .shards
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.failed || !live(&p.holder))
+                .filter(|(_, p)| p.failed() || !live(&p.holder))
                 .map(|(i, _)| i)
                 .collect();
             if lost.is_empty() {
@@ -595,7 +620,7 @@ impl Keeper {
             let first_live = s
                 .shards
                 .iter()
-                .find(|p| !p.failed && live(&p.holder))
+                .find(|p| !p.failed() && live(&p.holder))
                 .map(|p| p.holder.as_str());
             if first_live != Some(me.as_str()) {
                 continue;
