@@ -800,6 +800,9 @@ pub(super) enum RegistryQ {
     Params(QArgs),
     /// All registered nodes.
     Nodes(QArgs),
+    /// Node-key addresses of the storage-capable nodes (a tier with the `storage` kind and an
+    /// SSD report passing today's thresholds): the nodes stripes may be placed on.
+    StorageNodes(QArgs),
     /// The node of an operator.
     Node {
         /// Operator address or key name.
@@ -2216,6 +2219,7 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
         ModuleQueryCmd::Registry { q } => match q {
             RegistryQ::Params(q) => (q, "/magnet.registry.v1/params", String::new()),
             RegistryQ::Nodes(q) => (q, "/magnet.registry.v1/nodes", String::new()),
+            RegistryQ::StorageNodes(q) => (q, "/magnet.registry.v1/storage_nodes", String::new()),
             RegistryQ::Node { operator, q } => (
                 q,
                 "/magnet.registry.v1/node",
