@@ -57,8 +57,12 @@ pub enum Error {
         /// K·shard_len.
         max: u128,
     },
-    /// A holder appears twice in one stripe.
-    #[error("holder {0} appears twice in the stripe; every shard needs a distinct node")]
+    /// A holder appears twice in one stripe while K+M storage nodes are live, or more than M
+    /// times at all.
+    #[error(
+        "holder {0} holds more than one shard of the stripe: every shard needs a distinct node \
+         while K+M storage nodes are live (and no node may ever hold more than M)"
+    )]
     DuplicateHolder(String),
     /// A node key that is not registered.
     #[error("node key {0} is not registered; register it with MsgRegisterNode first")]
@@ -161,7 +165,7 @@ pub enum Error {
         holder: String,
     },
     /// The new holder is already in the stripe (or is the repairer itself).
-    #[error("new holder {0} already holds a shard of this stripe or is the repairer; pick another storage node")]
+    #[error("new holder {0} is the repairer, would hold more than M shards, or already holds a shard while a live storage node outside the stripe exists; pick another storage node")]
     NewHolderInStripe(String),
     /// Invalid params.
     #[error("invalid custody params: {0}")]

@@ -127,6 +127,15 @@ fn register(ctx: &mut Ctx, p: &Params, owner: Address, s: NewStripe) -> Result<M
     if state::stripe(ctx.store(), &s.object)?.is_some() {
         return Err(Error::AlreadyRegistered(hex::encode(s.object)));
     }
+    // Distinct holders while K+M storage nodes are live; with fewer, a node may hold up to M
+    // shards (the stateless check bounds it), so one lost node still leaves K.
+    let mut holders: Vec<Address> = s.shards.iter().map(|x| x.holder).collect();
+    holders.sort();
+    if let Some(w) = holders.windows(2).find(|w| w[0] == w[1]) {
+        if live_storage_nodes(ctx)?.len() >= want {
+            return Err(Error::DuplicateHolder(w[0].to_string()));
+        }
+    }
     let mut shards = Vec::with_capacity(s.shards.len());
     for (i, pl) in s.shards.iter().enumerate() {
         let info = storage_node(ctx, &pl.holder, "hold a shard")?;
@@ -249,6 +258,19 @@ fn prove(
 }
 
 /// Why the holder of a shard may lose it, or `None` if it is in good standing.
+/// Node-key addresses of the storage-capable nodes that are live now (the registry's
+/// liveness rule).
+fn live_storage_nodes(ctx: &mut Ctx) -> Result<Vec<Address>, Error> {
+    let reg = ctx.services().registry()?;
+    let mut out = Vec::new();
+    for n in reg.live_nodes(ctx)? {
+        if reg.is_storage_capable(ctx, &n.operator)? {
+            out.push(n.node);
+        }
+    }
+    Ok(out)
+}
+
 fn reassignable(ctx: &mut Ctx, sh: &Shard) -> Result<Option<&'static str>, Error> {
     if sh.failed_epoch.is_some() {
         return Ok(Some("failed an audit"));
@@ -298,8 +320,19 @@ fn reassign(
             holder: sh.holder.to_string(),
         });
     };
-    if new_holder == repairer || s.shards.iter().any(|x| x.holder == new_holder) {
+    // The new holder is outside the stripe; or, when no live storage node outside it is
+    // left, a live holder taking a second shard, never more than M.
+    let already = s.shards.iter().filter(|x| x.holder == new_holder).count() as u32;
+    if new_holder == repairer || already >= s.m.max(1) {
         return Err(Error::NewHolderInStripe(new_holder.to_string()));
+    }
+    if already > 0 {
+        let spare = live_storage_nodes(ctx)?
+            .into_iter()
+            .any(|n| s.shards.iter().all(|x| x.holder != n));
+        if spare {
+            return Err(Error::NewHolderInStripe(new_holder.to_string()));
+        }
     }
     let info = storage_node(ctx, &new_holder, "hold a shard")?;
     verify_receipt(ctx, &info, &object, index, &sh.root, s.shard_len, &receipt)?;

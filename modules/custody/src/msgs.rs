@@ -13,7 +13,7 @@ pub use magnet_proto::custody::v1::{
 };
 use magnet_rounds::custody::{LEAF_SIZE, MAX_PATH};
 use prost::Name;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// Hard bound on proofs per message before params are read (params may lower it).
 pub const MAX_PROOFS: usize = 65_536;
@@ -143,11 +143,15 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
                 want: (m.k as usize).saturating_add(m.m as usize),
             });
         }
-        let mut seen = BTreeSet::new();
+        // A holder may take a second shard only when fewer than K+M storage nodes are live
+        // (the handler checks that), and never more than M: losing it must leave K.
+        let mut seen: BTreeMap<Address, u32> = BTreeMap::new();
         let mut shards = Vec::with_capacity(m.shards.len());
         for p in m.shards {
             let holder = address("holder", &p.holder)?;
-            if !seen.insert(holder) {
+            let n = seen.entry(holder).or_default();
+            *n += 1;
+            if *n > m.m.max(1) {
                 return Err(Error::DuplicateHolder(holder.to_string()));
             }
             shards.push(Placement {

@@ -862,3 +862,72 @@ mod props {
         }
     }
 }
+
+/// With fewer than K+M storage nodes live a node may hold a second shard (never more than M),
+/// both at registration and at repair; while enough are live, every shard needs its own node.
+#[test]
+fn a_holder_takes_a_second_shard_only_while_fewer_than_k_plus_m_storage_nodes_are_live() {
+    let mut w = world();
+    // Seven storage nodes live: a duplicate is refused; more than M shards on one node always.
+    let dup = stripe(&w, 30, &[1, 1, 2, 3, 4, 5]);
+    assert_eq!(code(&register_err(&mut w, &dup)), ("custody", 8));
+    let triple = stripe(&w, 31, &[1, 1, 1, 2, 3, 4]);
+    assert_eq!(code(&register_err(&mut w, &triple)), ("custody", 8));
+    let s = stripe(&w, 32, &[1, 2, 3, 4, 5, 6]);
+    register(&mut w, &s).unwrap();
+
+    let reassign = |w: &mut World, index: u32, to: u32| {
+        let rep = w.nodes[2].clone();
+        let to = w.nodes[to as usize].clone();
+        let m = msgs::reassign_shard(
+            &rep.node,
+            s.object,
+            index,
+            &to.node,
+            &receipt(&w.c, &to, s.object, index, s.shards[index as usize].root),
+        );
+        w.c.begin(1).unwrap();
+        let r = w.c.deliver(&rep.node, &[m]);
+        w.c.end().unwrap();
+        r
+    };
+    let beating = |w: &World, dead: &[usize]| -> Vec<Node> {
+        w.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !dead.contains(i))
+            .map(|(_, n)| n.clone())
+            .collect()
+    };
+    // Holders 5 and 6 stop (liveness window 150 s); the spare (7) is still live: their shards
+    // go to the spare, not to a node already in the stripe.
+    let t = w.c.block.time_secs + 200;
+    let b = beating(&w, &[5, 6]);
+    run_until(&mut w.c, t, 20, &b);
+    let e = reassign(&mut w, 4, 1).unwrap_err();
+    assert_eq!(code(&e), ("custody", 22), "{e:?}");
+    // The spare dies too: only the four live holders remain, so a live holder takes a second
+    // shard — and no third.
+    let t = w.c.block.time_secs + 200;
+    let b = beating(&w, &[5, 6, 7]);
+    run_until(&mut w.c, t, 20, &b);
+    reassign(&mut w, 4, 1).unwrap();
+    let e = reassign(&mut w, 5, 1).unwrap_err();
+    assert_eq!(code(&e), ("custody", 22), "{e:?}");
+    reassign(&mut w, 5, 3).unwrap();
+    let now = w
+        .c
+        .query("/magnet.custody.v1/stripe", hex::encode(s.object).as_bytes())
+        .unwrap();
+    let holders: Vec<String> = now["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["holder"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(holders[4], w.nodes[1].node.to_string());
+    assert_eq!(holders[5], w.nodes[3].node.to_string());
+    // Four storage nodes live: a new stripe with two shards on each of two nodes registers.
+    let dup = stripe(&w, 33, &[1, 1, 2, 2, 3, 4]);
+    register(&mut w, &dup).unwrap();
+}

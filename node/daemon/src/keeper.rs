@@ -643,9 +643,11 @@ impl Keeper {
                         }
                     }
                 }
+                // The chain never lets the repairer hand a shard to itself.
+                let me_id = Self::node_id_of(&nodes, &me).unwrap_or_default();
                 let mut spare: Vec<(u32, String)> = count
                     .into_iter()
-                    .filter(|(id, _)| cands.iter().any(|c| &c.node_id == id))
+                    .filter(|(id, _)| *id != me_id && cands.iter().any(|c| &c.node_id == id))
                     .map(|(id, n)| (n, id))
                     .collect();
                 spare.sort();
