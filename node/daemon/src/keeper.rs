@@ -670,9 +670,24 @@ impl Keeper {
                 break;
             }
             let lost32: Vec<u32> = lost.iter().map(|&i| i as u32).collect();
-            let out = stripes::repair(&self.net, &self.chain_id, &view, &lost32, &new_holders, budget)
-                .await
-                .map_err(|e| DaemonError::P2p(e.to_string()))?;
+            // One stripe that cannot be repaired now (too few survivors reachable, a refused
+            // upload) never stops the pass: the next stripe is tried, this one next pass.
+            let out = match stripes::repair(
+                &self.net,
+                &self.chain_id,
+                &view,
+                &lost32,
+                &new_holders,
+                budget,
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(object = %s.object, "repair: {e}");
+                    continue;
+                }
+            };
             budget = budget.saturating_sub(cost);
             for f in &out.failures {
                 tracing::warn!(object = %s.object, shard = f.index, holder = %f.holder, "repair upload failed: {}", f.detail);
@@ -695,9 +710,14 @@ impl Keeper {
                     },
                 ));
             }
-            self.chain
+            if let Err(e) = self
+                .chain
                 .send(&self.keys.node, "MsgReassignShard", msgs)
-                .await?;
+                .await
+            {
+                tracing::warn!(object = %s.object, "reassignment refused: {e}");
+                continue;
+            }
             {
                 let mut st = self.state.lock().await;
                 st.repaired_shards += out.repaired.len() as u64;
@@ -787,6 +807,78 @@ fn rot_one(home: &std::path::Path, object: &[u8; 32], index: u32) -> Result<Path
     Err(DaemonError::State(format!("no shard {index} of {} in {}", hex::encode(object), dir.display())))
 }
 
+/// Logs a duty error once a minute while it repeats (a jailed node, a refused tx).
+#[derive(Default)]
+struct ErrorLimiter {
+    last: Option<(String, std::time::Instant)>,
+}
+
+impl ErrorLimiter {
+    fn report(&mut self, what: &str, e: DaemonError) {
+        let e = format!("{what}: {e}");
+        match &self.last {
+            Some((m, t)) if *m == e && t.elapsed() < std::time::Duration::from_secs(60) => {
+                tracing::debug!("{e} (repeated)")
+            }
+            _ => {
+                tracing::warn!("{e}");
+                self.last = Some((e, std::time::Instant::now()));
+            }
+        }
+    }
+}
+
+/// Runs the keeper's three duties as independent loops — proofs every 3 s, repair every
+/// 10 s, garbage collection every 30 s — so a long repair never delays an audit answer.
+/// On a node that holds no shards each pass is one query.
+pub fn spawn_duties(
+    keeper: Arc<Keeper>,
+    shutdown: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = |ms: u64| {
+            let mut t = tokio::time::interval(std::time::Duration::from_millis(ms));
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            t
+        };
+        let (mut p, mut r, mut c) = (
+            every(PROVE_EVERY_MS),
+            every(REPAIR_EVERY_MS),
+            every(COLLECT_EVERY_MS),
+        );
+        let (k1, k2, k3) = (keeper.clone(), keeper.clone(), keeper);
+        let (s1, s2, s3) = (shutdown.clone(), shutdown.clone(), shutdown);
+        let prove = async move {
+            let mut l = ErrorLimiter::default();
+            while !s1.load(std::sync::atomic::Ordering::Relaxed) {
+                p.tick().await;
+                if let Err(e) = k1.prove_tick().await {
+                    l.report("custody proofs", e);
+                }
+            }
+        };
+        let repair = async move {
+            let mut l = ErrorLimiter::default();
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                r.tick().await;
+                if let Err(e) = k2.repair_tick().await {
+                    l.report("repair", e);
+                }
+            }
+        };
+        let collect = async move {
+            let mut l = ErrorLimiter::default();
+            while !s3.load(std::sync::atomic::Ordering::Relaxed) {
+                c.tick().await;
+                if let Err(e) = k3.collect_tick().await {
+                    l.report("garbage collection", e);
+                }
+            }
+        };
+        tokio::join!(prove, repair, collect);
+    })
+}
+
 /// How often each storage duty runs (ms).
 const PROVE_EVERY_MS: u64 = 3_000;
 const REPAIR_EVERY_MS: u64 = 10_000;
@@ -845,22 +937,11 @@ pub async fn run_storage(
     register_keys(&keeper.nodes().await?);
     tracing::info!(p2p = %p2p.addr(), "storage node running");
     let mut last_beat = crate::state::State::load(home)?.last_heartbeat;
-    let (mut proved_at, mut repaired_at, mut collected_at) = (0u64, 0u64, 0u64);
+    let duties = spawn_duties(keeper.clone(), shutdown.clone());
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_error: Option<(String, std::time::Instant)> = None;
-    let mut report = |what: &str, e: DaemonError| {
-        let e = format!("{what}: {e}");
-        match &last_error {
-            Some((m, t)) if *m == e && t.elapsed() < std::time::Duration::from_secs(60) => {
-                tracing::debug!("{e} (repeated)")
-            }
-            _ => {
-                tracing::warn!("{e}");
-                last_error = Some((e, std::time::Instant::now()));
-            }
-        }
-    };
+    let mut limiter = ErrorLimiter::default();
+    let mut refreshed_at = 0u64;
     while !shutdown.load(Ordering::Relaxed) {
         tick.tick().await;
         let now = crate::run::now_ms();
@@ -884,35 +965,22 @@ pub async fn run_storage(
                             tracing::warn!("saving state: {e}");
                         }
                     }
-                    Err(e) => report("heartbeat", e),
+                    Err(e) => limiter.report("heartbeat", e),
                 }
             }
             Ok(_) => {}
-            Err(e) => report("chain", e),
+            Err(e) => limiter.report("chain", e),
         }
-        if now >= proved_at + PROVE_EVERY_MS {
-            proved_at = now;
-            if let Err(e) = keeper.prove_tick().await {
-                report("custody proofs", e);
-            }
-        }
-        if now >= repaired_at + REPAIR_EVERY_MS {
-            repaired_at = now;
+        // New registrations: accept their keys on the p2p layer.
+        if now >= refreshed_at + REPAIR_EVERY_MS {
+            refreshed_at = now;
             match keeper.nodes().await {
                 Ok(n) => register_keys(&n),
-                Err(e) => report("registry", e),
-            }
-            if let Err(e) = keeper.repair_tick().await {
-                report("repair", e);
-            }
-        }
-        if now >= collected_at + COLLECT_EVERY_MS {
-            collected_at = now;
-            if let Err(e) = keeper.collect_tick().await {
-                report("garbage collection", e);
+                Err(e) => limiter.report("registry", e),
             }
         }
     }
+    duties.abort();
     tracing::info!("storage node shutting down");
     keeper.save().await;
     p2p.kill();

@@ -1173,6 +1173,8 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         keeper,
     });
     sh.refresh_peers().await?;
+    // Custody duties for the shards this node holds, if it is storage-capable (ADR 0107).
+    let keeper_duties = crate::keeper::spawn_duties(sh.keeper.clone(), shutdown.clone());
 
     // Where to start: after the chain's last recorded round, at the current schedule.
     let lineage: Lineage = sh
@@ -1346,6 +1348,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
             perform(&sh, actions, &tx, &mut reads, &mut wakes);
         }
     }
+    keeper_duties.abort();
     tracing::info!(node = %me, "shutting down");
     sh.save_state().await;
     p2p.kill();

@@ -840,14 +840,18 @@ pub async fn repair(
             new_holders.len()
         )));
     }
-    let survivors: BTreeSet<&str> = (0..total)
-        .filter(|i| !lost_set.contains(&(*i as u32)))
-        .map(|i| view.holders[i].as_str())
-        .collect();
-    let fresh: BTreeSet<&str> = new_holders.iter().map(String::as_str).collect();
-    if fresh.len() != new_holders.len() || fresh.iter().any(|h| survivors.contains(h)) {
+    // After the repair no node may hold more than M shards of the object (ADR 0107: a holder
+    // takes a second shard only when no spare storage node is left; the chain checks that).
+    let mut per_holder: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in (0..total).filter(|i| !lost_set.contains(&(*i as u32))) {
+        *per_holder.entry(view.holders[i].as_str()).or_default() += 1;
+    }
+    for h in new_holders {
+        *per_holder.entry(h.as_str()).or_default() += 1;
+    }
+    if per_holder.values().any(|&n| n > usize::from(view.m).max(1)) {
         return Err(StripeError::BadRecord(
-            "new holders must be distinct and hold no other shard of the object".into(),
+            "no node may hold more than M shards of the object after the repair".into(),
         ));
     }
     let need = repair_cost(view, lost.len());
