@@ -915,9 +915,11 @@ fn a_holder_takes_a_second_shard_only_while_fewer_than_k_plus_m_storage_nodes_ar
     let e = reassign(&mut w, 5, 1).unwrap_err();
     assert_eq!(code(&e), ("custody", 22), "{e:?}");
     reassign(&mut w, 5, 3).unwrap();
-    let now = w
-        .c
-        .query("/magnet.custody.v1/stripe", hex::encode(s.object).as_bytes())
+    let now =
+        w.c.query(
+            "/magnet.custody.v1/stripe",
+            hex::encode(s.object).as_bytes(),
+        )
         .unwrap();
     let holders: Vec<String> = now["shards"]
         .as_array()

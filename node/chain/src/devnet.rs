@@ -344,11 +344,9 @@ fn find_worker_bin(given: &Option<PathBuf>) -> Result<PathBuf> {
 fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
     let mut m = BTreeMap::new();
     for f in v {
-        let (i, k) = f
-            .split_once(':')
-            .ok_or_else(|| {
-                anyhow!("--fault {f:?}: use I:nan, I:no-reveal, I:lost-ack or I:stripe-only")
-            })?;
+        let (i, k) = f.split_once(':').ok_or_else(|| {
+            anyhow!("--fault {f:?}: use I:nan, I:no-reveal, I:lost-ack or I:stripe-only")
+        })?;
         let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
         let known = ["nan", "no-reveal", "lost-ack", "stripe-only", "bitrot"];
         if i >= n || !(known.contains(&k) || ADVERSARIES.contains(&k)) {
@@ -996,7 +994,11 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         );
     }
     if a.kill_storage > a.storage_nodes {
-        bail!("--kill-storage {} exceeds --storage-nodes {}", a.kill_storage, a.storage_nodes);
+        bail!(
+            "--kill-storage {} exceeds --storage-nodes {}",
+            a.kill_storage,
+            a.storage_nodes
+        );
     }
     let trainers = slots.len();
     for _ in 0..a.storage_nodes {
@@ -1592,7 +1594,11 @@ async fn drive(
         let into = time.saturating_sub(genesis_time) % a.epoch_secs;
         if !storage_killed && a.kill_storage > 0 && epoch == e0 + 1 && into >= a.epoch_secs / 3 {
             storage_killed = true;
-            for w in workers.iter_mut().filter(|w| w.role == "storage").take(a.kill_storage) {
+            for w in workers
+                .iter_mut()
+                .filter(|w| w.role == "storage")
+                .take(a.kill_storage)
+            {
                 if let Some(ch) = w.child.as_mut() {
                     let _ = ch.kill();
                     let _ = ch.wait();
@@ -1982,7 +1988,12 @@ async fn storage_rows(
             .filter(|e| e["epoch"].as_u64().is_some_and(|x| wanted.contains(&x)))
             .map(|e| u(&e["custody_bytes"]))
             .sum();
-        let count = |f: &str| epochs.iter().map(|e| e[f].as_u64().unwrap_or(0)).sum::<u64>();
+        let count = |f: &str| {
+            epochs
+                .iter()
+                .map(|e| e[f].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
         rows.push(StorageRow {
             moniker: w.moniker.clone(),
             node: w.node.clone(),

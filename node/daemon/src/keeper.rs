@@ -283,8 +283,7 @@ impl Keeper {
                 .is_some_and(|n| is_live(n, head.time, self.liveness_window_secs))
         };
         let held = self.held_stripes().await?;
-        let record: serde_json::Value =
-            self.chain.query("/magnet.custody.v1/holder", &me).await?;
+        let record: serde_json::Value = self.chain.query("/magnet.custody.v1/holder", &me).await?;
         let stripes = held
             .iter()
             .map(|s| {
@@ -309,7 +308,10 @@ impl Keeper {
                     health: if alive == total {
                         "healthy".into()
                     } else if alive >= s.k {
-                        format!("degraded: {} of {total} shards lost, repairable", total - alive)
+                        format!(
+                            "degraded: {} of {total} shards lost, repairable",
+                            total - alive
+                        )
                     } else {
                         format!("unrecoverable: {alive} of {} needed shards live", s.k)
                     },
@@ -336,8 +338,7 @@ impl Keeper {
 
     /// Registry nodes, refreshed into the peer table.
     async fn nodes(&self) -> Result<Vec<NodeRecordJson>> {
-        let nodes: Vec<NodeRecordJson> =
-            self.chain.query("/magnet.registry.v1/nodes", "").await?;
+        let nodes: Vec<NodeRecordJson> = self.chain.query("/magnet.registry.v1/nodes", "").await?;
         let mut peers = self
             .net
             .peers
@@ -372,11 +373,17 @@ impl Keeper {
     }
 
     fn node_id_of(nodes: &[NodeRecordJson], addr: &str) -> Option<String> {
-        nodes.iter().find(|n| n.node == addr).map(|n| n.node_id.clone())
+        nodes
+            .iter()
+            .find(|n| n.node == addr)
+            .map(|n| n.node_id.clone())
     }
 
     fn addr_of(nodes: &[NodeRecordJson], node_id: &str) -> Option<String> {
-        nodes.iter().find(|n| n.node_id == node_id).map(|n| n.node.clone())
+        nodes
+            .iter()
+            .find(|n| n.node_id == node_id)
+            .map(|n| n.node.clone())
     }
 
     /// The stripe of `object`, if registered.
@@ -461,7 +468,13 @@ impl Keeper {
 
     /// Erasure-codes `bytes`, places the shards and registers the stripe. Returns `false` when
     /// the network has fewer storage-capable live nodes than the stripe needs.
-    pub async fn publish(&self, kind: &str, label: &[u8; 32], job: u64, bytes: &[u8]) -> Result<bool> {
+    pub async fn publish(
+        &self,
+        kind: &str,
+        label: &[u8; 32],
+        job: u64,
+        bytes: &[u8],
+    ) -> Result<bool> {
         let head = self.chain.head().await?;
         let (cands, nodes) = self.candidates(head.time).await?;
         let enc = stripes::encode(bytes).map_err(|e| DaemonError::P2p(e.to_string()))?;
@@ -544,7 +557,9 @@ impl Keeper {
         if self.fault == crate::config::Fault::Bitrot {
             if let Some(c) = open.first() {
                 match rot_one(&self.home, &c.object, c.index) {
-                    Ok(p) => tracing::warn!(path = %p.display(), "bitrot fault: flipped a byte of a challenged shard"),
+                    Ok(p) => {
+                        tracing::warn!(path = %p.display(), "bitrot fault: flipped a byte of a challenged shard")
+                    }
                     Err(e) => tracing::warn!("bitrot fault: {e}"),
                 }
             }
@@ -579,7 +594,12 @@ impl Keeper {
             }
         }
         self.save().await;
-        tracing::info!(epoch, proofs = n, failed = failures.len(), "custody challenges answered");
+        tracing::info!(
+            epoch,
+            proofs = n,
+            failed = failures.len(),
+            "custody challenges answered"
+        );
         Ok(())
     }
 
@@ -603,7 +623,10 @@ impl Keeper {
                 let mut st = self.state.lock().await;
                 for (i, p) in s.shards.iter().enumerate() {
                     if p.holder == me {
-                        st.held.entry(s.object.clone()).or_default().insert(i as u32);
+                        st.held
+                            .entry(s.object.clone())
+                            .or_default()
+                            .insert(i as u32);
                     }
                 }
             }
@@ -791,12 +814,14 @@ impl Keeper {
 fn rot_one(home: &std::path::Path, object: &[u8; 32], index: u32) -> Result<PathBuf> {
     let dir = home.join("store").join("shards").join(hex::encode(object));
     let prefix = format!("{index:03}.");
-    let rd = std::fs::read_dir(&dir).map_err(DaemonError::io(format!("listing {}", dir.display())))?;
+    let rd =
+        std::fs::read_dir(&dir).map_err(DaemonError::io(format!("listing {}", dir.display())))?;
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if name.starts_with(&prefix) && name.ends_with(".shard") {
             let p = e.path();
-            let mut b = std::fs::read(&p).map_err(DaemonError::io(format!("reading {}", p.display())))?;
+            let mut b =
+                std::fs::read(&p).map_err(DaemonError::io(format!("reading {}", p.display())))?;
             if let Some(x) = b.first_mut() {
                 *x ^= 0xff;
             }
@@ -804,7 +829,11 @@ fn rot_one(home: &std::path::Path, object: &[u8; 32], index: u32) -> Result<Path
             return Ok(p);
         }
     }
-    Err(DaemonError::State(format!("no shard {index} of {} in {}", hex::encode(object), dir.display())))
+    Err(DaemonError::State(format!(
+        "no shard {index} of {} in {}",
+        hex::encode(object),
+        dir.display()
+    )))
 }
 
 /// Logs a duty error once a minute while it repeats (a jailed node, a refused tx).

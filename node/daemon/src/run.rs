@@ -603,7 +603,8 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
     }
     let hash = out.checkpoint.hash();
     let ckpt_bytes = out.checkpoint.to_bytes();
-    sh.net.put_local(&round::checkpoint_key(&hash), &ckpt_bytes)?;
+    sh.net
+        .put_local(&round::checkpoint_key(&hash), &ckpt_bytes)?;
     {
         let (k, job_id, round) = (sh.keeper.clone(), sh.cfg.job.id, job.round);
         tokio::spawn(async move {

@@ -75,8 +75,9 @@ pub fn ssd_test(home: &Path, t: &SsdTest) -> Result<SsdSummary> {
     let mut cfg = ProvisionConfig::paper(&dir);
     cfg.file_bytes = t.file_mb.max(1) << 20;
     cfg.phase = std::time::Duration::from_secs(t.phase_secs.max(1));
-    let r = provision::run(&cfg, |stage| tracing::info!("SSD test: {stage}"))
-        .map_err(|e| DaemonError::State(format!("SSD provisioning test on {}: {e}", dir.display())))?;
+    let r = provision::run(&cfg, |stage| tracing::info!("SSD test: {stage}")).map_err(|e| {
+        DaemonError::State(format!("SSD provisioning test on {}: {e}", dir.display()))
+    })?;
     let json = serde_json::to_vec_pretty(&r).map_err(|e| DaemonError::State(e.to_string()))?;
     crate::state::write_atomic(&home.join(SSD_REPORT_FILE), &json)?;
     Ok(SsdSummary {
@@ -112,7 +113,12 @@ pub fn ssd_report(home: &Path) -> Result<Option<magnet_proto::registry::v1::SsdR
 
 /// Creates `home` with a config (`cfg`, its tier replaced by the profile's suggestion when
 /// `cfg.node.tier` is empty), both keys, and a hardware profile. Refuses an existing config.
-pub fn init(home: &Path, mut cfg: Config, disk_test_mb: usize, ssd: &SsdTest) -> Result<InitReport> {
+pub fn init(
+    home: &Path,
+    mut cfg: Config,
+    disk_test_mb: usize,
+    ssd: &SsdTest,
+) -> Result<InitReport> {
     if home.join(crate::config::CONFIG_FILE).exists() {
         return Err(DaemonError::State(format!(
             "{} already holds a worker; pick another --home or remove it",

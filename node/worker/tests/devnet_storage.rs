@@ -60,12 +60,18 @@ fn stripes_survive_two_dead_storage_nodes_and_audited_custody_is_paid() {
     if let Some(i) = md.find("## Storage") {
         eprintln!("{}", &md[i..]);
     }
-    assert!(md.contains("## Storage"), "the report has the storage table");
+    assert!(
+        md.contains("## Storage"),
+        "the report has the storage table"
+    );
 
     // Nothing lost: every stripe on chain keeps at least K live holders, and repair moved
     // every shard off the killed nodes.
     let st = &r["stripes"];
-    assert!(st["deltas"].as_u64().unwrap() > 0, "Δs were striped: {st:#}");
+    assert!(
+        st["deltas"].as_u64().unwrap() > 0,
+        "Δs were striped: {st:#}"
+    );
     assert!(
         st["checkpoints"].as_u64().unwrap() > 0,
         "checkpoints were striped: {st:#}"
@@ -114,7 +120,10 @@ fn stripes_survive_two_dead_storage_nodes_and_audited_custody_is_paid() {
         );
     }
     let w1 = nodes.iter().find(|n| n["moniker"] == "w1").unwrap();
-    assert!(u(&w1["reward"]) > 0, "the stripe-only worker was paid: {w1:#}");
+    assert!(
+        u(&w1["reward"]) > 0,
+        "the stripe-only worker was paid: {w1:#}"
+    );
     // Every settlement pays out exactly its pool.
     for e in r["epochs"].as_array().unwrap() {
         assert_eq!(u(&e["paid"]) + u(&e["dust"]), u(&e["pool"]), "{e:#}");
