@@ -395,16 +395,28 @@ async fn a_holder_without_a_valid_receipt_is_passed_over_and_too_few_holders_is_
     }
     let (bytes, _) = get(&c.net, &enc.view(placed.holders())).await.unwrap();
     assert_eq!(bytes, data);
-    // Only five candidates: the stripe cannot be placed, and says so.
+    // Only five candidates: one of them takes a second shard (never more than M = 2), and
+    // the object still survives any one holder's loss.
     let five: Vec<_> = c
         .candidates()
         .into_iter()
         .filter(|x| x.node_id != first)
         .take(5)
         .collect();
-    match put(&c.net, CHAIN, &enc, &five).await {
+    let placed = put(&c.net, CHAIN, &enc, &five).await.unwrap();
+    let holders = placed.holders();
+    let mut count = std::collections::BTreeMap::new();
+    for h in &holders {
+        *count.entry(h.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(count.len(), 5, "{holders:?}");
+    assert!(count.values().all(|&n| n <= 2), "{holders:?}");
+    let (bytes, _) = get(&c.net, &enc.view(holders)).await.unwrap();
+    assert_eq!(bytes, data);
+    // Two candidates hold at most four shards: the stripe cannot be placed, and says so.
+    match put(&c.net, CHAIN, &enc, &five[..2]).await {
         Err(StripeError::NotEnoughHolders { placed, need, .. }) => {
-            assert_eq!((placed, need), (5, 6))
+            assert_eq!((placed, need), (4, 6))
         }
         other => panic!("expected NotEnoughHolders, got {other:?}"),
     }
