@@ -124,8 +124,9 @@ pub struct DevnetArgs {
     /// (ADR 0107). The report gains a storage table. RS(4,2) needs at least 6.
     #[arg(long, default_value_t = 0)]
     pub storage_nodes: usize,
-    /// Kill this many storage nodes (the first ones) in the middle of the second settled
-    /// epoch: their stripes must stay readable and be repaired onto the others.
+    /// Kill this many storage nodes (the first ones) a third into the second settled epoch
+    /// (the only one with `--epochs 1`): their stripes must stay readable and be repaired
+    /// onto the others.
     #[arg(long, default_value_t = 0)]
     pub kill_storage: usize,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
@@ -1590,9 +1591,11 @@ async fn drive(
             kills[k].1 += 1;
         }
         // `--kill-storage K`: the first K storage nodes die a third into the second settled
-        // epoch (their shards of that epoch's Δs and checkpoints must stay readable).
+        // epoch (the only one with `--epochs 1`); their shards must stay readable.
         let into = time.saturating_sub(genesis_time) % a.epoch_secs;
-        if !storage_killed && a.kill_storage > 0 && epoch == e0 + 1 && into >= a.epoch_secs / 3 {
+        let kill_epoch = e0 + a.epochs.min(2) - 1;
+        if !storage_killed && a.kill_storage > 0 && epoch == kill_epoch && into >= a.epoch_secs / 3
+        {
             storage_killed = true;
             for w in workers
                 .iter_mut()

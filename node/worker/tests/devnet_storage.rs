@@ -4,10 +4,10 @@
 //! receipts; each epoch the chain draws one leaf per shard and the holders answer with Merkle
 //! proofs. Worker 1 keeps no copy of its own Δs (`stripe-only`), so the leaders must read them
 //! from their stripes; storage node 9 rots a challenged shard every epoch (`bitrot`); and the
-//! first two storage nodes are killed a third into the second settled epoch. Nothing may be
+//! first two storage nodes are killed a third into the settled epoch. Nothing may be
 //! lost: every stripe keeps at least K live holders, the lost shards are rebuilt onto live
 //! nodes, the rotting node is slashed, the honest storage nodes are paid for audited custody
-//! and never slashed. About twelve minutes of wall time on 2 cores.
+//! and never slashed. About eight minutes of wall time on 2 cores.
 //!
 //! Needs `magnetd` next to `magnet-worker` (`cargo test --workspace` builds both). Locally it
 //! skips with a message when `magnetd` is missing; in CI (`CI=true`) that is a failure.
@@ -30,7 +30,7 @@ fn stripes_survive_two_dead_storage_nodes_and_audited_custody_is_paid() {
         .arg("devnet")
         .arg("--out")
         .arg(&out)
-        .args(["--workers", "3", "--epochs", "2", "--epoch-secs", "150"])
+        .args(["--workers", "3", "--epochs", "1", "--epoch-secs", "150"])
         .args(["--storage-nodes", "7", "--kill-storage", "2"])
         .args(["--fault", "1:stripe-only", "--fault", "9:bitrot"])
         .args([
