@@ -1314,6 +1314,7 @@ pub fn prelude_txs(keys: &[Signer]) -> Vec<Vec<u8>> {
             region: "eu".into(),
             hardware_profile: "{}".into(),
             bond: bond.to_string(),
+            ssd: None,
         }));
         per_key[op].push(rg::bond_gov(&addr(op), 1_000_000_000));
     }
@@ -1737,6 +1738,15 @@ impl<'a> StateCtx<'a> {
                 region: self.text(region, &["eu", "us-east"]),
                 hardware_profile: self.text(hardware, &["{\"gpu\":\"h100\"}", "cpu"]),
                 bond: self.amt(bond),
+                // Region "eu" carries a passing SSD report, others none: both sides of the
+                // storage_node gate are reached without changing the input format.
+                ssd: (self.text(region, &["eu", "us-east"]) == "eu").then_some(rg::SsdReport {
+                    read_kbps: 200_000,
+                    write_kbps: 100_000,
+                    block_size: 4096,
+                    file_bytes: 1 << 30,
+                    direct_io: true,
+                }),
             }),
             FuzzMsg::Heartbeat { node } => to_any(&rg::MsgHeartbeat { node: ad(node) }),
             FuzzMsg::ChangeTier {
@@ -1747,6 +1757,7 @@ impl<'a> StateCtx<'a> {
                 operator: ad(operator),
                 tier: self.text(tier, tiers),
                 extra_bond: self.amt(extra_bond),
+                ssd: None,
             }),
             FuzzMsg::UnbondNode { operator } => to_any(&rg::MsgUnbondNode {
                 operator: ad(operator),

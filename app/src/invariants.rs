@@ -22,8 +22,9 @@
 //!    * `slashing` = 0 (slashed funds pass through it within one call).
 //! 4. **Every epoch settled exactly once, in order.** The rewards module writes
 //!    `rewards/settlement/<e>` once and advances `rewards/next`; the settlement records are
-//!    exactly the epochs `first..next` with no gap, each record names its own epoch, and
-//!    `next` ≤ the running epoch. (That a record is never *rewritten* cannot be seen in one
+//!    exactly the epochs `first..next` with no gap, each record names its own epoch,
+//!    `next` ≤ the running epoch, and each record pays out its pool exactly (Σ contributor,
+//!    evaluator and storage payouts + dust = pool). (That a record is never *rewritten* cannot be seen in one
 //!    state; [`SupplyLedger`]'s caller, the simulation, compares records across blocks.)
 //!
 //! **Supply = genesis + minted − burned** needs history one state does not hold: the chain
@@ -358,6 +359,27 @@ fn check_settlements(store: &dyn KvStore) -> Result<(), InvariantViolation> {
             return Err(InvariantViolation::Settlement(format!(
                 "the record under epoch {key_epoch} says epoch {}",
                 s.epoch
+            )));
+        }
+        let paid = s
+            .contributors
+            .iter()
+            .chain(s.evaluators.iter())
+            .chain(s.storage.iter())
+            .try_fold(s.dust, |a, p| a.checked_add(p.amount));
+        if paid != Some(s.pool) {
+            return Err(InvariantViolation::Settlement(format!(
+                "epoch {key_epoch}: payouts + dust = {paid:?}, pool = {}",
+                s.pool
+            )));
+        }
+        if s.contributor_pool
+            .checked_add(s.storage_pool)
+            .is_none_or(|x| x > s.pool)
+        {
+            return Err(InvariantViolation::Settlement(format!(
+                "epoch {key_epoch}: contributor pool {} + storage pool {} exceed the pool {}",
+                s.contributor_pool, s.storage_pool, s.pool
             )));
         }
         if let Some(e) = expected {

@@ -34,6 +34,7 @@ pub fn registered_modules() -> Vec<Box<dyn Module>> {
         Box::new(magnet_notary::NotaryModule),
         Box::new(magnet_data::DataModule),
         Box::new(magnet_jobs::JobsModule),
+        Box::new(magnet_custody::CustodyModule),
         Box::new(magnet_gov::GovModule),
     ]
 }
@@ -109,6 +110,7 @@ impl ModuleSet {
         s.jobs = Some(&magnet_jobs::JobsModule);
         s.notary = Some(&magnet_notary::NotaryModule);
         s.data = Some(&magnet_data::DataModule);
+        s.custody = Some(&magnet_custody::CustodyModule);
         s.validators = Some(&crate::validators::AppValidators);
         s
     }

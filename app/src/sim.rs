@@ -36,6 +36,7 @@ use crate::{AppConfig, Application, MagnetApp, StoreConfig};
 use magnet_contrib::msgs as cm;
 use magnet_contrib::state::Work;
 use magnet_core::{Address, KvStore};
+use magnet_custody::msgs as sm;
 use magnet_data::msgs as dm;
 use magnet_gov::msgs as gm;
 use magnet_jobs::msgs as jm;
@@ -317,6 +318,10 @@ struct View {
     /// (evaluator operator, contributor operator, job, commitment, score) assigned in the
     /// current epoch to the contributions this simulation sealed.
     assignments: Vec<Assigned>,
+    /// Node keys that may hold custody shards now (storage-capable, bonded, not jailed).
+    storage_nodes: Vec<Address>,
+    /// Open (unproven) custody challenges of the running epoch, by holder node key.
+    custody: BTreeMap<Address, Vec<magnet_custody::state::Challenge>>,
 }
 
 /// (evaluator operator, contributor operator, job, score commitment, revealed score).
@@ -451,8 +456,18 @@ fn genesis(agents: &[Agent], validators: &[Vec<u8>]) -> serde_json::Value {
     let mut da = serde_json::to_value(magnet_data::Params::default()).unwrap_or_default();
     da["challenge_window_secs"] = 90.into();
     s["data"] = serde_json::json!({ "params": da });
+    // RS(2,1) stripes: a dozen agents rarely have six storage-capable nodes at once.
+    let mut cu = serde_json::to_value(magnet_custody::Params::default()).unwrap_or_default();
+    cu["k"] = SIM_K.into();
+    cu["m"] = SIM_M.into();
+    s["custody"] = serde_json::json!({ "params": cu });
     s
 }
+
+/// RS K and M of the simulation's custody stripes.
+const SIM_K: u32 = 2;
+/// See [`SIM_K`].
+const SIM_M: u32 = 1;
 
 fn init_request(
     app_state: &serde_json::Value,
@@ -618,6 +633,21 @@ impl Sim {
                 .map(|(a, m)| (a, m.bond))
                 .collect();
             v.challenges = magnet_notary::state::challenges(s).map_err(corrupt)?;
+            let rp = magnet_registry::state::params(s).map_err(corrupt)?;
+            v.storage_nodes = v
+                .nodes
+                .values()
+                .filter(|n| {
+                    magnet_registry::handler::storage_capable(&rp, n)
+                        && !magnet_registry::handler::excluded(n)
+                })
+                .map(|n| n.node)
+                .collect();
+            for c in magnet_custody::state::challenges(s, ep.current, None).map_err(corrupt)? {
+                if !c.proven {
+                    v.custody.entry(c.holder).or_default().push(c);
+                }
+            }
             for (a, d, amt) in magnet_bank::state::all_balances(s).map_err(|e| e.to_string())? {
                 if d == magnet_core::NATIVE_DENOM && ops.contains(&a) {
                     v.balances.insert(a, amt);
@@ -696,7 +726,84 @@ impl Sim {
         // Weights: sends and heartbeats most often, governance and admin actions rarely.
         let kind = r.below(100);
         match kind {
-            0..=14 => {
+            12..=14 => {
+                // Storage custody (ADR 0107): answer this node's open challenges, else
+                // register a stripe on K+M storage-capable nodes with their receipts;
+                // invalid: proofs for an epoch that is not running (always refused).
+                let open = v.custody.get(&node).cloned().unwrap_or_default();
+                if invalid {
+                    let p = sim_proof(&[7; 32], 0, 300, 0);
+                    (
+                        true,
+                        vec![sm::prove_custody(&node, v.epoch + 1, &[p])],
+                        true,
+                    )
+                } else if !open.is_empty() {
+                    let proofs: Vec<sm::Proof> = open
+                        .iter()
+                        .map(|c| sim_proof(&c.object, c.index, c.shard_len, c.leaf))
+                        .collect();
+                    (
+                        true,
+                        vec![sm::prove_custody(&node, v.epoch, &proofs)],
+                        false,
+                    )
+                } else {
+                    let mut pool = v.storage_nodes.clone();
+                    for j in (1..pool.len()).rev() {
+                        let s = r.below(j as u64 + 1) as usize;
+                        pool.swap(j, s);
+                    }
+                    let object = r.bytes32();
+                    let shard_len = r.range(1, 2_000);
+                    let shards: Vec<sm::Placement> = pool
+                        .iter()
+                        .take((SIM_K + SIM_M) as usize)
+                        .enumerate()
+                        .filter_map(|(i, h)| {
+                            let holder = self.agents.iter().find(|a| a.node.address() == *h)?;
+                            let root = magnet_custody::rules::merkle_root(&sim_shard(
+                                &object, i as u32, shard_len,
+                            ));
+                            let sig = magnet_custody::rules::ShardReceipt {
+                                chain_id: SIM_CHAIN_ID.into(),
+                                object,
+                                index: i as u32,
+                                root,
+                                len: shard_len,
+                            }
+                            .sign(&holder.node.secret_bytes())
+                            .ok()?;
+                            Some(sm::Placement {
+                                holder: *h,
+                                root,
+                                receipt: sig.to_vec(),
+                            })
+                        })
+                        .collect();
+                    let stripe = sm::NewStripe {
+                        object,
+                        kind: if r.chance(1, 2) {
+                            "delta"
+                        } else {
+                            "checkpoint"
+                        }
+                        .into(),
+                        label: r.bytes32(),
+                        job_id: 0,
+                        size: shard_len * u64::from(SIM_K),
+                        k: SIM_K,
+                        m: SIM_M,
+                        stripe_size: 4096,
+                        shard_len,
+                        shards,
+                    };
+                    // Meant valid (it may still fail: too few storage nodes now, a holder
+                    // jailed or unbonding earlier in the block, a producer not yet registered).
+                    (true, vec![sm::register_stripe(&node, &stripe)], false)
+                }
+            }
+            0..=11 => {
                 if invalid {
                     if r.chance(1, 2) {
                         // An overdraft by more than other txs of the block can pay in.
@@ -737,7 +844,16 @@ impl Sim {
                         1 => ("cpu_only", 400),
                         _ => ("gpu_compute", 1_000),
                     };
-                    let m = rm::register_node(
+                    // Every registration carries a passing SSD report (ADR 0107): storage_node
+                    // needs it, and the other storage-kind tiers become storage-capable.
+                    let ssd = Some(rm::SsdReport {
+                        read_kbps: 200_000,
+                        write_kbps: 100_000,
+                        block_size: 4096,
+                        file_bytes: 1 << 30,
+                        direct_io: true,
+                    });
+                    let m = rm::register_node_with_ssd(
                         &me,
                         &ag.node.pub_key(),
                         tier,
@@ -745,6 +861,7 @@ impl Sim {
                         "eu",
                         "{}",
                         bond * MAG + u128::from(r.below(1000)),
+                        ssd,
                     );
                     (false, vec![m], false)
                 } else {
@@ -1669,6 +1786,32 @@ impl Sim {
         self.report.elapsed_secs = self.started.elapsed().as_secs_f64();
         Ok(self.report)
     }
+}
+
+/// The simulated bytes of shard `index` of `object` (every agent derives the same).
+fn sim_shard(object: &[u8; 32], index: u32, len: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len as usize);
+    let mut ctr = 0u64;
+    while (out.len() as u64) < len {
+        let h =
+            magnet_core::sha256(&[&object[..], &index.to_be_bytes(), &ctr.to_be_bytes()].concat());
+        out.extend_from_slice(&h);
+        ctr += 1;
+    }
+    out.truncate(len as usize);
+    out
+}
+
+/// An honest proof of leaf `leaf` of the simulated shard (`leaf` 0 when the shard has no such
+/// leaf: the proof then fails, as a bad one should).
+fn sim_proof(object: &[u8; 32], index: u32, len: u64, leaf: u64) -> sm::Proof {
+    let shard = sim_shard(object, index, len);
+    sm::proof_for(&shard, *object, index, leaf).unwrap_or(sm::Proof {
+        object: *object,
+        index,
+        leaf: Vec::new(),
+        path: Vec::new(),
+    })
 }
 
 fn any_send(from: &Address, to: &Address, amount: u128) -> prost_types::Any {

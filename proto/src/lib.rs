@@ -25,6 +25,7 @@ magnet_pkg!(notary, "magnet.notary.v1");
 magnet_pkg!(data, "magnet.data.v1");
 magnet_pkg!(jobs, "magnet.jobs.v1");
 magnet_pkg!(gov, "magnet.gov.v1");
+magnet_pkg!(custody, "magnet.custody.v1");
 
 // Peer-to-peer protocol (wt/p2p): peer exchange, heartbeat, shards, audits.
 magnet_pkg!(p2p, "magnet.p2p.v1");

@@ -123,11 +123,13 @@ pub fn pick(mut x: u128, candidates: &[(Address, u128)]) -> Option<Address> {
 
 fn close_reveals(ctx: &mut Ctx, e: u64, slots: u32) -> Result<(), ModuleError> {
     let reg = ctx.services().registry()?;
-    let live: Vec<(Address, u128)> = reg
-        .live_nodes(ctx)?
-        .into_iter()
-        .map(|n| (n.operator, n.bond))
-        .collect();
+    // Evaluators run the model: tiers that only store are never drawn.
+    let mut live: Vec<(Address, u128)> = Vec::new();
+    for n in reg.live_nodes(ctx)? {
+        if reg.tier_does(ctx, &n.tier, "training")? || reg.tier_does(ctx, &n.tier, "inference")? {
+            live.push((n.operator, n.bond));
+        }
+    }
     let seed = ctx.block.hash;
     for mut c in state::contributions(ctx.store(), e)? {
         match c.status {

@@ -123,6 +123,8 @@ pub struct Services<'a> {
     pub validators: Option<&'a dyn Validators>,
     /// Research jobs and their lineage (`magnet-jobs`), for contributions bound to accepted work.
     pub jobs: Option<&'a dyn Jobs>,
+    /// Audited storage custody (`magnet-custody`), for the storage share of rewards.
+    pub custody: Option<&'a dyn Custody>,
 }
 
 impl<'a> Services<'a> {
@@ -139,7 +141,12 @@ impl<'a> Services<'a> {
             notary: None,
             validators: None,
             jobs: None,
+            custody: None,
         }
+    }
+    /// Custody, or a `missing_service` error.
+    pub fn custody(&self) -> Result<&'a dyn Custody, ModuleError> {
+        self.custody.ok_or_else(|| missing_service("custody"))
     }
     /// Jobs, or a `missing_service` error.
     pub fn jobs(&self) -> Result<&'a dyn Jobs, ModuleError> {
@@ -228,11 +235,15 @@ pub enum Offence {
     /// A drawn merge auditor revealed a verdict against the strict majority of a resolved
     /// challenge (ADR 0091).
     AuditDeviation,
+    /// A storage holder did not prove custody of a challenged shard in an epoch (ADR 0107).
+    /// Its rate is custody's `audit_fail_slash_ppm`, passed with the slash
+    /// ([`Slashing::slash_node_at`]), not a slashing param.
+    StorageAuditFailed,
 }
 
 impl Offence {
     /// All offences, in a fixed order.
-    pub const ALL: [Offence; 10] = [
+    pub const ALL: [Offence; 11] = [
         Offence::NoReveal,
         Offence::RevealMismatch,
         Offence::FailedChallenge,
@@ -243,6 +254,7 @@ impl Offence {
         Offence::DoubleSign,
         Offence::FraudulentMerge,
         Offence::AuditDeviation,
+        Offence::StorageAuditFailed,
     ];
     /// snake_case name (events, params keys).
     pub fn as_str(&self) -> &'static str {
@@ -257,6 +269,7 @@ impl Offence {
             Offence::DoubleSign => "double_sign",
             Offence::FraudulentMerge => "fraudulent_merge",
             Offence::AuditDeviation => "audit_deviation",
+            Offence::StorageAuditFailed => "storage_audit_failed",
         }
     }
 }
@@ -309,6 +322,20 @@ pub trait Jobs: Send + Sync {
         round: u64,
         delta_hash: &[u8; 32],
     ) -> Result<Option<AcceptedDelta>, ModuleError>;
+    /// The current lineage head (latest merged checkpoint hash) of `job`, if the job exists
+    /// and its head is a 32-byte hash. The default knows no heads.
+    fn lineage_head(&self, _ctx: &mut Ctx, _job: u64) -> Result<Option<[u8; 32]>, ModuleError> {
+        Ok(None)
+    }
+}
+
+/// Audited storage custody as rewards sees it (ADR 0107).
+pub trait Custody: Send + Sync {
+    /// Share of each epoch pool reserved for storage custody (ppm, ≤ 500,000).
+    fn storage_share_ppm(&self, ctx: &mut Ctx) -> Result<u64, ModuleError>;
+    /// Proven custody of `epoch` in bytes·epochs, by holder operator, ascending; empty when
+    /// nothing was proven (or the epoch has not been judged yet).
+    fn custody(&self, ctx: &mut Ctx, epoch: u64) -> Result<Vec<(Address, u128)>, ModuleError>;
 }
 
 /// The registry as other modules see it.
@@ -326,6 +353,9 @@ pub trait NodeRegistry: Send + Sync {
     ) -> Result<bool, ModuleError>;
     /// Nodes live now (active, not jailed, a heartbeat within the liveness window), by operator.
     fn live_nodes(&self, ctx: &mut Ctx) -> Result<Vec<NodeInfo>, ModuleError>;
+    /// Whether tier `tier` lists work kind `kind` (`training`, `inference`, `storage`, …): a
+    /// `storage_node` does not train, so it is never elected into rounds nor drawn to evaluate.
+    fn tier_does(&self, ctx: &mut Ctx, tier: &str, kind: &str) -> Result<bool, ModuleError>;
     /// Reward multiplier (milli: 1000 = 1.0×) of `operator`'s tier for work of `kind`.
     fn multiplier_milli(
         &self,
@@ -349,6 +379,20 @@ pub trait NodeRegistry: Send + Sync {
     ) -> Result<u128, ModuleError>;
     /// Jail `operator` until block time `until_secs` (extends, never shortens).
     fn jail(&self, ctx: &mut Ctx, operator: &Address, until_secs: u64) -> Result<(), ModuleError>;
+    /// Whether `operator`'s node may hold storage shards (ADR 0107): its tier lists the
+    /// `storage` work kind and it registered (or changed tier with) a passing SSD report.
+    /// Says nothing about jail, bond or liveness; check those separately.
+    fn is_storage_capable(&self, _ctx: &mut Ctx, _operator: &Address) -> Result<bool, ModuleError> {
+        Ok(false)
+    }
+    /// Block time of `operator`'s last heartbeat (0: none, or no such node).
+    fn last_heartbeat(&self, _ctx: &mut Ctx, _operator: &Address) -> Result<u64, ModuleError> {
+        Ok(0)
+    }
+    /// The liveness window (seconds): a node whose last heartbeat is older is not live.
+    fn liveness_window_secs(&self, _ctx: &mut Ctx) -> Result<u64, ModuleError> {
+        Ok(0)
+    }
 }
 
 /// Slashing as other modules see it.
@@ -359,6 +403,18 @@ pub trait Slashing: Send + Sync {
         ctx: &mut Ctx,
         operator: &Address,
         offence: Offence,
+        evidence: &str,
+    ) -> Result<u128, ModuleError>;
+    /// Slash `rate_ppm` of `operator`'s node bond for `offence` (a rate the caller owns, such
+    /// as custody's `audit_fail_slash_ppm`), jailing it for the slashing `jail_secs` only when
+    /// `jail`; returns the amount slashed.
+    fn slash_node_at(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        offence: Offence,
+        rate_ppm: u64,
+        jail: bool,
         evidence: &str,
     ) -> Result<u128, ModuleError>;
     /// Like [`Slashing::slash_node`], but first pays `reward_ppm` of the slashed amount to

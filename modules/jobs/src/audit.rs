@@ -99,7 +99,13 @@ fn new_audit(
 ) -> Result<Audit, ModuleError> {
     let p = state::params(ctx.store())?;
     let reg = ctx.services().registry()?;
-    let live = reg.live_nodes(ctx)?;
+    // Auditors re-run merges: only tiers that train are drawn.
+    let mut live = Vec::new();
+    for n in reg.live_nodes(ctx)? {
+        if reg.tier_does(ctx, &n.tier, "training")? {
+            live.push(n);
+        }
+    }
     let nodes: Vec<(String, u128)> = live.iter().map(|n| (n.node_id.clone(), n.bond)).collect();
     // Each drawn node with its operator (who its slashes hit), kept in draw order.
     let (auditors, auditor_operators): (Vec<String>, Vec<Address>) = draw(

@@ -22,11 +22,13 @@ fn snapshot_elections(ctx: &mut Ctx) -> Result<(), ModuleError> {
         return Ok(());
     }
     let reg = ctx.services().registry()?;
-    let mut members: Vec<String> = reg
-        .live_nodes(ctx)?
-        .into_iter()
-        .map(|n| n.node_id)
-        .collect();
+    // Only tiers that train are round members (a storage node keeps stripes, not Δs).
+    let mut members: Vec<String> = Vec::new();
+    for n in reg.live_nodes(ctx)? {
+        if reg.tier_does(ctx, &n.tier, "training")? {
+            members.push(n.node_id);
+        }
+    }
     members.sort();
     members.dedup();
     for (k, v) in due {

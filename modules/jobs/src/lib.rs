@@ -195,4 +195,10 @@ impl magnet_core::Jobs for JobsModule {
                 weight_ppm: d.weight_ppm,
             }))
     }
+    fn lineage_head(&self, ctx: &mut Ctx, job: u64) -> Result<Option<[u8; 32]>, ModuleError> {
+        Ok(state::job(ctx.store(), job)?.and_then(|j| {
+            let b = hex::decode(j.head.trim()).ok()?;
+            <[u8; 32]>::try_from(b.as_slice()).ok()
+        }))
+    }
 }

@@ -79,6 +79,18 @@ pub enum Error {
     /// A zero amount where a positive one is needed.
     #[error("{0} must be > 0")]
     ZeroAmount(&'static str),
+    /// Tier `storage_node` without a passing SSD provisioning report.
+    #[error(
+        "tier storage_node needs a passing SSD report (4 KiB random read ≥ {min_read} MB/s and write ≥ {min_write} MB/s, O_DIRECT): {why}; run `magnet-worker storage provision` on the disk that will hold shards and register with its report, or register tier cpu_only"
+    )]
+    SsdRequired {
+        /// What was wrong with the report.
+        why: String,
+        /// Threshold (MB/s).
+        min_read: u64,
+        /// Threshold (MB/s).
+        min_write: u64,
+    },
     /// Invalid params.
     #[error("invalid registry params: {0}")]
     InvalidParams(String),
@@ -105,6 +117,7 @@ impl Error {
             Error::FieldTooLong { .. } => 13,
             Error::ZeroAmount(_) => 14,
             Error::InvalidParams(_) => 15,
+            Error::SsdRequired { .. } => 16,
             Error::Other(e) => e.code,
         }
     }

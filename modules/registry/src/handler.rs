@@ -31,8 +31,10 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             region,
             hardware_profile,
             bond,
+            ssd,
         } => {
             let t = params.tier(&tier)?;
+            check_ssd(&params, &tier, ssd.as_ref())?;
             if bond < t.min_bond {
                 return Err(Error::BondBelowMinimum {
                     tier,
@@ -63,6 +65,7 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 registered_epoch: current_epoch(ctx)?,
                 last_heartbeat: 0,
                 last_counted_heartbeat: 0,
+                ssd,
             };
             state::set_node(ctx, &rec)?;
             state::set_operator_of(ctx, &node, &operator)?;
@@ -105,12 +108,15 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             operator,
             tier,
             extra_bond,
+            ssd,
         } => {
             let mut rec = state::must_node(ctx, &operator)?;
             if rec.status != NodeStatus::Active {
                 return Err(Error::Unbonding(operator.to_string()));
             }
             let t = params.tier(&tier)?;
+            let ssd = ssd.or_else(|| rec.ssd.clone());
+            check_ssd(&params, &tier, ssd.as_ref())?;
             let new_bond = rec
                 .bond
                 .checked_add(extra_bond)
@@ -125,6 +131,7 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             bank.send(ctx, &operator, &escrow(), &Coins::umag(extra_bond))?;
             rec.tier = tier;
             rec.bond = new_bond;
+            rec.ssd = ssd;
             state::set_node(ctx, &rec)?;
             ctx.emit(
                 Event::new("magnet.registry.tier_changed")
@@ -252,6 +259,43 @@ pub fn multiplier(params: &crate::params::Params, tier: &str, kind: &str) -> Res
     } else {
         t.multiplier_milli.min(1000)
     })
+}
+
+/// The tier that needs a passing SSD report to register (ADR 0107).
+pub const SSD_GATED_TIER: &str = "storage_node";
+
+/// Tier `storage_node` is refused without a report meeting both thresholds; other tiers
+/// register without one (they are then not storage-capable).
+pub fn check_ssd(
+    params: &crate::params::Params,
+    tier: &str,
+    ssd: Option<&state::SsdRecord>,
+) -> Result<(), Error> {
+    if tier != SSD_GATED_TIER {
+        return Ok(());
+    }
+    let why = match ssd {
+        None => "the registration carries no SSD report".to_string(),
+        Some(r) if params.ssd_passes(r) => return Ok(()),
+        Some(r) => format!(
+            "the report measured read {} kB/s, write {} kB/s",
+            r.read_kbps, r.write_kbps
+        ),
+    };
+    Err(Error::SsdRequired {
+        why,
+        min_read: params.ssd_min_read_mbps,
+        min_write: params.ssd_min_write_mbps,
+    })
+}
+
+/// Whether `rec` may hold storage shards: its tier lists the `storage` kind and its SSD
+/// report passes the current thresholds.
+pub fn storage_capable(params: &crate::params::Params, rec: &NodeRecord) -> bool {
+    let kind = params
+        .tier(&rec.tier)
+        .is_ok_and(|t| t.kinds.iter().any(|k| k == "storage"));
+    kind && rec.ssd.as_ref().is_some_and(|r| params.ssd_passes(r))
 }
 
 /// Is `rec` jailed or unbonding (excluded from work and rewards)?

@@ -17,8 +17,15 @@
 //! takes `unbonding_delay_secs` and the bond stays slashable until it completes. Anyone may
 //! post a governance bond (`MsgBondGov`) that only carries voting weight.
 //!
+//! **SSD gate (ADR 0107).** `MsgRegisterNode` and `MsgChangeTier` carry the operator-signed
+//! result of the O_DIRECT SSD provisioning test (`SsdReport`, kB/s). Tier `storage_node` is
+//! refused without a report at or above `ssd_min_read_mbps` / `ssd_min_write_mbps`; other
+//! tiers register without one. A node is *storage-capable* (may hold custody shards) when its
+//! tier lists the `storage` kind and its stored report passes.
+//!
 //! Queries (JSON): `/magnet.registry.v1/params`, `/magnet.registry.v1/node` (data: operator
-//! bech32), `/magnet.registry.v1/nodes`, `/magnet.registry.v1/gov_bond` (data: owner bech32).
+//! bech32), `/magnet.registry.v1/nodes`, `/magnet.registry.v1/storage_nodes` (node-key addresses
+//! of storage-capable nodes), `/magnet.registry.v1/gov_bond` (data: owner bech32).
 //! Msg constructors for clients: [`msgs::register_node`], [`msgs::heartbeat`], …
 //!
 //! # Security
@@ -86,6 +93,16 @@ impl Module for Registry {
         let r = match path {
             "/magnet.registry.v1/params" => state::params(ctx.store).and_then(|p| json(&p)),
             "/magnet.registry.v1/nodes" => state::all_nodes(ctx.store).and_then(|n| json(&n)),
+            // Node-key addresses of the nodes that may hold stripes: a tier with the `storage`
+            // kind and an SSD report that passes today's thresholds (ADR 0107).
+            "/magnet.registry.v1/storage_nodes" => state::params(ctx.store).and_then(|p| {
+                let v: Vec<String> = state::all_nodes(ctx.store)?
+                    .iter()
+                    .filter(|r| handler::storage_capable(&p, r))
+                    .map(|r| r.node.to_string())
+                    .collect();
+                json(&v)
+            }),
             "/magnet.registry.v1/node" => addr().and_then(|a| {
                 let k = [state::NODE_PREFIX, a.as_bytes()].concat();
                 let n: Option<NodeRecord> = ctx.get_borsh(&k)?;
@@ -138,6 +155,10 @@ impl NodeRegistry for Registry {
             .map(info)
             .collect())
     }
+    fn tier_does(&self, ctx: &mut Ctx, tier: &str, kind: &str) -> Result<bool, ModuleError> {
+        let p = state::params(ctx.store())?;
+        Ok(p.tier(tier)?.kinds.iter().any(|k| k == kind))
+    }
     fn multiplier_milli(
         &self,
         ctx: &mut Ctx,
@@ -189,6 +210,19 @@ impl NodeRegistry for Registry {
             .send(ctx, &state::escrow(), to, &magnet_core::Coins::umag(take))?;
         state::set_node(ctx, &rec)?;
         Ok(take)
+    }
+    fn is_storage_capable(&self, ctx: &mut Ctx, operator: &Address) -> Result<bool, ModuleError> {
+        let Some(rec) = state::node(ctx, operator)? else {
+            return Ok(false);
+        };
+        let p = state::params(ctx.store())?;
+        Ok(handler::storage_capable(&p, &rec))
+    }
+    fn last_heartbeat(&self, ctx: &mut Ctx, operator: &Address) -> Result<u64, ModuleError> {
+        Ok(state::node(ctx, operator)?.map_or(0, |r| r.last_heartbeat))
+    }
+    fn liveness_window_secs(&self, ctx: &mut Ctx) -> Result<u64, ModuleError> {
+        Ok(state::params(ctx.store())?.liveness_window_secs)
     }
     fn jail(&self, ctx: &mut Ctx, operator: &Address, until_secs: u64) -> Result<(), ModuleError> {
         let mut rec = state::must_node(ctx, operator)?;

@@ -3,11 +3,12 @@
 //! bond-moving messages, the node key for heartbeats.
 
 use crate::error::Error;
+use crate::state::SsdRecord;
 use magnet_core::msg::{address, amount, decode_any};
 use magnet_core::{Address, ModuleError};
 pub use magnet_proto::registry::v1::{
     MsgBondGov, MsgChangeTier, MsgHeartbeat, MsgRegisterNode, MsgUnbondGov, MsgUnbondNode,
-    MsgUnjail,
+    MsgUnjail, SsdReport,
 };
 use prost::Name;
 
@@ -35,6 +36,8 @@ pub enum Msg {
         hardware_profile: String,
         /// Bond.
         bond: u128,
+        /// SSD provisioning report.
+        ssd: Option<SsdRecord>,
     },
     /// Heartbeat (node key signs).
     Heartbeat {
@@ -49,6 +52,8 @@ pub enum Msg {
         tier: String,
         /// Extra bond.
         extra_bond: u128,
+        /// SSD provisioning report (replaces the stored one when given).
+        ssd: Option<SsdRecord>,
     },
     /// Unbond the node.
     UnbondNode {
@@ -127,6 +132,7 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             region: short("region", &m.region)?,
             hardware_profile: short("hardware_profile", &m.hardware_profile)?,
             bond,
+            ssd: m.ssd.map(SsdRecord::from),
         }
     } else if t == MsgHeartbeat::type_url() {
         let m: MsgHeartbeat = decode_any(any)?;
@@ -139,6 +145,7 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             operator: address("operator", &m.operator)?,
             tier: short("tier", &m.tier)?,
             extra_bond: amount("extra_bond", &m.extra_bond)?,
+            ssd: m.ssd.map(SsdRecord::from),
         }
     } else if t == MsgUnbondNode::type_url() {
         let m: MsgUnbondNode = decode_any(any)?;
@@ -182,7 +189,8 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
     Ok((m, signer))
 }
 
-/// `MsgRegisterNode` as an `Any` (for clients and tests).
+/// `MsgRegisterNode` without an SSD report, as an `Any` (for clients and tests; tier
+/// `storage_node` needs [`register_node_with_ssd`]).
 #[allow(clippy::too_many_arguments)]
 pub fn register_node(
     operator: &Address,
@@ -193,7 +201,32 @@ pub fn register_node(
     hardware_profile: &str,
     bond: u128,
 ) -> prost_types::Any {
+    register_node_with_ssd(
+        operator,
+        node_pubkey,
+        tier,
+        endpoint,
+        region,
+        hardware_profile,
+        bond,
+        None,
+    )
+}
+
+/// `MsgRegisterNode` with the SSD provisioning test's report, as an `Any`.
+#[allow(clippy::too_many_arguments)]
+pub fn register_node_with_ssd(
+    operator: &Address,
+    node_pubkey: &[u8],
+    tier: &str,
+    endpoint: &str,
+    region: &str,
+    hardware_profile: &str,
+    bond: u128,
+    ssd: Option<SsdReport>,
+) -> prost_types::Any {
     magnet_core::msg::to_any(&MsgRegisterNode {
+        ssd,
         operator: operator.to_string(),
         node_pubkey: node_pubkey.to_vec(),
         tier: tier.into(),
@@ -218,9 +251,20 @@ pub fn unjail(operator: &Address) -> prost_types::Any {
     })
 }
 
-/// `MsgChangeTier` as an `Any`.
+/// `MsgChangeTier` without an SSD report (the stored one stays), as an `Any`.
 pub fn change_tier(operator: &Address, tier: &str, extra_bond: u128) -> prost_types::Any {
+    change_tier_with_ssd(operator, tier, extra_bond, None)
+}
+
+/// `MsgChangeTier` with a fresh SSD report (replacing the stored one), as an `Any`.
+pub fn change_tier_with_ssd(
+    operator: &Address,
+    tier: &str,
+    extra_bond: u128,
+    ssd: Option<SsdReport>,
+) -> prost_types::Any {
     magnet_core::msg::to_any(&MsgChangeTier {
+        ssd,
         operator: operator.to_string(),
         tier: tier.into(),
         extra_bond: extra_bond.to_string(),

@@ -46,6 +46,22 @@ pub struct Params {
     pub liveness_window_secs: u64,
     /// Delay between an unbond request and the bond's return.
     pub unbonding_delay_secs: u64,
+    /// Least 4 KiB random-read throughput (MB/s) of the SSD provisioning test for tier
+    /// `storage_node` and for storage capability (ADR 0107); reports carry kB/s, compared as
+    /// `read_kbps ≥ ssd_min_read_mbps × 1000`.
+    #[serde(default = "d_ssd_read")]
+    pub ssd_min_read_mbps: u64,
+    /// Least 4 KiB random-write throughput (MB/s), as for reads.
+    #[serde(default = "d_ssd_write")]
+    pub ssd_min_write_mbps: u64,
+}
+
+fn d_ssd_read() -> u64 {
+    100
+}
+
+fn d_ssd_write() -> u64 {
+    50
 }
 
 const MAG: u128 = 1_000_000;
@@ -81,6 +97,8 @@ impl Default for Params {
             min_heartbeats_per_epoch: 30,
             liveness_window_secs: 300,
             unbonding_delay_secs: 21 * 86_400,
+            ssd_min_read_mbps: d_ssd_read(),
+            ssd_min_write_mbps: d_ssd_write(),
         }
     }
 }
@@ -132,7 +150,19 @@ impl Params {
         if self.unbonding_delay_secs == 0 {
             return bad("unbonding_delay_secs must be > 0".into());
         }
+        if self.ssd_min_read_mbps == 0 || self.ssd_min_read_mbps > 1_000_000 {
+            return bad("ssd_min_read_mbps must be in 1..=1000000".into());
+        }
+        if self.ssd_min_write_mbps == 0 || self.ssd_min_write_mbps > 1_000_000 {
+            return bad("ssd_min_write_mbps must be in 1..=1000000".into());
+        }
         Ok(())
+    }
+
+    /// Whether an SSD report meets both thresholds.
+    pub fn ssd_passes(&self, r: &crate::state::SsdRecord) -> bool {
+        r.read_kbps >= self.ssd_min_read_mbps.saturating_mul(1000)
+            && r.write_kbps >= self.ssd_min_write_mbps.saturating_mul(1000)
     }
 
     /// The tier named `name`.
@@ -187,6 +217,8 @@ mod tests {
                 "unbonding_delay_secs",
                 Box::new(|p| p.unbonding_delay_secs = 0),
             ),
+            ("ssd_min_read_mbps", Box::new(|p| p.ssd_min_read_mbps = 0)),
+            ("ssd_min_write_mbps", Box::new(|p| p.ssd_min_write_mbps = 0)),
         ];
         for (field, mutate) in cases {
             let mut p = Params::default();

@@ -85,6 +85,50 @@ pub struct NodeRecord {
     pub last_heartbeat: u64,
     /// Block time of the last heartbeat that counted.
     pub last_counted_heartbeat: u64,
+    /// The SSD provisioning test's result the operator signed with its registration or its
+    /// last tier change (ADR 0107); `None` if it sent none.
+    pub ssd: Option<SsdRecord>,
+}
+
+/// An SSD provisioning report as stored (`SsdReport` of the registry proto).
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize,
+)]
+pub struct SsdRecord {
+    /// 4 KiB random-read throughput, kB/s.
+    pub read_kbps: u64,
+    /// 4 KiB random-write throughput, kB/s.
+    pub write_kbps: u64,
+    /// Block size of the test (bytes).
+    pub block_size: u32,
+    /// Size of the test file (bytes).
+    pub file_bytes: u64,
+    /// Whether the test bypassed the page cache (O_DIRECT).
+    pub direct_io: bool,
+}
+
+impl From<magnet_proto::registry::v1::SsdReport> for SsdRecord {
+    fn from(r: magnet_proto::registry::v1::SsdReport) -> Self {
+        SsdRecord {
+            read_kbps: r.read_kbps,
+            write_kbps: r.write_kbps,
+            block_size: r.block_size,
+            file_bytes: r.file_bytes,
+            direct_io: r.direct_io,
+        }
+    }
+}
+
+impl From<&SsdRecord> for magnet_proto::registry::v1::SsdReport {
+    fn from(r: &SsdRecord) -> Self {
+        magnet_proto::registry::v1::SsdReport {
+            read_kbps: r.read_kbps,
+            write_kbps: r.write_kbps,
+            block_size: r.block_size,
+            file_bytes: r.file_bytes,
+            direct_io: r.direct_io,
+        }
+    }
 }
 
 mod hex_bytes {

@@ -213,3 +213,45 @@ fn governance_bonds_carry_voting_power_and_unbond_after_the_delay() {
     c.empty_block(5_000).unwrap();
     assert_eq!(c.balance(&a), FUNDS - 300);
 }
+
+#[test]
+fn storage_capability_needs_the_storage_kind_and_a_passing_report_and_follows_the_thresholds() {
+    let mut c = chain(3);
+    let ns: Vec<Node> = (0..3).map(node).collect();
+    c.begin(1).unwrap();
+    // gpu_compute lists the storage kind: with a passing report it is storage-capable.
+    ns[0]
+        .register_with_ssd(&mut c, "gpu_compute", 1_000_000_000, Some(passing_ssd()))
+        .unwrap();
+    // mobile_light has no storage kind: a report does not make it capable.
+    ns[1]
+        .register_with_ssd(&mut c, "mobile_light", 100_000_000, Some(passing_ssd()))
+        .unwrap();
+    // cpu_only without a report: not capable.
+    ns[2].register(&mut c, "cpu_only", 300_000_000).unwrap();
+    let capable = |c: &mut magnet_testkit::Chain| -> Vec<bool> {
+        c.with_ctx(|ctx| {
+            let reg = ctx.services().registry().unwrap();
+            ns.iter()
+                .map(|n| reg.is_storage_capable(ctx, &n.op).unwrap())
+                .collect()
+        })
+    };
+    assert_eq!(capable(&mut c), vec![true, false, false]);
+    // A tier change without a report keeps the stored one.
+    c.deliver(&ns[0].op, &[msgs::change_tier(&ns[0].op, "cpu_only", 0)])
+        .unwrap();
+    assert_eq!(capable(&mut c), vec![true, false, false]);
+    let rec = c
+        .query("/magnet.registry.v1/node", ns[0].op.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(rec["ssd"]["read_kbps"], 250_000, "{rec}");
+    // Governance raising the read threshold above the report demotes the node at once.
+    c.with_ctx(|ctx| {
+        let mut p = magnet_registry::state::params(ctx.store()).unwrap();
+        p.ssd_min_read_mbps = 251;
+        magnet_registry::state::set_params(ctx.store_mut(), &p);
+    });
+    assert_eq!(capable(&mut c), vec![false, false, false]);
+    c.end().unwrap();
+}

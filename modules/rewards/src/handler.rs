@@ -105,14 +105,44 @@ pub fn settle(ctx: &mut Ctx, epoch: u64) -> Result<Settlement, Error> {
     } else {
         ppm_of(pool, params.evaluator_share_ppm).ok_or_else(overflow)?
     };
-    let contributor_pool = pool.checked_sub(eval_pool).ok_or_else(overflow)?;
+    // Storage custody (ADR 0107): holders eligible for the epoch, weighted T_i(storage) × C_i.
+    let mut storage_w: Vec<(Address, u128)> = Vec::new();
+    let mut storage_share = 0u64;
+    if let Some(custody) = ctx.services().custody {
+        for (op, bytes) in custody.custody(ctx, epoch)? {
+            if bytes == 0 || !registry.is_eligible(ctx, &op, epoch)? {
+                continue;
+            }
+            let t = registry.multiplier_milli(ctx, &op, "storage")? as u128;
+            let w = t.checked_mul(bytes).ok_or_else(overflow)?;
+            if w > 0 {
+                storage_w.push((op, w));
+            }
+        }
+        if !storage_w.is_empty() {
+            storage_share = custody.storage_share_ppm(ctx)?.min(500_000);
+        }
+    }
+    let storage_pool = ppm_of(pool, storage_share).ok_or_else(overflow)?;
+    let contributor_pool = pool
+        .checked_sub(eval_pool)
+        .and_then(|x| x.checked_sub(storage_pool))
+        .ok_or_else(overflow)?;
     let cw: Vec<(Address, u128)> = contrib_w.into_iter().collect();
     let (contributors, dust_c) = split(contributor_pool, &cw).ok_or_else(overflow)?;
     let (evaluators, dust_e) = split(eval_pool, &evals).ok_or_else(overflow)?;
-    let dust = dust_c.checked_add(dust_e).ok_or_else(overflow)?;
+    let (storage, dust_s) = split(storage_pool, &storage_w).ok_or_else(overflow)?;
+    let dust = dust_c
+        .checked_add(dust_e)
+        .and_then(|x| x.checked_add(dust_s))
+        .ok_or_else(overflow)?;
     let bank = ctx.services().bank;
     let from = Address::module(REWARDS_POOL);
-    for p in contributors.iter().chain(evaluators.iter()) {
+    for p in contributors
+        .iter()
+        .chain(evaluators.iter())
+        .chain(storage.iter())
+    {
         bank.send(ctx, &from, &p.operator, &Coins::umag(p.amount))?;
     }
     bank.send(ctx, &from, &community_pool(), &Coins::umag(dust))?;
@@ -124,6 +154,8 @@ pub fn settle(ctx: &mut Ctx, epoch: u64) -> Result<Settlement, Error> {
         evaluators,
         dust,
         height: ctx.block.height,
+        storage_pool,
+        storage,
     };
     ctx.set_borsh(
         &[state::SETTLEMENT_PREFIX, &epoch.to_be_bytes()].concat(),
@@ -136,6 +168,8 @@ pub fn settle(ctx: &mut Ctx, epoch: u64) -> Result<Settlement, Error> {
             .attr("pool", pool)
             .attr("contributors", rec.contributors.len())
             .attr("evaluators", rec.evaluators.len())
+            .attr("storage_holders", rec.storage.len())
+            .attr("storage_pool", storage_pool)
             .attr("dust", dust),
     );
     Ok(rec)

@@ -5,8 +5,11 @@
 //! `rewards/settlement/<e>` is written once and `rewards/next` only moves forward.
 //!
 //! From the pool `P` minted for `e` (held in `rewards_pool`):
+//! * storage holders get `P_s = ⌊P · storage_share⌋` (custody's `storage_share_ppm`, 0 when no
+//!   eligible holder proved custody in `e`) as `⌊P_s · T_i(storage) · C_i / Σ T_j · C_j⌋`, with
+//!   `C_i` the audited custody in bytes·epochs (ADR 0107);
 //! * evaluators within the median band get `P_e = ⌊P · evaluator_share⌋` by slots (0 if none);
-//! * contributors get `P_c = P − P_e` as `R_i = ⌊P_c · W_i / Σ_j W_j⌋`, with
+//! * contributors get `P_c = P − P_e − P_s` as `R_i = ⌊P_c · W_i / Σ_j W_j⌋`, with
 //!   `W_i = Σ_{i's contributions} T_i(kind) · q · c` — the paper's `R_i = R_pool·T_i·C_i/ΣT_j·C_j`
 //!   with `C = q·c`;
 //! * `dust = P − Σ payouts` goes to the community pool.

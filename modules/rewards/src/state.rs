@@ -20,7 +20,7 @@ pub const SETTLEMENT_PREFIX: &[u8] = b"rewards/settlement/";
 pub struct Payout {
     /// Operator.
     pub operator: Address,
-    /// Weight (T·C for contributors, slots for evaluators).
+    /// Weight (T·C for contributors, slots for evaluators, T·custody bytes for storage).
     #[serde(with = "magnet_core::coins::u128_string")]
     pub weight: u128,
     /// Amount paid.
@@ -48,6 +48,11 @@ pub struct Settlement {
     pub dust: u128,
     /// Height of settlement.
     pub height: u64,
+    /// Storage holders' part of the pool (ADR 0107; 0 when no custody was proven).
+    #[serde(with = "magnet_core::coins::u128_string")]
+    pub storage_pool: u128,
+    /// Storage custody payouts, by operator (weight `T_i(storage) × custody bytes`).
+    pub storage: Vec<Payout>,
 }
 
 /// Current params.

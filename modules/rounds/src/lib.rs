@@ -12,7 +12,9 @@
 //! * [`ClaimBound`] — steps ≤ H and tokens ≤ steps × batch × sequence, from the job's training
 //!   spec on chain: a larger claim is refused, never clipped;
 //! * [`raw_weight`] / [`weights_ppm`] — the merge weights as integers, so the chain recomputes
-//!   the leader's weights from the signed claims and refuses a record whose weights differ.
+//!   the leader's weights from the signed claims and refuses a record whose weights differ;
+//! * [`custody`] — the Merkle tree, shard receipts and audit draws of the storage tier
+//!   (ADR 0107).
 //!
 //! Everything here is deterministic: integers, SHA-256 and secp256k1 only; no floats, clocks,
 //! randomness or hash-map iteration.
@@ -24,6 +26,8 @@
 //! that a claimed number of steps was actually trained — only that it does not exceed what the
 //! job's round allows (evaluators and audits judge what the Δ is worth).
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
+
+pub mod custody;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use k256::ecdsa::signature::{Signer as _, Verifier as _};

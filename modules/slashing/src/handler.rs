@@ -113,6 +113,34 @@ pub fn slash_node_rewarding(
     Ok((taken, rewarded))
 }
 
+/// Slash `rate_ppm` (capped at 1.0) of a node bond for `offence`; jail only when `jail`.
+pub fn slash_node_at(
+    ctx: &mut Ctx,
+    operator: &Address,
+    offence: Offence,
+    rate_ppm: u64,
+    jail: bool,
+    evidence: &str,
+) -> Result<u128, Error> {
+    let params = state::params(ctx.store())?;
+    let registry = ctx.services().registry()?;
+    let node = registry
+        .node(ctx, operator)?
+        .ok_or_else(|| Error::NoNode(operator.to_string()))?;
+    let rate = rate_ppm.min(1_000_000);
+    let amount = ppm_of(node.bond, rate)
+        .ok_or_else(|| magnet_core::BankError::Overflow("slash amount".into()))?;
+    let taken = registry.take_bond(ctx, operator, amount, &state::account())?;
+    settle(
+        ctx, operator, offence, rate, node.bond, taken, evidence, None,
+    )?;
+    if jail {
+        let until = ctx.block.time_secs.saturating_add(params.jail_secs);
+        registry.jail(ctx, operator, until)?;
+    }
+    Ok(taken)
+}
+
 /// Slash `base` held in `escrow` at `offence`'s rate.
 pub fn slash_escrow(
     ctx: &mut Ctx,

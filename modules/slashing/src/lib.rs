@@ -8,6 +8,8 @@
 //! * `slash_node_rewarding(operator, offence, beneficiary, reward_ppm)` does the same but
 //!   first pays `⌊amount · reward_ppm⌋` to the challenger who proved the offence (jobs' merge
 //!   challenges, ADR 0089; recorded as `rewarded`);
+//! * `slash_node_at(operator, offence, rate, jail)` slashes at a rate the reporting module
+//!   owns (custody's `audit_fail_slash_ppm` for `storage_audit_failed`), jailing only if asked;
 //! * `slash_escrow(offender, offence, base, escrow)` takes `⌊base · rate⌋` from an escrow
 //!   (challenge bonds, notary bonds) held by the calling module.
 //!
@@ -78,6 +80,19 @@ impl magnet_core::Slashing for SlashingModule {
         evidence: &str,
     ) -> Result<u128, ModuleError> {
         Ok(handler::slash_node(ctx, operator, offence, evidence)?)
+    }
+    fn slash_node_at(
+        &self,
+        ctx: &mut Ctx,
+        operator: &Address,
+        offence: Offence,
+        rate_ppm: u64,
+        jail: bool,
+        evidence: &str,
+    ) -> Result<u128, ModuleError> {
+        Ok(handler::slash_node_at(
+            ctx, operator, offence, rate_ppm, jail, evidence,
+        )?)
     }
     fn slash_node_rewarding(
         &self,

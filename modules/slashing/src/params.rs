@@ -93,12 +93,18 @@ impl Params {
             Offence::DoubleSign => r.double_sign,
             Offence::FraudulentMerge => r.fraudulent_merge,
             Offence::AuditDeviation => r.audit_deviation,
+            // Rated by the reporting module (custody's `audit_fail_slash_ppm`), passed with
+            // `slash_node_at`; a table slash of it takes nothing.
+            Offence::StorageAuditFailed => 0,
         }
     }
 
-    /// Every rate in [0.1, 1.0], fraudulent approval exactly 1.0, burn ≤ 1.0, jail > 0.
+    /// Every table rate in [0.1, 1.0] (`storage_audit_failed` is custody's), fraudulent approval exactly 1.0, burn ≤ 1.0, jail > 0.
     pub fn validate(&self) -> Result<(), Error> {
         for o in Offence::ALL {
+            if o == Offence::StorageAuditFailed {
+                continue; // rated by custody's params
+            }
             let r = self.rate(o);
             if !(100_000..=1_000_000).contains(&r) {
                 return Err(Error::InvalidParams(format!(

@@ -32,6 +32,7 @@ fn rate(o: Offence) -> u128 {
         Offence::DoubleSign => 170_000,
         Offence::FraudulentMerge => 1_000_000,
         Offence::AuditDeviation => 100_000,
+        Offence::StorageAuditFailed => 0, // custody's rate, not a slashing param
     }
 }
 

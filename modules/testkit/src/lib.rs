@@ -14,8 +14,8 @@
 #![allow(clippy::unwrap_used)]
 
 pub use {
-    magnet_bank, magnet_contrib, magnet_data, magnet_emission, magnet_gov, magnet_jobs,
-    magnet_notary, magnet_registry, magnet_rewards, magnet_slashing,
+    magnet_bank, magnet_contrib, magnet_custody, magnet_data, magnet_emission, magnet_gov,
+    magnet_jobs, magnet_notary, magnet_registry, magnet_rewards, magnet_slashing,
 };
 
 use magnet_core::epoch::EpochsModule;
@@ -48,6 +48,8 @@ pub static NOTARY: magnet_notary::NotaryModule = magnet_notary::NotaryModule;
 pub static DATA: magnet_data::DataModule = magnet_data::DataModule;
 /// Jobs, lineage and API revenue.
 pub static JOBS: magnet_jobs::JobsModule = magnet_jobs::JobsModule;
+/// Storage custody.
+pub static CUSTODY: magnet_custody::CustodyModule = magnet_custody::CustodyModule;
 /// The router.
 pub static ROUTER: Router = Router;
 /// The validator set stand-in.
@@ -56,7 +58,8 @@ pub static VALIDATORS: ConsensusAsAccount = ConsensusAsAccount;
 /// The modules in execution order (the app's documented order).
 pub fn modules() -> Vec<&'static dyn Module> {
     vec![
-        &EPOCHS, &REGISTRY, &SLASHING, &EMISSION, &CONTRIB, &REWARDS, &NOTARY, &DATA, &JOBS, &GOV,
+        &EPOCHS, &REGISTRY, &SLASHING, &EMISSION, &CONTRIB, &REWARDS, &NOTARY, &DATA, &JOBS,
+        &CUSTODY, &GOV,
     ]
 }
 
@@ -135,6 +138,7 @@ pub fn services() -> Services<'static> {
     s.jobs = Some(&JOBS);
     s.notary = Some(&NOTARY);
     s.data = Some(&DATA);
+    s.custody = Some(&CUSTODY);
     s.validators = Some(&VALIDATORS);
     s
 }
@@ -469,6 +473,17 @@ pub mod fixtures {
         })
     }
 
+    /// An SSD report that passes the default thresholds (read 100 MB/s, write 50 MB/s).
+    pub fn passing_ssd() -> magnet_registry::msgs::SsdReport {
+        magnet_registry::msgs::SsdReport {
+            read_kbps: 250_000,
+            write_kbps: 120_000,
+            block_size: 4096,
+            file_bytes: 1 << 30,
+            direct_io: true,
+        }
+    }
+
     /// An operator account and its node key.
     #[derive(Clone, Debug)]
     pub struct Node {
@@ -520,6 +535,26 @@ pub mod fixtures {
                 "eu",
                 "{}",
                 bond,
+            );
+            c.deliver(&self.op, &[m])
+        }
+        /// Register with `tier`, `bond` and an SSD report (`None`: no report).
+        pub fn register_with_ssd(
+            &self,
+            c: &mut Chain,
+            tier: &str,
+            bond: u128,
+            ssd: Option<magnet_registry::msgs::SsdReport>,
+        ) -> Result<Vec<MsgResult>, ModuleError> {
+            let m = magnet_registry::msgs::register_node_with_ssd(
+                &self.op,
+                &self.node_pk,
+                tier,
+                "https://n:7000",
+                "eu",
+                "{}",
+                bond,
+                ssd,
             );
             c.deliver(&self.op, &[m])
         }

@@ -84,8 +84,10 @@ pub struct DevnetArgs {
     /// Replace an existing output directory.
     #[arg(long)]
     pub force: bool,
-    /// Fault injection: `I:nan` (worker I sends NaN updates), `I:no-reveal`, or `I:lost-ack`
-    /// (worker I never learns that its commitments landed; it must reveal them anyway).
+    /// Fault injection: `I:nan` (worker I sends NaN updates), `I:no-reveal`, `I:lost-ack`
+    /// (worker I never learns that its commitments landed; it must reveal them anyway), or
+    /// `I:stripe-only` (worker I keeps no copy of its Δs: the leader reads them from stripes),
+    /// or `I:bitrot` (storage node I corrupts a challenged shard each epoch: slashed, repaired).
     #[arg(long = "fault", hide = true)]
     pub faults: Vec<String>,
     /// Add one misbehaving worker per KIND (comma-separated), after the `--workers` honest
@@ -116,6 +118,17 @@ pub struct DevnetArgs {
     /// Internal: this run is `--baseline`'s honest-only run (the adversaries left out).
     #[arg(long, hide = true)]
     pub honest_only: bool,
+    /// Storage nodes to add (tier `storage_node`, after the workers): they pass the SSD
+    /// provisioning test at `init`, hold the RS(4,2) stripes of every Δ and checkpoint, answer
+    /// the chain's custody audits, repair lost shards and are paid for audited custody
+    /// (ADR 0107). The report gains a storage table. RS(4,2) needs at least 6.
+    #[arg(long, default_value_t = 0)]
+    pub storage_nodes: usize,
+    /// Kill this many storage nodes (the first ones) a third into the second settled epoch
+    /// (the only one with `--epochs 1`): their stripes must stay readable and be repaired
+    /// onto the others.
+    #[arg(long, default_value_t = 0)]
+    pub kill_storage: usize,
     /// Kill injection: `I@R` kills worker I once round R starts; `leader@R` kills round R's
     /// leader once it has announced (or, if that leader carries a `--fault`, the first later
     /// round's fault-free leader); `member@R` kills, once round R is announced, the
@@ -124,6 +137,8 @@ pub struct DevnetArgs {
     pub kills: Vec<String>,
 }
 
+/// Tier and bond of a `--storage-nodes` node (the tier's minimum bond).
+const STORAGE_TIER: (&str, u128) = ("storage_node", 300_000_000);
 const TIERS: [(&str, u128); 3] = [
     ("orchestrator", 10_000_000_000),
     ("gpu_compute", 1_000_000_000),
@@ -330,12 +345,16 @@ fn find_worker_bin(given: &Option<PathBuf>) -> Result<PathBuf> {
 fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
     let mut m = BTreeMap::new();
     for f in v {
-        let (i, k) = f
-            .split_once(':')
-            .ok_or_else(|| anyhow!("--fault {f:?}: use I:nan, I:no-reveal or I:lost-ack"))?;
+        let (i, k) = f.split_once(':').ok_or_else(|| {
+            anyhow!("--fault {f:?}: use I:nan, I:no-reveal, I:lost-ack or I:stripe-only")
+        })?;
         let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
-        if i >= n || !(["nan", "no-reveal", "lost-ack"].contains(&k) || ADVERSARIES.contains(&k)) {
-            bail!("--fault {f:?}: worker index below {n}, fault nan, no-reveal or lost-ack");
+        let known = ["nan", "no-reveal", "lost-ack", "stripe-only", "bitrot"];
+        if i >= n || !(known.contains(&k) || ADVERSARIES.contains(&k)) {
+            bail!(
+                "--fault {f:?}: worker index below {n}, fault nan, no-reveal, lost-ack, \
+                 stripe-only or bitrot"
+            );
         }
         m.insert(i, k.to_string());
     }
@@ -400,6 +419,10 @@ fn devnet_app_state(epoch_secs: u64) -> Result<Value> {
     reg["min_heartbeats_per_epoch"] = 2.into();
     reg["liveness_window_secs"] = 45.into();
     reg["unbonding_delay_secs"] = 600.into();
+    // The devnet's storage nodes run a short SSD test (16 MiB, 1 s) while the machine trains;
+    // the thresholds are a fifth of the paper's so a busy CI disk still qualifies (ADR 0107).
+    reg["ssd_min_read_mbps"] = 20.into();
+    reg["ssd_min_write_mbps"] = 10.into();
     // On a CPU-only devnet every tier trains: give cpu_only the training kind too.
     if let Some(tiers) = reg["tiers"].as_array_mut() {
         for t in tiers {
@@ -506,6 +529,56 @@ pub struct Report {
     pub baseline: Option<BaselineComparison>,
     /// Merge audits of the job's rounds that were challenged (ADR 0089).
     pub audits: Vec<AuditRow>,
+    /// One row per `--storage-nodes` node (ADR 0107).
+    #[serde(default)]
+    pub storage: Vec<StorageRow>,
+    /// The stripes of the run, as the chain holds them at the end.
+    #[serde(default)]
+    pub stripes: Option<StripeSummary>,
+}
+
+/// What a storage node did and earned.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StorageRow {
+    /// Worker name.
+    pub moniker: String,
+    /// Node account.
+    pub node: String,
+    /// Killed by `--kill-storage`.
+    pub killed: bool,
+    /// Shards it holds on chain at the end.
+    pub shards_held: u64,
+    /// Custody challenges it proved.
+    pub audits_passed: u64,
+    /// Custody challenges it failed (slashed).
+    pub audits_failed: u64,
+    /// Shards it rebuilt and re-placed.
+    pub shards_repaired: u64,
+    /// Bytes its repairs read and wrote.
+    pub bytes_repaired: u64,
+    /// Audited custody credited over the settled epochs (bytes × epochs).
+    pub custody: u128,
+    /// Paid for custody over the settled epochs (umag).
+    pub reward: u128,
+    /// Slashed (umag).
+    pub slashed: u128,
+}
+
+/// The run's stripes at the end.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StripeSummary {
+    /// Stripes registered (live on chain at the end).
+    pub registered: u64,
+    /// Of which Δs.
+    pub deltas: u64,
+    /// Of which checkpoints.
+    pub checkpoints: u64,
+    /// Stripes with a holder among the killed nodes at the end (not yet repaired).
+    pub degraded: u64,
+    /// Stripes with fewer than K live holders (data lost).
+    pub unrecoverable: u64,
+    /// Δs the leaders read from stripes because their producer served none.
+    pub stripe_reads: u64,
 }
 
 /// One challenged round's audit, as the chain resolved it.
@@ -908,7 +981,35 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         (false, true) => Roster::HonestOnly,
         (false, false) => Roster::Adversarial,
     };
-    let slots = plan_slots(a.workers, &adversaries, roster);
+    let mut slots = plan_slots(a.workers, &adversaries, roster);
+    if a.storage_nodes > 0 && a.storage_nodes < 6 {
+        bail!(
+            "--storage-nodes {}: stripes are RS(4,2), six distinct holders; use 0 or at least 6",
+            a.storage_nodes
+        );
+    }
+    if a.kill_storage > 2 {
+        bail!(
+            "--kill-storage {}: RS(4,2) survives the loss of 2 holders per stripe, not more",
+            a.kill_storage
+        );
+    }
+    if a.kill_storage > a.storage_nodes {
+        bail!(
+            "--kill-storage {} exceeds --storage-nodes {}",
+            a.kill_storage,
+            a.storage_nodes
+        );
+    }
+    let trainers = slots.len();
+    for _ in 0..a.storage_nodes {
+        slots.push(Slot {
+            tier: STORAGE_TIER.0,
+            bond: STORAGE_TIER.1,
+            fault: "none".into(),
+            role: "storage".into(),
+        });
+    }
     for (i, s) in slots.iter().enumerate().skip(a.workers) {
         if s.fault != "none" {
             a.faults.push(format!("{i}:{}", s.fault));
@@ -1029,7 +1130,7 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
                 .arg(&corpus)
                 .arg("--tokenizer")
                 .arg(&tokenizer)
-                .args(["--shard", &format!("{i}/{}", a.workers)])
+                .args(["--shard", &format!("{}/{trainers}", i.min(trainers - 1))])
                 .args(["--inner-steps", &a.inner_steps.to_string()])
                 .args(["--batch-size", &a.batch_size.to_string()])
                 .args(["--lr", &a.lr.to_string()])
@@ -1044,7 +1145,10 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
                     &(total_rounds_estimate * u64::from(a.inner_steps)).to_string(),
                 ])
                 .args(["--fault", &fault])
-                .args(["--disk-test-mb", "4"]),
+                .args(["--disk-test-mb", "4"])
+                // Storage nodes run the SSD test at init (a short one: the devnet's machine is
+                // busy training; the chain's thresholds apply to its figures).
+                .args(["--ssd-test-mb", "16", "--ssd-test-secs", "1"]),
             &format!("magnet-worker init (w{i})"),
         )?;
         let r: Value = serde_json::from_str(&s).context("magnet-worker init output")?;
@@ -1058,7 +1162,11 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
             fault: fault.clone(),
             // `lost-ack` is an honest node on a bad link: it keeps its `honest` role (and the
             // report's honest-node checks).
-            role: if fault == "none" || fault == "lost-ack" || slot.role != "honest" {
+            role: if fault == "none"
+                || fault == "lost-ack"
+                || fault == "stripe-only"
+                || slot.role != "honest"
+            {
                 slot.role.clone()
             } else {
                 fault.clone()
@@ -1376,7 +1484,8 @@ async fn drive(
     // would otherwise each start one thread per core and thrash), unless the user chose.
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores / workers.len().max(1)).max(1).to_string()
+        let trainers = workers.iter().filter(|w| w.role != "storage").count();
+        (cores / trainers.max(1)).max(1).to_string()
     });
     for w in workers.iter_mut() {
         let p = w.home.join("worker.toml");
@@ -1425,6 +1534,7 @@ async fn drive(
     let started = Instant::now();
     let mut last_line = String::new();
     let mut killed = Vec::new();
+    let mut storage_killed = false;
     loop {
         if started.elapsed() > limit {
             bail!(
@@ -1479,6 +1589,27 @@ async fn drive(
         }
         for k in postponed {
             kills[k].1 += 1;
+        }
+        // `--kill-storage K`: the first K storage nodes die a third into the second settled
+        // epoch (the only one with `--epochs 1`); their shards must stay readable.
+        let into = time.saturating_sub(genesis_time) % a.epoch_secs;
+        let kill_epoch = e0 + a.epochs.min(2) - 1;
+        if !storage_killed && a.kill_storage > 0 && epoch == kill_epoch && into >= a.epoch_secs / 3
+        {
+            storage_killed = true;
+            for w in workers
+                .iter_mut()
+                .filter(|w| w.role == "storage")
+                .take(a.kill_storage)
+            {
+                if let Some(ch) = w.child.as_mut() {
+                    let _ = ch.kill();
+                    let _ = ch.wait();
+                    eprintln!("devnet: killed storage node {} (epoch {epoch})", w.moniker);
+                    killed.push((w.moniker.clone(), round));
+                }
+                w.child = None;
+            }
         }
         for k in fired.into_iter().rev() {
             kills.remove(k);
@@ -1657,6 +1788,7 @@ async fn build_report(
     let mut epochs = Vec::new();
     let mut rewards: BTreeMap<String, u128> = BTreeMap::new();
     let mut eval_pay: BTreeMap<String, u128> = BTreeMap::new();
+    let mut storage_pay: BTreeMap<String, u128> = BTreeMap::new();
     for s in settlements.as_array().cloned().unwrap_or_default() {
         if !s["epoch"].as_u64().is_some_and(|e| wanted.contains(&e)) {
             continue;
@@ -1672,6 +1804,7 @@ async fn build_report(
         for (list, into) in [
             ("contributors", &mut rewards),
             ("evaluators", &mut eval_pay),
+            ("storage", &mut storage_pay),
         ] {
             for p in s[list].as_array().into_iter().flatten() {
                 let amt = u(&p["amount"]);
@@ -1760,6 +1893,7 @@ async fn build_report(
                 .to_string(),
         })
         .collect();
+    let (storage, stripes) = storage_rows(c, workers, wanted, &storage_pay, &slashes).await?;
     // How often each colluder sat on its partner's panel.
     for w in workers.iter().filter(|w| w.fault == "collude") {
         let t: toml::Table = std::fs::read_to_string(w.home.join("worker.toml"))?.parse()?;
@@ -1826,7 +1960,114 @@ async fn build_report(
         adversaries,
         baseline: None,
         audits,
+        storage,
+        stripes,
     })
+}
+
+/// The storage table: each storage node's custody record on chain, its keeper's repair
+/// figures, what it was paid for custody and slashed; and the run's stripes at the end.
+async fn storage_rows(
+    c: &ChainClient,
+    workers: &[Worker],
+    wanted: &[u64],
+    storage_pay: &BTreeMap<String, u128>,
+    slashes: &Value,
+) -> Result<(Vec<StorageRow>, Option<StripeSummary>)> {
+    let keepers: Vec<&Worker> = workers.iter().filter(|w| w.role == "storage").collect();
+    if keepers.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let mut rows = Vec::new();
+    for w in &keepers {
+        let h = q(c, "/magnet.custody.v1/holder", &w.node).await?;
+        let k: Value = std::fs::read(w.home.join("keeper.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let epochs: Vec<&Value> = h["epochs"].as_array().into_iter().flatten().collect();
+        let custody = epochs
+            .iter()
+            .filter(|e| e["epoch"].as_u64().is_some_and(|x| wanted.contains(&x)))
+            .map(|e| u(&e["custody_bytes"]))
+            .sum();
+        let count = |f: &str| {
+            epochs
+                .iter()
+                .map(|e| e[f].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+        rows.push(StorageRow {
+            moniker: w.moniker.clone(),
+            node: w.node.clone(),
+            killed: w.child.is_none(),
+            shards_held: h["shards"].as_array().map_or(0, |a| a.len() as u64),
+            audits_passed: count("proven"),
+            audits_failed: count("failed"),
+            shards_repaired: k["repaired_shards"].as_u64().unwrap_or(0),
+            bytes_repaired: k["repaired_bytes"].as_u64().unwrap_or(0),
+            custody,
+            reward: storage_pay.get(&w.operator).copied().unwrap_or(0),
+            slashed: slashes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["offender"].as_str() == Some(w.operator.as_str()))
+                .map(|s| u(&s["amount"]))
+                .sum(),
+        });
+    }
+    let dead: Vec<&str> = keepers
+        .iter()
+        .filter(|w| w.child.is_none())
+        .map(|w| w.node.as_str())
+        .collect();
+    // Every stripe on chain has at least one holder among the storage nodes: gather them from
+    // the holders' views.
+    let mut objects = std::collections::BTreeSet::new();
+    for w in &keepers {
+        let h = q(c, "/magnet.custody.v1/holder", &w.node).await?;
+        for s in h["shards"].as_array().into_iter().flatten() {
+            if let Some(o) = s["object"].as_str() {
+                objects.insert(o.to_string());
+            }
+        }
+    }
+    let mut all = Vec::new();
+    for o in &objects {
+        let s = q(c, "/magnet.custody.v1/stripe", o).await?;
+        if !s.is_null() {
+            all.push(s);
+        }
+    }
+    let mut sum = StripeSummary::default();
+    for st in &all {
+        sum.registered += 1;
+        match st["kind"].as_str() {
+            Some("delta") => sum.deltas += 1,
+            Some("checkpoint") => sum.checkpoints += 1,
+            _ => {}
+        }
+        let holders: Vec<&str> = st["shards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["holder"].as_str())
+            .collect();
+        let lost = holders.iter().filter(|h| dead.contains(h)).count();
+        if lost > 0 {
+            sum.degraded += 1;
+        }
+        if holders.len().saturating_sub(lost) < st["k"].as_u64().unwrap_or(4) as usize {
+            sum.unrecoverable += 1;
+        }
+    }
+    sum.stripe_reads = workers
+        .iter()
+        .flat_map(|w| read_rounds(&w.home))
+        .filter(|l| l.kind == "stripe_read")
+        .count() as u64;
+    Ok((rows, Some(sum)))
 }
 
 /// Trains the first worker's engine alone for `merged rounds × H` steps (its own process, so
@@ -1927,6 +2168,9 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     if !r.adversaries.is_empty() {
         md.push_str(&adversary_section(r));
     }
+    if !r.storage.is_empty() {
+        md.push_str(&storage_section(r));
+    }
     md.push_str("\n## Settlements\n\n| epoch | contributor pool | paid | dust (community pool) | paid + dust = pool |\n|---|---|---|---|---|\n");
     for e in &r.epochs {
         md.push_str(&format!(
@@ -1945,6 +2189,43 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     md.push_str("\n![loss](loss.png)\n");
     std::fs::write(out.join("report.md"), md)?;
     plot(out, r, workers)
+}
+
+/// The report's "Storage" section (ADR 0107): per storage node, what it held, proved,
+/// repaired and earned; and the stripes at the end.
+fn storage_section(r: &Report) -> String {
+    let mut md = String::from(
+        "\n## Storage\n\nRS(4,2) stripes of every Δ and checkpoint on the storage nodes, \
+         audited each epoch on chain (one Merkle-proven leaf per shard) and paid from the \
+         storage share of the pool for audited custody (ADR 0107).\n\n\
+         | node | state | shards held | audits passed | audits failed | shards repaired | \
+         bytes repaired | custody (byte·epochs) | reward (umag) | slashed (umag) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in &r.storage {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            s.moniker,
+            if s.killed { "killed" } else { "running" },
+            s.shards_held,
+            s.audits_passed,
+            s.audits_failed,
+            s.shards_repaired,
+            s.bytes_repaired,
+            s.custody,
+            s.reward,
+            s.slashed
+        ));
+    }
+    if let Some(t) = &r.stripes {
+        md.push_str(&format!(
+            "\nStripes on chain at the end: {} ({} Δs, {} checkpoints); {} still have a holder \
+             among the killed nodes, {} have fewer than K live holders (data lost). Leaders read \
+             {} Δs from stripes because their producer served none.\n",
+            t.registered, t.deltas, t.checkpoints, t.degraded, t.unrecoverable, t.stripe_reads
+        ));
+    }
+    md
 }
 
 /// The report's "Adversaries" section: the per-kind table and, with `--baseline`, the
@@ -2333,6 +2614,8 @@ mod tests {
             adversaries: Vec::new(),
             baseline: None,
             audits: Vec::new(),
+            storage: Vec::new(),
+            stripes: None,
         };
         let b = BaselineComparison::new(&report(200, 4.0), &report(150, 4.1), &report(190, 4.04));
         assert_eq!(b.honest_net_baseline, 200);

@@ -11,7 +11,8 @@
 //! A node is a member at `H` exactly when the registry's own liveness rule holds in the
 //! state committed at `H`: status `Active`, not jailed, and a heartbeat within
 //! `liveness_window_secs` of block `H`'s time (the same rule as the registry's
-//! `live_nodes`). Members are keyed by their `node-<16 hex>` id (the p2p name).
+//! `live_nodes`), and its tier lists the `training` kind (the rounds' own election rule).
+//! Members are keyed by their `node-<16 hex>` id (the p2p name).
 //! `block_hash` is the id hash of block `H`, which seeds the round's leader election.
 //!
 //! Served by the embedded node's RPC server, and by `magnetd start --abci-only
@@ -136,9 +137,20 @@ pub fn members_at<A: Application>(app: &A, height: u64, block_hash: &[u8], now: 
         Ok(v) => v,
         Err(a) => return a,
     };
+    // Tiers that train (a `storage_node` keeps stripes and is never a round member).
+    let trains = |tier: &str| {
+        params["tiers"].as_array().is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t["name"] == tier
+                    && t["kinds"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "training"))
+            })
+        })
+    };
     let mut members = BTreeMap::new();
     for rec in nodes.as_array().map(Vec::as_slice).unwrap_or_default() {
-        if !is_live(rec, now, window) {
+        if !is_live(rec, now, window) || !trains(rec["tier"].as_str().unwrap_or_default()) {
             continue;
         }
         if let Some(id) = rec["node_id"].as_str() {

@@ -101,6 +101,11 @@ fn export_and_restart() -> ((Value, Value), (Value, Value)) {
             "storage_node",
             "--bond",
             "300000000",
+            // A storage node registers with its SSD provisioning result (ADR 0107).
+            "--ssd-read-kbps",
+            "250000",
+            "--ssd-write-kbps",
+            "120000",
         ],
         "alice",
     );

@@ -364,10 +364,111 @@ fn a_node_registers_and_heartbeats_through_the_cli() {
     // Every module's params are queryable.
     for m in [
         "registry", "emission", "contrib", "rewards", "slashing", "notary", "data", "jobs", "gov",
+        "custody",
     ] {
         let p = query(&home, &[m, "params"]);
         assert!(p.is_object(), "{m} params: {p}");
     }
+    // Custody queries answer (empty: no stripe registered) and refuse a malformed hash.
+    let obj = "ab".repeat(32);
+    assert!(query(&home, &["custody", "stripe", &obj]).is_null());
+    assert_eq!(query(&home, &["custody", "by-label", &obj]), json!([]));
+    assert_eq!(query(&home, &["custody", "challenges", "0"]), json!([]));
+    assert_eq!(
+        query(&home, &["custody", "challenges", "0", &node_addr]),
+        json!([])
+    );
+    let h = query(&home, &["custody", "holder", &node_addr]);
+    assert_eq!(h["holder"], json!(node_addr), "{h}");
+    assert_eq!(h["shards"], json!([]), "{h}");
+    assert!(query(&home, &["custody", "epoch", "0"]).is_null());
+    let err = run_err(&home, &["query", "custody", "stripe", "abc"]);
+    assert!(err.contains("64 hex"), "{err}");
+}
+
+#[test]
+fn a_storage_node_registers_only_with_a_passing_ssd_report() {
+    let net = devnet("magnet-ssd-gate-cli");
+    let _node = start_embedded(&net, "200ms");
+    let home = net.home();
+    let out = run_ok(&home, &["keys", "add", "disk", "--output", "json"]);
+    let node_addr = serde_json::from_str::<Value>(&out).unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let params = query(&home, &["registry", "params"]);
+    let bond = params["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "storage_node")
+        .unwrap()["min_bond"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (read, write) = (
+        params["ssd_min_read_mbps"].as_u64().unwrap(),
+        params["ssd_min_write_mbps"].as_u64().unwrap(),
+    );
+    let register = || -> Vec<String> {
+        let mut a: Vec<String> = [
+            "tx",
+            "registry",
+            "register-node",
+            "--node-key",
+            "disk",
+            "--tier",
+            "storage_node",
+            "--bond",
+            "BOND",
+            "--endpoint",
+            "https://127.0.0.1:7100",
+            "--region",
+            "eu",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        a[8] = bond.clone();
+        a
+    };
+    // No report, and a report a kB/s under either threshold: refused, nothing registered.
+    let slow_read = (read * 1000 - 1).to_string();
+    let slow_write = (write * 1000 - 1).to_string();
+    let ok_read = (read * 1000).to_string();
+    let ok_write = (write * 1000).to_string();
+    for (why, extra) in [
+        ("no report", vec![]),
+        (
+            "slow reads",
+            vec!["--ssd-read-kbps", &slow_read, "--ssd-write-kbps", &ok_write],
+        ),
+        (
+            "slow writes",
+            vec!["--ssd-read-kbps", &ok_read, "--ssd-write-kbps", &slow_write],
+        ),
+    ] {
+        let mut a = register();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a.extend(["--from", "alice", "--yes"].map(String::from));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let err = run_err(&home, &a);
+        assert!(err.to_lowercase().contains("ssd"), "{why}: {err}");
+        assert!(
+            query(&home, &["registry", "node", "alice"]).is_null(),
+            "{why}: refused registration left a record"
+        );
+    }
+    assert_eq!(query(&home, &["registry", "storage-nodes"]), json!([]));
+    // A report at both thresholds passes: the node is registered and storage-capable.
+    let mut a = register();
+    a.extend(["--ssd-read-kbps", &ok_read, "--ssd-write-kbps", &ok_write].map(String::from));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    tx(&home, &a[1..], "alice");
+    assert_eq!(
+        query(&home, &["registry", "storage-nodes"]),
+        json!([node_addr])
+    );
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //!   (registry register/change-tier/unbond/unjail, governance bonds, jobs, data, notary,
 //!   gov);
 //! * the **node** key for the node's own work: registry heartbeats, all four contrib
-//!   messages, and `MsgRecordRound` by the round leader's node. The node key's address is
+//!   messages, `MsgRecordRound` by the round leader's node, and the three custody messages
+//!   (stripe registration by the producer, custody proofs by the holder, shard reassignment
+//!   by the repairer; ADR 0107). The node key's address is
 //!   [`magnet_core::Address::from_pubkey`] of its compressed public key, i.e.
 //!   [`crate::Key::address`] of the node's key.
 //!
@@ -75,7 +77,13 @@ pub struct NodeRegistration {
     pub hardware_profile: String,
     /// Bond in umag (moved from the operator into escrow).
     pub bond: u128,
+    /// The SSD provisioning test's report (`magnet_storage::provision`, kB/s); required, and
+    /// passing, for tier `storage_node` (ADR 0107). `None` for other tiers is fine.
+    pub ssd: Option<SsdReport>,
 }
+
+/// The SSD provisioning report carried by `MsgRegisterNode` / `MsgChangeTier`.
+pub use magnet_proto::registry::v1::SsdReport;
 
 /// `MsgRegisterNode`. Signed by the **operator**.
 pub fn register_node(operator: &Address, r: &NodeRegistration) -> cosmrs::Any {
@@ -87,6 +95,7 @@ pub fn register_node(operator: &Address, r: &NodeRegistration) -> cosmrs::Any {
         region: r.region.clone(),
         hardware_profile: r.hardware_profile.clone(),
         bond: r.bond.to_string(),
+        ssd: r.ssd,
     })
 }
 
@@ -97,13 +106,50 @@ pub fn heartbeat(node: &Address) -> cosmrs::Any {
     })
 }
 
-/// `MsgChangeTier`, topping up the bond by `extra_bond` umag. Signed by the **operator**.
-pub fn change_tier(operator: &Address, tier: &str, extra_bond: u128) -> cosmrs::Any {
+/// `MsgChangeTier`, topping up the bond by `extra_bond` umag; `ssd` (when given) replaces the
+/// stored SSD report — tier `storage_node` needs a passing one. Signed by the **operator**.
+pub fn change_tier(
+    operator: &Address,
+    tier: &str,
+    extra_bond: u128,
+    ssd: Option<SsdReport>,
+) -> cosmrs::Any {
     any(&registry::v1::MsgChangeTier {
         operator: operator.to_string(),
         tier: tier.to_string(),
         extra_bond: extra_bond.to_string(),
+        ssd,
     })
+}
+
+// ---------------------------------------------------------------- custody (ADR 0107)
+
+pub use magnet_custody::msgs::{proof_for, NewStripe, Placement, Proof};
+
+/// `MsgRegisterStripe`: a stripe's K+M placements, each with its holder's receipt. Signed by
+/// the producer's **node** key (`owner`).
+pub fn register_stripe(owner: &Address, stripe: &NewStripe) -> cosmrs::Any {
+    from_module(magnet_custody::msgs::register_stripe(owner, stripe))
+}
+
+/// `MsgProveCustody`: answers to the holder's challenges of `epoch` (the current one). Signed
+/// by the holder's **node** key. Build each proof with [`proof_for`].
+pub fn prove_custody(holder: &Address, epoch: u64, proofs: &[Proof]) -> cosmrs::Any {
+    from_module(magnet_custody::msgs::prove_custody(holder, epoch, proofs))
+}
+
+/// `MsgReassignShard`: move shard `index` of `object` to `new_holder`, with its receipt.
+/// Signed by the repairer's **node** key (a storage-capable node other than `new_holder`).
+pub fn reassign_shard(
+    repairer: &Address,
+    object: [u8; 32],
+    index: u32,
+    new_holder: &Address,
+    receipt: &[u8],
+) -> cosmrs::Any {
+    from_module(magnet_custody::msgs::reassign_shard(
+        repairer, object, index, new_holder, receipt,
+    ))
 }
 
 /// `MsgUnbondNode` (the whole node bond). Signed by the **operator**.
@@ -481,11 +527,12 @@ mod tests {
             region: "eu".into(),
             hardware_profile: "{}".into(),
             bond: 5,
+            ssd: None,
         };
         let registry_cases = [
             (register_node(&op, &reg), op),
             (heartbeat(&node), node),
-            (change_tier(&op, "orchestrator", 9), op),
+            (change_tier(&op, "orchestrator", 9, None), op),
             (unbond_node(&op), op),
             (unjail(&op), op),
             (bond_gov(&op, 7), op),
@@ -505,6 +552,39 @@ mod tests {
         ];
         for m in contrib_cases {
             let (_, s) = magnet_contrib::msgs::check(&to_prost(&m)).unwrap();
+            assert_eq!(s, node, "{}", m.type_url);
+        }
+        let stripe = NewStripe {
+            object: [1; 32],
+            kind: "delta".into(),
+            label: [2; 32],
+            job_id: 1,
+            size: 10,
+            k: 1,
+            m: 1,
+            stripe_size: 4096,
+            shard_len: 10,
+            shards: vec![
+                Placement {
+                    holder: op,
+                    root: [3; 32],
+                    receipt: vec![0; 64],
+                },
+                Placement {
+                    holder: other,
+                    root: [4; 32],
+                    receipt: vec![0; 64],
+                },
+            ],
+        };
+        let shard = [7u8; 600];
+        let custody_cases = [
+            register_stripe(&node, &stripe),
+            prove_custody(&node, 3, &[proof_for(&shard, [1; 32], 0, 2).unwrap()]),
+            reassign_shard(&node, [1; 32], 0, &other, &[0; 64]),
+        ];
+        for m in custody_cases {
+            let (_, s) = magnet_custody::msgs::check(&to_prost(&m)).unwrap();
             assert_eq!(s, node, "{}", m.type_url);
         }
         for (m, signer) in [

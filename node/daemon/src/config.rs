@@ -308,11 +308,18 @@ pub enum Fault {
     /// window closes meanwhile). The reveal must still happen — the chain's record decides —
     /// or the node is slashed `no_reveal` for honest work.
     LostAck,
+    /// Honest work, no local copy (devnets and tests of the storage tier): its Δs exist only
+    /// as stripes on the storage nodes, so the leader must read them from there (ADR 0107).
+    StripeOnly,
+    /// A storage node whose disk rots: at each epoch's audit it flips a byte in one shard it
+    /// was challenged on. Its own store's hash check refuses the shard, the chain slashes the
+    /// missing proof and the stripe is repaired onto another node (ADR 0107).
+    Bitrot,
 }
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`, `fraud`, `sybil`, `collude`, `evalfit`, `lost-ack`.
+    /// `copycat`, `fraud`, `sybil`, `collude`, `evalfit`, `lost-ack`, `stripe-only`, `bitrot`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -327,6 +334,8 @@ impl Fault {
             "collude" => Fault::Collude,
             "evalfit" => Fault::Evalfit,
             "lost-ack" => Fault::LostAck,
+            "stripe-only" => Fault::StripeOnly,
+            "bitrot" => Fault::Bitrot,
             _ => return None,
         })
     }

@@ -629,7 +629,25 @@ async fn fetch_delta(sh: &Arc<Shared>, a: &LineageAcceptedJson) -> Result<Vec<f3
             .collect();
         holders.extend(more);
     }
-    sh.net.delta(&digest, &holders).await
+    match sh.net.delta(&digest, &holders).await {
+        Ok(d) => Ok(d),
+        // No peer serves it: its stripe on the storage tier (ADR 0107).
+        Err(e) => match sh.keeper.stripe_by_label(&digest.0).await {
+            Ok(Some(s)) => {
+                let b = sh.keeper.fetch_stripe(&s).await?;
+                let c = magnet_diloco::compress::Compressed::from_bytes(&b)
+                    .map_err(|e| DaemonError::Diloco(e.to_string()))?;
+                let d = c.decode();
+                if magnet_diloco::delta_hash(&d) != digest {
+                    return Err(DaemonError::Diloco(format!(
+                        "the stripe labelled {digest} decodes to another Δ"
+                    )));
+                }
+                Ok(d)
+            }
+            _ => Err(e),
+        },
+    }
 }
 
 /// Loss of `params` on `windows` with the evaluation model (off the async runtime).

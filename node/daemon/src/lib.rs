@@ -25,7 +25,9 @@
 //! * [`state`] — everything needed to resume after a restart, written atomically;
 //! * [`run`] — the event loop tying it together, with Prometheus metrics and clean Ctrl-C;
 //! * [`setup`] — `init` (config, keys, hardware profile) and `join` (register on chain);
-//! * [`status`] — what `magnet-worker status` prints.
+//! * [`status`] — what `magnet-worker status` prints;
+//! * [`stripes`] and [`keeper`] — the storage tier (ADR 0107): RS(4,2) stripes over the p2p
+//!   layer, and the duty that publishes, proves, repairs and collects them.
 //!
 //! # Guarantees
 //! Every chain write is signed by the right key (operator for bonds, node for work) and waits
@@ -45,6 +47,7 @@ pub mod config;
 pub mod duties;
 pub mod engine;
 pub mod error;
+pub mod keeper;
 pub mod keys;
 pub mod metrics;
 pub mod profile;
@@ -54,6 +57,7 @@ pub mod run;
 pub mod setup;
 pub mod state;
 pub mod status;
+pub mod stripes;
 
 pub use config::Config;
 pub use error::DaemonError;

@@ -23,9 +23,7 @@ use magnet_diloco::round::{GradientReady, RoundAborted, RoundAnnouncement, Round
 use magnet_diloco::{Checkpoint, Digest, Event, LeaderRule, NodeId, RoundRecord};
 use magnet_jobs::msgs::Accepted;
 use magnet_p2p::backend::ShardBackend;
-use magnet_p2p::{
-    DirShardBackend, Expect, NodeTls, PeerClient, PublicKey, ShardKey, Signer, Verifier,
-};
+use magnet_p2p::{Expect, NodeTls, PeerClient, PublicKey, ShardKey, Signer, Verifier};
 use magnet_proto::p2p::v1::DilocoMessage;
 use magnet_rounds::WorkClaim;
 use serde::Deserialize;
@@ -190,8 +188,8 @@ pub struct Net {
     pub signer: Signer,
     /// Verifier for answers.
     pub verifier: Arc<Verifier>,
-    /// This node's shard store.
-    pub backend: Arc<DirShardBackend>,
+    /// This node's shard store (hash-checked reads: a `StoreBackend` in the daemon).
+    pub backend: Arc<dyn ShardBackend>,
     /// Registered peers by node id.
     pub peers: Arc<std::sync::RwLock<BTreeMap<String, Peer>>>,
 }
@@ -242,11 +240,17 @@ impl Net {
             .map_err(|e| DaemonError::P2p(format!("storing shard locally: {e}")))
     }
 
-    /// Reads `key` from the local store.
+    /// Reads `key` from the local store. A local copy that fails its hash check is dropped
+    /// (logged and deleted) and reported as absent, so callers fall back to the network.
     pub fn get_local(&self, key: &ShardKey) -> Result<Option<Vec<u8>>> {
-        self.backend
-            .get_shard(key)
-            .map_err(|e| DaemonError::P2p(format!("reading local shard: {e}")))
+        match self.backend.get_shard(key) {
+            Err(magnet_p2p::backend::BackendError::Corrupt(why)) => {
+                tracing::warn!(shard = %key, "dropping a corrupt local shard: {why}");
+                let _ = self.backend.delete_shard(key);
+                Ok(None)
+            }
+            r => r.map_err(|e| DaemonError::P2p(format!("reading local shard: {e}"))),
+        }
     }
 
     /// Pushes `bytes` under `key` to peer `id`.
@@ -513,6 +517,53 @@ pub fn parse_checkpoint(b: &[u8], want: &Digest) -> Result<Checkpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The daemon's local store is a hash-checked `ShardStore`: Δ/checkpoint shards (index 0)
+    /// round-trip, and a rotted local copy reads as absent (and is dropped) so the caller
+    /// falls back to the network instead of failing or using bad bytes.
+    #[test]
+    fn local_fast_path_round_trips_and_drops_a_rotted_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = magnet_storage::ShardStore::open(dir.path()).unwrap();
+        let key = magnet_p2p::NodeKey::from_secret_bytes(&[3u8; 32]).unwrap();
+        let net = Net {
+            tls: NodeTls::key_bound(&key, Arc::new(magnet_p2p::PinStore::in_memory())).unwrap(),
+            signer: Signer::Wallet(key),
+            verifier: Arc::new(Verifier::new(magnet_p2p::VerifyMode::Wallet {
+                registry: None,
+            })),
+            backend: Arc::new(magnet_p2p::storage_glue::StoreBackend::new(store, 1 << 20)),
+            peers: Default::default(),
+        };
+        let bytes = b"checkpoint bytes".to_vec();
+        let k = checkpoint_key(&Digest(sha256(&bytes)));
+        assert_eq!(k.index, 0);
+        net.put_local(&k, &bytes).unwrap();
+        assert_eq!(net.get_local(&k).unwrap(), Some(bytes.clone()));
+        // Rot one byte of the file on disk.
+        let obj = dir.path().join("shards").join(hex::encode(k.object_id));
+        let f = std::fs::read_dir(&obj)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut b = std::fs::read(&f).unwrap();
+        b[0] ^= 1;
+        std::fs::write(&f, &b).unwrap();
+        assert_eq!(net.get_local(&k).unwrap(), None);
+        assert!(net
+            .backend
+            .list_shards(Some(&k.object_id))
+            .unwrap()
+            .is_empty());
+        // Too big for the quota: a typed error, not a panic.
+        let big = ShardKey {
+            object_id: [9; 32],
+            index: 0,
+        };
+        assert!(net.put_local(&big, &vec![0u8; 2 << 20]).is_err());
+    }
 
     fn ann(leader: &str) -> Vec<u8> {
         serde_json::to_vec(&RoundAnnouncement {

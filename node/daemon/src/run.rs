@@ -18,10 +18,12 @@ use magnet_diloco::merge::{merge, Contribution, MergeMeta, MergePolicy};
 use magnet_diloco::round::{Action, MergeJob, RoundConfig, RoundState};
 use magnet_diloco::{Checkpoint, Digest, Event, NodeId};
 use magnet_p2p::backend::ShardBackend;
+use magnet_p2p::storage_glue::StoreBackend;
 use magnet_p2p::{
-    DirShardBackend, NodeConfig, NodeHandle, NodeTls, PinStore, ServiceConfig, Signer,
+    NodeConfig, NodeHandle, NodeTls, PinStore, ReceiptConfig, ServiceConfig, Signer,
     StaticRegistry, Verifier, VerifyMode,
 };
+use magnet_storage::ShardStore;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -53,7 +55,7 @@ pub struct Shared {
     /// This node's id.
     pub me: NodeId,
     /// Chain.
-    pub chain: Chain,
+    pub chain: Arc<Chain>,
     /// Genesis facts.
     pub genesis: GenesisInfo,
     /// Training engine.
@@ -112,6 +114,10 @@ pub struct Shared {
     pub audit_tries: std::sync::Mutex<BTreeMap<u64, u32>>,
     /// When the auditor duty last polled the chain (ms since the epoch).
     pub audit_polled_ms: std::sync::atomic::AtomicU64,
+    /// The storage duty: publishes this node's Δs and checkpoints as stripes, reads objects
+    /// back from stripes when their producers are gone, and (if this node holds stripes)
+    /// answers custody audits (ADR 0107).
+    pub keeper: Arc<crate::keeper::Keeper>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -176,7 +182,20 @@ impl Shared {
         if *hash == self.job_base {
             return Ok(self.base_checkpoint.clone());
         }
-        let (c, bytes) = self.net.checkpoint(hash, &self.holders(round_hint)).await?;
+        let (c, bytes) = match self.net.checkpoint(hash, &self.holders(round_hint)).await {
+            Ok(x) => x,
+            // No peer serves it: its stripe on the storage tier (ADR 0107).
+            Err(e) => match self.keeper.stripe_by_label(&hash.0).await {
+                Ok(Some(s)) => {
+                    let b = self.keeper.fetch_stripe(&s).await?;
+                    let c = round::parse_checkpoint(&b, hash)?;
+                    self.net.put_local(&round::checkpoint_key(hash), &b)?;
+                    tracing::info!(%hash, "checkpoint read from its stripe");
+                    (c, b.len() as u64)
+                }
+                _ => return Err(e),
+            },
+        };
         if bytes > 0 {
             self.metrics.bytes_received.inc_by(bytes);
             self.state.lock().await.bytes_received += bytes;
@@ -345,10 +364,25 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
     .await
     .map_err(|e| DaemonError::State(format!("training task: {e}")))??;
     let key = round::delta_key(&wire);
-    sh.net.put_local(&key, &wire)?;
-    // Also by its Δ hash, the name the lineage gives it: evaluators fetch it from here.
-    sh.net
-        .put_local(&round::delta_by_hash_key(&delta_hash), &wire)?;
+    // The `stripe-only` fault keeps no local copy (and so pushes and serves none): every
+    // reader — the leader included — must take the network path, its stripe.
+    if fault != Fault::StripeOnly {
+        sh.net.put_local(&key, &wire)?;
+        // Also by its Δ hash, the name the lineage gives it: evaluators fetch it from here.
+        sh.net
+            .put_local(&round::delta_by_hash_key(&delta_hash), &wire)?;
+    }
+    // The network copy: RS(4,2) stripes on the storage tier, registered on chain, so the
+    // leader, evaluators and auditors can read this Δ when this node is gone.
+    {
+        let (k, wire) = (sh.keeper.clone(), wire.clone());
+        let job = sh.cfg.job.id;
+        tokio::spawn(async move {
+            if let Err(e) = k.publish("delta", &delta_hash.0, job, &wire).await {
+                tracing::warn!(round, "publishing the Δ's stripe: {e}");
+            }
+        });
+    }
     let local = Checkpoint::new(work.local.clone());
     let local_hash = local.hash();
     sh.net
@@ -482,7 +516,22 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
                 let bytes = match sh.net.get_local(&key)? {
                     Some(b) => Some(b),
                     None => {
-                        let b = sh.net.fetch(g.node.as_str(), &key, Some(id)).await.ok();
+                        let mut b = sh.net.fetch(g.node.as_str(), &key, Some(id)).await.ok();
+                        // Its producer is gone or withholds it: read it from its stripe.
+                        if b.is_none() {
+                            match sh.keeper.fetch_object(&id).await {
+                                Ok(Some(x)) => {
+                                    tracing::info!(round = job.round, from = %g.node, "Δ read from its stripe (producer unreachable)");
+                                    sh.log_round(serde_json::json!({
+                                        "kind": "stripe_read", "round": job.round,
+                                        "producer": g.node.as_str(), "bytes": x.len(),
+                                    }));
+                                    b = Some(x);
+                                }
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(round = job.round, "Δ stripe: {e}"),
+                            }
+                        }
                         // Kept, so the round's auditors can fetch it from the leader too.
                         if let Some(b) = &b {
                             sh.net.put_local(&key, b)?;
@@ -553,8 +602,17 @@ async fn do_merge(sh: &Arc<Shared>, job: &MergeJob) -> Result<Event> {
         );
     }
     let hash = out.checkpoint.hash();
+    let ckpt_bytes = out.checkpoint.to_bytes();
     sh.net
-        .put_local(&round::checkpoint_key(&hash), &out.checkpoint.to_bytes())?;
+        .put_local(&round::checkpoint_key(&hash), &ckpt_bytes)?;
+    {
+        let (k, job_id, round) = (sh.keeper.clone(), sh.cfg.job.id, job.round);
+        tokio::spawn(async move {
+            if let Err(e) = k.publish("checkpoint", &hash.0, job_id, &ckpt_bytes).await {
+                tracing::warn!(round, "publishing the checkpoint's stripe: {e}");
+            }
+        });
+    }
     sh.metrics.rounds_led.inc();
     let accepted: Vec<_> = out
         .record
@@ -906,10 +964,89 @@ async fn chain_head(sh: &Shared) -> Result<Option<(u64, Digest)>> {
 }
 
 /// Starts the worker's services and runs until `shutdown` flips.
+/// This worker's side of the p2p layer without a server: its key-bound TLS identity, request
+/// signer, a verifier that accepts only keys put in the returned registry (fill it from the
+/// chain's registry), and its shard store under `home/store`. Enough to dial peers — the CLI's
+/// `storage` commands use it beside a running daemon.
+pub fn client_net(
+    cfg: &Config,
+    keys: &WorkerKeys,
+    home: &Path,
+) -> Result<(Net, Arc<StaticRegistry>)> {
+    let node_key = keys.p2p_key()?;
+    let registry = Arc::new(StaticRegistry::new());
+    let verifier = Arc::new(Verifier::new(VerifyMode::Wallet {
+        registry: Some(registry.clone()),
+    }));
+    let pins = Arc::new(
+        PinStore::open(&home.join("p2p-pins.json")).map_err(|e| DaemonError::P2p(e.to_string()))?,
+    );
+    let tls = NodeTls::key_bound(&node_key, pins).map_err(|e| DaemonError::P2p(e.to_string()))?;
+    // Shards this node holds (its own Δs and checkpoints as index-0 shards, and stripe shards
+    // it keeps for others): a `ShardStore`, whose reads are hash-checked, so bitrot in a shard
+    // it is audited on is detected instead of proven.
+    let store = ShardStore::open(home.join("store"))
+        .map_err(|e| DaemonError::P2p(format!("opening the shard store: {e}")))?;
+    let backend: Arc<dyn ShardBackend> = Arc::new(StoreBackend::new(store, cfg.node.storage_quota));
+    let net = Net {
+        tls,
+        signer: Signer::Wallet(node_key),
+        verifier,
+        backend,
+        peers: Default::default(),
+    };
+    Ok((net, registry))
+}
+
+/// Starts this worker's p2p node (wallet mode: only keys registered on chain are accepted,
+/// once the peer table is filled) over its shard store under `home/store`.
+/// Every shard it accepts is acknowledged with a receipt signed by the node key for chain
+/// `chain_id` (ADR 0107).
+pub async fn start_p2p(
+    cfg: &Config,
+    keys: &WorkerKeys,
+    home: &Path,
+    chain_id: &str,
+) -> Result<(NodeHandle, Net, Arc<StaticRegistry>)> {
+    let (net, registry) = client_net(cfg, keys, home)?;
+    let node_key = keys.p2p_key()?;
+    let listen = cfg
+        .node
+        .p2p_listen
+        .parse()
+        .map_err(|e| DaemonError::State(format!("node.p2p_listen: {e}")))?;
+    let p2p = NodeHandle::spawn(NodeConfig {
+        service: ServiceConfig {
+            signer: net.signer.clone(),
+            verifier: net.verifier.clone(),
+            backend: net.backend.clone(),
+            tier: cfg.node.tier.clone(),
+            region: cfg.node.region.clone(),
+            max_shard_bytes: 1 << 30,
+            deleters: Some(Default::default()),
+            receipts: Some(ReceiptConfig {
+                chain_id: chain_id.to_string(),
+                key: node_key.clone(),
+            }),
+        },
+        tls: net.tls.clone(),
+        listen,
+        public_key: Some(node_key.public_key()),
+    })
+    .await?;
+    Ok((p2p, net, registry))
+}
+
+/// Starts the worker's services and runs until `shutdown` flips.
 pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let mut cfg = Config::load(home)?;
+    // A storage node keeps stripes, not models: its own, lighter loop.
+    if cfg.node.tier == "storage_node" {
+        return crate::keeper::run_storage(home, shutdown).await;
+    }
     let keys = WorkerKeys::load(home)?;
-    let chain = Chain::from_config(&cfg.chain)?;
+    // One client per daemon: its tx queue serialises the node key's sequence across duties.
+    let chain = Arc::new(Chain::from_config(&cfg.chain)?);
     let genesis = chain.genesis().await?;
     let me = NodeId::new(keys.node_id()?).map_err(|e| DaemonError::Keys(e.to_string()))?;
     let state = State::load(home)?;
@@ -980,41 +1117,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     )
     .map_err(|e| DaemonError::Diloco(e.to_string()))?;
 
-    // p2p: wallet mode, only keys registered on chain accepted.
-    let node_key = keys.p2p_key()?;
-    let registry = Arc::new(StaticRegistry::new());
-    let verifier = Arc::new(Verifier::new(VerifyMode::Wallet {
-        registry: Some(registry.clone()),
-    }));
-    let pins = Arc::new(
-        PinStore::open(&home.join("p2p-pins.json")).map_err(|e| DaemonError::P2p(e.to_string()))?,
-    );
-    let tls = NodeTls::key_bound(&node_key, pins).map_err(|e| DaemonError::P2p(e.to_string()))?;
-    let backend = Arc::new(
-        DirShardBackend::open(&home.join("store"), cfg.node.storage_quota)
-            .map_err(|e| DaemonError::P2p(e.to_string()))?,
-    );
-    let listen = cfg
-        .node
-        .p2p_listen
-        .parse()
-        .map_err(|e| DaemonError::State(format!("node.p2p_listen: {e}")))?;
-    let signer = Signer::Wallet(node_key.clone());
-    let p2p = NodeHandle::spawn(NodeConfig {
-        service: ServiceConfig {
-            signer: signer.clone(),
-            verifier: verifier.clone(),
-            backend: backend.clone(),
-            tier: cfg.node.tier.clone(),
-            region: cfg.node.region.clone(),
-            max_shard_bytes: 1 << 30,
-            deleters: Some(Default::default()),
-        },
-        tls: tls.clone(),
-        listen,
-        public_key: Some(node_key.public_key()),
-    })
-    .await?;
+    let (p2p, net, registry) = start_p2p(&cfg, &keys, home, &genesis.chain_id).await?;
     let (inbox_tx, mut inbox) = mpsc::channel(256);
     p2p.set_diloco_inbox(inbox_tx);
     let metrics = Metrics::new();
@@ -1023,13 +1126,18 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     } else {
         Some(crate::metrics::serve(&cfg.node.metrics_listen, metrics.clone()).await?)
     };
-    let net = Net {
-        tls,
-        signer,
-        verifier,
-        backend: backend.clone(),
-        peers: Default::default(),
-    };
+    let keeper = Arc::new(crate::keeper::Keeper {
+        home: home.to_path_buf(),
+        chain: chain.clone(),
+        keys: Arc::new(WorkerKeys::load(home)?),
+        net: net.clone(),
+        chain_id: genesis.chain_id.clone(),
+        genesis_time: genesis.genesis_time,
+        epoch_secs: genesis.epoch_secs,
+        liveness_window_secs,
+        state: tokio::sync::Mutex::new(crate::keeper::Keeper::load_state(home)?),
+        fault: cfg.dev.fault,
+    });
     let sh = Arc::new(Shared {
         home: home.to_path_buf(),
         cfg: cfg.clone(),
@@ -1063,8 +1171,11 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         audits_done: Default::default(),
         audit_tries: Default::default(),
         audit_polled_ms: Default::default(),
+        keeper,
     });
     sh.refresh_peers().await?;
+    // Custody duties for the shards this node holds, if it is storage-capable (ADR 0107).
+    let keeper_duties = crate::keeper::spawn_duties(sh.keeper.clone(), shutdown.clone());
 
     // Where to start: after the chain's last recorded round, at the current schedule.
     let lineage: Lineage = sh
@@ -1238,6 +1349,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
             perform(&sh, actions, &tx, &mut reads, &mut wakes);
         }
     }
+    keeper_duties.abort();
     tracing::info!(node = %me, "shutting down");
     sh.save_state().await;
     p2p.kill();

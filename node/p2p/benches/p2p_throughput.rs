@@ -33,6 +33,7 @@ fn bench(c: &mut Criterion) {
                 region: String::new(),
                 max_shard_bytes: 1 << 30,
                 deleters: None,
+                receipts: None,
             },
             tls,
             listen: "127.0.0.1:0".parse().expect("addr"),

@@ -169,7 +169,9 @@ impl PeerClient {
         Ok(self.peer.exchange(req).await?.into_inner().peers)
     }
 
-    /// Uploads a shard in chunks under a signed manifest.
+    /// Uploads a shard in chunks under a signed manifest. The response carries the holder's
+    /// custody receipt and Merkle root when it signs receipts (empty otherwise); check them
+    /// with [`crate::receipt::verify_receipt`] or use [`Self::put_shard_with_receipt`].
     pub async fn put_shard(
         &mut self,
         key: &ShardKey,
@@ -199,6 +201,28 @@ impl PeerClient {
             )));
         }
         Ok(resp)
+    }
+
+    /// Uploads a shard to a holder that signs custody receipts and checks the receipt: the
+    /// holder's Merkle root must equal the one computed here from `data`, and the signature
+    /// must be `holder`'s over `ShardReceipt{chain_id, object, index, root, len}`.
+    pub async fn put_shard_with_receipt(
+        &mut self,
+        key: &ShardKey,
+        data: &[u8],
+        chain_id: &str,
+        holder: &crate::identity::PublicKey,
+    ) -> Result<crate::receipt::VerifiedReceipt, P2pError> {
+        let root = magnet_rounds::custody::merkle_root(data);
+        let resp = self.put_shard(key, data).await?;
+        Ok(crate::receipt::verify_receipt(
+            chain_id,
+            holder,
+            key,
+            data.len() as u64,
+            &root,
+            &resp,
+        )?)
     }
 
     /// Downloads a shard, checking every chunk against the holder's signed manifest and, when

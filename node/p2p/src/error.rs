@@ -43,6 +43,9 @@ pub enum P2pError {
     /// Local storage failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The holder's custody receipt did not verify.
+    #[error("custody receipt: {0}")]
+    Receipt(#[from] crate::receipt::ReceiptError),
     /// Local I/O failed.
     #[error("i/o: {0}")]
     Io(std::io::Error),

@@ -196,6 +196,16 @@ impl NodeKey {
         &self.id
     }
 
+    /// Signs `msg` as k256's `Signer` does (SHA-256 of `msg`, RFC 6979, low-S): returns
+    /// r ‖ s (64 bytes) — the form of `magnet_rounds` signatures such as custody receipts.
+    pub fn sign_message(&self, msg: &[u8]) -> [u8; 64] {
+        use k256::ecdsa::signature::Signer as _;
+        let sig: k256::ecdsa::Signature = self.sk.sign(msg);
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig.to_bytes());
+        out
+    }
+
     /// Signs a 32-byte digest: returns r ‖ s ‖ recovery id (65 bytes), low-S.
     pub fn sign_digest(&self, digest: &[u8; 32]) -> [u8; 65] {
         let mut out = [0u8; 65];

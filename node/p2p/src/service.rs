@@ -87,6 +87,8 @@ pub struct ServiceConfig {
     pub max_shard_bytes: u64,
     /// Nodes allowed to delete shards (`None`: any authenticated node).
     pub deleters: Option<BTreeSet<NodeId>>,
+    /// Custody receipts signed on every stored shard (`None`: uploads get no receipt).
+    pub receipts: Option<crate::receipt::ReceiptConfig>,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -373,11 +375,20 @@ impl ShardService for NodeService {
         let size = data.len() as u64;
         let hash = manifest.shard_hash.clone();
         let backend = self.shared.cfg.backend.clone();
-        blocking(move || backend.put_shard(&key, &data)).await?;
+        let receipts = self.shared.cfg.receipts.clone();
+        let (root, receipt) = blocking(move || {
+            backend.put_shard(&key, &data)?;
+            Ok(receipts.map(|r| r.sign(&key, &data)))
+        })
+        .await?
+        .map(|(root, sig)| (root.to_vec(), sig.to_vec()))
+        .unwrap_or_default();
         tracing::debug!(peer = %v.node_id, shard = %key, size, "stored shard");
         Ok(Response::new(PutShardResponse {
             shard_hash: hash,
             size,
+            receipt,
+            merkle_root: root,
         }))
     }
 

@@ -74,6 +74,7 @@ async fn ca_mode_nodes_talk_and_a_foreign_ca_is_refused() {
             region: String::new(),
             max_shard_bytes: 1 << 20,
             deleters: None,
+            receipts: None,
         },
         tls: server_tls,
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -298,6 +298,7 @@ async fn tofu_pins_the_first_peer_and_refuses_a_changed_one() {
                 region: String::new(),
                 max_shard_bytes: 1 << 20,
                 deleters: None,
+                receipts: None,
             },
             tls: tls_b.clone(),
             listen: format!("127.0.0.1:{port}").parse().unwrap(),

@@ -64,6 +64,7 @@ impl Cluster {
                         region: region.into(),
                         max_shard_bytes: 64 << 20,
                         deleters: None,
+                        receipts: None,
                     },
                     tls: NodeTls::key_bound(&key, Arc::new(PinStore::in_memory())).unwrap(),
                     listen: "127.0.0.1:0".parse().unwrap(),

@@ -131,6 +131,68 @@ pub fn place(
         .collect())
 }
 
+/// A candidate holder with the operator that runs it (for [`rank_spread`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatedCandidate {
+    /// The holder.
+    pub id: HolderId,
+    /// The operator account that runs it (nodes of one operator fail together).
+    pub operator: String,
+    /// Its region.
+    pub region: String,
+    /// Free space it reported, bytes.
+    pub free_bytes: u64,
+}
+
+/// Orders candidates for `object` so that the first picks are on distinct operators first,
+/// then on distinct regions: each next pick is, among the remaining candidates with `min_free`
+/// bytes that are not in `exclude`, the one whose operator has been picked least, then whose
+/// region has been picked least, then with the lowest rendezvous score (`SHA-256(object ‖
+/// holder)`, as in [`rank`]). Deterministic; a holder listed twice counts once. `exclude`
+/// also counts towards the operator and region tallies (they already hold shards of the
+/// object).
+pub fn rank_spread(
+    object: &ContentAddress,
+    candidates: &[OperatedCandidate],
+    min_free: u64,
+    exclude: &[HolderId],
+) -> Vec<HolderId> {
+    let mut pool: Vec<(&OperatedCandidate, [u8; 32])> = candidates
+        .iter()
+        .filter(|c| c.free_bytes >= min_free && !exclude.contains(&c.id))
+        .map(|c| (c, score(object, &c.id)))
+        .collect();
+    pool.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.id.cmp(&b.0.id)));
+    pool.dedup_by(|a, b| a.0.id == b.0.id);
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut regions: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in candidates.iter().filter(|c| exclude.contains(&c.id)) {
+        *ops.entry(c.operator.as_str()).or_default() += 1;
+        *regions.entry(c.region.as_str()).or_default() += 1;
+    }
+    let mut out = Vec::with_capacity(pool.len());
+    while !pool.is_empty() {
+        let mut best = 0;
+        let mut best_key = (usize::MAX, usize::MAX);
+        for (i, (c, _)) in pool.iter().enumerate() {
+            let key = (
+                ops.get(c.operator.as_str()).copied().unwrap_or(0),
+                regions.get(c.region.as_str()).copied().unwrap_or(0),
+            );
+            // `pool` is in score order, so the first minimum wins the tie on score.
+            if key < best_key {
+                best_key = key;
+                best = i;
+            }
+        }
+        let (c, _) = pool.remove(best);
+        *ops.entry(c.operator.as_str()).or_default() += 1;
+        *regions.entry(c.region.as_str()).or_default() += 1;
+        out.push(c.id.clone());
+    }
+    out
+}
+
 /// Bytes stored per byte of object: `replicas × (K + M) / K`.
 pub fn overhead(k: u8, m: u8, replicas: u8) -> f64 {
     f64::from(replicas) * f64::from(u16::from(k) + u16::from(m)) / f64::from(k)
@@ -218,6 +280,45 @@ mod tests {
         let mut full = cands(&[("eu", 6)]);
         full[0].free_bytes = 10;
         assert!(place(&obj, 6, 1, 11, &full).is_err());
+    }
+
+    #[test]
+    fn rank_spread_takes_distinct_operators_then_regions_deterministically() {
+        let obj = ContentAddress(Hash32::of(b"spread"));
+        let mut cs = Vec::new();
+        // Operator "a" runs four nodes in eu; "b" two in us; "c" one in eu; "d" one in ap.
+        for (op, region, n) in [
+            ("a", "eu", 4),
+            ("b", "us", 2),
+            ("c", "eu", 1),
+            ("d", "ap", 1),
+        ] {
+            for i in 0..n {
+                cs.push(OperatedCandidate {
+                    id: HolderId::new(format!("{op}{i}")).unwrap(),
+                    operator: op.into(),
+                    region: region.into(),
+                    free_bytes: 100,
+                });
+            }
+        }
+        let r = rank_spread(&obj, &cs, 10, &[]);
+        assert_eq!(r.len(), 8);
+        let op = |h: &HolderId| h.as_str()[..1].to_string();
+        let first4: BTreeSet<String> = r[..4].iter().map(op).collect();
+        assert_eq!(
+            first4.len(),
+            4,
+            "the first four picks are four operators: {r:?}"
+        );
+        // The fifth pick is a second node of "a" or "b": "b" (us) beats "a" (eu, picked twice).
+        assert_eq!(op(&r[4]), "b");
+        assert_eq!(r, rank_spread(&obj, &cs, 10, &[]));
+        // Too little free space, or excluded: never picked.
+        let ex = r[0].clone();
+        let r2 = rank_spread(&obj, &cs, 10, std::slice::from_ref(&ex));
+        assert!(!r2.contains(&ex));
+        assert!(rank_spread(&obj, &cs, 101, &[]).is_empty());
     }
 
     #[test]

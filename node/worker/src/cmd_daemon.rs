@@ -153,6 +153,19 @@ pub struct InitArgs {
     /// MiB written by the disk test.
     #[arg(long, default_value_t = 32)]
     pub disk_test_mb: usize,
+    /// Run the SSD provisioning test (O_DIRECT 4 KiB random reads and writes; paper: read ≥
+    /// 100 MB/s, write ≥ 50 MB/s) even if the tier is not `storage_node`, which always runs
+    /// it. Its signed result goes into `join`'s registration: a storage tier needs a passing
+    /// one, and only nodes with one are given stripes to hold.
+    #[arg(long)]
+    pub ssd_test: bool,
+    /// Size of the SSD test's file in MiB (the paper's protocol: 256; smaller runs are
+    /// marked informative but still registered).
+    #[arg(long, default_value_t = 256)]
+    pub ssd_test_mb: u64,
+    /// Seconds per SSD test phase (the paper's protocol: 5).
+    #[arg(long, default_value_t = 5)]
+    pub ssd_test_secs: u64,
 }
 
 fn expand(p: PathBuf) -> PathBuf {
@@ -236,12 +249,17 @@ fn init(a: InitArgs) -> Result<()> {
     }
     cfg.dev.fault = Fault::parse(&a.fault).ok_or_else(|| {
         anyhow::anyhow!(
-            "--fault {:?}: use none, nan, no-reveal, inflate, lazy, hijack, copycat, fraud, \
-             sybil, collude or evalfit",
+            "--fault {:?}: use none, nan, no-reveal, lost-ack, stripe-only, bitrot, inflate, \
+             lazy, hijack, copycat, fraud, sybil, collude or evalfit",
             a.fault
         )
     })?;
-    let r = magnet_daemon::setup::init(&home, cfg, a.disk_test_mb)?;
+    let ssd = magnet_daemon::setup::SsdTest {
+        force: a.ssd_test,
+        file_mb: a.ssd_test_mb,
+        phase_secs: a.ssd_test_secs,
+    };
+    let r = magnet_daemon::setup::init(&home, cfg, a.disk_test_mb, &ssd)?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     eprintln!(
         "next: fund {} with the bond, then `magnet-worker join --home {} --bond <umag>`",

@@ -111,6 +111,7 @@ pub fn run(args: P2pArgs) -> Result<()> {
                         region,
                         max_shard_bytes: 1 << 30,
                         deleters: None,
+                        receipts: None,
                     },
                     tls,
                     listen,

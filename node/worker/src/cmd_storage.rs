@@ -1,9 +1,16 @@
 //! `magnet-worker storage …` and `magnet-worker provision`: the storage subcommands.
 //!
-//! Without peers (the p2p layer plugs in its gRPC `Transport` later) a node keeps all K+M
-//! shards of an object itself, one shard per *slot* directory under `--dir` (`slots/<i>/`), so
-//! bitrot or loss of up to M slots is still repaired on read. Manifests are signed with the
-//! node key (`<dir>/node.key`, created on first use).
+//! Two modes:
+//! * **network** (`--home WORKER_HOME`, the way a worker uses it): `put` erasure-codes a file
+//!   RS(4,2) onto six storage nodes of the registry and registers the stripe on chain with
+//!   every holder's receipt; `get` rebuilds an object from any four of its holders, verifying
+//!   each shard against its registered Merkle root; `status` shows the stripes this node
+//!   holds, their health and its audit record (ADR 0107).
+//! * **local** (`--dir`, no chain): the node keeps all K+M shards of an object itself, one
+//!   shard per *slot* directory under `--dir` (`slots/<i>/`), so bitrot or loss of up to M
+//!   slots is still repaired on read. Manifests are signed with the node key
+//!   (`<dir>/node.key`, created on first use). Useful to try the codec; it protects against
+//!   disk damage, not against losing the machine.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -29,6 +36,11 @@ pub struct StorageArgs {
     /// Storage directory (shards, manifests, node key, provisioning result).
     #[arg(long, env = "MAGNET_STORAGE_DIR", default_value_os_t = default_dir())]
     pub dir: PathBuf,
+    /// A worker home (`magnet-worker init`): work on the network's stripes instead of the
+    /// local directory — `put` places shards on six storage nodes and registers the stripe on
+    /// chain, `get` reads any object by content address, `status` shows this node's stripes.
+    #[arg(long)]
+    pub home: Option<PathBuf>,
     #[command(subcommand)]
     pub command: StorageCommand,
 }
@@ -51,6 +63,13 @@ pub enum StorageCommand {
         /// Stripe size in MiB (1-4); objects are encoded stripe by stripe.
         #[arg(long, default_value_t = 1)]
         stripe_mib: u32,
+        /// With `--home`: what the object is to the network, `data` (a job's data set) or
+        /// `model` (an exported model).
+        #[arg(long, default_value = "data")]
+        kind: String,
+        /// With `--home`: the job the object belongs to.
+        #[arg(long, default_value_t = 0)]
+        job: u64,
     },
     /// Rebuild the object ADDR (from any K intact shards) into --out.
     Get {
@@ -192,6 +211,9 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 /// Runs a `storage` subcommand.
 pub fn run(args: StorageArgs) -> Result<()> {
+    if let Some(home) = args.home {
+        return network(&home, args.command);
+    }
     let dir = args.dir;
     match args.command {
         StorageCommand::Put {
@@ -199,6 +221,7 @@ pub fn run(args: StorageArgs) -> Result<()> {
             k,
             m,
             stripe_mib,
+            ..
         } => {
             let params = Params::new(k, m)?;
             if !(1..=4).contains(&stripe_mib) {
@@ -292,6 +315,85 @@ pub fn run(args: StorageArgs) -> Result<()> {
         }
         StorageCommand::Status { verify } => status(&dir, verify),
     }
+}
+
+/// The `--home` mode: the network's stripes through this worker's keys and chain.
+fn network(home: &Path, command: StorageCommand) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    rt.block_on(async {
+        let keeper = magnet_daemon::keeper::Keeper::open(home)
+            .await
+            .with_context(|| format!("opening the worker at {}", home.display()))?;
+        match command {
+            StorageCommand::Put {
+                file, kind, job, ..
+            } => {
+                if kind != "data" && kind != "model" {
+                    bail!("--kind {kind:?}: use data or model");
+                }
+                let bytes = std::fs::read(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let label: [u8; 32] = Sha256::digest(&bytes).into();
+                if !keeper.publish(&kind, &label, job, &bytes).await? {
+                    bail!(
+                        "the network has fewer than six live storage-capable nodes: nothing was \
+                         stored (see `magnetd query registry nodes`)"
+                    );
+                }
+                println!("sha256:{}", hex::encode(label));
+                Ok(())
+            }
+            StorageCommand::Get { addr, out } => {
+                let hexa = addr.strip_prefix("sha256:").unwrap_or(&addr);
+                let object: [u8; 32] = hex::decode(hexa)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .with_context(|| format!("{addr:?} is not a sha256:<64 hex> content address"))?;
+                let bytes = keeper.fetch_object(&object).await?.with_context(|| {
+                    format!("no stripe of {addr} is registered on chain")
+                })?;
+                std::fs::write(&out, &bytes)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!("{} bytes → {} (verified sha256:{hexa})", bytes.len(), out.display());
+                Ok(())
+            }
+            StorageCommand::Status { .. } => {
+                let st = keeper.status().await?;
+                println!("node {} · epoch {}", st.node, st.epoch);
+                println!(
+                    "stripes held: {} · proofs sent {} · failed {} · repaired {} shards ({} bytes) · \
+                     collected {} bytes · published {}",
+                    st.stripes.len(),
+                    st.keeper.proofs_sent,
+                    st.keeper.proofs_failed,
+                    st.keeper.repaired_shards,
+                    st.keeper.repaired_bytes,
+                    st.keeper.collected_bytes,
+                    st.keeper.published
+                );
+                println!(
+                    "audit record on chain: {}",
+                    serde_json::to_string(&st.audit_record)?
+                );
+                for s in &st.stripes {
+                    println!(
+                        "  {} {:<10} shards {:?} × {} B · {} · expires after epoch {}",
+                        &s.object[..16.min(s.object.len())],
+                        s.kind,
+                        s.indices,
+                        s.shard_len,
+                        s.health,
+                        s.expires_epoch
+                    );
+                }
+                Ok(())
+            }
+        }
+    })
 }
 
 fn status(dir: &Path, verify: bool) -> Result<()> {

@@ -88,6 +88,34 @@ pub(super) enum ModuleTxCmd {
     Gov(GovTx),
 }
 
+/// The SSD provisioning test's result (`magnet-worker storage provision` prints it), required
+/// for tier storage_node (ADR 0107).
+#[derive(clap::Args, Debug, Default)]
+pub(super) struct SsdArgs {
+    /// 4 KiB random-read throughput of the SSD test, kB/s (tier storage_node needs ≥ the
+    /// registry's ssd_min_read_mbps × 1000).
+    #[arg(long, requires = "ssd_write_kbps")]
+    ssd_read_kbps: Option<u64>,
+    /// 4 KiB random-write throughput of the SSD test, kB/s.
+    #[arg(long, requires = "ssd_read_kbps")]
+    ssd_write_kbps: Option<u64>,
+    /// Test file size (bytes).
+    #[arg(long, default_value_t = 0)]
+    ssd_file_bytes: u64,
+}
+
+impl SsdArgs {
+    fn report(&self) -> Option<msgs::SsdReport> {
+        Some(msgs::SsdReport {
+            read_kbps: self.ssd_read_kbps?,
+            write_kbps: self.ssd_write_kbps?,
+            block_size: 4096,
+            file_bytes: self.ssd_file_bytes,
+            direct_io: true,
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub(super) enum RegistryTx {
     /// Register a node: signed by the OPERATOR key; the bond moves into escrow.
@@ -121,6 +149,8 @@ pub(super) enum RegistryTx {
         #[arg(long, default_value = "")]
         hardware_profile: String,
         #[command(flatten)]
+        ssd: SsdArgs,
+        #[command(flatten)]
         tx: TxArgs,
     },
     /// Liveness heartbeat: signed by the NODE key (`--from <node key>`).
@@ -141,6 +171,8 @@ pub(super) enum RegistryTx {
         /// Added bond (umag).
         #[arg(long, default_value = "0")]
         extra_bond: String,
+        #[command(flatten)]
+        ssd: SsdArgs,
         #[command(flatten)]
         tx: TxArgs,
     },
@@ -704,6 +736,56 @@ pub(super) enum ModuleQueryCmd {
         #[command(subcommand)]
         q: GovQ,
     },
+    /// Storage custody: stripes, challenges, holders, epoch totals (ADR 0107).
+    ///
+    /// Example: magnetd query custody challenges 7 magnet1…
+    Custody {
+        #[command(subcommand)]
+        q: CustodyQ,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum CustodyQ {
+    /// Module params (slash rate, jail streak, storage share, retention, RS K/M).
+    Params(QArgs),
+    /// The stripe of an object (its SHA-256 in hex): placements, roots, expiry.
+    Stripe {
+        /// Object hash (64 hex characters).
+        object: String,
+        #[command(flatten)]
+        q: QArgs,
+    },
+    /// Stripes whose label (Δ hash, checkpoint hash, …) is this hash.
+    ByLabel {
+        /// Label hash (64 hex characters).
+        label: String,
+        #[command(flatten)]
+        q: QArgs,
+    },
+    /// Challenges of an epoch, optionally of one holder (node-key address or key name).
+    Challenges {
+        /// Epoch.
+        epoch: u64,
+        /// Holder's node-key address (or keyring name).
+        holder: Option<String>,
+        #[command(flatten)]
+        q: QArgs,
+    },
+    /// A holder: shards held, audits/custody/repairs per epoch, failing streak.
+    Holder {
+        /// Holder's node-key address (or keyring name).
+        addr: String,
+        #[command(flatten)]
+        q: QArgs,
+    },
+    /// Custody totals of an epoch (challenges, proven, failed, bytes credited).
+    Epoch {
+        /// Epoch.
+        epoch: u64,
+        #[command(flatten)]
+        q: QArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -718,6 +800,9 @@ pub(super) enum RegistryQ {
     Params(QArgs),
     /// All registered nodes.
     Nodes(QArgs),
+    /// Node-key addresses of the storage-capable nodes (a tier with the `storage` kind and an
+    /// SSD report passing today's thresholds): the nodes stripes may be placed on.
+    StorageNodes(QArgs),
     /// The node of an operator.
     Node {
         /// Operator address or key name.
@@ -1421,6 +1506,7 @@ async fn tx_registry(home: &Home, r: RegistryTx) -> Result<()> {
             endpoint,
             region,
             hardware_profile,
+            ssd,
             tx,
         } => {
             if !msgs::TIERS.contains(&tier.as_str()) {
@@ -1448,6 +1534,7 @@ async fn tx_registry(home: &Home, r: RegistryTx) -> Result<()> {
                 region,
                 hardware_profile,
                 bond: umag(&bond)?,
+                ssd: ssd.report(),
             };
             let m = msgs::register_node(&op, &reg);
             send(
@@ -1476,6 +1563,7 @@ async fn tx_registry(home: &Home, r: RegistryTx) -> Result<()> {
         RegistryTx::ChangeTier {
             tier,
             extra_bond,
+            ssd,
             tx,
         } => {
             let op = from_addr(home, &tx)?;
@@ -1488,7 +1576,7 @@ async fn tx_registry(home: &Home, r: RegistryTx) -> Result<()> {
                 home,
                 &tx,
                 &format!("change tier to {tier}"),
-                vec![msgs::change_tier(&op, &tier, extra)],
+                vec![msgs::change_tier(&op, &tier, extra, ssd.report())],
                 json!({}),
             )
             .await
@@ -2131,6 +2219,7 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
         ModuleQueryCmd::Registry { q } => match q {
             RegistryQ::Params(q) => (q, "/magnet.registry.v1/params", String::new()),
             RegistryQ::Nodes(q) => (q, "/magnet.registry.v1/nodes", String::new()),
+            RegistryQ::StorageNodes(q) => (q, "/magnet.registry.v1/storage_nodes", String::new()),
             RegistryQ::Node { operator, q } => (
                 q,
                 "/magnet.registry.v1/node",
@@ -2210,8 +2299,43 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
             GovQ::Tally { id, q } => (q, "/magnet.gov.v1/tally", id.to_string()),
             GovQ::Upgrade(q) => (q, "/magnet.gov.v1/upgrade", String::new()),
         },
+        ModuleQueryCmd::Custody { q } => match q {
+            CustodyQ::Params(q) => (q, "/magnet.custody.v1/params", String::new()),
+            CustodyQ::Stripe { object, q } => (
+                q,
+                "/magnet.custody.v1/stripe",
+                hex32_arg("object", &object)?,
+            ),
+            CustodyQ::ByLabel { label, q } => (
+                q,
+                "/magnet.custody.v1/by_label",
+                hex32_arg("label", &label)?,
+            ),
+            CustodyQ::Challenges { epoch, holder, q } => {
+                let data = match holder {
+                    Some(h) => format!("{epoch}/{}", resolve_address(home, &h, &kr)?),
+                    None => epoch.to_string(),
+                };
+                (q, "/magnet.custody.v1/challenges", data)
+            }
+            CustodyQ::Holder { addr, q } => (
+                q,
+                "/magnet.custody.v1/holder",
+                resolve_address(home, &addr, &kr)?.to_string(),
+            ),
+            CustodyQ::Epoch { epoch, q } => (q, "/magnet.custody.v1/epoch", epoch.to_string()),
+        },
     };
     show(home, &q, path, data).await
+}
+
+/// A 32-byte hash argument as lowercase hex, or an error naming the argument.
+fn hex32_arg(what: &str, s: &str) -> Result<String> {
+    let t = s.trim().trim_start_matches("0x");
+    match hex::decode(t) {
+        Ok(b) if b.len() == 32 => Ok(hex::encode(b)),
+        _ => bail!("{what} must be 64 hex characters (a SHA-256), got {s:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ pub async fn start_with(
             region: "eu".into(),
             max_shard_bytes: 256 << 20,
             deleters,
+            receipts: None,
         },
         tls: tls.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
