@@ -575,8 +575,12 @@ pub struct StripeSummary {
     pub checkpoints: u64,
     /// Stripes with a holder among the killed nodes at the end (not yet repaired).
     pub degraded: u64,
-    /// Stripes with fewer than K live holders (data lost).
+    /// Stripes with fewer than K live holders that passed their audits.
     pub unrecoverable: u64,
+    /// Objects a storage node's repair found unrecoverable: fewer than K intact shards left
+    /// (a corrupt shard not yet judged counts as live on chain but not here). Data lost.
+    #[serde(default)]
+    pub lost: u64,
     /// Δs the leaders read from stripes because their producer served none.
     pub stripe_reads: u64,
 }
@@ -2062,6 +2066,19 @@ async fn storage_rows(
             sum.unrecoverable += 1;
         }
     }
+    let mut lost = std::collections::BTreeSet::new();
+    for w in &keepers {
+        let k: Value = std::fs::read(w.home.join("keeper.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        for o in k["unrecoverable"].as_array().into_iter().flatten() {
+            if let Some(o) = o.as_str() {
+                lost.insert(o.to_string());
+            }
+        }
+    }
+    sum.lost = lost.len() as u64;
     sum.stripe_reads = workers
         .iter()
         .flat_map(|w| read_rounds(&w.home))
@@ -2220,9 +2237,16 @@ fn storage_section(r: &Report) -> String {
     if let Some(t) = &r.stripes {
         md.push_str(&format!(
             "\nStripes on chain at the end: {} ({} Δs, {} checkpoints); {} still have a holder \
-             among the killed nodes, {} have fewer than K live holders (data lost). Leaders read \
+             among the killed nodes, {} have fewer than K live holders in good standing, and \
+             repairers found {} objects with fewer than K intact shards (data lost). Leaders read \
              {} Δs from stripes because their producer served none.\n",
-            t.registered, t.deltas, t.checkpoints, t.degraded, t.unrecoverable, t.stripe_reads
+            t.registered,
+            t.deltas,
+            t.checkpoints,
+            t.degraded,
+            t.unrecoverable,
+            t.lost,
+            t.stripe_reads
         ));
     }
     md

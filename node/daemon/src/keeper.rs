@@ -131,6 +131,9 @@ pub struct KeeperState {
     pub collected_bytes: u64,
     /// Stripes this node published.
     pub published: u64,
+    /// Objects a repair found unrecoverable (fewer than K intact shards left): data lost.
+    #[serde(default)]
+    pub unrecoverable: BTreeSet<String>,
 }
 
 /// One stripe this node holds, as `storage status` shows it.
@@ -707,6 +710,13 @@ impl Keeper {
             {
                 Ok(o) => o,
                 Err(e) => {
+                    if matches!(e, stripes::StripeError::Unrecoverable { .. }) {
+                        self.state
+                            .lock()
+                            .await
+                            .unrecoverable
+                            .insert(s.object.clone());
+                    }
                     tracing::warn!(object = %s.object, "repair: {e}");
                     continue;
                 }

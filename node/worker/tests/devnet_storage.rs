@@ -4,10 +4,16 @@
 //! receipts; each epoch the chain draws one leaf per shard and the holders answer with Merkle
 //! proofs. Worker 1 keeps no copy of its own Δs (`stripe-only`), so the leaders must read them
 //! from their stripes; storage node 9 rots a challenged shard every epoch (`bitrot`); and the
-//! first two storage nodes are killed a third into the settled epoch. Nothing may be
-//! lost: every stripe keeps at least K live holders, the lost shards are rebuilt onto live
-//! nodes, the rotting node is slashed, the honest storage nodes are paid for audited custody
-//! and never slashed. About eight minutes of wall time on 2 cores.
+//! first storage node is killed a third into the settled epoch. Nothing may be lost: every
+//! stripe keeps at least K intact shards, the lost shards are rebuilt onto live nodes, the
+//! rotting node is slashed, the honest storage nodes are paid for audited custody and never
+//! slashed. About eight minutes of wall time on 2 cores.
+//!
+//! One kill, not two: a rotting shard counts as a loss until the chain judges it at the epoch
+//! end, and RS(4,2) survives two losses per stripe, not three (a first version of this test
+//! killed two beside the rotting node and, correctly, lost the one stripe that held all
+//! three). Two dead storage nodes out of six is issue 18's run of record (`docs/storage.md`)
+//! and every pair of dead holders is tested in `node/daemon/tests/stripes_over_tls.rs`.
 //!
 //! Needs `magnetd` next to `magnet-worker` (`cargo test --workspace` builds both). Locally it
 //! skips with a message when `magnetd` is missing; in CI (`CI=true`) that is a failure.
@@ -20,7 +26,7 @@ use common::{magnetd, repo, u};
 use serde_json::Value;
 
 #[test]
-fn stripes_survive_two_dead_storage_nodes_and_audited_custody_is_paid() {
+fn stripes_survive_a_dead_and_a_rotting_storage_node_and_audited_custody_is_paid() {
     let Some(magnetd) = magnetd("the storage-tier devnet test") else {
         return;
     };
@@ -31,7 +37,7 @@ fn stripes_survive_two_dead_storage_nodes_and_audited_custody_is_paid() {
         .arg("--out")
         .arg(&out)
         .args(["--workers", "3", "--epochs", "1", "--epoch-secs", "150"])
-        .args(["--storage-nodes", "7", "--kill-storage", "2"])
+        .args(["--storage-nodes", "7", "--kill-storage", "1"])
         .args(["--fault", "1:stripe-only", "--fault", "9:bitrot"])
         .args([
             "--inner-steps",
@@ -77,6 +83,10 @@ fn stripes_survive_two_dead_storage_nodes_and_audited_custody_is_paid() {
         "checkpoints were striped: {st:#}"
     );
     assert_eq!(st["unrecoverable"], 0, "{st:#}");
+    assert_eq!(
+        st["lost"], 0,
+        "no repairer found too few intact shards: {st:#}"
+    );
     assert_eq!(
         st["degraded"], 0,
         "every shard of a killed node was rebuilt elsewhere: {st:#}"
