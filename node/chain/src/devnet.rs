@@ -1572,6 +1572,12 @@ async fn drive(
                         postponed.push(k);
                         None
                     }
+                    // A postponed leader kill never lands on the round a member kill targets:
+                    // killing both would leave that round nobody to merge it.
+                    Some(_) if kills.iter().any(|(w, mr)| *w == KillWho::Member && mr == r) => {
+                        postponed.push(k);
+                        None
+                    }
                     l => l,
                 },
                 KillWho::Member => leader().and_then(|l| {
