@@ -18,10 +18,9 @@
 //! it produced the challenged leaf (random leaves over many epochs make keeping everything the
 //! cheapest way to pass).
 
-use k256::ecdsa::signature::{Signer as _, Verifier as _};
 use sha2::{Digest as _, Sha256};
 
-use crate::{domain_hash, ClaimError};
+use crate::{domain_hash, framed_hash, sign_node, verify_node, ClaimError};
 
 /// Bytes per Merkle leaf.
 pub const LEAF_SIZE: usize = 256;
@@ -174,33 +173,17 @@ impl ShardReceipt {
             &self.root,
             &self.len.to_be_bytes(),
         ];
-        let mut framed = Vec::with_capacity(128);
-        for f in fields {
-            framed.extend_from_slice(&(f.len() as u32).to_be_bytes());
-            framed.extend_from_slice(f);
-        }
-        domain_hash(RECEIPT_DOMAIN, &[&framed])
+        framed_hash(RECEIPT_DOMAIN, &fields)
     }
 
     /// Signs the digest with the node key → 64 bytes `r ‖ s` (RFC 6979, low-S).
     pub fn sign(&self, secret: &[u8; 32]) -> Result<[u8; 64], ClaimError> {
-        let key = k256::ecdsa::SigningKey::from_slice(secret).map_err(|_| ClaimError::BadKey)?;
-        let sig: k256::ecdsa::Signature = key.sign(&self.digest());
-        let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
-        Ok(out)
+        sign_node(secret, &self.digest())
     }
 
     /// Verifies `sig` against the holder's compressed node key `pubkey` (33 bytes).
     pub fn verify(&self, pubkey: &[u8], sig: &[u8]) -> Result<(), ClaimError> {
-        if pubkey.len() != 33 {
-            return Err(ClaimError::BadKey);
-        }
-        let key =
-            k256::ecdsa::VerifyingKey::from_sec1_bytes(pubkey).map_err(|_| ClaimError::BadKey)?;
-        let sig = k256::ecdsa::Signature::from_slice(sig).map_err(|_| ClaimError::BadSignature)?;
-        key.verify(&self.digest(), &sig)
-            .map_err(|_| ClaimError::BadSignature)
+        verify_node(pubkey, &self.digest(), sig)
     }
 }
 

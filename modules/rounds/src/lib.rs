@@ -187,34 +187,47 @@ impl WorkClaim {
             &self.steps.to_be_bytes(),
             &self.tokens.to_be_bytes(),
         ];
-        let mut framed = Vec::with_capacity(160);
-        for f in fields {
-            framed.extend_from_slice(&(f.len() as u32).to_be_bytes());
-            framed.extend_from_slice(f);
-        }
-        domain_hash(CLAIM_DOMAIN, &[&framed])
+        framed_hash(CLAIM_DOMAIN, &fields)
     }
 
     /// Signs the digest (ECDSA secp256k1 over SHA-256, RFC 6979, low-S) → 64 bytes `r ‖ s`.
     pub fn sign(&self, secret: &[u8; 32]) -> Result<[u8; 64], ClaimError> {
-        let key = k256::ecdsa::SigningKey::from_slice(secret).map_err(|_| ClaimError::BadKey)?;
-        let sig: k256::ecdsa::Signature = key.sign(&self.digest());
-        let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
-        Ok(out)
+        sign_node(secret, &self.digest())
     }
 
     /// Verifies `sig` (64 bytes) against the compressed node key `pubkey` (33 bytes).
     pub fn verify(&self, pubkey: &[u8], sig: &[u8]) -> Result<(), ClaimError> {
-        if pubkey.len() != 33 {
-            return Err(ClaimError::BadKey);
-        }
-        let key =
-            k256::ecdsa::VerifyingKey::from_sec1_bytes(pubkey).map_err(|_| ClaimError::BadKey)?;
-        let sig = k256::ecdsa::Signature::from_slice(sig).map_err(|_| ClaimError::BadSignature)?;
-        key.verify(&self.digest(), &sig)
-            .map_err(|_| ClaimError::BadSignature)
+        verify_node(pubkey, &self.digest(), sig)
     }
+}
+
+/// `domain_hash(domain, framed fields)`: every field length-prefixed (u32 BE).
+pub(crate) fn framed_hash(domain: &str, fields: &[&[u8]]) -> [u8; 32] {
+    let mut framed = Vec::with_capacity(160);
+    for f in fields {
+        framed.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        framed.extend_from_slice(f);
+    }
+    domain_hash(domain, &[&framed])
+}
+
+/// Signs `msg` with a node key (ECDSA secp256k1 over SHA-256, RFC 6979, low-S) → `r ‖ s`.
+pub(crate) fn sign_node(secret: &[u8; 32], msg: &[u8]) -> Result<[u8; 64], ClaimError> {
+    let key = k256::ecdsa::SigningKey::from_slice(secret).map_err(|_| ClaimError::BadKey)?;
+    let sig: k256::ecdsa::Signature = key.sign(msg);
+    let mut out = [0u8; 64];
+    out.copy_from_slice(&sig.to_bytes());
+    Ok(out)
+}
+
+/// Verifies `sig` (64 bytes) over `msg` against a compressed node key (33 bytes).
+pub(crate) fn verify_node(pubkey: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), ClaimError> {
+    if pubkey.len() != 33 {
+        return Err(ClaimError::BadKey);
+    }
+    let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(pubkey).map_err(|_| ClaimError::BadKey)?;
+    let sig = k256::ecdsa::Signature::from_slice(sig).map_err(|_| ClaimError::BadSignature)?;
+    key.verify(msg, &sig).map_err(|_| ClaimError::BadSignature)
 }
 
 /// The most one Δ may claim, from the job's training spec on chain.
