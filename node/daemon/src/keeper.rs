@@ -207,6 +207,15 @@ fn hex32(s: &str) -> Result<[u8; 32]> {
         .ok_or_else(|| DaemonError::Chain(format!("{s:?} is not a 32-byte hex hash")))
 }
 
+/// Accepts the registered node keys of `nodes` on this node's p2p verifier.
+fn accept_keys(registry: &magnet_p2p::StaticRegistry, nodes: &[NodeRecordJson]) {
+    for n in nodes {
+        if let Ok(pk) = magnet_p2p::PublicKey::from_bytes(&n.to_peer().pubkey) {
+            registry.register(pk, "chain");
+        }
+    }
+}
+
 /// Is a registry record live at chain time `now` (the chain's own reassignment rule)?
 pub fn is_live(n: &NodeRecordJson, now: u64, window: u64) -> bool {
     n.status == serde_json::Value::String("Active".into())
@@ -262,14 +271,7 @@ impl Keeper {
             state: tokio::sync::Mutex::new(Keeper::load_state(home)?),
             fault: crate::config::Fault::None,
         };
-        for n in k.nodes().await? {
-            if let Ok(pk) = hex::decode(&n.node_pubkey)
-                .map_err(|e| e.to_string())
-                .and_then(|b| magnet_p2p::PublicKey::from_bytes(&b).map_err(|e| e.to_string()))
-            {
-                registry.register(pk, "chain");
-            }
-        }
+        accept_keys(&registry, &k.nodes().await?);
         Ok(k)
     }
 
@@ -963,16 +965,7 @@ pub async fn run_storage(
         state: tokio::sync::Mutex::new(Keeper::load_state(home)?),
         fault: cfg.dev.fault,
     });
-    let register_keys = |nodes: &[NodeRecordJson]| {
-        for n in nodes {
-            if let Ok(pk) = hex::decode(&n.node_pubkey)
-                .map_err(|e| e.to_string())
-                .and_then(|b| magnet_p2p::PublicKey::from_bytes(&b).map_err(|e| e.to_string()))
-            {
-                registry.register(pk, "chain");
-            }
-        }
-    };
+    let register_keys = |nodes: &[NodeRecordJson]| accept_keys(&registry, nodes);
     register_keys(&keeper.nodes().await?);
     tracing::info!(p2p = %p2p.addr(), "storage node running");
     let mut last_beat = crate::state::State::load(home)?.last_heartbeat;
