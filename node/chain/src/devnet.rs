@@ -625,22 +625,39 @@ pub struct AdversaryRow {
     /// `evalfit`: its mean scored quality, and the best mean quality of a worker training
     /// honestly (`honest` or `unsplit`) in this run.
     pub quality_vs_best_honest: Option<(i64, i64)>,
+    /// `evalfit`: the lowest and highest mean quality among the honestly training workers
+    /// (`None` when fewer than one was scored).
+    pub honest_quality_range: Option<(i64, i64)>,
     /// Whether the row meets its target ([`AdversaryRow::meets_target`]).
     pub target_met: bool,
 }
 
 impl AdversaryRow {
     /// The target: net gain ≤ 0 against honest play. For `evalfit`, whose only channel is the
-    /// quality score, a positive net is also within target while its quality is no higher than
-    /// the best honest worker's: honest workers' per-Δ qualities differ by tens of percent
-    /// within one run (different data, hash-drawn rounds), so one run's net against a mean is
-    /// noise unless the quality itself stands out (ADR 0093; docs/threat-model.md).
+    /// quality score, a positive net is also within target while its quality stays within
+    /// [`AdversaryRow::evalfit_quality_bound`]: honest workers' per-Δ qualities differ by tens
+    /// of percent within one run (different data, hash-drawn rounds), so one run's net against
+    /// a mean is noise unless the quality itself stands out (ADR 0093, ADR 0108;
+    /// docs/threat-model.md).
     pub fn meets_target(&self) -> bool {
         self.net_gain <= 0
             || (self.kind == "evalfit"
                 && self
                     .quality_vs_best_honest
-                    .is_some_and(|(q, best)| q <= best))
+                    .zip(self.evalfit_quality_bound())
+                    .is_some_and(|((q, _), bound)| q <= bound))
+    }
+
+    /// The highest `evalfit` quality that is still a draw from the honest spread: the best
+    /// honest quality plus the honest workers' own range (best − worst) in the same run
+    /// (ADR 0108). Under the null hypothesis — training on the public split is just another
+    /// representative sample — the adversary is one more draw of the same distribution, so
+    /// "above the best honest worker" alone happens in about 1 run of (honest workers + 1);
+    /// a systematic edge such as the 3.9× one before ADR 0093 lies far beyond this bound.
+    /// `None` when no honest worker was scored.
+    pub fn evalfit_quality_bound(&self) -> Option<i64> {
+        self.honest_quality_range
+            .map(|(worst, best)| best.saturating_add(best.saturating_sub(worst).max(0)))
     }
 }
 
@@ -776,15 +793,26 @@ pub fn adversary_rows(
             } else {
                 (reference, basis)
             };
+            let honest_q: Vec<i64> = nodes
+                .iter()
+                .filter(|n| n.role == "honest" || n.role == "unsplit")
+                .filter_map(mean_quality)
+                .collect();
+            let honest_quality_range = (kind == "evalfit")
+                .then(|| {
+                    honest_q
+                        .iter()
+                        .min()
+                        .copied()
+                        .zip(honest_q.iter().max().copied())
+                })
+                .flatten();
             let quality_vs_best_honest = if kind == "evalfit" {
                 let mine: Vec<i64> = group.iter().filter_map(|n| mean_quality(n)).collect();
-                let best = nodes
-                    .iter()
-                    .filter(|n| n.role == "honest" || n.role == "unsplit")
-                    .filter_map(mean_quality)
-                    .max();
-                match (mine.is_empty(), best) {
-                    (false, Some(b)) => Some((mine.iter().sum::<i64>() / mine.len() as i64, b)),
+                match (mine.is_empty(), honest_quality_range) {
+                    (false, Some((_, b))) => {
+                        Some((mine.iter().sum::<i64>() / mine.len() as i64, b))
+                    }
                     _ => None,
                 }
             } else {
@@ -806,6 +834,7 @@ pub fn adversary_rows(
                 records_refused: refused,
                 partner_slots: 0,
                 quality_vs_best_honest,
+                honest_quality_range,
                 target_met: false,
             };
             row.target_met = row.meets_target();
@@ -2299,9 +2328,12 @@ fn adversary_section(r: &Report) -> String {
             a.net_gain,
             if a.target_met { "yes" } else { "NO" },
             match a.kind.as_str() {
-                "evalfit" => match a.quality_vs_best_honest {
-                    Some((q, best)) => format!("quality {q} vs the best honest worker's {best}"),
-                    None => "quality not scored".to_string(),
+                "evalfit" => match (a.quality_vs_best_honest, a.honest_quality_range) {
+                    (Some((q, _)), Some((worst, best))) => format!(
+                        "quality {q} vs the honest {worst}–{best} (bound {})",
+                        a.evalfit_quality_bound().unwrap_or(best)
+                    ),
+                    _ => "quality not scored".to_string(),
                 },
                 "hijack" => format!(
                     "{}/{} own round records refused",
@@ -2522,7 +2554,7 @@ mod tests {
     }
 
     #[test]
-    fn an_evalfit_row_within_the_honest_quality_range_meets_its_target_and_one_above_it_does_not() {
+    fn an_evalfit_row_within_the_honest_quality_spread_meets_its_target_and_one_beyond_it_does_not() {
         let scored = |mut n: NodeRow, q: &[i64]| {
             n.contributions = q
                 .iter()
@@ -2554,10 +2586,14 @@ mod tests {
             mean_quality(&node("w9", "honest", "gpu_compute", 0, 0)),
             None
         );
+        // Honest qualities 90–150: the bound is 150 + (150 − 90) = 210.
         for (q, reward, met) in [
             (140, 110, true),  // net above the mean but quality inside the honest range
             (150, 110, true),  // equal to the best honest quality
-            (151, 110, false), // a quality edge over every honest worker: the old leak
+            (151, 110, true),  // above the best, but by less than the honest spread: a draw
+            (210, 110, true),  // at the bound
+            (211, 110, false), // an edge beyond the honest spread: the old leak (3.9×)
+            (600, 110, false), // the 4× edge windows on the public split once paid
             (400, 80, true),   // nets no more than honest play
         ] {
             let mut nodes = honest.to_vec();
@@ -2567,6 +2603,8 @@ mod tests {
             ));
             let rows = adversary_rows(&nodes, &BTreeMap::new(), None);
             assert_eq!(rows[0].quality_vs_best_honest, Some((q, 150)));
+            assert_eq!(rows[0].honest_quality_range, Some((90, 150)));
+            assert_eq!(rows[0].evalfit_quality_bound(), Some(210));
             assert_eq!(rows[0].target_met, met, "quality {q} reward {reward}");
         }
         // Other kinds are held to their net alone.

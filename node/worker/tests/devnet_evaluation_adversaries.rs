@@ -3,8 +3,8 @@
 //! bond and one machine split over four identities, next to an honest `unsplit` node holding
 //! the same bond in one identity) and a `collude` evaluator (scores its partner — the evalfit
 //! worker — at the top), in real `magnetd` and `magnet-worker` processes. Fitting the public
-//! split must not lift a worker's quality above the honest workers' (ADR 0093: the windows
-//! never sample it), the split
+//! split must not lift a worker's quality beyond the honest workers' spread (ADR 0093: the
+//! windows never sample it; ADR 0108: the bound), the split
 //! no more than the unsplit node, the collusion no more than honest play, and no honest node
 //! may be slashed — including worker 0, which runs `lost-ack` (its commitments land but it
 //! never learns so) and must reveal from the chain's record. About nine minutes of wall time
@@ -104,17 +104,20 @@ fn a_split_bond_and_a_colluding_evaluator_earn_no_more_than_honest_play() {
     );
 
     // The evalfit worker's Δs fit the public split, which the evaluation windows never sample
-    // (ADR 0093), so its quality stays inside the honest workers' range. (Before that rule, CI
-    // at 138338f scored it 152,950 against the honest 24,773–39,231.)
+    // (ADR 0093), so its quality is one more draw from the honest workers' distribution: it
+    // must stay within the best honest quality plus the honest spread (ADR 0108). (Before ADR
+    // 0093, CI at 138338f scored it 152,950 against the honest 24,773–39,231: 3.9× the best.)
     let e = adv("evalfit");
     match (
         e["quality_vs_best_honest"][0].as_i64(),
-        e["quality_vs_best_honest"][1].as_i64(),
+        e["honest_quality_range"][0].as_i64(),
+        e["honest_quality_range"][1].as_i64(),
     ) {
-        (Some(q), Some(best)) => {
+        (Some(q), Some(worst), Some(best)) => {
+            let bound = best + (best - worst).max(0);
             assert!(
-                q <= best,
-                "evalfit quality {q} above every honest worker's ({best}): {e:#}"
+                q <= bound,
+                "evalfit quality {q} beyond the honest spread {worst}–{best} (bound {bound}): {e:#}"
             )
         }
         // Unscored under evaluation load: it earned nothing for work, and its net is held to
