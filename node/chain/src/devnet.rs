@@ -2554,7 +2554,7 @@ mod tests {
     }
 
     #[test]
-    fn an_evalfit_row_within_the_honest_quality_spread_meets_its_target_and_one_beyond_it_does_not() {
+    fn evalfit_within_the_honest_quality_spread_meets_its_target_and_beyond_it_does_not() {
         let scored = |mut n: NodeRow, q: &[i64]| {
             n.contributions = q
                 .iter()
