@@ -165,6 +165,13 @@ pub fn gguf_writer_parts(
     Ok(w)
 }
 
+/// The chat template every exported GGUF carries (`tokenizer.chat_template`, Jinja as
+/// llama.cpp reads it): one `role: content` line per message, then `assistant:`. MAGNET models
+/// are base language models trained on plain text, so the template is plain text too;
+/// `magnet-worker serve` renders exactly this (docs/serving.md).
+pub const CHAT_TEMPLATE: &str = "{% for message in messages %}{{ message['role'] }}: \
+{{ message['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}";
+
 fn write_tokenizer(w: &mut GgufWriter, tok: &Tokenizer) -> Result<()> {
     let (tokens, merges) = tok.gguf_vocab()?;
     let eos = tok.eos_id();
@@ -184,7 +191,8 @@ fn write_tokenizer(w: &mut GgufWriter, tok: &Tokenizer) -> Result<()> {
         )
         .kv("tokenizer.ggml.bos_token_id", Value::U32(eos))
         .kv("tokenizer.ggml.eos_token_id", Value::U32(eos))
-        .kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
+        .kv("tokenizer.ggml.add_bos_token", Value::Bool(false))
+        .kv("tokenizer.chat_template", Value::Str(CHAT_TEMPLATE.into()));
     Ok(())
 }
 

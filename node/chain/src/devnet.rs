@@ -124,6 +124,16 @@ pub struct DevnetArgs {
     /// (ADR 0107). The report gains a storage table. RS(4,2) needs at least 6.
     #[arg(long, default_value_t = 0)]
     pub storage_nodes: usize,
+    /// After the asked epochs are settled, worker 0 serves the job's lineage head behind x402
+    /// payments (`magnet-worker serve --job 1 --price-per-token`), a funded client pays with
+    /// `magnet-worker pay`, and the devnet checks the settlement's split against the chain and
+    /// that replayed, underpaid, wrong-chain, wrong-payee and malformed payments are refused
+    /// (ADR 0110). The report gains a "Serving" section and API revenue per node.
+    #[arg(long)]
+    pub serve: bool,
+    /// With `--serve`: the price of each token, in umag.
+    #[arg(long, default_value_t = 10, value_name = "UMAG")]
+    pub price_per_token: u128,
     /// Kill this many storage nodes (the first ones) a third into the second settled epoch
     /// (the only one with `--epochs 1`): their stripes must stay readable and be repaired
     /// onto the others.
@@ -295,7 +305,7 @@ struct Worker {
     child: Option<Child>,
 }
 
-fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
+pub(crate) fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
     // The error's own lines, not a backtrace, are what the last lines of stderr must show.
     let out = cmd
         .stdin(Stdio::null())
@@ -461,7 +471,7 @@ fn signal(child: &Child, sig: &str) {
         .status();
 }
 
-fn stop_child(child: &mut Child, grace: Duration) {
+pub(crate) fn stop_child(child: &mut Child, grace: Duration) {
     signal(child, "INT");
     let t = Instant::now();
     while t.elapsed() < grace {
@@ -535,6 +545,9 @@ pub struct Report {
     /// The stripes of the run, as the chain holds them at the end.
     #[serde(default)]
     pub stripes: Option<StripeSummary>,
+    /// `--serve`'s serving phase.
+    #[serde(default)]
+    pub serving: Option<crate::devnet_serve::ServingReport>,
 }
 
 /// What a storage node did and earned.
@@ -961,6 +974,10 @@ pub struct NodeRow {
     pub reward: u128,
     /// Pay for honest evaluations of others' work (umag), over the settled epochs.
     pub evaluator_pay: u128,
+    /// API revenue from `--serve`'s paid requests (umag): lineage shares and the server's
+    /// part of each settled x402 payment.
+    #[serde(default)]
+    pub api_revenue: u128,
     /// Slashes: offence and amount.
     pub slashes: Vec<(String, u128)>,
     /// `none`, a fault, or an adversary kind.
@@ -995,7 +1012,7 @@ fn u(v: &Value) -> u128 {
         .unwrap_or(0)
 }
 
-async fn q(c: &ChainClient, path: &str, data: &str) -> Result<Value> {
+pub(crate) async fn q(c: &ChainClient, path: &str, data: &str) -> Result<Value> {
     let b = c.query(path, data.as_bytes().to_vec()).await?;
     Ok(serde_json::from_slice(&b)?)
 }
@@ -1070,6 +1087,7 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     let baseline = if a.baseline && !adversaries.is_empty() {
         let mut b = asked.clone();
         b.baseline = false;
+        b.serve = false;
         b.honest_twin = true;
         b.exit_when_done = true;
         b.force = true;
@@ -1300,6 +1318,21 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
 
     // The job's creator.
     let funder = Key::generate()?;
+    // `--serve`'s paying client: a funded key in a `test` keyring under OUT/client.
+    let client = if a.serve {
+        let k = Key::generate()?;
+        magnet_client::Keyring::open(&out.join("client"), magnet_client::KeyringBackend::Test)
+            .add("client", &k)?;
+        md(&[
+            "genesis",
+            "add-account",
+            &k.address().to_string(),
+            &format!("{}umag", 1_000 * MAG),
+        ])?;
+        Some(k)
+    } else {
+        None
+    };
     md(&[
         "genesis",
         "add-account",
@@ -1350,6 +1383,7 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         &worker_bin,
         &mut workers,
         &funder,
+        client.as_ref(),
         base,
         eval,
         training,
@@ -1401,6 +1435,7 @@ async fn drive(
     worker_bin: &Path,
     workers: &mut [Worker],
     funder: &Key,
+    client: Option<&Key>,
     base: &str,
     eval: &str,
     mut training: magnet_jobs::state::TrainingSpec,
@@ -1706,7 +1741,35 @@ async fn drive(
         let pause = if kills.is_empty() { 2_000 } else { 200 };
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
+    // The server: the first honest worker still running.
+    let server = workers
+        .iter()
+        .find(|w| w.child.is_some() && w.fault == "none" && w.role == "honest")
+        .unwrap_or(&workers[0]);
+    let serving = match client {
+        Some(k) => Some(
+            crate::devnet_serve::run(
+                &c,
+                out,
+                rpc_url,
+                worker_bin,
+                job,
+                (&server.moniker, &server.home, &server.operator),
+                (k, &out.join("client")),
+                a.price_per_token,
+            )
+            .await
+            .context("the serving phase (--serve)")?,
+        ),
+        None => None,
+    };
     let mut report = build_report(&c, job, workers, &wanted).await?;
+    if let Some(sv) = serving {
+        for n in &mut report.nodes {
+            n.api_revenue = sv.revenue.get(&n.operator).copied().unwrap_or(0);
+        }
+        report.serving = Some(sv);
+    }
     if let Some((b, alone)) = baseline {
         let hijacks: BTreeMap<String, (u64, u64)> = report
             .adversaries
@@ -1887,6 +1950,7 @@ async fn build_report(
             contributions,
             reward: rewards.get(&w.operator).copied().unwrap_or(0),
             evaluator_pay: eval_pay.get(&w.operator).copied().unwrap_or(0),
+            api_revenue: 0,
             slashes: slashes
                 .as_array()
                 .cloned()
@@ -2001,7 +2065,45 @@ async fn build_report(
         audits,
         storage,
         stripes,
+        serving: None,
     })
+}
+
+/// The report's "Serving" section (`--serve`, ADR 0110): every check of the x402 phase and
+/// the settled payments.
+fn serving_section(sv: &crate::devnet_serve::ServingReport) -> String {
+    let mut md = format!(
+        "\n## Serving (x402)\n\n{} served `{}` at {} ({} umag per token). Every payment is a \
+         signed `MsgPayForInference` the server settled on chain before answering; the balances \
+         below are read at the block before and the block of each settlement.\n\n\
+         | check | result | detail |\n|---|---|---|\n",
+        sv.server, sv.model, sv.url, sv.price_per_token
+    );
+    for c in &sv.checks {
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            c.what,
+            if c.passed { "ok" } else { "FAILED" },
+            c.detail.replace('|', "/")
+        ));
+    }
+    md.push_str(
+        "\n| settlement tx | height | paid (umag) | to lineage holders |\n|---|---|---|---|\n",
+    );
+    for p in &sv.payments {
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            p.tx,
+            p.height,
+            p.amount,
+            p.to_holders
+                .iter()
+                .map(|(a, x)| format!("{a}: {x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    md
 }
 
 /// The storage table: each storage node's custody record on chain, its keeper's repair
@@ -2196,10 +2298,10 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
             100.0 * (last / solo.val_loss - 1.0)
         ));
     }
-    md.push_str("\n## Nodes\n\n| node | tier | contributions (epoch: status, quality, compute) | reward for work (umag) | evaluator pay (umag) | slashes |\n|---|---|---|---|---|---|\n");
+    md.push_str("\n## Nodes\n\n| node | tier | contributions (epoch: status, quality, compute) | reward for work (umag) | evaluator pay (umag) | API revenue (umag) | slashes |\n|---|---|---|---|---|---|---|\n");
     for n in &r.nodes {
         md.push_str(&format!(
-            "| {} (`{}`) | {} | {} | {} | {} | {} |\n",
+            "| {} (`{}`) | {} | {} | {} | {} | {} | {} |\n",
             n.moniker,
             n.node_id,
             n.tier,
@@ -2210,6 +2312,7 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
                 .join("; "),
             n.reward,
             n.evaluator_pay,
+            n.api_revenue,
             n.slashes
                 .iter()
                 .map(|(o, a)| format!("{o} {a}"))
@@ -2222,6 +2325,9 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     }
     if !r.storage.is_empty() {
         md.push_str(&storage_section(r));
+    }
+    if let Some(sv) = &r.serving {
+        md.push_str(&serving_section(sv));
     }
     md.push_str("\n## Settlements\n\n| epoch | contributor pool | paid | dust (community pool) | paid + dust = pool |\n|---|---|---|---|---|\n");
     for e in &r.epochs {
@@ -2507,6 +2613,7 @@ mod tests {
             contributions: Vec::new(),
             reward,
             evaluator_pay: 0,
+            api_revenue: 0,
             slashes: if slashed > 0 {
                 vec![("\"evaluator_deviation\"".into(), slashed)]
             } else {
@@ -2684,6 +2791,7 @@ mod tests {
             audits: Vec::new(),
             storage: Vec::new(),
             stripes: None,
+            serving: None,
         };
         let b = BaselineComparison::new(&report(200, 4.0), &report(150, 4.1), &report(190, 4.04));
         assert_eq!(b.honest_net_baseline, 200);

@@ -14,7 +14,9 @@
 //! * [`tx`] — build and sign Cosmos SDK transactions (`TxRaw`, `SIGN_MODE_DIRECT`);
 //! * [`rpc`] — a [`rpc::ChainClient`] over CometBFT JSON-RPC (`tendermint-rpc`'s
 //!   `HttpClient`): account and balance queries through `abci_query`, broadcast, wait for
-//!   inclusion, blocks.
+//!   inclusion, blocks;
+//! * [`x402`] — x402 v2 payment wire types and the client side of the `exact` scheme
+//!   (a signed `MsgPayForInference`), used by `magnet-worker serve` and `magnet-worker pay`.
 //!
 //! # Guarantees
 //! A key file is written atomically (temp file + rename) with mode 0600; a wrong passphrase is
@@ -31,6 +33,7 @@ pub mod keys;
 pub mod msgs;
 pub mod rpc;
 pub mod tx;
+pub mod x402;
 
 pub use error::ClientError;
 pub use keyring::{Keyring, KeyringBackend};

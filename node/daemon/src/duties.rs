@@ -215,6 +215,9 @@ pub struct LineageJson {
 pub struct LineageRoundJson {
     /// Round.
     pub round: u64,
+    /// The leader's operator.
+    #[serde(default)]
+    pub leader: String,
     /// Accepted Δs.
     #[serde(default)]
     pub accepted: Vec<LineageAcceptedJson>,

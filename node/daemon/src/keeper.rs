@@ -463,6 +463,71 @@ impl Keeper {
         Ok(bytes)
     }
 
+    /// Job `job`'s lineage head as the chain records it (`head` of the job record: the last
+    /// merged checkpoint, or the base before any merge), read from this node's store or else
+    /// from its stripe, and checked against the recorded hash. Returns the rounds recorded,
+    /// the hash and the checkpoint. The base (before any merge) is built locally by the
+    /// daemon and is not striped: asking for it here is an error saying so.
+    pub async fn lineage_head(
+        &self,
+        job: u64,
+    ) -> Result<(u64, magnet_diloco::Digest, magnet_diloco::Checkpoint)> {
+        let j: crate::run::JobJson = self
+            .chain
+            .query("/magnet.jobs.v1/job", &job.to_string())
+            .await?;
+        let lineage: crate::duties::LineageJson = self
+            .chain
+            .query("/magnet.jobs.v1/lineage", &job.to_string())
+            .await?;
+        let head = magnet_diloco::Digest::from_hex(&j.head)
+            .map_err(|e| DaemonError::Chain(format!("job {job}'s head {:?}: {e}", j.head)))?;
+        let rounds = lineage.rounds.len() as u64;
+        if rounds == 0 {
+            return Err(DaemonError::Chain(format!(
+                "job {job} has no merged round yet: there is no trained model to serve"
+            )));
+        }
+        // This node's store, else the stripe, else the peers (the last round's leader first:
+        // it merged the checkpoint); every path checks the bytes against the recorded hash.
+        if let Some(s) = self.stripe_by_label(&head.0).await? {
+            if self
+                .net
+                .get_local(&crate::round::checkpoint_key(&head))?
+                .is_none()
+            {
+                match self.fetch_stripe(&s).await {
+                    Ok(b) => {
+                        let c = crate::round::parse_checkpoint(&b, &head)?;
+                        return Ok((rounds, head, c));
+                    }
+                    Err(e) => {
+                        tracing::info!(%head, "the head's stripe is unreadable ({e}); asking peers")
+                    }
+                }
+            }
+        }
+        let nodes = self.nodes().await?;
+        let leader = lineage
+            .rounds
+            .last()
+            .map(|r| r.leader.clone())
+            .unwrap_or_default();
+        let mut holders: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.operator == leader)
+            .map(|n| n.node_id.clone())
+            .collect();
+        holders.extend(
+            nodes
+                .iter()
+                .filter(|n| n.operator != leader && !n.jailed)
+                .map(|n| n.node_id.clone()),
+        );
+        let (c, _) = self.net.checkpoint(&head, &holders).await?;
+        Ok((rounds, head, c))
+    }
+
     /// The object `object` from its stripe, if one is registered.
     pub async fn fetch_object(&self, object: &[u8; 32]) -> Result<Option<Vec<u8>>> {
         match self.stripe(object).await? {

@@ -9,8 +9,10 @@ use clap::{Parser, Subcommand};
 mod cmd_bitnet;
 mod cmd_daemon;
 mod cmd_p2p;
+mod cmd_pay;
 mod cmd_research;
 mod cmd_storage;
+mod serve;
 
 /// MAGNET worker: trains, stores, researches and serves for the MAGNET network.
 #[derive(Parser, Debug)]
@@ -37,6 +39,11 @@ enum Command {
     Daemon(cmd_daemon::DaemonCommand),
     /// Autoresearch: the error-driven research loop (or one serialised trial).
     Research(Box<cmd_research::ResearchArgs>),
+    /// Serve a model over an OpenAI-compatible HTTP API (continuous batching; optional x402
+    /// payments settled on chain and split among the model's trainers).
+    Serve(Box<serve::ServeArgs>),
+    /// Send one request to an x402-paid server, paying its price from your key.
+    Pay(Box<cmd_pay::PayArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +57,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Research(a) => cmd_research::run(*a),
+        Command::Serve(a) => serve::run(*a),
+        Command::Pay(a) => cmd_pay::run(*a),
         Command::Version => {
             println!("magnet-worker {}", env!("CARGO_PKG_VERSION"));
             Ok(())

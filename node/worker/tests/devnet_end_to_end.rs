@@ -50,6 +50,9 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
             "24",
         ])
         .args(["--corpus-lines", "6000", "--exit-when-done"])
+        // After the settlement, a worker serves the lineage head behind x402 and a client
+        // pays (issue 19).
+        .args(["--serve", "--price-per-token", "10"])
         .args(["--rpc-port", "26957", "--p2p-port", "27400"])
         .args([
             "--fault",
@@ -207,5 +210,61 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
             "{paid:?}"
         );
     }
+
+    // Serving (x402): an unpaid request got 402; `magnet-worker pay` and a devnet-signed
+    // payment settled and were answered; each settlement moved the lineage holders' balances
+    // by exactly the chain's split; replayed, underpaid, wrong-chain, wrong-payee, stale and
+    // malformed payments were refused and never reached the chain.
+    let sv = &r["serving"];
+    let checks = sv["checks"].as_array().unwrap();
+    for c in checks {
+        assert_eq!(c["passed"], true, "serving check failed: {c:#}");
+    }
+    for want in [
+        "unpaid request",
+        "`magnet-worker pay`",
+        "replay",
+        "underpaid",
+        "another chain",
+        "another payee",
+        "malformed",
+        "stale sequence",
+        "never reached the chain",
+    ] {
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["what"].as_str().unwrap().contains(want)),
+            "no serving check about {want}: {sv:#}"
+        );
+    }
+    let payments = sv["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 2, "{sv:#}");
+    assert_eq!(
+        checks
+            .iter()
+            .filter(|c| c["what"]
+                .as_str()
+                .unwrap()
+                .contains("exactly the lineage split"))
+            .count(),
+        2
+    );
+    // The revenue reached the trainers: the report's API revenue column sums the split.
+    let revenue: u128 = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| u(&n["api_revenue"]))
+        .sum();
+    let holders: u128 = payments
+        .iter()
+        .flat_map(|p| p["to_holders"].as_object().unwrap().values())
+        .map(u)
+        .sum();
+    assert!(
+        holders > 0 && revenue >= holders,
+        "{revenue} vs {holders}: {sv:#}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
