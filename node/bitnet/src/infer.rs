@@ -7,8 +7,18 @@
 //! ternary down → residual] → RMSNorm → f32 head.
 //!
 //! It computes the same function as the candle training forward (same quantizers, same f16
-//! weight scale); the logits agree to float rounding. It does not batch prompts (prompt tokens are
-//! fed one at a time) and keeps the head in f32.
+//! weight scale); the logits agree to float rounding. The head stays in f32 (or Q8_0).
+//!
+//! Weights and sequence state are separate: a [`Sequence`] holds one request's KV cache and
+//! position, and [`Engine::forward_batch`] steps several sequences at once (continuous batching:
+//! a server's decode thread adds and drops sequences between steps). Every ternary projection of
+//! a step runs as one matrix-matrix product over the batch ([`crate::kernel::matmul`]: each weight
+//! row is read once per step for all sequences); attention runs per sequence over its own cache.
+//! A sequence's logits do not depend on what else is in the batch: they equal, bit for bit, those
+//! of feeding it alone ([`Engine::forward`], which is a batch of one over the engine's own
+//! sequence). [`Engine::prefill`] feeds a prompt in chunks through the same path (a chunk is a
+//! batch of consecutive positions of one sequence, again bit-identical to token-by-token
+//! feeding) and computes the head only for the last token.
 
 use std::path::Path;
 
@@ -19,7 +29,8 @@ use crate::config::ModelConfig;
 use crate::error::{BitnetError, Result};
 use crate::gguf::{GgmlType, GgufFile};
 use crate::kernel::{
-    matvec, matvec_f32, quantize_acts, quantize_acts_into, Kernel, QuantizedActs, TernaryMatrix,
+    matmul, matmul_f32, matvec, quantize_acts, quantize_acts_into, Kernel, QuantizedActs,
+    TernaryMatrix,
 };
 use crate::team::Team;
 use crate::tokenizer::Tokenizer;
@@ -59,10 +70,11 @@ impl Table {
         })
     }
 
-    fn row(&self, r: usize, d: usize) -> Vec<f32> {
+    /// Appends row `r` to `out`.
+    fn row_into(&self, r: usize, d: usize, out: &mut Vec<f32>) {
         match self {
-            Table::F32(w) => w[r * d..(r + 1) * d].to_vec(),
-            Table::Q8(m) => m.row(r),
+            Table::F32(w) => out.extend_from_slice(&w[r * d..(r + 1) * d]),
+            Table::Q8(m) => out.extend(m.row(r)),
         }
     }
 
@@ -74,14 +86,90 @@ impl Table {
     }
 
     fn matvec(&self, d: usize, x: &[f32], out: &mut [f32], team: Option<&Team>) {
+        self.matmul(d, &[x], &mut [out], team)
+    }
+
+    /// `outs[j] = W xs[j]`, each equal to its [`Table::matvec`] bit for bit.
+    fn matmul(&self, d: usize, xs: &[&[f32]], outs: &mut [&mut [f32]], team: Option<&Team>) {
         match self {
-            Table::F32(w) => matvec_f32(w, d, x, out, team),
-            Table::Q8(m) => m.matvec(x, out, team),
+            Table::F32(w) => matmul_f32(w, d, xs, outs, team),
+            Table::Q8(m) => m.matmul(xs, outs, team),
         }
     }
 }
 
-/// A loaded model plus its KV cache and decode threads.
+/// Tokens of one prompt that [`Engine::prefill`] runs through the model as one batch (bounds the
+/// step buffers: a few MB at the largest preset).
+const PREFILL_CHUNK: usize = 32;
+
+/// Per-request decode state: its own KV cache and position. [`Engine::new_sequence`] makes one;
+/// [`Engine::forward_batch`] and [`Engine::prefill`] feed it. It holds no weights, so a server
+/// keeps one per request and steps many of them together on one engine.
+#[derive(Clone, PartialEq)]
+pub struct Sequence {
+    /// Per layer: the keys of every position so far (`pos × kv_dim` values).
+    kcache: Vec<Vec<f32>>,
+    /// Per layer: the values, likewise.
+    vcache: Vec<Vec<f32>>,
+    /// Tokens in the cache.
+    pos: usize,
+    /// The key/value width of the model that made it (checked on every step).
+    kv_dim: usize,
+}
+
+impl std::fmt::Debug for Sequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequence")
+            .field("pos", &self.pos)
+            .field("layers", &self.kcache.len())
+            .field("kv_dim", &self.kv_dim)
+            .finish()
+    }
+}
+
+impl Sequence {
+    /// An empty cache for `layers` layers of width `kv_dim`, with room for `tokens` positions.
+    fn with_capacity(layers: usize, kv_dim: usize, tokens: usize) -> Self {
+        let kcache = vec![Vec::with_capacity(tokens * kv_dim); layers];
+        Self {
+            vcache: kcache.clone(),
+            kcache,
+            pos: 0,
+            kv_dim,
+        }
+    }
+
+    /// Tokens in the cache (the position the next token is fed at).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes of KV cache the sequence holds: [`Engine::kv_bytes_per_token`] × [`Sequence::position`].
+    pub fn kv_bytes(&self) -> usize {
+        self.kcache
+            .iter()
+            .chain(&self.vcache)
+            .map(|c| c.len() * std::mem::size_of::<f32>())
+            .sum()
+    }
+
+    /// Empties the cache (keeping its memory) so the sequence can serve a new request.
+    pub fn reset(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Forgets every position from `pos` on.
+    fn truncate(&mut self, pos: usize) {
+        let len = pos * self.kv_dim;
+        self.kcache
+            .iter_mut()
+            .chain(self.vcache.iter_mut())
+            .for_each(|c| c.truncate(len));
+        self.pos = self.pos.min(pos);
+    }
+}
+
+/// A loaded model, its decode threads and one sequence of its own (for [`Engine::forward`]).
 pub struct Engine {
     cfg: ModelConfig,
     embed: Table,
@@ -90,21 +178,24 @@ pub struct Engine {
     layers: Vec<Layer>,
     cos: Vec<f32>,
     sin: Vec<f32>,
-    kcache: Vec<Vec<f32>>,
-    vcache: Vec<Vec<f32>>,
-    pos: usize,
+    /// The sequence [`Engine::forward`], [`Engine::generate`] and [`Engine::reset`] work on.
+    seq: Sequence,
     kernel: Kernel,
     team: Option<Team>,
     tokenizer: Option<Tokenizer>,
     scratch: Scratch,
 }
 
-/// Per-token buffers, reused from token to token so decode allocates nothing but the logits.
+/// Per-step buffers, reused from step to step so decode allocates little besides the logits.
+/// Per-token quantities hold one row per token of the step (`tokens × width`, token-major).
 #[derive(Default)]
 struct Scratch {
+    /// The residual stream.
     x: Vec<f32>,
+    /// One token's normed activations.
     hn: Vec<f32>,
-    acts: QuantizedActs,
+    /// One quantized activation vector per token.
+    acts: Vec<QuantizedActs>,
     /// q | k | v.
     qkv: Vec<f32>,
     att: Vec<f32>,
@@ -119,7 +210,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("cfg", &self.cfg)
             .field("kernel", &self.kernel)
-            .field("pos", &self.pos)
+            .field("pos", &self.seq.pos)
             .finish()
     }
 }
@@ -440,8 +531,7 @@ impl Engine {
         } else {
             None
         };
-        let kcache = vec![Vec::with_capacity(cfg.max_seq_len * kv); cfg.num_layers];
-        let vcache = kcache.clone();
+        let seq = Sequence::with_capacity(cfg.num_layers, kv, cfg.max_seq_len);
         Ok(Self {
             cfg,
             embed,
@@ -450,9 +540,7 @@ impl Engine {
             layers,
             cos,
             sin,
-            kcache,
-            vcache,
-            pos: 0,
+            seq,
             kernel: Kernel::best(),
             team,
             tokenizer,
@@ -539,24 +627,312 @@ impl Engine {
         std::hint::black_box(&logits);
     }
 
-    /// Clears the KV cache.
+    /// Clears the engine's own KV cache (the one [`Engine::forward`] feeds).
     pub fn reset(&mut self) {
-        self.pos = 0;
-        self.kcache
-            .iter_mut()
-            .chain(self.vcache.iter_mut())
-            .for_each(Vec::clear);
+        self.seq.reset();
     }
 
-    /// Tokens in the cache.
+    /// Tokens in the engine's own cache.
     pub fn position(&self) -> usize {
-        self.pos
+        self.seq.pos
     }
 
-    fn rope(&self, x: &mut [f32], heads: usize) {
+    /// An empty sequence for this model; its cache grows with the tokens fed to it (see
+    /// [`Engine::kv_bytes_per_token`]).
+    pub fn new_sequence(&self) -> Sequence {
+        Sequence::with_capacity(self.cfg.num_layers, self.cfg.kv_dim(), 0)
+    }
+
+    /// Bytes of KV cache one token costs (all layers, K and V, f32): lets a server budget memory.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        self.cfg.num_layers * 2 * self.cfg.kv_dim() * std::mem::size_of::<f32>()
+    }
+
+    /// Feeds one token to the engine's own sequence at its next position and returns the
+    /// next-token logits (a batch of one: see [`Engine::forward_batch`]).
+    pub fn forward(&mut self, token: u32) -> Result<Vec<f32>> {
+        self.with_own_sequence(|e, seq| e.prefill(seq, &[token]))
+    }
+
+    /// One decode step for several sequences at once: feeds `tokens[i]` to `seqs[i]` at its own
+    /// next position and returns each one's next-token logits (`logits[i].len() == vocab`). Every
+    /// ternary projection (qkv, o, gate_up, down) runs as one matrix-matrix product over the
+    /// batch, so each weight row is read once per step for all sequences; attention runs per
+    /// sequence over its own cache. Each sequence's logits equal, bit for bit, those of feeding
+    /// it alone. Errors (a token out of the vocabulary, a full context, `tokens` and `seqs` of
+    /// different lengths, a sequence made by another model) leave every sequence unchanged.
+    pub fn forward_batch(
+        &mut self,
+        seqs: &mut [&mut Sequence],
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        if tokens.len() != seqs.len() {
+            return Err(BitnetError::Model(format!(
+                "a batch of {} sequences was given {} tokens (want one each)",
+                seqs.len(),
+                tokens.len()
+            )));
+        }
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slots: Vec<(usize, u32)> = tokens.iter().copied().enumerate().collect();
+        self.check_step(seqs, &slots)?;
+        self.step(seqs, &slots)
+    }
+
+    /// Feeds a whole prompt into one sequence and returns the logits after its last token. The
+    /// prompt runs in chunks of consecutive positions through the batched products; the result
+    /// (logits and cache) equals, bit for bit, feeding the tokens one at a time. Errors (an empty
+    /// prompt, a token out of the vocabulary, a prompt that does not fit the context) leave the
+    /// sequence unchanged.
+    pub fn prefill(&mut self, seq: &mut Sequence, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(BitnetError::Model("the prompt has no tokens".into()));
+        }
+        let slots: Vec<(usize, u32)> = tokens.iter().map(|t| (0, *t)).collect();
+        let mut seqs = [seq];
+        self.check_step(&seqs, &slots)?;
+        let start = seqs[0].pos;
+        let mut logits = Vec::new();
+        for chunk in slots.chunks(PREFILL_CHUNK) {
+            match self.step(&mut seqs, chunk) {
+                Ok(mut l) => logits = l.pop().unwrap_or_default(),
+                Err(e) => {
+                    seqs[0].truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(logits)
+    }
+
+    /// Runs `f` on the engine's own sequence (taken out for the call, so `f` may borrow the
+    /// engine mutably).
+    fn with_own_sequence<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut Sequence) -> Result<T>,
+    ) -> Result<T> {
+        let mut seq = std::mem::replace(&mut self.seq, Sequence::with_capacity(0, 0, 0));
+        let out = f(self, &mut seq);
+        self.seq = seq;
+        out
+    }
+
+    /// Checks a step before it changes anything: slot `(i, token)` feeds `token` to `seqs[i]`.
+    fn check_step(&self, seqs: &[&mut Sequence], slots: &[(usize, u32)]) -> Result<()> {
+        let c = &self.cfg;
+        let mut fed = vec![0usize; seqs.len()];
+        for &(i, token) in slots {
+            if token as usize >= c.vocab_size {
+                return Err(BitnetError::Model(format!(
+                    "token {token} (sequence {i} of the batch) is outside the vocabulary of {}",
+                    c.vocab_size
+                )));
+            }
+            match fed.get_mut(i) {
+                Some(n) => *n += 1,
+                None => {
+                    return Err(BitnetError::Model(format!(
+                        "a step names sequence {i} of a batch of {}",
+                        seqs.len()
+                    )))
+                }
+            }
+        }
+        for (i, (seq, n)) in seqs.iter().zip(fed).enumerate() {
+            if seq.kcache.len() != c.num_layers || seq.kv_dim != c.kv_dim() {
+                return Err(BitnetError::Model(format!(
+                    "sequence {i} of the batch was made for another model ({} layers × KV width {}; this one: {} × {})",
+                    seq.kcache.len(),
+                    seq.kv_dim,
+                    c.num_layers,
+                    c.kv_dim()
+                )));
+            }
+            if seq.pos + n > c.max_seq_len {
+                return Err(BitnetError::Model(format!(
+                    "context is full: sequence {i} of the batch holds {} of {} tokens and was given {n} more",
+                    seq.pos, c.max_seq_len
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a checked step over `slots` (slot `(i, token)` feeds `token` to `seqs[i]`; slots of
+    /// one sequence take its next positions in order) and returns, per sequence, the logits after
+    /// its last slot. On an error every sequence is truncated back to where it started.
+    fn step(
+        &mut self,
+        seqs: &mut [&mut Sequence],
+        slots: &[(usize, u32)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let start: Vec<usize> = seqs.iter().map(|s| s.pos).collect();
+        // The team and the buffers are taken out for the call so the step can borrow the rest of
+        // the engine; the team's members spin between the step's products (see `crate::team`).
+        let team = self.team.take();
+        let mut sc = std::mem::take(&mut self.scratch);
+        let out = self.step_on(&mut sc, seqs, slots, team.as_ref());
+        self.scratch = sc;
+        self.team = team;
+        match out {
+            Ok(logits) => {
+                for &(i, _) in slots {
+                    seqs[i].pos += 1;
+                }
+                Ok(logits)
+            }
+            Err(e) => {
+                for (seq, p) in seqs.iter_mut().zip(start) {
+                    seq.truncate(p);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Engine::step`]'s computation, with its products split over `pool`.
+    fn step_on(
+        &self,
+        sc: &mut Scratch,
+        seqs: &mut [&mut Sequence],
+        slots: &[(usize, u32)],
+        pool: Option<&Team>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let c = &self.cfg;
+        let (d, hd, h, kvh) = (c.hidden_size, c.head_dim(), c.num_heads, c.num_kv_heads);
+        let (kv_dim, ff, n) = (c.kv_dim(), c.intermediate_size, slots.len());
+        let wqkv = d + 2 * kv_dim;
+        let eps = c.rms_norm_eps as f32;
+        let shape = AttnShape {
+            rep: h / kvh,
+            hd,
+            kv_dim,
+            scale: (1.0 / (hd as f64).sqrt()) as f32,
+        };
+        // Each slot's position: its sequence's next one, in slot order.
+        let mut next: Vec<usize> = seqs.iter().map(|s| s.pos).collect();
+        let pos: Vec<usize> = slots
+            .iter()
+            .map(|&(i, _)| {
+                next[i] += 1;
+                next[i] - 1
+            })
+            .collect();
+        sc.x.clear();
+        for &(_, t) in slots {
+            self.embed.row_into(t as usize, d, &mut sc.x);
+        }
+        sc.acts.resize_with(n, QuantizedActs::default);
+        let acts = &mut sc.acts[..n];
+        sc.qkv.resize(n * wqkv, 0.0);
+        sc.o.resize(n * d, 0.0);
+        sc.gate_up.resize(n * 2 * ff, 0.0);
+        let kernel = self.kernel;
+        for (l, layer) in self.layers.iter().enumerate() {
+            for (x, a) in sc.x.chunks_exact(d).zip(acts.iter_mut()) {
+                rms_norm_into(x, &layer.attn_norm, eps, &mut sc.hn);
+                quantize_acts_into(&sc.hn, a);
+            }
+            matmul(kernel, &layer.qkv, acts, &mut sc.qkv, pool)?;
+            // Every slot's keys and values enter its sequence's cache before any slot attends;
+            // a slot attends over its own position and those before it only.
+            for ((row, &(i, _)), &p) in sc.qkv.chunks_exact_mut(wqkv).zip(slots).zip(&pos) {
+                let (q, kv) = row.split_at_mut(d);
+                let (k, v) = kv.split_at_mut(kv_dim);
+                self.rope(q, h, p);
+                self.rope(k, kvh, p);
+                seqs[i].kcache[l].extend_from_slice(k);
+                seqs[i].vcache[l].extend_from_slice(v);
+            }
+            sc.att.clear();
+            sc.att.resize(n * d, 0.0);
+            for (((att, q), &(i, _)), &p) in sc
+                .att
+                .chunks_exact_mut(d)
+                .zip(sc.qkv.chunks_exact(wqkv))
+                .zip(slots)
+                .zip(&pos)
+            {
+                let np = p + 1;
+                sc.scores.resize(np, 0.0);
+                let inp = AttnInputs {
+                    sh: shape,
+                    h0: 0,
+                    q: &q[..d],
+                    kc: &seqs[i].kcache[l],
+                    vc: &seqs[i].vcache[l],
+                };
+                // Heads split over the team (each head's arithmetic is unchanged, so the result
+                // does not depend on the thread count); each piece needs its own scores.
+                match pool {
+                    Some(t) if t.threads() > 1 => t.for_chunks(att, hd, |start, out| {
+                        let inp = AttnInputs {
+                            h0: start / hd,
+                            ..inp
+                        };
+                        attend(inp, &mut vec![0f32; np], out)
+                    }),
+                    _ => attend(inp, &mut sc.scores, att),
+                }
+            }
+            for (att, a) in sc.att.chunks_exact(d).zip(acts.iter_mut()) {
+                quantize_acts_into(att, a);
+            }
+            matmul(kernel, &layer.o, acts, &mut sc.o, pool)?;
+            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
+            for (x, a) in sc.x.chunks_exact(d).zip(acts.iter_mut()) {
+                rms_norm_into(x, &layer.ffn_norm, eps, &mut sc.hn);
+                quantize_acts_into(&sc.hn, a);
+            }
+            matmul(kernel, &layer.gate_up, acts, &mut sc.gate_up, pool)?;
+            for (gu, a) in sc.gate_up.chunks_exact_mut(2 * ff).zip(acts.iter_mut()) {
+                // SiLU(gate)·up, in place in the gate half.
+                let (gate, up) = gu.split_at_mut(ff);
+                gate.iter_mut()
+                    .zip(up.iter())
+                    .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+                quantize_acts_into(gate, a);
+            }
+            matmul(kernel, &layer.down, acts, &mut sc.o, pool)?;
+            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
+        }
+        // The head, for each sequence's last slot only, as one batched product.
+        let mut last = vec![None; seqs.len()];
+        for (j, &(i, _)) in slots.iter().enumerate() {
+            last[i] = Some(j);
+        }
+        let xn: Vec<Vec<f32>> = last
+            .iter()
+            .flatten()
+            .map(|j| rms_norm(&sc.x[j * d..(j + 1) * d], &self.norm, eps))
+            .collect();
+        let mut logits: Vec<Vec<f32>> = last
+            .iter()
+            .map(|j| match j {
+                Some(_) => vec![0f32; c.vocab_size],
+                None => Vec::new(),
+            })
+            .collect();
+        let xs: Vec<&[f32]> = xn.iter().map(Vec::as_slice).collect();
+        let mut outs: Vec<&mut [f32]> = logits
+            .iter_mut()
+            .filter(|l| !l.is_empty())
+            .map(Vec::as_mut_slice)
+            .collect();
+        self.head
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .matmul(d, &xs, &mut outs, pool);
+        Ok(logits)
+    }
+
+    /// Rotates the `heads` heads of `x` to position `pos`.
+    fn rope(&self, x: &mut [f32], heads: usize, pos: usize) {
         let hd = self.cfg.head_dim();
         let half = hd / 2;
-        let base = self.pos * half;
+        let base = pos * half;
         for h in 0..heads {
             for i in 0..half {
                 let (c, s) = (self.cos[base + i], self.sin[base + i]);
@@ -567,111 +943,8 @@ impl Engine {
         }
     }
 
-    /// Feeds one token at the next position and returns the next-token logits.
-    pub fn forward(&mut self, token: u32) -> Result<Vec<f32>> {
-        // The team is taken out for the call so `forward_on` can borrow the rest mutably; its
-        // members spin between the token's matvecs (see `crate::team`).
-        let team = self.team.take();
-        let out = self.forward_on(token, team.as_ref());
-        self.team = team;
-        out
-    }
-
-    /// [`Engine::forward`] with its matvecs split over `pool`.
-    fn forward_on(&mut self, token: u32, pool: Option<&Team>) -> Result<Vec<f32>> {
-        let c = self.cfg.clone();
-        if token as usize >= c.vocab_size {
-            return Err(BitnetError::Model(format!(
-                "token {token} is outside the vocabulary of {}",
-                c.vocab_size
-            )));
-        }
-        if self.pos >= c.max_seq_len {
-            return Err(BitnetError::Model(format!(
-                "context is full ({} tokens)",
-                c.max_seq_len
-            )));
-        }
-        let (d, hd, h, kvh) = (c.hidden_size, c.head_dim(), c.num_heads, c.num_kv_heads);
-        let rep = h / kvh;
-        let eps = c.rms_norm_eps as f32;
-        let scale = (1.0 / (hd as f64).sqrt()) as f32;
-        let t = token as usize;
-        let mut sc = std::mem::take(&mut self.scratch);
-        let kv_dim = c.kv_dim();
-        let n = self.pos + 1;
-        sc.x = self.embed.row(t, d);
-        sc.qkv.resize(d + 2 * kv_dim, 0.0);
-        sc.o.resize(d, 0.0);
-        sc.gate_up.resize(2 * c.intermediate_size, 0.0);
-        sc.scores.resize(n, 0.0);
-        let kernel = self.kernel;
-        for l in 0..c.num_layers {
-            let layer = &self.layers[l];
-            rms_norm_into(&sc.x, &layer.attn_norm, eps, &mut sc.hn);
-            quantize_acts_into(&sc.hn, &mut sc.acts);
-            matvec(kernel, &layer.qkv, &sc.acts, &mut sc.qkv, pool)?;
-            let (q, kv) = sc.qkv.split_at_mut(d);
-            let (k, v) = kv.split_at_mut(kv_dim);
-            self.rope(q, h);
-            self.rope(k, kvh);
-            self.kcache[l].extend_from_slice(k);
-            self.vcache[l].extend_from_slice(v);
-            sc.att.clear();
-            sc.att.resize(d, 0.0);
-            let shape = AttnShape {
-                rep,
-                hd,
-                kv_dim,
-                scale,
-            };
-            let inp = AttnInputs {
-                sh: shape,
-                h0: 0,
-                q: &sc.qkv[..d],
-                kc: &self.kcache[l],
-                vc: &self.vcache[l],
-            };
-            // Heads split over the team (each head's arithmetic is unchanged, so the result
-            // does not depend on the thread count); each piece needs its own scores.
-            match pool {
-                Some(t) if t.threads() > 1 => t.for_chunks(&mut sc.att, hd, |start, out| {
-                    let inp = AttnInputs {
-                        h0: start / hd,
-                        ..inp
-                    };
-                    attend(inp, &mut vec![0f32; n], out)
-                }),
-                _ => attend(inp, &mut sc.scores, &mut sc.att),
-            }
-            quantize_acts_into(&sc.att, &mut sc.acts);
-            matvec(kernel, &layer.o, &sc.acts, &mut sc.o, pool)?;
-            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
-            rms_norm_into(&sc.x, &layer.ffn_norm, eps, &mut sc.hn);
-            quantize_acts_into(&sc.hn, &mut sc.acts);
-            matvec(kernel, &layer.gate_up, &sc.acts, &mut sc.gate_up, pool)?;
-            // SiLU(gate)·up, in place in the gate half.
-            let (gate, up) = sc.gate_up.split_at_mut(c.intermediate_size);
-            gate.iter_mut()
-                .zip(up.iter())
-                .for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
-            quantize_acts_into(gate, &mut sc.acts);
-            matvec(kernel, &layer.down, &sc.acts, &mut sc.o, pool)?;
-            sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
-        }
-        let x = std::mem::take(&mut sc.x);
-        self.scratch = sc;
-        self.pos += 1;
-        let xn = rms_norm(&x, &self.norm, eps);
-        let mut logits = vec![0f32; c.vocab_size];
-        self.head
-            .as_ref()
-            .unwrap_or(&self.embed)
-            .matvec(d, &xn, &mut logits, pool);
-        Ok(logits)
-    }
-
-    /// Feeds `prompt` and generates up to `max_new` tokens (stopping at `stop`, if given).
+    /// Feeds `prompt` to the engine's own sequence (as [`Engine::prefill`]) and generates up to
+    /// `max_new` tokens (stopping at `stop`, if given).
     pub fn generate(
         &mut self,
         prompt: &[u32],
@@ -679,19 +952,13 @@ impl Engine {
         sampling: Sampling,
         stop: Option<u32>,
     ) -> Result<Vec<u32>> {
-        if prompt.is_empty() {
-            return Err(BitnetError::Model("the prompt has no tokens".into()));
-        }
         let mut sampler = Sampler::new(sampling);
-        let mut logits = Vec::new();
-        for t in prompt {
-            logits = self.forward(*t)?;
-        }
+        let mut logits = self.with_own_sequence(|e, seq| e.prefill(seq, prompt))?;
         let mut out = Vec::new();
         for i in 0..max_new {
             let next = sampler.sample(&logits);
             out.push(next);
-            if Some(next) == stop || self.pos >= self.cfg.max_seq_len || i + 1 == max_new {
+            if Some(next) == stop || self.seq.pos >= self.cfg.max_seq_len || i + 1 == max_new {
                 break;
             }
             logits = self.forward(next)?;

@@ -19,6 +19,12 @@
 //!
 //! Threads (a [`Team`]) split the rows; each row is computed by one thread, so results do not
 //! depend on the thread count.
+//!
+//! Batched decode ([`matmul`]) applies one matrix to several activation vectors (one per
+//! sequence): each group of four packed rows is applied to every vector before the next group is
+//! read, so the weights stream from memory once per step instead of once per sequence. The
+//! integer sums are exact and each vector's float epilogue is the one [`matvec`] runs, so every
+//! vector's result equals its matrix-vector product bit for bit ([`matvec`] is the batch of one).
 
 use crate::error::{BitnetError, Result};
 use crate::team::Team;
@@ -359,94 +365,126 @@ mod x86 {
         _mm_cvtsi128_si32(s)
     }
 
-    /// Rows `r0..r0 + out.len()` of `M · x̃`, four at a time, then one by one. Each row's float
-    /// epilogue is the portable one (`super::row_portable`) done on four lanes: the same IEEE
-    /// operations in the same order (`i32 → f32`, `× d`, per-block sums from 0, `÷ s`), so the
-    /// results are bit-identical.
+    /// Rows `r0..r0 + n` of `M · x̃ⱼ` for every activation vector `x̃ⱼ` of a batch (`outs[j]`,
+    /// `n` long, gets vector j's rows), four rows at a time, then one by one. A group of rows is
+    /// applied to every vector of the batch before the next group is read, so its codes come from
+    /// memory once per batch (and from L1 for the other vectors). Each row's float epilogue is the
+    /// portable one (`super::row_portable`) done on four lanes: the same IEEE operations in the
+    /// same order (`i32 → f32`, `× d`, per-block sums from 0, `÷ s`), so the results are
+    /// bit-identical to the portable kernel's, and each vector's to a batch of one.
     macro_rules! rows_simd {
         ($name:ident, $features:literal, $dot4:ident, $dot1:ident, $acts:ident) => {
-            /// Rows `r0..r0 + out.len()` of `M · x̃` (see `rows_simd!`).
+            /// Rows `r0..r0 + n` of `M · x̃ⱼ` for a batch (see `rows_simd!`).
             ///
             /// # Safety
             /// The CPU must have the features this function enables.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $name(
                 m: &TernaryMatrix,
-                a: &QuantizedActs,
+                acts: &[QuantizedActs],
                 r0: usize,
-                out: &mut [f32],
+                outs: &mut [&mut [f32]],
             ) {
-                let (bpr, n) = (m.cols / QK, out.len());
+                let bpr = m.cols / QK;
+                let n = outs.first().map_or(0, |o| o.len());
                 let stride = bpr * QS;
-                let x: &[i8] = &a.$acts;
                 // The bounds every raw read below relies on.
                 assert!(
                     (r0 + n) * stride <= m.qs.len()
-                        && x.len() >= bpr * QK
-                        && a.bsum.len() >= bpr
                         && m.d.len() >= (r0 + n) * bpr
+                        && acts.len() == outs.len()
+                        && outs.iter().all(|o| o.len() == n)
+                        && acts
+                            .iter()
+                            .all(|a| a.$acts.len() >= bpr * QK && a.bsum.len() >= bpr)
                 );
                 // SAFETY: row r0 starts inside `m.qs` (checked above).
                 let q = unsafe { m.qs.as_ptr().add(r0 * stride) };
-                let xp = x.as_ptr();
-                let s = _mm_set1_ps(a.s);
                 let mut i = 0;
                 match &m.uniform {
                     Some(d) => {
                         assert!(d.len() >= r0 + n);
-                        let total = _mm_set1_epi32(a.total);
                         while i + 4 <= n {
-                            // SAFETY: rows r0+i..r0+i+4 and the activations are in bounds; the
-                            // four scales d[r0+i..r0+i+4] and out[i..i+4] exist (checked above).
-                            unsafe {
-                                let isum = $dot4(q.add(i * stride), stride, xp, bpr);
-                                let f = _mm_mul_ps(
-                                    _mm_cvtepi32_ps(_mm_sub_epi32(isum, total)),
-                                    _mm_loadu_ps(d.as_ptr().add(r0 + i)),
-                                );
-                                _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_div_ps(f, s));
+                            for (a, out) in acts.iter().zip(outs.iter_mut()) {
+                                // SAFETY: rows r0+i..r0+i+4 and the activations are in bounds;
+                                // the four scales d[r0+i..r0+i+4] and out[i..i+4] exist (checked
+                                // above).
+                                unsafe {
+                                    let isum =
+                                        $dot4(q.add(i * stride), stride, a.$acts.as_ptr(), bpr);
+                                    let f = _mm_mul_ps(
+                                        _mm_cvtepi32_ps(_mm_sub_epi32(
+                                            isum,
+                                            _mm_set1_epi32(a.total),
+                                        )),
+                                        _mm_loadu_ps(d.as_ptr().add(r0 + i)),
+                                    );
+                                    _mm_storeu_ps(
+                                        out.as_mut_ptr().add(i),
+                                        _mm_div_ps(f, _mm_set1_ps(a.s)),
+                                    );
+                                }
                             }
                             i += 4;
                         }
-                        for (i, y) in out.iter_mut().enumerate().skip(i) {
-                            // SAFETY: row r0+i is in bounds (checked above).
-                            let isum = unsafe { $dot1(q.add(i * stride), xp, bpr) };
-                            *y = (isum - a.total) as f32 * d[r0 + i] / a.s;
+                        while i < n {
+                            for (a, out) in acts.iter().zip(outs.iter_mut()) {
+                                // SAFETY: row r0+i is in bounds (checked above).
+                                let isum =
+                                    unsafe { $dot1(q.add(i * stride), a.$acts.as_ptr(), bpr) };
+                                out[i] = (isum - a.total) as f32 * d[r0 + i] / a.s;
+                            }
+                            i += 1;
                         }
                     }
                     None => {
                         while i + 4 <= n {
-                            let mut acc = _mm_setzero_ps();
                             let r = r0 + i;
-                            for b in 0..bpr {
-                                // SAFETY: block b of rows r..r+4 and of the activations is in
-                                // bounds (checked above).
-                                let isum = unsafe {
-                                    $dot4(q.add(i * stride + b * QS), stride, xp.add(b * QK), 1)
+                            for (a, out) in acts.iter().zip(outs.iter_mut()) {
+                                let xp = a.$acts.as_ptr();
+                                let mut acc = _mm_setzero_ps();
+                                for b in 0..bpr {
+                                    // SAFETY: block b of rows r..r+4 and of the activations is
+                                    // in bounds (checked above).
+                                    let isum = unsafe {
+                                        $dot4(q.add(i * stride + b * QS), stride, xp.add(b * QK), 1)
+                                    };
+                                    let t = _mm_cvtepi32_ps(_mm_sub_epi32(
+                                        isum,
+                                        _mm_set1_epi32(a.bsum[b]),
+                                    ));
+                                    let dd = _mm_set_ps(
+                                        m.d[(r + 3) * bpr + b],
+                                        m.d[(r + 2) * bpr + b],
+                                        m.d[(r + 1) * bpr + b],
+                                        m.d[r * bpr + b],
+                                    );
+                                    acc = _mm_add_ps(acc, _mm_mul_ps(t, dd));
+                                }
+                                // SAFETY: out[i..i+4] exists.
+                                unsafe {
+                                    _mm_storeu_ps(
+                                        out.as_mut_ptr().add(i),
+                                        _mm_div_ps(acc, _mm_set1_ps(a.s)),
+                                    )
                                 };
-                                let t =
-                                    _mm_cvtepi32_ps(_mm_sub_epi32(isum, _mm_set1_epi32(a.bsum[b])));
-                                let dd = _mm_set_ps(
-                                    m.d[(r + 3) * bpr + b],
-                                    m.d[(r + 2) * bpr + b],
-                                    m.d[(r + 1) * bpr + b],
-                                    m.d[r * bpr + b],
-                                );
-                                acc = _mm_add_ps(acc, _mm_mul_ps(t, dd));
                             }
-                            // SAFETY: out[i..i+4] exists.
-                            unsafe { _mm_storeu_ps(out.as_mut_ptr().add(i), _mm_div_ps(acc, s)) };
                             i += 4;
                         }
-                        for (i, y) in out.iter_mut().enumerate().skip(i) {
-                            let mut acc = 0f32;
-                            for b in 0..bpr {
-                                // SAFETY: block b of row r0+i is in bounds (checked above).
-                                let isum =
-                                    unsafe { $dot1(q.add(i * stride + b * QS), xp.add(b * QK), 1) };
-                                acc += (isum - a.bsum[b]) as f32 * m.d[(r0 + i) * bpr + b];
+                        while i < n {
+                            for (a, out) in acts.iter().zip(outs.iter_mut()) {
+                                let xp = a.$acts.as_ptr();
+                                let mut acc = 0f32;
+                                for b in 0..bpr {
+                                    // SAFETY: block b of row r0+i is in bounds (checked above).
+                                    let isum = unsafe {
+                                        $dot1(q.add(i * stride + b * QS), xp.add(b * QK), 1)
+                                    };
+                                    acc += (isum - a.bsum[b]) as f32 * m.d[(r0 + i) * bpr + b];
+                                }
+                                out[i] = acc / a.s;
                             }
-                            *y = acc / a.s;
+                            i += 1;
                         }
                     }
                 }
@@ -600,42 +638,58 @@ fn row_portable(m: &TernaryMatrix, a: &QuantizedActs, r: usize) -> f32 {
     acc / a.s
 }
 
-/// Rows `r0..r0 + out.len()` of `M · x̃` into `out`. The SIMD kernels run four rows per step
-/// (sharing the activation loads and one horizontal reduction), then the remaining rows one by one;
-/// every path computes each row's value with the same operations as [`row_portable`].
-fn rows(kernel: Kernel, m: &TernaryMatrix, a: &QuantizedActs, r0: usize, out: &mut [f32]) {
-    debug_assert!((r0 + out.len()) <= m.rows);
+/// Rows `r0..r0 + n` of `M · x̃ⱼ` into `outs[j]` (each `n` long) for every vector of `acts`. The
+/// SIMD kernels run four rows per step (sharing the activation loads and one horizontal
+/// reduction), then the remaining rows one by one, each group of rows over the whole batch before
+/// the next; every path computes each row's value with the same operations as [`row_portable`].
+fn rows(
+    kernel: Kernel,
+    m: &TernaryMatrix,
+    acts: &[QuantizedActs],
+    r0: usize,
+    outs: &mut [&mut [f32]],
+) {
+    debug_assert!(outs.iter().all(|o| r0 + o.len() <= m.rows));
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `matvec` only runs a kernel that `Kernel::available()` lists, i.e. one whose
+        // SAFETY: `products` only runs a kernel that `Kernel::available()` lists, i.e. one whose
         // CPU features were detected at run time; `rows_simd` checks every slice bound it relies on.
-        Kernel::Avx2 => unsafe { x86::rows_avx2(m, a, r0, out) },
+        Kernel::Avx2 => unsafe { x86::rows_avx2(m, acts, r0, outs) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX-512 F/BW/VNNI (and AVX2, which they imply).
-        Kernel::Avx512Vnni => unsafe { x86::rows_avx512vnni(m, a, r0, out) },
+        Kernel::Avx512Vnni => unsafe { x86::rows_avx512vnni(m, acts, r0, outs) },
         _ => {
-            for (i, y) in out.iter_mut().enumerate() {
-                *y = row_portable(m, a, r0 + i);
+            let n = outs.first().map_or(0, |o| o.len());
+            for i in 0..n {
+                for (a, out) in acts.iter().zip(outs.iter_mut()) {
+                    out[i] = row_portable(m, a, r0 + i);
+                }
             }
         }
     }
 }
 
-/// `out = M · x̃` where `x̃ = q/s`; rows are split over `team`'s threads (or run here when `None`).
-pub fn matvec(
+/// Checks that `kernel` runs on this CPU and every vector of `acts` has `m.cols` values.
+fn check_product(
     kernel: Kernel,
     m: &TernaryMatrix,
-    a: &QuantizedActs,
-    out: &mut [f32],
-    team: Option<&Team>,
+    acts: &[QuantizedActs],
+    outs: usize,
 ) -> Result<()> {
-    if a.q.len() != m.cols || out.len() != m.rows {
+    if let Some(a) = acts.iter().find(|a| a.q.len() != m.cols) {
         return Err(BitnetError::Model(format!(
-            "matvec shape mismatch: matrix {}x{}, input {}, output {}",
+            "ternary product shape mismatch: matrix {}x{}, input {}",
             m.rows,
             m.cols,
-            a.q.len(),
-            out.len()
+            a.q.len()
+        )));
+    }
+    if outs != acts.len() * m.rows {
+        return Err(BitnetError::Model(format!(
+            "ternary product shape mismatch: matrix {}x{}, {} input vectors, output {outs}",
+            m.rows,
+            m.cols,
+            acts.len()
         )));
     }
     if !Kernel::available().contains(&kernel) {
@@ -643,18 +697,78 @@ pub fn matvec(
             "kernel {kernel:?} is not supported by this CPU"
         )));
     }
+    Ok(())
+}
+
+/// `outs[j] = M · x̃ⱼ` for a checked batch; rows are split over `team`'s threads (or run here).
+fn products(
+    kernel: Kernel,
+    m: &TernaryMatrix,
+    acts: &[QuantizedActs],
+    outs: &mut [&mut [f32]],
+    team: Option<&Team>,
+) {
     match team {
         // One range of a multiple of four rows per thread, so every range runs the four-row
-        // kernel.
-        Some(t) if m.rows >= 64 => t.for_chunks(out, 4, |r0, o| rows(kernel, m, a, r0, o)),
-        _ => rows(kernel, m, a, 0, out),
+        // kernel; each thread takes the same rows of every vector's output.
+        Some(t) if m.rows >= 64 => {
+            t.for_chunks_of_each(outs, 4, |r0, o| rows(kernel, m, acts, r0, o))
+        }
+        _ => rows(kernel, m, acts, 0, outs),
     }
+}
+
+/// `out = M · x̃` where `x̃ = q/s`; rows are split over `team`'s threads (or run here when `None`).
+/// A batch of one of [`matmul`].
+pub fn matvec(
+    kernel: Kernel,
+    m: &TernaryMatrix,
+    a: &QuantizedActs,
+    out: &mut [f32],
+    team: Option<&Team>,
+) -> Result<()> {
+    check_product(kernel, m, std::slice::from_ref(a), out.len())?;
+    products(kernel, m, std::slice::from_ref(a), &mut [out], team);
+    Ok(())
+}
+
+/// The batched product: `out[j·rows .. (j+1)·rows] = M · x̃ⱼ` for every activation vector of
+/// `acts` (`out` is `acts.len() × m.rows`, one vector's rows after another). Each group of
+/// packed weight rows is read once and applied to every vector while it is in cache, and rows are
+/// split over `team` as in [`matvec`]. Every output equals, bit for bit, what [`matvec`] gives for
+/// that vector alone (the same operations in the same order per output element).
+pub fn matmul(
+    kernel: Kernel,
+    m: &TernaryMatrix,
+    acts: &[QuantizedActs],
+    out: &mut [f32],
+    team: Option<&Team>,
+) -> Result<()> {
+    check_product(kernel, m, acts, out.len())?;
+    if m.rows == 0 {
+        return Ok(());
+    }
+    let mut outs: Vec<&mut [f32]> = out.chunks_mut(m.rows).collect();
+    products(kernel, m, acts, &mut outs, team);
     Ok(())
 }
 
 /// Dense f32 `out = W x` for a row-major `(rows, cols)` matrix (the output head), split over `team`.
 pub fn matvec_f32(w: &[f32], cols: usize, x: &[f32], out: &mut [f32], team: Option<&Team>) {
-    let dot = |r: usize| -> f32 {
+    matmul_f32(w, cols, &[x], &mut [out], team)
+}
+
+/// [`matvec_f32`] for a batch: `outs[j] = W xs[j]`. Each weight row is applied to every vector
+/// while it is in cache; each output equals [`matvec_f32`]'s for that vector, bit for bit.
+pub fn matmul_f32(
+    w: &[f32],
+    cols: usize,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    team: Option<&Team>,
+) {
+    let dot = |r: usize, j: usize| -> f32 {
+        let x = xs[j];
         let wr = &w[r * cols..(r + 1) * cols];
         let mut acc = [0f32; 8];
         for (wc, xc) in wr.chunks_exact(8).zip(x.chunks_exact(8)) {
@@ -668,19 +782,28 @@ pub fn matvec_f32(w: &[f32], cols: usize, x: &[f32], out: &mut [f32], team: Opti
         }
         s
     };
-    split_rows(out, team, dot);
+    split_rows(outs, team, dot);
 }
 
-/// `out[r] = dot(r)` for every row, split over `team` in contiguous ranges.
-fn split_rows(out: &mut [f32], team: Option<&Team>, dot: impl Fn(usize) -> f32 + Sync) {
-    let fill = |r0: usize, o: &mut [f32]| {
-        for (i, y) in o.iter_mut().enumerate() {
-            *y = dot(r0 + i);
+/// `outs[j][r] = dot(r, j)` for every row `r` and vector `j` (a row is applied to every vector
+/// before the next row), split over `team` in contiguous row ranges: each thread takes the same
+/// rows of every output.
+fn split_rows(
+    outs: &mut [&mut [f32]],
+    team: Option<&Team>,
+    dot: impl Fn(usize, usize) -> f32 + Sync,
+) {
+    let fill = |r0: usize, o: &mut [&mut [f32]]| {
+        let n = o.first().map_or(0, |o| o.len());
+        for i in 0..n {
+            for (j, y) in o.iter_mut().enumerate() {
+                y[i] = dot(r0 + i, j);
+            }
         }
     };
     match team {
-        Some(t) => t.for_chunks(out, 8, fill),
-        _ => fill(0, out),
+        Some(t) => t.for_chunks_of_each(outs, 8, fill),
+        _ => fill(0, outs),
     }
 }
 
@@ -739,13 +862,20 @@ impl Q8Matrix {
     /// `out = W x` (f32 activations), rows split over `team`. Runs the AVX2 row kernel when the
     /// CPU has it; it gives the same bits as the portable one.
     pub fn matvec(&self, x: &[f32], out: &mut [f32], team: Option<&Team>) {
-        self.matvec_with(q8_avx2(), x, out, team)
+        self.matmul_with(q8_avx2(), &[x], &mut [out], team)
     }
 
-    fn matvec_with(&self, avx2: bool, x: &[f32], out: &mut [f32], team: Option<&Team>) {
+    /// [`Q8Matrix::matvec`] for a batch: `outs[j] = W xs[j]`. Each row is applied to every
+    /// vector while it is in cache; each output equals [`Q8Matrix::matvec`]'s for that vector,
+    /// bit for bit.
+    pub fn matmul(&self, xs: &[&[f32]], outs: &mut [&mut [f32]], team: Option<&Team>) {
+        self.matmul_with(q8_avx2(), xs, outs, team)
+    }
+
+    fn matmul_with(&self, avx2: bool, xs: &[&[f32]], outs: &mut [&mut [f32]], team: Option<&Team>) {
         let (cols, nb) = (self.cols, self.cols / 32);
-        let x = &x[..cols];
-        let dot = |r: usize| -> f32 {
+        let dot = |r: usize, j: usize| -> f32 {
+            let x = &xs[j][..cols];
             let q = &self.q[r * cols..(r + 1) * cols];
             let d = &self.d[r * nb..(r + 1) * nb];
             #[cfg(target_arch = "x86_64")]
@@ -757,7 +887,7 @@ impl Q8Matrix {
             let _ = avx2;
             q8_row_portable(q, d, x)
         };
-        split_rows(out, team, dot);
+        split_rows(outs, team, dot);
     }
 }
 
@@ -839,6 +969,45 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn a_batched_product_equals_each_vectors_matvec_bit_for_bit(rows in 1usize..200, blocks in 1usize..7, batch in 1usize..10, seed in any::<u64>(), per_block in any::<bool>(), threads in 1usize..4) {
+            let cols = blocks * QK;
+            let m = random_matrix(rows, cols, seed, per_block);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 7);
+            let acts: Vec<QuantizedActs> = (0..batch)
+                .map(|j| {
+                    let amp = 0.1 + j as f32;
+                    let x: Vec<f32> = (0..cols).map(|_| rng.gen_range(-amp..amp)).collect();
+                    quantize_acts(&x)
+                })
+                .collect();
+            let team = Team::new(threads).unwrap();
+            for k in Kernel::available() {
+                let mut got = vec![f32::NAN; batch * rows];
+                matmul(k, &m, &acts, &mut got, Some(&team)).unwrap();
+                for (j, a) in acts.iter().enumerate() {
+                    let mut want = vec![0f32; rows];
+                    matvec(k, &m, a, &mut want, None).unwrap();
+                    prop_assert_eq!(&got[j * rows..(j + 1) * rows], &want[..], "kernel {:?}, vector {}", k, j);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_batched_product_checks_its_shapes() {
+        let m = random_matrix(8, 256, 1, false);
+        let good = quantize_acts(&[0.5f32; 256]);
+        let bad = quantize_acts(&[0.5f32; 512]);
+        let k = Kernel::Portable;
+        assert!(matmul(k, &m, &[good.clone(), good.clone()], &mut [0.0; 16], None).is_ok());
+        assert!(matmul(k, &m, &[good.clone(), good.clone()], &mut [0.0; 8], None).is_err());
+        assert!(matmul(k, &m, &[good.clone(), bad], &mut [0.0; 16], None).is_err());
+        assert!(matmul(k, &m, &[], &mut [], None).is_ok());
+    }
+
     #[test]
     fn simd_and_portable_kernels_agree_exactly_at_every_preset_shape() {
         // (rows, cols) of every projection of tiny, small, autoresearch-best and genkidama-618m.
@@ -917,7 +1086,7 @@ mod tests {
             assert_eq!(m.rows(), rows);
             assert_eq!(m.row(rows - 1), deq[(rows - 1) * cols..]);
             let mut want = vec![0f32; rows];
-            m.matvec_with(false, &x, &mut want, None);
+            m.matmul_with(false, &[&x], &mut [&mut want], None);
             for r in 0..rows {
                 let f: f32 = (0..cols).map(|j| deq[r * cols + j] * x[j]).sum();
                 assert!((want[r] - f).abs() < 1e-4, "row {r}: {} vs {f}", want[r]);
@@ -925,6 +1094,45 @@ mod tests {
             let mut got = vec![0f32; rows];
             m.matvec(&x, &mut got, None);
             assert_eq!(got, want, "{rows}x{cols}");
+        }
+    }
+
+    #[test]
+    fn batched_head_products_equal_each_vectors_matvec_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let team = Team::new(3).unwrap();
+        for (rows, cols, batch) in [(1, 32, 1), (7, 64, 3), (300, 512, 5), (513, 256, 16)] {
+            let w: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.gen_range(-0.1f32..0.1))
+                .collect();
+            let m = Q8Matrix::from_q8_0(&crate::gguf::quantize_q8_0(&w).unwrap(), cols).unwrap();
+            let xs: Vec<Vec<f32>> = (0..batch)
+                .map(|_| (0..cols).map(|_| rng.gen_range(-3.0f32..3.0)).collect())
+                .collect();
+            let xr: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
+            for pool in [None, Some(&team)] {
+                let mut q8 = vec![vec![f32::NAN; rows]; batch];
+                let mut f = q8.clone();
+                m.matmul(
+                    &xr,
+                    &mut q8.iter_mut().map(|o| o.as_mut_slice()).collect::<Vec<_>>(),
+                    pool,
+                );
+                matmul_f32(
+                    &w,
+                    cols,
+                    &xr,
+                    &mut f.iter_mut().map(|o| o.as_mut_slice()).collect::<Vec<_>>(),
+                    pool,
+                );
+                for (j, x) in xs.iter().enumerate() {
+                    let mut want = vec![0f32; rows];
+                    m.matvec(x, &mut want, None);
+                    assert_eq!(q8[j], want, "Q8_0 {rows}x{cols}, vector {j}");
+                    matvec_f32(&w, cols, x, &mut want, None);
+                    assert_eq!(f[j], want, "f32 {rows}x{cols}, vector {j}");
+                }
+            }
         }
     }
 

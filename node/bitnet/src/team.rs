@@ -245,6 +245,41 @@ impl Team {
             }
         });
     }
+    /// [`Team::for_chunks`] over several equally long slices at once: the row range
+    /// `[start, end)` is cut from every slice in `outs` (the ranges are those `for_chunks` gives
+    /// for one of them), and `job(start, pieces)` gets the pieces of one range, one per slice, in
+    /// order. Batched decode uses it to give each thread the same rows of every sequence's
+    /// output. Empty ranges are skipped; `outs` of unequal lengths are cut by the first one's.
+    pub fn for_chunks_of_each<T: Send, F: Fn(usize, &mut [&mut [T]]) + Sync>(
+        &self,
+        outs: &mut [&mut [T]],
+        align: usize,
+        job: F,
+    ) {
+        let n = outs.first().map_or(0, |o| o.len());
+        let parts = self.threads();
+        let per = n.div_ceil(parts).next_multiple_of(align.max(1));
+        let mut pieces: Vec<Vec<&mut [T]>> =
+            (0..parts).map(|_| Vec::with_capacity(outs.len())).collect();
+        for o in outs.iter_mut() {
+            let mut rest: &mut [T] = o;
+            for p in pieces.iter_mut() {
+                let k = per.min(rest.len());
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(k);
+                p.push(head);
+                rest = tail;
+            }
+        }
+        // Each piece is taken by exactly one call (`run` calls each `i` once), so its lock is
+        // never contended; it only lends the `&mut` slices across threads without `unsafe`.
+        let pieces: Vec<Mutex<Vec<&mut [T]>>> = pieces.into_iter().map(Mutex::new).collect();
+        self.run(parts, |i| {
+            let mut p = pieces[i].lock().unwrap_or_else(|p| p.into_inner());
+            if p.first().is_some_and(|s| !s.is_empty()) {
+                job(i * per, &mut p);
+            }
+        });
+    }
 }
 
 /// A raw pointer that may cross threads (see [`Team::for_chunks`]'s disjoint ranges).
@@ -340,6 +375,32 @@ mod tests {
                     }
                 });
                 assert_eq!(out, (1..=n).collect::<Vec<_>>(), "threads {threads}, n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn for_chunks_of_each_cuts_the_same_aligned_ranges_from_every_slice() {
+        for threads in 1..=4 {
+            let team = Team::new(threads).unwrap();
+            for n in [0usize, 1, 3, 4, 5, 17, 64, 130, 513] {
+                let mut a = vec![0usize; n];
+                let mut b = vec![0usize; n];
+                let mut c = vec![0usize; n];
+                let mut outs = [&mut a[..], &mut b[..], &mut c[..]];
+                team.for_chunks_of_each(&mut outs, 4, |start, pieces| {
+                    assert!(start % 4 == 0);
+                    assert_eq!(pieces.len(), 3);
+                    for (s, piece) in pieces.iter_mut().enumerate() {
+                        for (k, y) in piece.iter_mut().enumerate() {
+                            *y += (s + 1) * 1000 + start + k;
+                        }
+                    }
+                });
+                for (s, v) in [a, b, c].iter().enumerate() {
+                    let want: Vec<usize> = (0..n).map(|k| (s + 1) * 1000 + k).collect();
+                    assert_eq!(v, &want, "threads {threads}, n {n}, slice {s}");
+                }
             }
         }
     }
