@@ -29,7 +29,7 @@ use crate::config::ModelConfig;
 use crate::error::{BitnetError, Result};
 use crate::gguf::{GgmlType, GgufFile};
 use crate::kernel::{
-    matmul, matvec, matvec_f32, quantize_acts, quantize_acts_into, Kernel, QuantizedActs,
+    matmul, matmul_f32, matvec, quantize_acts, quantize_acts_into, Kernel, QuantizedActs,
     TernaryMatrix,
 };
 use crate::team::Team;
@@ -86,9 +86,14 @@ impl Table {
     }
 
     fn matvec(&self, d: usize, x: &[f32], out: &mut [f32], team: Option<&Team>) {
+        self.matmul(d, &[x], &mut [out], team)
+    }
+
+    /// `outs[j] = W xs[j]`, each equal to its [`Table::matvec`] bit for bit.
+    fn matmul(&self, d: usize, xs: &[&[f32]], outs: &mut [&mut [f32]], team: Option<&Team>) {
         match self {
-            Table::F32(w) => matvec_f32(w, d, x, out, team),
-            Table::Q8(m) => m.matvec(x, out, team),
+            Table::F32(w) => matmul_f32(w, d, xs, outs, team),
+            Table::Q8(m) => m.matmul(xs, outs, team),
         }
     }
 }
@@ -893,22 +898,34 @@ impl Engine {
             matmul(kernel, &layer.down, acts, &mut sc.o, pool)?;
             sc.x.iter_mut().zip(&sc.o).for_each(|(a, b)| *a += b);
         }
-        // The head, for each sequence's last slot only.
-        let head = self.head.as_ref().unwrap_or(&self.embed);
+        // The head, for each sequence's last slot only, as one batched product.
         let mut last = vec![None; seqs.len()];
         for (j, &(i, _)) in slots.iter().enumerate() {
             last[i] = Some(j);
         }
-        Ok(last
-            .into_iter()
-            .map(|j| {
-                let Some(j) = j else { return Vec::new() };
-                let xn = rms_norm(&sc.x[j * d..(j + 1) * d], &self.norm, eps);
-                let mut logits = vec![0f32; c.vocab_size];
-                head.matvec(d, &xn, &mut logits, pool);
-                logits
+        let xn: Vec<Vec<f32>> = last
+            .iter()
+            .flatten()
+            .map(|j| rms_norm(&sc.x[j * d..(j + 1) * d], &self.norm, eps))
+            .collect();
+        let mut logits: Vec<Vec<f32>> = last
+            .iter()
+            .map(|j| match j {
+                Some(_) => vec![0f32; c.vocab_size],
+                None => Vec::new(),
             })
-            .collect())
+            .collect();
+        let xs: Vec<&[f32]> = xn.iter().map(Vec::as_slice).collect();
+        let mut outs: Vec<&mut [f32]> = logits
+            .iter_mut()
+            .filter(|l| !l.is_empty())
+            .map(Vec::as_mut_slice)
+            .collect();
+        self.head
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .matmul(d, &xs, &mut outs, pool);
+        Ok(logits)
     }
 
     /// Rotates the `heads` heads of `x` to position `pos`.

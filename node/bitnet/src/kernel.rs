@@ -755,7 +755,20 @@ pub fn matmul(
 
 /// Dense f32 `out = W x` for a row-major `(rows, cols)` matrix (the output head), split over `team`.
 pub fn matvec_f32(w: &[f32], cols: usize, x: &[f32], out: &mut [f32], team: Option<&Team>) {
-    let dot = |r: usize| -> f32 {
+    matmul_f32(w, cols, &[x], &mut [out], team)
+}
+
+/// [`matvec_f32`] for a batch: `outs[j] = W xs[j]`. Each weight row is applied to every vector
+/// while it is in cache; each output equals [`matvec_f32`]'s for that vector, bit for bit.
+pub fn matmul_f32(
+    w: &[f32],
+    cols: usize,
+    xs: &[&[f32]],
+    outs: &mut [&mut [f32]],
+    team: Option<&Team>,
+) {
+    let dot = |r: usize, j: usize| -> f32 {
+        let x = xs[j];
         let wr = &w[r * cols..(r + 1) * cols];
         let mut acc = [0f32; 8];
         for (wc, xc) in wr.chunks_exact(8).zip(x.chunks_exact(8)) {
@@ -769,19 +782,28 @@ pub fn matvec_f32(w: &[f32], cols: usize, x: &[f32], out: &mut [f32], team: Opti
         }
         s
     };
-    split_rows(out, team, dot);
+    split_rows(outs, team, dot);
 }
 
-/// `out[r] = dot(r)` for every row, split over `team` in contiguous ranges.
-fn split_rows(out: &mut [f32], team: Option<&Team>, dot: impl Fn(usize) -> f32 + Sync) {
-    let fill = |r0: usize, o: &mut [f32]| {
-        for (i, y) in o.iter_mut().enumerate() {
-            *y = dot(r0 + i);
+/// `outs[j][r] = dot(r, j)` for every row `r` and vector `j` (a row is applied to every vector
+/// before the next row), split over `team` in contiguous row ranges: each thread takes the same
+/// rows of every output.
+fn split_rows(
+    outs: &mut [&mut [f32]],
+    team: Option<&Team>,
+    dot: impl Fn(usize, usize) -> f32 + Sync,
+) {
+    let fill = |r0: usize, o: &mut [&mut [f32]]| {
+        let n = o.first().map_or(0, |o| o.len());
+        for i in 0..n {
+            for (j, y) in o.iter_mut().enumerate() {
+                y[i] = dot(r0 + i, j);
+            }
         }
     };
     match team {
-        Some(t) => t.for_chunks(out, 8, fill),
-        _ => fill(0, out),
+        Some(t) => t.for_chunks_of_each(outs, 8, fill),
+        _ => fill(0, outs),
     }
 }
 
@@ -840,13 +862,20 @@ impl Q8Matrix {
     /// `out = W x` (f32 activations), rows split over `team`. Runs the AVX2 row kernel when the
     /// CPU has it; it gives the same bits as the portable one.
     pub fn matvec(&self, x: &[f32], out: &mut [f32], team: Option<&Team>) {
-        self.matvec_with(q8_avx2(), x, out, team)
+        self.matmul_with(q8_avx2(), &[x], &mut [out], team)
     }
 
-    fn matvec_with(&self, avx2: bool, x: &[f32], out: &mut [f32], team: Option<&Team>) {
+    /// [`Q8Matrix::matvec`] for a batch: `outs[j] = W xs[j]`. Each row is applied to every
+    /// vector while it is in cache; each output equals [`Q8Matrix::matvec`]'s for that vector,
+    /// bit for bit.
+    pub fn matmul(&self, xs: &[&[f32]], outs: &mut [&mut [f32]], team: Option<&Team>) {
+        self.matmul_with(q8_avx2(), xs, outs, team)
+    }
+
+    fn matmul_with(&self, avx2: bool, xs: &[&[f32]], outs: &mut [&mut [f32]], team: Option<&Team>) {
         let (cols, nb) = (self.cols, self.cols / 32);
-        let x = &x[..cols];
-        let dot = |r: usize| -> f32 {
+        let dot = |r: usize, j: usize| -> f32 {
+            let x = &xs[j][..cols];
             let q = &self.q[r * cols..(r + 1) * cols];
             let d = &self.d[r * nb..(r + 1) * nb];
             #[cfg(target_arch = "x86_64")]
@@ -858,7 +887,7 @@ impl Q8Matrix {
             let _ = avx2;
             q8_row_portable(q, d, x)
         };
-        split_rows(out, team, dot);
+        split_rows(outs, team, dot);
     }
 }
 
@@ -1057,7 +1086,7 @@ mod tests {
             assert_eq!(m.rows(), rows);
             assert_eq!(m.row(rows - 1), deq[(rows - 1) * cols..]);
             let mut want = vec![0f32; rows];
-            m.matvec_with(false, &x, &mut want, None);
+            m.matmul_with(false, &[&x], &mut [&mut want], None);
             for r in 0..rows {
                 let f: f32 = (0..cols).map(|j| deq[r * cols + j] * x[j]).sum();
                 assert!((want[r] - f).abs() < 1e-4, "row {r}: {} vs {f}", want[r]);
@@ -1065,6 +1094,45 @@ mod tests {
             let mut got = vec![0f32; rows];
             m.matvec(&x, &mut got, None);
             assert_eq!(got, want, "{rows}x{cols}");
+        }
+    }
+
+    #[test]
+    fn batched_head_products_equal_each_vectors_matvec_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let team = Team::new(3).unwrap();
+        for (rows, cols, batch) in [(1, 32, 1), (7, 64, 3), (300, 512, 5), (513, 256, 16)] {
+            let w: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.gen_range(-0.1f32..0.1))
+                .collect();
+            let m = Q8Matrix::from_q8_0(&crate::gguf::quantize_q8_0(&w).unwrap(), cols).unwrap();
+            let xs: Vec<Vec<f32>> = (0..batch)
+                .map(|_| (0..cols).map(|_| rng.gen_range(-3.0f32..3.0)).collect())
+                .collect();
+            let xr: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
+            for pool in [None, Some(&team)] {
+                let mut q8 = vec![vec![f32::NAN; rows]; batch];
+                let mut f = q8.clone();
+                m.matmul(
+                    &xr,
+                    &mut q8.iter_mut().map(|o| o.as_mut_slice()).collect::<Vec<_>>(),
+                    pool,
+                );
+                matmul_f32(
+                    &w,
+                    cols,
+                    &xr,
+                    &mut f.iter_mut().map(|o| o.as_mut_slice()).collect::<Vec<_>>(),
+                    pool,
+                );
+                for (j, x) in xs.iter().enumerate() {
+                    let mut want = vec![0f32; rows];
+                    m.matvec(x, &mut want, None);
+                    assert_eq!(q8[j], want, "Q8_0 {rows}x{cols}, vector {j}");
+                    matvec_f32(&w, cols, x, &mut want, None);
+                    assert_eq!(f[j], want, "f32 {rows}x{cols}, vector {j}");
+                }
+            }
         }
     }
 
