@@ -398,7 +398,7 @@ pub async fn run(
         ),
         (
             "a payment at a stale sequence",
-            sign(amount, &chain_id, None, (s1.0, s1.1.saturating_sub(1)))?,
+            sign(amount + 1, &chain_id, None, (s1.0, s1.1.saturating_sub(1)))?,
             402,
             "stale or replayed",
         ),
@@ -409,7 +409,7 @@ pub async fn run(
             &mut rep,
             &format!("{what} → {want}, not served"),
             st == want && b.contains(why) && !b.contains("choices"),
-            format!("{st}: {}", b.chars().take(160).collect::<String>()),
+            format!("{st}: {}", reason(&b)),
         );
     }
     let s2 = account_of(c, &me).await?;
@@ -421,6 +421,16 @@ pub async fn run(
     );
     drop(server_proc);
     Ok(rep)
+}
+
+/// The reason an error answer gives: x402's `error`, OpenAI's `error.message`, or the body.
+fn reason(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    v["error"]
+        .as_str()
+        .or_else(|| v["error"]["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| body.chars().take(160).collect())
 }
 
 /// Account number and sequence of `a`.
