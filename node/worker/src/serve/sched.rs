@@ -87,9 +87,7 @@ impl Metrics {
             generated: Counter::default(),
             prompt_tokens: Counter::default(),
             requests: Default::default(),
-            ttft: Histogram::new(
-                [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0].into_iter(),
-            ),
+            ttft: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             tokens_per_second_milli: Gauge::default(),
             payments: Counter::default(),
             paid_umag: Counter::default(),
