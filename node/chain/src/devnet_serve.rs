@@ -170,6 +170,7 @@ pub async fn run(
         .args(["--job", &job.to_string(), "--home"])
         .arg(server_home)
         .args(["--price-per-token", &price_per_token.to_string()])
+        .arg("--advertise")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -211,6 +212,25 @@ pub async fn run(
             detail,
         });
     };
+
+    // 0. Listed on chain: a client finds the server through the registry (ADR 0109).
+    let listed = crate::devnet::q(c, "/magnet.registry.v1/services", &job.to_string()).await?;
+    let mine = listed.as_array().and_then(|a| {
+        a.iter()
+            .find(|l| l["operator"].as_str() == Some(server_operator))
+            .cloned()
+    });
+    let want_url = format!("http://{addr}/v1");
+    check(
+        &mut rep,
+        "the server is listed on chain (`/magnet.registry.v1/services`)",
+        mine.as_ref().is_some_and(|l| {
+            l["endpoint"].as_str() == Some(want_url.as_str())
+                && l["job"].as_u64() == Some(job)
+                && l["price_per_token"].as_str() == Some(price_per_token.to_string().as_str())
+        }),
+        format!("{}", mine.unwrap_or(Value::Null)),
+    );
 
     // 1. Unpaid: 402 with the requirements.
     let (st, h, b) = http(&addr, path, &body, None)?;

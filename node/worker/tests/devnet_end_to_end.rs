@@ -221,6 +221,7 @@ fn a_devnet_trains_merges_commits_reveals_and_settles_through_faults() {
         assert_eq!(c["passed"], true, "serving check failed: {c:#}");
     }
     for want in [
+        "listed on chain",
         "unpaid request",
         "`magnet-worker pay`",
         "replay",

@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// Seconds to wait for a payment to land in a block.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     settle_timeout_secs: u64,
+    /// List this server on chain (`MsgAdvertiseService`, signed by the home's node key) as
+    /// serving --job at --price-per-token, at URL (default: `http://<the bound address>/v1`);
+    /// withdrawn on shutdown. `magnetd query registry services` shows the listings.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    advertise: Option<String>,
     /// Largest request body in KiB.
     #[arg(long, default_value_t = 256, value_name = "KIB")]
     max_body_kib: usize,
@@ -216,6 +221,17 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}; is another server on that port?", a.listen))?;
         let addr = listener.local_addr()?;
+        let listing = match &a.advertise {
+            Some(url) => {
+                let url = if url.is_empty() {
+                    format!("http://{addr}/v1")
+                } else {
+                    url.clone()
+                };
+                Some(advertise(&a, &url, ctx, true).await?)
+            }
+            None => None,
+        };
         println!("listening on http://{addr}");
         eprintln!(
             "serving {model_id} from {source} (ctx {ctx}, {threads} threads, up to {} together, {})",
@@ -226,10 +242,16 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                 "free".into()
             }
         );
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await
-            .context("serving")
+            .context("serving");
+        if let Some(url) = listing {
+            if let Err(e) = advertise(&a, &url, ctx, false).await {
+                eprintln!("warning: withdrawing the listing failed: {e:#}");
+            }
+        }
+        served
     })?;
     // Dropping the last sender ends the decode loop once its requests are done.
     drop(state);
@@ -267,6 +289,49 @@ async fn gate(a: &ServeArgs) -> anyhow::Result<pay::Gate> {
         chain,
         Duration::from_secs(a.settle_timeout_secs),
     ))
+}
+
+/// Lists (`list`) or withdraws this server's on-chain advertisement for --job, signed by the
+/// home's node key; returns the URL listed.
+async fn advertise(a: &ServeArgs, url: &str, ctx: usize, list: bool) -> anyhow::Result<String> {
+    let (Some(job), Some(home)) = (a.job, a.home.as_ref()) else {
+        bail!("--advertise needs --job N and --home DIR (whose node key signs the listing)");
+    };
+    let keys = magnet_daemon::keys::WorkerKeys::load(home)?;
+    let cfg = magnet_daemon::Config::load(home)?;
+    let rpc = match &a.node {
+        Some(n) => n.clone(),
+        None => cfg
+            .chain
+            .rpc
+            .first()
+            .cloned()
+            .context("the home config names no chain.rpc; pass --node URL")?,
+    };
+    let fee = cfg.chain.fee().map_err(|e| anyhow::anyhow!(e))?;
+    let chain = magnet_client::ChainClient::new(&rpc)?;
+    let node = keys.node.address();
+    let msg = if list {
+        magnet_client::msgs::advertise_service(&node, job, url, a.price_per_token, ctx as u64)
+    } else {
+        magnet_client::msgs::withdraw_service(&node, job)
+    };
+    let out = chain
+        .broadcast_and_wait(&keys.node, vec![msg], "", &fee, Duration::from_secs(30))
+        .await
+        .with_context(|| {
+            if list {
+                format!("advertising {url} for job {job} on chain")
+            } else {
+                format!("withdrawing the listing of job {job}")
+            }
+        })?;
+    eprintln!(
+        "{} job {job} at {url} on chain (tx {})",
+        if list { "listed" } else { "withdrew" },
+        out.hash
+    );
+    Ok(url.to_string())
 }
 
 async fn shutdown() {
