@@ -22,9 +22,13 @@
 //!
 //! Batched decode ([`matmul`]) applies one matrix to several activation vectors (one per
 //! sequence): each group of four packed rows is applied to every vector before the next group is
-//! read, so the weights stream from memory once per step instead of once per sequence. The
-//! integer sums are exact and each vector's float epilogue is the one [`matvec`] runs, so every
-//! vector's result equals its matrix-vector product bit for bit ([`matvec`] is the batch of one).
+//! read, so the weights stream from memory once per step instead of once per sequence. Vectors in
+//! groups of four also share the decoding of the codes: the SIMD kernels unpack each block's codes
+//! once and multiply them into four vectors (one row, four accumulators), which makes the
+//! products faster than four matrix-vector products even where the weights fit in cache. The integer sums are exact and each vector's float epilogue is the one
+//! [`matvec`] runs, so every vector's result equals its matrix-vector product bit for bit
+//! ([`matvec`] is the batch of one). The Q8_0 head ([`Q8Matrix::matmul`]) likewise widens each
+//! weight to f32 once for four vectors.
 
 use crate::error::{BitnetError, Result};
 use crate::team::Team;
@@ -260,21 +264,63 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn half_avx2(v: __m256i, x: [__m256i; 4], mask: __m256i, ones: __m256i) -> __m256i {
-        let w0 = _mm256_and_si256(v, mask);
-        let w1 = _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask);
-        let w2 = _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask);
-        let w3 = _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask);
+        apply_avx2(codes_avx2(v, mask), x, ones)
+    }
+
+    /// The four 2-bit code planes of 32 code bytes (`(v >> 2k) & 3`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn codes_avx2(v: __m256i, mask: __m256i) -> [__m256i; 4] {
+        [
+            _mm256_and_si256(v, mask),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(v), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<6>(v), mask),
+        ]
+    }
+
+    /// Σ code·x of decoded code planes `w` and activations `x` as eight i32 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn apply_avx2(w: [__m256i; 4], x: [__m256i; 4], ones: __m256i) -> __m256i {
         let p = _mm256_add_epi16(
             _mm256_add_epi16(
-                _mm256_maddubs_epi16(w0, x[0]),
-                _mm256_maddubs_epi16(w1, x[1]),
+                _mm256_maddubs_epi16(w[0], x[0]),
+                _mm256_maddubs_epi16(w[1], x[1]),
             ),
             _mm256_add_epi16(
-                _mm256_maddubs_epi16(w2, x[2]),
-                _mm256_maddubs_epi16(w3, x[3]),
+                _mm256_maddubs_epi16(w[2], x[2]),
+                _mm256_maddubs_epi16(w[3], x[3]),
             ),
         );
         _mm256_madd_epi16(p, ones)
+    }
+
+    /// Σ (code+1)·x over blocks `0..nb` of one row for four activation vectors at once (`x[k]`
+    /// is vector k's start): each 32 code bytes are decoded once for the four vectors, and one
+    /// reduction gives the four sums (lane k: vector k).
+    ///
+    /// # Safety
+    /// `q .. q + 64·nb` and `x[k] .. x[k] + 256·nb` for k in 0..4 must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dotx4_avx2(q: *const u8, x: [*const i8; 4], nb: usize) -> __m128i {
+        let mask = _mm256_set1_epi8(3);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_si256(); 4];
+        for b in 0..nb {
+            for h in 0..2 {
+                // SAFETY: block b of the row is readable (caller).
+                let v = unsafe { _mm256_loadu_si256(q.add(b * QS + h * 32) as *const __m256i) };
+                let w = codes_avx2(v, mask);
+                for (acc, x) in acc.iter_mut().zip(x) {
+                    // SAFETY: block b of every vector is readable (caller).
+                    let xs = unsafe { acts_avx2(x, b, h) };
+                    *acc = _mm256_add_epi32(*acc, apply_avx2(w, xs, ones));
+                }
+            }
+        }
+        hsum4_avx2(acc)
     }
 
     /// The 128 activations of half block `h` of block `b`.
@@ -368,12 +414,14 @@ mod x86 {
     /// Rows `r0..r0 + n` of `M · x̃ⱼ` for every activation vector `x̃ⱼ` of a batch (`outs[j]`,
     /// `n` long, gets vector j's rows), four rows at a time, then one by one. A group of rows is
     /// applied to every vector of the batch before the next group is read, so its codes come from
-    /// memory once per batch (and from L1 for the other vectors). Each row's float epilogue is the
+    /// memory once per batch (and from L1 for the other vectors): whole groups of four vectors
+    /// through `$dotx4` (one row's codes decoded once for the four), the remaining vectors
+    /// through `$dot4` (four rows, one vector). Each row's float epilogue is the
     /// portable one (`super::row_portable`) done on four lanes: the same IEEE operations in the
     /// same order (`i32 → f32`, `× d`, per-block sums from 0, `÷ s`), so the results are
     /// bit-identical to the portable kernel's, and each vector's to a batch of one.
     macro_rules! rows_simd {
-        ($name:ident, $features:literal, $dot4:ident, $dot1:ident, $acts:ident) => {
+        ($name:ident, $features:literal, $dot4:ident, $dot1:ident, $dotx4:ident, $acts:ident) => {
             /// Rows `r0..r0 + n` of `M · x̃ⱼ` for a batch (see `rows_simd!`).
             ///
             /// # Safety
@@ -400,12 +448,43 @@ mod x86 {
                 );
                 // SAFETY: row r0 starts inside `m.qs` (checked above).
                 let q = unsafe { m.qs.as_ptr().add(r0 * stride) };
+                // Vectors in groups of four share each row's decoded codes (`$dotx4`, lane k is
+                // vector k); the rest run four rows at a time (`$dot4`).
+                let groups = acts.len() / 4;
+                let (grouped, rest) = outs.split_at_mut(4 * groups);
+                let rest_acts = &acts[4 * groups..];
                 let mut i = 0;
                 match &m.uniform {
                     Some(d) => {
                         assert!(d.len() >= r0 + n);
                         while i + 4 <= n {
-                            for (a, out) in acts.iter().zip(outs.iter_mut()) {
+                            for (ga, go) in acts.chunks_exact(4).zip(grouped.chunks_exact_mut(4)) {
+                                let x = [0, 1, 2, 3].map(|k| ga[k].$acts.as_ptr());
+                                let total = _mm_set_epi32(
+                                    ga[3].total,
+                                    ga[2].total,
+                                    ga[1].total,
+                                    ga[0].total,
+                                );
+                                let s = _mm_set_ps(ga[3].s, ga[2].s, ga[1].s, ga[0].s);
+                                for rr in i..i + 4 {
+                                    let mut f = [0f32; 4];
+                                    // SAFETY: row r0+rr and the four vectors are in bounds
+                                    // (checked above); `f` holds four lanes.
+                                    unsafe {
+                                        let isum = $dotx4(q.add(rr * stride), x, bpr);
+                                        let v = _mm_mul_ps(
+                                            _mm_cvtepi32_ps(_mm_sub_epi32(isum, total)),
+                                            _mm_set1_ps(d[r0 + rr]),
+                                        );
+                                        _mm_storeu_ps(f.as_mut_ptr(), _mm_div_ps(v, s));
+                                    }
+                                    for (o, f) in go.iter_mut().zip(f) {
+                                        o[rr] = f;
+                                    }
+                                }
+                            }
+                            for (a, out) in rest_acts.iter().zip(rest.iter_mut()) {
                                 // SAFETY: rows r0+i..r0+i+4 and the activations are in bounds;
                                 // the four scales d[r0+i..r0+i+4] and out[i..i+4] exist (checked
                                 // above).
@@ -440,7 +519,40 @@ mod x86 {
                     None => {
                         while i + 4 <= n {
                             let r = r0 + i;
-                            for (a, out) in acts.iter().zip(outs.iter_mut()) {
+                            for (ga, go) in acts.chunks_exact(4).zip(grouped.chunks_exact_mut(4)) {
+                                let x = [0, 1, 2, 3].map(|k| ga[k].$acts.as_ptr());
+                                let s = _mm_set_ps(ga[3].s, ga[2].s, ga[1].s, ga[0].s);
+                                for rr in i..i + 4 {
+                                    let mut acc = _mm_setzero_ps();
+                                    for b in 0..bpr {
+                                        // SAFETY: block b of row r0+rr and of the four vectors
+                                        // is in bounds (checked above).
+                                        let isum = unsafe {
+                                            $dotx4(
+                                                q.add(rr * stride + b * QS),
+                                                x.map(|x| x.add(b * QK)),
+                                                1,
+                                            )
+                                        };
+                                        let bs = _mm_set_epi32(
+                                            ga[3].bsum[b],
+                                            ga[2].bsum[b],
+                                            ga[1].bsum[b],
+                                            ga[0].bsum[b],
+                                        );
+                                        let t = _mm_cvtepi32_ps(_mm_sub_epi32(isum, bs));
+                                        let dd = _mm_set1_ps(m.d[(r0 + rr) * bpr + b]);
+                                        acc = _mm_add_ps(acc, _mm_mul_ps(t, dd));
+                                    }
+                                    let mut f = [0f32; 4];
+                                    // SAFETY: `f` holds four lanes.
+                                    unsafe { _mm_storeu_ps(f.as_mut_ptr(), _mm_div_ps(acc, s)) };
+                                    for (o, f) in go.iter_mut().zip(f) {
+                                        o[rr] = f;
+                                    }
+                                }
+                            }
+                            for (a, out) in rest_acts.iter().zip(rest.iter_mut()) {
                                 let xp = a.$acts.as_ptr();
                                 let mut acc = _mm_setzero_ps();
                                 for b in 0..bpr {
@@ -492,12 +604,13 @@ mod x86 {
         };
     }
 
-    rows_simd!(rows_avx2, "avx2", dot4_avx2, dot1_avx2, q);
+    rows_simd!(rows_avx2, "avx2", dot4_avx2, dot1_avx2, dotx4_avx2, q);
     rows_simd!(
         rows_avx512vnni,
         "avx2,avx512f,avx512bw,avx512vnni",
         dot4_avx512vnni,
         dot1_avx512vnni,
+        dotx4_avx512vnni,
         q512
     );
 
@@ -520,6 +633,13 @@ mod x86 {
             }
             tot = _mm256_add_ps(tot, _mm256_mul_ps(acc, _mm256_set1_ps(*d)));
         }
+        q8_reduce_avx2(tot)
+    }
+
+    /// The fixed reduction tree of [`super::q8_row_portable`]'s eight lane totals.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn q8_reduce_avx2(tot: __m256) -> f32 {
         let a = _mm_add_ps(_mm256_castps256_ps128(tot), _mm256_extractf128_ps::<1>(tot));
         // a = [t0+t4, t1+t5, t2+t6, t3+t7]; then (a0 + a2) + (a1 + a3).
         let b = _mm_add_ps(a, _mm_movehl_ps(a, a));
@@ -527,19 +647,62 @@ mod x86 {
         _mm_cvtss_f32(c)
     }
 
+    /// [`q8_row_avx2`] for four vectors at once: each 8 weights are widened to f32 once and
+    /// applied to the four vectors; per vector the same operations in the same order, so each
+    /// result equals [`q8_row_avx2`]'s bit for bit.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn q8_row_x4_avx2(q: &[i8], d: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+        let nb = q.len() / 32;
+        assert!(d.len() >= nb && x.iter().all(|x| x.len() >= nb * 32));
+        let mut tot = [_mm256_setzero_ps(); 4];
+        for (b, (qb, d)) in q.chunks_exact(32).zip(d).enumerate() {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for k in 0..4 {
+                // SAFETY: qb has 32 bytes (8 loaded from 8k ≤ 24).
+                let qv = unsafe { _mm_loadl_epi64(qb.as_ptr().add(8 * k) as *const __m128i) };
+                let qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qv));
+                for (acc, x) in acc.iter_mut().zip(x) {
+                    // SAFETY: every x holds nb·32 floats (checked above), b < nb.
+                    let xv = unsafe { _mm256_loadu_ps(x.as_ptr().add(32 * b + 8 * k)) };
+                    *acc = _mm256_add_ps(*acc, _mm256_mul_ps(qf, xv));
+                }
+            }
+            for (t, a) in tot.iter_mut().zip(acc) {
+                *t = _mm256_add_ps(*t, _mm256_mul_ps(a, _mm256_set1_ps(*d)));
+            }
+        }
+        tot.map(|t| q8_reduce_avx2(t))
+    }
+
     /// Σ (code+1)·x for one block (64 code bytes `v`, activations `x` in the `q512` order) added
     /// into two accumulators (two dependency chains instead of one).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     fn block_avx512vnni(v: __m512i, x: &[__m512i; 4], mask: __m512i, acc: &mut [__m512i; 2]) {
-        let w0 = _mm512_and_si512(v, mask);
-        let w1 = _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask);
-        let w2 = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
-        let w3 = _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask);
-        acc[0] = _mm512_dpbusd_epi32(acc[0], w0, x[0]);
-        acc[1] = _mm512_dpbusd_epi32(acc[1], w1, x[1]);
-        acc[0] = _mm512_dpbusd_epi32(acc[0], w2, x[2]);
-        acc[1] = _mm512_dpbusd_epi32(acc[1], w3, x[3]);
+        apply_avx512vnni(&codes_avx512(v, mask), x, acc)
+    }
+
+    /// The four 2-bit code planes of one block's 64 code bytes (`(v >> 2k) & 3`).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn codes_avx512(v: __m512i, mask: __m512i) -> [__m512i; 4] {
+        [
+            _mm512_and_si512(v, mask),
+            _mm512_and_si512(_mm512_srli_epi16::<2>(v), mask),
+            _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask),
+            _mm512_and_si512(_mm512_srli_epi16::<6>(v), mask),
+        ]
+    }
+
+    /// Σ code·x of decoded code planes `w` and one block's activations added into two
+    /// accumulators.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn apply_avx512vnni(w: &[__m512i; 4], x: &[__m512i; 4], acc: &mut [__m512i; 2]) {
+        acc[0] = _mm512_dpbusd_epi32(acc[0], w[0], x[0]);
+        acc[1] = _mm512_dpbusd_epi32(acc[1], w[1], x[1]);
+        acc[0] = _mm512_dpbusd_epi32(acc[0], w[2], x[2]);
+        acc[1] = _mm512_dpbusd_epi32(acc[1], w[3], x[3]);
     }
 
     /// The 256 activations of block `b` (in the `q512` order).
@@ -586,6 +749,34 @@ mod x86 {
                 // SAFETY: block b of row r is readable (caller).
                 let v = unsafe { _mm512_loadu_si512(q.add(r * stride + b * QS) as *const _) };
                 block_avx512vnni(v, &xs, mask, acc);
+            }
+        }
+        hsum4_avx2([
+            fold_avx512(acc[0]),
+            fold_avx512(acc[1]),
+            fold_avx512(acc[2]),
+            fold_avx512(acc[3]),
+        ])
+    }
+
+    /// [`dotx4_avx2`] for AVX-512 VNNI: one row's codes decoded once per block for four
+    /// activation vectors (in the `q512` order); lane k is vector k's sum.
+    ///
+    /// # Safety
+    /// `q .. q + 64·nb` and `x[k] .. x[k] + 256·nb` for k in 0..4 must be readable.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+    unsafe fn dotx4_avx512vnni(q: *const u8, x: [*const i8; 4], nb: usize) -> __m128i {
+        let mask = _mm512_set1_epi8(3);
+        let mut acc = [[_mm512_setzero_si512(); 2]; 4];
+        for b in 0..nb {
+            // SAFETY: block b of the row is readable (caller).
+            let v = unsafe { _mm512_loadu_si512(q.add(b * QS) as *const _) };
+            let w = codes_avx512(v, mask);
+            for (acc, x) in acc.iter_mut().zip(x) {
+                // SAFETY: block b of every vector is readable (caller).
+                let xs = unsafe { acts_avx512(x, b) };
+                apply_avx512vnni(&w, &xs, acc);
             }
         }
         hsum4_avx2([
@@ -782,22 +973,28 @@ pub fn matmul_f32(
         }
         s
     };
-    split_rows(outs, team, dot);
+    split_rows(outs, team, |r, v| {
+        for (j, y) in v.iter_mut().enumerate() {
+            *y = dot(r, j);
+        }
+    });
 }
 
-/// `outs[j][r] = dot(r, j)` for every row `r` and vector `j` (a row is applied to every vector
-/// before the next row), split over `team` in contiguous row ranges: each thread takes the same
-/// rows of every output.
+/// `outs[j][r] = v[j]` where `row(r, v)` fills `v` with row `r`'s products with every vector (a
+/// row is applied to every vector before the next row), split over `team` in contiguous row
+/// ranges: each thread takes the same rows of every output.
 fn split_rows(
     outs: &mut [&mut [f32]],
     team: Option<&Team>,
-    dot: impl Fn(usize, usize) -> f32 + Sync,
+    row: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let fill = |r0: usize, o: &mut [&mut [f32]]| {
         let n = o.first().map_or(0, |o| o.len());
+        let mut v = vec![0f32; o.len()];
         for i in 0..n {
-            for (j, y) in o.iter_mut().enumerate() {
-                y[i] = dot(r0 + i, j);
+            row(r0 + i, &mut v);
+            for (y, v) in o.iter_mut().zip(&v) {
+                y[i] = *v;
             }
         }
     };
@@ -874,20 +1071,34 @@ impl Q8Matrix {
 
     fn matmul_with(&self, avx2: bool, xs: &[&[f32]], outs: &mut [&mut [f32]], team: Option<&Team>) {
         let (cols, nb) = (self.cols, self.cols / 32);
-        let dot = |r: usize, j: usize| -> f32 {
-            let x = &xs[j][..cols];
+        let row = |r: usize, v: &mut [f32]| {
+            let _ = avx2;
             let q = &self.q[r * cols..(r + 1) * cols];
             let d = &self.d[r * nb..(r + 1) * nb];
+            let mut j = 0;
             #[cfg(target_arch = "x86_64")]
             if avx2 {
-                // SAFETY: `avx2` is only true when the CPU has AVX2 (`q8_avx2`); `q` and `x` hold
-                // `cols` values and `d` one scale per 32 of them.
-                return unsafe { x86::q8_row_avx2(q, d, x) };
+                while j + 4 <= v.len() {
+                    let x = [0, 1, 2, 3].map(|k| &xs[j + k][..cols]);
+                    // SAFETY: `avx2` is only true when the CPU has AVX2 (`q8_avx2`); `q` and
+                    // every `x` hold `cols` values and `d` one scale per 32 of them.
+                    let y = unsafe { x86::q8_row_x4_avx2(q, d, x) };
+                    v[j..j + 4].copy_from_slice(&y);
+                    j += 4;
+                }
             }
-            let _ = avx2;
-            q8_row_portable(q, d, x)
+            for (y, x) in v.iter_mut().zip(xs).skip(j) {
+                let x = &x[..cols];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: as above, for one vector.
+                    *y = unsafe { x86::q8_row_avx2(q, d, x) };
+                    continue;
+                }
+                *y = q8_row_portable(q, d, x);
+            }
         };
-        split_rows(outs, team, dot);
+        split_rows(outs, team, row);
     }
 }
 
