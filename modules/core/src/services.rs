@@ -327,6 +327,9 @@ pub trait Jobs: Send + Sync {
     fn lineage_head(&self, _ctx: &mut Ctx, _job: u64) -> Result<Option<[u8; 32]>, ModuleError> {
         Ok(None)
     }
+    /// How many merged rounds the lineage of `job` records now (`None`: no such job). A model
+    /// can be served (and paid for with `MsgPayForInference`) once this is ≥ 1 (ADR 0109).
+    fn merged_rounds(&self, ctx: &mut Ctx, job: u64) -> Result<Option<u64>, ModuleError>;
 }
 
 /// Audited storage custody as rewards sees it (ADR 0107).

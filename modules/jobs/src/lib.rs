@@ -195,6 +195,9 @@ impl magnet_core::Jobs for JobsModule {
                 weight_ppm: d.weight_ppm,
             }))
     }
+    fn merged_rounds(&self, ctx: &mut Ctx, job: u64) -> Result<Option<u64>, ModuleError> {
+        Ok(state::job(ctx.store(), job)?.map(|j| j.rounds))
+    }
     fn lineage_head(&self, ctx: &mut Ctx, job: u64) -> Result<Option<[u8; 32]>, ModuleError> {
         Ok(state::job(ctx.store(), job)?.and_then(|j| {
             let b = hex::decode(j.head.trim()).ok()?;

@@ -94,6 +94,57 @@ pub enum Error {
     /// Invalid params.
     #[error("invalid registry params: {0}")]
     InvalidParams(String),
+    /// The node is jailed.
+    #[error("node of {0} is jailed; unjail it (MsgUnjail, signed by the operator) first")]
+    Jailed(String),
+    /// A service endpoint that is not an `http://` or `https://` URL with a host.
+    #[error("invalid service endpoint {endpoint:?}: {why}; expected http://host[:port][/path] or https://…")]
+    InvalidEndpoint {
+        /// The endpoint as sent.
+        endpoint: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A service price that is not a whole number of umag in range.
+    #[error("invalid price_per_token {price:?}: {why}")]
+    InvalidPrice {
+        /// The price as sent.
+        price: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A max_context of 0 or above the limit.
+    #[error("max_context {have} must be in 1..={max} tokens")]
+    InvalidMaxContext {
+        /// Sent.
+        have: u64,
+        /// Limit.
+        max: u64,
+    },
+    /// The node already advertises the most services a node may.
+    #[error("node {node} already advertises {have} services, the most a node may (registry param max_services_per_node = {max}); withdraw one first (MsgWithdrawService)")]
+    TooManyServices {
+        /// Node-key address.
+        node: String,
+        /// Advertised now.
+        have: u64,
+        /// Param.
+        max: u64,
+    },
+    /// No such job.
+    #[error("job {0} does not exist")]
+    UnknownJob(u64),
+    /// The job has no merged round: there is no model to serve.
+    #[error("job {0} has no merged round yet: there is no model to serve")]
+    NoModel(u64),
+    /// Withdrawal of an advertisement that does not exist.
+    #[error("node {node} does not advertise a service for job {job}")]
+    NoService {
+        /// Node-key address.
+        node: String,
+        /// Job.
+        job: u64,
+    },
     /// An error from the core or another module.
     #[error(transparent)]
     Other(#[from] ModuleError),
@@ -118,6 +169,14 @@ impl Error {
             Error::ZeroAmount(_) => 14,
             Error::InvalidParams(_) => 15,
             Error::SsdRequired { .. } => 16,
+            Error::Jailed(_) => 17,
+            Error::InvalidEndpoint { .. } => 18,
+            Error::InvalidPrice { .. } => 19,
+            Error::InvalidMaxContext { .. } => 20,
+            Error::TooManyServices { .. } => 21,
+            Error::UnknownJob(_) => 22,
+            Error::NoModel(_) => 23,
+            Error::NoService { .. } => 24,
             Error::Other(e) => e.code,
         }
     }

@@ -226,7 +226,132 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 completes_at_secs: at,
             }))
         }
+        Msg::AdvertiseService {
+            node,
+            job,
+            endpoint,
+            price_per_token,
+            max_context,
+        } => {
+            let op = state::operator_of(ctx, &node)?
+                .ok_or_else(|| Error::UnknownNodeKey(node.to_string()))?;
+            let rec = state::must_node(ctx, &op)?;
+            if rec.jailed {
+                return Err(Error::Jailed(op.to_string()));
+            }
+            if rec.status != NodeStatus::Active {
+                return Err(Error::Unbonding(op.to_string()));
+            }
+            let jobs = ctx.services().jobs()?;
+            match jobs.merged_rounds(ctx, job)? {
+                None => return Err(Error::UnknownJob(job)),
+                Some(0) => return Err(Error::NoModel(job)),
+                Some(_) => {}
+            }
+            let replaced = state::service(ctx, &node, job)?.is_some();
+            if !replaced {
+                let have = state::service_jobs(ctx.store(), &node)?.len() as u64;
+                if have >= params.max_services_per_node {
+                    return Err(Error::TooManyServices {
+                        node: node.to_string(),
+                        have,
+                        max: params.max_services_per_node,
+                    });
+                }
+            }
+            let svc = state::ServiceRecord {
+                node,
+                job,
+                endpoint,
+                price_per_token,
+                max_context,
+                height: ctx.block.height,
+            };
+            state::set_service(ctx, &svc)?;
+            ctx.emit(
+                Event::new("magnet.registry.service_advertised")
+                    .attr("node", node)
+                    .attr("operator", op)
+                    .attr("job", job)
+                    .attr("endpoint", &svc.endpoint)
+                    .attr("price_per_token", price_per_token)
+                    .attr("max_context", max_context)
+                    .attr("replaced", replaced),
+            );
+            Ok(result(&pb::MsgAdvertiseServiceResponse {}))
+        }
+        Msg::WithdrawService { node, job } => {
+            if state::service(ctx, &node, job)?.is_none() {
+                return Err(Error::NoService {
+                    node: node.to_string(),
+                    job,
+                });
+            }
+            state::delete_service(ctx, &node, job)?;
+            ctx.emit(
+                Event::new("magnet.registry.service_withdrawn")
+                    .attr("node", node)
+                    .attr("job", job),
+            );
+            Ok(result(&pb::MsgWithdrawServiceResponse {}))
+        }
     }
+}
+
+/// The advertisements a query lists: those of registered nodes that are neither jailed nor
+/// unbonding (ADR 0109: filtered here, not deleted, so an unjailed node's advertisements come
+/// back), each with its operator and node id.
+pub fn listed_services(
+    store: &dyn magnet_core::KvStore,
+    job: Option<u64>,
+) -> Result<Vec<ServiceListing>, magnet_core::ModuleError> {
+    let mut out = Vec::new();
+    for s in state::services(store, job)? {
+        let Some(op) = state::operator_of_in(store, &s.node)? else {
+            continue;
+        };
+        let k = [state::NODE_PREFIX, op.as_bytes()].concat();
+        let rec: Option<NodeRecord> = magnet_core::store::get_borsh(store, &k)
+            .map_err(|e| magnet_core::ModuleError::corrupt(&k, &e.to_string()))?;
+        let Some(rec) = rec else { continue };
+        if excluded(&rec) {
+            continue;
+        }
+        out.push(ServiceListing {
+            node: s.node,
+            operator: op,
+            node_id: rec.node_id,
+            job: s.job,
+            endpoint: s.endpoint,
+            price_per_token: s.price_per_token,
+            max_context: s.max_context,
+            height: s.height,
+        });
+    }
+    Ok(out)
+}
+
+/// One row of `/magnet.registry.v1/services`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceListing {
+    /// Node-key address that advertised it.
+    pub node: magnet_core::Address,
+    /// The node's operator: the `server` to name in `MsgPayForInference` (jobs checks
+    /// `server` against the registry by operator).
+    pub operator: magnet_core::Address,
+    /// `node-<16 hex>`.
+    pub node_id: String,
+    /// Job whose model is served.
+    pub job: u64,
+    /// URL of the OpenAI-compatible API.
+    pub endpoint: String,
+    /// umag per token (0: free), as a decimal string.
+    #[serde(with = "magnet_core::coins::u128_string")]
+    pub price_per_token: u128,
+    /// Longest context (tokens).
+    pub max_context: u64,
+    /// Height the advertisement was written (or last replaced).
+    pub height: u64,
 }
 
 /// Pay out a matured unbonding.
@@ -239,6 +364,10 @@ pub fn complete_unbonding(ctx: &mut Ctx, e: &UnbondEntry) -> Result<(), Error> {
                 return Ok(());
             };
             state::delete_node(ctx, &rec)?;
+            // The node key is unbound: its advertisements go with it (ADR 0109).
+            for job in state::service_jobs(ctx.store(), &rec.node)? {
+                state::delete_service(ctx, &rec.node, job)?;
+            }
             rec.bond
         }
     };

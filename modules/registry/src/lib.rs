@@ -23,10 +23,19 @@
 //! tiers register without one. A node is *storage-capable* (may hold custody shards) when its
 //! tier lists the `storage` kind and its stored report passes.
 //!
+//! **Inference services (ADR 0109).** The node key advertises that it serves a job's model
+//! (`MsgAdvertiseService{node, job, endpoint, price_per_token, max_context}`; the job must
+//! have a merged round; at most `max_services_per_node` jobs per node; re-advertising a job
+//! replaces it) and withdraws it with `MsgWithdrawService{node, job}`. Jailed and unbonding
+//! nodes' advertisements are kept but not listed; they are deleted when the unbonding
+//! completes. Clients pay the listed *operator* with `MsgPayForInference`.
+//!
 //! Queries (JSON): `/magnet.registry.v1/params`, `/magnet.registry.v1/node` (data: operator
 //! bech32), `/magnet.registry.v1/nodes`, `/magnet.registry.v1/storage_nodes` (node-key addresses
-//! of storage-capable nodes), `/magnet.registry.v1/gov_bond` (data: owner bech32).
-//! Msg constructors for clients: [`msgs::register_node`], [`msgs::heartbeat`], …
+//! of storage-capable nodes), `/magnet.registry.v1/services` (data: empty or a job id),
+//! `/magnet.registry.v1/gov_bond` (data: owner bech32).
+//! Msg constructors for clients: [`msgs::register_node`], [`msgs::heartbeat`],
+//! [`msgs::advertise_service`], …
 //!
 //! # Security
 //! Guarantees: escrow balance = Σ bonds (node + governance, bonded or unbonding); a node key
@@ -103,6 +112,23 @@ impl Module for Registry {
                     .collect();
                 json(&v)
             }),
+            // Advertised inference services of nodes neither jailed nor unbonding, by (job,
+            // node); data: empty for all, or a job id (ADR 0109).
+            "/magnet.registry.v1/services" => {
+                let t = String::from_utf8_lossy(data);
+                let t = t.trim();
+                let job = if t.is_empty() {
+                    Ok(None)
+                } else {
+                    t.parse::<u64>().map(Some).map_err(|_| {
+                        ModuleError::invalid_request(format!(
+                            "services query data must be empty or a job id, got {t:?}"
+                        ))
+                    })
+                };
+                job.and_then(|j| handler::listed_services(ctx.store, j))
+                    .and_then(|v| json(&v))
+            }
             "/magnet.registry.v1/node" => addr().and_then(|a| {
                 let k = [state::NODE_PREFIX, a.as_bytes()].concat();
                 let n: Option<NodeRecord> = ctx.get_borsh(&k)?;

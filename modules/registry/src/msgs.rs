@@ -7,13 +7,21 @@ use crate::state::SsdRecord;
 use magnet_core::msg::{address, amount, decode_any};
 use magnet_core::{Address, ModuleError};
 pub use magnet_proto::registry::v1::{
-    MsgBondGov, MsgChangeTier, MsgHeartbeat, MsgRegisterNode, MsgUnbondGov, MsgUnbondNode,
-    MsgUnjail, SsdReport,
+    MsgAdvertiseService, MsgBondGov, MsgChangeTier, MsgHeartbeat, MsgRegisterNode, MsgUnbondGov,
+    MsgUnbondNode, MsgUnjail, MsgWithdrawService, SsdReport,
 };
 use prost::Name;
 
 /// Longest endpoint, region or hardware profile accepted.
 pub const MAX_FIELD: usize = 512;
+
+/// Longest service endpoint accepted (bytes).
+pub const MAX_SERVICE_ENDPOINT: usize = 256;
+/// Highest `price_per_token` accepted: 10^12 umag (a million MAG) per token, so that a price
+/// times any `u64` token count fits a `u128`.
+pub const MAX_PRICE_PER_TOKEN: u128 = 1_000_000_000_000;
+/// Largest `max_context` accepted (tokens).
+pub const MAX_CONTEXT: u64 = 1 << 24;
 
 /// A checked registry message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +87,26 @@ pub enum Msg {
         /// Amount.
         amount: u128,
     },
+    /// Advertise an inference service (node key signs).
+    AdvertiseService {
+        /// Node-key address.
+        node: Address,
+        /// Job whose model is served (> 0).
+        job: u64,
+        /// Checked `http(s)://` URL.
+        endpoint: String,
+        /// umag per token.
+        price_per_token: u128,
+        /// Longest context (tokens).
+        max_context: u64,
+    },
+    /// Withdraw an advertisement (node key signs).
+    WithdrawService {
+        /// Node-key address.
+        node: Address,
+        /// Job.
+        job: u64,
+    },
 }
 
 /// Type URLs handled by this module.
@@ -91,7 +119,112 @@ pub fn type_urls() -> Vec<&'static str> {
         "/magnet.registry.v1.MsgUnjail",
         "/magnet.registry.v1.MsgBondGov",
         "/magnet.registry.v1.MsgUnbondGov",
+        "/magnet.registry.v1.MsgAdvertiseService",
+        "/magnet.registry.v1.MsgWithdrawService",
     ]
+}
+
+/// Check a service endpoint: an `http://` or `https://` URL of at most
+/// [`MAX_SERVICE_ENDPOINT`] bytes, printable ASCII without spaces, with a host (a DNS name, an
+/// IPv4 address or a bracketed IPv6 address), an optional port in 1..=65535, no user info,
+/// then an optional path, query or fragment.
+pub fn check_endpoint(endpoint: &str) -> Result<(), Error> {
+    if endpoint.len() > MAX_SERVICE_ENDPOINT {
+        return Err(Error::FieldTooLong {
+            field: "endpoint",
+            len: endpoint.len(),
+            max: MAX_SERVICE_ENDPOINT,
+        });
+    }
+    let bad = |why: &str| {
+        Err(Error::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            why: why.to_string(),
+        })
+    };
+    if !endpoint.bytes().all(|b| b.is_ascii_graphic()) {
+        return bad("it must be printable ASCII without spaces");
+    }
+    let Some(rest) = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+    else {
+        return bad("the scheme must be http:// or https://");
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.contains('@') {
+        return bad("user info (user@host) is not allowed");
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some(close) = v6.find(']') else {
+            return bad("an IPv6 host must be closed with ]");
+        };
+        let (h, after) = (&v6[..close], &v6[close + 1..]);
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return bad("the IPv6 host is not hex digits and colons");
+        }
+        match after {
+            "" => (h, None),
+            p if p.starts_with(':') => (h, Some(&p[1..])),
+            _ => return bad("only :port may follow an IPv6 host"),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if !host.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        return bad("it has no host");
+    }
+    if !authority.starts_with('[')
+        && !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return bad("the host may hold only letters, digits, '-' and '.'");
+    }
+    if let Some(p) = port {
+        let ok = !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65_535).contains(&n));
+        if !ok {
+            return bad("the port must be a number in 1..=65535");
+        }
+    }
+    Ok(())
+}
+
+/// Parse a service price: a whole number of umag (an optional `umag` suffix), at most
+/// [`MAX_PRICE_PER_TOKEN`]; `"0"` is free, an empty string is refused.
+pub fn parse_price(price: &str) -> Result<u128, Error> {
+    let bad = |why: String| Error::InvalidPrice {
+        price: price.to_string(),
+        why,
+    };
+    let t = price
+        .strip_suffix(magnet_core::NATIVE_DENOM)
+        .unwrap_or(price);
+    if t.is_empty() || t.len() > 39 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(
+            "expected a whole number of umag per token, e.g. 0 (free) or 25".into(),
+        ));
+    }
+    let v: u128 = t
+        .parse()
+        .map_err(|_| bad("does not fit a 128-bit number".into()))?;
+    if v > MAX_PRICE_PER_TOKEN {
+        return Err(bad(format!(
+            "above the most a token may cost, {MAX_PRICE_PER_TOKEN} umag"
+        )));
+    }
+    Ok(v)
 }
 
 fn short(field: &'static str, s: &str) -> Result<String, Error> {
@@ -175,6 +308,34 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
         } else {
             Msg::UnbondGov { owner, amount }
         }
+    } else if t == MsgAdvertiseService::type_url() {
+        let m: MsgAdvertiseService = decode_any(any)?;
+        let node = address("node", &m.node)?;
+        if m.job == 0 {
+            return Err(Error::ZeroAmount("job"));
+        }
+        check_endpoint(&m.endpoint)?;
+        let price_per_token = parse_price(&m.price_per_token)?;
+        if m.max_context == 0 || m.max_context > MAX_CONTEXT {
+            return Err(Error::InvalidMaxContext {
+                have: m.max_context,
+                max: MAX_CONTEXT,
+            });
+        }
+        Msg::AdvertiseService {
+            node,
+            job: m.job,
+            endpoint: m.endpoint,
+            price_per_token,
+            max_context: m.max_context,
+        }
+    } else if t == MsgWithdrawService::type_url() {
+        let m: MsgWithdrawService = decode_any(any)?;
+        let node = address("node", &m.node)?;
+        if m.job == 0 {
+            return Err(Error::ZeroAmount("job"));
+        }
+        Msg::WithdrawService { node, job: m.job }
     } else {
         return Err(ModuleError::unknown_msg(t).into());
     };
@@ -183,7 +344,9 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
         | Msg::ChangeTier { operator, .. }
         | Msg::UnbondNode { operator }
         | Msg::Unjail { operator } => *operator,
-        Msg::Heartbeat { node } => *node,
+        Msg::Heartbeat { node }
+        | Msg::AdvertiseService { node, .. }
+        | Msg::WithdrawService { node, .. } => *node,
         Msg::BondGov { owner, .. } | Msg::UnbondGov { owner, .. } => *owner,
     };
     Ok((m, signer))
@@ -292,4 +455,133 @@ pub fn unbond_gov(owner: &Address, amount: u128) -> prost_types::Any {
         owner: owner.to_string(),
         amount: amount.to_string(),
     })
+}
+
+/// `MsgAdvertiseService` as an `Any`: `node` (the node-key address, which signs) serves job
+/// `job`'s model at `endpoint` for `price_per_token` umag per token (0: free), contexts up to
+/// `max_context` tokens.
+pub fn advertise_service(
+    node: &Address,
+    job: u64,
+    endpoint: &str,
+    price_per_token: u128,
+    max_context: u64,
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgAdvertiseService {
+        node: node.to_string(),
+        job,
+        endpoint: endpoint.into(),
+        price_per_token: price_per_token.to_string(),
+        max_context,
+    })
+}
+
+/// `MsgWithdrawService` as an `Any` (signed by the node key).
+pub fn withdraw_service(node: &Address, job: u64) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgWithdrawService {
+        node: node.to_string(),
+        job,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_need_an_http_scheme_a_host_and_a_valid_port() {
+        for ok in [
+            "http://a",
+            "https://serve.example",
+            "https://serve.example:8443/v1",
+            "http://10.0.0.7:8000",
+            "https://[::1]",
+            "https://[2001:db8::1]:443/v1/chat?x=1#f",
+            "https://serve.example?x",
+            "https://serve.example:65535",
+        ] {
+            check_endpoint(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        let long = format!("https://{}", "a".repeat(MAX_SERVICE_ENDPOINT - 8));
+        check_endpoint(&long).unwrap();
+        assert!(matches!(
+            check_endpoint(&format!("{long}a")),
+            Err(Error::FieldTooLong { len: 257, .. })
+        ));
+        for bad in [
+            "",
+            "serve.example",
+            "ftp://serve.example",
+            "https://",
+            "https://...",
+            "https://:1",
+            "https://a@b",
+            "https://a:0",
+            "https://a:65536",
+            "https://a:",
+            "https://a:+1",
+            "https://a b",
+            "https://a\n",
+            "https://[::1",
+            "https://[g::1]",
+            "https://[::1]:",
+            "https://[::1]x",
+        ] {
+            assert!(
+                matches!(check_endpoint(bad), Err(Error::InvalidEndpoint { .. })),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn prices_are_whole_umag_up_to_the_limit() {
+        assert_eq!(parse_price("0").unwrap(), 0);
+        assert_eq!(parse_price("25umag").unwrap(), 25);
+        assert_eq!(
+            parse_price(&MAX_PRICE_PER_TOKEN.to_string()).unwrap(),
+            MAX_PRICE_PER_TOKEN
+        );
+        for bad in [
+            "",
+            "umag",
+            "-1",
+            "+1",
+            "1.5",
+            " 1",
+            "0x10",
+            "1000000000001",
+            "340282366920938463463374607431768211456",
+        ] {
+            assert!(
+                matches!(parse_price(bad), Err(Error::InvalidPrice { .. })),
+                "{bad:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn service_messages_are_signed_by_the_node_key_and_checked_statelessly() {
+        let node = Address([2; 20]);
+        let (m, s) = check(&advertise_service(&node, 4, "https://a", 3, 4096)).unwrap();
+        assert_eq!(s, node);
+        assert_eq!(
+            m,
+            Msg::AdvertiseService {
+                node,
+                job: 4,
+                endpoint: "https://a".into(),
+                price_per_token: 3,
+                max_context: 4096,
+            }
+        );
+        let (m, s) = check(&withdraw_service(&node, 4)).unwrap();
+        assert_eq!((m, s), (Msg::WithdrawService { node, job: 4 }, node));
+        assert!(matches!(
+            check(&withdraw_service(&node, 0)),
+            Err(Error::ZeroAmount("job"))
+        ));
+        assert!(type_urls().contains(&"/magnet.registry.v1.MsgAdvertiseService"));
+        assert!(type_urls().contains(&"/magnet.registry.v1.MsgWithdrawService"));
+    }
 }

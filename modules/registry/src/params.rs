@@ -54,6 +54,18 @@ pub struct Params {
     /// Least 4 KiB random-write throughput (MB/s), as for reads.
     #[serde(default = "d_ssd_write")]
     pub ssd_min_write_mbps: u64,
+    /// Most inference services (jobs) one node may advertise at once (ADR 0109), 0..=256;
+    /// 0 turns new advertisements off. Lowering it removes nothing: a node above it may only
+    /// replace or withdraw until it is below.
+    #[serde(default = "d_max_services")]
+    pub max_services_per_node: u64,
+}
+
+/// Upper bound of `max_services_per_node`.
+pub const MAX_SERVICES_PER_NODE_LIMIT: u64 = 256;
+
+fn d_max_services() -> u64 {
+    8
 }
 
 fn d_ssd_read() -> u64 {
@@ -99,6 +111,7 @@ impl Default for Params {
             unbonding_delay_secs: 21 * 86_400,
             ssd_min_read_mbps: d_ssd_read(),
             ssd_min_write_mbps: d_ssd_write(),
+            max_services_per_node: d_max_services(),
         }
     }
 }
@@ -155,6 +168,11 @@ impl Params {
         }
         if self.ssd_min_write_mbps == 0 || self.ssd_min_write_mbps > 1_000_000 {
             return bad("ssd_min_write_mbps must be in 1..=1000000".into());
+        }
+        if self.max_services_per_node > MAX_SERVICES_PER_NODE_LIMIT {
+            return bad(format!(
+                "max_services_per_node must be in 0..={MAX_SERVICES_PER_NODE_LIMIT}"
+            ));
         }
         Ok(())
     }
@@ -219,6 +237,10 @@ mod tests {
             ),
             ("ssd_min_read_mbps", Box::new(|p| p.ssd_min_read_mbps = 0)),
             ("ssd_min_write_mbps", Box::new(|p| p.ssd_min_write_mbps = 0)),
+            (
+                "max_services_per_node",
+                Box::new(|p| p.max_services_per_node = 257),
+            ),
         ];
         for (field, mutate) in cases {
             let mut p = Params::default();

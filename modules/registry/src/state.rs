@@ -7,6 +7,9 @@
 //! * `registry/gov/<owner:20>` → governance bond (u128 borsh)
 //! * `registry/unbond/<completes_at:8 BE><seq:8 BE>` → [`UnbondEntry`] (borsh)
 //! * `registry/seq` → next unbonding sequence number (u64 borsh)
+//! * `registry/svc/<node:20><job:8 BE>` → [`ServiceRecord`] (borsh): a node's advertised
+//!   inference service for a job (ADR 0109)
+//! * `registry/svcjob/<job:8 BE><node:20>` → `0x01`: the same advertisements indexed by job
 //!
 //! Escrow: every bond (node and governance, bonded or unbonding) sits in the module account
 //! `Address::module("registry")`, so `escrow balance = Σ bonds` at all times.
@@ -32,6 +35,10 @@ pub const GOV_PREFIX: &[u8] = b"registry/gov/";
 pub const UNBOND_PREFIX: &[u8] = b"registry/unbond/";
 /// Sequence counter.
 pub const SEQ_KEY: &[u8] = b"registry/seq";
+/// Advertised services by node key, then job.
+pub const SVC_PREFIX: &[u8] = b"registry/svc/";
+/// Advertised services by job, then node key (index; value `0x01`).
+pub const SVC_JOB_PREFIX: &[u8] = b"registry/svcjob/";
 
 /// Escrow account address.
 pub fn escrow() -> Address {
@@ -295,4 +302,103 @@ pub fn pop_matured(ctx: &mut Ctx, now: u64) -> Result<Vec<UnbondEntry>, Error> {
         out.push(e);
     }
     Ok(out)
+}
+
+/// An inference service a node advertises for a job's model (ADR 0109).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct ServiceRecord {
+    /// Node-key address that signed the advertisement.
+    pub node: Address,
+    /// Job whose model is served.
+    pub job: u64,
+    /// `http://` or `https://` URL of the OpenAI-compatible API.
+    pub endpoint: String,
+    /// umag per token (0: free).
+    #[serde(with = "magnet_core::coins::u128_string")]
+    pub price_per_token: u128,
+    /// Longest context accepted (tokens).
+    pub max_context: u64,
+    /// Height of the block that wrote this advertisement.
+    pub height: u64,
+}
+
+fn svc_key(node: &Address, job: u64) -> Vec<u8> {
+    [SVC_PREFIX, node.as_bytes(), &job.to_be_bytes()].concat()
+}
+
+fn svc_job_key(job: u64, node: &Address) -> Vec<u8> {
+    [SVC_JOB_PREFIX, &job.to_be_bytes(), node.as_bytes()].concat()
+}
+
+/// The advertisement of `node` for `job`.
+pub fn service(ctx: &mut Ctx, node: &Address, job: u64) -> Result<Option<ServiceRecord>, Error> {
+    Ok(ctx.get_borsh(&svc_key(node, job))?)
+}
+
+/// Write an advertisement and its job index entry.
+pub fn set_service(ctx: &mut Ctx, s: &ServiceRecord) -> Result<(), Error> {
+    ctx.set_borsh(&svc_key(&s.node, s.job), s)?;
+    ctx.set(&svc_job_key(s.job, &s.node), vec![1])?;
+    Ok(())
+}
+
+/// Delete an advertisement and its job index entry.
+pub fn delete_service(ctx: &mut Ctx, node: &Address, job: u64) -> Result<(), Error> {
+    ctx.delete(&svc_key(node, job))?;
+    ctx.delete(&svc_job_key(job, node))?;
+    Ok(())
+}
+
+/// The jobs `node` advertises, ascending.
+pub fn service_jobs(store: &dyn KvStore, node: &Address) -> Result<Vec<u64>, ModuleError> {
+    let prefix = [SVC_PREFIX, node.as_bytes()].concat();
+    magnet_core::store::scan_prefix(store, &prefix)
+        .into_iter()
+        .map(|(k, _)| {
+            let b: [u8; 8] = k[prefix.len()..]
+                .try_into()
+                .map_err(|_| ModuleError::corrupt(&k, "service key is not node ‖ job"))?;
+            Ok(u64::from_be_bytes(b))
+        })
+        .collect()
+}
+
+/// Advertisements by (job, node) ascending; only job `job`'s when given. Read through the job
+/// index, so the order is the same for both.
+pub fn services(store: &dyn KvStore, job: Option<u64>) -> Result<Vec<ServiceRecord>, ModuleError> {
+    let prefix = match job {
+        Some(j) => [SVC_JOB_PREFIX, &j.to_be_bytes()].concat(),
+        None => SVC_JOB_PREFIX.to_vec(),
+    };
+    let mut out = Vec::new();
+    for (k, _) in magnet_core::store::scan_prefix(store, &prefix) {
+        let rest = &k[SVC_JOB_PREFIX.len()..];
+        if rest.len() != 28 {
+            return Err(ModuleError::corrupt(
+                &k,
+                "service index key is not job ‖ node",
+            ));
+        }
+        let (j, n) = rest.split_at(8);
+        let mut jb = [0u8; 8];
+        jb.copy_from_slice(j);
+        let node = Address::from_slice(n).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?;
+        let rk = svc_key(&node, u64::from_be_bytes(jb));
+        let rec: ServiceRecord = magnet_core::store::get_borsh(store, &rk)
+            .map_err(|e| ModuleError::corrupt(&rk, &e.to_string()))?
+            .ok_or_else(|| ModuleError::corrupt(&k, "service index entry without its record"))?;
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+/// Operator of a node key, read from a store (queries).
+pub fn operator_of_in(store: &dyn KvStore, node: &Address) -> Result<Option<Address>, ModuleError> {
+    let k = [NODEKEY_PREFIX, node.as_bytes()].concat();
+    match store.get(&k) {
+        None => Ok(None),
+        Some(b) => Ok(Some(
+            Address::from_slice(&b).map_err(|e| ModuleError::corrupt(&k, &e.to_string()))?,
+        )),
+    }
 }

@@ -361,6 +361,37 @@ fn a_node_registers_and_heartbeats_through_the_cli() {
     assert!(rec["last_heartbeat"].as_u64().unwrap() > 0, "{rec}");
     let nodes = query(&home, &["registry", "nodes"]);
     assert_eq!(nodes.as_array().unwrap().len(), 1);
+    // Inference services (ADR 0109): none listed; advertising a job that does not exist is
+    // refused by the chain with its reason, signed by the node key.
+    assert_eq!(query(&home, &["registry", "services"]), json!([]));
+    assert_eq!(
+        query(&home, &["registry", "services", "--job", "1"]),
+        json!([])
+    );
+    let text = run_ok(&home, &["query", "registry", "services", "--job", "1"]);
+    assert!(
+        text.contains("no node advertises a service for job 1"),
+        "{text}"
+    );
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "registry",
+            "advertise-service",
+            "1",
+            "--endpoint",
+            "https://127.0.0.1:8443",
+            "--price-per-token",
+            "2",
+            "--max-context",
+            "4096",
+            "--from",
+            "node1",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("job 1 does not exist"), "{err}");
     // Every module's params are queryable.
     for m in [
         "registry", "emission", "contrib", "rewards", "slashing", "notary", "data", "jobs", "gov",

@@ -8,7 +8,8 @@
 //! * the **operator** (account) key for anything that moves a bond or funds
 //!   (registry register/change-tier/unbond/unjail, governance bonds, jobs, data, notary,
 //!   gov);
-//! * the **node** key for the node's own work: registry heartbeats, all four contrib
+//! * the **node** key for the node's own work: registry heartbeats and inference-service
+//!   advertisements (advertise / withdraw, ADR 0109), all four contrib
 //!   messages, `MsgRecordRound` by the round leader's node, and the three custody messages
 //!   (stripe registration by the producer, custody proofs by the holder, shard reassignment
 //!   by the repairer; ADR 0107). The node key's address is
@@ -119,6 +120,36 @@ pub fn change_tier(
         tier: tier.to_string(),
         extra_bond: extra_bond.to_string(),
         ssd,
+    })
+}
+
+/// `MsgAdvertiseService` (ADR 0109): the node serves job `job`'s model over the
+/// OpenAI-compatible API at `endpoint` (an `http://` or `https://` URL with a host, ≤ 256
+/// bytes) for `price` umag per token (0: free), contexts up to `max_context` tokens.
+/// Re-advertising a job replaces the advertisement. Signed by the **node** key; `node` is the
+/// node key's address. Clients find it with `/magnet.registry.v1/services` and pay the listed
+/// `operator` with [`pay_for_inference`].
+pub fn advertise_service(
+    node: &Address,
+    job: u64,
+    endpoint: &str,
+    price: u128,
+    max_context: u64,
+) -> cosmrs::Any {
+    any(&registry::v1::MsgAdvertiseService {
+        node: node.to_string(),
+        job,
+        endpoint: endpoint.to_string(),
+        price_per_token: price.to_string(),
+        max_context,
+    })
+}
+
+/// `MsgWithdrawService`: stop advertising job `job`. Signed by the **node** key.
+pub fn withdraw_service(node: &Address, job: u64) -> cosmrs::Any {
+    any(&registry::v1::MsgWithdrawService {
+        node: node.to_string(),
+        job,
     })
 }
 
@@ -532,6 +563,11 @@ mod tests {
         let registry_cases = [
             (register_node(&op, &reg), op),
             (heartbeat(&node), node),
+            (
+                advertise_service(&node, 3, "https://serve.example:8443", 0, 4096),
+                node,
+            ),
+            (withdraw_service(&node, 3), node),
             (change_tier(&op, "orchestrator", 9, None), op),
             (unbond_node(&op), op),
             (unjail(&op), op),

@@ -212,6 +212,39 @@ pub(super) enum RegistryTx {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Advertise that this node serves a job's model (OpenAI-compatible API, paid with
+    /// MsgPayForInference): signed by the NODE key (`--from <node key>`). The job needs a
+    /// merged round; re-advertising a job replaces the advertisement (ADR 0109).
+    ///
+    /// Example:
+    ///   magnetd tx registry advertise-service 1 --endpoint https://10.0.0.5:8443 \
+    ///     --price-per-token 2 --max-context 4096 --from node1 --yes
+    #[command(verbatim_doc_comment)]
+    AdvertiseService {
+        /// Job id whose model is served.
+        job: u64,
+        /// http:// or https:// URL of the API (at most 256 bytes).
+        #[arg(long)]
+        endpoint: String,
+        /// umag per token (0: free).
+        #[arg(long, default_value = "0")]
+        price_per_token: String,
+        /// Longest context accepted (tokens).
+        #[arg(long)]
+        max_context: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Withdraw this node's advertisement for a job: signed by the NODE key.
+    ///
+    /// Example: magnetd tx registry withdraw-service 1 --from node1 --yes
+    #[command(verbatim_doc_comment)]
+    WithdrawService {
+        /// Job id.
+        job: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
 }
 
 /// What a contributor did (hashed into its commitment).
@@ -803,6 +836,19 @@ pub(super) enum RegistryQ {
     /// Node-key addresses of the storage-capable nodes (a tier with the `storage` kind and an
     /// SSD report passing today's thresholds): the nodes stripes may be placed on.
     StorageNodes(QArgs),
+    /// Advertised inference services (node, operator, job, endpoint, price per token, max
+    /// context, height) of nodes neither jailed nor unbonding; pay the listed operator with
+    /// `magnetd tx jobs pay-for-inference`.
+    ///
+    /// Example: magnetd query registry services --job 1 --output json
+    #[command(verbatim_doc_comment)]
+    Services {
+        /// Only the services of this job.
+        #[arg(long)]
+        job: Option<u64>,
+        #[command(flatten)]
+        q: QArgs,
+    },
     /// The node of an operator.
     Node {
         /// Operator address or key name.
@@ -1615,6 +1661,44 @@ async fn tx_registry(home: &Home, r: RegistryTx) -> Result<()> {
             )
             .await
         }
+        RegistryTx::AdvertiseService {
+            job,
+            endpoint,
+            price_per_token,
+            max_context,
+            tx,
+        } => {
+            let node = from_addr(home, &tx)?;
+            let price = match price_per_token.trim() {
+                "0" | "0umag" => 0,
+                p => umag(p)?,
+            };
+            send(
+                home,
+                &tx,
+                &format!("advertise serving job {job} at {endpoint} for {price} umag/token"),
+                vec![msgs::advertise_service(
+                    &node,
+                    job,
+                    &endpoint,
+                    price,
+                    max_context,
+                )],
+                json!({"node": node.to_string(), "job": job}),
+            )
+            .await
+        }
+        RegistryTx::WithdrawService { job, tx } => {
+            let node = from_addr(home, &tx)?;
+            send(
+                home,
+                &tx,
+                &format!("withdraw the service for job {job}"),
+                vec![msgs::withdraw_service(&node, job)],
+                json!({"node": node.to_string(), "job": job}),
+            )
+            .await
+        }
         RegistryTx::UnbondGov { amount, tx } => {
             let o = from_addr(home, &tx)?;
             let a = umag(&amount)?;
@@ -2220,6 +2304,9 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
             RegistryQ::Params(q) => (q, "/magnet.registry.v1/params", String::new()),
             RegistryQ::Nodes(q) => (q, "/magnet.registry.v1/nodes", String::new()),
             RegistryQ::StorageNodes(q) => (q, "/magnet.registry.v1/storage_nodes", String::new()),
+            RegistryQ::Services { job, q } => {
+                return show_services(home, &q, job).await;
+            }
             RegistryQ::Node { operator, q } => (
                 q,
                 "/magnet.registry.v1/node",
@@ -2329,6 +2416,61 @@ pub(super) async fn query(home: &Home, cmd: ModuleQueryCmd) -> Result<()> {
     show(home, &q, path, data).await
 }
 
+/// `query registry services`: JSON as the chain returns it, or one line per service.
+async fn show_services(home: &Home, q: &QArgs, job: Option<u64>) -> Result<()> {
+    let path = "/magnet.registry.v1/services";
+    let data = job.map(|j| j.to_string()).unwrap_or_default();
+    let c = ChainClient::new(&node_url(
+        home,
+        &super::NodeArgs {
+            node: q.node.clone(),
+            output: q.output,
+        },
+    ))?;
+    let v: Value = c
+        .query_json_at(path, data.as_bytes(), q.height)
+        .await
+        .with_context(|| format!("querying {path}"))?;
+    if q.output == Output::Json {
+        return print_json(&v);
+    }
+    let rows = v.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        match job {
+            Some(j) => println!("no node advertises a service for job {j}"),
+            None => println!("no node advertises a service"),
+        }
+        return Ok(());
+    }
+    for r in &rows {
+        println!("{}", service_line(r));
+    }
+    Ok(())
+}
+
+/// One human line of a `/magnet.registry.v1/services` row.
+fn service_line(r: &Value) -> String {
+    let s = |k: &str| match &r[k] {
+        Value::String(x) => x.clone(),
+        x => x.to_string(),
+    };
+    let price = match s("price_per_token").as_str() {
+        "0" => "free".to_string(),
+        p => format!("{p} umag/token"),
+    };
+    format!(
+        "job {}  {}  {}  {}  max context {} tokens  operator {}  node {}  height {}",
+        s("job"),
+        s("node_id"),
+        s("endpoint"),
+        price,
+        s("max_context"),
+        s("operator"),
+        s("node"),
+        s("height")
+    )
+}
+
 /// A 32-byte hash argument as lowercase hex, or an error naming the argument.
 fn hex32_arg(what: &str, s: &str) -> Result<String> {
     let t = s.trim().trim_start_matches("0x");
@@ -2357,6 +2499,23 @@ mod tests {
         ] {
             assert!(umag(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn a_service_row_prints_on_one_line_with_free_for_price_zero() {
+        let row = json!({
+            "node": "magnet1node", "operator": "magnet1op", "node_id": "node-0123456789abcdef",
+            "job": 3, "endpoint": "https://a:8443", "price_per_token": "0",
+            "max_context": 4096, "height": 12,
+        });
+        assert_eq!(
+            service_line(&row),
+            "job 3  node-0123456789abcdef  https://a:8443  free  max context 4096 tokens  \
+             operator magnet1op  node magnet1node  height 12"
+        );
+        let mut paid = row.clone();
+        paid["price_per_token"] = json!("25");
+        assert!(service_line(&paid).contains("  25 umag/token  "));
     }
 
     #[test]
