@@ -33,6 +33,9 @@
 use crate::error::{BitnetError, Result};
 use crate::team::Team;
 
+/// Bytes of packed codes in one tile of rows of a batched product (see `rows_simd!`).
+const TILE_BYTES: usize = 16 * 1024;
+
 /// Weights per `TQ2_0` block.
 pub const QK: usize = 256;
 /// Packed bytes per block (without the scale).
@@ -256,7 +259,7 @@ fn dot_portable(qs: &[u8], x: &[i8]) -> i32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{QuantizedActs, TernaryMatrix, QK, QS};
+    use super::{QuantizedActs, TernaryMatrix, QK, QS, TILE_BYTES};
 
     /// Σ (code+1)·x for one 128-weight half block (32 code bytes `v`, activations `x0..x3`)
     /// as eight i32 lanes. No saturation: a `vpmaddubsw` lane is at most 2·2·128 = 512 in
@@ -453,11 +456,17 @@ mod x86 {
                 let groups = acts.len() / 4;
                 let (grouped, rest) = outs.split_at_mut(4 * groups);
                 let rest_acts = &acts[4 * groups..];
+                // Rows are taken in tiles of about `TILE_BYTES` of codes (a multiple of four
+                // rows): each group of vectors runs over the whole tile while its activations
+                // and the tile's codes stay in L1.
+                let tile = (TILE_BYTES / stride.max(1)).max(4) & !3;
+                let full = n - n % 4;
                 let mut i = 0;
                 match &m.uniform {
                     Some(d) => {
                         assert!(d.len() >= r0 + n);
                         while i + 4 <= n {
+                            let end = (i + tile).min(full);
                             for (ga, go) in acts.chunks_exact(4).zip(grouped.chunks_exact_mut(4)) {
                                 let x = [0, 1, 2, 3].map(|k| ga[k].$acts.as_ptr());
                                 let total = _mm_set_epi32(
@@ -467,7 +476,7 @@ mod x86 {
                                     ga[0].total,
                                 );
                                 let s = _mm_set_ps(ga[3].s, ga[2].s, ga[1].s, ga[0].s);
-                                for rr in i..i + 4 {
+                                for rr in i..end {
                                     let mut f = [0f32; 4];
                                     // SAFETY: row r0+rr and the four vectors are in bounds
                                     // (checked above); `f` holds four lanes.
@@ -484,27 +493,29 @@ mod x86 {
                                     }
                                 }
                             }
-                            for (a, out) in rest_acts.iter().zip(rest.iter_mut()) {
-                                // SAFETY: rows r0+i..r0+i+4 and the activations are in bounds;
-                                // the four scales d[r0+i..r0+i+4] and out[i..i+4] exist (checked
-                                // above).
-                                unsafe {
-                                    let isum =
-                                        $dot4(q.add(i * stride), stride, a.$acts.as_ptr(), bpr);
-                                    let f = _mm_mul_ps(
-                                        _mm_cvtepi32_ps(_mm_sub_epi32(
-                                            isum,
-                                            _mm_set1_epi32(a.total),
-                                        )),
-                                        _mm_loadu_ps(d.as_ptr().add(r0 + i)),
-                                    );
-                                    _mm_storeu_ps(
-                                        out.as_mut_ptr().add(i),
-                                        _mm_div_ps(f, _mm_set1_ps(a.s)),
-                                    );
+                            for i in (i..end).step_by(4) {
+                                for (a, out) in rest_acts.iter().zip(rest.iter_mut()) {
+                                    // SAFETY: rows r0+i..r0+i+4 and the activations are in bounds;
+                                    // the four scales d[r0+i..r0+i+4] and out[i..i+4] exist (checked
+                                    // above).
+                                    unsafe {
+                                        let isum =
+                                            $dot4(q.add(i * stride), stride, a.$acts.as_ptr(), bpr);
+                                        let f = _mm_mul_ps(
+                                            _mm_cvtepi32_ps(_mm_sub_epi32(
+                                                isum,
+                                                _mm_set1_epi32(a.total),
+                                            )),
+                                            _mm_loadu_ps(d.as_ptr().add(r0 + i)),
+                                        );
+                                        _mm_storeu_ps(
+                                            out.as_mut_ptr().add(i),
+                                            _mm_div_ps(f, _mm_set1_ps(a.s)),
+                                        );
+                                    }
                                 }
                             }
-                            i += 4;
+                            i = end;
                         }
                         while i < n {
                             for (a, out) in acts.iter().zip(outs.iter_mut()) {
@@ -518,11 +529,11 @@ mod x86 {
                     }
                     None => {
                         while i + 4 <= n {
-                            let r = r0 + i;
+                            let end = (i + tile).min(full);
                             for (ga, go) in acts.chunks_exact(4).zip(grouped.chunks_exact_mut(4)) {
                                 let x = [0, 1, 2, 3].map(|k| ga[k].$acts.as_ptr());
                                 let s = _mm_set_ps(ga[3].s, ga[2].s, ga[1].s, ga[0].s);
-                                for rr in i..i + 4 {
+                                for rr in i..end {
                                     let mut acc = _mm_setzero_ps();
                                     for b in 0..bpr {
                                         // SAFETY: block b of row r0+rr and of the four vectors
@@ -552,36 +563,44 @@ mod x86 {
                                     }
                                 }
                             }
-                            for (a, out) in rest_acts.iter().zip(rest.iter_mut()) {
-                                let xp = a.$acts.as_ptr();
-                                let mut acc = _mm_setzero_ps();
-                                for b in 0..bpr {
-                                    // SAFETY: block b of rows r..r+4 and of the activations is
-                                    // in bounds (checked above).
-                                    let isum = unsafe {
-                                        $dot4(q.add(i * stride + b * QS), stride, xp.add(b * QK), 1)
+                            for i in (i..end).step_by(4) {
+                                let r = r0 + i;
+                                for (a, out) in rest_acts.iter().zip(rest.iter_mut()) {
+                                    let xp = a.$acts.as_ptr();
+                                    let mut acc = _mm_setzero_ps();
+                                    for b in 0..bpr {
+                                        // SAFETY: block b of rows r..r+4 and of the activations is
+                                        // in bounds (checked above).
+                                        let isum = unsafe {
+                                            $dot4(
+                                                q.add(i * stride + b * QS),
+                                                stride,
+                                                xp.add(b * QK),
+                                                1,
+                                            )
+                                        };
+                                        let t = _mm_cvtepi32_ps(_mm_sub_epi32(
+                                            isum,
+                                            _mm_set1_epi32(a.bsum[b]),
+                                        ));
+                                        let dd = _mm_set_ps(
+                                            m.d[(r + 3) * bpr + b],
+                                            m.d[(r + 2) * bpr + b],
+                                            m.d[(r + 1) * bpr + b],
+                                            m.d[r * bpr + b],
+                                        );
+                                        acc = _mm_add_ps(acc, _mm_mul_ps(t, dd));
+                                    }
+                                    // SAFETY: out[i..i+4] exists.
+                                    unsafe {
+                                        _mm_storeu_ps(
+                                            out.as_mut_ptr().add(i),
+                                            _mm_div_ps(acc, _mm_set1_ps(a.s)),
+                                        )
                                     };
-                                    let t = _mm_cvtepi32_ps(_mm_sub_epi32(
-                                        isum,
-                                        _mm_set1_epi32(a.bsum[b]),
-                                    ));
-                                    let dd = _mm_set_ps(
-                                        m.d[(r + 3) * bpr + b],
-                                        m.d[(r + 2) * bpr + b],
-                                        m.d[(r + 1) * bpr + b],
-                                        m.d[r * bpr + b],
-                                    );
-                                    acc = _mm_add_ps(acc, _mm_mul_ps(t, dd));
                                 }
-                                // SAFETY: out[i..i+4] exists.
-                                unsafe {
-                                    _mm_storeu_ps(
-                                        out.as_mut_ptr().add(i),
-                                        _mm_div_ps(acc, _mm_set1_ps(a.s)),
-                                    )
-                                };
                             }
-                            i += 4;
+                            i = end;
                         }
                         while i < n {
                             for (a, out) in acts.iter().zip(outs.iter_mut()) {
