@@ -2,7 +2,8 @@
 //!
 //! [`FuzzInput`] is an [`arbitrary`] description of a short chain: a few blocks, each a list
 //! of txs, each tx one or more messages of **every message type the app routes** (bank,
-//! registry, contrib, notary, data, jobs, gov: [`MSG_TYPE_URLS`]) whose fields are drawn from
+//! registry — service advertisements included, ADR 0109 —, contrib, notary, data, jobs, gov:
+//! [`MSG_TYPE_URLS`]) whose fields are drawn from
 //! small pools of plausible values (the funded keys, small epoch / job / proposal ids, a
 //! handful of hashes, so that commits meet their reveals) and from adversarial ones (zero,
 //! `u64::MAX`, `u128::MAX` and one past it, negative and non-numeric amounts, empty and
@@ -60,7 +61,7 @@ pub const MAX_MSGS: usize = 4;
 pub const PANIC_CODE: u32 = crate::error::codes::PANIC;
 
 /// Every message type the app routes, in the order [`FuzzMsg`] lists them.
-pub const MSG_TYPE_URLS: [&str; 26] = [
+pub const MSG_TYPE_URLS: [&str; 28] = [
     "/cosmos.bank.v1beta1.MsgSend",
     "/magnet.registry.v1.MsgRegisterNode",
     "/magnet.registry.v1.MsgHeartbeat",
@@ -87,6 +88,8 @@ pub const MSG_TYPE_URLS: [&str; 26] = [
     "/magnet.gov.v1.MsgSubmitProposal",
     "/magnet.gov.v1.MsgDeposit",
     "/magnet.gov.v1.MsgVote",
+    "/magnet.registry.v1.MsgAdvertiseService",
+    "/magnet.registry.v1.MsgWithdrawService",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -646,6 +649,17 @@ pub enum FuzzMsg {
         id: Num,
         option: Text,
     },
+    AdvertiseService {
+        node: Addr,
+        job: Num,
+        endpoint: Text,
+        price: Amt,
+        max_context: Num,
+    },
+    WithdrawService {
+        node: Addr,
+        job: Num,
+    },
 }
 
 // The leaf choices are biased towards plausible values (the first byte picks the variant: the
@@ -815,6 +829,8 @@ impl FuzzMsg {
             FuzzMsg::GovSubmit { .. } => 23,
             FuzzMsg::GovDeposit { .. } => 24,
             FuzzMsg::GovVote { .. } => 25,
+            FuzzMsg::AdvertiseService { .. } => 26,
+            FuzzMsg::WithdrawService { .. } => 27,
         }
     }
 }
@@ -2069,6 +2085,31 @@ impl<'a> StateCtx<'a> {
                 voter: ad(voter),
                 proposal_id: self.num(id, 1),
                 option: self.text(option, &["yes", "no", "abstain", "veto", "no_with_veto"]),
+            }),
+            FuzzMsg::AdvertiseService {
+                node,
+                job,
+                endpoint,
+                price,
+                max_context,
+            } => to_any(&rg::MsgAdvertiseService {
+                node: ad(node),
+                job: self.num(job, 1),
+                endpoint: self.text(
+                    endpoint,
+                    &[
+                        "https://serve.example:8443/v1",
+                        "http://10.0.0.7:8000",
+                        "https://[::1]:0",
+                        "ftp://serve.example",
+                    ],
+                ),
+                price_per_token: self.amt(price),
+                max_context: self.num(max_context, 4096),
+            }),
+            FuzzMsg::WithdrawService { node, job } => to_any(&rg::MsgWithdrawService {
+                node: ad(node),
+                job: self.num(job, 1),
             }),
         }
     }

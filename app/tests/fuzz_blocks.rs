@@ -143,7 +143,7 @@ fn regenerate_seed_corpus() {
     let mut seen: std::collections::BTreeSet<(&'static str, bool)> = Default::default();
     let mut kept = 0;
     let mut tried = 0;
-    for attempt in 0..4_000 {
+    for attempt in 0..12_000 {
         tried = attempt;
         if kept >= 48 {
             break;
