@@ -439,9 +439,76 @@ pub async fn run(
         s2 == s1,
         format!("client sequence {} before, {} after", s1.1, s2.1),
     );
+
+    // 4. The official `openai` Python client, its payment header signed by the devnet (x402
+    // is transport-level: any HTTP client that can add a header can pay). Skipped when Python
+    // has no `openai` package; the CI installer provides it.
+    let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_openai = Command::new(&py)
+        .args(["-c", "import openai"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_openai {
+        let header = sign(amount, &chain_id, None, s2)?;
+        let o = Command::new(&py)
+            .args(["-c", OPENAI_CLIENT, &format!("http://{addr}/v1"), &model])
+            .env("X402_PAYMENT", &header)
+            .stdin(Stdio::null())
+            .output()
+            .context("running the openai client")?;
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        let resp = v["payment_response"].as_str().and_then(|h| {
+            x402::decode_header::<x402::SettlementResponse>("PAYMENT-RESPONSE", h).ok()
+        });
+        check(
+            &mut rep,
+            "the official `openai` client, paying with a PAYMENT-SIGNATURE header → answered",
+            o.status.success() && v["text"].is_string() && resp.as_ref().is_some_and(|r| r.success),
+            format!(
+                "{:?}; {}",
+                v["text"].as_str(),
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            ),
+        );
+        if let Some(r) = resp {
+            split_check(
+                c,
+                job,
+                &mut rep,
+                &r.transaction,
+                r.height,
+                amount,
+                server_operator,
+                &client_addr,
+                &ppm,
+                check,
+            )
+            .await?;
+        }
+    } else {
+        eprintln!(
+            "devnet: serving: Python has no `openai` package; the openai-client check is skipped"
+        );
+    }
     drop(server_proc);
     Ok(rep)
 }
+
+/// The `openai` client's side: one completion with the payment header, printing the text and
+/// the `PAYMENT-RESPONSE` header as JSON.
+const OPENAI_CLIENT: &str = r#"
+import json, os, sys
+import openai
+c = openai.OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0,
+                  default_headers={"PAYMENT-SIGNATURE": os.environ["X402_PAYMENT"]})
+r = c.completions.with_raw_response.create(model=sys.argv[2], prompt="And God said",
+                                           max_tokens=8, temperature=0)
+print(json.dumps({"text": r.parse().choices[0].text,
+                  "payment_response": r.headers.get("payment-response")}))
+"#;
 
 /// The reason an error answer gives: x402's `error`, OpenAI's `error.message`, or the body.
 fn reason(body: &str) -> String {
