@@ -16,13 +16,30 @@ pub fn magnetd() -> Command {
     c
 }
 
-/// A free loopback TCP port.
+/// A free loopback TCP port, never the same twice in one test process, and below Linux's
+/// ephemeral range (32768–60999). A port from `bind(0)` lies inside that range, so between the
+/// test handing it out and the node binding it, an outgoing connection (the CometBFT nodes dial
+/// each other) could take it as its local port: CI at 62c7029 failed with "bind: address
+/// already in use" that way.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Each test process starts at its own offset, so consecutive processes rarely meet.
+    let start = LOW + (std::process::id() % 1_000) as u16 * 10;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..(HIGH - LOW) {
+        let mut p = NEXT.fetch_add(1, Ordering::SeqCst);
+        if p >= HIGH {
+            NEXT.store(LOW, Ordering::SeqCst);
+            p = NEXT.fetch_add(1, Ordering::SeqCst);
+        }
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{HIGH}");
 }
 
 /// Run magnetd with `args` on `home`, assert success, return stdout.
