@@ -373,15 +373,24 @@ async fn train(sh: &Arc<Shared>, round: u64, base_hash: Digest, steps: u32) -> R
             .put_local(&round::delta_by_hash_key(&delta_hash), &wire)?;
     }
     // The network copy: RS(4,2) stripes on the storage tier, registered on chain, so the
-    // leader, evaluators and auditors can read this Δ when this node is gone.
+    // leader, evaluators and auditors can read this Δ when this node is gone. A node that keeps
+    // no copy (`stripe-only`) registers the stripe before it hands the Δ in: published in the
+    // background, the registration waited behind the node key's other txs and reached the
+    // chain after the leader's merge, which then found neither a copy nor a stripe (CI at
+    // 62c7029: all 17 of its Δs rejected).
     {
         let (k, wire) = (sh.keeper.clone(), wire.clone());
         let job = sh.cfg.job.id;
-        tokio::spawn(async move {
+        let publish = async move {
             if let Err(e) = k.publish("delta", &delta_hash.0, job, &wire).await {
                 tracing::warn!(round, "publishing the Δ's stripe: {e}");
             }
-        });
+        };
+        if fault == Fault::StripeOnly {
+            publish.await;
+        } else {
+            tokio::spawn(publish);
+        }
     }
     let local = Checkpoint::new(work.local.clone());
     let local_hash = local.hash();
