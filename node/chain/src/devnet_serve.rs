@@ -560,8 +560,12 @@ async fn split_check(
                 .collect()
         })
         .unwrap_or_default();
-    let to_contrib = amount * ppm("api_contributors_ppm") / 1_000_000;
-    let to_server = amount * ppm("api_server_ppm") / 1_000_000;
+    // The chain's own share rule (jobs `Msg::Pay`), not a re-derivation.
+    let share = |k: &str| {
+        magnet_core::math::ppm_of(amount, u64::try_from(ppm(k)).unwrap_or(u64::MAX)).unwrap_or(0)
+    };
+    let to_contrib = share("api_contributors_ppm");
+    let to_server = share("api_server_ppm");
     let split =
         magnet_jobs::handler::split(to_contrib, &shares).map_err(|e| anyhow!("the split: {e}"))?;
     let mut expected: BTreeMap<String, u128> = BTreeMap::new();

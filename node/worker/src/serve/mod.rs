@@ -262,20 +262,25 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The chain RPC: --node, else the first `chain.rpc` of the home's config.
+fn rpc_url(a: &ServeArgs, home: &std::path::Path) -> anyhow::Result<String> {
+    match &a.node {
+        Some(n) => Ok(n.clone()),
+        None => magnet_daemon::Config::load(home)?
+            .chain
+            .rpc
+            .first()
+            .cloned()
+            .context("the home config names no chain.rpc; pass --node URL"),
+    }
+}
+
 async fn gate(a: &ServeArgs) -> anyhow::Result<pay::Gate> {
     let (Some(job), Some(home)) = (a.job, a.home.as_ref()) else {
         bail!("--price-per-token needs --job N (whose lineage is paid) and --home DIR (whose operator is paid)");
     };
     let keys = magnet_daemon::keys::WorkerKeys::load(home)?;
-    let rpc = match &a.node {
-        Some(n) => n.clone(),
-        None => magnet_daemon::config::Config::load(home)?
-            .chain
-            .rpc
-            .first()
-            .cloned()
-            .context("the home config names no chain.rpc; pass --node URL")?,
-    };
+    let rpc = rpc_url(a, home)?;
     let chain = magnet_client::ChainClient::new(&rpc)?;
     let status = chain
         .status()
@@ -299,15 +304,7 @@ async fn advertise(a: &ServeArgs, url: &str, ctx: usize, list: bool) -> anyhow::
     };
     let keys = magnet_daemon::keys::WorkerKeys::load(home)?;
     let cfg = magnet_daemon::Config::load(home)?;
-    let rpc = match &a.node {
-        Some(n) => n.clone(),
-        None => cfg
-            .chain
-            .rpc
-            .first()
-            .cloned()
-            .context("the home config names no chain.rpc; pass --node URL")?,
-    };
+    let rpc = rpc_url(a, home)?;
     let fee = cfg.chain.fee().map_err(|e| anyhow::anyhow!(e))?;
     let chain = magnet_client::ChainClient::new(&rpc)?;
     let node = keys.node.address();
