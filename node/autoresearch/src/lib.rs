@@ -37,3 +37,4 @@ pub mod split;
 pub mod strategy;
 pub mod sweep;
 pub mod timeseries;
+pub mod unit;

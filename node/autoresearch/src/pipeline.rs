@@ -401,6 +401,23 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Whether the OOF of `p` is already known (computed here or inserted).
+    pub fn has_oof(&self, p: &PipelineConfig) -> bool {
+        let key = content_hash(p);
+        self.cache
+            .lock()
+            .map(|c| c.contains_key(&key))
+            .unwrap_or(false)
+    }
+
+    /// Inserts an OOF of `p` computed elsewhere (a work unit's verified result, see
+    /// [`crate::unit`]); the evaluator then uses it exactly as if it had computed it.
+    pub fn insert_oof(&self, p: &PipelineConfig, oof: Oof) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(content_hash(p), Arc::new(oof));
+        }
+    }
+
     /// Out-of-fold predictions of one pipeline (cached).
     pub fn oof(&self, p: &PipelineConfig) -> Result<Arc<Oof>, ModelError> {
         let key = content_hash(p);

@@ -110,6 +110,13 @@ pub enum RunError {
     /// Knowledge base problem.
     #[error(transparent)]
     Kb(#[from] crate::kb::KbError),
+    /// The work-unit source failed (see [`crate::unit::OofSource`]).
+    #[error("trial source: {0}")]
+    Source(String),
+    /// The work-unit source voided results the search had used (internal: [`run_with`]
+    /// restarts the search).
+    #[error("trial results voided: {0}")]
+    Voided(String),
 }
 
 /// Settings of a run.
@@ -141,6 +148,11 @@ pub struct RunConfig {
     /// before ADR 0083).
     #[serde(default = "default_min_gain_se")]
     pub min_gain_se: f64,
+    /// Trials proposed and run together (the samplers see a batch's results only after the
+    /// whole batch): part of what the run decides, so a run farmed out to N workers and the
+    /// same run alone agree only with the same batch. `None`: this machine's thread count.
+    #[serde(default)]
+    pub batch: Option<usize>,
 }
 
 fn default_min_gain_se() -> f64 {
@@ -182,6 +194,7 @@ impl Default for RunConfig {
             progress: false,
             ensemble_steps: crate::ensemble::DEFAULT_STEPS,
             min_gain_se: default_min_gain_se(),
+            batch: None,
         }
     }
 }
@@ -362,13 +375,47 @@ pub fn run(
     strategist: &dyn Strategist,
     out: Option<&Path>,
 ) -> Result<RunOutcome, RunError> {
+    run_with(domain, train, sealed, cfg, kb_in, strategist, out, None)
+}
+
+/// [`run`] with the pipelines' out-of-fold predictions taken from `source` (work units run by
+/// other machines, [`crate::unit`]) instead of computed here. The loop decides exactly what
+/// it decides alone as long as the source delivers the units' true predictions. When the
+/// source voids results it already delivered (a worker caught fabricating), the search starts
+/// over from scratch (the source keeps every verified result, so this costs only the voided
+/// units) and `trials.jsonl` is rewritten.
+#[allow(clippy::too_many_arguments)]
+pub fn run_with(
+    domain: &dyn Domain,
+    train: TrainPart,
+    sealed: SealedTest,
+    cfg: &RunConfig,
+    kb_in: KnowledgeBase,
+    strategist: &dyn Strategist,
+    out: Option<&Path>,
+    source: Option<&dyn crate::unit::OofSource>,
+) -> Result<RunOutcome, RunError> {
     if let Some(o) = out {
         std::fs::create_dir_all(o).map_err(|e| RunError::Output {
             path: o.display().to_string(),
             message: e.to_string(),
         })?;
     }
-    let outcome = search(domain, &train, cfg, kb_in, strategist, out)?;
+    // Each restart follows a voiding, which bans a worker: bounded by the workers there are;
+    // the cap only guards against a source that voids forever.
+    let mut restarts = 0usize;
+    let outcome = loop {
+        match search(domain, &train, cfg, kb_in.clone(), strategist, out, source) {
+            Err(RunError::Voided(why)) if restarts < 64 => {
+                restarts += 1;
+                tracing::warn!(%why, restarts, "trial results voided: restarting the search");
+                if let Some(o) = out {
+                    let _ = std::fs::remove_file(o.join("trials.jsonl"));
+                }
+            }
+            r => break r?,
+        }
+    };
     let test = crate::report::finish(domain, &train, sealed, &outcome, cfg.seed);
     let outcome = RunOutcome { test, ..outcome };
     if let Some(o) = out {
@@ -384,6 +431,7 @@ fn search(
     kb_in: KnowledgeBase,
     strategist: &dyn Strategist,
     out: Option<&Path>,
+    source: Option<&dyn crate::unit::OofSource>,
 ) -> Result<RunOutcome, RunError> {
     let data = &train.data;
     let folds = domain.folds(data, cfg.folds, cfg.seed);
@@ -399,7 +447,7 @@ fn search(
     let mut trials: Vec<TrialRecord> = Vec::new();
     let mut kb = kb_in;
     let mut new_insights = 0;
-    let threads = rayon::current_num_threads().max(1);
+    let threads = cfg.batch.unwrap_or_else(rayon::current_num_threads).max(1);
     let pb = if cfg.progress {
         let pb = indicatif::ProgressBar::new(cfg.budget as u64);
         pb.set_style(
@@ -416,7 +464,35 @@ fn search(
     let run_batch = |cands: &[(Candidate, String, SamplerKind)],
                      version: usize,
                      log: &mut TrialLog,
-                     trials: &mut Vec<TrialRecord>| {
+                     trials: &mut Vec<TrialRecord>|
+     -> Result<Vec<TrialRecord>, RunError> {
+        if let Some(src) = source {
+            // Farm out the pipelines this batch needs and nobody has computed yet.
+            let mut want: Vec<PipelineConfig> = Vec::new();
+            let mut keys = BTreeSet::new();
+            for (c, _, _) in cands {
+                let key = trial_key(c, &data.hash, cfg.seed, cfg.folds);
+                if log.done.contains_key(&key) || c.validate(data.x.cols).is_err() {
+                    continue;
+                }
+                for (p, _) in &c.members {
+                    if !ev.has_oof(p) && keys.insert(crate::unit::pipeline_key(p)) {
+                        want.push(p.clone());
+                    }
+                }
+            }
+            if !want.is_empty() {
+                let got = src.fetch(&want).map_err(|e| match e {
+                    crate::unit::SourceError::Voided(w) => RunError::Voided(w),
+                    crate::unit::SourceError::Failed(w) => RunError::Source(w),
+                })?;
+                for (p, o) in want.iter().zip(got) {
+                    if let Some(o) = o {
+                        ev.insert_oof(p, o);
+                    }
+                }
+            }
+        }
         let jobs: Vec<(usize, &(Candidate, String, SamplerKind), String)> = cands
             .iter()
             .enumerate()
@@ -464,7 +540,7 @@ fn search(
             pb.inc(1);
         }
         trials.extend(results.iter().cloned());
-        results
+        Ok(results)
     };
 
     // Version 0: the baseline.
@@ -474,7 +550,7 @@ fn search(
         0,
         &mut log,
         &mut trials,
-    );
+    )?;
     if let Some(e) = &r0[0].error {
         return Err(RunError::Model(ModelError::Invalid(e.clone())));
     }
@@ -608,7 +684,7 @@ fn search(
                     .iter()
                     .map(|(ai, _, c)| (c.clone(), strategies[*ai].idea.clone(), arms[*ai].kind))
                     .collect();
-                let res = run_batch(&cands, version, &mut log, &mut trials);
+                let res = run_batch(&cands, version, &mut log, &mut trials)?;
                 for ((ai, u, _), r) in chunk.iter().zip(res) {
                     let arm = &mut arms[*ai];
                     if let Some(u) = u {

@@ -52,6 +52,7 @@ pub mod keys;
 pub mod metrics;
 pub mod profile;
 pub mod quality;
+pub mod research;
 pub mod round;
 pub mod run;
 pub mod setup;

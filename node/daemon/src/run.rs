@@ -1129,6 +1129,14 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let (p2p, net, registry) = start_p2p(&cfg, &keys, home, &genesis.chain_id).await?;
     let (inbox_tx, mut inbox) = mpsc::channel(256);
     p2p.set_diloco_inbox(inbox_tx);
+    // Research work units (ADR 0112) from registered nodes, one at a time beside training.
+    let _research = crate::research::TrialServer::new(
+        net.backend.clone(),
+        home.join("research-cache"),
+        1,
+        crate::research::TrialFault::None,
+    )
+    .spawn(&p2p);
     let metrics = Metrics::new();
     let _metrics_task = if cfg.node.metrics_listen.is_empty() {
         None

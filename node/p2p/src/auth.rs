@@ -545,6 +545,51 @@ impl Verifier {
     }
 }
 
+/// Checks a signed envelope as **evidence**, at any later time: the wallet signature over
+/// `method` and `body` by the key its nodeId names — without the freshness window or the
+/// replay cache, which protect a live request and say nothing about who signed what.
+/// Returns the signer. Cluster (HMAC) envelopes are not evidence: anyone holding the shared
+/// secret could have made them.
+pub fn verify_evidence(
+    auth: Option<&Auth>,
+    method: &str,
+    body: &[u8],
+) -> Result<(NodeId, PublicKey), AuthError> {
+    let auth = auth.ok_or(AuthError::Missing)?;
+    let Some(Proof::Wallet(w)) = auth.proof.as_ref() else {
+        return Err(AuthError::WrongMode {
+            got: "cluster-hmac",
+            want: "wallet",
+        });
+    };
+    let node_id = NodeId::parse(&auth.node_id)
+        .map_err(|_| AuthError::MalformedNodeId(auth.node_id.chars().take(64).collect()))?;
+    if auth.method != method {
+        return Err(AuthError::MethodMismatch {
+            signed: auth.method.chars().take(128).collect(),
+            served: method.to_owned(),
+        });
+    }
+    let pk = PublicKey::from_bytes(&w.public_key).map_err(|_| AuthError::MalformedKey)?;
+    if pk.node_id() != node_id {
+        return Err(AuthError::KeyNotBoundToNodeId {
+            claimed: node_id,
+            derived: pk.node_id(),
+        });
+    }
+    let body_hash: [u8; 32] = Sha256::digest(body).into();
+    let d = request_digest(
+        MODE_WALLET,
+        &auth.node_id,
+        &auth.method,
+        auth.timestamp,
+        &auth.nonce,
+        &body_hash,
+    );
+    verify_recoverable(&d, &w.signature, &pk)?;
+    Ok((node_id, pk))
+}
+
 /// Checks a 65-byte low-S recoverable signature over `digest` recovers exactly `pk`.
 pub fn verify_recoverable(digest: &[u8; 32], sig: &[u8], pk: &PublicKey) -> Result<(), AuthError> {
     if sig.len() != 65 {

@@ -13,7 +13,8 @@ use magnet_proto::p2p::v1::{
     get_shard_frame, peer_service_client::PeerServiceClient, put_shard_frame,
     shard_service_client::ShardServiceClient, AuditChallenge, AuditProof, DeleteShardRequest,
     DilocoMessage, ExchangeRequest, GetShardRequest, HeartbeatRequest, HeartbeatResponse,
-    ListShardsRequest, NodeStatus, PeerInfo, PutShardFrame, PutShardResponse, ShardManifest,
+    ListShardsRequest, NodeStatus, PeerInfo, PutShardFrame, PutShardResponse, ResearchMessage,
+    ShardManifest,
 };
 use prost::Message;
 use rustls::pki_types::ServerName;
@@ -151,6 +152,30 @@ impl PeerClient {
         );
         let ack = self.peer.diloco(req).await?.into_inner();
         Ok(ack.accepted)
+    }
+
+    /// Sends a research message and returns the peer's answer with the signed envelope it came
+    /// in (the envelope is evidence of what the peer claimed: its signature was checked
+    /// against the dialled peer's key here). Research units can run for minutes: `timeout`
+    /// bounds the wait.
+    pub async fn research(
+        &mut self,
+        msg: ResearchMessage,
+        timeout: Duration,
+    ) -> Result<(ResearchMessage, magnet_proto::p2p::v1::Signed), P2pError> {
+        let req = self.signer.seal(methods::RESEARCH, &msg);
+        let mut req = tonic::Request::new(req);
+        req.set_timeout(timeout);
+        let signed = self.peer.research(req).await?.into_inner();
+        self.verifier.verify(
+            signed.auth.as_ref(),
+            methods::RESEARCH_REPLY,
+            &signed.body,
+            self.expected.as_ref(),
+        )?;
+        let answer = ResearchMessage::decode(signed.body.as_slice())
+            .map_err(|e| P2pError::Protocol(format!("research answer does not decode: {e}")))?;
+        Ok((answer, signed))
     }
 
     /// Announces ourselves and the peers we know; returns the peers the other side knows.

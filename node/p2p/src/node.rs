@@ -219,6 +219,14 @@ impl NodeHandle {
         })
     }
 
+    /// Routes verified research work units to `inbox` from now on; each answer sent back on
+    /// its oneshot is signed with this node's key and returned to the requester.
+    pub fn set_research_inbox(&self, inbox: crate::service::ResearchInbox) {
+        if let Ok(mut slot) = self.shared.research_inbox.lock() {
+            *slot = Some(inbox);
+        }
+    }
+
     /// Routes verified DiLoCo round messages to `inbox` from now on.
     pub fn set_diloco_inbox(&self, inbox: crate::service::DilocoInbox) {
         if let Ok(mut slot) = self.shared.diloco_inbox.lock() {

@@ -16,8 +16,8 @@ use magnet_proto::p2p::v1::{
     shard_service_server::ShardService, AuditChallenge, AuditProof, DeleteShardRequest,
     DeleteShardResponse, DilocoAck, DilocoMessage, ExchangeRequest, ExchangeResponse,
     GetShardFrame, GetShardRequest, HeartbeatRequest, HeartbeatResponse, ListShardsRequest,
-    ListShardsResponse, NodeStatus, PeerInfo, PutShardFrame, PutShardResponse, ShardEntry,
-    ShardManifest, Signed,
+    ListShardsResponse, NodeStatus, PeerInfo, PutShardFrame, PutShardResponse, ResearchMessage,
+    ShardEntry, ShardManifest, Signed,
 };
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -36,6 +36,10 @@ pub mod methods {
     pub const HEARTBEAT: &str = "/magnet.p2p.v1.PeerService/Heartbeat";
     /// PeerService/Diloco.
     pub const DILOCO: &str = "/magnet.p2p.v1.PeerService/Diloco";
+    /// PeerService/Research.
+    pub const RESEARCH: &str = "/magnet.p2p.v1.PeerService/Research";
+    /// The worker's signed ResearchMessage answering Research.
+    pub const RESEARCH_REPLY: &str = "/magnet.p2p.v1.PeerService/Research#reply";
     /// ShardService/PutShard (signs the manifest).
     pub const PUT_SHARD: &str = "/magnet.p2p.v1.ShardService/PutShard";
     /// ShardService/GetShard.
@@ -56,6 +60,8 @@ pub mod methods {
 pub const MAX_AUDIT_RANGE: u64 = 4 << 20;
 /// Largest DiLoCo round message (the JSON of one record) accepted.
 pub const MAX_DILOCO_MESSAGE_BYTES: usize = 1 << 20;
+/// Largest research message (JSON plus blob) accepted in a request.
+pub const MAX_RESEARCH_REQUEST_BYTES: usize = 1 << 20;
 /// Most peers returned by one exchange.
 pub const MAX_EXCHANGE_PEERS: usize = 256;
 
@@ -108,11 +114,20 @@ pub struct Shared {
     pub(crate) peers: Mutex<BTreeMap<NodeId, PeerRecord>>,
     pub(crate) load_permille: AtomicU32,
     pub(crate) diloco_inbox: Mutex<Option<DilocoInbox>>,
+    pub(crate) research_inbox: Mutex<Option<ResearchInbox>>,
     clock: SystemClock,
 }
 
 /// Where verified DiLoCo messages go: `(sender, message)`.
 pub type DilocoInbox = tokio::sync::mpsc::Sender<(NodeId, DilocoMessage)>;
+
+/// Where research work units go: the sender, the unit, and where to send the answer (which
+/// the service signs with this node's key before replying).
+pub type ResearchInbox = tokio::sync::mpsc::Sender<(
+    NodeId,
+    ResearchMessage,
+    tokio::sync::oneshot::Sender<ResearchMessage>,
+)>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +143,7 @@ impl Shared {
             peers: Mutex::new(BTreeMap::new()),
             load_permille: AtomicU32::new(0),
             diloco_inbox: Mutex::new(None),
+            research_inbox: Mutex::new(None),
             clock: SystemClock,
         }
     }
@@ -327,6 +343,45 @@ impl PeerService for NodeService {
                 "DiLoCo inbox cannot take the message: {e}"
             ))),
         }
+    }
+
+    async fn research(&self, req: Request<Signed>) -> Result<Response<Signed>, Status> {
+        let tls = tls_peer(&req);
+        let (v, body): (_, ResearchMessage) = open(
+            &self.shared.cfg.verifier,
+            req.get_ref(),
+            methods::RESEARCH,
+            tls.as_ref(),
+        )?;
+        if body.json.len() + body.blob.len() > MAX_RESEARCH_REQUEST_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "research message of {} bytes exceeds {MAX_RESEARCH_REQUEST_BYTES}",
+                body.json.len() + body.blob.len()
+            )));
+        }
+        let inbox = self
+            .shared
+            .research_inbox
+            .lock()
+            .map_err(|_| Status::internal("inbox lock poisoned"))?
+            .clone();
+        let Some(inbox) = inbox else {
+            return Err(Status::unavailable("this node runs no research trials"));
+        };
+        tracing::debug!(peer = %v.node_id, kind = %body.kind, "research message");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        inbox
+            .try_send((v.node_id, body, tx))
+            .map_err(|e| Status::resource_exhausted(format!("research inbox is full: {e}")))?;
+        let answer = rx
+            .await
+            .map_err(|_| Status::internal("the research worker dropped the unit"))?;
+        Ok(Response::new(
+            self.shared
+                .cfg
+                .signer
+                .seal(methods::RESEARCH_REPLY, &answer),
+        ))
     }
 }
 

@@ -92,6 +92,28 @@ pub struct ResearchArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Run the loop's trials on other machines: trial workers started with `magnet-worker
+    /// research serve-trials`, as `nodeId@host:port` (comma-separated; each worker prints its
+    /// own). This process becomes the coordinator: it uploads the data to every worker
+    /// (content-addressed), sends each batch's work units to them, re-checks --recheck of the
+    /// answers on a different worker, and bans, voids and re-runs a worker caught fabricating
+    /// (its signed answer is kept under OUT/evidence). The run decides exactly what the same
+    /// run alone decides with the same --seed and --batch; network.json and the report's
+    /// Network section say who did what.
+    #[arg(long, value_name = "LIST")]
+    workers: Option<String>,
+    /// Share of worker answers re-run on a different worker (tabular and timeseries over
+    /// --workers).
+    #[arg(long, default_value_t = 0.2)]
+    recheck: f64,
+    /// Node directory holding this machine's p2p node key and TLS pins (`--workers`).
+    #[arg(long, env = "MAGNET_STORAGE_DIR")]
+    node_dir: Option<PathBuf>,
+    /// Trials proposed and run together (default: the number of --workers, else this
+    /// machine's threads). The samplers see a batch's results only after the whole batch, so
+    /// the batch is part of what a run decides.
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 /// The strategist `--strategist` names.
@@ -132,6 +154,26 @@ enum ResearchSub {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Serve research work units to a coordinator (`research --workers …`) over the signed
+    /// p2p layer until Ctrl-C. Prints `nodeId listening on host:port`: give the coordinator
+    /// `nodeId@host:port`. Job data arrives content-addressed in DIR/served and is checked
+    /// against its address before use; every answer is signed with DIR/node.key.
+    ///
+    /// Example: `magnet-worker research serve-trials --dir ~/.magnet/w1 --listen 0.0.0.0:7480`
+    ServeTrials {
+        /// Node directory (node key, pins, received data).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:7480")]
+        listen: std::net::SocketAddr,
+        /// Units run at once.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Misbehave (tests only): `fabricate` signs predictions it did not compute.
+        #[arg(long, default_value = "none", hide = true)]
+        fault: magnet_daemon::research::TrialFault,
+    },
 }
 
 /// Runs the subcommand.
@@ -145,6 +187,15 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
             run::run_trial(&spec).with_context(|| format!("running trial {}", config.display()))?;
         println!("{}", serde_json::to_string(&out)?);
         return Ok(());
+    }
+    if let Some(ResearchSub::ServeTrials {
+        dir,
+        listen,
+        threads,
+        fault,
+    }) = args.sub
+    {
+        return crate::cmd_research_net::serve_trials(&dir, listen, threads, fault);
     }
     let strategist = strategist(&args)?;
     let data = args.data.context("--data FILE is required")?;
@@ -181,8 +232,51 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
         progress: !args.quiet,
         ensemble_steps: args.ensemble_steps,
         min_gain_se: args.min_gain_se,
+        batch: args.batch.or_else(|| {
+            args.workers
+                .as_deref()
+                .map(|w| w.split(',').filter(|s| !s.trim().is_empty()).count().max(1))
+        }),
         ..RunConfig::default()
     };
+    if let Some(workers) = &args.workers {
+        let node_dir = args.node_dir.clone().unwrap_or_else(|| out.join("node"));
+        let (o, net) = crate::cmd_research_net::coordinate(
+            domain.as_ref(),
+            &args.domain,
+            &data,
+            args.target.as_deref(),
+            args.context.as_deref(),
+            &cfg,
+            kb,
+            strategist.as_ref(),
+            &out,
+            crate::cmd_research_net::NetArgs {
+                workers,
+                recheck: args.recheck,
+                node_dir: &node_dir,
+            },
+        )?;
+        let caught: Vec<&str> = net
+            .workers
+            .iter()
+            .filter(|w| w.caught.is_some())
+            .map(|w| w.node_id.as_str())
+            .collect();
+        println!(
+            "network: {} workers, {} answers, {} re-checked, {} disagreements, caught: {}",
+            net.workers.len(),
+            net.units_dispatched,
+            net.rechecks,
+            net.mismatches,
+            if caught.is_empty() {
+                "none".to_string()
+            } else {
+                caught.join(", ")
+            }
+        );
+        return summarize(&o, &out);
+    }
     let o = run::run_file(
         domain.as_ref(),
         &data,
@@ -194,6 +288,10 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
         Some(&out),
     )
     .with_context(|| format!("research on {}", data.display()))?;
+    summarize(&o, &out)
+}
+
+fn summarize(o: &run::RunOutcome, out: &std::path::Path) -> anyhow::Result<()> {
     let first = o.versions.first().map_or(f64::NAN, |v| v.best_loss);
     let last = o.versions.last().map_or(f64::NAN, |v| v.best_loss);
     println!(

@@ -11,6 +11,7 @@ mod cmd_daemon;
 mod cmd_p2p;
 mod cmd_pay;
 mod cmd_research;
+mod cmd_research_net;
 mod cmd_storage;
 mod serve;
 
