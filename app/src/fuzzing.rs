@@ -61,7 +61,7 @@ pub const MAX_MSGS: usize = 4;
 pub const PANIC_CODE: u32 = crate::error::codes::PANIC;
 
 /// Every message type the app routes, in the order [`FuzzMsg`] lists them.
-pub const MSG_TYPE_URLS: [&str; 28] = [
+pub const MSG_TYPE_URLS: [&str; 32] = [
     "/cosmos.bank.v1beta1.MsgSend",
     "/magnet.registry.v1.MsgRegisterNode",
     "/magnet.registry.v1.MsgHeartbeat",
@@ -90,6 +90,10 @@ pub const MSG_TYPE_URLS: [&str; 28] = [
     "/magnet.gov.v1.MsgVote",
     "/magnet.registry.v1.MsgAdvertiseService",
     "/magnet.registry.v1.MsgWithdrawService",
+    "/magnet.jobs.v1.MsgRecordResearchVersion",
+    "/magnet.jobs.v1.MsgTrialCheckCommit",
+    "/magnet.jobs.v1.MsgTrialCheckReveal",
+    "/magnet.jobs.v1.MsgRevealTestSplit",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -660,6 +664,35 @@ pub enum FuzzMsg {
         node: Addr,
         job: Num,
     },
+    RecordResearchVersion {
+        coordinator: Addr,
+        job: Num,
+        version: Num,
+        /// (unit, worker, oof hash, loss, signature halves)
+        entries: Vec<(Hash, Addr, Hash, u32, Hash, Hash)>,
+        best: Hash,
+        last: bool,
+    },
+    TrialCheckCommit {
+        checker: Addr,
+        job: Num,
+        unit: Hash,
+        commitment: Commitment<(Hash, u32)>,
+    },
+    TrialCheckReveal {
+        checker: Addr,
+        job: Num,
+        unit: Hash,
+        oof: Hash,
+        loss: u32,
+        nonce: u8,
+    },
+    RevealTestSplit {
+        creator: Addr,
+        job: Num,
+        test: Hash,
+        salt: Hash,
+    },
 }
 
 // The leaf choices are biased towards plausible values (the first byte picks the variant: the
@@ -831,6 +864,10 @@ impl FuzzMsg {
             FuzzMsg::GovVote { .. } => 25,
             FuzzMsg::AdvertiseService { .. } => 26,
             FuzzMsg::WithdrawService { .. } => 27,
+            FuzzMsg::RecordResearchVersion { .. } => 28,
+            FuzzMsg::TrialCheckCommit { .. } => 29,
+            FuzzMsg::TrialCheckReveal { .. } => 30,
+            FuzzMsg::RevealTestSplit { .. } => 31,
         }
     }
 }
@@ -1356,6 +1393,7 @@ pub fn prelude_txs(keys: &[Signer]) -> Vec<Vec<u8>> {
             stale_decay_bps: 5_000,
             outer: None,
         }),
+        research: None,
     }));
     per_key[1].push(jb::create_job(
         &addr(1),
@@ -1948,6 +1986,7 @@ impl<'a> StateCtx<'a> {
                 budget: self.amt(budget),
                 deadline_secs: self.num(deadline, (self.time.max(0) as u64).saturating_add(600)),
                 training: training.as_ref().map(|t| self.training(t, h)),
+                research: None,
             }),
             FuzzMsg::CancelJob { creator, job } => to_any(&jb::MsgCancelJob {
                 creator: ad(creator),
@@ -2110,6 +2149,90 @@ impl<'a> StateCtx<'a> {
             FuzzMsg::WithdrawService { node, job } => to_any(&rg::MsgWithdrawService {
                 node: ad(node),
                 job: self.num(job, 1),
+            }),
+            FuzzMsg::RecordResearchVersion {
+                coordinator,
+                job,
+                version,
+                entries,
+                best,
+                last,
+            } => to_any(&jb::MsgRecordResearchVersion {
+                coordinator: ad(coordinator),
+                job: self.num(job, 1),
+                version: u32::try_from(self.num(version, 0)).unwrap_or(u32::MAX),
+                entries: entries
+                    .iter()
+                    .take(8)
+                    .map(|(u, w, o, l, s1, s2)| jb::TrialEntry {
+                        unit_hash: hash(u),
+                        worker: ad(w),
+                        oof_hash: hash(o),
+                        cv_loss_micro: u64::from(*l),
+                        signature: [hash(s1), hash(s2)].concat(),
+                    })
+                    .collect(),
+                best_unit_hash: hash(best),
+                kb_address: Vec::new(),
+                report_address: Vec::new(),
+                r#final: *last,
+            }),
+            FuzzMsg::TrialCheckCommit {
+                checker,
+                job,
+                unit,
+                commitment,
+            } => {
+                let checker_s = ad(checker);
+                let job = self.num(job, 1);
+                let commitment = match commitment {
+                    Commitment::To((oof, loss), nonce) => match checker_s.parse::<Address>() {
+                        Ok(a) => jb::check_commitment(
+                            CHAIN_ID,
+                            &a,
+                            job,
+                            &hash32(unit),
+                            &hash32(oof),
+                            u64::from(*loss),
+                            &hash32(&Hash::Pool(*nonce)),
+                        )
+                        .to_vec(),
+                        Err(_) => hash(&Hash::Pool(*nonce)),
+                    },
+                    Commitment::Bytes(b) => hash(b),
+                };
+                to_any(&jb::MsgTrialCheckCommit {
+                    checker: checker_s,
+                    job,
+                    unit_hash: hash(unit),
+                    commitment,
+                })
+            }
+            FuzzMsg::TrialCheckReveal {
+                checker,
+                job,
+                unit,
+                oof,
+                loss,
+                nonce,
+            } => to_any(&jb::MsgTrialCheckReveal {
+                checker: ad(checker),
+                job: self.num(job, 1),
+                unit_hash: hash(unit),
+                oof_hash: hash(oof),
+                cv_loss_micro: u64::from(*loss),
+                nonce: hash(&Hash::Pool(*nonce)),
+            }),
+            FuzzMsg::RevealTestSplit {
+                creator,
+                job,
+                test,
+                salt,
+            } => to_any(&jb::MsgRevealTestSplit {
+                creator: ad(creator),
+                job: self.num(job, 1),
+                test_address: hash(test),
+                salt: hash(salt),
             }),
         }
     }

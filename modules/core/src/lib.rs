@@ -46,9 +46,9 @@ pub use event::Event;
 pub use gas::{GasCosts, GasMeter, OutOfGas};
 pub use module::{Module, ModuleError, MsgResult, ValidatorUpdate};
 pub use services::{
-    community_pool, AcceptedDelta, Bank, BankError, Contributions, Custody, Disputable, Emission,
-    Jobs, NodeInfo, NodeRegistry, NotaryPanel, Offence, Services, Slashing, ValidatorRecord,
-    Validators, VerifiedWork,
+    community_pool, AcceptedDelta, Bank, BankError, Contributions, Custody, DataStatus, Disputable,
+    Emission, Jobs, NodeInfo, NodeRegistry, NotaryPanel, Offence, Services, Slashing,
+    ValidatorRecord, Validators, VerifiedWork,
 };
 pub use store::{KvStore, MemStore};
 

@@ -239,11 +239,14 @@ pub enum Offence {
     /// Its rate is custody's `audit_fail_slash_ppm`, passed with the slash
     /// ([`Slashing::slash_node_at`]), not a slashing param.
     StorageAuditFailed,
+    /// A research job's trial worker recorded a trial whose out-of-fold hash a strict majority
+    /// of the drawn checkers' revealed re-runs contradicted (ADR 0111; rate 1.0 by default).
+    FabricatedTrial,
 }
 
 impl Offence {
     /// All offences, in a fixed order.
-    pub const ALL: [Offence; 11] = [
+    pub const ALL: [Offence; 12] = [
         Offence::NoReveal,
         Offence::RevealMismatch,
         Offence::FailedChallenge,
@@ -255,6 +258,7 @@ impl Offence {
         Offence::FraudulentMerge,
         Offence::AuditDeviation,
         Offence::StorageAuditFailed,
+        Offence::FabricatedTrial,
     ];
     /// snake_case name (events, params keys).
     pub fn as_str(&self) -> &'static str {
@@ -270,6 +274,7 @@ impl Offence {
             Offence::FraudulentMerge => "fraudulent_merge",
             Offence::AuditDeviation => "audit_deviation",
             Offence::StorageAuditFailed => "storage_audit_failed",
+            Offence::FabricatedTrial => "fabricated_trial",
         }
     }
 }
@@ -497,8 +502,28 @@ pub trait Contributions: Disputable + Send + Sync {
     }
 }
 
+/// The state of a registered data record, as other modules see it (`magnet-data`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataStatus {
+    /// Registered, inside its challenge window.
+    Pending,
+    /// Past its challenge window undisputed (or a dispute was rejected).
+    Confirmed,
+    /// Rejected by a notary resolution.
+    Rejected,
+}
+
 /// Something a notary challenge can target (`contrib/<epoch>/<job>/<operator>`, `data/<id>`).
 pub trait Disputable: Send + Sync {
+    /// The status of the data record registered under content hash `hash`, if any. Only the
+    /// data module answers it; other disputable targets say they hold no data records.
+    fn data_status(
+        &self,
+        _ctx: &mut Ctx,
+        _hash: &[u8; 32],
+    ) -> Result<Option<DataStatus>, ModuleError> {
+        Err(missing_service("data records"))
+    }
     /// The party answerable for `target` and the offence if a challenge is upheld, if the
     /// target exists and is inside its challenge window; otherwise an error saying why not.
     fn open_dispute(&self, ctx: &mut Ctx, target: &str) -> Result<(Address, Offence), ModuleError>;

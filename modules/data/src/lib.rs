@@ -78,6 +78,22 @@ impl Module for DataModule {
 }
 
 impl magnet_core::Disputable for DataModule {
+    fn data_status(
+        &self,
+        ctx: &mut Ctx,
+        hash: &[u8; 32],
+    ) -> Result<Option<magnet_core::DataStatus>, ModuleError> {
+        let k = [state::HASH_PREFIX, hash.as_slice()].concat();
+        let id: Option<u64> = ctx.get_borsh(&k)?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        Ok(state::record(ctx.store(), id)?.map(|r| match r.status {
+            Status::Pending => magnet_core::DataStatus::Pending,
+            Status::Confirmed => magnet_core::DataStatus::Confirmed,
+            Status::Rejected => magnet_core::DataStatus::Rejected,
+        }))
+    }
     fn open_dispute(&self, ctx: &mut Ctx, target: &str) -> Result<(Address, Offence), ModuleError> {
         let id = target_id(target)?;
         let bad = |why: &str| -> ModuleError {

@@ -192,6 +192,70 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// The job has no research spec.
+    #[error("job {0} is not a research job")]
+    NotResearch(u64),
+    /// No node can coordinate a research job.
+    #[error("no live node of a research tier (orchestrator) to coordinate the job: register one and keep it heart-beating, then create the job again")]
+    NoCoordinator,
+    /// The data set is not a confirmed data record.
+    #[error("research data set {address}: {why}")]
+    DataNotReady {
+        /// Content address (hex).
+        address: String,
+        /// Why.
+        why: String,
+    },
+    /// The signer is not the job's coordinator.
+    #[error("research job {job} is coordinated by {coordinator}, not {signer}")]
+    WrongCoordinator {
+        /// Job.
+        job: u64,
+        /// Coordinator node id.
+        coordinator: String,
+        /// Signer.
+        signer: String,
+    },
+    /// A research version that does not extend the job's search.
+    #[error("version {version} of research job {job}: {why}")]
+    BadVersion {
+        /// Job.
+        job: u64,
+        /// Version.
+        version: u32,
+        /// Why.
+        why: String,
+    },
+    /// A refused trial entry.
+    #[error("trial {unit} of research job {job}: {why}")]
+    BadTrial {
+        /// Job.
+        job: u64,
+        /// Unit hash (hex).
+        unit: String,
+        /// Why.
+        why: String,
+    },
+    /// A refused trial check commit or reveal.
+    #[error("check of trial {unit} of research job {job} by {checker}: {why}")]
+    BadCheck {
+        /// Job.
+        job: u64,
+        /// Unit hash (hex).
+        unit: String,
+        /// Checker (node id or signer).
+        checker: String,
+        /// Why.
+        why: String,
+    },
+    /// A refused test-split reveal.
+    #[error("test split of research job {job}: {why}")]
+    BadTestReveal {
+        /// Job.
+        job: u64,
+        /// Why.
+        why: String,
+    },
     /// An error from the core or another module.
     #[error(transparent)]
     Other(#[from] ModuleError),
@@ -228,6 +292,14 @@ impl Error {
             Error::RevealMismatch(_) => 26,
             Error::AlreadyRevealed(_) => 27,
             Error::InconsistentVerdict { .. } => 28,
+            Error::NotResearch(_) => 29,
+            Error::NoCoordinator => 30,
+            Error::DataNotReady { .. } => 31,
+            Error::WrongCoordinator { .. } => 32,
+            Error::BadVersion { .. } => 33,
+            Error::BadTrial { .. } => 34,
+            Error::BadCheck { .. } => 35,
+            Error::BadTestReveal { .. } => 36,
             Error::Other(e) => e.code,
         }
     }

@@ -27,6 +27,7 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             budget,
             deadline,
             training,
+            research,
         } => {
             if let Some(t) = &training {
                 if t.first_height <= ctx.block.height {
@@ -52,8 +53,13 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                     why: "must be in the future (block time)".into(),
                 });
             }
-            bank.send(ctx, &creator, &escrow(), &Coins::umag(budget))?;
             let id = ctx.get_borsh::<u64>(state::NEXT_ID_KEY)?.unwrap_or(1);
+            // A research job's checks that need state (data set, coordinator) come before
+            // the escrow moves.
+            let prepared = research
+                .map(|spec| crate::research::prepare(ctx, id, spec, budget))
+                .transpose()?;
+            bank.send(ctx, &creator, &escrow(), &Coins::umag(budget))?;
             let next = id
                 .checked_add(1)
                 .ok_or_else(|| magnet_core::ModuleError::overflow("the next job id"))?;
@@ -73,6 +79,9 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
                 training,
             };
             state::set_job(ctx, &j)?;
+            if let Some(r) = &prepared {
+                crate::research::create(ctx, r)?;
+            }
             ctx.set_borsh(
                 &[state::MERGED_PREFIX, &id.to_be_bytes(), &base_checkpoint].concat(),
                 &0u64,
@@ -112,7 +121,10 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             if j.status != Status::Open {
                 return Err(Error::NotOpen(job));
             }
-            if j.rounds > 0 || has_work(ctx, &j, u64::MAX)? {
+            if j.rounds > 0
+                || crate::research::has_versions(ctx.store(), job)?
+                || has_work(ctx, &j, u64::MAX)?
+            {
                 return Err(Error::CannotCancel(job));
             }
             bank.send(ctx, &escrow(), &creator, &Coins::umag(j.budget))?;
@@ -218,6 +230,58 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
         } => {
             crate::audit::reveal(ctx, &auditor, job, round, fraud, recomputed, nonce)?;
             Ok(result(&pb::MsgAuditRevealResponse {}))
+        }
+        Msg::ResearchVersion {
+            coordinator,
+            job,
+            version,
+            entries,
+            best_unit_hash,
+            kb_address,
+            report_address,
+            last,
+        } => {
+            crate::research::record_version(
+                ctx,
+                &coordinator,
+                job,
+                version,
+                &entries,
+                best_unit_hash,
+                kb_address,
+                report_address,
+                last,
+            )?;
+            Ok(result(&pb::MsgRecordResearchVersionResponse {}))
+        }
+        Msg::CheckCommit {
+            checker,
+            job,
+            unit,
+            commitment,
+        } => {
+            crate::research::commit(ctx, &checker, job, unit, commitment)?;
+            Ok(result(&pb::MsgTrialCheckCommitResponse {}))
+        }
+        Msg::CheckReveal {
+            checker,
+            job,
+            unit,
+            oof_hash,
+            cv_loss_micro,
+            nonce,
+        } => {
+            crate::research::reveal(ctx, &checker, job, unit, oof_hash, cv_loss_micro, nonce)?;
+            Ok(result(&pb::MsgTrialCheckRevealResponse {}))
+        }
+        Msg::RevealTest {
+            creator,
+            job,
+            test_address,
+            salt,
+        } => {
+            crate::research::reveal_test(ctx, &creator, job, test_address, salt)?;
+            Ok(result(&pb::MsgRevealTestSplitResponse {}))
         }
         Msg::Pay {
             payer,

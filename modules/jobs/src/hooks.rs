@@ -8,7 +8,10 @@
 //! from them. The next round is scheduled `blocks_per_round` later.
 //!
 //! Then the rounds recorded in this block are sampled for merge audits and the merge
-//! challenges due are resolved ([`crate::audit::end_block`], ADR 0089).
+//! challenges due are resolved ([`crate::audit::end_block`], ADR 0089), and the research
+//! trials recorded in this block are sampled for re-checks and the checks due resolved
+//! ([`crate::research::end_block`], ADR 0111). A research job settles by its own rule
+//! ([`crate::research::try_settle`]).
 
 use crate::state::{self, Election, Status};
 use magnet_core::{Ctx, ModuleError};
@@ -81,6 +84,7 @@ fn snapshot_elections(ctx: &mut Ctx) -> Result<(), ModuleError> {
 pub fn end_block(ctx: &mut Ctx) -> Result<(), ModuleError> {
     snapshot_elections(ctx)?;
     crate::audit::end_block(ctx)?;
+    crate::research::end_block(ctx)?;
     let now = ctx.block.time_secs;
     let current = magnet_core::epoch::state(ctx.store())?.current;
     let end = [state::QUEUE_PREFIX, &now.saturating_add(1).to_be_bytes()].concat();
@@ -99,7 +103,14 @@ pub fn end_block(ctx: &mut Ctx) -> Result<(), ModuleError> {
     }
     for j in state::jobs(ctx.store())? {
         if let Status::Settling { through_epoch } = j.status {
-            crate::handler::try_settle(ctx, j, through_epoch)?;
+            match crate::research::research(ctx.store(), j.id)? {
+                Some(r) => {
+                    crate::research::try_settle(ctx, j, r)?;
+                }
+                None => {
+                    crate::handler::try_settle(ctx, j, through_epoch)?;
+                }
+            }
         }
     }
     Ok(())

@@ -42,6 +42,20 @@
 //!   `budget_contributors_ppm` of the budget by `q·c`, `budget_evaluators_ppm` to in-band
 //!   evaluators by slots, and the rest (with all dust) to the community pool. No valid work →
 //!   the budget returns to the creator.
+//! * A **research job** ([`research`], ADR 0111) carries a [`research::ResearchSpec`] instead:
+//!   domain (tabular, timeseries, bitnet-lm), the data set's content address (a *confirmed*
+//!   `data` record), target / context columns, trial budget, seed, folds, the recheck rate and
+//!   a commitment to its sealed test split. Its **coordinator** is drawn at creation from the
+//!   live `orchestrator`-tier nodes by the block hash. `MsgRecordResearchVersion` (coordinator's
+//!   node key) appends consecutive versions of worker-signed trials (unit hash, oof hash, CV
+//!   loss; `magnet_rounds::TrialClaim`), within the trial budget, nothing after a `final`
+//!   one. Trials are sampled (`recheck_ppm`) by the recording block's hash and re-run by
+//!   `checkers_per_trial` drawn checkers (never the worker or the coordinator) under sealed
+//!   `MsgTrialCheckCommit` / `MsgTrialCheckReveal`; a strict majority contradicting the oof
+//!   hash slashes the worker `fabricated_trial` and voids all its trials in the job. After the
+//!   final version the creator opens the test split (`MsgRevealTestSplit`). Settlement pays
+//!   verified trials and majority checks by slot, the quality pool by the reveal rule, the
+//!   rest back to the creator, dust to the community pool.
 //! * `MsgPayForInference{model (job id), server, amount}` (x402-style pay-per-call) splits the
 //!   payment: `api_contributors_ppm` by lineage share, `api_server_ppm` to the serving node's
 //!   operator, `api_burn_ppm` burned, the rest and all dust to the community pool.
@@ -50,7 +64,9 @@
 //! (data: id), `/magnet.jobs.v1/lineage` (data: id) → rounds and shares,
 //! `/magnet.jobs.v1/election` (data: `id/round`) → the round's eligible set, seed and leader,
 //! `/magnet.jobs.v1/audits` (data: job id, or empty for all) → merge audits,
-//! `/magnet.jobs.v1/audit` (data: `id/round`) → one round's audit (null when none).
+//! `/magnet.jobs.v1/audit` (data: `id/round`) → one round's audit (null when none),
+//! `/magnet.jobs.v1/research` (data: id) → a research job's spec, coordinator, versions, trials
+//! with their checks, pending checks, check credits and settlement (null when not research).
 //!
 //! # Security
 //! Guarantees: budgets and payments are conserved exactly; a job settles or cancels once; a
@@ -80,6 +96,27 @@
 //! over the accepted set is re-checked — nor that a claimed step count was actually trained
 //! (it is only bounded by the round). API revenue already paid by lineage share is not clawed
 //! back by a rollback.
+//!
+//! Research jobs (ADR 0111). Re-checked by the **chain**: the coordinator is the drawn one and
+//! signs every version; versions are consecutive and end at `final`; every trial is signed by
+//! its worker's registered node key over (chain id, job, unit, oof hash, loss); a unit is
+//! recorded once unless voided; live trials stay within the budget; the test split reveal
+//! opens the creator's commitment or is refused. Re-checked by the **drawn checkers** (worker
+//! daemons): a sampled share of trials, re-run from (data, folds, seed, config) and compared
+//! by oof hash, sealed before any is opened. Guaranteed: the escrow is conserved exactly and
+//! priced at creation so that trials and credited checks always fit the trial pool; a check
+//! resolves once; a strict majority against a trial slashes its worker (`fabricated_trial`)
+//! and voids every trial it did for the job; silence and minority re-runs cost stake; a
+//! creator that does not open its commitment in time loses the quality pool to the
+//! coordinator, while verified trials are paid in every case. Tests:
+//! `tests/research_jobs.rs`. Does not guarantee: that a checker re-ran the trial rather than
+//! copied the worker's **public** oof hash from the version (a lazy checker who copies it is
+//! not caught, as with merge auditors copying a challenger's evidence); that an unsampled trial
+//! is honest (a fabricator escapes with probability (1 − recheck)^trials); that a colluding
+//! majority of one draw is honest; that the coordinator's choice of configs, best unit,
+//! knowledge base or report is good (recorded, not verified); nor, until held-out evaluators
+//! land (ADR 0111 §6), any held-out score: a valid reveal returns the quality pool to the
+//! creator.
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
 pub mod audit;
@@ -88,6 +125,7 @@ pub mod handler;
 pub mod hooks;
 pub mod msgs;
 pub mod params;
+pub mod research;
 pub mod state;
 
 pub use error::Error;
@@ -162,6 +200,9 @@ impl Module for JobsModule {
                 };
                 id.and_then(|id| state::audits(ctx.store, id).and_then(|a| json(&a)))
             }
+            "/magnet.jobs.v1/research" => id_of(data)
+                .and_then(|id| research::view(ctx.store, id))
+                .and_then(|v| json(&v)),
             "/magnet.jobs.v1/audit" => pair_of(data)
                 .and_then(|(id, r)| state::audit(ctx.store, id, r).and_then(|a| json(&a))),
             _ => return None,

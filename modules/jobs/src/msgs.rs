@@ -1,15 +1,19 @@
 //! Jobs messages (`proto/magnet/jobs/v1/tx.proto`) and their stateless checks.
 //! `MsgRecordRound` is signed by the leader's **node key**, `MsgAuditCommit` and
-//! `MsgAuditReveal` by a drawn auditor's node key; the others by accounts (a node key may file
+//! `MsgAuditReveal` by a drawn auditor's node key; `MsgRecordResearchVersion` by a research
+//! job's coordinator's node key and `MsgTrialCheckCommit` / `MsgTrialCheckReveal` by a drawn
+//! checker's node key (ADR 0111); the others by accounts (a node key may file
 //! `MsgChallengeRound`: its account posts the bond).
 
 use crate::error::Error;
+use crate::research::{ResearchSpec, TrialInput};
 use crate::state::{OuterPolicy, TrainingSpec};
 use magnet_core::msg::{address, amount, decode_any, framed, hash32};
 use magnet_core::{sha256, Address, ModuleError};
 pub use magnet_proto::jobs::v1::{
     AcceptedDelta, MsgAuditCommit, MsgAuditReveal, MsgCancelJob, MsgChallengeRound, MsgCreateJob,
-    MsgPayForInference, MsgRecordRound, RejectedDelta, WorkClaim,
+    MsgPayForInference, MsgRecordResearchVersion, MsgRecordRound, MsgRevealTestSplit,
+    MsgTrialCheckCommit, MsgTrialCheckReveal, RejectedDelta, TrialEntry, WorkClaim,
 };
 use prost::Name;
 
@@ -25,7 +29,9 @@ pub const CHALLENGE_FIELDS: [&str; 5] = [
     "unavailable",
 ];
 
-/// A checked jobs message.
+/// A checked jobs message (built once per delivered message: the size of `Create` does not
+/// matter).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// Create a job.
@@ -44,6 +50,64 @@ pub enum Msg {
         deadline: u64,
         /// DiLoCo round spec of a training job.
         training: Option<TrainingSpec>,
+        /// Search spec of a research job (ADR 0111; never with `training`).
+        research: Option<ResearchSpec>,
+    },
+    /// A research job's coordinator records one version of its search.
+    ResearchVersion {
+        /// Coordinator node key.
+        coordinator: Address,
+        /// Job.
+        job: u64,
+        /// Version (consecutive from 0).
+        version: u32,
+        /// Trials this version adds.
+        entries: Vec<TrialInput>,
+        /// Best unit so far (zeros: none).
+        best_unit_hash: [u8; 32],
+        /// Knowledge-base content address (zeros: none).
+        kb_address: [u8; 32],
+        /// Report content address (zeros: none).
+        report_address: [u8; 32],
+        /// The last version.
+        last: bool,
+    },
+    /// A drawn checker's sealed re-run of a sampled trial.
+    CheckCommit {
+        /// Checker node key.
+        checker: Address,
+        /// Job.
+        job: u64,
+        /// Unit hash.
+        unit: [u8; 32],
+        /// [`check_commitment`].
+        commitment: [u8; 32],
+    },
+    /// Opens a sealed re-run.
+    CheckReveal {
+        /// Checker node key.
+        checker: Address,
+        /// Job.
+        job: u64,
+        /// Unit hash.
+        unit: [u8; 32],
+        /// Re-run out-of-fold hash.
+        oof_hash: [u8; 32],
+        /// Re-run CV loss × 10^6.
+        cv_loss_micro: u64,
+        /// Nonce.
+        nonce: [u8; 32],
+    },
+    /// The creator opens its sealed test split.
+    RevealTest {
+        /// Creator.
+        creator: Address,
+        /// Job.
+        job: u64,
+        /// Test split content address.
+        test_address: [u8; 32],
+        /// Salt.
+        salt: [u8; 32],
     },
     /// Cancel.
     Cancel {
@@ -279,6 +343,97 @@ pub fn outer_policy(o: &magnet_proto::jobs::v1::OuterPolicy) -> Result<OuterPoli
     })
 }
 
+/// Most trial entries in one research version.
+pub const MAX_VERSION_ENTRIES: usize = 256;
+
+/// Research domains a research job may name.
+pub const RESEARCH_DOMAINS: [&str; 3] = ["tabular", "timeseries", "bitnet-lm"];
+
+/// Domain of a trial check commitment.
+pub const CHECK_DOMAIN: &[u8] = b"MAGNET/jobs/trial-check/v1";
+
+/// Domain of a research job's test-split commitment.
+pub const TEST_DOMAIN: &[u8] = b"MAGNET/jobs/research-test/v1";
+
+/// The commitment of a sealed trial re-run (ADR 0111): SHA-256 of the length-framed domain,
+/// chain id, the checker's node account, job, unit hash, re-run oof hash, re-run loss and a
+/// 32-byte nonce. Binding the checker stops a copied commitment.
+pub fn check_commitment(
+    chain_id: &str,
+    checker: &Address,
+    job: u64,
+    unit: &[u8; 32],
+    oof_hash: &[u8; 32],
+    cv_loss_micro: u64,
+    nonce: &[u8; 32],
+) -> [u8; 32] {
+    sha256(&framed(&[
+        CHECK_DOMAIN,
+        chain_id.as_bytes(),
+        checker.as_bytes(),
+        &job.to_be_bytes(),
+        unit,
+        oof_hash,
+        &cv_loss_micro.to_be_bytes(),
+        nonce,
+    ]))
+}
+
+/// A research job's test-split commitment: SHA-256 of the length-framed domain, the test
+/// split's content address and a 32-byte salt (the salt keeps a guessable address sealed).
+pub fn test_commitment(test_address: &[u8; 32], salt: &[u8; 32]) -> [u8; 32] {
+    sha256(&framed(&[TEST_DOMAIN, test_address, salt]))
+}
+
+fn opt_hash(name: &'static str, b: &[u8]) -> Result<[u8; 32], Error> {
+    if b.is_empty() {
+        Ok([0u8; 32])
+    } else {
+        Ok(hash32(name, b)?)
+    }
+}
+
+/// Checks a research spec's stateless ranges (the trial budget's and recheck rate's bounds
+/// are params, checked by the handler).
+pub fn research_spec(r: &magnet_proto::jobs::v1::ResearchSpec) -> Result<ResearchSpec, Error> {
+    if !RESEARCH_DOMAINS.contains(&r.domain.as_str()) {
+        return Err(field(
+            "research.domain",
+            "must be tabular, timeseries or bitnet-lm",
+        ));
+    }
+    if r.target.is_empty() || r.target.len() > 128 {
+        return Err(field("research.target", "must be 1..=128 bytes"));
+    }
+    if r.context.len() > 256 {
+        return Err(field("research.context", "must be at most 256 bytes"));
+    }
+    if r.trial_budget == 0 {
+        return Err(field("research.trial_budget", "must be ≥ 1"));
+    }
+    if !(2..=20).contains(&r.folds) {
+        return Err(field("research.folds", "must be in 2..=20"));
+    }
+    if r.recheck_ppm > 1_000_000 {
+        return Err(field("research.recheck_ppm", "must be ≤ 1000000"));
+    }
+    Ok(ResearchSpec {
+        domain: r.domain.clone(),
+        data_address: hexs(&hash32("research.data_address", &r.data_address)?),
+        target: r.target.clone(),
+        context: r.context.clone(),
+        trial_budget: r.trial_budget,
+        seed: r.seed,
+        folds: r.folds,
+        test_commitment: hexs(&hash32("research.test_commitment", &r.test_commitment)?),
+        recheck_ppm: r.recheck_ppm,
+    })
+}
+
+fn hexs(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
 /// Type URLs handled by this module.
 pub fn type_urls() -> Vec<&'static str> {
     vec![
@@ -289,6 +444,10 @@ pub fn type_urls() -> Vec<&'static str> {
         "/magnet.jobs.v1.MsgChallengeRound",
         "/magnet.jobs.v1.MsgAuditCommit",
         "/magnet.jobs.v1.MsgAuditReveal",
+        "/magnet.jobs.v1.MsgRecordResearchVersion",
+        "/magnet.jobs.v1.MsgTrialCheckCommit",
+        "/magnet.jobs.v1.MsgTrialCheckReveal",
+        "/magnet.jobs.v1.MsgRevealTestSplit",
     ]
 }
 
@@ -307,6 +466,12 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
         if m.domain.is_empty() || m.domain.len() > 64 {
             return Err(field("domain", "must be 1..=64 bytes"));
         }
+        if m.training.is_some() && m.research.is_some() {
+            return Err(field(
+                "research",
+                "a job is a training job or a research job, not both",
+            ));
+        }
         Msg::Create {
             creator: address("creator", &m.creator)?,
             domain: m.domain,
@@ -315,6 +480,7 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             budget: amount("budget", &m.budget)?,
             deadline: m.deadline_secs,
             training: m.training.as_ref().map(training_spec).transpose()?,
+            research: m.research.as_ref().map(research_spec).transpose()?,
         }
     } else if t == MsgCancelJob::type_url() {
         let m: MsgCancelJob = decode_any(any)?;
@@ -424,6 +590,65 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             },
             nonce: hash32("nonce", &m.nonce)?,
         }
+    } else if t == MsgRecordResearchVersion::type_url() {
+        let m: MsgRecordResearchVersion = decode_any(any)?;
+        if m.entries.len() > MAX_VERSION_ENTRIES {
+            return Err(field("entries", "at most 256 trials per version"));
+        }
+        let mut entries = Vec::with_capacity(m.entries.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &m.entries {
+            let unit = hash32("entries.unit_hash", &e.unit_hash)?;
+            if !seen.insert(unit) {
+                return Err(field("entries.unit_hash", "a unit is listed twice"));
+            }
+            if e.signature.len() != 64 {
+                return Err(field("entries.signature", "must be 64 bytes (r ‖ s)"));
+            }
+            entries.push(TrialInput {
+                unit_hash: unit,
+                worker: address("entries.worker", &e.worker)?,
+                oof_hash: hash32("entries.oof_hash", &e.oof_hash)?,
+                cv_loss_micro: e.cv_loss_micro,
+                signature: e.signature.clone(),
+            });
+        }
+        Msg::ResearchVersion {
+            coordinator: address("coordinator", &m.coordinator)?,
+            job: m.job,
+            version: m.version,
+            entries,
+            best_unit_hash: opt_hash("best_unit_hash", &m.best_unit_hash)?,
+            kb_address: opt_hash("kb_address", &m.kb_address)?,
+            report_address: opt_hash("report_address", &m.report_address)?,
+            last: m.r#final,
+        }
+    } else if t == MsgTrialCheckCommit::type_url() {
+        let m: MsgTrialCheckCommit = decode_any(any)?;
+        Msg::CheckCommit {
+            checker: address("checker", &m.checker)?,
+            job: m.job,
+            unit: hash32("unit_hash", &m.unit_hash)?,
+            commitment: hash32("commitment", &m.commitment)?,
+        }
+    } else if t == MsgTrialCheckReveal::type_url() {
+        let m: MsgTrialCheckReveal = decode_any(any)?;
+        Msg::CheckReveal {
+            checker: address("checker", &m.checker)?,
+            job: m.job,
+            unit: hash32("unit_hash", &m.unit_hash)?,
+            oof_hash: hash32("oof_hash", &m.oof_hash)?,
+            cv_loss_micro: m.cv_loss_micro,
+            nonce: hash32("nonce", &m.nonce)?,
+        }
+    } else if t == MsgRevealTestSplit::type_url() {
+        let m: MsgRevealTestSplit = decode_any(any)?;
+        Msg::RevealTest {
+            creator: address("creator", &m.creator)?,
+            job: m.job,
+            test_address: hash32("test_address", &m.test_address)?,
+            salt: hash32("salt", &m.salt)?,
+        }
     } else if t == MsgPayForInference::type_url() {
         let m: MsgPayForInference = decode_any(any)?;
         let a = amount("amount", &m.amount)?;
@@ -440,7 +665,11 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
         return Err(ModuleError::unknown_msg(t).into());
     };
     let s = match &m {
-        Msg::Create { creator, .. } | Msg::Cancel { creator, .. } => *creator,
+        Msg::Create { creator, .. }
+        | Msg::Cancel { creator, .. }
+        | Msg::RevealTest { creator, .. } => *creator,
+        Msg::ResearchVersion { coordinator, .. } => *coordinator,
+        Msg::CheckCommit { checker, .. } | Msg::CheckReveal { checker, .. } => *checker,
         Msg::Round { leader, .. } => *leader,
         Msg::Challenge { challenger, .. } => *challenger,
         Msg::AuditCommit { auditor, .. } | Msg::AuditReveal { auditor, .. } => *auditor,
@@ -478,6 +707,7 @@ pub fn create_training_job(
         base_checkpoint: base.to_vec(),
         budget: budget.to_string(),
         deadline_secs: deadline,
+        research: None,
         training: training.map(|t| magnet_proto::jobs::v1::TrainingSpec {
             inner_steps: t.inner_steps,
             batch_size: t.batch_size,
@@ -496,6 +726,126 @@ pub fn create_training_job(
                 update_chunk: t.outer.update_chunk,
             }),
         }),
+    })
+}
+
+/// `MsgCreateJob` as an `Any` for a research job (ADR 0111).
+pub fn create_research_job(
+    creator: &Address,
+    budget: u128,
+    deadline: u64,
+    spec: &ResearchSpec,
+) -> prost_types::Any {
+    let unhex = |s: &str| hex::decode(s).unwrap_or_default();
+    magnet_core::msg::to_any(&MsgCreateJob {
+        creator: creator.to_string(),
+        domain: spec.domain.clone(),
+        eval_set_hash: unhex(&spec.data_address),
+        base_checkpoint: vec![0u8; 32],
+        budget: budget.to_string(),
+        deadline_secs: deadline,
+        training: None,
+        research: Some(magnet_proto::jobs::v1::ResearchSpec {
+            domain: spec.domain.clone(),
+            data_address: unhex(&spec.data_address),
+            target: spec.target.clone(),
+            context: spec.context.clone(),
+            trial_budget: spec.trial_budget,
+            seed: spec.seed,
+            folds: spec.folds,
+            test_commitment: unhex(&spec.test_commitment),
+            recheck_ppm: spec.recheck_ppm,
+        }),
+    })
+}
+
+/// `MsgRecordResearchVersion` as an `Any` (signed by the coordinator's node key). Zero
+/// hashes are sent empty ("none").
+#[allow(clippy::too_many_arguments)]
+pub fn record_research_version(
+    coordinator_node: &Address,
+    job: u64,
+    version: u32,
+    entries: &[TrialInput],
+    best_unit_hash: [u8; 32],
+    kb_address: [u8; 32],
+    report_address: [u8; 32],
+    last: bool,
+) -> prost_types::Any {
+    let opt = |h: [u8; 32]| {
+        if h == [0u8; 32] {
+            Vec::new()
+        } else {
+            h.to_vec()
+        }
+    };
+    magnet_core::msg::to_any(&MsgRecordResearchVersion {
+        coordinator: coordinator_node.to_string(),
+        job,
+        version,
+        entries: entries
+            .iter()
+            .map(|e| TrialEntry {
+                unit_hash: e.unit_hash.to_vec(),
+                worker: e.worker.to_string(),
+                oof_hash: e.oof_hash.to_vec(),
+                cv_loss_micro: e.cv_loss_micro,
+                signature: e.signature.clone(),
+            })
+            .collect(),
+        best_unit_hash: opt(best_unit_hash),
+        kb_address: opt(kb_address),
+        report_address: opt(report_address),
+        r#final: last,
+    })
+}
+
+/// `MsgTrialCheckCommit` as an `Any` (signed by the checker's node key).
+pub fn trial_check_commit(
+    checker_node: &Address,
+    job: u64,
+    unit: [u8; 32],
+    commitment: [u8; 32],
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgTrialCheckCommit {
+        checker: checker_node.to_string(),
+        job,
+        unit_hash: unit.to_vec(),
+        commitment: commitment.to_vec(),
+    })
+}
+
+/// `MsgTrialCheckReveal` as an `Any` (signed by the checker's node key).
+pub fn trial_check_reveal(
+    checker_node: &Address,
+    job: u64,
+    unit: [u8; 32],
+    oof_hash: [u8; 32],
+    cv_loss_micro: u64,
+    nonce: [u8; 32],
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgTrialCheckReveal {
+        checker: checker_node.to_string(),
+        job,
+        unit_hash: unit.to_vec(),
+        oof_hash: oof_hash.to_vec(),
+        cv_loss_micro,
+        nonce: nonce.to_vec(),
+    })
+}
+
+/// `MsgRevealTestSplit` as an `Any` (signed by the creator).
+pub fn reveal_test_split(
+    creator: &Address,
+    job: u64,
+    test_address: [u8; 32],
+    salt: [u8; 32],
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgRevealTestSplit {
+        creator: creator.to_string(),
+        job,
+        test_address: test_address.to_vec(),
+        salt: salt.to_vec(),
     })
 }
 
@@ -664,6 +1014,32 @@ mod tests {
         assert_ne!(
             c,
             verdict_commitment("magnet-1", 3, 9, &other, true, &[0xAB; 32], &[0x5A; 32])
+        );
+    }
+
+    #[test]
+    fn the_check_and_test_commitments_bind_every_field() {
+        let a = Address::from_slice(&[7u8; 20]).expect("20 bytes");
+        let b = Address::from_slice(&[8u8; 20]).expect("20 bytes");
+        let c = check_commitment("magnet-1", &a, 3, &[1; 32], &[2; 32], 5, &[9; 32]);
+        for other in [
+            check_commitment("magnet-2", &a, 3, &[1; 32], &[2; 32], 5, &[9; 32]),
+            check_commitment("magnet-1", &b, 3, &[1; 32], &[2; 32], 5, &[9; 32]),
+            check_commitment("magnet-1", &a, 4, &[1; 32], &[2; 32], 5, &[9; 32]),
+            check_commitment("magnet-1", &a, 3, &[0; 32], &[2; 32], 5, &[9; 32]),
+            check_commitment("magnet-1", &a, 3, &[1; 32], &[3; 32], 5, &[9; 32]),
+            check_commitment("magnet-1", &a, 3, &[1; 32], &[2; 32], 6, &[9; 32]),
+            check_commitment("magnet-1", &a, 3, &[1; 32], &[2; 32], 5, &[8; 32]),
+        ] {
+            assert_ne!(c, other);
+        }
+        let t = test_commitment(&[1; 32], &[2; 32]);
+        assert_ne!(t, test_commitment(&[1; 32], &[3; 32]));
+        assert_ne!(t, test_commitment(&[0; 32], &[2; 32]));
+        assert_eq!(
+            t,
+            sha256(&framed(&[TEST_DOMAIN, &[1; 32], &[2; 32]])),
+            "SHA-256 of the framed tag, address and salt"
         );
     }
 }

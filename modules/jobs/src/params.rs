@@ -49,6 +49,63 @@ pub struct Params {
     /// burned / sent to the community pool by the slashing params.
     #[serde(default = "d_challenger_reward_ppm")]
     pub challenger_reward_ppm: u64,
+    /// Research jobs (ADR 0111): share of the escrow priced into trial slots and paid to trial
+    /// workers and majority checkers (ppm).
+    #[serde(default = "d_research_trials_ppm")]
+    pub research_trials_ppm: u64,
+    /// Share of a research job's escrow paid to its coordinator by held-out quality (ppm).
+    #[serde(default = "d_research_quality_ppm")]
+    pub research_quality_ppm: u64,
+    /// Largest trial budget of one research job.
+    #[serde(default = "d_max_trial_budget")]
+    pub max_trial_budget: u32,
+    /// Smallest share of a research job's trials that are re-checked (ppm).
+    #[serde(default = "d_min_recheck_ppm")]
+    pub min_recheck_ppm: u64,
+    /// Checkers drawn per sampled trial (stake-weighted, never its worker nor the coordinator).
+    #[serde(default = "d_checkers_per_trial")]
+    pub checkers_per_trial: u32,
+    /// Blocks after the draw during which checkers commit sealed re-runs.
+    #[serde(default = "d_check_commit_blocks")]
+    pub check_commit_blocks: u64,
+    /// Blocks after the commit period during which sealed re-runs are revealed.
+    #[serde(default = "d_check_reveal_blocks")]
+    pub check_reveal_blocks: u64,
+    /// Blocks after a research job's final version during which its creator may reveal the
+    /// sealed test split.
+    #[serde(default = "d_test_reveal_blocks")]
+    pub test_reveal_blocks: u64,
+    /// Held-out improvement over the baseline (ppm) that earns the whole quality pool.
+    #[serde(default = "d_target_improvement_ppm")]
+    pub target_improvement_ppm: u64,
+}
+
+fn d_research_trials_ppm() -> u64 {
+    800_000
+}
+fn d_research_quality_ppm() -> u64 {
+    200_000
+}
+fn d_max_trial_budget() -> u32 {
+    10_000
+}
+fn d_min_recheck_ppm() -> u64 {
+    50_000
+}
+fn d_checkers_per_trial() -> u32 {
+    3
+}
+fn d_check_commit_blocks() -> u64 {
+    40
+}
+fn d_check_reveal_blocks() -> u64 {
+    20
+}
+fn d_test_reveal_blocks() -> u64 {
+    200
+}
+fn d_target_improvement_ppm() -> u64 {
+    100_000
 }
 
 fn d_audit_rounds_ppm() -> u64 {
@@ -89,6 +146,15 @@ impl Default for Params {
             reveal_blocks: d_reveal_blocks(),
             challenge_bond: d_challenge_bond(),
             challenger_reward_ppm: d_challenger_reward_ppm(),
+            research_trials_ppm: d_research_trials_ppm(),
+            research_quality_ppm: d_research_quality_ppm(),
+            max_trial_budget: d_max_trial_budget(),
+            min_recheck_ppm: d_min_recheck_ppm(),
+            checkers_per_trial: d_checkers_per_trial(),
+            check_commit_blocks: d_check_commit_blocks(),
+            check_reveal_blocks: d_check_reveal_blocks(),
+            test_reveal_blocks: d_test_reveal_blocks(),
+            target_improvement_ppm: d_target_improvement_ppm(),
         }
     }
 }
@@ -131,6 +197,40 @@ impl Params {
         }
         if self.challenge_bond == 0 {
             return Err(Error::InvalidParams("challenge_bond must be > 0".into()));
+        }
+        if self.research_trials_ppm as u128 + self.research_quality_ppm as u128 > 1_000_000 {
+            return Err(Error::InvalidParams(
+                "research_trials_ppm + research_quality_ppm must be ≤ 1000000".into(),
+            ));
+        }
+        if self.max_trial_budget == 0 || self.max_trial_budget > 1_000_000 {
+            return Err(Error::InvalidParams(
+                "max_trial_budget must be in 1..=1000000".into(),
+            ));
+        }
+        if self.min_recheck_ppm > 1_000_000 {
+            return Err(Error::InvalidParams(
+                "min_recheck_ppm must be ≤ 1000000".into(),
+            ));
+        }
+        if self.checkers_per_trial == 0 || self.checkers_per_trial > 32 {
+            return Err(Error::InvalidParams(
+                "checkers_per_trial must be in 1..=32".into(),
+            ));
+        }
+        if self.check_commit_blocks == 0
+            || self.check_reveal_blocks == 0
+            || self.test_reveal_blocks == 0
+        {
+            return Err(Error::InvalidParams(
+                "check_commit_blocks, check_reveal_blocks and test_reveal_blocks must be > 0"
+                    .into(),
+            ));
+        }
+        if self.target_improvement_ppm == 0 || self.target_improvement_ppm > 1_000_000 {
+            return Err(Error::InvalidParams(
+                "target_improvement_ppm must be in 1..=1000000".into(),
+            ));
         }
         Ok(())
     }

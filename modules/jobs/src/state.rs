@@ -20,6 +20,18 @@
 //! * `jobs/verdict_due/<height:8 BE><id:8 BE><round:8 BE>` → (): a challenge to resolve in
 //!   that block's `end_block` (at the end of its reveal period, or once every drawn auditor
 //!   revealed)
+//! * `jobs/research/<id:8 BE>` → [`crate::research::Research`] (borsh): a research job's spec,
+//!   its drawn coordinator, its trial price and its search's progress (ADR 0111). Kept beside
+//!   the [`Job`] so that job records keep their layout.
+//! * `jobs/rversion/<id:8 BE><version:4 BE>` → [`crate::research::Version`] (borsh)
+//! * `jobs/trial/<id:8 BE><unit hash:32>` → [`crate::research::Trial`] (borsh): a recorded
+//!   trial, its check and whether it was voided
+//! * `jobs/trial_new/<id:8 BE><unit hash:32>` → (): trials recorded in this block, sampled for a
+//!   re-check (and deleted) in this block's `end_block`
+//! * `jobs/check_due/<height:8 BE><id:8 BE><unit hash:32>` → (): a trial check to resolve in
+//!   that block's `end_block`
+//! * `jobs/check_credit/<id:8 BE><operator:20>` → u64 (borsh): majority checks credited to a
+//!   checker's operator, paid one slot each at settlement
 //!
 //! Budgets sit in `Address::module("jobs")` until settlement or cancellation; challenge bonds
 //! sit in `Address::module("jobs_audit")` until resolution.
@@ -54,6 +66,19 @@ pub const RECORDED_PREFIX: &[u8] = b"jobs/recorded/";
 pub const AUDIT_PREFIX: &[u8] = b"jobs/audit/";
 /// Challenges due for resolution, by height.
 pub const VERDICT_DUE_PREFIX: &[u8] = b"jobs/verdict_due/";
+
+/// Research jobs.
+pub const RESEARCH_PREFIX: &[u8] = b"jobs/research/";
+/// Research versions.
+pub const RVERSION_PREFIX: &[u8] = b"jobs/rversion/";
+/// Recorded trials.
+pub const TRIAL_PREFIX: &[u8] = b"jobs/trial/";
+/// Trials recorded in the current block, to sample in `end_block`.
+pub const TRIAL_NEW_PREFIX: &[u8] = b"jobs/trial_new/";
+/// Trial checks due for resolution, by height.
+pub const CHECK_DUE_PREFIX: &[u8] = b"jobs/check_due/";
+/// Majority checks credited per checker operator.
+pub const CHECK_CREDIT_PREFIX: &[u8] = b"jobs/check_credit/";
 
 /// How a training job's DiLoCo rounds run (from `MsgCreateJob.training`).
 #[derive(

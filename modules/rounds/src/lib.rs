@@ -201,6 +201,52 @@ impl WorkClaim {
     }
 }
 
+/// Domain of a [`TrialClaim`] digest.
+pub const TRIAL_DOMAIN: &str = "MAGNET/research/v1/trial";
+
+/// What a research job's trial worker signs with its node key when it hands a trial's result
+/// to the job's coordinator (ADR 0111): the trial's identity and outcome, bound to the chain and
+/// the job. Same scheme as [`WorkClaim`] (ECDSA secp256k1 over a domain-separated, framed
+/// SHA-256 digest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
+pub struct TrialClaim {
+    /// Chain id.
+    pub chain_id: String,
+    /// Job.
+    pub job: u64,
+    /// SHA-256 of the work unit (data hash, seed, folds, pipeline config).
+    pub unit_hash: [u8; 32],
+    /// SHA-256 of the canonical bytes of the trial's out-of-fold predictions.
+    pub oof_hash: [u8; 32],
+    /// CV log-loss × 10^6, rounded.
+    pub cv_loss_micro: u64,
+}
+
+impl TrialClaim {
+    /// `SHA-256(TRIAL_DOMAIN ‖ 0 ‖ framed[chain_id, job, unit, oof, loss])`, every field
+    /// length-prefixed (u32 BE) and integers 8-byte big-endian.
+    pub fn digest(&self) -> [u8; 32] {
+        let fields: [&[u8]; 5] = [
+            self.chain_id.as_bytes(),
+            &self.job.to_be_bytes(),
+            &self.unit_hash,
+            &self.oof_hash,
+            &self.cv_loss_micro.to_be_bytes(),
+        ];
+        framed_hash(TRIAL_DOMAIN, &fields)
+    }
+
+    /// Signs the digest → 64 bytes `r ‖ s`.
+    pub fn sign(&self, secret: &[u8; 32]) -> Result<[u8; 64], ClaimError> {
+        sign_node(secret, &self.digest())
+    }
+
+    /// Verifies `sig` (64 bytes) against the compressed node key `pubkey` (33 bytes).
+    pub fn verify(&self, pubkey: &[u8], sig: &[u8]) -> Result<(), ClaimError> {
+        verify_node(pubkey, &self.digest(), sig)
+    }
+}
+
 /// `domain_hash(domain, framed fields)`: every field length-prefixed (u32 BE).
 pub(crate) fn framed_hash(domain: &str, fields: &[&[u8]]) -> [u8; 32] {
     let mut framed = Vec::with_capacity(160);
@@ -332,6 +378,51 @@ mod tests {
     fn pubkey(secret: &[u8; 32]) -> Vec<u8> {
         let k = k256::ecdsa::SigningKey::from_slice(secret).expect("key");
         k.verifying_key().to_encoded_point(true).as_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_signed_trial_verifies_and_any_changed_field_does_not() {
+        let sk = [9u8; 32];
+        let t = TrialClaim {
+            chain_id: "magnet-devnet-1".into(),
+            job: 4,
+            unit_hash: [3; 32],
+            oof_hash: [4; 32],
+            cv_loss_micro: 693_147,
+        };
+        let sig = t.sign(&sk).expect("sign");
+        t.verify(&pubkey(&sk), &sig).expect("verifies");
+        type Change = (&'static str, Box<dyn Fn(&mut TrialClaim)>);
+        let changes: Vec<Change> = vec![
+            ("chain_id", Box::new(|c| c.chain_id = "other-1".into())),
+            ("job", Box::new(|c| c.job += 1)),
+            ("unit_hash", Box::new(|c| c.unit_hash[0] ^= 1)),
+            ("oof_hash", Box::new(|c| c.oof_hash[31] ^= 1)),
+            ("cv_loss_micro", Box::new(|c| c.cv_loss_micro += 1)),
+        ];
+        for (what, f) in changes {
+            let mut d = t.clone();
+            f(&mut d);
+            assert_eq!(
+                d.verify(&pubkey(&sk), &sig),
+                Err(ClaimError::BadSignature),
+                "{what}"
+            );
+        }
+        // The daemon signs exactly these framed fields.
+        assert_eq!(
+            t.digest(),
+            framed_hash(
+                TRIAL_DOMAIN,
+                &[
+                    b"magnet-devnet-1",
+                    &4u64.to_be_bytes(),
+                    &[3; 32],
+                    &[4; 32],
+                    &693_147u64.to_be_bytes()
+                ]
+            )
+        );
     }
 
     #[test]

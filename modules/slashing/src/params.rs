@@ -35,6 +35,10 @@ pub struct Rates {
     /// most of the draw). Defaults to 100000 (0.1, the floor) when a params file predates it.
     #[serde(default = "d_audit_deviation")]
     pub audit_deviation: u64,
+    /// A research trial a strict majority of its drawn checkers contradicted (ADR 0111).
+    /// Defaults to 1000000 (1.0) when a params file predates it.
+    #[serde(default = "full_rate")]
+    pub fabricated_trial: u64,
 }
 
 fn full_rate() -> u64 {
@@ -71,6 +75,7 @@ impl Default for Params {
                 double_sign: 500_000,
                 fraudulent_merge: 1_000_000,
                 audit_deviation: d_audit_deviation(),
+                fabricated_trial: full_rate(),
             },
             burn_ppm: 500_000,
             jail_secs: 86_400,
@@ -93,6 +98,7 @@ impl Params {
             Offence::DoubleSign => r.double_sign,
             Offence::FraudulentMerge => r.fraudulent_merge,
             Offence::AuditDeviation => r.audit_deviation,
+            Offence::FabricatedTrial => r.fabricated_trial,
             // Rated by the reporting module (custody's `audit_fail_slash_ppm`), passed with
             // `slash_node_at`; a table slash of it takes nothing.
             Offence::StorageAuditFailed => 0,

@@ -33,6 +33,7 @@ fn rate(o: Offence) -> u128 {
         Offence::FraudulentMerge => 1_000_000,
         Offence::AuditDeviation => 100_000,
         Offence::StorageAuditFailed => 0, // custody's rate, not a slashing param
+        Offence::FabricatedTrial => 1_000_000,
     }
 }
 

@@ -30,6 +30,8 @@ use magnet_proto::registry;
 pub use magnet_contrib::state::Work;
 pub use magnet_jobs::msgs::verdict_commitment;
 pub use magnet_jobs::msgs::Accepted;
+pub use magnet_jobs::msgs::{check_commitment, test_commitment};
+pub use magnet_jobs::research::{ResearchSpec, TrialInput};
 pub use magnet_jobs::state::{OuterPolicy, TrainingSpec};
 
 /// Encode a generated message as a `cosmrs::Any` with its `/magnet.<pkg>.v1.MsgX` type URL.
@@ -479,6 +481,100 @@ pub fn audit_reveal(
         fraud,
         recomputed,
         nonce,
+    ))
+}
+
+/// `MsgCreateJob` of a research job (ADR 0111): `spec` names the confirmed data set, columns,
+/// trial budget, seed, folds, recheck rate and the [`test_commitment`]. Signed by the
+/// **creator** account.
+pub fn create_research_job(
+    creator: &Address,
+    budget: u128,
+    deadline_secs: u64,
+    spec: &ResearchSpec,
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::create_research_job(
+        creator,
+        budget,
+        deadline_secs,
+        spec,
+    ))
+}
+
+/// `MsgRecordResearchVersion`: version `version` of a research job's search with the trials it
+/// adds (each signed by its worker's node key, `magnet_rounds::TrialClaim`); zero hashes mean
+/// none. Signed by the job's coordinator's **node** key.
+#[allow(clippy::too_many_arguments)]
+pub fn record_research_version(
+    coordinator_node: &Address,
+    job: u64,
+    version: u32,
+    entries: &[TrialInput],
+    best_unit_hash: [u8; 32],
+    kb_address: [u8; 32],
+    report_address: [u8; 32],
+    last: bool,
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::record_research_version(
+        coordinator_node,
+        job,
+        version,
+        entries,
+        best_unit_hash,
+        kb_address,
+        report_address,
+        last,
+    ))
+}
+
+/// `MsgTrialCheckCommit`: a drawn checker's sealed re-run ([`check_commitment`]). Signed by
+/// the checker's **node** key.
+pub fn trial_check_commit(
+    checker_node: &Address,
+    job: u64,
+    unit: [u8; 32],
+    commitment: [u8; 32],
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::trial_check_commit(
+        checker_node,
+        job,
+        unit,
+        commitment,
+    ))
+}
+
+/// `MsgTrialCheckReveal`: opens a sealed re-run. Signed by the checker's **node** key.
+pub fn trial_check_reveal(
+    checker_node: &Address,
+    job: u64,
+    unit: [u8; 32],
+    oof_hash: [u8; 32],
+    cv_loss_micro: u64,
+    nonce: [u8; 32],
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::trial_check_reveal(
+        checker_node,
+        job,
+        unit,
+        oof_hash,
+        cv_loss_micro,
+        nonce,
+    ))
+}
+
+/// `MsgRevealTestSplit`: the creator opens its sealed test split after the final version.
+/// Signed by the **creator** account.
+pub fn reveal_test_split(
+    creator: &Address,
+    job: u64,
+    test_address: [u8; 32],
+    salt: [u8; 32],
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::reveal_test_split(
+        creator,
+        job,
+        test_address,
+        salt,
     ))
 }
 
