@@ -4,7 +4,7 @@
 //! Each version: **error analysis** of the incumbent config's trained model ([`LmAnalysis`]:
 //! validation loss by training-frequency band and by position in the context window, the
 //! train/validation gap, spikes and a rising tail in the training curve) → failure
-//! [`Pattern`]s ([`detect`]) → 2+ **strategies** from the LM catalog ([`LM_CATALOG`], chosen by
+//! [`Pattern`]s ([`detect`]) → a few **strategies** from the LM catalog ([`LM_CATALOG`], chosen by
 //! [`choose`] from [`LM_RULES`] and the [`KnowledgeBase`]) → each strategy sweeps its
 //! hyperparameter groups around the incumbent with [`phase_pass`] (one group at a time, the
 //! trainer's grid values, the best carried forward) under a per-strategy trial cap → every
@@ -14,7 +14,9 @@
 //! trial budget spent, or no untried strategy left for the incumbent.
 //!
 //! Guarantees: deterministic given the trainer (fixed seed, fixed thresholds, fixed tie
-//! order); a config already scored in the run is never retrained (its loss is reused); the
+//! order); a config already scored in the run is never retrained (its loss is reused); a
+//! training that fails or diverges scores an infinite loss and is listed in the report instead
+//! of ending the run (only the baseline's must succeed); the
 //! analysis reads only the validation split and the training stream, never a test set (the LM
 //! domain has none: the validation loss is both the selection and the reported score, so the
 //! final number is optimistic — the same "evaluation set reuse" caveat as the tabular loop).
@@ -30,6 +32,7 @@ use crate::report::plot_trials;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// The knowledge-base domain of these insights.
 pub const DOMAIN: &str = "bitnet-lm";
@@ -461,7 +464,7 @@ pub struct LmTrial {
     pub steps: usize,
     /// Seed.
     pub seed: u64,
-    /// Validation loss (nats/token).
+    /// Validation loss (nats/token); infinite (`null` in JSON) when the training failed.
     pub val_loss: f64,
 }
 
@@ -518,6 +521,8 @@ pub struct LmRunOutcome {
     pub stop_reason: String,
     /// Insights recorded by this run.
     pub insights: usize,
+    /// Trainings that failed (their loss is infinite in the trial log, `null` in JSON).
+    pub failures: Vec<String>,
 }
 
 /// Runs the loop from `start` and adds its insights to `kb`.
@@ -540,6 +545,10 @@ pub fn run_lm_loop(
         val_loss: l,
     };
     let start_loss = t.train_eval(&start, cfg.steps, cfg.seed)?;
+    let scored = Scored {
+        t,
+        failures: Mutex::new(Vec::new()),
+    };
     let mut trials = vec![trial(1, 0, "baseline", &start, start_loss)];
     let mut known: Vec<(LmConfig, f64)> = vec![(start.clone(), start_loss)];
     let (mut best, mut best_loss) = (start.clone(), start_loss);
@@ -592,7 +601,7 @@ pub fn run_lm_loop(
             }
             let before = known.len();
             let (_, s_best, s_loss) = phase_pass(
-                t,
+                &scored,
                 idea.groups,
                 best.clone(),
                 best_loss,
@@ -678,7 +687,40 @@ pub fn run_lm_loop(
         best_loss,
         stop_reason,
         insights,
+        failures: scored.failures.into_inner().unwrap_or_default(),
     })
+}
+
+/// A trainer whose failed trainings (an engine error, a non-finite loss) score an infinite
+/// loss instead of ending the loop; the messages are kept for the report.
+struct Scored<'a> {
+    t: &'a dyn LmProber,
+    failures: Mutex<Vec<String>>,
+}
+
+impl LmTrainer for Scored<'_> {
+    fn train_eval(&self, cfg: &LmConfig, steps: usize, seed: u64) -> Result<f64, LmError> {
+        match self.t.train_eval(cfg, steps, seed) {
+            Ok(l) if l.is_finite() => Ok(l),
+            Ok(l) => self.failed(format!("validation loss {l} for {cfg:?}")),
+            Err(e) => self.failed(format!("{e} ({cfg:?})")),
+        }
+    }
+    fn supports(&self, g: Group) -> bool {
+        self.t.supports(g)
+    }
+    fn variants(&self, g: Group, base: &LmConfig) -> Vec<LmConfig> {
+        self.t.variants(g, base)
+    }
+}
+
+impl Scored<'_> {
+    fn failed(&self, why: String) -> Result<f64, LmError> {
+        if let Ok(mut f) = self.failures.lock() {
+            f.push(why);
+        }
+        Ok(f64::INFINITY)
+    }
 }
 
 /// Why the run folder could not be written.
@@ -717,7 +759,12 @@ pub fn render_lm_markdown(o: &LmRunOutcome) -> String {
         } else {
             v.strategies
                 .iter()
-                .map(|r| format!("{} ({}, {:.4})", r.idea, r.trials, r.best_loss))
+                .map(|r| {
+                    format!(
+                        "{} [{}] ({}, {:.4})",
+                        r.idea, r.reason, r.trials, r.best_loss
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
@@ -762,6 +809,12 @@ pub fn render_lm_markdown(o: &LmRunOutcome) -> String {
         o.best_loss,
         o.insights
     ));
+    if !o.failures.is_empty() {
+        s.push_str(&format!("\n## Failed trainings ({})\n\n", o.failures.len()));
+        for f in &o.failures {
+            s.push_str(&format!("- {f}\n"));
+        }
+    }
     s
 }
 
@@ -934,6 +987,93 @@ mod tests {
                 Pattern::UnstableTraining
             ]
         );
+    }
+
+    /// A fast stand-in trainer: wider and longer-context models are better, a learning rate
+    /// of 1e-2 or more diverges, and the probe always shows an underfit model.
+    struct Fake;
+
+    impl LmTrainer for Fake {
+        fn train_eval(&self, c: &LmConfig, _steps: usize, _seed: u64) -> Result<f64, LmError> {
+            if c.lr >= 1e-2 {
+                return Err(LmError("diverged".into()));
+            }
+            Ok(5.0 - 0.1 * c.d_model as f64 / 256.0 - if c.context == 2 { 0.05 } else { 0.0 })
+        }
+        fn supports(&self, _g: Group) -> bool {
+            true
+        }
+    }
+
+    impl LmProber for Fake {
+        fn probe(&self, c: &LmConfig, steps: usize, seed: u64) -> Result<LmProbe, LmError> {
+            let l = self.train_eval(c, steps, seed)? as f32;
+            Ok(LmProbe {
+                train_counts: vec![10, 5, 1],
+                targets: vec![vec![0, 1, 2, 0]],
+                losses: vec![vec![l; 4]],
+                train_loss: l as f64,
+                curve: vec![6.0, 5.5, 5.0],
+            })
+        }
+    }
+
+    #[test]
+    fn the_loop_survives_failed_trainings_records_insights_and_stops_at_the_ceiling() {
+        let cfg = LmLoopConfig {
+            budget: 100,
+            steps: 1,
+            per_strategy: 3,
+            strategies: 2,
+            epsilon: 0.01,
+            patience: 2,
+            seed: 1,
+        };
+        let mut kb = KnowledgeBase::new();
+        let o = run_lm_loop(&Fake, ("fake", "h"), LmConfig::default(), &cfg, &mut kb).unwrap();
+        assert!(!o.stop_reason.starts_with("budget"), "{}", o.stop_reason);
+        assert!(o.trials.len() < cfg.budget);
+        assert!(o.best_loss < o.versions[0].best_loss);
+        assert_eq!((o.best.d_model, o.best.context), (512, 2));
+        // The diverging learning rates were tried, scored +inf and reported, not fatal.
+        let failed: Vec<&LmTrial> = o.trials.iter().filter(|t| t.config.lr >= 1e-2).collect();
+        assert!(!failed.is_empty());
+        assert!(failed.iter().all(|t| t.val_loss == f64::INFINITY));
+        assert_eq!(o.failures.len(), failed.len());
+        assert!(render_lm_markdown(&o).contains("## Failed trainings"));
+        // One insight per strategy run, all in this domain; consecutive versions differ.
+        let runs: usize = o.versions.iter().map(|v| v.strategies.len()).sum();
+        assert_eq!(o.insights, runs);
+        assert_eq!(kb.insights.len(), runs);
+        assert!(kb.insights.iter().all(|i| i.body.domain == DOMAIN));
+        for w in o.versions[1..].windows(2) {
+            let ideas = |v: &LmVersion| {
+                v.strategies
+                    .iter()
+                    .map(|s| s.idea.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_ne!(ideas(&w[0]), ideas(&w[1]));
+        }
+        // A second run on the same knowledge base skips what failed from the same incumbent.
+        let failed: BTreeSet<(String, String)> = kb
+            .insights
+            .iter()
+            .filter(|i| i.body.outcome == Outcome::NoGain)
+            .map(|i| (i.body.idea.clone(), i.body.base.clone()))
+            .collect();
+        assert!(!failed.is_empty());
+        let again = run_lm_loop(&Fake, ("fake", "h"), LmConfig::default(), &cfg, &mut kb).unwrap();
+        for w in again.versions.windows(2) {
+            let base = base_key(&w[0].best);
+            for s in &w[1].strategies {
+                assert!(
+                    !failed.contains(&(s.idea.clone(), base.clone())),
+                    "{}",
+                    s.idea
+                );
+            }
+        }
     }
 
     #[test]

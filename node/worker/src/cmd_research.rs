@@ -89,7 +89,9 @@ pub struct ResearchArgs {
     #[arg(long)]
     kb: Option<PathBuf>,
     /// Output folder: report.md, progression.png, trials.jsonl, knowledge.json, best_model.json.
-    /// Re-running with the same folder resumes from its trials.jsonl.
+    /// Re-running with the same folder resumes from its trials.jsonl (tabular, timeseries;
+    /// bitnet-lm writes no best_model.json and reruns its trainings, but starts from the
+    /// folder's knowledge.json, so it skips ideas recorded there as failed).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Who designs each version's strategies: `rule` (the built-in failure-pattern →
