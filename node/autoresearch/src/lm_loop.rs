@@ -3,9 +3,10 @@
 //!
 //! Each version: **error analysis** of the incumbent config's trained model ([`LmAnalysis`]:
 //! validation loss by training-frequency band and by position in the context window, the
-//! train/validation gap, spikes and a rising tail in the training curve) → failure
-//! [`Pattern`]s ([`detect`]) → a few **strategies** from the LM catalog ([`LM_CATALOG`], chosen by
-//! [`choose`] from [`LM_RULES`] and the [`KnowledgeBase`]) → each strategy sweeps its
+//! train/validation gap, spikes and a rising tail in the training curve; the incumbent is
+//! retrained for this only when it changed) → failure [`Pattern`]s ([`detect`]) → a few
+//! **strategies** from the LM catalog ([`LM_CATALOG`], chosen by [`choose`] from [`LM_RULES`]
+//! and the [`KnowledgeBase`]) → each strategy sweeps its
 //! hyperparameter groups around the incumbent with [`phase_pass`] (one group at a time, the
 //! trainer's grid values, the best carried forward) under a per-strategy trial cap → every
 //! config is a short training run scored by validation loss → the version's best replaces the
@@ -574,8 +575,16 @@ pub fn run_lm_loop(
                 cfg.epsilon, cfg.patience
             );
         }
-        let analysis = LmAnalysis::from_probe(&t.probe(&best, cfg.steps, cfg.seed)?);
         let base = base_key(&best);
+        // The incumbent is retrained and probed only when it changed (same seed, same model).
+        let analysis = match versions.last() {
+            Some(LmVersion {
+                analysis: Some(a),
+                improved: false,
+                ..
+            }) => a.clone(),
+            _ => LmAnalysis::from_probe(&t.probe(&best, cfg.steps, cfg.seed)?),
+        };
         let chosen = choose(
             &analysis.patterns,
             &Choice {

@@ -38,7 +38,7 @@ pub struct ResearchArgs {
     /// config for --lm-steps steps; --budget counts trainings; see also --lm-search).
     #[arg(long, default_value = "tabular")]
     domain: String,
-    /// bitnet-lm: optimizer steps per training.
+    /// bitnet-lm: optimizer steps per training (at least 5).
     #[arg(long, default_value_t = 20)]
     lm_steps: usize,
     /// bitnet-lm: `loop` (the research loop above) or `phase` (only the paper's phase-wise
