@@ -173,6 +173,37 @@ fn inner_steps_from_given_flat_weights_are_reproducible() {
     );
 }
 
+#[test]
+fn per_token_losses_average_to_the_windowed_evaluation_loss() {
+    // The autoresearch LM analysis reads losses by token and by position from token_losses.
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = f.cfg.clone();
+    cfg.train.out_dir = dir.path().into();
+    let data = prepare_data(&cfg).unwrap();
+    let start = load_checkpoint(&f.report.checkpoint)
+        .unwrap()
+        .params
+        .params_to_vec()
+        .unwrap();
+    let t = Trainer::new(cfg.clone(), data.clone(), Device::Cpu).unwrap();
+    t.params().load_from_vec(&start).unwrap();
+    let n = cfg.train.seq_len;
+    let starts: Vec<usize> = (0..5).map(|w| w * (n + 7)).collect();
+    let rows = t.token_losses(&data.val, &starts).unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.len() == n));
+    assert!(rows.iter().flatten().all(|l| l.is_finite() && *l >= 0.0));
+    let mean = rows.iter().flatten().map(|&l| l as f64).sum::<f64>() / (5 * n) as f64;
+    let eval = t.eval_windows(&data.val, &starts).unwrap();
+    assert!((mean - eval).abs() < 1e-3, "{mean} vs {eval}");
+    let past = t
+        .token_losses(&data.val, &[data.val.len() - n])
+        .unwrap_err()
+        .to_string();
+    assert!(past.contains("runs past"), "{past}");
+}
+
 fn trained() -> export::Exportable {
     load_checkpoint(&fixture().report.checkpoint).unwrap()
 }
