@@ -33,6 +33,15 @@ pub enum Pattern {
     ManyFeatures,
     /// Free-text columns exist whose tokens are not used yet.
     UnusedText,
+    /// Language model (`bitnet-lm`): its gain over the training unigram on the rare tokens
+    /// trails its gain on the frequent ones by more than 0.5 nats/token.
+    RareTokenErrors,
+    /// Language model: the last quarter of the context window is not ≥ 2 % better than the
+    /// first quarter, so the model does not use its context.
+    ContextUnused,
+    /// Language model: the training loss spiked (a step > 1.25× the best so far, after the
+    /// first fifth) or its tail rose (last quarter's mean > 1.02× the quarter before).
+    UnstableTraining,
 }
 
 /// One context's slice of the out-of-fold predictions.

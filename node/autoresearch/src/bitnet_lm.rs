@@ -15,6 +15,7 @@
 //! scale — the reason the top-3 are re-validated at 4× steps.
 
 use crate::lm::{Grid, Group, LmConfig, LmError, LmTrainer};
+use crate::lm_loop::{LmProbe, LmProber};
 use magnet_bitnet::config::QK_TERNARY;
 use magnet_bitnet::data::TokenData;
 use magnet_bitnet::train::{TrainConfig, Trainer};
@@ -65,6 +66,20 @@ impl BitnetTrainer {
         self.data.meta.vocab_size
     }
 
+    /// SHA-256 (hex) of the tokenized training and validation streams: the data set's identity
+    /// in the knowledge base and the trial log.
+    pub fn dataset_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for s in [&self.data.train, &self.data.val] {
+            h.update((s.len() as u64).to_le_bytes());
+            for t in s.iter() {
+                h.update(t.to_le_bytes());
+            }
+        }
+        hex::encode(h.finalize())
+    }
+
     /// Validation tokens available.
     pub fn val_tokens(&self) -> usize {
         self.data.val.len()
@@ -87,6 +102,20 @@ impl BitnetTrainer {
             gqa_ratio: 2,
             grad_accum: 1,
         }
+    }
+
+    /// A fresh model for `cfg` trained `steps` steps, with its per-step training losses.
+    fn trained(
+        &self,
+        cfg: &LmConfig,
+        steps: usize,
+        seed: u64,
+    ) -> Result<(Trainer, Vec<f64>), LmError> {
+        let tc = self.train_config(cfg, steps, seed);
+        let device = magnet_bitnet::train::device("cpu").map_err(err)?;
+        let mut tr = Trainer::new(tc, self.data.clone(), device).map_err(err)?;
+        let curve = tr.run_steps(steps).map_err(err)?;
+        Ok((tr, curve.iter().map(|s| s.loss).collect()))
     }
 
     /// The engine's training config for `cfg` (validated by the engine).
@@ -127,10 +156,7 @@ impl LmTrainer for BitnetTrainer {
     }
 
     fn train_eval(&self, cfg: &LmConfig, steps: usize, seed: u64) -> Result<f64, LmError> {
-        let tc = self.train_config(cfg, steps, seed);
-        let device = magnet_bitnet::train::device("cpu").map_err(err)?;
-        let mut tr = Trainer::new(tc, self.data.clone(), device).map_err(err)?;
-        tr.run_steps(steps).map_err(err)?;
+        let (tr, _) = self.trained(cfg, steps, seed)?;
         let loss = tr.eval().map_err(err)?;
         if !loss.is_finite() {
             return Err(LmError(format!("validation loss is {loss} for {cfg:?}")));
@@ -156,5 +182,51 @@ impl LmTrainer for BitnetTrainer {
             grad_accum: vec![1, 2],
         };
         grid.variants(g, base)
+    }
+}
+
+impl LmProber for BitnetTrainer {
+    /// Trains `cfg` as `train_eval` does, then reads per-token losses over the same validation
+    /// windows [`Trainer::eval`] scores ([`Trainer::token_losses`]) and the in-sample loss over
+    /// as many windows spread evenly over the training stream.
+    fn probe(&self, cfg: &LmConfig, steps: usize, seed: u64) -> Result<LmProbe, LmError> {
+        let (tr, curve) = self.trained(cfg, steps, seed)?;
+        let t = cfg.context.max(1);
+        let (train, val) = (&self.data.train, &self.data.val);
+        let windows = (self.eval_tokens / t)
+            .max(1)
+            .min(val.len().saturating_sub(1) / t);
+        if windows == 0 || train.len() <= t + 1 {
+            return Err(LmError(format!(
+                "too few tokens to probe a context of {t} ({} validation, {} training)",
+                val.len(),
+                train.len()
+            )));
+        }
+        let starts: Vec<usize> = (0..windows).map(|w| w * t).collect();
+        let losses = tr.token_losses(val, &starts).map_err(err)?;
+        let targets = starts
+            .iter()
+            .map(|&s| val[s + 1..s + t + 1].to_vec())
+            .collect();
+        let stride = ((train.len() - t - 1) / windows).max(1);
+        let train_starts: Vec<usize> = (0..windows)
+            .map(|w| w * stride)
+            .filter(|&s| s + t < train.len())
+            .collect();
+        let train_loss = tr.eval_windows(train, &train_starts).map_err(err)?;
+        let mut train_counts = vec![0u64; self.vocab_size()];
+        for &tok in train.iter() {
+            if let Some(c) = train_counts.get_mut(tok as usize) {
+                *c += 1;
+            }
+        }
+        Ok(LmProbe {
+            train_counts,
+            targets,
+            losses,
+            train_loss,
+            curve,
+        })
     }
 }

@@ -19,6 +19,15 @@
 //! interrupted run resumes without recomputing. What it does not guarantee: that repeated
 //! selection on the same CV folds cannot overfit them (the paper's "evaluation set reuse"); the
 //! report shows the held-out score with a bootstrap interval and a LOCO check to expose that.
+//!
+//! The BitNet-LM domain ([`lm_loop`]) runs the same loop over a language model trained by the
+//! BitNet engine ([`lm`], `bitnet_lm` under the default `bitnet` feature): the error analysis
+//! reads the incumbent's validation loss by token-frequency band and by context position, its
+//! train/validation gap and its training curve; the strategies come from an LM catalog in which
+//! the paper's phase-wise grid ([`lm::phase_search`], §8.2) is one kind among capacity,
+//! learning rate, schedule, regularisation, context length, attention heads and accumulation;
+//! each config is a short training run scored by validation loss (there is no separate test
+//! set in this domain); insights go to the same knowledge base under domain `bitnet-lm`.
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -29,6 +38,7 @@ pub mod data;
 pub mod ensemble;
 pub mod kb;
 pub mod lm;
+pub mod lm_loop;
 pub mod models;
 pub mod pipeline;
 pub mod report;

@@ -216,20 +216,27 @@ pub struct PhaseSearch {
     pub best_loss: f64,
 }
 
-/// Runs the phase-wise search: `steps` per config, top-3 re-validated at `4 × steps`.
-pub fn phase_search(
+/// One phase-wise pass: each phase of `phases` (in the paper's order) tries the trainer's
+/// variants of its group around the running best, which carries forward. Configs already in
+/// `known` are not retrained; every scored config is appended to `known` (repeats included, as
+/// the final re-validation counts them). Stops early, with the phases done so far, once
+/// `max_trials` new trainings have run.
+#[allow(clippy::too_many_arguments)]
+pub fn phase_pass(
     t: &dyn LmTrainer,
-    start: LmConfig,
+    phases: &[Group],
+    mut best: LmConfig,
+    mut best_loss: f64,
     steps: usize,
     seed: u64,
-) -> Result<PhaseSearch, LmError> {
-    let mut best = start;
-    let mut best_loss = t.train_eval(&best, steps, seed)?;
-    let mut all: Vec<(LmConfig, f64)> = vec![(best.clone(), best_loss)];
-    let mut phases = Vec::new();
-    for g in PHASES {
+    known: &mut Vec<(LmConfig, f64)>,
+    max_trials: usize,
+) -> Result<(Vec<PhaseResult>, LmConfig, f64), LmError> {
+    let mut out = Vec::new();
+    let mut trained = 0;
+    for &g in phases {
         if !t.supports(g) {
-            phases.push(PhaseResult {
+            out.push(PhaseResult {
                 group: Some(g),
                 tried: Vec::new(),
                 best_loss: f64::NAN,
@@ -239,12 +246,19 @@ pub fn phase_search(
         }
         let mut tried = Vec::new();
         for c in t.variants(g, &best) {
-            let l = match all.iter().find(|(a, _)| *a == c) {
+            let l = match known.iter().find(|(a, _)| *a == c) {
                 Some((_, l)) => *l,
-                None => t.train_eval(&c, steps, seed)?,
+                None if trained >= max_trials => break,
+                None => {
+                    trained += 1;
+                    t.train_eval(&c, steps, seed)?
+                }
             };
-            all.push((c.clone(), l));
+            known.push((c.clone(), l));
             tried.push((c, l));
+        }
+        if tried.is_empty() {
+            break;
         }
         let phase_best = tried.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
         if let Some((c, l)) = tried.iter().find(|x| x.1 == phase_best) {
@@ -253,13 +267,35 @@ pub fn phase_search(
                 best_loss = *l;
             }
         }
-        phases.push(PhaseResult {
+        out.push(PhaseResult {
             group: Some(g),
             tried,
             best_loss: phase_best,
             skipped: false,
         });
     }
+    Ok((out, best, best_loss))
+}
+
+/// Runs the phase-wise search: `steps` per config, top-3 re-validated at `4 × steps`.
+pub fn phase_search(
+    t: &dyn LmTrainer,
+    start: LmConfig,
+    steps: usize,
+    seed: u64,
+) -> Result<PhaseSearch, LmError> {
+    let start_loss = t.train_eval(&start, steps, seed)?;
+    let mut all: Vec<(LmConfig, f64)> = vec![(start.clone(), start_loss)];
+    let (mut phases, _, _) = phase_pass(
+        t,
+        &PHASES,
+        start,
+        start_loss,
+        steps,
+        seed,
+        &mut all,
+        usize::MAX,
+    )?;
     // Final: top-3 distinct configs at 4× steps.
     all.sort_by(|a, b| a.1.total_cmp(&b.1));
     let mut top: Vec<LmConfig> = Vec::new();

@@ -482,12 +482,32 @@ pub fn render_markdown(o: &RunOutcome) -> String {
 
 /// Draws the progression plot (every trial's CV loss and the best-so-far line).
 pub fn plot_progression(path: &Path, o: &RunOutcome) -> Result<(), String> {
-    use plotters::prelude::*;
-    let pts: Vec<(f64, f64)> = o
+    let trials: Vec<(f64, usize, f64)> = o
         .trials
         .iter()
-        .filter(|t| t.cv_loss.is_finite())
-        .map(|t| (t.id as f64, t.cv_loss))
+        .map(|t| (t.id as f64, t.version, t.cv_loss))
+        .collect();
+    plot_trials(
+        path,
+        &format!("{}: CV log-loss per trial", o.dataset.0),
+        "CV log-loss",
+        &trials,
+    )
+}
+
+/// Draws a progression plot of trials `(x, version, loss)` in run order: every finite loss as a
+/// point, the best-so-far line, and a vertical line where the version changes.
+pub fn plot_trials(
+    path: &Path,
+    caption: &str,
+    y_desc: &str,
+    trials: &[(f64, usize, f64)],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let pts: Vec<(f64, f64)> = trials
+        .iter()
+        .filter(|t| t.2.is_finite())
+        .map(|t| (t.0, t.2))
         .collect();
     if pts.is_empty() {
         return Err("no finished trials".into());
@@ -510,12 +530,9 @@ pub fn plot_progression(path: &Path, o: &RunOutcome) -> Result<(), String> {
         let mut b = ChartBuilder::on(&root);
         b.margin(15);
         if with_text {
-            b.caption(
-                format!("{}: CV log-loss per trial", o.dataset.0),
-                ("sans-serif", 22),
-            )
-            .x_label_area_size(35)
-            .y_label_area_size(55);
+            b.caption(caption, ("sans-serif", 22))
+                .x_label_area_size(35)
+                .y_label_area_size(55);
         }
         let mut chart = b
             .build_cartesian_2d(0f64..pts.len() as f64 + 1.0, lo..hi)
@@ -524,7 +541,7 @@ pub fn plot_progression(path: &Path, o: &RunOutcome) -> Result<(), String> {
             chart
                 .configure_mesh()
                 .x_desc("trial")
-                .y_desc("CV log-loss")
+                .y_desc(y_desc)
                 .draw()
                 .map_err(|e| e.to_string())?;
         }
@@ -539,10 +556,10 @@ pub fn plot_progression(path: &Path, o: &RunOutcome) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         // Version boundaries.
         let mut last = 0usize;
-        for t in &o.trials {
-            if t.version != last {
-                last = t.version;
-                let x = t.id as f64 - 0.5;
+        for &(x, version, _) in trials {
+            if version != last {
+                last = version;
+                let x = x - 0.5;
                 chart
                     .draw_series(LineSeries::new(vec![(x, lo), (x, hi)], BLACK.mix(0.3)))
                     .map_err(|e| e.to_string())?;

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var, D};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -497,6 +497,31 @@ pub struct CheckpointState {
     pub config: TrainConfig,
 }
 
+/// Rejects an empty window list or a window that runs past the stream.
+fn check_windows(stream: &[u32], starts: &[usize], seq_len: usize) -> Result<()> {
+    if starts.is_empty() {
+        return Err(BitnetError::Data("no evaluation windows".into()));
+    }
+    if let Some(s) = starts.iter().find(|&&s| s + seq_len >= stream.len()) {
+        return Err(BitnetError::Data(format!(
+            "evaluation window at {s} runs past the {}-token stream",
+            stream.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Inputs and next-token targets of the windows starting at `starts`, row-major.
+fn window_batch(stream: &[u32], starts: &[usize], seq_len: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut x = Vec::with_capacity(starts.len() * seq_len);
+    let mut y = Vec::with_capacity(starts.len() * seq_len);
+    for &s in starts {
+        x.extend_from_slice(&stream[s..s + seq_len]);
+        y.extend_from_slice(&stream[s + 1..s + seq_len + 1]);
+    }
+    (x, y)
+}
+
 /// A model, its optimizer and its data, stepping together.
 #[derive(Debug)]
 pub struct Trainer {
@@ -749,15 +774,7 @@ impl Trainer {
     /// whole corpus go through here.
     pub fn eval_windows(&self, stream: &[u32], starts: &[usize]) -> Result<f64> {
         let t = &self.cfg.train;
-        if starts.is_empty() {
-            return Err(BitnetError::Data("no evaluation windows".into()));
-        }
-        if let Some(s) = starts.iter().find(|&&s| s + t.seq_len >= stream.len()) {
-            return Err(BitnetError::Data(format!(
-                "evaluation window at {s} runs past the {}-token stream",
-                stream.len()
-            )));
-        }
+        check_windows(stream, starts, t.seq_len)?;
         let mut total = 0.0;
         // The fused kernels read host copies of the weights: one copy for the whole evaluation.
         let host = match &self.fused {
@@ -767,12 +784,7 @@ impl Trainer {
         let views: Vec<&[f32]> = host.iter().map(Vec::as_slice).collect();
         for batch in starts.chunks(t.batch_size.max(1)) {
             let b = batch.len();
-            let mut x = Vec::with_capacity(b * t.seq_len);
-            let mut y = Vec::with_capacity(b * t.seq_len);
-            for &s in batch {
-                x.extend_from_slice(&stream[s..s + t.seq_len]);
-                y.extend_from_slice(&stream[s + 1..s + t.seq_len + 1]);
-            }
+            let (x, y) = window_batch(stream, batch, t.seq_len);
             let loss = match &self.fused {
                 Some(f) => f.loss(&views, &x, &y, b)?,
                 None => {
@@ -783,6 +795,27 @@ impl Trainer {
             total += loss * b as f64;
         }
         Ok(total / starts.len() as f64)
+    }
+
+    /// Per-token losses (nats) of the current weights over the windows of `stream` that start
+    /// at `starts`: row `w`, column `p` is the loss of predicting `stream[starts[w] + p + 1]`
+    /// from the `p + 1` tokens before it. Computed by the candle model (also when training uses
+    /// the fused kernels), in batches of `batch_size`; the mean of all entries equals
+    /// [`Self::eval_windows`] up to float rounding. The error analysis of the autoresearch
+    /// LM domain reads losses by token and by position from here.
+    pub fn token_losses(&self, stream: &[u32], starts: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let t = &self.cfg.train;
+        check_windows(stream, starts, t.seq_len)?;
+        let mut out = Vec::with_capacity(starts.len());
+        for batch in starts.chunks(t.batch_size.max(1)) {
+            let b = batch.len();
+            let (x, y) = window_batch(stream, batch, t.seq_len);
+            let (x, y) = self.tensors(x, y, b)?;
+            let logp = candle_nn::ops::log_softmax(&self.model.forward(&x)?, D::Minus1)?;
+            let picked = logp.gather(&y.unsqueeze(2)?, 2)?.squeeze(2)?.neg()?;
+            out.extend(picked.to_dtype(DType::F32)?.to_vec2::<f32>()?);
+        }
+        Ok(out)
     }
 
     /// Writes a checkpoint directory: `model.safetensors`, `optimizer.safetensors`,

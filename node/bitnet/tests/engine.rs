@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
+use magnet_bitnet::data::TokenData;
 use magnet_bitnet::export::{self, load_checkpoint};
 use magnet_bitnet::gguf::{GgmlType, GgufFile};
 use magnet_bitnet::infer::{argmax, Engine, Sampling};
@@ -140,21 +141,33 @@ fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_losses_exactly() {
     );
 }
 
-#[test]
-fn inner_steps_from_given_flat_weights_are_reproducible() {
-    // The DiLoCo engineer's use: load a flat weight vector, run H steps, read the result back.
+/// The fixture's config (edited by `edit`, writing to a fresh directory), its data and its
+/// trained weights as a flat vector.
+fn from_fixture(
+    edit: impl FnOnce(&mut TrainConfig),
+) -> (tempfile::TempDir, TrainConfig, TokenData, Vec<f32>) {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = f.cfg.clone();
     cfg.train.out_dir = dir.path().into();
-    cfg.train.steps = 4;
-    cfg.train.batch_size = 2;
+    edit(&mut cfg);
     let data = prepare_data(&cfg).unwrap();
     let start = load_checkpoint(&f.report.checkpoint)
         .unwrap()
         .params
         .params_to_vec()
         .unwrap();
+    (dir, cfg, data, start)
+}
+
+#[test]
+fn inner_steps_from_given_flat_weights_are_reproducible() {
+    // The DiLoCo engineer's use: load a flat weight vector, run H steps, read the result back.
+    let f = fixture();
+    let (_dir, cfg, data, start) = from_fixture(|c| {
+        c.train.steps = 4;
+        c.train.batch_size = 2;
+    });
     let run = || {
         let mut t = Trainer::new(cfg.clone(), data.clone(), Device::Cpu).unwrap();
         t.params().load_from_vec(&start).unwrap();
@@ -171,6 +184,28 @@ fn inner_steps_from_given_flat_weights_are_reproducible() {
         (b1 - f.report.final_val_loss).abs() < 0.05,
         "loaded weights evaluate like the trained model"
     );
+}
+
+#[test]
+fn per_token_losses_average_to_the_windowed_evaluation_loss() {
+    // The autoresearch LM analysis reads losses by token and by position from token_losses.
+    let (_dir, cfg, data, start) = from_fixture(|_| {});
+    let t = Trainer::new(cfg.clone(), data.clone(), Device::Cpu).unwrap();
+    t.params().load_from_vec(&start).unwrap();
+    let n = cfg.train.seq_len;
+    let starts: Vec<usize> = (0..5).map(|w| w * (n + 7)).collect();
+    let rows = t.token_losses(&data.val, &starts).unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.len() == n));
+    assert!(rows.iter().flatten().all(|l| l.is_finite() && *l >= 0.0));
+    let mean = rows.iter().flatten().map(|&l| l as f64).sum::<f64>() / (5 * n) as f64;
+    let eval = t.eval_windows(&data.val, &starts).unwrap();
+    assert!((mean - eval).abs() < 1e-3, "{mean} vs {eval}");
+    let past = t
+        .token_losses(&data.val, &[data.val.len() - n])
+        .unwrap_err()
+        .to_string();
+    assert!(past.contains("runs past"), "{past}");
 }
 
 fn trained() -> export::Exportable {

@@ -14,21 +14,38 @@ use std::path::PathBuf;
 /// stacking, ensembles, calibration), sweeps each under a trial budget, keeps the best by
 /// cross-validated log-loss and records insights in a knowledge base. It stops when the gain
 /// stays below ε for P versions. A held-out test set, unseen by the search, is scored once at
-/// the end with a bootstrap confidence interval.
+/// the end with a bootstrap confidence interval. The bitnet-lm domain runs the same loop over
+/// a language model (see --domain): its analysis, catalog and score are the LM's (validation
+/// loss, no separate test set), its strategist is the rule-based LM catalog (--strategist and
+/// --folds do not apply), and the phase-wise search alone stays available as --lm-search phase.
 ///
-/// Example:
+/// Examples:
 ///   magnet-worker research --domain tabular --data data/tabular/titanic.csv \
 ///       --target survived --context class --budget 60 --out runs/titanic
+///   magnet-worker research --domain bitnet-lm --data data/text/kjv_head.txt \
+///       --budget 30 --lm-steps 20 --out runs/kjv-lm
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ResearchArgs {
     #[command(subcommand)]
     sub: Option<ResearchSub>,
     /// Domain: tabular (CSV classification), timeseries (daily prices → BUY/SELL/HOLD) or
-    /// bitnet-lm (the paper's phase-wise LM search over a text file with the BitNet engine's
-    /// trainer; --budget is the optimizer steps per config, the top-3 get 4x).
+    /// bitnet-lm (a text file, the BitNet engine's trainer on CPU: each version analyses the
+    /// incumbent model's validation loss by token-frequency band and context position, its
+    /// train/validation gap and training-curve stability, picks strategies from the LM catalog
+    /// — capacity, learning rate, schedule, regularisation, context length, attention heads,
+    /// accumulation, and the paper's phase-wise grid as one of them — and trains each swept
+    /// config for --lm-steps steps; --budget counts trainings; see also --lm-search).
     #[arg(long, default_value = "tabular")]
     domain: String,
+    /// bitnet-lm: optimizer steps per training (at least 5).
+    #[arg(long, default_value_t = 20)]
+    lm_steps: usize,
+    /// bitnet-lm: `loop` (the research loop above) or `phase` (only the paper's phase-wise
+    /// search: every group in order at --lm-steps, the top-3 re-validated at 4x; ignores
+    /// --budget).
+    #[arg(long, default_value = "loop", value_parser = ["loop", "phase"])]
+    lm_search: String,
     /// Data file (CSV with a header line).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -40,10 +57,12 @@ pub struct ResearchArgs {
     /// (tabular, e.g. `class`); the series id for timeseries (e.g. `Ticker`).
     #[arg(long)]
     context: Option<String>,
-    /// Total trial budget (the baseline counts as one).
+    /// Total trial budget (the baseline counts as one; bitnet-lm: trainings, the error
+    /// analysis' one training per version not counted).
     #[arg(long, default_value_t = 60)]
     budget: usize,
-    /// Minimum CV log-loss gain that counts as progress.
+    /// Minimum CV log-loss gain that counts as progress (bitnet-lm: validation loss, nats/token;
+    /// a version's best must also beat the incumbent by more than this).
     #[arg(long, default_value_t = 0.002)]
     epsilon: f64,
     /// Stop after this many consecutive versions without progress.
@@ -70,7 +89,9 @@ pub struct ResearchArgs {
     #[arg(long)]
     kb: Option<PathBuf>,
     /// Output folder: report.md, progression.png, trials.jsonl, knowledge.json, best_model.json.
-    /// Re-running with the same folder resumes from its trials.jsonl.
+    /// Re-running with the same folder resumes from its trials.jsonl (tabular, timeseries;
+    /// bitnet-lm writes no best_model.json and reruns its trainings, but starts from the
+    /// folder's knowledge.json, so it skips ideas recorded there as failed).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Who designs each version's strategies: `rule` (the built-in failure-pattern →
@@ -202,15 +223,9 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
     let Some(out) = args.out else {
         bail!("--out DIR is required")
     };
-    if args.domain == "bitnet-lm" {
-        return run_lm(&data, &out, args.budget, args.seed);
+    if args.domain == "bitnet-lm" && args.lm_search == "phase" {
+        return run_lm_phase(&data, &out, args.lm_steps, args.seed);
     }
-    let domain = run::domain_by_name(&args.domain).with_context(|| {
-        format!(
-            "unknown domain `{}` (tabular, timeseries, bitnet-lm)",
-            args.domain
-        )
-    })?;
     let kb = match &args.kb {
         Some(p) => KnowledgeBase::load(p)
             .with_context(|| format!("loading knowledge base {}", p.display()))?,
@@ -223,6 +238,23 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
             }
         }
     };
+    if args.domain == "bitnet-lm" {
+        let cfg = magnet_autoresearch::lm_loop::LmLoopConfig {
+            budget: args.budget,
+            steps: args.lm_steps.max(5),
+            epsilon: args.epsilon,
+            patience: args.patience,
+            seed: args.seed,
+            ..Default::default()
+        };
+        return run_lm_loop(&data, &out, &cfg, kb);
+    }
+    let domain = run::domain_by_name(&args.domain).with_context(|| {
+        format!(
+            "unknown domain `{}` (tabular, timeseries, bitnet-lm)",
+            args.domain
+        )
+    })?;
     let cfg = RunConfig {
         budget: args.budget,
         epsilon: args.epsilon,
@@ -309,8 +341,46 @@ fn summarize(o: &run::RunOutcome, out: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The LM research loop over the BitNet engine's trainer (tiny-preset shapes, CPU).
+fn run_lm_loop(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    cfg: &magnet_autoresearch::lm_loop::LmLoopConfig,
+    mut kb: KnowledgeBase,
+) -> anyhow::Result<()> {
+    use magnet_autoresearch::bitnet_lm::BitnetTrainer;
+    use magnet_autoresearch::lm_loop;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let trainer = BitnetTrainer::prepare(data, &out.join("data"), 512, 10)
+        .with_context(|| format!("tokenizing {}", data.display()))?;
+    let name = data.file_name().map_or_else(
+        || data.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    );
+    let hash = trainer.dataset_hash();
+    let o = lm_loop::run_lm_loop(
+        &trainer,
+        (&name, &hash),
+        BitnetTrainer::start_config(),
+        cfg,
+        &mut kb,
+    )
+    .with_context(|| format!("LM research on {}", data.display()))?;
+    lm_loop::write_lm_folder(out, &o, &kb)?;
+    let first = o.versions.first().map_or(f64::NAN, |v| v.best_loss);
+    println!(
+        "{} versions, {} trainings; validation loss {first:.4} → {:.4}; {}",
+        o.versions.len() - 1,
+        o.trials.len(),
+        o.best_loss,
+        o.stop_reason
+    );
+    println!("report: {}", out.join("report.md").display());
+    Ok(())
+}
+
 /// Phase-wise LM search over the BitNet engine's trainer (tiny-preset shapes, CPU).
-fn run_lm(
+fn run_lm_phase(
     data: &std::path::Path,
     out: &std::path::Path,
     steps: usize,
