@@ -47,7 +47,7 @@ use magnet_p2p::{Expect, NodeHandle, NodeId, NodeTls, PeerClient, ShardBackend, 
 use magnet_p2p::{Signer, Verifier};
 use magnet_proto::p2p::v1::ResearchMessage;
 use prost::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -79,12 +79,100 @@ impl std::str::FromStr for TrialFault {
     }
 }
 
+/// A research job on chain whose trials are claimed (ADR 0111): the chain and the job id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimFor {
+    /// Chain id.
+    pub chain_id: String,
+    /// Research job id.
+    pub job: u64,
+}
+
+/// What a coordinator sends: the unit, and the job whose trial claim the worker signs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitRequest {
+    /// The unit.
+    pub unit: WorkUnit,
+    /// Sign a `magnet_rounds::TrialClaim` for this chain job (`None`: an off-chain run).
+    #[serde(default)]
+    pub claim: Option<ClaimFor>,
+}
+
+/// A worker's signed trial claim for the chain (ADR 0111).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimSig {
+    /// CV log-loss × 10^6 of the predictions, rounded.
+    pub cv_loss_micro: u64,
+    /// `TrialClaim` signature by the worker's node key (64 bytes r ‖ s, hex).
+    pub signature: String,
+}
+
+/// What a worker answers (JSON beside the OOF bytes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrialAnswer {
+    /// The unit's result.
+    #[serde(flatten)]
+    pub summary: UnitSummary,
+    /// The chain claim, when the request asked for one.
+    #[serde(default)]
+    pub claim: Option<ClaimSig>,
+}
+
+/// A claim the coordinator accepted: what `MsgRecordResearchVersion` carries per trial.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimRecord {
+    /// Unit hash (hex).
+    pub unit_hash: String,
+    /// The worker's node id.
+    pub worker: String,
+    /// The worker's compressed node key (hex).
+    pub worker_key: String,
+    /// OOF hash (hex).
+    pub oof_hash: String,
+    /// CV log-loss × 10^6.
+    pub cv_loss_micro: u64,
+    /// Its `TrialClaim` signature (hex).
+    pub signature: String,
+}
+
+/// The loss a claim carries: CV log-loss × 10^6, rounded (saturating; NaN → `u64::MAX`).
+pub fn loss_micro(cv_loss: f64) -> u64 {
+    if cv_loss.is_nan() {
+        return u64::MAX;
+    }
+    (cv_loss * 1e6).round().clamp(0.0, u64::MAX as f64) as u64
+}
+
+fn hash32(h: &str) -> Result<[u8; 32], String> {
+    hex::decode(h)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("`{h}` is not a 32-byte hex hash"))
+}
+
+/// The chain claim of a result.
+pub fn trial_claim(
+    to: &ClaimFor,
+    unit_hash: &str,
+    oof_hash: &str,
+    cv_loss_micro: u64,
+) -> Result<magnet_rounds::TrialClaim, String> {
+    Ok(magnet_rounds::TrialClaim {
+        chain_id: to.chain_id.clone(),
+        job: to.job,
+        unit_hash: hash32(unit_hash)?,
+        oof_hash: hash32(oof_hash)?,
+        cv_loss_micro,
+    })
+}
+
 /// A worker's research service: answers work units over p2p.
 pub struct TrialServer {
     backend: Arc<dyn ShardBackend>,
     cache_dir: PathBuf,
     threads: usize,
     fault: TrialFault,
+    claim_key: Option<magnet_p2p::NodeKey>,
     prepared: Mutex<BTreeMap<String, Arc<Prepared>>>,
 }
 
@@ -116,8 +204,15 @@ impl TrialServer {
             cache_dir,
             threads: threads.max(1),
             fault,
+            claim_key: None,
             prepared: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Signs chain trial claims with `key` (the node key) when a request asks for them.
+    pub fn with_claim_key(mut self, key: magnet_p2p::NodeKey) -> Self {
+        self.claim_key = Some(key);
+        self
     }
 
     /// Registers on `node` and serves units until the node stops.
@@ -147,7 +242,7 @@ impl TrialServer {
     pub fn answer(&self, peer: &NodeId, msg: &ResearchMessage) -> ResearchMessage {
         match self.run_unit(msg) {
             Ok((summary, blob)) => {
-                tracing::debug!(%peer, unit = %summary.unit_hash, ms = summary.wall_ms, "research unit done");
+                tracing::debug!(%peer, unit = %summary.summary.unit_hash, ms = summary.summary.wall_ms, "research unit done");
                 ResearchMessage {
                     kind: "result".into(),
                     json: serde_json::to_vec(&summary).unwrap_or_default(),
@@ -161,15 +256,19 @@ impl TrialServer {
         }
     }
 
-    fn run_unit(&self, msg: &ResearchMessage) -> Result<(UnitSummary, Vec<u8>), String> {
+    fn run_unit(&self, msg: &ResearchMessage) -> Result<(TrialAnswer, Vec<u8>), String> {
         if msg.kind != "unit" {
             return Err(format!("unknown research message kind `{}`", msg.kind));
         }
         if msg.json.len() > MAX_UNIT_JSON {
             return Err(format!("unit of {} bytes is too large", msg.json.len()));
         }
-        let unit: WorkUnit =
+        let UnitRequest { unit, claim } =
             serde_json::from_slice(&msg.json).map_err(|e| format!("unit does not parse: {e}"))?;
+        let claim_key = match (&claim, &self.claim_key) {
+            (Some(_), None) => return Err("this worker signs no chain trial claims".into()),
+            (_, k) => k,
+        };
         let prep = self.prepared(&unit.context)?;
         let t0 = Instant::now();
         let mut oof = prep.run(&unit.pipeline).map_err(|e| e.to_string())?;
@@ -177,15 +276,24 @@ impl TrialServer {
             fabricate(&mut oof, &prep.train.y);
         }
         let blob = oof_bytes(&oof);
-        Ok((
-            UnitSummary {
-                unit_hash: unit.hash(),
-                oof_hash: oof_hash(&blob),
-                cv_loss: oof_cv_loss(&oof, &prep.train.y),
-                wall_ms: t0.elapsed().as_millis() as u64,
-            },
-            blob,
-        ))
+        let summary = UnitSummary {
+            unit_hash: unit.hash(),
+            oof_hash: oof_hash(&blob),
+            cv_loss: oof_cv_loss(&oof, &prep.train.y),
+            wall_ms: t0.elapsed().as_millis() as u64,
+        };
+        let claim = match (claim, claim_key) {
+            (Some(to), Some(key)) => {
+                let micro = loss_micro(summary.cv_loss);
+                let c = trial_claim(&to, &summary.unit_hash, &summary.oof_hash, micro)?;
+                Some(ClaimSig {
+                    cv_loss_micro: micro,
+                    signature: hex::encode(key.sign_message(&c.digest())),
+                })
+            }
+            _ => None,
+        };
+        Ok((TrialAnswer { summary, claim }, blob))
     }
 
     fn prepared(&self, ctx: &UnitContext) -> Result<Arc<Prepared>, String> {
@@ -327,10 +435,20 @@ pub struct NetworkStats {
     pub workers: Vec<WorkerStats>,
     /// Evidence files written.
     pub evidence: Vec<String>,
+    /// Accepted units' signed chain trial claims (when the run is a chain research job):
+    /// the entries of `MsgRecordResearchVersion`.
+    pub claims: Vec<ClaimRecord>,
 }
 
 /// An answer waiting for its re-check: (unit, worker, summary, OOF bytes, signed answer).
-type PendingCheck = (usize, usize, UnitSummary, Vec<u8>, Vec<u8>);
+type PendingCheck = (
+    usize,
+    usize,
+    UnitSummary,
+    Vec<u8>,
+    Vec<u8>,
+    Option<ClaimRecord>,
+);
 
 struct Delivered {
     bytes: Vec<u8>,
@@ -351,6 +469,9 @@ struct State {
 enum Answer {
     Result {
         summary: UnitSummary,
+        claim: Option<ClaimSig>,
+        /// The worker's compressed node key (hex), from its signed envelope.
+        key: String,
         blob: Vec<u8>,
         signed: Vec<u8>,
     },
@@ -370,6 +491,7 @@ pub struct Coordinator {
     secret: [u8; 32],
     timeout: Duration,
     evidence_dir: Option<PathBuf>,
+    claim_for: Option<ClaimFor>,
     state: Mutex<State>,
 }
 
@@ -412,6 +534,7 @@ impl Coordinator {
             secret,
             timeout: Duration::from_secs(600),
             evidence_dir,
+            claim_for: None,
             state: Mutex::new(State {
                 stats,
                 banned: BTreeSet::new(),
@@ -420,6 +543,13 @@ impl Coordinator {
                 failed: BTreeSet::new(),
             }),
         })
+    }
+
+    /// Asks every worker for a signed chain trial claim for research job `to` (ADR 0111) and
+    /// refuses answers without a valid one; accepted claims are in [`NetworkStats::claims`].
+    pub fn with_claims(mut self, to: ClaimFor) -> Self {
+        self.claim_for = Some(to);
+        self
     }
 
     /// The run's network record so far.
@@ -492,22 +622,33 @@ impl Coordinator {
         };
         match c.research(msg, self.timeout).await {
             Ok((a, signed)) if a.kind == "result" => {
-                match serde_json::from_slice::<UnitSummary>(&a.json) {
-                    Ok(summary) => Answer::Result {
-                        summary,
-                        blob: a.blob,
-                        signed: signed.encode_to_vec(),
-                    },
-                    Err(e) => Answer::Result {
-                        summary: UnitSummary {
+                // The client checked the envelope against the dialled worker: its key is the
+                // one a chain claim must verify under.
+                let key = magnet_p2p::auth::verify_evidence(
+                    signed.auth.as_ref(),
+                    magnet_p2p::service::methods::RESEARCH_REPLY,
+                    &signed.body,
+                )
+                .map(|(_, pk)| hex::encode(pk.to_bytes()))
+                .unwrap_or_default();
+                let (summary, claim) = match serde_json::from_slice::<TrialAnswer>(&a.json) {
+                    Ok(t) => (t.summary, t.claim),
+                    Err(e) => (
+                        UnitSummary {
                             unit_hash: format!("unparsable summary: {e}"),
                             oof_hash: String::new(),
                             cv_loss: f64::NAN,
                             wall_ms: 0,
                         },
-                        blob: a.blob,
-                        signed: signed.encode_to_vec(),
-                    },
+                        None,
+                    ),
+                };
+                Answer::Result {
+                    summary,
+                    claim,
+                    key,
+                    blob: a.blob,
+                    signed: signed.encode_to_vec(),
                 }
             }
             Ok((a, _)) => Answer::Refused(String::from_utf8_lossy(&a.json).into_owned()),
@@ -535,7 +676,10 @@ impl Coordinator {
         unit_hash: &str,
         summary: &UnitSummary,
         blob: &[u8],
-    ) -> Result<(), String> {
+        claim: Option<&ClaimSig>,
+        key: &str,
+        worker: usize,
+    ) -> Result<Option<ClaimRecord>, String> {
         if summary.unit_hash != unit_hash {
             return Err(format!(
                 "answer names unit {}, not {unit_hash}",
@@ -546,9 +690,33 @@ impl Coordinator {
             return Err("the predictions do not hash to the signed oof_hash".into());
         }
         let t = &self.local.train;
-        oof_from_bytes(blob, t.len(), t.n_classes(), self.local.folds.len())
+        let oof = oof_from_bytes(blob, t.len(), t.n_classes(), self.local.folds.len())
             .map_err(|e| e.to_string())?;
-        Ok(())
+        let Some(to) = &self.claim_for else {
+            return Ok(None);
+        };
+        // The chain claim: the loss the predictions give, signed by the worker's node key.
+        let c = claim.ok_or("the answer carries no chain trial claim")?;
+        let micro = loss_micro(oof_cv_loss(&oof, &t.y));
+        if c.cv_loss_micro != micro {
+            return Err(format!(
+                "the claim says loss {} µnats, the predictions give {micro}",
+                c.cv_loss_micro
+            ));
+        }
+        let tc = trial_claim(to, unit_hash, &summary.oof_hash, micro)?;
+        let sig = hex::decode(&c.signature).map_err(|_| "claim signature is not hex")?;
+        let pk = hex::decode(key).map_err(|_| "no worker key")?;
+        tc.verify(&pk, &sig)
+            .map_err(|e| format!("the trial claim does not verify: {e}"))?;
+        Ok(Some(ClaimRecord {
+            unit_hash: unit_hash.to_string(),
+            worker: self.workers[worker].node_id.to_string(),
+            worker_key: key.to_string(),
+            oof_hash: summary.oof_hash.clone(),
+            cv_loss_micro: micro,
+            signature: c.signature.clone(),
+        }))
     }
 
     fn live(&self, st: &State) -> Vec<usize> {
@@ -673,6 +841,8 @@ impl Coordinator {
                 used |= d.used;
             }
         }
+        let id = self.workers[worker].node_id.to_string();
+        st.stats.claims.retain(|c| c.worker != id);
         if let Some(s) = st.stats.workers.get_mut(worker) {
             s.caught = Some(why.to_string());
             s.voided += mine.len() as u64;
@@ -688,10 +858,21 @@ impl Coordinator {
 }
 
 /// Takes a worker's answer as the unit's result.
-fn accept(st: &mut State, unit_hash: &str, worker: usize, wall_ms: u64, bytes: Vec<u8>) {
+fn accept(
+    st: &mut State,
+    unit_hash: &str,
+    worker: usize,
+    wall_ms: u64,
+    bytes: Vec<u8>,
+    claim: Option<ClaimRecord>,
+) {
     if let Some(s) = st.stats.workers.get_mut(worker) {
         s.units += 1;
         s.wall_ms += wall_ms;
+    }
+    if let Some(c) = claim {
+        st.stats.claims.retain(|x| x.unit_hash != c.unit_hash);
+        st.stats.claims.push(c);
     }
     st.delivered.insert(
         unit_hash.to_string(),
@@ -728,7 +909,13 @@ impl OofSource for Coordinator {
             .collect();
         let jobs: Vec<(String, Vec<u8>)> = units
             .iter()
-            .map(|u| (u.hash(), serde_json::to_vec(u).unwrap_or_default()))
+            .map(|u| {
+                let req = UnitRequest {
+                    unit: u.clone(),
+                    claim: self.claim_for.clone(),
+                };
+                (u.hash(), serde_json::to_vec(&req).unwrap_or_default())
+            })
             .collect();
         let mut voided_used = false;
         // Until every unit is delivered, failed, or run here.
@@ -780,6 +967,8 @@ impl OofSource for Coordinator {
                     match a {
                         Answer::Result {
                             summary,
+                            claim,
+                            key,
                             blob,
                             signed,
                         } => {
@@ -787,26 +976,36 @@ impl OofSource for Coordinator {
                                 continue;
                             }
                             st.stats.unit_ms += summary.wall_ms;
-                            if let Err(why) = self.well_formed(&jobs[u].0, &summary, &blob) {
-                                let why = format!("malformed answer: {why}");
-                                let correct =
-                                    oof_hash(&self.local_run(&units[u]).unwrap_or_default());
-                                self.write_evidence(
-                                    &mut st,
-                                    w,
-                                    &units[u],
-                                    &summary.oof_hash,
-                                    &correct,
-                                    &signed,
-                                    &why,
-                                );
-                                voided_used |= self.catch(&mut st, w, &why);
-                                continue;
-                            }
+                            let record = match self.well_formed(
+                                &jobs[u].0,
+                                &summary,
+                                &blob,
+                                claim.as_ref(),
+                                &key,
+                                w,
+                            ) {
+                                Ok(r) => r,
+                                Err(why) => {
+                                    let why = format!("malformed answer: {why}");
+                                    let correct =
+                                        oof_hash(&self.local_run(&units[u]).unwrap_or_default());
+                                    self.write_evidence(
+                                        &mut st,
+                                        w,
+                                        &units[u],
+                                        &summary.oof_hash,
+                                        &correct,
+                                        &signed,
+                                        &why,
+                                    );
+                                    voided_used |= self.catch(&mut st, w, &why);
+                                    continue;
+                                }
+                            };
                             if self.sampled(&jobs[u].0) {
-                                checks.push((u, w, summary, blob, signed));
+                                checks.push((u, w, summary, blob, signed, record));
                             } else {
-                                accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob);
+                                accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob, record);
                             }
                         }
                         Answer::Refused(why) => {
@@ -830,7 +1029,7 @@ impl OofSource for Coordinator {
                     .state
                     .lock()
                     .map_err(|_| SourceError::Failed("state lock poisoned".into()))?;
-                for (u, w, summary, blob, signed) in checks {
+                for (u, w, summary, blob, signed, record) in checks {
                     if st.banned.contains(&w) {
                         continue;
                     }
@@ -841,13 +1040,18 @@ impl OofSource for Coordinator {
                             c,
                             Answer::Result {
                                 summary: s2,
+                                claim: c2,
+                                key: k2,
                                 blob: b2,
                                 signed: sg2,
                             },
                         )) if !st.banned.contains(c) => {
                             st.stats.recheck_ms += s2.wall_ms;
                             st.stats.unit_ms += s2.wall_ms;
-                            if self.well_formed(&jobs[u].0, s2, b2).is_ok() {
+                            if self
+                                .well_formed(&jobs[u].0, s2, b2, c2.as_ref(), k2, *c)
+                                .is_ok()
+                            {
                                 (Some(*c), s2.oof_hash.clone(), sg2.clone())
                             } else {
                                 (Some(*c), String::from("malformed"), sg2.clone())
@@ -864,7 +1068,7 @@ impl OofSource for Coordinator {
                         if let Some(s) = checker.and_then(|c| st.stats.workers.get_mut(c)) {
                             s.checks += 1;
                         }
-                        accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob);
+                        accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob, record);
                         continue;
                     }
                     st.stats.mismatches += 1;
@@ -891,7 +1095,7 @@ impl OofSource for Coordinator {
                         );
                         voided_used |= self.catch(&mut st, w, why);
                     } else {
-                        accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob);
+                        accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob, record);
                     }
                     if let Some(c) = checker {
                         if second_hash != truth {

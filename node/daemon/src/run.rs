@@ -1136,6 +1136,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         1,
         crate::research::TrialFault::None,
     )
+    .with_claim_key(keys.p2p_key()?)
     .spawn(&p2p);
     let metrics = Metrics::new();
     let _metrics_task = if cfg.node.metrics_listen.is_empty() {

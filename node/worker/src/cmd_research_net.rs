@@ -53,8 +53,9 @@ pub fn serve_trials(
             public_key: Some(key.public_key()),
         })
         .await?;
-        let _server =
-            TrialServer::new(backend, dir.join("research-cache"), threads, fault).spawn(&node);
+        let _server = TrialServer::new(backend, dir.join("research-cache"), threads, fault)
+            .with_claim_key(key.clone())
+            .spawn(&node);
         println!("{} listening on {}", node.node_id(), node.addr());
         std::io::stdout().flush().ok();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -76,6 +77,8 @@ pub struct NetArgs<'a> {
     pub recheck: f64,
     /// Node directory (node key, TLS pins).
     pub node_dir: &'a Path,
+    /// `CHAIN_ID/JOB`: workers sign chain trial claims for this research job.
+    pub chain_job: Option<&'a str>,
 }
 
 /// Runs the loop as the coordinator of `workers`.
@@ -143,6 +146,17 @@ pub fn coordinate(
     )
     .map_err(|e| anyhow::anyhow!(e))
     .context("preparing the job's data")?;
+    let coord = match net.chain_job {
+        Some(cj) => {
+            let (chain_id, job) = cj
+                .rsplit_once('/')
+                .and_then(|(c, j)| Some((c.to_string(), j.parse::<u64>().ok()?)))
+                .filter(|(c, _)| !c.is_empty())
+                .with_context(|| format!("--chain-job {cj:?} is not CHAIN_ID/JOB"))?;
+            coord.with_claims(magnet_daemon::research::ClaimFor { chain_id, job })
+        }
+        None => coord,
+    };
     coord
         .upload_data(&bytes)
         .map_err(|e| anyhow::anyhow!(e))

@@ -139,6 +139,8 @@ fn a_run_farmed_out_to_three_workers_decides_what_the_same_run_decides_alone() {
             &w.1.join(","),
             "--recheck",
             "0.3",
+            "--chain-job",
+            "magnet-test/7",
             "--node-dir",
             dir.path().join("coordinator").to_str().unwrap(),
         ],
@@ -159,6 +161,30 @@ fn a_run_farmed_out_to_three_workers_decides_what_the_same_run_decides_alone() {
             >= 2
     );
     assert!(ws.iter().all(|w| w["caught"].is_null()));
+    // Every accepted unit carries its worker's chain trial claim, verifying under its key.
+    let claims = net["claims"].as_array().unwrap();
+    assert_eq!(claims.len() as u64, accepted);
+    for c in claims {
+        let h = |k: &str| -> [u8; 32] {
+            hex::decode(c[k].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        };
+        let claim = magnet_rounds::TrialClaim {
+            chain_id: "magnet-test".into(),
+            job: 7,
+            unit_hash: h("unit_hash"),
+            oof_hash: h("oof_hash"),
+            cv_loss_micro: c["cv_loss_micro"].as_u64().unwrap(),
+        };
+        let key = hex::decode(c["worker_key"].as_str().unwrap()).unwrap();
+        let sig = hex::decode(c["signature"].as_str().unwrap()).unwrap();
+        claim.verify(&key, &sig).expect("a claim the chain accepts");
+        let mut tampered = claim.clone();
+        tampered.cv_loss_micro += 1;
+        assert!(tampered.verify(&key, &sig).is_err());
+    }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## Network"));
 }
