@@ -10,8 +10,9 @@
 //!   answer is evidence of what that node claimed.
 //! * [`Coordinator`] — the side that runs the loop (`magnet_autoresearch::run::run_with`). It
 //!   is the loop's [`OofSource`]: each batch's units go to the live workers (a shared queue,
-//!   one unit in flight per worker); a sampled share of the answers (`recheck`, drawn with a
-//!   secret the workers never see) is sent to a **different** worker and the two hashes are
+//!   one unit in flight per worker); a share of the answers (`recheck`: an exact count over the
+//!   run, picked in an order keyed by a secret the workers never see) is sent to a
+//!   **different** worker and the two hashes are
 //!   compared. On a mismatch the coordinator runs the unit itself and whoever disagrees with
 //!   it is **caught**: banned for the rest of the run, its signed answer written to the
 //!   evidence folder, and every result it delivered **voided** — re-run by other workers, and,
@@ -464,6 +465,8 @@ struct State {
     delivered: BTreeMap<String, Delivered>,
     /// Units that failed on a worker (model error): the loop runs them itself.
     failed: BTreeSet<String>,
+    /// Re-check credit in ppm of an answer (see [`Coordinator::pick_checks`]).
+    check_credit: u64,
 }
 
 enum Answer {
@@ -541,6 +544,7 @@ impl Coordinator {
                 down: BTreeSet::new(),
                 delivered: BTreeMap::new(),
                 failed: BTreeSet::new(),
+                check_credit: 0,
             }),
         })
     }
@@ -659,15 +663,43 @@ impl Coordinator {
         }
     }
 
-    /// Whether the answer to `unit_hash` is re-checked (secret draw: the worker cannot tell).
-    fn sampled(&self, unit_hash: &str) -> bool {
+    /// The secret order in which a batch's answers are picked for re-checks: a worker cannot
+    /// tell which of its answers will be re-run.
+    fn draw_key(&self, unit_hash: &str) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"MAGNET/research/recheck/v1");
         h.update(self.secret);
         h.update(unit_hash.as_bytes());
-        let d = h.finalize();
-        let x = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 1_000_000;
-        x < self.recheck_ppm
+        h.finalize().into()
+    }
+
+    /// Splits a batch's well-formed answers into those re-checked and those accepted as they
+    /// are. The count is exact over the run, not per-unit luck: `recheck_ppm` of every answer
+    /// accrues as credit and each whole unit of credit re-checks one answer, the first ones in
+    /// the secret order ([`Self::draw_key`]).
+    fn pick_checks(
+        &self,
+        st: &mut State,
+        fresh: Vec<PendingCheck>,
+    ) -> (Vec<PendingCheck>, Vec<PendingCheck>) {
+        st.check_credit += u64::from(self.recheck_ppm) * fresh.len() as u64;
+        let k = ((st.check_credit / 1_000_000) as usize).min(fresh.len());
+        st.check_credit -= k as u64 * 1_000_000;
+        let mut keyed: Vec<([u8; 32], PendingCheck)> = fresh
+            .into_iter()
+            .map(|c| (self.draw_key(&c.2.unit_hash), c))
+            .collect();
+        keyed.sort_by_key(|a| a.0);
+        let mut checks = Vec::with_capacity(k);
+        let mut rest = Vec::new();
+        for (i, (_, c)) in keyed.into_iter().enumerate() {
+            if i < k {
+                checks.push(c);
+            } else {
+                rest.push(c);
+            }
+        }
+        (checks, rest)
     }
 
     /// Checks an answer's form: the unit it names, the hash of its bytes, its shape.
@@ -956,7 +988,8 @@ impl OofSource for Coordinator {
                 );
             }
             // First answers: form, then the re-check draw.
-            let mut checks: Vec<PendingCheck> = Vec::new();
+            let mut fresh: Vec<PendingCheck> = Vec::new();
+            let checks: Vec<PendingCheck>;
             {
                 let mut st = self
                     .state
@@ -1002,11 +1035,7 @@ impl OofSource for Coordinator {
                                     continue;
                                 }
                             };
-                            if self.sampled(&jobs[u].0) {
-                                checks.push((u, w, summary, blob, signed, record));
-                            } else {
-                                accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob, record);
-                            }
+                            fresh.push((u, w, summary, blob, signed, record));
                         }
                         Answer::Refused(why) => {
                             tracing::info!(worker = %self.workers[w].node_id, %why, "unit failed on the worker; the loop runs it itself");
@@ -1015,6 +1044,14 @@ impl OofSource for Coordinator {
                         Answer::Down(_) => {}
                     }
                 }
+                let (picked, rest) = self.pick_checks(&mut st, fresh);
+                for (u, w, summary, blob, _, record) in rest {
+                    // A worker caught later in this batch keeps none of it (re-dispatched).
+                    if !st.banned.contains(&w) {
+                        accept(&mut st, &jobs[u].0, w, summary.wall_ms, blob, record);
+                    }
+                }
+                checks = picked;
             }
             // Re-checks on a different worker; a lone worker is re-checked here.
             if !checks.is_empty() {
@@ -1148,5 +1185,101 @@ impl OofSource for Coordinator {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator(recheck_ppm: u32, rt: &tokio::runtime::Runtime) -> Coordinator {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/tabular/penguins.csv");
+        let ctx = UnitContext {
+            data_address: content_address(&std::fs::read(&data).unwrap()),
+            domain: "tabular".into(),
+            target: Some("sex".into()),
+            context: None,
+            seed: 1,
+            folds: 3,
+            test_fraction: 0.2,
+        };
+        let key = magnet_p2p::NodeKey::generate();
+        let dialer = Dialer {
+            tls: NodeTls::key_bound(&key, Arc::new(magnet_p2p::PinStore::in_memory())).unwrap(),
+            signer: Signer::Wallet(key),
+            verifier: Arc::new(Verifier::new(magnet_p2p::VerifyMode::Wallet {
+                registry: None,
+            })),
+        };
+        Coordinator::new(
+            rt.handle().clone(),
+            ctx,
+            &data,
+            Vec::new(),
+            dialer,
+            recheck_ppm,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn answer(i: usize) -> PendingCheck {
+        let summary = UnitSummary {
+            unit_hash: format!("{i:064x}"),
+            oof_hash: String::new(),
+            cv_loss: 0.5,
+            wall_ms: 1,
+        };
+        (i, 0, summary, Vec::new(), Vec::new(), None)
+    }
+
+    #[test]
+    fn re_checks_are_an_exact_share_of_the_answers_over_a_run() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        for (ppm, batches, per_batch, want) in [
+            (150_000u32, 100usize, 3usize, 45usize),
+            (150_000, 7, 1, 1),
+            (0, 50, 3, 0),
+            (1_000_000, 10, 3, 30),
+            (300_000, 10, 2, 6),
+        ] {
+            let c = coordinator(ppm, &rt);
+            let mut st = c.state.lock().unwrap();
+            let mut picked = 0;
+            let mut n = 0;
+            for _ in 0..batches {
+                let fresh: Vec<PendingCheck> = (0..per_batch).map(|j| answer(n + j)).collect();
+                n += per_batch;
+                let (checks, rest) = c.pick_checks(&mut st, fresh);
+                assert_eq!(checks.len() + rest.len(), per_batch);
+                picked += checks.len();
+            }
+            assert_eq!(picked, want, "ppm {ppm}, {batches} batches of {per_batch}");
+        }
+    }
+
+    #[test]
+    fn worker_addresses_parse_or_say_what_is_wrong() {
+        assert!("node-0123456789abcdef@127.0.0.1:7480"
+            .parse::<WorkerAddr>()
+            .is_ok());
+        for bad in [
+            "127.0.0.1:7480",
+            "node-0123456789abcdef@",
+            "node-0123456789abcdef@host",
+            "node-XYZ@127.0.0.1:1",
+            "",
+        ] {
+            assert!(bad.parse::<WorkerAddr>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_claim_loss_is_the_rounded_micro_nats_and_never_wraps() {
+        assert_eq!(loss_micro(0.6931474), 693_147);
+        assert_eq!(loss_micro(0.0), 0);
+        assert_eq!(loss_micro(-1.0), 0);
+        assert_eq!(loss_micro(f64::NAN), u64::MAX);
+        assert_eq!(loss_micro(f64::INFINITY), u64::MAX);
     }
 }
