@@ -556,6 +556,12 @@ impl Coordinator {
         self
     }
 
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, SourceError> {
+        self.state
+            .lock()
+            .map_err(|_| SourceError::Failed("state lock poisoned".into()))
+    }
+
     /// The run's network record so far.
     pub fn stats(&self) -> NetworkStats {
         self.state
@@ -805,7 +811,7 @@ impl Coordinator {
                 }
             });
         }
-        futures_join_all(tasks).await;
+        join_borrowed(tasks).await;
         let left: Vec<usize> = queue.lock().await.iter().map(|(u, _)| *u).collect();
         let res = std::mem::take(&mut *results.lock().await);
         (res, left)
@@ -916,8 +922,9 @@ fn accept(
     );
 }
 
-async fn futures_join_all<F: std::future::Future<Output = ()>>(tasks: Vec<F>) {
-    // Tasks borrow the coordinator, so they run concurrently on this task, not spawned.
+/// Runs `tasks` to completion concurrently on the current task. They borrow the coordinator,
+/// so they cannot be spawned (`'static`), and the workspace has no `futures` dependency.
+async fn join_borrowed<F: std::future::Future<Output = ()>>(tasks: Vec<F>) {
     let mut set: Vec<std::pin::Pin<Box<F>>> = tasks.into_iter().map(Box::pin).collect();
     std::future::poll_fn(move |cx| {
         set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
@@ -953,10 +960,7 @@ impl OofSource for Coordinator {
         // Until every unit is delivered, failed, or run here.
         for _round in 0..=self.workers.len() + 1 {
             let todo: Vec<(usize, Option<usize>)> = {
-                let st = self
-                    .state
-                    .lock()
-                    .map_err(|_| SourceError::Failed("state lock poisoned".into()))?;
+                let st = self.lock()?;
                 (0..jobs.len())
                     .filter(|&u| {
                         !st.delivered.contains_key(&jobs[u].0) && !st.failed.contains(&jobs[u].0)
@@ -973,10 +977,7 @@ impl OofSource for Coordinator {
                 let bytes = self
                     .local_run(&units[u])
                     .map_err(|e| SourceError::Failed(format!("local unit: {e}")))?;
-                let mut st = self
-                    .state
-                    .lock()
-                    .map_err(|_| SourceError::Failed("state lock poisoned".into()))?;
+                let mut st = self.lock()?;
                 st.stats.local_units += 1;
                 st.delivered.insert(
                     jobs[u].0.clone(),
@@ -991,10 +992,7 @@ impl OofSource for Coordinator {
             let mut fresh: Vec<PendingCheck> = Vec::new();
             let checks: Vec<PendingCheck>;
             {
-                let mut st = self
-                    .state
-                    .lock()
-                    .map_err(|_| SourceError::Failed("state lock poisoned".into()))?;
+                let mut st = self.lock()?;
                 for (u, w, a) in answers {
                     st.stats.units_dispatched += 1;
                     match a {
@@ -1062,10 +1060,7 @@ impl OofSource for Coordinator {
                 for (u, w, a) in answers {
                     by_unit.insert(u, (w, a));
                 }
-                let mut st = self
-                    .state
-                    .lock()
-                    .map_err(|_| SourceError::Failed("state lock poisoned".into()))?;
+                let mut st = self.lock()?;
                 for (u, w, summary, blob, signed, record) in checks {
                     if st.banned.contains(&w) {
                         continue;
@@ -1155,10 +1150,7 @@ impl OofSource for Coordinator {
                 break;
             }
         }
-        let mut st = self
-            .state
-            .lock()
-            .map_err(|_| SourceError::Failed("state lock poisoned".into()))?;
+        let mut st = self.lock()?;
         if voided_used {
             st.stats.restarts += 1;
             // Everything delivered so far stays verified but must be handed out again.
