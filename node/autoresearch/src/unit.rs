@@ -338,6 +338,93 @@ pub trait OofSource: Send + Sync {
     fn fetch(&self, pipelines: &[PipelineConfig]) -> Result<Vec<Option<Oof>>, SourceError>;
 }
 
+/// The held-out log-loss of `pipeline` for a research job (issue 20, ADR 0115): fitted on
+/// **every** row of the job's data file (`train`, which must hash to the context's address)
+/// and scored on the creator's sealed test split (`test`, a file of the same format with the
+/// same header line), with the context's seed. Deterministic like a unit, so held-out
+/// evaluators agree bit for bit.
+///
+/// The two files are read as one (the test rows after the data rows) so that both share one
+/// feature encoding and one class numbering; a test split with a class the data lacks is
+/// refused.
+pub fn heldout_loss(
+    ctx: &UnitContext,
+    train: &Path,
+    test: &Path,
+    pipeline: &PipelineConfig,
+) -> Result<f64, UnitError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| {
+            UnitError::Load(LoadError::Io {
+                path: p.display().to_string(),
+                source,
+            })
+        })
+    };
+    let data = read(train)?;
+    let actual = content_address(&data);
+    if actual != ctx.data_address {
+        return Err(UnitError::Address {
+            expected: ctx.data_address.clone(),
+            actual,
+        });
+    }
+    let tests = read(test)?;
+    let header = |b: &[u8]| -> Vec<u8> {
+        let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
+        b[..end].strip_suffix(b"\r").unwrap_or(&b[..end]).to_vec()
+    };
+    if header(&data) != header(&tests) {
+        return Err(UnitError::Split(
+            "the test split's header line differs from the data's".into(),
+        ));
+    }
+    let body = tests
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(&[][..], |i| &tests[i + 1..]);
+    let mut both = data.clone();
+    if !both.ends_with(b"\n") {
+        both.push(b'\n');
+    }
+    both.extend_from_slice(body);
+    let domain =
+        domain_by_name(&ctx.domain).ok_or_else(|| UnitError::Domain(ctx.domain.clone()))?;
+    let scratch = std::env::temp_dir().join(format!(
+        "magnet-heldout-{}-{:016x}.csv",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::write(&scratch, &both).map_err(|source| {
+        UnitError::Load(LoadError::Io {
+            path: scratch.display().to_string(),
+            source,
+        })
+    })?;
+    let loaded = (
+        domain.load(train, ctx.target.as_deref(), ctx.context.as_deref()),
+        domain.load(&scratch, ctx.target.as_deref(), ctx.context.as_deref()),
+    );
+    let _ = std::fs::remove_file(&scratch);
+    let (alone, ds) = (loaded.0?, loaded.1?);
+    let n = alone.len();
+    if ds.len() <= n {
+        return Err(UnitError::Split("the test split has no rows".into()));
+    }
+    if ds.n_classes() != alone.n_classes() {
+        return Err(UnitError::Split(format!(
+            "the test split has classes the data lacks ({} classes with it, {} without)",
+            ds.n_classes(),
+            alone.n_classes()
+        )));
+    }
+    let fit: Vec<usize> = (0..n).collect();
+    let pred: Vec<usize> = (n..ds.len()).collect();
+    let (probs, _) = crate::pipeline::fit_predict(pipeline, &ds, &fit, &pred, ctx.seed)?;
+    let y: Vec<usize> = pred.iter().map(|&i| ds.y[i]).collect();
+    Ok(log_loss(&probs, &y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,6 +491,55 @@ mod tests {
         };
         seen.insert(v.hash());
         assert_eq!(seen.len(), 5);
+    }
+
+    #[test]
+    fn the_heldout_loss_is_deterministic_and_refuses_a_mismatched_test_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(titanic()).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap().to_string();
+        let rows: Vec<&str> = lines.collect();
+        let (mut train, mut test) = (header.clone() + "\n", header.clone() + "\n");
+        for (i, r) in rows.iter().enumerate() {
+            let to = if i % 5 == 0 { &mut test } else { &mut train };
+            to.push_str(r);
+            to.push('\n');
+        }
+        let (tr, te) = (dir.path().join("train.csv"), dir.path().join("test.csv"));
+        std::fs::write(&tr, &train).unwrap();
+        std::fs::write(&te, &test).unwrap();
+        let c = ctx(&tr);
+        let a = heldout_loss(&c, &tr, &te, &pipeline()).unwrap();
+        let b = heldout_loss(&c, &tr, &te, &pipeline()).unwrap();
+        assert_eq!(a.to_bits(), b.to_bits());
+        assert!(a > 0.0 && a < 1.0, "{a}");
+        // Another pipeline scores otherwise.
+        let other = PipelineConfig {
+            features: FeatureSpec::default(),
+            model: ModelSpec::Logistic { l2: 10.0 },
+            class_weight: true,
+            stack: None,
+        };
+        assert_ne!(
+            heldout_loss(&c, &tr, &te, &other).unwrap().to_bits(),
+            a.to_bits()
+        );
+        // Refusals: data not at the address, another header, no test rows.
+        let wrong_header = dir.path().join("wrong.csv");
+        std::fs::write(&wrong_header, test.replacen("survived", "lived", 1)).unwrap();
+        let empty = dir.path().join("empty.csv");
+        std::fs::write(&empty, header + "\n").unwrap();
+        let mut moved = c.clone();
+        moved.data_address = "cd".repeat(32);
+        let cases: Vec<(&str, &UnitContext, &Path)> = vec![
+            ("address", &moved, &te),
+            ("header", &c, &wrong_header),
+            ("no rows", &c, &empty),
+        ];
+        for (name, cx, t) in cases {
+            assert!(heldout_loss(cx, &tr, t, &pipeline()).is_err(), "{name}");
+        }
     }
 
     #[test]

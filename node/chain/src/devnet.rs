@@ -145,6 +145,17 @@ pub struct DevnetArgs {
     /// highest-numbered live worker that is neither its leader nor carries a `--fault`.
     #[arg(long = "kill", hide = true)]
     pub kills: Vec<String>,
+    /// Run a research job next to the training job (issue 20, ADR 0115): `DOMAIN:CSV:TARGET`,
+    /// e.g. `tabular:data/tabular/breast_cancer.csv:target`. The devnet splits the CSV into
+    /// the job's data and a sealed test split, registers the data, creates the job once the
+    /// record is confirmed (the chain draws an orchestrator as coordinator), and reveals the
+    /// test split after the final version. The coordinator farms the search out to the other
+    /// workers and records it; drawn checkers re-run sampled and disputed trials; drawn
+    /// evaluators score the final model on the test split. Add `--fault I:fabricate` to make
+    /// worker I answer units with fabricated predictions: it is caught and slashed. The report
+    /// gains a research section.
+    #[arg(long, value_name = "DOMAIN:CSV:TARGET")]
+    pub research: Option<String>,
 }
 
 /// Tier and bond of a `--storage-nodes` node (the tier's minimum bond).
@@ -356,14 +367,23 @@ fn parse_faults(v: &[String], n: usize) -> Result<BTreeMap<usize, String>> {
     let mut m = BTreeMap::new();
     for f in v {
         let (i, k) = f.split_once(':').ok_or_else(|| {
-            anyhow!("--fault {f:?}: use I:nan, I:no-reveal, I:lost-ack or I:stripe-only")
+            anyhow!(
+                "--fault {f:?}: use I:nan, I:no-reveal, I:lost-ack, I:stripe-only or I:fabricate"
+            )
         })?;
         let i: usize = i.parse().with_context(|| format!("--fault {f:?}"))?;
-        let known = ["nan", "no-reveal", "lost-ack", "stripe-only", "bitrot"];
+        let known = [
+            "nan",
+            "no-reveal",
+            "lost-ack",
+            "stripe-only",
+            "bitrot",
+            "fabricate",
+        ];
         if i >= n || !(known.contains(&k) || ADVERSARIES.contains(&k)) {
             bail!(
                 "--fault {f:?}: worker index below {n}, fault nan, no-reveal, lost-ack, \
-                 stripe-only or bitrot"
+                 stripe-only, bitrot or fabricate"
             );
         }
         m.insert(i, k.to_string());
@@ -456,11 +476,21 @@ fn devnet_app_state(epoch_secs: u64) -> Result<Value> {
     co["challenge_window_secs"] = w(tail);
     co["evaluator_slots"] = 4.into();
     co["min_evaluations"] = 2.into();
+    // Research jobs (ADR 0111/0115) on a devnet's clock: a short data challenge window and
+    // check, reveal and held-out periods of tens of blocks.
+    let mut da = serde_json::to_value(magnet_data::Params::default())?;
+    da["challenge_window_secs"] = 5.into();
+    let mut jo = serde_json::to_value(magnet_jobs::params::Params::default())?;
+    jo["check_commit_blocks"] = 20.into();
+    jo["check_reveal_blocks"] = 15.into();
+    jo["test_reveal_blocks"] = 40.into();
     Ok(json!({
         "epochs": { "params": { "duration_secs": epoch_secs, "max_ends_per_block": 16 } },
         "registry": { "params": reg },
         "emission": { "params": em },
         "contrib": { "params": co },
+        "data": { "params": da },
+        "jobs": { "params": jo },
     }))
 }
 
@@ -548,6 +578,9 @@ pub struct Report {
     /// `--serve`'s serving phase.
     #[serde(default)]
     pub serving: Option<crate::devnet_serve::ServingReport>,
+    /// `--research`'s research job.
+    #[serde(default)]
+    pub research: Option<crate::devnet_research::ResearchReport>,
 }
 
 /// What a storage node did and earned.
@@ -1012,6 +1045,18 @@ fn u(v: &Value) -> u128 {
         .unwrap_or(0)
 }
 
+fn node_infos(workers: &[Worker]) -> Vec<crate::devnet_research::NodeInfo> {
+    workers
+        .iter()
+        .map(|w| crate::devnet_research::NodeInfo {
+            moniker: w.moniker.clone(),
+            home: w.home.clone(),
+            node_id: w.node_id.clone(),
+            operator: w.operator.clone(),
+        })
+        .collect()
+}
+
 pub(crate) async fn q(c: &ChainClient, path: &str, data: &str) -> Result<Value> {
     let b = c.query(path, data.as_bytes().to_vec()).await?;
     Ok(serde_json::from_slice(&b)?)
@@ -1084,10 +1129,16 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
     }
     std::fs::create_dir_all(out.join("data"))?;
     let out = std::fs::canonicalize(out)?;
+    let research = a
+        .research
+        .as_deref()
+        .map(|s| crate::devnet_research::prepare(s, &out))
+        .transpose()?;
     let baseline = if a.baseline && !adversaries.is_empty() {
         let mut b = asked.clone();
         b.baseline = false;
         b.serve = false;
+        b.research = None;
         b.honest_twin = true;
         b.exit_when_done = true;
         b.force = true;
@@ -1389,6 +1440,7 @@ pub fn run(mut a: DevnetArgs, magnetd: &Path) -> Result<Report> {
         training,
         &mut kills,
         baseline.as_ref().map(|(t, h)| (t, h)),
+        research,
     ));
     let report = match res {
         Ok(r) => r,
@@ -1441,6 +1493,7 @@ async fn drive(
     mut training: magnet_jobs::state::TrainingSpec,
     kills: &mut Vec<(KillWho, u64)>,
     baseline: Option<(&Report, &Report)>,
+    research: Option<crate::devnet_research::Plan>,
 ) -> Result<Report> {
     let faults = parse_faults(&a.faults, workers.len())?;
     let c = ChainClient::new(rpc_url)?;
@@ -1530,6 +1583,12 @@ async fn drive(
         .await?;
     if tx.tx_result.code.is_err() {
         bail!("MsgCreateJob failed: {}", tx.tx_result.log);
+    }
+    let mut research = research.map(crate::devnet_research::Driver::new);
+    if let Some(d) = research.as_mut() {
+        // Registered now, so its challenge window runs while the workers start.
+        let infos = node_infos(workers);
+        d.step(&c, funder, &infos[0], false).await?;
     }
     let jobs = q(&c, "/magnet.jobs.v1/jobs", "").await?;
     let job = jobs
@@ -1720,9 +1779,19 @@ async fn drive(
             .flat_map(|w| read_rounds(&w.home))
             .filter(|l| l.kind == "merged")
             .max_by_key(|l| l.round);
+        if let Some(d) = research.as_mut() {
+            let infos = node_infos(workers);
+            d.step(&c, funder, &infos[0], height >= first_height + 5)
+                .await
+                .context("the research job (--research)")?;
+        }
         let line = format!(
-            "height {height} · epoch {epoch} · round {round} · settled {settled}/{} · last merge: {}",
+            "height {height} · epoch {epoch} · round {round} · settled {settled}/{}{} · last merge: {}",
             a.epochs,
+            research
+                .as_ref()
+                .map(|d| format!(" · {}", d.progress()))
+                .unwrap_or_default(),
             merged.map_or("none yet".to_string(), |m| format!(
                 "round {} val loss {:.3}",
                 m.round,
@@ -1733,7 +1802,7 @@ async fn drive(
             eprintln!("devnet: {line}");
             last_line = line;
         }
-        if settled == a.epochs {
+        if settled == a.epochs && research.as_ref().is_none_or(|d| d.settled()) {
             break;
         }
         // A pending kill watches closely: a member trains a few tiny steps in well under the
@@ -1764,6 +1833,9 @@ async fn drive(
         None => None,
     };
     let mut report = build_report(&c, job, workers, &wanted).await?;
+    if let Some(d) = &research {
+        report.research = Some(crate::devnet_research::report(&c, d, &node_infos(workers)).await?);
+    }
     if let Some(sv) = serving {
         for n in &mut report.nodes {
             n.api_revenue = sv.revenue.get(&n.operator).copied().unwrap_or(0);
@@ -2066,6 +2138,7 @@ async fn build_report(
         storage,
         stripes,
         serving: None,
+        research: None,
     })
 }
 
@@ -2328,6 +2401,9 @@ fn write_report(out: &Path, r: &Report, workers: &[Worker]) -> Result<()> {
     }
     if let Some(sv) = &r.serving {
         md.push_str(&serving_section(sv));
+    }
+    if let Some(rs) = &r.research {
+        md.push_str(&crate::devnet_research::section(rs));
     }
     md.push_str("\n## Settlements\n\n| epoch | contributor pool | paid | dust (community pool) | paid + dust = pool |\n|---|---|---|---|---|\n");
     for e in &r.epochs {
@@ -2792,6 +2868,7 @@ mod tests {
             storage: Vec::new(),
             stripes: None,
             serving: None,
+            research: None,
         };
         let b = BaselineComparison::new(&report(200, 4.0), &report(150, 4.1), &report(190, 4.04));
         assert_eq!(b.honest_net_baseline, 200);

@@ -26,6 +26,7 @@
 
 pub mod abci_server;
 pub mod devnet;
+pub mod devnet_research;
 pub mod devnet_serve;
 pub mod eligible;
 pub mod genesis;

@@ -315,11 +315,17 @@ pub enum Fault {
     /// was challenged on. Its own store's hash check refuses the shard, the chain slashes the
     /// missing proof and the stripe is repaired onto another node (ADR 0107).
     Bitrot,
+    /// Adversary (ADR 0112/0115): its trial server answers research units with fabricated
+    /// predictions (a better score than the pipeline earns), signed as if computed; the
+    /// coordinator's re-checks catch it, the chain's drawn checkers confirm it and it is
+    /// slashed `fabricated_trial`.
+    Fabricate,
 }
 
 impl Fault {
     /// Parses the devnet / CLI names: `none`, `nan`, `no-reveal`, `inflate`, `lazy`, `hijack`,
-    /// `copycat`, `fraud`, `sybil`, `collude`, `evalfit`, `lost-ack`, `stripe-only`, `bitrot`.
+    /// `copycat`, `fraud`, `sybil`, `collude`, `evalfit`, `lost-ack`, `stripe-only`, `bitrot`,
+    /// `fabricate`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "none" => Fault::None,
@@ -336,6 +342,7 @@ impl Fault {
             "lost-ack" => Fault::LostAck,
             "stripe-only" => Fault::StripeOnly,
             "bitrot" => Fault::Bitrot,
+            "fabricate" => Fault::Fabricate,
             _ => return None,
         })
     }

@@ -53,6 +53,7 @@ pub mod metrics;
 pub mod profile;
 pub mod quality;
 pub mod research;
+pub mod research_job;
 pub mod round;
 pub mod run;
 pub mod setup;

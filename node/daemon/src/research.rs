@@ -439,6 +439,9 @@ pub struct NetworkStats {
     /// Accepted units' signed chain trial claims (when the run is a chain research job):
     /// the entries of `MsgRecordResearchVersion`.
     pub claims: Vec<ClaimRecord>,
+    /// Signed chain trial claims of caught workers whose predictions re-running contradicted:
+    /// what the coordinator brings to the chain with `MsgDisputeTrial` (ADR 0115).
+    pub disputes: Vec<ClaimRecord>,
 }
 
 /// An answer waiting for its re-check: (unit, worker, summary, OOF bytes, signed answer).
@@ -467,6 +470,8 @@ struct State {
     failed: BTreeSet<String>,
     /// Re-check credit in ppm of an answer (see [`Coordinator::pick_checks`]).
     check_credit: u64,
+    /// Every unit handed out, by hash (served to the chain's re-checkers).
+    units: BTreeMap<String, WorkUnit>,
 }
 
 enum Answer {
@@ -545,6 +550,7 @@ impl Coordinator {
                 delivered: BTreeMap::new(),
                 failed: BTreeSet::new(),
                 check_credit: 0,
+                units: BTreeMap::new(),
             }),
         })
     }
@@ -567,6 +573,14 @@ impl Coordinator {
         self.state
             .lock()
             .map(|s| s.stats.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every unit this run handed out (the loop's units), by hash.
+    pub fn units(&self) -> BTreeMap<String, WorkUnit> {
+        self.state
+            .lock()
+            .map(|s| s.units.clone())
             .unwrap_or_default()
     }
 
@@ -956,6 +970,12 @@ impl OofSource for Coordinator {
                 (u.hash(), serde_json::to_vec(&req).unwrap_or_default())
             })
             .collect();
+        {
+            let mut st = self.lock()?;
+            for (u, (h, _)) in units.iter().zip(&jobs) {
+                st.units.insert(h.clone(), u.clone());
+            }
+        }
         let mut voided_used = false;
         // Until every unit is delivered, failed, or run here.
         for _round in 0..=self.workers.len() + 1 {
@@ -1067,7 +1087,7 @@ impl OofSource for Coordinator {
                     }
                     st.stats.rechecks += 1;
                     let second = by_unit.remove(&u);
-                    let (checker, second_hash, second_signed) = match &second {
+                    let (checker, second_hash, second_signed, second_record) = match &second {
                         Some((
                             c,
                             Answer::Result {
@@ -1080,20 +1100,16 @@ impl OofSource for Coordinator {
                         )) if !st.banned.contains(c) => {
                             st.stats.recheck_ms += s2.wall_ms;
                             st.stats.unit_ms += s2.wall_ms;
-                            if self
-                                .well_formed(&jobs[u].0, s2, b2, c2.as_ref(), k2, *c)
-                                .is_ok()
-                            {
-                                (Some(*c), s2.oof_hash.clone(), sg2.clone())
-                            } else {
-                                (Some(*c), String::from("malformed"), sg2.clone())
+                            match self.well_formed(&jobs[u].0, s2, b2, c2.as_ref(), k2, *c) {
+                                Ok(r2) => (Some(*c), s2.oof_hash.clone(), sg2.clone(), r2),
+                                Err(_) => (Some(*c), String::from("malformed"), sg2.clone(), None),
                             }
                         }
                         _ => {
                             // No second worker: the coordinator is the checker.
                             st.stats.local_units += 1;
                             let b = self.local_run(&units[u]).unwrap_or_default();
-                            (None, oof_hash(&b), Vec::new())
+                            (None, oof_hash(&b), Vec::new(), None)
                         }
                     };
                     if second_hash == summary.oof_hash {
@@ -1115,6 +1131,9 @@ impl OofSource for Coordinator {
                         second_hash.clone()
                     };
                     if summary.oof_hash != truth {
+                        if let Some(r) = &record {
+                            st.stats.disputes.push(r.clone());
+                        }
                         let why = "fabricated predictions: re-running the unit gives another hash";
                         self.write_evidence(
                             &mut st,
@@ -1131,6 +1150,9 @@ impl OofSource for Coordinator {
                     }
                     if let Some(c) = checker {
                         if second_hash != truth {
+                            if let Some(r) = &second_record {
+                                st.stats.disputes.push(r.clone());
+                            }
                             let why = "fabricated re-check: re-running the unit gives another hash";
                             self.write_evidence(
                                 &mut st,

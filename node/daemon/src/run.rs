@@ -118,6 +118,8 @@ pub struct Shared {
     /// back from stripes when their producers are gone, and (if this node holds stripes)
     /// answers custody audits (ADR 0107).
     pub keeper: Arc<crate::keeper::Keeper>,
+    /// The research-job duty's memory (ADR 0115).
+    pub research: crate::research_job::Duty,
 }
 
 impl std::fmt::Debug for Shared {
@@ -1134,7 +1136,11 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         net.backend.clone(),
         home.join("research-cache"),
         1,
-        crate::research::TrialFault::None,
+        if cfg.dev.fault == crate::config::Fault::Fabricate {
+            crate::research::TrialFault::Fabricate
+        } else {
+            crate::research::TrialFault::None
+        },
     )
     .with_claim_key(keys.p2p_key()?)
     .spawn(&p2p);
@@ -1190,6 +1196,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
         audit_tries: Default::default(),
         audit_polled_ms: Default::default(),
         keeper,
+        research: Default::default(),
     });
     sh.refresh_peers().await?;
     // Custody duties for the shards this node holds, if it is storage-capable (ADR 0107).
@@ -1245,6 +1252,7 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
     let duty_error: Arc<std::sync::Mutex<Option<(String, Instant)>>> =
         Arc::new(std::sync::Mutex::new(None));
     let audit_running = Arc::new(AtomicBool::new(false));
+    let research_running = Arc::new(AtomicBool::new(false));
     let beat_running = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -1352,6 +1360,15 @@ pub async fn run(home: &Path, shutdown: Arc<AtomicBool>) -> Result<()> {
                     tokio::spawn(async move {
                         if let Err(e) = crate::audit::audit_tick(&sh).await {
                             tracing::warn!("merge audit: {e}");
+                        }
+                        flag.store(false, Ordering::SeqCst);
+                    });
+                }
+                if !research_running.swap(true, Ordering::SeqCst) {
+                    let (sh, flag) = (sh.clone(), research_running.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::research_job::research_tick(&sh).await {
+                            tracing::warn!("research jobs: {e}");
                         }
                         flag.store(false, Ordering::SeqCst);
                     });
