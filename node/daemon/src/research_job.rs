@@ -299,7 +299,14 @@ pub async fn research_tick(sh: &Arc<Shared>) -> Result<()> {
                 let rt = tokio::runtime::Handle::current();
                 tokio::task::spawn_blocking(move || match coordinate(&sh2, &rt, id, &spec) {
                     Ok(n) => tracing::info!(job = id, trials = n, "research job recorded"),
-                    Err(e) => tracing::warn!(job = id, "research job: {e}"),
+                    Err(e) => {
+                        // Tried again at a later poll (unless a version got recorded).
+                        tracing::warn!(job = id, "research job: {e}");
+                        std::thread::sleep(std::time::Duration::from_secs(10));
+                        if let Ok(mut s) = sh2.research.coordinating.lock() {
+                            s.remove(&id);
+                        }
+                    }
                 });
             }
         }
@@ -591,13 +598,22 @@ async fn check_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Resu
                 let s = match seals.get(&key) {
                     Some(s) => s.clone(),
                     None => {
-                        let u = fetch_unit(sh, unit_hash, &data_address, &coordinator).await?;
-                        let bytes = fetch_object(sh, &data_address, Some(&coordinator)).await?;
                         let dir = research_dir(&sh.home, job);
-                        let (oof, micro) =
+                        let ran = async {
+                            let u = fetch_unit(sh, unit_hash, &data_address, &coordinator).await?;
+                            let bytes = fetch_object(sh, &data_address, Some(&coordinator)).await?;
                             tokio::task::spawn_blocking(move || rerun(&dir, &bytes, &u))
                                 .await
-                                .map_err(|e| DaemonError::State(format!("re-run task: {e}")))??;
+                                .map_err(|e| DaemonError::State(format!("re-run task: {e}")))?
+                        };
+                        let (oof, micro) = match ran.await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                // Tried again at the next poll while the commit period lasts.
+                                tracing::warn!(job, unit = unit_hash, "trial re-run: {e}");
+                                continue;
+                            }
+                        };
                         let s = Seal {
                             oof_hash: oof,
                             cv_loss_micro: micro,
