@@ -87,8 +87,13 @@ pub struct InsightBody {
     pub effect: f64,
     /// Whether it helped.
     pub outcome: Outcome,
-    /// The best config this strategy found.
+    /// The best config this strategy found (tabular and time-series insights; empty for
+    /// `bitnet-lm`, whose config is [`InsightBody::best_lm_config`]).
     pub best_config: Candidate,
+    /// The best language-model config this strategy found (`bitnet-lm` insights only; absent
+    /// from the JSON, and so from the hash, of every other insight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_lm_config: Option<crate::lm::LmConfig>,
 }
 
 /// An insight with its content hash.
@@ -242,7 +247,17 @@ mod tests {
                 class_weight: false,
                 stack: None,
             }),
+            best_lm_config: None,
         })
+    }
+
+    #[test]
+    fn a_tabular_insight_carries_no_lm_config_in_its_json_so_its_hash_is_unchanged() {
+        let i = insight("x", Outcome::Improved);
+        let json = serde_json::to_string(&i.body).unwrap();
+        assert!(!json.contains("best_lm_config"), "{json}");
+        let back: InsightBody = serde_json::from_str(&json).unwrap();
+        assert_eq!(Insight::new(back).hash, i.hash);
     }
 
     #[test]

@@ -22,8 +22,8 @@
 //! domain has none: the validation loss is both the selection and the reported score, so the
 //! final number is optimistic — the same "evaluation set reuse" caveat as the tabular loop).
 //! Not guaranteed: that rankings after a short step budget hold for long training. LM insights
-//! carry an empty `best_config` (the knowledge base's config type is the tabular pipeline);
-//! the LM config of every trial is in `trials.jsonl`.
+//! carry the strategy's best LM config in `best_lm_config` (their tabular `best_config` is
+//! empty); the LM config of every trial is in `trials.jsonl`.
 
 use crate::analysis::Pattern;
 use crate::kb::{Insight, InsightBody, KnowledgeBase, Outcome};
@@ -655,6 +655,7 @@ pub fn run_lm_loop(
                     members: Vec::new(),
                     post: PostSpec::default(),
                 },
+                best_lm_config: Some(s_best.clone()),
             }));
             insights += 1;
             tried.insert((idea.id.to_string(), base.clone()));
@@ -1143,6 +1144,7 @@ mod tests {
                 members: Vec::new(),
                 post: PostSpec::default(),
             },
+            best_lm_config: None,
         }));
         let c = Choice { kb: &kb, ..c };
         assert_eq!(

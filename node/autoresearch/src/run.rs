@@ -980,6 +980,7 @@ fn strategy_insight(
             Outcome::NoGain
         },
         best_config: best_config.clone(),
+        best_lm_config: None,
     })
 }
 
