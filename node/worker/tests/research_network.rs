@@ -209,6 +209,8 @@ fn a_worker_that_signs_fabricated_predictions_is_caught_and_the_run_still_decide
             "1",
             "--node-dir",
             dir.path().join("coordinator").to_str().unwrap(),
+            "--chain-job",
+            "magnet-test/7",
         ],
     );
     assert_eq!(decided(&out, &o), reference);
@@ -246,4 +248,32 @@ fn a_worker_that_signs_fabricated_predictions_is_caught_and_the_run_still_decide
             .unwrap();
     let summary: serde_json::Value = serde_json::from_slice(&answer.json).unwrap();
     assert_eq!(summary["oof_hash"], ev["claimed_oof_hash"]);
+    // What the coordinator takes to the chain (`MsgDisputeTrial`, ADR 0114): the liar's own
+    // signed trial claim over predictions the re-run contradicts; no accepted claim is its.
+    let disputes = net["disputes"].as_array().unwrap();
+    assert!(!disputes.is_empty());
+    for d in disputes {
+        assert_eq!(d["worker"], liar.as_str(), "{d}");
+        let h = |k: &str| -> [u8; 32] {
+            hex::decode(d[k].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        };
+        let claim = magnet_rounds::TrialClaim {
+            chain_id: "magnet-test".into(),
+            job: 7,
+            unit_hash: h("unit_hash"),
+            oof_hash: h("oof_hash"),
+            cv_loss_micro: d["cv_loss_micro"].as_u64().unwrap(),
+        };
+        let key = hex::decode(d["worker_key"].as_str().unwrap()).unwrap();
+        let sig = hex::decode(d["signature"].as_str().unwrap()).unwrap();
+        claim.verify(&key, &sig).expect("the liar's own signature");
+    }
+    assert!(net["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["worker"] != liar.as_str()));
 }
