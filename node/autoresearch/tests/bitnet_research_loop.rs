@@ -117,7 +117,11 @@ fn the_lm_loop_runs_versions_of_different_strategies_and_writes_a_report_a_plot_
     assert!(lm.len() >= 4, "{} insights", lm.len());
     // Each insight names the LM config its strategy found, and it is one of the run's trials.
     for i in &lm {
-        let c = i.body.best_lm_config.as_ref().expect("an LM insight carries its config");
+        let c = i
+            .body
+            .best_lm_config
+            .as_ref()
+            .expect("an LM insight carries its config");
         assert!(o.trials.iter().any(|t| &t.config == c), "{c:?}");
     }
 }
