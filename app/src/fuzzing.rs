@@ -61,7 +61,7 @@ pub const MAX_MSGS: usize = 4;
 pub const PANIC_CODE: u32 = crate::error::codes::PANIC;
 
 /// Every message type the app routes, in the order [`FuzzMsg`] lists them.
-pub const MSG_TYPE_URLS: [&str; 32] = [
+pub const MSG_TYPE_URLS: [&str; 35] = [
     "/cosmos.bank.v1beta1.MsgSend",
     "/magnet.registry.v1.MsgRegisterNode",
     "/magnet.registry.v1.MsgHeartbeat",
@@ -94,6 +94,9 @@ pub const MSG_TYPE_URLS: [&str; 32] = [
     "/magnet.jobs.v1.MsgTrialCheckCommit",
     "/magnet.jobs.v1.MsgTrialCheckReveal",
     "/magnet.jobs.v1.MsgRevealTestSplit",
+    "/magnet.jobs.v1.MsgDisputeTrial",
+    "/magnet.jobs.v1.MsgHeldOutCommit",
+    "/magnet.jobs.v1.MsgHeldOutReveal",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -693,6 +696,26 @@ pub enum FuzzMsg {
         test: Hash,
         salt: Hash,
     },
+    DisputeTrial {
+        coordinator: Addr,
+        job: Num,
+        /// (unit, worker, oof hash, loss, signature halves)
+        entry: (Hash, Addr, Hash, u32, Hash, Hash),
+    },
+    HeldOutCommit {
+        evaluator: Addr,
+        job: Num,
+        /// (final loss, baseline loss, unavailable)
+        commitment: Commitment<(u32, u32, bool)>,
+    },
+    HeldOutReveal {
+        evaluator: Addr,
+        job: Num,
+        final_loss: u32,
+        baseline_loss: u32,
+        unavailable: bool,
+        nonce: u8,
+    },
 }
 
 // The leaf choices are biased towards plausible values (the first byte picks the variant: the
@@ -868,6 +891,9 @@ impl FuzzMsg {
             FuzzMsg::TrialCheckCommit { .. } => 29,
             FuzzMsg::TrialCheckReveal { .. } => 30,
             FuzzMsg::RevealTestSplit { .. } => 31,
+            FuzzMsg::DisputeTrial { .. } => 32,
+            FuzzMsg::HeldOutCommit { .. } => 33,
+            FuzzMsg::HeldOutReveal { .. } => 34,
         }
     }
 }
@@ -2233,6 +2259,67 @@ impl<'a> StateCtx<'a> {
                 job: self.num(job, 1),
                 test_address: hash(test),
                 salt: hash(salt),
+            }),
+            FuzzMsg::DisputeTrial {
+                coordinator,
+                job,
+                entry: (u, w, o, l, s1, s2),
+            } => to_any(&jb::MsgDisputeTrial {
+                coordinator: ad(coordinator),
+                job: self.num(job, 1),
+                entry: Some(jb::TrialEntry {
+                    unit_hash: hash(u),
+                    worker: ad(w),
+                    oof_hash: hash(o),
+                    cv_loss_micro: u64::from(*l),
+                    signature: [hash(s1), hash(s2)].concat(),
+                }),
+            }),
+            FuzzMsg::HeldOutCommit {
+                evaluator,
+                job,
+                commitment,
+            } => {
+                let evaluator_s = ad(evaluator);
+                let job = self.num(job, 1);
+                let commitment = match commitment {
+                    Commitment::To((fin, base, unavailable), nonce) => {
+                        match evaluator_s.parse::<Address>() {
+                            Ok(a) => jb::heldout_commitment(
+                                CHAIN_ID,
+                                &a,
+                                job,
+                                u64::from(*fin),
+                                u64::from(*base),
+                                *unavailable,
+                                &hash32(&Hash::Pool(*nonce)),
+                            )
+                            .to_vec(),
+                            Err(_) => hash(&Hash::Pool(*nonce)),
+                        }
+                    }
+                    Commitment::Bytes(b) => hash(b),
+                };
+                to_any(&jb::MsgHeldOutCommit {
+                    evaluator: evaluator_s,
+                    job,
+                    commitment,
+                })
+            }
+            FuzzMsg::HeldOutReveal {
+                evaluator,
+                job,
+                final_loss,
+                baseline_loss,
+                unavailable,
+                nonce,
+            } => to_any(&jb::MsgHeldOutReveal {
+                evaluator: ad(evaluator),
+                job: self.num(job, 1),
+                final_test_loss_micro: u64::from(*final_loss),
+                baseline_test_loss_micro: u64::from(*baseline_loss),
+                unavailable: *unavailable,
+                nonce: hash(&Hash::Pool(*nonce)),
             }),
         }
     }

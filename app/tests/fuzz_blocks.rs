@@ -120,7 +120,8 @@ fn an_empty_or_garbage_input_is_a_valid_short_run() {
 }
 
 /// Writes the seed corpus: inputs from a fixed-seed generator, kept while they add a message
-/// type or a (message type, success) pair the kept ones did not reach, up to 48 inputs. Run
+/// type or a (message type, success) pair the kept ones did not reach, up to 48 inputs (at
+/// least 12,000 tries, and on until every message type is reached, at most 60,000). Run
 /// with `cargo test -p magnet-app --test fuzz_blocks -- --ignored regenerate` after changing
 /// the input grammar (the old seeds then mean other inputs). Crash inputs that libFuzzer
 /// found are added by hand as `crash-*` files and never removed by this.
@@ -143,9 +144,15 @@ fn regenerate_seed_corpus() {
     let mut seen: std::collections::BTreeSet<(&'static str, bool)> = Default::default();
     let mut kept = 0;
     let mut tried = 0;
-    for attempt in 0..12_000 {
+    // At least 12,000 tries, and on (at most 60,000) until every message type is finalized
+    // somewhere: with 35 kinds a finalized MsgReveal (commit, then reveal in its window) is
+    // rare enough that 12,000 tries can miss it.
+    for attempt in 0..60_000 {
         tried = attempt;
-        if kept >= 48 {
+        let reached = MSG_TYPE_URLS
+            .iter()
+            .all(|u| seen.iter().any(|(s, _)| s == u));
+        if kept >= 48 || (attempt >= 12_000 && reached) {
             break;
         }
         let len = 256 + (rng.next_u32() as usize % 3_000);

@@ -256,6 +256,26 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// A refused trial dispute (ADR 0114).
+    #[error("dispute of trial {unit} of research job {job}: {why}")]
+    BadDispute {
+        /// Job.
+        job: u64,
+        /// Unit hash (hex).
+        unit: String,
+        /// Why.
+        why: String,
+    },
+    /// A refused held-out commit or reveal (ADR 0111 §6).
+    #[error("held-out evaluation of research job {job} by {evaluator}: {why}")]
+    BadHeldOut {
+        /// Job.
+        job: u64,
+        /// Evaluator (node id or signer).
+        evaluator: String,
+        /// Why.
+        why: String,
+    },
     /// An error from the core or another module.
     #[error(transparent)]
     Other(#[from] ModuleError),
@@ -300,6 +320,8 @@ impl Error {
             Error::BadTrial { .. } => 34,
             Error::BadCheck { .. } => 35,
             Error::BadTestReveal { .. } => 36,
+            Error::BadDispute { .. } => 37,
+            Error::BadHeldOut { .. } => 38,
             Error::Other(e) => e.code,
         }
     }

@@ -254,6 +254,41 @@ pub fn deliver(ctx: &mut Ctx, any: &prost_types::Any) -> Result<MsgResult, Error
             )?;
             Ok(result(&pb::MsgRecordResearchVersionResponse {}))
         }
+        Msg::Dispute {
+            coordinator,
+            job,
+            entry,
+        } => {
+            crate::research::dispute_trial(ctx, &coordinator, job, &entry)?;
+            Ok(result(&pb::MsgDisputeTrialResponse {}))
+        }
+        Msg::HeldOutCommit {
+            evaluator,
+            job,
+            commitment,
+        } => {
+            crate::research::heldout_commit(ctx, &evaluator, job, commitment)?;
+            Ok(result(&pb::MsgHeldOutCommitResponse {}))
+        }
+        Msg::HeldOutReveal {
+            evaluator,
+            job,
+            final_test_loss_micro,
+            baseline_test_loss_micro,
+            unavailable,
+            nonce,
+        } => {
+            crate::research::heldout_reveal(
+                ctx,
+                &evaluator,
+                job,
+                final_test_loss_micro,
+                baseline_test_loss_micro,
+                unavailable,
+                nonce,
+            )?;
+            Ok(result(&pb::MsgHeldOutRevealResponse {}))
+        }
         Msg::CheckCommit {
             checker,
             job,

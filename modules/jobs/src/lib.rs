@@ -52,10 +52,15 @@
 //!   one. Trials are sampled (`recheck_ppm`) by the recording block's hash and re-run by
 //!   `checkers_per_trial` drawn checkers (never the worker or the coordinator) under sealed
 //!   `MsgTrialCheckCommit` / `MsgTrialCheckReveal`; a strict majority contradicting the oof
-//!   hash slashes the worker `fabricated_trial` and voids all its trials in the job. After the
-//!   final version the creator opens the test split (`MsgRevealTestSplit`). Settlement pays
-//!   verified trials and majority checks by slot, the quality pool by the reveal rule, the
-//!   rest back to the creator, dust to the community pool.
+//!   hash slashes the worker `fabricated_trial` and voids all its trials in the job. The
+//!   coordinator may bring a trial its own re-run caught to chain (`MsgDisputeTrial`, ADR 0114):
+//!   it is checked regardless of sampling, and a false dispute slashes the coordinator
+//!   `audit_deviation`. After the
+//!   final version the creator opens the test split (`MsgRevealTestSplit`), which draws
+//!   held-out evaluators (`MsgHeldOutCommit` / `MsgHeldOutReveal`, sealed final and baseline
+//!   test losses). Settlement pays verified trials and majority checks by slot, the quality
+//!   pool by the lower-median held-out improvement (or the reveal rule), the rest back to the
+//!   creator, dust to the community pool.
 //! * `MsgPayForInference{model (job id), server, amount}` (x402-style pay-per-call) splits the
 //!   payment: `api_contributors_ppm` by lineage share, `api_server_ppm` to the serving node's
 //!   operator, `api_burn_ppm` burned, the rest and all dust to the community pool.
@@ -66,7 +71,10 @@
 //! `/magnet.jobs.v1/audits` (data: job id, or empty for all) → merge audits,
 //! `/magnet.jobs.v1/audit` (data: `id/round`) → one round's audit (null when none),
 //! `/magnet.jobs.v1/research` (data: id) → a research job's spec, coordinator, versions, trials
-//! with their checks, pending checks, check credits and settlement (null when not research).
+//! with their checks, disputes with theirs, pending checks (`pending_checks`, and
+//! `open_check_list` with checkers and periods), check credits, the held-out evaluation
+//! (`heldout`: terms, drawn evaluators, sealed and revealed scores, result) and settlement
+//! (null when not research).
 //!
 //! # Security
 //! Guarantees: budgets and payments are conserved exactly; a job settles or cancels once; a
@@ -114,9 +122,9 @@
 //! not caught, as with merge auditors copying a challenger's evidence); that an unsampled trial
 //! is honest (a fabricator escapes with probability (1 − recheck)^trials); that a colluding
 //! majority of one draw is honest; that the coordinator's choice of configs, best unit,
-//! knowledge base or report is good (recorded, not verified); nor, until held-out evaluators
-//! land (ADR 0111 §6), any held-out score: a valid reveal returns the quality pool to the
-//! creator.
+//! knowledge base or report is good (recorded, not verified); nor that a held-out score is
+//! true beyond what the lower median of one evaluator draw resists (a colluding majority of
+//! the draw sets it).
 #![deny(clippy::unwrap_used, clippy::disallowed_types)]
 
 pub mod audit;

@@ -2,7 +2,8 @@
 //! `MsgRecordRound` is signed by the leader's **node key**, `MsgAuditCommit` and
 //! `MsgAuditReveal` by a drawn auditor's node key; `MsgRecordResearchVersion` by a research
 //! job's coordinator's node key and `MsgTrialCheckCommit` / `MsgTrialCheckReveal` by a drawn
-//! checker's node key (ADR 0111); the others by accounts (a node key may file
+//! checker's node key (ADR 0111); `MsgDisputeTrial` by the coordinator's node key (ADR 0114);
+//! `MsgHeldOutCommit` / `MsgHeldOutReveal` by a drawn held-out evaluator's node key; the others by accounts (a node key may file
 //! `MsgChallengeRound`: its account posts the bond).
 
 use crate::error::Error;
@@ -12,8 +13,9 @@ use magnet_core::msg::{address, amount, decode_any, framed, hash32};
 use magnet_core::{sha256, Address, ModuleError};
 pub use magnet_proto::jobs::v1::{
     AcceptedDelta, MsgAuditCommit, MsgAuditReveal, MsgCancelJob, MsgChallengeRound, MsgCreateJob,
-    MsgPayForInference, MsgRecordResearchVersion, MsgRecordRound, MsgRevealTestSplit,
-    MsgTrialCheckCommit, MsgTrialCheckReveal, RejectedDelta, TrialEntry, WorkClaim,
+    MsgDisputeTrial, MsgHeldOutCommit, MsgHeldOutReveal, MsgPayForInference,
+    MsgRecordResearchVersion, MsgRecordRound, MsgRevealTestSplit, MsgTrialCheckCommit,
+    MsgTrialCheckReveal, RejectedDelta, TrialEntry, WorkClaim,
 };
 use prost::Name;
 
@@ -72,7 +74,16 @@ pub enum Msg {
         /// The last version.
         last: bool,
     },
-    /// A drawn checker's sealed re-run of a sampled trial.
+    /// A research job's coordinator disputes a worker's signed trial (ADR 0114).
+    Dispute {
+        /// Coordinator node key.
+        coordinator: Address,
+        /// Job.
+        job: u64,
+        /// The disputed entry as its worker signed it.
+        entry: TrialInput,
+    },
+    /// A drawn checker's sealed re-run of a sampled or disputed trial.
     CheckCommit {
         /// Checker node key.
         checker: Address,
@@ -95,6 +106,30 @@ pub enum Msg {
         oof_hash: [u8; 32],
         /// Re-run CV loss × 10^6.
         cv_loss_micro: u64,
+        /// Nonce.
+        nonce: [u8; 32],
+    },
+    /// A drawn held-out evaluator's sealed score (ADR 0111 §6).
+    HeldOutCommit {
+        /// Evaluator node key.
+        evaluator: Address,
+        /// Job.
+        job: u64,
+        /// [`heldout_commitment`].
+        commitment: [u8; 32],
+    },
+    /// Opens a sealed held-out score.
+    HeldOutReveal {
+        /// Evaluator node key.
+        evaluator: Address,
+        /// Job.
+        job: u64,
+        /// The final version's test log-loss × 10^6.
+        final_test_loss_micro: u64,
+        /// The baseline's test log-loss × 10^6.
+        baseline_test_loss_micro: u64,
+        /// The test split or the final model could not be fetched.
+        unavailable: bool,
         /// Nonce.
         nonce: [u8; 32],
     },
@@ -379,6 +414,34 @@ pub fn check_commitment(
     ]))
 }
 
+/// Domain of a sealed held-out score.
+pub const HELDOUT_DOMAIN: &[u8] = b"MAGNET/jobs/heldout/v1";
+
+/// The commitment of a sealed held-out score (ADR 0111 §6): SHA-256 of the length-framed
+/// domain, chain id, the evaluator's node account (20 bytes), job (8 BE), the final version's
+/// test loss × 10^6 (8 BE), the baseline's (8 BE), `unavailable` (1 byte: 1 or 0) and a
+/// 32-byte nonce. Binding the evaluator stops a copied commitment.
+pub fn heldout_commitment(
+    chain_id: &str,
+    evaluator: &Address,
+    job: u64,
+    final_test_loss_micro: u64,
+    baseline_test_loss_micro: u64,
+    unavailable: bool,
+    nonce: &[u8; 32],
+) -> [u8; 32] {
+    sha256(&framed(&[
+        HELDOUT_DOMAIN,
+        chain_id.as_bytes(),
+        evaluator.as_bytes(),
+        &job.to_be_bytes(),
+        &final_test_loss_micro.to_be_bytes(),
+        &baseline_test_loss_micro.to_be_bytes(),
+        &[u8::from(unavailable)],
+        nonce,
+    ]))
+}
+
 /// A research job's test-split commitment: SHA-256 of the length-framed domain, the test
 /// split's content address and a 32-byte salt (the salt keeps a guessable address sealed).
 pub fn test_commitment(test_address: &[u8; 32], salt: &[u8; 32]) -> [u8; 32] {
@@ -430,6 +493,35 @@ pub fn research_spec(r: &magnet_proto::jobs::v1::ResearchSpec) -> Result<Researc
     })
 }
 
+/// Field names of a trial entry in errors: (unit, worker, oof, signature).
+type EntryFields = [&'static str; 4];
+const VERSION_ENTRY: EntryFields = [
+    "entries.unit_hash",
+    "entries.worker",
+    "entries.oof_hash",
+    "entries.signature",
+];
+const DISPUTE_ENTRY: EntryFields = [
+    "entry.unit_hash",
+    "entry.worker",
+    "entry.oof_hash",
+    "entry.signature",
+];
+
+/// Checks one worker-signed trial entry.
+fn trial_entry(f: EntryFields, e: &TrialEntry) -> Result<TrialInput, Error> {
+    if e.signature.len() != 64 {
+        return Err(field(f[3], "must be 64 bytes (r ‖ s)"));
+    }
+    Ok(TrialInput {
+        unit_hash: hash32(f[0], &e.unit_hash)?,
+        worker: address(f[1], &e.worker)?,
+        oof_hash: hash32(f[2], &e.oof_hash)?,
+        cv_loss_micro: e.cv_loss_micro,
+        signature: e.signature.clone(),
+    })
+}
+
 fn hexs(b: &[u8]) -> String {
     hex::encode(b)
 }
@@ -448,6 +540,9 @@ pub fn type_urls() -> Vec<&'static str> {
         "/magnet.jobs.v1.MsgTrialCheckCommit",
         "/magnet.jobs.v1.MsgTrialCheckReveal",
         "/magnet.jobs.v1.MsgRevealTestSplit",
+        "/magnet.jobs.v1.MsgDisputeTrial",
+        "/magnet.jobs.v1.MsgHeldOutCommit",
+        "/magnet.jobs.v1.MsgHeldOutReveal",
     ]
 }
 
@@ -602,16 +697,7 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             if !seen.insert(unit) {
                 return Err(field("entries.unit_hash", "a unit is listed twice"));
             }
-            if e.signature.len() != 64 {
-                return Err(field("entries.signature", "must be 64 bytes (r ‖ s)"));
-            }
-            entries.push(TrialInput {
-                unit_hash: unit,
-                worker: address("entries.worker", &e.worker)?,
-                oof_hash: hash32("entries.oof_hash", &e.oof_hash)?,
-                cv_loss_micro: e.cv_loss_micro,
-                signature: e.signature.clone(),
-            });
+            entries.push(trial_entry(VERSION_ENTRY, e)?);
         }
         Msg::ResearchVersion {
             coordinator: address("coordinator", &m.coordinator)?,
@@ -622,6 +708,36 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
             kb_address: opt_hash("kb_address", &m.kb_address)?,
             report_address: opt_hash("report_address", &m.report_address)?,
             last: m.r#final,
+        }
+    } else if t == MsgDisputeTrial::type_url() {
+        let m: MsgDisputeTrial = decode_any(any)?;
+        let e = m.entry.as_ref().ok_or_else(|| {
+            field(
+                "entry",
+                "missing: the disputed trial as its worker signed it",
+            )
+        })?;
+        Msg::Dispute {
+            coordinator: address("coordinator", &m.coordinator)?,
+            job: m.job,
+            entry: trial_entry(DISPUTE_ENTRY, e)?,
+        }
+    } else if t == MsgHeldOutCommit::type_url() {
+        let m: MsgHeldOutCommit = decode_any(any)?;
+        Msg::HeldOutCommit {
+            evaluator: address("evaluator", &m.evaluator)?,
+            job: m.job,
+            commitment: hash32("commitment", &m.commitment)?,
+        }
+    } else if t == MsgHeldOutReveal::type_url() {
+        let m: MsgHeldOutReveal = decode_any(any)?;
+        Msg::HeldOutReveal {
+            evaluator: address("evaluator", &m.evaluator)?,
+            job: m.job,
+            final_test_loss_micro: m.final_test_loss_micro,
+            baseline_test_loss_micro: m.baseline_test_loss_micro,
+            unavailable: m.unavailable,
+            nonce: hash32("nonce", &m.nonce)?,
         }
     } else if t == MsgTrialCheckCommit::type_url() {
         let m: MsgTrialCheckCommit = decode_any(any)?;
@@ -668,8 +784,9 @@ pub fn check(any: &prost_types::Any) -> Result<(Msg, Address), Error> {
         Msg::Create { creator, .. }
         | Msg::Cancel { creator, .. }
         | Msg::RevealTest { creator, .. } => *creator,
-        Msg::ResearchVersion { coordinator, .. } => *coordinator,
+        Msg::ResearchVersion { coordinator, .. } | Msg::Dispute { coordinator, .. } => *coordinator,
         Msg::CheckCommit { checker, .. } | Msg::CheckReveal { checker, .. } => *checker,
+        Msg::HeldOutCommit { evaluator, .. } | Msg::HeldOutReveal { evaluator, .. } => *evaluator,
         Msg::Round { leader, .. } => *leader,
         Msg::Challenge { challenger, .. } => *challenger,
         Msg::AuditCommit { auditor, .. } | Msg::AuditReveal { auditor, .. } => *auditor,
@@ -783,20 +900,31 @@ pub fn record_research_version(
         coordinator: coordinator_node.to_string(),
         job,
         version,
-        entries: entries
-            .iter()
-            .map(|e| TrialEntry {
-                unit_hash: e.unit_hash.to_vec(),
-                worker: e.worker.to_string(),
-                oof_hash: e.oof_hash.to_vec(),
-                cv_loss_micro: e.cv_loss_micro,
-                signature: e.signature.clone(),
-            })
-            .collect(),
+        entries: entries.iter().map(trial_entry_pb).collect(),
         best_unit_hash: opt(best_unit_hash),
         kb_address: opt(kb_address),
         report_address: opt(report_address),
         r#final: last,
+    })
+}
+
+fn trial_entry_pb(e: &TrialInput) -> TrialEntry {
+    TrialEntry {
+        unit_hash: e.unit_hash.to_vec(),
+        worker: e.worker.to_string(),
+        oof_hash: e.oof_hash.to_vec(),
+        cv_loss_micro: e.cv_loss_micro,
+        signature: e.signature.clone(),
+    }
+}
+
+/// `MsgDisputeTrial` as an `Any` (signed by the coordinator's node key): `entry` is the
+/// worker-signed trial whose re-run did not match (ADR 0114).
+pub fn dispute_trial(coordinator_node: &Address, job: u64, entry: &TrialInput) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgDisputeTrial {
+        coordinator: coordinator_node.to_string(),
+        job,
+        entry: Some(trial_entry_pb(entry)),
     })
 }
 
@@ -846,6 +974,39 @@ pub fn reveal_test_split(
         job,
         test_address: test_address.to_vec(),
         salt: salt.to_vec(),
+    })
+}
+
+/// `MsgHeldOutCommit` as an `Any` (signed by the evaluator's node key): the sealed score
+/// [`heldout_commitment`].
+pub fn heldout_commit(
+    evaluator_node: &Address,
+    job: u64,
+    commitment: [u8; 32],
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgHeldOutCommit {
+        evaluator: evaluator_node.to_string(),
+        job,
+        commitment: commitment.to_vec(),
+    })
+}
+
+/// `MsgHeldOutReveal` as an `Any` (signed by the evaluator's node key): opens the sealed score.
+pub fn heldout_reveal(
+    evaluator_node: &Address,
+    job: u64,
+    final_test_loss_micro: u64,
+    baseline_test_loss_micro: u64,
+    unavailable: bool,
+    nonce: [u8; 32],
+) -> prost_types::Any {
+    magnet_core::msg::to_any(&MsgHeldOutReveal {
+        evaluator: evaluator_node.to_string(),
+        job,
+        final_test_loss_micro,
+        baseline_test_loss_micro,
+        unavailable,
+        nonce: nonce.to_vec(),
     })
 }
 
@@ -1015,6 +1176,42 @@ mod tests {
             c,
             verdict_commitment("magnet-1", 3, 9, &other, true, &[0xAB; 32], &[0x5A; 32])
         );
+    }
+
+    /// A pinned vector: the evaluator daemon and the chain must agree on these bytes forever.
+    #[test]
+    fn the_heldout_commitment_is_pinned_and_binds_every_field() {
+        let a = Address::from_slice(&[7u8; 20]).expect("20 bytes");
+        let b = Address::from_slice(&[8u8; 20]).expect("20 bytes");
+        let c = heldout_commitment("magnet-1", &a, 3, 550_000, 600_000, false, &[0x5A; 32]);
+        assert_eq!(
+            hex::encode(c),
+            "e0578adbf8c9406f9c862e9f86f0e4172178654c870339c9feab783f40680efd"
+        );
+        assert_eq!(
+            c,
+            sha256(&framed(&[
+                HELDOUT_DOMAIN,
+                b"magnet-1",
+                &[7u8; 20],
+                &3u64.to_be_bytes(),
+                &550_000u64.to_be_bytes(),
+                &600_000u64.to_be_bytes(),
+                &[0],
+                &[0x5A; 32],
+            ]))
+        );
+        for other in [
+            heldout_commitment("magnet-2", &a, 3, 550_000, 600_000, false, &[0x5A; 32]),
+            heldout_commitment("magnet-1", &b, 3, 550_000, 600_000, false, &[0x5A; 32]),
+            heldout_commitment("magnet-1", &a, 4, 550_000, 600_000, false, &[0x5A; 32]),
+            heldout_commitment("magnet-1", &a, 3, 550_001, 600_000, false, &[0x5A; 32]),
+            heldout_commitment("magnet-1", &a, 3, 550_000, 600_001, false, &[0x5A; 32]),
+            heldout_commitment("magnet-1", &a, 3, 550_000, 600_000, true, &[0x5A; 32]),
+            heldout_commitment("magnet-1", &a, 3, 550_000, 600_000, false, &[0x5B; 32]),
+        ] {
+            assert_ne!(c, other);
+        }
     }
 
     #[test]

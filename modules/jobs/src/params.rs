@@ -2,8 +2,11 @@
 //! (ADR 0089: how many recorded rounds are audited, by how many drawn auditors, the challenge
 //! window, the verdict commit and reveal periods (ADR 0091), the challenge bond and the
 //! challenger's share of the slash).
-//! Economic: changes apply at the next epoch boundary. The audit fields default when a params
-//! file predates them.
+//! Research jobs (ADR 0111): pool shares, trial budget and recheck bounds, the check periods
+//! (also the held-out evaluators' periods), the test reveal period, the held-out evaluator
+//! count and share and the target improvement (the last three fixed per job at creation).
+//! Economic: changes apply at the next epoch boundary. The audit and research fields default
+//! when a params file predates them.
 
 use crate::error::Error;
 use magnet_core::coins::u128_string;
@@ -78,6 +81,21 @@ pub struct Params {
     /// Held-out improvement over the baseline (ppm) that earns the whole quality pool.
     #[serde(default = "d_target_improvement_ppm")]
     pub target_improvement_ppm: u64,
+    /// Held-out evaluators drawn at a valid test reveal (stake-weighted from the nodes that
+    /// run trials, never the coordinator; ADR 0111 §6). Fixed per job at creation.
+    #[serde(default = "d_heldout_evaluators")]
+    pub heldout_evaluators: u32,
+    /// Share of a research job's quality pool that pays its held-out evaluators (ppm), split
+    /// equally over the drawn ones and paid to those who revealed. Fixed per job at creation.
+    #[serde(default = "d_heldout_evaluator_ppm")]
+    pub heldout_evaluator_ppm: u64,
+}
+
+fn d_heldout_evaluators() -> u32 {
+    3
+}
+fn d_heldout_evaluator_ppm() -> u64 {
+    100_000
 }
 
 fn d_research_trials_ppm() -> u64 {
@@ -155,6 +173,8 @@ impl Default for Params {
             check_reveal_blocks: d_check_reveal_blocks(),
             test_reveal_blocks: d_test_reveal_blocks(),
             target_improvement_ppm: d_target_improvement_ppm(),
+            heldout_evaluators: d_heldout_evaluators(),
+            heldout_evaluator_ppm: d_heldout_evaluator_ppm(),
         }
     }
 }
@@ -230,6 +250,16 @@ impl Params {
         if self.target_improvement_ppm == 0 || self.target_improvement_ppm > 1_000_000 {
             return Err(Error::InvalidParams(
                 "target_improvement_ppm must be in 1..=1000000".into(),
+            ));
+        }
+        if self.heldout_evaluators == 0 || self.heldout_evaluators > 32 {
+            return Err(Error::InvalidParams(
+                "heldout_evaluators must be in 1..=32".into(),
+            ));
+        }
+        if self.heldout_evaluator_ppm > 1_000_000 {
+            return Err(Error::InvalidParams(
+                "heldout_evaluator_ppm must be ≤ 1000000".into(),
             ));
         }
         Ok(())

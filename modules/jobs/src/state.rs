@@ -32,6 +32,16 @@
 //!   that block's `end_block`
 //! * `jobs/check_credit/<id:8 BE><operator:20>` → u64 (borsh): majority checks credited to a
 //!   checker's operator, paid one slot each at settlement
+//! * `jobs/dispute/<id:8 BE><unit hash:32>` → [`crate::research::Dispute`] (borsh): a trial
+//!   the coordinator disputed (ADR 0114), its check (unless it rides on the live record's) and
+//!   its outcome. A new key space, so trial and research records keep their layout.
+//! * `jobs/dispute_new/<id:8 BE><unit hash:32>` → (): disputes filed in this block, drawn a
+//!   check (and deleted) in this block's `end_block`
+//! * `jobs/heldout/<id:8 BE>` → [`crate::research::HeldOut`] (borsh): a research job's
+//!   held-out evaluation terms (fixed at creation), its evaluator draw at the test reveal, the
+//!   sealed and revealed scores and the result (ADR 0111 §6)
+//! * `jobs/heldout_due/<height:8 BE><id:8 BE>` → (): a held-out evaluation to resolve in that
+//!   block's `end_block`
 //!
 //! Budgets sit in `Address::module("jobs")` until settlement or cancellation; challenge bonds
 //! sit in `Address::module("jobs_audit")` until resolution.
@@ -79,6 +89,14 @@ pub const TRIAL_NEW_PREFIX: &[u8] = b"jobs/trial_new/";
 pub const CHECK_DUE_PREFIX: &[u8] = b"jobs/check_due/";
 /// Majority checks credited per checker operator.
 pub const CHECK_CREDIT_PREFIX: &[u8] = b"jobs/check_credit/";
+/// Disputed trials (ADR 0114), by job and unit.
+pub const DISPUTE_PREFIX: &[u8] = b"jobs/dispute/";
+/// Disputes filed in the current block, to draw checkers for in `end_block`.
+pub const DISPUTE_NEW_PREFIX: &[u8] = b"jobs/dispute_new/";
+/// Held-out evaluations of research jobs (ADR 0111 §6), by job.
+pub const HELDOUT_PREFIX: &[u8] = b"jobs/heldout/";
+/// Held-out evaluations due for resolution, by height.
+pub const HELDOUT_DUE_PREFIX: &[u8] = b"jobs/heldout_due/";
 
 /// How a training job's DiLoCo rounds run (from `MsgCreateJob.training`).
 #[derive(

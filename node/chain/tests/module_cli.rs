@@ -753,6 +753,81 @@ fn data_jobs_notary_and_contrib_txs_run_through_the_cli() {
         ],
     );
     assert!(err.contains("is not a round record"), "{err}");
+    // Research jobs (ADR 0111): the data record registered above is still in its challenge
+    // window, so the jobs module refuses the job with its own error; the test split is sealed
+    // from --test-address and --salt; a test reveal on a training job is refused.
+    let data_hash = rec["hash"].as_str().unwrap().to_string();
+    let (test_addr, salt) = ("7e".repeat(32), "5a".repeat(32));
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "jobs",
+            "create-research",
+            "--research-domain",
+            "tabular",
+            "--data",
+            &data_hash,
+            "--target",
+            "y",
+            "--trial-budget",
+            "4",
+            "--test-address",
+            &test_addr,
+            "--salt",
+            &salt,
+            "--budget",
+            "1000000umag",
+            "--deadline-secs",
+            "1800000000",
+            "--from",
+            "alice",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("challenge window"), "{err}");
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "jobs",
+            "create-research",
+            "--research-domain",
+            "tabular",
+            "--data",
+            &data_hash,
+            "--target",
+            "y",
+            "--trial-budget",
+            "4",
+            "--budget",
+            "1000000umag",
+            "--deadline-secs",
+            "1800000000",
+            "--from",
+            "alice",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("--test-commitment"), "{err}");
+    let err = run_err(
+        &home,
+        &[
+            "tx",
+            "jobs",
+            "reveal-test",
+            "--job",
+            &job,
+            "--test-address",
+            &test_addr,
+            "--salt",
+            &salt,
+            "--from",
+            "alice",
+            "--yes",
+        ],
+    );
+    assert!(err.contains("is not a research job"), "{err}");
     tx(
         &home,
         &["jobs", "pay-inference", &job, &net.alice, "1000000umag"],

@@ -30,7 +30,7 @@ use magnet_proto::registry;
 pub use magnet_contrib::state::Work;
 pub use magnet_jobs::msgs::verdict_commitment;
 pub use magnet_jobs::msgs::Accepted;
-pub use magnet_jobs::msgs::{check_commitment, test_commitment};
+pub use magnet_jobs::msgs::{check_commitment, heldout_commitment, test_commitment};
 pub use magnet_jobs::research::{ResearchSpec, TrialInput};
 pub use magnet_jobs::state::{OuterPolicy, TrainingSpec};
 
@@ -527,6 +527,48 @@ pub fn record_research_version(
     ))
 }
 
+/// `MsgDisputeTrial` (ADR 0114): the coordinator brings `entry`, a worker-signed trial whose
+/// re-run did not match, to chain; drawn checkers re-run it regardless of sampling. Signed by
+/// the job's coordinator's **node** key, while the job is open.
+pub fn dispute_trial(coordinator_node: &Address, job: u64, entry: &TrialInput) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::dispute_trial(
+        coordinator_node,
+        job,
+        entry,
+    ))
+}
+
+/// `MsgHeldOutCommit` (ADR 0111 §6): a drawn held-out evaluator's sealed score
+/// ([`heldout_commitment`]), within `check_commit_blocks` of the test reveal. Signed by the
+/// evaluator's **node** key.
+pub fn heldout_commit(evaluator_node: &Address, job: u64, commitment: [u8; 32]) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::heldout_commit(
+        evaluator_node,
+        job,
+        commitment,
+    ))
+}
+
+/// `MsgHeldOutReveal`: opens a sealed held-out score (the final version's and the baseline's
+/// test loss × 10^6, or `unavailable`). Signed by the evaluator's **node** key.
+pub fn heldout_reveal(
+    evaluator_node: &Address,
+    job: u64,
+    final_test_loss_micro: u64,
+    baseline_test_loss_micro: u64,
+    unavailable: bool,
+    nonce: [u8; 32],
+) -> cosmrs::Any {
+    from_module(magnet_jobs::msgs::heldout_reveal(
+        evaluator_node,
+        job,
+        final_test_loss_micro,
+        baseline_test_loss_micro,
+        unavailable,
+        nonce,
+    ))
+}
+
 /// `MsgTrialCheckCommit`: a drawn checker's sealed re-run ([`check_commitment`]). Signed by
 /// the checker's **node** key.
 pub fn trial_check_commit(
@@ -636,6 +678,30 @@ mod tests {
             data_hash: [2; 32],
             kind: "training".into(),
             entries: vec![(0, [3; 32])],
+        }
+    }
+
+    fn research_spec() -> ResearchSpec {
+        ResearchSpec {
+            domain: "tabular".into(),
+            data_address: hex::encode([1u8; 32]),
+            target: "y".into(),
+            context: String::new(),
+            trial_budget: 4,
+            seed: 7,
+            folds: 5,
+            test_commitment: hex::encode(test_commitment(&[2; 32], &[3; 32])),
+            recheck_ppm: 50_000,
+        }
+    }
+
+    fn trial_input() -> TrialInput {
+        TrialInput {
+            unit_hash: [4; 32],
+            worker: Address([3; 20]),
+            oof_hash: [5; 32],
+            cv_loss_micro: 600_000,
+            signature: vec![1; 64],
         }
     }
 
@@ -770,6 +836,32 @@ mod tests {
             (cancel_job(&op, 1), op),
             (record_round(&node, &round), node),
             (pay_for_inference(&other, 1, &op, 50), other),
+            (create_research_job(&op, 100, 1_000, &research_spec()), op),
+            (
+                record_research_version(
+                    &node,
+                    1,
+                    0,
+                    &[trial_input()],
+                    [0; 32],
+                    [0; 32],
+                    [0; 32],
+                    false,
+                ),
+                node,
+            ),
+            (trial_check_commit(&other, 1, [4; 32], [5; 32]), other),
+            (
+                trial_check_reveal(&other, 1, [4; 32], [6; 32], 7, [8; 32]),
+                other,
+            ),
+            (reveal_test_split(&op, 1, [1; 32], [2; 32]), op),
+            (dispute_trial(&node, 1, &trial_input()), node),
+            (heldout_commit(&other, 1, [9; 32]), other),
+            (
+                heldout_reveal(&other, 1, 500_000, 600_000, false, [9; 32]),
+                other,
+            ),
         ] {
             let (_, s) = magnet_jobs::msgs::check(&to_prost(&m)).unwrap();
             assert_eq!(s, signer, "{}", m.type_url);

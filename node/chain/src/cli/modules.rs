@@ -479,6 +479,91 @@ pub(super) enum JobsTx {
         #[command(flatten)]
         tx: TxArgs,
     },
+    /// Create a research job (ADR 0111): an autoresearch search over one CONFIRMED data record
+    /// (register it with `magnetd tx data register` and wait out the data challenge window),
+    /// escrowing the budget until the deadline. The chain draws its coordinator from the live
+    /// orchestrator-tier nodes (none → refused, nothing escrowed). 80 % of the budget pays
+    /// trials and re-checks by slot, 20 % is the quality pool (params research_*_ppm).
+    ///
+    /// The test split stays sealed until after the final version: pass its content address
+    /// and a secret 32-byte salt (--test-address, --salt: the commitment is computed here and
+    /// printed as test_commitment — keep the address and salt for `reveal-test`), or a
+    /// commitment you computed yourself
+    /// (--test-commitment = SHA-256(framed("MAGNET/jobs/research-test/v1", address, salt))).
+    /// If you do not reveal a matching split within test_reveal_blocks of the final version,
+    /// the whole quality pool goes to the coordinator.
+    ///
+    /// Example: magnetd tx jobs create-research --research-domain tabular \
+    ///   --data <64 hex> --target y --context t --trial-budget 200 --seed 7 --folds 5 \
+    ///   --recheck-ppm 100000 --test-address <64 hex> --salt <64 hex> \
+    ///   --budget 500000000 --deadline-secs 1767312000 --from alice --yes
+    #[command(verbatim_doc_comment)]
+    CreateResearch {
+        /// tabular | timeseries | bitnet-lm.
+        #[arg(long)]
+        research_domain: String,
+        /// Content address of the data set (64 hex): a confirmed data record.
+        #[arg(long)]
+        data: String,
+        /// Target column (1..=128 bytes).
+        #[arg(long)]
+        target: String,
+        /// Context column(s) (0..=256 bytes).
+        #[arg(long, default_value = "")]
+        context: String,
+        /// Most trials paid (1..=jobs params max_trial_budget).
+        #[arg(long)]
+        trial_budget: u32,
+        /// The search's seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Cross-validation folds (2..=20).
+        #[arg(long, default_value_t = 5)]
+        folds: u32,
+        /// Share of trials re-checked by drawn checkers, ppm (≥ jobs params min_recheck_ppm).
+        #[arg(long, default_value_t = 50_000)]
+        recheck_ppm: u32,
+        /// The sealed test split's commitment (64 hex); or give --test-address and --salt.
+        #[arg(long, conflicts_with_all = ["test_address", "salt"])]
+        test_commitment: Option<String>,
+        /// The test split's content address (64 hex), sealed with --salt.
+        #[arg(long, requires = "salt")]
+        test_address: Option<String>,
+        /// A secret 32-byte salt (64 hex) that keeps a guessable test address sealed.
+        #[arg(long, requires = "test_address")]
+        salt: Option<String>,
+        /// Budget (umag).
+        #[arg(long)]
+        budget: String,
+        /// Deadline as block time (Unix seconds).
+        #[arg(long)]
+        deadline_secs: u64,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
+    /// Open a research job's sealed test split (creator only), after its final version and
+    /// within test_reveal_blocks of it: SHA-256(framed("MAGNET/jobs/research-test/v1",
+    /// address, salt)) must equal the job's commitment, or the reveal is refused and nothing
+    /// changes. A valid reveal draws the held-out evaluators, who score the final version and
+    /// the baseline on the split; the coordinator is paid from the quality pool by the
+    /// improvement, the rest comes back to you.
+    ///
+    /// Example: magnetd tx jobs reveal-test --job 3 --test-address <64 hex> --salt <64 hex> \
+    ///   --from alice --yes
+    #[command(verbatim_doc_comment)]
+    RevealTest {
+        /// Job id.
+        #[arg(long)]
+        job: u64,
+        /// The test split's content address (64 hex).
+        #[arg(long)]
+        test_address: String,
+        /// The salt of the commitment (64 hex).
+        #[arg(long)]
+        salt: String,
+        #[command(flatten)]
+        tx: TxArgs,
+    },
     /// Cancel a job (creator only; see the jobs module's cancellation rules).
     ///
     /// Example: magnetd tx jobs cancel 1 --from alice --yes
@@ -1927,6 +2012,76 @@ async fn tx_jobs(home: &Home, j: JobsTx) -> Result<()> {
                 None => format!("create a {domain} job with budget {b}umag"),
             };
             send(home, &tx, &what, vec![m], json!({})).await
+        }
+        JobsTx::CreateResearch {
+            research_domain,
+            data,
+            target,
+            context,
+            trial_budget,
+            seed,
+            folds,
+            recheck_ppm,
+            test_commitment,
+            test_address,
+            salt,
+            budget,
+            deadline_secs,
+            tx,
+        } => {
+            let commitment = match (test_commitment, test_address, salt) {
+                (Some(c), _, _) => hash32("--test-commitment", &c)?,
+                (None, Some(a), Some(s)) => {
+                    msgs::test_commitment(&hash32("--test-address", &a)?, &hash32("--salt", &s)?)
+                }
+                _ => bail!(
+                    "give --test-address and --salt (the commitment is computed from them), or \
+                     --test-commitment"
+                ),
+            };
+            let spec = msgs::ResearchSpec {
+                domain: research_domain.clone(),
+                data_address: hex::encode(hash32("--data", &data)?),
+                target,
+                context,
+                trial_budget,
+                seed,
+                folds,
+                test_commitment: hex::encode(commitment),
+                recheck_ppm,
+            };
+            let me = from_addr(home, &tx)?;
+            let b = umag(&budget)?;
+            send(
+                home,
+                &tx,
+                &format!(
+                    "create a {research_domain} research job over data {} ({trial_budget} \
+                     trials, re-check {recheck_ppm} ppm) with budget {b}umag",
+                    spec.data_address
+                ),
+                vec![msgs::create_research_job(&me, b, deadline_secs, &spec)],
+                json!({"test_commitment": spec.test_commitment}),
+            )
+            .await
+        }
+        JobsTx::RevealTest {
+            job,
+            test_address,
+            salt,
+            tx,
+        } => {
+            let me = from_addr(home, &tx)?;
+            let a = hash32("--test-address", &test_address)?;
+            let s = hash32("--salt", &salt)?;
+            send(
+                home,
+                &tx,
+                &format!("reveal the test split {} of job {job}", hex::encode(a)),
+                vec![msgs::reveal_test_split(&me, job, a, s)],
+                json!({}),
+            )
+            .await
         }
         JobsTx::Cancel { job, tx } => {
             let me = from_addr(home, &tx)?;
