@@ -374,12 +374,19 @@ pub struct ResearchReport {
     pub checks: (u64, u64, u64, u64),
     /// Disputes the coordinator filed.
     pub disputes: u64,
+    /// … of them upheld (the worker slashed `fabricated_trial`).
+    pub disputes_upheld: u64,
     /// Off chain: units answered by workers, re-checked on a second worker, disagreements.
     pub offchain: (u64, u64, u64),
     /// Best recorded trial's CV loss × 10^6.
     pub best_cv_loss_micro: Option<u64>,
     /// Held-out (final, baseline, improvement ppm), when measured.
     pub heldout: Option<(u64, u64, u64)>,
+    /// How the held-out evaluation ended (`measured`, `unavailable`, `unmeasured`; empty: not
+    /// resolved).
+    pub heldout_outcome: String,
+    /// Paid to the held-out evaluators who revealed (umag; outside the settlement record).
+    pub evaluator_pay: u128,
     /// Settlement (umag): workers, checkers, coordinator, creator, community; and how the
     /// quality pool went.
     pub settlement: Option<(u128, u128, u128, u128, u128, String)>,
@@ -435,6 +442,7 @@ pub async fn report(c: &ChainClient, plan: &Driver, nodes: &[NodeInfo]) -> Resul
         let voided = t["voided"].as_bool().unwrap_or(false);
         if disputed {
             rep.disputes += 1;
+            rep.disputes_upheld += u64::from(t["outcome"].as_str() == Some("upheld"));
         } else {
             rep.trials.0 += 1;
             if !voided {
@@ -469,13 +477,15 @@ pub async fn report(c: &ChainClient, plan: &Driver, nodes: &[NodeInfo]) -> Resul
         }
     }
     rep.best_cv_loss_micro = best;
-    let h = &r["heldout"];
+    let h = &v["heldout"]["result"];
     if let (Some(f), Some(b)) = (
         h["final_test_loss_micro"].as_u64(),
         h["baseline_test_loss_micro"].as_u64(),
     ) {
         rep.heldout = Some((f, b, h["improvement_ppm"].as_u64().unwrap_or(0)));
     }
+    rep.heldout_outcome = h["outcome"].as_str().unwrap_or_default().to_string();
+    rep.evaluator_pay = u(&h["evaluators"]);
     let s = &r["settlement"];
     if !s.is_null() {
         rep.settlement = Some((
@@ -523,6 +533,15 @@ pub async fn report(c: &ChainClient, plan: &Driver, nodes: &[NodeInfo]) -> Resul
             }
         }
     }
+    for p in h["paid"].as_array().cloned().unwrap_or_default() {
+        if let Some((n, _)) = rows
+            .iter_mut()
+            .zip(nodes)
+            .find(|(_, i)| p["operator"].as_str() == Some(i.operator.as_str()))
+        {
+            n.paid += u(&p["amount"]);
+        }
+    }
     if let Some((_, _, q, ..)) = &rep.settlement {
         if let Some(n) = rows.iter_mut().find(|n| n.moniker == rep.coordinator) {
             n.paid += q;
@@ -564,7 +583,7 @@ pub fn section(r: &ResearchReport) -> String {
          {} versions, {} trials recorded ({} live). Off chain the coordinator handed out {} units, \
          re-ran {} on a second worker and saw {} disagreements. On chain {} trials were re-checked \
          by drawn checkers ({} agreed, {} fabricated, {} without a verdict); the coordinator \
-         disputed {}.\n",
+         disputed {} caught fabrications ({} upheld by the drawn checkers).\n",
         r.job,
         r.domain,
         r.rows.0,
@@ -580,7 +599,8 @@ pub fn section(r: &ResearchReport) -> String {
         r.checks.1,
         r.checks.2,
         r.checks.3,
-        r.disputes
+        r.disputes,
+        r.disputes_upheld
     );
     if let Some(b) = r.best_cv_loss_micro {
         md.push_str(&format!(
@@ -596,12 +616,21 @@ pub fn section(r: &ResearchReport) -> String {
             b as f64 / 1e6,
             imp as f64 / 1e4
         )),
-        None => md.push_str("Held-out: not measured.\n"),
+        None => md.push_str(&format!(
+            "Held-out: not measured ({}).\n",
+            if r.heldout_outcome.is_empty() {
+                "not resolved"
+            } else {
+                r.heldout_outcome.as_str()
+            }
+        )),
     }
     if let Some((w, c, co, cr, cm, quality)) = &r.settlement {
         md.push_str(&format!(
-            "\nSettlement (umag): trial workers {w}, checkers {c}, coordinator {co}, back to the \
-             creator {cr}, community pool {cm}; quality pool: {quality}.\n"
+            "\nSettlement (umag): trial workers {w}, checkers {c}, coordinator {co}, held-out \
+             evaluators {}, back to the creator {cr}, community pool {cm}; quality pool: \
+             {quality}.\n",
+            r.evaluator_pay
         ));
     } else {
         md.push_str("\nNot settled when the report was written.\n");

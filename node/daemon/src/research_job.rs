@@ -18,6 +18,11 @@
 //!   its hash from the coordinator (checked: the unit's hash is the one on chain, its data the
 //!   job's), re-runs it, seals `(oof hash, loss)` with a fresh nonce (saved before it is
 //!   sent) and reveals it once the reveal period opens.
+//! * **Held-out evaluator** (drawn by the chain when the creator reveals the test split). It
+//!   fetches the test split by its address, the final trial's unit and the data, scores the
+//!   final pipeline and the domain's baseline pipeline fitted on every data row
+//!   (`magnet_autoresearch::unit::heldout_loss`), seals both losses (or `unavailable`, once the
+//!   inputs stay missing near the end of the commit period) and reveals them.
 //!
 //! Data enters the network at a node that holds it: files placed in `HOME/research-data/`
 //! are imported into the node's shard store under their content address and served to peers.
@@ -45,7 +50,8 @@ use magnet_autoresearch::run::{self, domain_by_name, RunConfig};
 use magnet_autoresearch::split;
 use magnet_autoresearch::strategy::RuleStrategist;
 use magnet_autoresearch::unit::{
-    content_address, oof_bytes, oof_cv_loss, oof_hash, Prepared, UnitContext, WorkUnit,
+    content_address, heldout_loss, oof_bytes, oof_cv_loss, oof_hash, Prepared, UnitContext,
+    WorkUnit,
 };
 use magnet_p2p::{NodeId, ShardKey};
 use serde::{Deserialize, Serialize};
@@ -65,6 +71,10 @@ pub const LOOP_TEST_FRACTION: f64 = 0.2;
 /// Trials proposed together (part of what a run decides: a job's search is reproducible
 /// from its spec and this constant).
 pub const BATCH: usize = 4;
+/// A held-out evaluator whose inputs (test split, final unit, data) cannot be fetched seals
+/// `unavailable` only within this many blocks of the end of the commit period: inputs on
+/// their way must not read as missing.
+pub const UNAVAILABLE_MARGIN_BLOCKS: u64 = 5;
 /// Share of worker answers the coordinator re-runs on a second worker, off chain (ppm), on
 /// top of the chain's own sampled checks.
 pub const OFFCHAIN_RECHECK_PPM: u32 = 150_000;
@@ -313,6 +323,9 @@ pub async fn research_tick(sh: &Arc<Shared>) -> Result<()> {
         if let Err(e) = check_duty(sh, id, &view, head).await {
             tracing::warn!(job = id, "trial checks: {e}");
         }
+        if let Err(e) = heldout_duty(sh, id, &view, head).await {
+            tracing::warn!(job = id, "held-out evaluation: {e}");
+        }
     }
     Ok(())
 }
@@ -446,8 +459,20 @@ fn coordinate(
     };
     let (kb, report) = (stored("knowledge.json")?, stored("report.md")?);
     let node = sh.keys.node.address();
+    // Fabrications first: the chain draws checkers for each, and a unit under an open
+    // dispute cannot be recorded, so its honest result waits for the dispute's verdict.
+    let mut disputed: BTreeSet<String> = BTreeSet::new();
     for d in &stats.disputes {
-        tracing::warn!(job, worker = %d.worker, unit = %d.unit_hash, "fabricated trial caught (dispute pending chain support)");
+        let msg = magnet_jobs::msgs::dispute_trial(&node, job, &entry(d)?);
+        match rt.block_on(sh.chain.send(&sh.keys.node, "MsgDisputeTrial", vec![msg])) {
+            Ok(h) => {
+                tracing::warn!(job, worker = %d.worker, unit = %d.unit_hash, height = h, "fabricated trial disputed on chain");
+                disputed.insert(d.unit_hash.clone());
+            }
+            Err(e) => {
+                tracing::warn!(job, worker = %d.worker, unit = %d.unit_hash, "MsgDisputeTrial: {e}")
+            }
+        }
     }
     let mut claims = stats.claims.clone();
     if claims.len() > budget {
@@ -466,40 +491,101 @@ fn coordinate(
                 .cmp(&b.cv_loss_micro)
                 .then(a.unit_hash.cmp(&b.unit_hash))
         })
-        .map(|c| h32(&c.unit_hash))
-        .transpose()?
-        .unwrap_or([0; 32]);
-    let entries: Vec<magnet_jobs::research::TrialInput> =
-        claims.iter().map(entry).collect::<Result<_>>()?;
-    let chunks: Vec<&[magnet_jobs::research::TrialInput]> = if entries.is_empty() {
-        vec![&[]]
-    } else {
-        entries.chunks(MAX_ENTRIES).collect()
-    };
-    let n = chunks.len();
-    for (v, chunk) in chunks.into_iter().enumerate() {
-        let last = v + 1 == n;
-        let (b, k, r) = if last {
-            (best, kb, report)
+        .map(|c| c.unit_hash.clone());
+    let (held, now): (Vec<ClaimRecord>, Vec<ClaimRecord>) = claims
+        .into_iter()
+        .partition(|c| disputed.contains(&c.unit_hash));
+    let mut version = 0u32;
+    let mut recorded = 0usize;
+    let mut record = |entries: &[ClaimRecord], last: bool| -> Result<()> {
+        let entries: Vec<magnet_jobs::research::TrialInput> =
+            entries.iter().map(entry).collect::<Result<_>>()?;
+        let chunks: Vec<&[magnet_jobs::research::TrialInput]> = if entries.is_empty() {
+            vec![&[]]
         } else {
-            ([0; 32], [0; 32], [0; 32])
+            entries.chunks(MAX_ENTRIES).collect()
         };
-        let msg =
-            magnet_jobs::msgs::record_research_version(&node, job, v as u32, chunk, b, k, r, last);
-        let h = rt.block_on(
-            sh.chain
-                .send(&sh.keys.node, "MsgRecordResearchVersion", vec![msg]),
-        )?;
-        tracing::info!(
-            job,
-            version = v,
-            trials = chunk.len(),
-            last,
-            height = h,
-            "research version recorded"
-        );
+        let n = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let fin = last && i + 1 == n;
+            let (b, k, r) = if fin {
+                let b = match &best {
+                    Some(h) => h32(h)?,
+                    None => [0; 32],
+                };
+                (b, kb, report)
+            } else {
+                ([0; 32], [0; 32], [0; 32])
+            };
+            let msg = magnet_jobs::msgs::record_research_version(
+                &node, job, version, chunk, b, k, r, fin,
+            );
+            let h = rt.block_on(sh.chain.send(
+                &sh.keys.node,
+                "MsgRecordResearchVersion",
+                vec![msg],
+            ))?;
+            tracing::info!(
+                job,
+                version,
+                trials = chunk.len(),
+                last = fin,
+                height = h,
+                "research version recorded"
+            );
+            version += 1;
+            recorded += chunk.len();
+        }
+        Ok(())
+    };
+    if held.is_empty() {
+        record(&now, true)?;
+        return Ok(recorded);
     }
-    Ok(entries.len())
+    if !now.is_empty() {
+        record(&now, false)?;
+    }
+    // Wait for the disputes' verdicts, then record the held units' honest results (those the
+    // chain does not already hold live: a false dispute makes the disputed entry live).
+    tracing::info!(job, held = held.len(), "waiting for the disputes' verdicts");
+    let view = loop {
+        let v: Value =
+            match rt.block_on(sh.chain.query("/magnet.jobs.v1/research", &job.to_string())) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(job, "reading the disputes: {e}");
+                    std::thread::sleep(std::time::Duration::from_secs(3));
+                    continue;
+                }
+            };
+        let open = v["disputes"].as_array().is_some_and(|a| {
+            a.iter().any(|d| {
+                d["outcome"].as_str() == Some("open")
+                    && d["unit_hash"]
+                        .as_str()
+                        .is_some_and(|u| disputed.contains(u))
+            })
+        });
+        if !open {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    };
+    let live: BTreeSet<&str> = view["trials"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|t| t["voided"].as_bool() != Some(true))
+                .filter_map(|t| t["unit_hash"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let held: Vec<ClaimRecord> = held
+        .into_iter()
+        .filter(|c| !live.contains(c.unit_hash.as_str()))
+        .collect();
+    record(&held, true)?;
+    Ok(recorded)
 }
 
 /// A claim as a chain trial entry.
@@ -653,4 +739,180 @@ async fn check_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Resu
         }
     }
     save_seals(&sh.home, &seals)
+}
+
+/// A sealed held-out score, saved before its commitment is sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HeldOutSeal {
+    final_micro: u64,
+    baseline_micro: u64,
+    unavailable: bool,
+    nonce: String,
+}
+
+fn heldout_seals_path(home: &Path) -> PathBuf {
+    home.join("research").join("heldout-seals.json")
+}
+
+fn load_heldout_seals(home: &Path) -> BTreeMap<u64, HeldOutSeal> {
+    std::fs::read(heldout_seals_path(home))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_heldout_seals(home: &Path, s: &BTreeMap<u64, HeldOutSeal>) -> Result<()> {
+    let p = heldout_seals_path(home);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).map_err(DaemonError::io("research job files"))?;
+    }
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(s).unwrap_or_default())
+        .map_err(DaemonError::io("research job files"))?;
+    std::fs::rename(&tmp, &p).map_err(DaemonError::io("research job files"))?;
+    Ok(())
+}
+
+/// The held-out losses × 10^6 of the job's final trial and of the domain's baseline pipeline
+/// on the revealed test split (`magnet_autoresearch::unit::heldout_loss`).
+async fn heldout_scores(sh: &Shared, job: u64, view: &Value) -> Result<(u64, u64)> {
+    let r = &view["research"];
+    let data_address = spec_str(&r["spec"], "data_address").to_string();
+    let coordinator = r["coordinator"].as_str().unwrap_or_default().to_string();
+    let best = r["best_unit_hash"].as_str().unwrap_or_default();
+    let test_address = r["test_address"].as_str().unwrap_or_default();
+    if best.is_empty() || test_address.is_empty() {
+        return Err(DaemonError::State(
+            "the final version names no trial, or no test split is revealed".into(),
+        ));
+    }
+    let unit = fetch_unit(sh, best, &data_address, &coordinator).await?;
+    let data = fetch_object(sh, &data_address, Some(&coordinator)).await?;
+    let test = fetch_object(sh, test_address, None).await?;
+    let dir = research_dir(&sh.home, job);
+    tokio::task::spawn_blocking(move || -> Result<(u64, u64)> {
+        std::fs::create_dir_all(&dir).map_err(DaemonError::io("research job files"))?;
+        let (dp, tp) = (dir.join("data.csv"), dir.join("test.csv"));
+        std::fs::write(&dp, &data).map_err(DaemonError::io("research job files"))?;
+        std::fs::write(&tp, &test).map_err(DaemonError::io("research job files"))?;
+        let score = |p: &magnet_autoresearch::pipeline::PipelineConfig| {
+            heldout_loss(&unit.context, &dp, &tp, p)
+                .map(loss_micro)
+                .map_err(|e| DaemonError::State(format!("held-out score: {e}")))
+        };
+        let baseline = run::baseline()
+            .members
+            .first()
+            .map(|m| m.0.clone())
+            .ok_or_else(|| DaemonError::State("the baseline has no pipeline".into()))?;
+        Ok((score(&unit.pipeline)?, score(&baseline)?))
+    })
+    .await
+    .map_err(|e| DaemonError::State(format!("held-out task: {e}")))?
+}
+
+/// The held-out evaluation of `view`'s job, when this node is a drawn evaluator: seals the
+/// final trial's and the baseline's test losses (or `unavailable` once the inputs stay
+/// missing to the end of the commit period), then reveals them.
+async fn heldout_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Result<()> {
+    let h = &view["heldout"];
+    if h.is_null() || !h["result"].is_null() {
+        return Ok(());
+    }
+    let me = sh.me.to_string();
+    let evaluators: Vec<&str> = h["evaluators"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !evaluators.contains(&me.as_str()) {
+        return Ok(());
+    }
+    let votes = h["votes"].as_array().cloned().unwrap_or_default();
+    let mine = votes.iter().find(|v| v["evaluator"].as_str() == Some(&me));
+    let (commits_until, reveals_until) = (
+        h["commits_until"].as_u64().unwrap_or(0),
+        h["reveals_until"].as_u64().unwrap_or(0),
+    );
+    let node = sh.keys.node.address();
+    let mut seals = load_heldout_seals(&sh.home);
+    match mine {
+        Some(v) if v["revealed"].as_bool() == Some(true) => {}
+        Some(_) => {
+            let Some(s) = seals.get(&job).cloned() else {
+                tracing::warn!(job, "a sealed held-out score of this node is on chain but not in heldout-seals.json: it cannot be revealed");
+                return Ok(());
+            };
+            let open = head > commits_until || votes.len() == evaluators.len();
+            if !open || head > reveals_until {
+                return Ok(());
+            }
+            let msg = magnet_jobs::msgs::heldout_reveal(
+                &node,
+                job,
+                s.final_micro,
+                s.baseline_micro,
+                s.unavailable,
+                h32(&s.nonce)?,
+            );
+            let h = sh
+                .chain
+                .send(&sh.keys.node, "MsgHeldOutReveal", vec![msg])
+                .await?;
+            tracing::info!(
+                job,
+                height = h,
+                final_micro = s.final_micro,
+                baseline_micro = s.baseline_micro,
+                unavailable = s.unavailable,
+                "held-out score revealed"
+            );
+        }
+        None => {
+            if head > commits_until {
+                return Ok(());
+            }
+            let s = match seals.get(&job) {
+                Some(s) => s.clone(),
+                None => {
+                    let (f, b, unavailable) = match heldout_scores(sh, job, view).await {
+                        Ok((f, b)) => (f, b, false),
+                        // Inputs may still be on their way: `unavailable` only near the end.
+                        Err(e) if head + UNAVAILABLE_MARGIN_BLOCKS < commits_until => {
+                            tracing::info!(job, "held-out score not ready: {e}");
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            tracing::warn!(job, "held-out inputs unavailable: {e}");
+                            (0, 0, true)
+                        }
+                    };
+                    let s = HeldOutSeal {
+                        final_micro: f,
+                        baseline_micro: b,
+                        unavailable,
+                        nonce: hex::encode(rand::random::<[u8; 32]>()),
+                    };
+                    seals.insert(job, s.clone());
+                    save_heldout_seals(&sh.home, &seals)?;
+                    s
+                }
+            };
+            let commitment = magnet_jobs::msgs::heldout_commitment(
+                &sh.genesis.chain_id,
+                &node,
+                job,
+                s.final_micro,
+                s.baseline_micro,
+                s.unavailable,
+                &h32(&s.nonce)?,
+            );
+            let msg = magnet_jobs::msgs::heldout_commit(&node, job, commitment);
+            let h = sh
+                .chain
+                .send(&sh.keys.node, "MsgHeldOutCommit", vec![msg])
+                .await?;
+            tracing::info!(job, height = h, "held-out score sealed");
+        }
+    }
+    Ok(())
 }

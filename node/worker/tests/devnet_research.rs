@@ -84,13 +84,21 @@ fn a_devnet_research_job_pays_verified_trials_and_slashes_a_fabricating_worker()
         liar["trials"].as_u64().unwrap() - liar["voided"].as_u64().unwrap(),
         0
     );
+    // Disputed on chain, upheld by the drawn checker, slashed.
+    assert!(rs["disputes_upheld"].as_u64().unwrap() >= 1, "{rs}");
+    assert!(u(&liar["slashed"]) > 0, "{liar}");
     // The honest trial worker is paid for verified trials and never slashed.
     assert!(honest["trials"].as_u64().unwrap() >= 1, "{honest}");
     assert!(u(&honest["paid"]) > 0, "{honest}");
     assert_eq!(u(&honest["slashed"]), 0);
-    // Held-out measured by the drawn evaluators; the escrow conserved exactly.
+    // Held-out measured by the drawn evaluators (the final trial against the baseline on the
+    // sealed split); the escrow conserved exactly, the evaluators' pay included.
+    assert_eq!(rs["heldout_outcome"], "measured", "{rs}");
+    let h = rs["heldout"].as_array().unwrap();
+    assert!(u(&h[0]) > 0 && u(&h[1]) > 0, "{rs}");
+    assert!(u(&rs["evaluator_pay"]) > 0, "{rs}");
     let s = rs["settlement"].as_array().unwrap();
-    let sum: u128 = s[..5].iter().map(u).sum();
+    let sum: u128 = s[..5].iter().map(u).sum::<u128>() + u(&rs["evaluator_pay"]);
     assert_eq!(sum, 200_000_000, "{rs}");
     let _ = std::fs::remove_dir_all(&dir);
 }
