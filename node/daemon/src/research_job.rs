@@ -395,6 +395,7 @@ fn coordinate(
         signer: sh.net.signer.clone(),
         verifier: sh.net.verifier.clone(),
     };
+    let ctx_final = ctx.clone();
     let coord = Coordinator::new(
         rt.clone(),
         ctx,
@@ -423,7 +424,7 @@ fn coordinate(
         progress: false,
         ..RunConfig::default()
     };
-    run::run_with(
+    let outcome = run::run_with(
         domain.as_ref(),
         train,
         sealed,
@@ -484,14 +485,36 @@ fn coordinate(
         );
         claims.truncate(budget);
     }
-    let best = claims
-        .iter()
-        .min_by(|a, b| {
-            a.cv_loss_micro
-                .cmp(&b.cv_loss_micro)
-                .then(a.unit_hash.cmp(&b.unit_hash))
+    // The final trial: the loop's own choice (its last version's model; of an ensemble, the
+    // member of largest weight) when that unit is recorded, else the recorded trial of lowest
+    // CV loss. The chain's held-out evaluators score it against the baseline.
+    let chosen = outcome.versions.last().and_then(|v| {
+        let mut best: Option<&(magnet_autoresearch::pipeline::PipelineConfig, f64)> = None;
+        for m in &v.best.members {
+            if best.is_none_or(|b| m.1 > b.1) {
+                best = Some(m);
+            }
+        }
+        best.map(|m| {
+            WorkUnit {
+                context: ctx_final.clone(),
+                pipeline: m.0.clone(),
+            }
+            .hash()
         })
-        .map(|c| c.unit_hash.clone());
+    });
+    let best = chosen
+        .filter(|h| claims.iter().any(|c| &c.unit_hash == h))
+        .or_else(|| {
+            claims
+                .iter()
+                .min_by(|a, b| {
+                    a.cv_loss_micro
+                        .cmp(&b.cv_loss_micro)
+                        .then(a.unit_hash.cmp(&b.unit_hash))
+                })
+                .map(|c| c.unit_hash.clone())
+        });
     let (held, now): (Vec<ClaimRecord>, Vec<ClaimRecord>) = claims
         .into_iter()
         .partition(|c| disputed.contains(&c.unit_hash));
