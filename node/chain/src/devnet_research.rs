@@ -497,8 +497,9 @@ pub async fn report(c: &ChainClient, plan: &Driver, nodes: &[NodeInfo]) -> Resul
             s["quality"].as_str().unwrap_or_default().to_string(),
         ));
     }
-    // Payments and slashes per node: the settlement's events are summed per operator by the
-    // chain's research view where it has them; otherwise by slot counts.
+    // Payments per node, from the chain's research view: live trials and credited checks at
+    // the job's slot price, the evaluators' paid list, the coordinator's settlement share.
+    // Slashes from the slashing module's records.
     let slot = u(&r["slot_price"]);
     let slashes = q(c, "/magnet.slashing.v1/records", "").await?;
     for (n, info) in rows.iter_mut().zip(nodes) {

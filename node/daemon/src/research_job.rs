@@ -110,19 +110,18 @@ fn research_dir(home: &Path, job: u64) -> PathBuf {
     home.join("research").join(format!("job-{job}"))
 }
 
-fn seals_path(home: &Path) -> PathBuf {
-    home.join("research").join("seals.json")
-}
-
-fn load_seals(home: &Path) -> BTreeMap<String, Seal> {
-    std::fs::read(seals_path(home))
+/// A sealed-state file under `HOME/research/` (`seals.json`: trial re-runs by `job/unit`;
+/// `heldout-seals.json`: held-out scores by job); empty when absent or unreadable.
+fn load_state<T: serde::de::DeserializeOwned + Default>(home: &Path, name: &str) -> T {
+    std::fs::read(home.join("research").join(name))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-fn save_seals(home: &Path, s: &BTreeMap<String, Seal>) -> Result<()> {
-    let p = seals_path(home);
+/// Writes a sealed-state file atomically (temp file, then rename).
+fn save_state<T: Serialize>(home: &Path, name: &str, s: &T) -> Result<()> {
+    let p = home.join("research").join(name);
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d).map_err(DaemonError::io("research job files"))?;
     }
@@ -132,6 +131,11 @@ fn save_seals(home: &Path, s: &BTreeMap<String, Seal>) -> Result<()> {
     std::fs::rename(&tmp, &p).map_err(DaemonError::io("research job files"))?;
     Ok(())
 }
+
+/// Trial re-run seals.
+const SEALS: &str = "seals.json";
+/// Held-out score seals.
+const HELDOUT_SEALS: &str = "heldout-seals.json";
 
 fn object_key(id: [u8; 32]) -> ShardKey {
     ShardKey {
@@ -638,7 +642,7 @@ async fn check_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Resu
             subjects.extend(a.iter());
         }
     }
-    let mut seals = load_seals(&sh.home);
+    let mut seals: BTreeMap<String, Seal> = load_state(&sh.home, SEALS);
     let node = sh.keys.node.address();
     for t in subjects {
         let c = &t["check"];
@@ -731,7 +735,7 @@ async fn check_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Resu
                             revealed: false,
                         };
                         seals.insert(key.clone(), s.clone());
-                        save_seals(&sh.home, &seals)?;
+                        save_state(&sh.home, SEALS, &seals)?;
                         s
                     }
                 };
@@ -761,7 +765,7 @@ async fn check_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Resu
             }
         }
     }
-    save_seals(&sh.home, &seals)
+    save_state(&sh.home, SEALS, &seals)
 }
 
 /// A sealed held-out score, saved before its commitment is sent.
@@ -771,29 +775,6 @@ struct HeldOutSeal {
     baseline_micro: u64,
     unavailable: bool,
     nonce: String,
-}
-
-fn heldout_seals_path(home: &Path) -> PathBuf {
-    home.join("research").join("heldout-seals.json")
-}
-
-fn load_heldout_seals(home: &Path) -> BTreeMap<u64, HeldOutSeal> {
-    std::fs::read(heldout_seals_path(home))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn save_heldout_seals(home: &Path, s: &BTreeMap<u64, HeldOutSeal>) -> Result<()> {
-    let p = heldout_seals_path(home);
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).map_err(DaemonError::io("research job files"))?;
-    }
-    let tmp = p.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(s).unwrap_or_default())
-        .map_err(DaemonError::io("research job files"))?;
-    std::fs::rename(&tmp, &p).map_err(DaemonError::io("research job files"))?;
-    Ok(())
 }
 
 /// The held-out losses × 10^6 of the job's final trial and of the domain's baseline pipeline
@@ -857,7 +838,7 @@ async fn heldout_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Re
         h["reveals_until"].as_u64().unwrap_or(0),
     );
     let node = sh.keys.node.address();
-    let mut seals = load_heldout_seals(&sh.home);
+    let mut seals: BTreeMap<u64, HeldOutSeal> = load_state(&sh.home, HELDOUT_SEALS);
     match mine {
         Some(v) if v["revealed"].as_bool() == Some(true) => {}
         Some(_) => {
@@ -916,7 +897,7 @@ async fn heldout_duty(sh: &Arc<Shared>, job: u64, view: &Value, head: u64) -> Re
                         nonce: hex::encode(rand::random::<[u8; 32]>()),
                     };
                     seals.insert(job, s.clone());
-                    save_heldout_seals(&sh.home, &seals)?;
+                    save_state(&sh.home, HELDOUT_SEALS, &seals)?;
                     s
                 }
             };
