@@ -115,8 +115,24 @@ def optuna_search_only(bin_, ds, budget, seed, folds):
 
 
 def optuna_open(ds, budget, seed, folds):
-    import numpy as np, pandas as pd
-    from sklearn.model_selection import train_test_split, StratifiedKFold, cross_val_predict
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+    d = DATASETS[ds]
+    if d["domain"] != "tabular":
+        return None
+    df = pd.read_csv(os.path.join(ROOT, d["data"]), na_values=["NA", ""])
+    df = df[df[d["target"]].notna()]
+    train, test = train_test_split(df, test_size=0.2, stratify=df[d["target"]].astype(str), random_state=seed)
+    return optuna_open_frames(train, test, d["target"], budget, seed, folds)
+
+
+def optuna_open_frames(train, test, target, budget, seed, folds):
+    """The open track on a given split (two DataFrames with the same columns): Optuna TPE over
+    logistic / XGBoost / random forest / extra trees with median imputation and scaling;
+    categorical columns one-hot encoded when they have at most 12 levels, else dropped. The
+    encoding is computed on both frames together (feature vocabulary only, never labels)."""
+    import pandas as pd
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.metrics import log_loss
     from sklearn.pipeline import make_pipeline
     from sklearn.impute import SimpleImputer
@@ -124,16 +140,15 @@ def optuna_open(ds, budget, seed, folds):
     from sklearn.linear_model import LogisticRegression
     from sklearn.ensemble import RandomForestClassifier, ExtraTreesClassifier
     from xgboost import XGBClassifier
-    d = DATASETS[ds]
-    if d["domain"] != "tabular":
-        return None
-    df = pd.read_csv(os.path.join(ROOT, d["data"]), na_values=["NA", ""])
-    df = df[df[d["target"]].notna()]
-    y = pd.factorize(df[d["target"]].astype(str), sort=True)[0]
-    X = df.drop(columns=[d["target"]])
+    df = pd.concat([train, test], ignore_index=True)
+    df = df[df[target].notna()]
+    n_train = int(train[target].notna().sum())
+    y = pd.factorize(df[target].astype(str), sort=True)[0]
+    X = df.drop(columns=[target])
     X = X[[c for c in X.columns if X[c].dtype != object or X[c].nunique() <= 12]]
     X = pd.get_dummies(X, dummy_na=True).astype(float).values
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
+    Xtr, Xte, ytr, yte = X[:n_train], X[n_train:], y[:n_train], y[n_train:]
+    labels = list(range(int(y.max()) + 1))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
 
     def make(trial):
@@ -154,15 +169,26 @@ def optuna_open(ds, budget, seed, folds):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     t0 = time.time()
-    study.optimize(lambda t: log_loss(ytr, cross_val_predict(make(t), Xtr, ytr, cv=cv, method="predict_proba")),
+    study.optimize(lambda t: log_loss(ytr, cross_val_predict(make(t), Xtr, ytr, cv=cv, method="predict_proba"), labels=labels),
                    n_trials=budget)
-    wall = time.time() - t0
     m = make(optuna.trial.FixedTrial(study.best_params)).fit(Xtr, ytr)
+    proba = m.predict_proba(Xte)
+    test_loss = log_loss(yte, proba, labels=labels)
+    wall = time.time() - t0
     curve, b = [], float("inf")
     for t in study.trials:
         b = min(b, t.value)
         curve.append(b)
-    return dict(test=log_loss(yte, m.predict_proba(Xte)), cv=study.best_value, curve=curve, wall=wall)
+    return dict(test=test_loss, test_clipped=clipped_log_loss(yte, proba), cv=study.best_value, curve=curve, wall=wall)
+
+
+P_MIN = 1e-6  # magnet_autoresearch::models::P_MIN: ours scores -ln(max(p_true, P_MIN))
+
+
+def clipped_log_loss(y, proba):
+    """Log-loss the way ours computes it: the true class's probability floored at P_MIN (no
+    renormalisation), so that every method of a comparison is scored by one formula."""
+    return float(sum(-math.log(max(float(proba[i][int(t)]), P_MIN)) for i, t in enumerate(y)) / len(y))
 
 
 def ci(xs):

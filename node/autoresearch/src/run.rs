@@ -96,6 +96,9 @@ pub enum RunError {
     /// Data could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A separate test file does not fit the data file.
+    #[error(transparent)]
+    TestFile(#[from] TestFileError),
     /// A model failed on every trial of the baseline.
     #[error("baseline model failed: {0}")]
     Model(#[from] ModelError),
@@ -362,6 +365,112 @@ pub fn run_file(
 ) -> Result<RunOutcome, RunError> {
     let ds = domain.load(data, target, context)?;
     let (train, sealed) = split::holdout(ds, cfg.test_fraction, cfg.seed, domain.holdout_mode());
+    run(domain, train, sealed, cfg, kb_in, strategist, out)
+}
+
+/// Why a data file and a separate test file could not be read as one data set.
+#[derive(Debug, thiserror::Error)]
+pub enum TestFileError {
+    /// One of the files could not be read or loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The test file does not fit the data file (header, rows or classes).
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Loads a data file and a test file of the same format (the same header line) as **one**
+/// data set, the test rows after the data rows, so that both share one feature encoding and
+/// one class numbering. Returns it with the number of leading rows that came from `data`.
+///
+/// Used where the test rows are fixed from outside instead of drawn by [`split::holdout`]:
+/// a research job's sealed test split (its held-out evaluators, [`crate::unit::heldout_loss`])
+/// and `magnet-worker research --test-data` (the benchmark's shared split). Refused: a
+/// different header line, an empty test file, a class the data file lacks.
+pub fn load_with_test(
+    domain: &dyn Domain,
+    data: &Path,
+    test: &Path,
+    target: Option<&str>,
+    context: Option<&str>,
+) -> Result<(Dataset, usize), TestFileError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| LoadError::Io {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    let (rows, tests) = (read(data)?, read(test)?);
+    let header = |b: &[u8]| -> Vec<u8> {
+        let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
+        b[..end].strip_suffix(b"\r").unwrap_or(&b[..end]).to_vec()
+    };
+    if header(&rows) != header(&tests) {
+        return Err(TestFileError::Mismatch(format!(
+            "the header line of {} differs from the data's ({}): both files need the same columns in the same order",
+            test.display(),
+            data.display()
+        )));
+    }
+    let body = tests
+        .iter()
+        .position(|&c| c == b'\n')
+        .map_or(&[][..], |i| &tests[i + 1..]);
+    let mut both = rows;
+    if !both.ends_with(b"\n") {
+        both.push(b'\n');
+    }
+    both.extend_from_slice(body);
+    let scratch = std::env::temp_dir().join(format!(
+        "magnet-with-test-{}-{:016x}.csv",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::write(&scratch, &both).map_err(|source| LoadError::Io {
+        path: scratch.display().to_string(),
+        source,
+    })?;
+    let loaded = (
+        domain.load(data, target, context),
+        domain.load(&scratch, target, context),
+    );
+    let _ = std::fs::remove_file(&scratch);
+    let (alone, ds) = (loaded.0?, loaded.1?);
+    let n = alone.len();
+    if ds.len() <= n {
+        return Err(TestFileError::Mismatch(format!(
+            "{} has no usable rows",
+            test.display()
+        )));
+    }
+    if ds.n_classes() != alone.n_classes() {
+        return Err(TestFileError::Mismatch(format!(
+            "{} has classes the data lacks ({} classes with it, {} without)",
+            test.display(),
+            ds.n_classes(),
+            alone.n_classes()
+        )));
+    }
+    Ok((ds, n))
+}
+
+/// Runs the loop on `data` and scores its final model on the rows of a separate `test` file
+/// (same header line) instead of a held-out part drawn from `data`: the search sees every
+/// row of `data` and only those; the final and baseline models are fitted on all of them.
+#[allow(clippy::too_many_arguments)]
+pub fn run_file_with_test(
+    domain: &dyn Domain,
+    data: &Path,
+    test: &Path,
+    target: Option<&str>,
+    context: Option<&str>,
+    cfg: &RunConfig,
+    kb_in: KnowledgeBase,
+    strategist: &dyn Strategist,
+    out: Option<&Path>,
+) -> Result<RunOutcome, RunError> {
+    let (ds, n) = load_with_test(domain, data, test, target, context)?;
+    let (train, sealed) = split::fixed(ds, n);
     run(domain, train, sealed, cfg, kb_in, strategist, out)
 }
 
@@ -1116,6 +1225,11 @@ pub struct TrialSpec {
     /// Also fit on the whole training part and score the held-out test (final reporting only).
     #[serde(default)]
     pub holdout: bool,
+    /// A separate test file (same header line): `data` is then the whole training part (no
+    /// held-out fraction is drawn from it) and `holdout` scores this file's rows, as
+    /// `research --test-data` does.
+    #[serde(default)]
+    pub test_data: Option<PathBuf>,
 }
 
 fn default_folds() -> usize {
@@ -1151,6 +1265,9 @@ pub enum TrialError {
     /// Data problem.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The separate test file does not fit the data file.
+    #[error(transparent)]
+    TestFile(#[from] TestFileError),
     /// Data changed since the trial was made.
     #[error("data hash mismatch: trial expects {expected}, file gives {actual}")]
     Hash {
@@ -1168,7 +1285,22 @@ pub enum TrialError {
 pub fn run_trial(spec: &TrialSpec) -> Result<TrialOutput, TrialError> {
     let domain =
         domain_by_name(&spec.domain).ok_or_else(|| TrialError::Domain(spec.domain.clone()))?;
-    let ds = domain.load(&spec.data, spec.target.as_deref(), spec.context.as_deref())?;
+    let (ds, n_train) = match &spec.test_data {
+        Some(test) => {
+            let (ds, n) = load_with_test(
+                domain.as_ref(),
+                &spec.data,
+                test,
+                spec.target.as_deref(),
+                spec.context.as_deref(),
+            )?;
+            (ds, Some(n))
+        }
+        None => (
+            domain.load(&spec.data, spec.target.as_deref(), spec.context.as_deref())?,
+            None,
+        ),
+    };
     if let Some(h) = &spec.data_hash {
         if *h != ds.hash {
             return Err(TrialError::Hash {
@@ -1177,7 +1309,10 @@ pub fn run_trial(spec: &TrialSpec) -> Result<TrialOutput, TrialError> {
             });
         }
     }
-    let (train, sealed) = split::holdout(ds, spec.test_fraction, spec.seed, domain.holdout_mode());
+    let (train, sealed) = match n_train {
+        Some(n) => split::fixed(ds, n),
+        None => split::holdout(ds, spec.test_fraction, spec.seed, domain.holdout_mode()),
+    };
     let folds = domain.folds(&train.data, spec.folds, spec.seed);
     let ev = Evaluator::new(&train.data, &folds, spec.seed);
     let e = ev.evaluate(&spec.candidate)?;

@@ -102,6 +102,22 @@ pub fn holdout(data: Dataset, frac: f64, seed: u64, mode: HoldoutMode) -> (Train
     )
 }
 
+/// A fixed split: the first `n_train` rows train, the rest are the sealed test rows (a test
+/// file given from outside, [`crate::run::load_with_test`]).
+pub fn fixed(data: Dataset, n_train: usize) -> (TrainPart, SealedTest) {
+    let n_train = n_train.min(data.len());
+    let train: Vec<usize> = (0..n_train).collect();
+    let test: Vec<usize> = (n_train..data.len()).collect();
+    (
+        TrainPart {
+            data: data.subset(&train),
+        },
+        SealedTest {
+            data: data.subset(&test),
+        },
+    )
+}
+
 /// Stratified K-fold: each class's rows shuffled (seeded) and dealt round-robin into `k` folds.
 pub fn stratified_kfold(y: &[usize], k: usize, seed: u64) -> Vec<Fold> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xf01d);

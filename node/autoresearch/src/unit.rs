@@ -353,15 +353,12 @@ pub fn heldout_loss(
     test: &Path,
     pipeline: &PipelineConfig,
 ) -> Result<f64, UnitError> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| {
-            UnitError::Load(LoadError::Io {
-                path: p.display().to_string(),
-                source,
-            })
+    let data = std::fs::read(train).map_err(|source| {
+        UnitError::Load(LoadError::Io {
+            path: train.display().to_string(),
+            source,
         })
-    };
-    let data = read(train)?;
+    })?;
     let actual = content_address(&data);
     if actual != ctx.data_address {
         return Err(UnitError::Address {
@@ -369,55 +366,19 @@ pub fn heldout_loss(
             actual,
         });
     }
-    let tests = read(test)?;
-    let header = |b: &[u8]| -> Vec<u8> {
-        let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
-        b[..end].strip_suffix(b"\r").unwrap_or(&b[..end]).to_vec()
-    };
-    if header(&data) != header(&tests) {
-        return Err(UnitError::Split(
-            "the test split's header line differs from the data's".into(),
-        ));
-    }
-    let body = tests
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(&[][..], |i| &tests[i + 1..]);
-    let mut both = data.clone();
-    if !both.ends_with(b"\n") {
-        both.push(b'\n');
-    }
-    both.extend_from_slice(body);
     let domain =
         domain_by_name(&ctx.domain).ok_or_else(|| UnitError::Domain(ctx.domain.clone()))?;
-    let scratch = std::env::temp_dir().join(format!(
-        "magnet-heldout-{}-{:016x}.csv",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::write(&scratch, &both).map_err(|source| {
-        UnitError::Load(LoadError::Io {
-            path: scratch.display().to_string(),
-            source,
-        })
+    let (ds, n) = crate::run::load_with_test(
+        domain.as_ref(),
+        train,
+        test,
+        ctx.target.as_deref(),
+        ctx.context.as_deref(),
+    )
+    .map_err(|e| match e {
+        crate::run::TestFileError::Load(l) => UnitError::Load(l),
+        crate::run::TestFileError::Mismatch(m) => UnitError::Split(m),
     })?;
-    let loaded = (
-        domain.load(train, ctx.target.as_deref(), ctx.context.as_deref()),
-        domain.load(&scratch, ctx.target.as_deref(), ctx.context.as_deref()),
-    );
-    let _ = std::fs::remove_file(&scratch);
-    let (alone, ds) = (loaded.0?, loaded.1?);
-    let n = alone.len();
-    if ds.len() <= n {
-        return Err(UnitError::Split("the test split has no rows".into()));
-    }
-    if ds.n_classes() != alone.n_classes() {
-        return Err(UnitError::Split(format!(
-            "the test split has classes the data lacks ({} classes with it, {} without)",
-            ds.n_classes(),
-            alone.n_classes()
-        )));
-    }
     let fit: Vec<usize> = (0..n).collect();
     let pred: Vec<usize> = (n..ds.len()).collect();
     let (probs, _) = crate::pipeline::fit_predict(pipeline, &ds, &fit, &pred, ctx.seed)?;

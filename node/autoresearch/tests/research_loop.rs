@@ -340,6 +340,7 @@ fn a_serialised_trial_reproduces_the_logged_score() {
         data_hash: Some(t.data_hash.clone()),
         candidate: t.candidate.clone(),
         holdout: true,
+        test_data: None,
     };
     let out = run::run_trial(&spec).unwrap();
     assert_eq!(out.key, t.key);
@@ -408,4 +409,114 @@ fn the_time_series_domain_reports_walk_forward_hit_rates_against_naive_baselines
         .sum::<f64>()
         / 5.0;
     assert!((blocks - m["hit rate (always-up)"]).abs() < 0.01);
+}
+
+/// Writes `rows` of penguins.csv (by index, header first) to `path`.
+fn penguin_rows(path: &Path, keep: impl Fn(usize) -> bool) {
+    let text = std::fs::read_to_string(data("tabular/penguins.csv")).unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for (i, l) in lines.enumerate() {
+        if keep(i) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_run_with_a_test_file_searches_every_data_row_and_a_trial_reproduces_its_baseline_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = (dir.path().join("train.csv"), dir.path().join("test.csv"));
+    penguin_rows(&train, |i| i % 5 != 0);
+    penguin_rows(&test, |i| i % 5 == 0);
+    let c = RunConfig {
+        budget: 6,
+        ..small()
+    };
+    let o = run::run_file_with_test(
+        &Tabular,
+        &train,
+        &test,
+        Some("sex"),
+        None,
+        &c,
+        KnowledgeBase::new(),
+        &RuleStrategist,
+        Some(&dir.path().join("run")),
+    )
+    .unwrap();
+    let (alone, _) = run::load_with_test(&Tabular, &train, &test, Some("sex"), None).unwrap();
+    let n_train = magnet_autoresearch::data::load_tabular(&train, "sex", None)
+        .unwrap()
+        .len();
+    assert_eq!(
+        o.test.n_test,
+        alone.len() - n_train,
+        "every test-file row scored"
+    );
+    assert!(o.test.final_loss.is_finite() && o.test.final_loss > 0.0);
+    let spec = run::TrialSpec {
+        domain: "tabular".into(),
+        data: train.clone(),
+        target: Some("sex".into()),
+        context: None,
+        seed: c.seed,
+        folds: c.folds,
+        test_fraction: 0.2,
+        data_hash: None,
+        candidate: run::baseline(),
+        holdout: true,
+        test_data: Some(test.clone()),
+    };
+    let t = run::run_trial(&spec).unwrap();
+    let baseline = o.test.baseline_loss;
+    assert!(
+        (t.test_loss.unwrap() - baseline).abs() < 1e-9,
+        "trial {:?} vs run {baseline}",
+        t.test_loss
+    );
+    assert!(
+        (t.cv_loss - o.trials[0].cv_loss).abs() < 1e-12,
+        "the trial's CV uses every data row, as the run's baseline did"
+    );
+}
+
+#[test]
+fn a_test_file_that_does_not_fit_the_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("train.csv");
+    penguin_rows(&train, |i| i % 5 != 0);
+    let text = std::fs::read_to_string(data("tabular/penguins.csv")).unwrap();
+    let header = text.lines().next().unwrap().to_string();
+    let row = text.lines().nth(1).unwrap().to_string();
+    let other_header = header.replacen(',', ";", 1);
+    let new_class = {
+        // The same row with a target value the data never has.
+        let cols: Vec<&str> = header.split(',').collect();
+        let at = cols.iter().position(|c| *c == "sex").unwrap();
+        let mut cells: Vec<String> = row.split(',').map(str::to_string).collect();
+        cells[at] = "neither".into();
+        cells.join(",")
+    };
+    let cases = [
+        ("another header line", format!("{other_header}\n{row}\n")),
+        ("no rows", format!("{header}\n")),
+        ("a class the data lacks", format!("{header}\n{new_class}\n")),
+    ];
+    for (name, body) in cases {
+        let test = dir.path().join("test.csv");
+        std::fs::write(&test, body).unwrap();
+        let err = run::load_with_test(&Tabular, &train, &test, Some("sex"), None);
+        assert!(
+            matches!(err, Err(run::TestFileError::Mismatch(_))),
+            "{name}: {err:?}"
+        );
+        let missing = dir.path().join("absent.csv");
+        assert!(matches!(
+            run::load_with_test(&Tabular, &train, &missing, Some("sex"), None),
+            Err(run::TestFileError::Load(_))
+        ));
+    }
 }

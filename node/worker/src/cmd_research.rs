@@ -49,6 +49,13 @@ pub struct ResearchArgs {
     /// Data file (CSV with a header line).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// A separate test file (same header line as --data): the search then uses every row
+    /// of --data and the final and baseline models, fitted on all of them, are scored once on
+    /// this file's rows instead of a held-out part drawn from --data. For benchmarks that give
+    /// every method the same split (scripts/bench-suite20.py), and how a research job's
+    /// held-out evaluators score (tabular, timeseries; not with --workers).
+    #[arg(long, value_name = "FILE")]
+    test_data: Option<PathBuf>,
     /// Target column (tabular: the class column, default `target`; timeseries: the price
     /// column, default `Adj Close`).
     #[arg(long)]
@@ -230,6 +237,9 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
     let Some(out) = args.out else {
         bail!("--out DIR is required")
     };
+    if args.domain == "bitnet-lm" && args.test_data.is_some() {
+        bail!("--test-data is for tabular and timeseries data; bitnet-lm scores on its own validation split");
+    }
     if args.domain == "bitnet-lm" && args.lm_search == "phase" {
         return run_lm_phase(&data, &out, args.lm_steps, args.seed);
     }
@@ -278,6 +288,30 @@ pub fn run(args: ResearchArgs) -> anyhow::Result<()> {
         }),
         ..RunConfig::default()
     };
+    if let Some(test) = &args.test_data {
+        if args.workers.is_some() {
+            bail!("--test-data runs on this machine only: drop --workers (or --test-data)");
+        }
+        let o = run::run_file_with_test(
+            domain.as_ref(),
+            &data,
+            test,
+            args.target.as_deref(),
+            args.context.as_deref(),
+            &cfg,
+            kb,
+            strategist.as_ref(),
+            Some(&out),
+        )
+        .with_context(|| {
+            format!(
+                "research on {} scored on {}",
+                data.display(),
+                test.display()
+            )
+        })?;
+        return summarize(&o, &out);
+    }
     if let Some(workers) = &args.workers {
         let node_dir = args.node_dir.clone().unwrap_or_else(|| out.join("node"));
         let (o, net) = crate::cmd_research_net::coordinate(
