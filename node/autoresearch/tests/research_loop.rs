@@ -203,6 +203,8 @@ fn convergence_stops_a_run_whose_gains_fall_below_epsilon() {
         epsilon: 1.0,
         patience: 1,
         budget: 200,
+        // The convergence rule alone (the second pass, ADR 0118, would run on after it).
+        second_pass: false,
         ..small()
     };
     let o = research(
@@ -503,7 +505,12 @@ fn a_test_file_that_does_not_fit_the_data_is_refused() {
     let cases = [
         ("another header line", format!("{other_header}\n{row}\n")),
         ("no rows", format!("{header}\n")),
-        ("a class the data lacks", format!("{header}\n{new_class}\n")),
+        // Enough rows of it that the joined file loads; with fewer, loading the joined file
+        // is what refuses it (a class with too few rows for stratified folds).
+        (
+            "a class the data lacks",
+            format!("{header}\n{}", format!("{new_class}\n").repeat(6)),
+        ),
     ];
     for (name, body) in cases {
         let test = dir.path().join("test.csv");
@@ -519,4 +526,66 @@ fn a_test_file_that_does_not_fit_the_data_is_refused() {
             Err(run::TestFileError::Load(_))
         ));
     }
+}
+
+#[test]
+fn a_run_that_stops_early_with_budget_left_runs_a_second_pass_and_spends_more_of_it() {
+    // Wine at budget 30 converges after about 17 trials when it stops where it stops.
+    let base = RunConfig {
+        second_pass: false,
+        ..cfg(30, 0)
+    };
+    let one = research(
+        "tabular/wine_data.csv",
+        "target",
+        None,
+        &base,
+        KnowledgeBase::new(),
+        None,
+    );
+    assert!(
+        one.trials.len() + run::SECOND_PASS_MIN_TRIALS <= 30,
+        "{}",
+        one.trials.len()
+    );
+    assert!(
+        !one.stop_reason.contains("second pass"),
+        "{}",
+        one.stop_reason
+    );
+    let on = RunConfig {
+        second_pass: true,
+        ..cfg(30, 0)
+    };
+    let two = research(
+        "tabular/wine_data.csv",
+        "target",
+        None,
+        &on,
+        KnowledgeBase::new(),
+        None,
+    );
+    assert!(
+        two.stop_reason.contains("second pass"),
+        "{}",
+        two.stop_reason
+    );
+    assert!(two.trials.len() > one.trials.len());
+    assert!(two.trials.len() <= 30);
+    // The first pass is the same run: same trials in the same order.
+    for (a, b) in one.trials.iter().zip(&two.trials) {
+        assert_eq!(a.key, b.key);
+    }
+    // The second pass never re-runs a trial.
+    let keys: BTreeSet<&str> = two.trials.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys.len(), two.trials.len());
+    // And it only replaces the incumbent through the one-SE rule, so it never ends worse in CV.
+    let best = |o: &RunOutcome| {
+        o.versions
+            .iter()
+            .rfind(|v| !v.post_search)
+            .unwrap()
+            .best_loss
+    };
+    assert!(best(&two) <= best(&one) + 1e-12);
 }
