@@ -89,7 +89,8 @@ def run_ours(bin_, train, test, target, budget, seed, folds, out, extra=()):
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **SINGLE_THREAD})
     wall = time.time() - t0
     if p.returncode != 0:
-        raise RuntimeError(f"magnet-worker research failed ({p.returncode}): {p.stderr.strip()[-800:]}")
+        lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
+        raise RuntimeError(f"magnet-worker research failed ({p.returncode}): {' | '.join(lines[-3:])[:800]}")
     model = json.load(open(os.path.join(out, "best_model.json")))
     trials = [json.loads(l) for l in open(os.path.join(out, "trials.jsonl"))]
     test_loss = model["test"]["final_loss"]
@@ -115,7 +116,8 @@ def run_autogluon(py, train, test, target, seed, time_limit):
                "--target", target, "--time-limit", f"{time_limit:.2f}", "--seed", str(seed), "--work", work]
         p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **SINGLE_THREAD})
         if p.returncode != 0:
-            raise RuntimeError(f"AutoGluon failed ({p.returncode}): {p.stderr.strip()[-800:]}")
+            lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
+            raise RuntimeError(f"AutoGluon failed ({p.returncode}): {lines[-1][:600] if lines else 'no message'}")
         r = json.loads(p.stdout.strip().splitlines()[-1])
         r["test_raw"], r["test"] = r["test"], r.pop("test_clipped")
         r["time_limit"] = time_limit
@@ -312,7 +314,10 @@ def summary(a, suite, results):
         lines.append("")
     if all_fail:
         lines += ["## Failed runs (counted as the worst method's loss)", ""]
-        lines += [f"- {t} budget {b} seed {s} {m}: {why[:300]}" for t, b, s, m, why in sorted(set(all_fail))]
+        def reason(why):
+            last = [l.strip() for l in why.splitlines() if l.strip()]
+            return (last[-1] if last else why)[:300]
+        lines += [f"- {t} budget {b} seed {s} {m}: {reason(why)}" for t, b, s, m, why in sorted(set(all_fail))]
         lines.append("")
     md = "\n".join(lines)
     open(os.path.join(a.out, "summary.md"), "w").write(md)
