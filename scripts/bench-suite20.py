@@ -13,6 +13,8 @@ seed), writes it as train.csv / test.csv, and gives every method only the traini
               time ours took on the same task and seed (scripts/bench_autogluon_fit.py, run
               in AutoGluon's own environment: --autogluon-python)
   search-only Optuna TPE over our own model families (diagnostic, not judged)
+  autogluon-60 AutoGluon as above given max(60 s, ours' wall time) (diagnostic, not judged:
+              with ours' wall time alone AutoGluon trains no model on the small tasks)
 
 It records each method's held-out log-loss and wall time in OUT/results.json (resumable: a
 finished task × budget × seed × method is never re-run), then writes OUT/summary.md — per task
@@ -39,7 +41,8 @@ _spec = importlib.util.spec_from_file_location("bench_autoresearch", os.path.joi
 BA = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(BA)
 
-METHODS = ["ours", "open", "autogluon", "search-only"]
+METHODS = ["ours", "open", "autogluon", "search-only", "autogluon-60"]
+DIAGNOSTICS = ["search-only", "autogluon-60"]
 JUDGED = ["ours", "open", "autogluon"]
 ANCHORS = ["open", "autogluon"]
 SINGLE_THREAD = {"RAYON_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -204,6 +207,11 @@ def run_all(a, suite, results, res_path):
                                 raise RuntimeError("AutoGluon's time limit is ours' wall time: run ours first")
                             r[m] = run_autogluon(a.autogluon_python, train, test, task["target"], seed,
                                                  max(a.min_time_limit, r["ours"]["wall"]))
+                        elif m == "autogluon-60":
+                            if "ours" not in r or "wall" not in r["ours"]:
+                                raise RuntimeError("autogluon-60's time limit needs ours' wall time: run ours first")
+                            r[m] = run_autogluon(a.autogluon_python, train, test, task["target"], seed,
+                                                 max(60.0, r["ours"]["wall"]))
                         elif m == "search-only":
                             r[m] = run_search_only(a.bin, train, test, task["target"], budget, seed, a.folds)
                     except Exception as e:  # a failed run is recorded, never silently dropped
@@ -312,6 +320,7 @@ def summary(a, suite, results):
             v = verdicts[m]
             lines.append(f"Against {m}: ours better on {v['better']}, tie on {v['tie']}, worse on {v['worse']}.")
         lines.append("")
+        lines += diagnostics(suite, results, budget, a.seeds)
     if all_fail:
         lines += ["## Failed runs (counted as the worst method's loss)", ""]
         def reason(why):
@@ -324,6 +333,27 @@ def summary(a, suite, results):
     print(md)
     if plots:
         plot(plots, os.path.join(a.out, "delta.png"))
+
+
+def diagnostics(suite, results, budget, seeds):
+    """The diagnostic methods (not judged) against ours, on the task-seeds where both scored."""
+    out = []
+    for m in DIAGNOSTICS:
+        rows = []
+        for task in suite["tasks"]:
+            d, walls = [], []
+            for s in seeds:
+                r = results.get(key(task["name"], budget, s), {})
+                if r.get(m, {}).get("test") is not None and r.get("ours", {}).get("test") is not None:
+                    d.append(r[m]["test"] - r["ours"]["test"])
+                    walls.append(r[m].get("wall", float("nan")))
+            if d:
+                mean, lo, hi = ci(d)
+                rows.append(f"| {task['name']} | {len(d)} | {mean:+.4f} [{lo:+.4f}, {hi:+.4f}] | {sum(walls) / len(walls):.0f} |")
+        if rows:
+            out += [f"Diagnostic, not judged — {m} − ours, held-out log-loss (> 0: ours better):", "",
+                    "| task | seeds | Δ [95 % CI] | wall s |", "|---|---|---|---|", *rows, ""]
+    return out
 
 
 def plot(plots, path):
@@ -369,14 +399,14 @@ def main():
     ap.add_argument("--out", default="bench-suite20-out")
     ap.add_argument("--summary-only", action="store_true", help="only summarise OUT/results.json")
     a = ap.parse_args()
-    if "autogluon" in a.methods and "ours" not in a.methods:
-        ap.error("autogluon's time limit is ours' wall time: --methods needs ours too")
+    if {"autogluon", "autogluon-60"} & set(a.methods) and "ours" not in a.methods:
+        ap.error("AutoGluon's time limit is ours' wall time: --methods needs ours too")
     suite = load_suite(a.suite)
     os.makedirs(a.out, exist_ok=True)
     res_path = os.path.join(a.out, "results.json")
     results = json.load(open(res_path)) if os.path.exists(res_path) else {}
     if not a.summary_only:
-        if "autogluon" in a.methods and not os.path.exists(a.autogluon_python):
+        if {"autogluon", "autogluon-60"} & set(a.methods) and not os.path.exists(a.autogluon_python):
             ap.error(f"--autogluon-python {a.autogluon_python} does not exist: make AutoGluon's environment "
                      "(scripts/ci/install-bench-deps.sh) or leave autogluon out of --methods")
         if ("ours" in a.methods or "search-only" in a.methods) and not os.path.exists(a.bin):
